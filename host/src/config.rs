@@ -1,0 +1,383 @@
+//! `swasm.toml`: what the host polls, where its plugins live, and what each activity may use.
+//!
+//! Every table denies unknown fields; a parse error names the file, line and key. Relative
+//! paths are resolved against the directory holding the config file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+use crate::activity::ActivityType;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// How long a shutdown waits for running tasks before interrupting them (default 30).
+    #[serde(default = "default_shutdown_grace_s")]
+    pub shutdown_grace_s: u64,
+    pub swf: SwfConfig,
+    #[serde(rename = "task_list", default)]
+    pub task_lists: Vec<TaskListConfig>,
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// Per-type overrides and grants, keyed `"name@version"`.
+    #[serde(rename = "activity", default)]
+    pub activities: BTreeMap<String, ActivityConfig>,
+    #[serde(default)]
+    pub cache: CacheConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    /// The directory of the config file; relative paths were resolved against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+    /// Where the config was read from, for error messages.
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwfConfig {
+    pub domain: String,
+    /// Otherwise `AWS_ENDPOINT_URL_SWF` / `AWS_ENDPOINT_URL` / the AWS default.
+    pub endpoint_url: Option<String>,
+    /// Otherwise the standard AWS chain.
+    pub region: Option<String>,
+    /// Sent with polls and heartbeats; default `hostname:pid`.
+    pub identity: Option<String>,
+    /// `swasm register` / `run --register` also registers the domain.
+    #[serde(default)]
+    pub register_domain: bool,
+    /// Retention of closed executions when the domain is registered (default 1 day).
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskListConfig {
+    pub name: String,
+    pub plugin_dir: PathBuf,
+    /// Slots: in-flight tasks on this list (default 100).
+    #[serde(default = "default_max_concurrent")]
+    pub max_concurrent: usize,
+    /// Concurrent long polls while slots are free (default 2).
+    #[serde(default = "default_pollers")]
+    pub pollers: usize,
+}
+
+/// Sandbox limits and registration defaults for every activity.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    #[serde(default = "default_memory_mb")]
+    pub memory_mb: u64,
+    /// Local start-to-close deadline.
+    #[serde(default = "default_timeout_s")]
+    pub timeout_s: u64,
+    #[serde(default = "default_heartbeat_interval_s")]
+    pub heartbeat_interval_s: u64,
+    #[serde(default = "default_max_stack_kb")]
+    pub max_stack_kb: u64,
+    /// Registration default (`swasm register`): seconds, or absent for `NONE`.
+    pub schedule_to_start_timeout_s: Option<u64>,
+    /// Registration default: seconds, or absent for `NONE`.
+    pub start_to_close_timeout_s: Option<u64>,
+    /// Registration default: seconds, or absent for `NONE`.
+    pub schedule_to_close_timeout_s: Option<u64>,
+    /// Registration default: seconds, or absent for `NONE`. Also sets the heartbeat throttle
+    /// (0.8 x this) when smaller than `heartbeat_interval_s`.
+    pub heartbeat_timeout_s: Option<u64>,
+    pub task_priority: Option<i32>,
+    pub description: Option<String>,
+}
+
+/// The defaults `swasm register` gives an activity type (SWF's `default*` fields).
+/// `None` registers `NONE` (no timeout) for timeouts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Registration {
+    pub schedule_to_start_timeout_s: Option<u64>,
+    pub start_to_close_timeout_s: Option<u64>,
+    pub schedule_to_close_timeout_s: Option<u64>,
+    pub heartbeat_timeout_s: Option<u64>,
+    pub task_priority: Option<i32>,
+    pub description: Option<String>,
+}
+
+/// `[activity."name@version"]`: overrides of `[defaults]` and grants (nothing by default).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityConfig {
+    /// Serve this type from another file in the task list's plugin dir.
+    pub file: Option<PathBuf>,
+    pub memory_mb: Option<u64>,
+    pub timeout_s: Option<u64>,
+    pub heartbeat_interval_s: Option<u64>,
+    pub max_stack_kb: Option<u64>,
+    /// Only these variables, never the host's.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub dirs: Vec<DirGrant>,
+    /// Outbound HTTP via wasi:http, only to these `host:port` authorities.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// Registration default (`swasm register`): seconds, or absent for `NONE`.
+    pub schedule_to_start_timeout_s: Option<u64>,
+    /// Registration default: seconds, or absent for `NONE`.
+    pub start_to_close_timeout_s: Option<u64>,
+    /// Registration default: seconds, or absent for `NONE`.
+    pub schedule_to_close_timeout_s: Option<u64>,
+    /// Registration default: seconds, or absent for `NONE`. Also sets the heartbeat throttle
+    /// (0.8 x this) when smaller than `heartbeat_interval_s`.
+    pub heartbeat_timeout_s: Option<u64>,
+    pub task_priority: Option<i32>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DirGrant {
+    pub host: PathBuf,
+    pub guest: String,
+    #[serde(default = "yes")]
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Compiled-code cache; default `$XDG_CACHE_HOME/swasm` (or `~/.cache/swasm`).
+    pub dir: Option<PathBuf>,
+    /// Set false to always compile.
+    pub enabled: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Serves `/metrics`, `/healthz`, `/readyz`, `/status`, e.g. `127.0.0.1:9464`.
+    pub listen: Option<String>,
+}
+
+/// The limits and grants in force for one activity type: `[defaults]` overlaid with its
+/// `[activity."name@version"]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivitySettings {
+    pub memory_mb: u64,
+    pub timeout_s: u64,
+    pub heartbeat_interval_s: u64,
+    pub max_stack_kb: u64,
+    pub env: BTreeMap<String, String>,
+    pub dirs: Vec<DirGrant>,
+    pub allowed_hosts: Vec<String>,
+    pub registration: Registration,
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses config text as if read from `path` (relative paths resolve against its dir).
+    pub fn parse(text: &str, path: &Path) -> Result<Config> {
+        let mut config: Config = toml::from_str(text)
+            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+        config.base_dir = base.clone();
+        config.source = path.to_path_buf();
+        for tl in &mut config.task_lists {
+            tl.plugin_dir = base.join(&tl.plugin_dir);
+        }
+        if let Some(dir) = &mut config.cache.dir {
+            *dir = base.join(&*dir);
+        }
+        for activity in config.activities.values_mut() {
+            for grant in &mut activity.dirs {
+                grant.host = base.join(&grant.host);
+            }
+        }
+        config.validate().map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<()> {
+        check_len("swf.domain", &self.swf.domain, 1, 256)?;
+        if let Some(identity) = &self.swf.identity {
+            check_len("swf.identity", identity, 0, 256)?;
+        }
+        if self.task_lists.is_empty() {
+            bail!("no [[task_list]]: the host would have nothing to poll");
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, tl) in self.task_lists.iter().enumerate() {
+            let at = format!("task_list[{i}]");
+            validate_task_list_name(&tl.name).with_context(|| format!("{at}.name"))?;
+            if !seen.insert(&tl.name) {
+                bail!("{at}.name: task list {:?} is listed twice", tl.name);
+            }
+            if tl.max_concurrent == 0 {
+                bail!("{at}.max_concurrent: must be at least 1");
+            }
+            if tl.pollers == 0 {
+                bail!("{at}.pollers: must be at least 1");
+            }
+        }
+        if self.defaults.memory_mb == 0 || self.defaults.timeout_s == 0 {
+            bail!("[defaults]: memory_mb and timeout_s must be at least 1");
+        }
+        for (key, activity) in &self.activities {
+            let at = format!("activity.{key:?}");
+            let ty = ActivityType::parse(key)
+                .with_context(|| format!("{at}: the key must be \"name@version\""))?;
+            check_len(&format!("{at} name"), &ty.name, 1, 256)?;
+            check_len(&format!("{at} version"), &ty.version, 1, 64)?;
+            for name in activity.env.keys() {
+                if name.is_empty() || name.contains('=') {
+                    bail!("{at}.env: {name:?} is not a valid variable name");
+                }
+            }
+            for grant in &activity.dirs {
+                if !grant.host.is_dir() {
+                    bail!("{at}.dirs: host path {} does not exist or is not a directory", grant.host.display());
+                }
+                if !grant.guest.starts_with('/') {
+                    bail!("{at}.dirs: guest path {:?} must be absolute", grant.guest);
+                }
+            }
+            for authority in &activity.allowed_hosts {
+                let ok = authority
+                    .rsplit_once(':')
+                    .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+                if !ok {
+                    bail!("{at}.allowed_hosts: {authority:?} must be \"host:port\"");
+                }
+            }
+            if let Some(file) = &activity.file {
+                if file.components().count() != 1 {
+                    bail!("{at}.file: {} must be a file name inside the plugin dir", file.display());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The settings in force for `ty`.
+    pub fn settings_for(&self, ty: &ActivityType) -> ActivitySettings {
+        let d = &self.defaults;
+        let a = self.activities.get(&ty.to_string()).cloned().unwrap_or_default();
+        ActivitySettings {
+            memory_mb: a.memory_mb.unwrap_or(d.memory_mb),
+            timeout_s: a.timeout_s.unwrap_or(d.timeout_s),
+            heartbeat_interval_s: a.heartbeat_interval_s.unwrap_or(d.heartbeat_interval_s),
+            max_stack_kb: a.max_stack_kb.unwrap_or(d.max_stack_kb),
+            env: a.env.clone(),
+            dirs: a.dirs.clone(),
+            allowed_hosts: a.allowed_hosts.clone(),
+            registration: Registration {
+                schedule_to_start_timeout_s: a.schedule_to_start_timeout_s.or(d.schedule_to_start_timeout_s),
+                start_to_close_timeout_s: a.start_to_close_timeout_s.or(d.start_to_close_timeout_s),
+                schedule_to_close_timeout_s: a.schedule_to_close_timeout_s.or(d.schedule_to_close_timeout_s),
+                heartbeat_timeout_s: a.heartbeat_timeout_s.or(d.heartbeat_timeout_s),
+                task_priority: a.task_priority.or(d.task_priority),
+                description: a.description.clone().or(d.description.clone()),
+            },
+        }
+    }
+
+    /// The compiled-code cache directory, or `None` when caching is off.
+    pub fn cache_dir(&self) -> Option<PathBuf> {
+        if self.cache.enabled == Some(false) {
+            return None;
+        }
+        self.cache
+            .dir
+            .clone()
+            .or_else(|| dirs::cache_dir().map(|d| d.join("swasm")))
+    }
+
+    /// The identity sent to SWF: configured, or `hostname:pid`.
+    pub fn identity(&self) -> String {
+        self.swf.identity.clone().unwrap_or_else(|| {
+            format!("{}:{}", gethostname::gethostname().to_string_lossy(), std::process::id())
+        })
+    }
+}
+
+/// SWF's task list name rules (1..256 characters, no leading/trailing whitespace, no `:` `/`
+/// `|` or control characters, not the literal `arn`).
+pub fn validate_task_list_name(name: &str) -> Result<()> {
+    check_len("task list name", name, 1, 256)?;
+    if name.trim() != name {
+        bail!("task list name {name:?} must not start or end with whitespace");
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| matches!(c, ':' | '/' | '|') || ('\u{0}'..='\u{1f}').contains(c) || ('\u{7f}'..='\u{9f}').contains(c))
+    {
+        bail!("task list name {name:?} must not contain {c:?}");
+    }
+    if name == "arn" {
+        bail!("task list name must not be \"arn\"");
+    }
+    Ok(())
+}
+
+fn check_len(what: &str, value: &str, min: usize, max: usize) -> Result<()> {
+    let n = value.chars().count();
+    if n < min || n > max {
+        bail!("{what}: {n} characters, must be {min} to {max}");
+    }
+    Ok(())
+}
+
+fn default_shutdown_grace_s() -> u64 {
+    30
+}
+fn default_retention_days() -> u32 {
+    1
+}
+fn default_max_concurrent() -> usize {
+    100
+}
+fn default_pollers() -> usize {
+    2
+}
+fn default_memory_mb() -> u64 {
+    256
+}
+fn default_timeout_s() -> u64 {
+    300
+}
+fn default_heartbeat_interval_s() -> u64 {
+    30
+}
+fn default_max_stack_kb() -> u64 {
+    512
+}
+fn yes() -> bool {
+    true
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            memory_mb: default_memory_mb(),
+            timeout_s: default_timeout_s(),
+            heartbeat_interval_s: default_heartbeat_interval_s(),
+            max_stack_kb: default_max_stack_kb(),
+            schedule_to_start_timeout_s: None,
+            start_to_close_timeout_s: None,
+            schedule_to_close_timeout_s: None,
+            heartbeat_timeout_s: None,
+            task_priority: None,
+            description: None,
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! swasm runs AWS Simple Workflow Service activities as sandboxed WebAssembly components.
+//!
+//! # Layout
+//! The SWF side and the WebAssembly side meet only in [`activity`] (plain Rust types) and in
+//! [`dispatch`], which joins them.
+//!
+//! - [`activity`]: activity type, task, outcome, the `Heartbeat` trait. No wasmtime, no AWS types.
+//! - [`config`]: `swasm.toml`.
+//! - [`runtime`]: wasmtime: the engine, the only `bindgen!`, WASI grants, limits, the epoch ticker.
+//! - [`registry`]: plugin dir -> compiled components, swapped atomically; hot-swap watcher, cache.
+//! - [`swf`]: the SWF client trait and its aws-sdk-swf implementation.
+//! - [`heartbeat`]: throttles guest heartbeats per task and turns cancel/gone into a flag.
+//! - [`dispatch`]: one task: look up the plugin, run it, answer SWF (with retries).
+//! - [`poller`]: per task list: slot permit -> long poll -> dispatch.
+//! - [`shutdown`]: the two-phase shutdown signal.
+//! - [`metrics`]: Prometheus counters and the `/metrics`, `/healthz`, `/readyz`, `/status` server.
+//! - [`cli`]: the `swasm` command line.
+
+pub mod activity;
+pub mod config;
