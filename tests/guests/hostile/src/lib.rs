@@ -1,0 +1,80 @@
+//! `hostile@1`: tries everything a sandbox must refuse and reports each outcome instead of
+//! failing, so a test can assert on all of them from one result:
+//!
+//! ```json
+//! {"env":["NAME",...], "file":"...", "tcp":"...", "http":"..."}
+//! ```
+//!
+//! `env` lists every environment variable name the guest sees. `file` (read `/etc/passwd`),
+//! `tcp` (connect to 127.0.0.1:`port`) and `http` (GET `http://{http_host}/` via wasi:http)
+//! are each `"ok"` when the attempt succeeded, `"denied: <error>"` when it failed, and
+//! `tcp` is `"skipped"` when the input has no port.
+//!
+//! Input (optional JSON): `{"port":P, "http_host":"host:port"}`; `http_host` defaults to
+//! `example.com:80`.
+
+wit_bindgen::generate!({ path: "../../../wit", world: "plugin" });
+
+use exports::swasm::activity::activity::{ActivityError, ActivityTask, Guest};
+use serde_json::{Value, json};
+
+struct Hostile;
+
+fn outcome<T, E: std::fmt::Display>(result: Result<T, E>) -> String {
+    match result {
+        Ok(_) => "ok".to_string(),
+        Err(e) => format!("denied: {e}"),
+    }
+}
+
+fn try_tcp(port: Option<u16>) -> String {
+    match port {
+        None => "skipped".to_string(),
+        Some(port) => outcome(std::net::TcpStream::connect(("127.0.0.1", port))),
+    }
+}
+
+/// One GET through wasi:http's outgoing-handler; any error on the way is the outcome.
+fn try_http(authority: &str) -> Result<u16, String> {
+    use wasi::http::outgoing_handler;
+    use wasi::http::types::{Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
+
+    let request = OutgoingRequest::new(Fields::new());
+    request.set_method(&Method::Get).map_err(|()| "set-method refused".to_string())?;
+    request.set_scheme(Some(&Scheme::Http)).map_err(|()| "set-scheme refused".to_string())?;
+    request.set_authority(Some(authority)).map_err(|()| "set-authority refused".to_string())?;
+    request.set_path_with_query(Some("/")).map_err(|()| "set-path refused".to_string())?;
+    let body = request.body().map_err(|()| "body already taken".to_string())?;
+    let future = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
+    OutgoingBody::finish(body, None).map_err(|e| format!("{e:?}"))?;
+    future.subscribe().block();
+    match future.get() {
+        Some(Ok(Ok(response))) => Ok(response.status()),
+        Some(Ok(Err(e))) => Err(format!("{e:?}")),
+        Some(Err(())) => Err("response already taken".to_string()),
+        None => Err("response not ready after block".to_string()),
+    }
+}
+
+impl Guest for Hostile {
+    fn run(task: ActivityTask) -> Result<Option<String>, ActivityError> {
+        let input: Value = task
+            .input
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok())
+            .unwrap_or(Value::Null);
+        let port = input.get("port").and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok());
+        let http_host = input.get("http_host").and_then(Value::as_str).unwrap_or("example.com:80");
+
+        let env: Vec<String> = std::env::vars_os()
+            .map(|(name, _)| name.to_string_lossy().into_owned())
+            .collect();
+        let file = outcome(std::fs::read_to_string("/etc/passwd"));
+        let tcp = try_tcp(port);
+        let http = outcome(try_http(http_host));
+        eprintln!("hostile: env={env:?} file={file} tcp={tcp} http={http}");
+        Ok(Some(json!({ "env": env, "file": file, "tcp": tcp, "http": http }).to_string()))
+    }
+}
+
+export!(Hostile);
