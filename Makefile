@@ -55,7 +55,7 @@ $(RUST_DIST) &: $(call sources,plugins/rust)
 PY_PLUGINS := echo countdown
 PY_DIST := $(foreach p,$(PY_PLUGINS),$(PLUGIN_DIST)/$(p)-py@1.wasm)
 
-$(PLUGIN_DIST)/%-py@1.wasm: $(call sources,plugins/python) plugins/python/requirements.txt
+$(PLUGIN_DIST)/%-py@1.wasm: plugins/python/%/app.py plugins/python/requirements.txt $(WIT)
 	@echo "plugins: python $*"
 	@mkdir -p $(PLUGIN_DIST)
 	@$(VENV)/bin/componentize-py -d wit -w plugin componentize app \
@@ -66,7 +66,7 @@ $(PLUGIN_DIST)/%-py@1.wasm: $(call sources,plugins/python) plugins/python/requir
 JS_PLUGINS := echo countdown
 JS_DIST := $(foreach p,$(JS_PLUGINS),$(PLUGIN_DIST)/$(p)-js@1.wasm)
 
-$(PLUGIN_DIST)/%-js@1.wasm: $(call sources,plugins/js) plugins/js/package-lock.json
+$(PLUGIN_DIST)/%-js@1.wasm: plugins/js/%/app.js plugins/js/package-lock.json $(WIT)
 	@echo "plugins: javascript $*"
 	@mkdir -p $(PLUGIN_DIST)
 	@plugins/js/node_modules/.bin/componentize-js plugins/js/$*/app.js \
@@ -89,7 +89,8 @@ $(COMPONENTIZE_C): $(call sources,plugins/tools/componentize-c)
 		--manifest-path plugins/tools/componentize-c/Cargo.toml
 	@touch $@
 
-plugins: $(RUST_DIST)
+plugins: $(RUST_DIST) $(PY_DIST) $(JS_DIST)
+	@:
 
 # ---- Test guests -----------------------------------------------------------------------
 TEST_GUESTS := hostile spin hog recurse trap bigresult envread
@@ -104,6 +105,7 @@ $(GUEST_FILES) &: $(call sources,tests/guests)
 	@cp $(WASM_OUT)/echo_b.wasm $(GUEST_DIST)/echo-b.wasm
 
 test-guests: $(GUEST_FILES)
+	@:
 
 # Every built .wasm must be a component targeting swasm:activity/plugin.
 check-components: plugins test-guests
