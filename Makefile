@@ -77,7 +77,7 @@ $(PLUGIN_DIST)/%-js@1.wasm: plugins/js/%/app.js plugins/js/package-lock.json $(W
 C_PLUGINS := echo countdown
 C_DIST := $(foreach p,$(C_PLUGINS),$(PLUGIN_DIST)/$(p)-c@1.wasm)
 
-$(PLUGIN_DIST)/%-c@1.wasm: $(call sources,plugins/c) $(COMPONENTIZE_C)
+$(PLUGIN_DIST)/%-c@1.wasm: plugins/c/%/app.c plugins/c/build.sh $(WIT) $(COMPONENTIZE_C)
 	@echo "plugins: c $*"
 	@mkdir -p $(PLUGIN_DIST)
 	@plugins/c/build.sh $* $@
@@ -89,7 +89,7 @@ $(COMPONENTIZE_C): $(call sources,plugins/tools/componentize-c)
 		--manifest-path plugins/tools/componentize-c/Cargo.toml
 	@touch $@
 
-plugins: $(RUST_DIST) $(PY_DIST) $(JS_DIST)
+plugins: $(RUST_DIST) $(PY_DIST) $(JS_DIST) $(C_DIST)
 	@:
 
 # ---- Test guests -----------------------------------------------------------------------

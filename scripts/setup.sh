@@ -69,9 +69,9 @@ if [[ ! -d plugins/js/node_modules ]] || ! fresh npm "$js_digest-$ROOT"; then
     (
         cd plugins/js
         if ! npm ci --no-audit --no-fund --loglevel=error >/dev/null 2>"$STAMPS/npm-ci.log"; then
-            cp package-lock.json "$STAMPS/package-lock.json.orig"
+            cp -p package-lock.json "$STAMPS/package-lock.json.orig"
             npm install --no-audit --no-fund --loglevel=error >/dev/null
-            cp "$STAMPS/package-lock.json.orig" package-lock.json
+            cp -p "$STAMPS/package-lock.json.orig" package-lock.json
         fi
     )
     echo "$js_digest-$ROOT" >"$STAMPS/npm"
