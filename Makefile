@@ -116,7 +116,7 @@ build:
 	@cargo build -q -p swasm
 
 dev: setup plugins build
-	$(CARGO_TARGET_DIR)/debug/swasm dev --plugins $(PLUGIN_DIST)
+	$(CARGO_TARGET_DIR)/debug/swasm dev --plugins $(PLUGIN_DIST)$(if $(SERVE), --serve)
 
 test: setup plugins test-guests build
 	@export PATH="$(VENV)/bin:$$PATH" SWASM_REQUIRE_MOTO=1 \
