@@ -32,6 +32,9 @@ GUEST_DIST := tests/guests/dist
 sources = $(shell find $(1) -type f -not -path '*/target/*' -not -path '*/node_modules/*' \
 	-not -path '*/__pycache__/*' -not -path '*/dist/*' -not -name '*.wasm' 2>/dev/null) $(WIT)
 
+# Fails with a hint when a tool that `make setup` installs is missing.
+need = test -x $(1) || { echo "$(1) is missing: run 'make setup' first" >&2; exit 1; }
+
 .PHONY: help setup plugins test-guests build dev test bench check-components
 
 help:
@@ -57,6 +60,7 @@ PY_DIST := $(foreach p,$(PY_PLUGINS),$(PLUGIN_DIST)/$(p)-py@1.wasm)
 
 $(PLUGIN_DIST)/%-py@1.wasm: plugins/python/%/app.py plugins/python/requirements.txt $(WIT)
 	@echo "plugins: python $*"
+	@$(call need,$(VENV)/bin/componentize-py)
 	@mkdir -p $(PLUGIN_DIST)
 	@$(VENV)/bin/componentize-py -d wit -w plugin componentize app \
 		-p plugins/python/$* -o $@.tmp >/dev/null
@@ -68,6 +72,7 @@ JS_DIST := $(foreach p,$(JS_PLUGINS),$(PLUGIN_DIST)/$(p)-js@1.wasm)
 
 $(PLUGIN_DIST)/%-js@1.wasm: plugins/js/%/app.js plugins/js/package-lock.json $(WIT)
 	@echo "plugins: javascript $*"
+	@$(call need,plugins/js/node_modules/.bin/componentize-js)
 	@mkdir -p $(PLUGIN_DIST)
 	@plugins/js/node_modules/.bin/componentize-js plugins/js/$*/app.js \
 		--wit wit -n plugin -o $@.tmp >/dev/null
