@@ -7,7 +7,7 @@
 #   make test-guests  misbehaving guests for the host's tests -> tests/guests/dist/
 #   make build        cargo build -p swasm (dev profile)
 #   make dev          setup plugins build, then `swasm dev --plugins plugins/dist`
-#   make test         setup plugins test-guests build, then every test of the workspace
+#   make test         setup plugins test-guests check-components build, then every test
 #   make bench        bench/run, when it exists
 #
 # Env: CARGO_TARGET_DIR (host builds, default $HOME/.cache/swasm/target); guests always use
@@ -114,7 +114,7 @@ test-guests: $(GUEST_FILES)
 
 # Every built .wasm must be a component targeting swasm:activity/plugin.
 check-components: plugins test-guests
-	@$(COMPONENTIZE_C) check $(PLUGIN_DIST)/*.wasm $(GUEST_DIST)/*.wasm
+	@$(COMPONENTIZE_C) check $(PLUGIN_DIST)/*.wasm $(GUEST_DIST)/*.wasm >/dev/null
 
 # ---- Host ------------------------------------------------------------------------------
 build:
@@ -123,7 +123,7 @@ build:
 dev: setup plugins build
 	$(CARGO_TARGET_DIR)/debug/swasm dev --plugins $(PLUGIN_DIST)$(if $(SERVE), --serve)
 
-test: setup plugins test-guests build
+test: setup plugins test-guests check-components build
 	@export PATH="$(VENV)/bin:$$PATH" SWASM_REQUIRE_MOTO=1 \
 		SWASM_PLUGINS_DIST="$(CURDIR)/$(PLUGIN_DIST)" SWASM_TEST_GUESTS_DIST="$(CURDIR)/$(GUEST_DIST)"; \
 	if cargo nextest --version >/dev/null 2>&1; then \
