@@ -18,9 +18,24 @@ use wit_parser::{Resolve, WorldItem, WorldKey};
 /// The interface every swasm plugin must export.
 const ACTIVITY_EXPORT: &str = "swasm:activity/activity@0.1.0";
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("componentize-c: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["bindings", wit, world, out] => bindings(Path::new(wit), world, Path::new(out)),
         ["component", core, out] => component(Path::new(core), Path::new(out)),
         ["check", files @ ..] if !files.is_empty() => check(files),
@@ -36,13 +51,16 @@ fn main() -> Result<()> {
 /// Writes `<world>.h`, `<world>.c` and `<world>_component_type.o` into `out`.
 fn bindings(wit: &Path, world: &str, out: &Path) -> Result<()> {
     let mut resolve = Resolve::default();
-    let (package, _) =
-        resolve.push_path(wit).with_context(|| format!("reading WIT from {}", wit.display()))?;
+    let (package, _) = resolve
+        .push_path(wit)
+        .with_context(|| format!("reading WIT from {}", wit.display()))?;
     let world_id = resolve
         .select_world(&[package], Some(world))
         .with_context(|| format!("world {world:?} in {}", wit.display()))?;
     let mut files = wit_bindgen_core::Files::default();
-    wit_bindgen_c::Opts::default().build().generate(&mut resolve, world_id, &mut files)?;
+    wit_bindgen_c::Opts::default()
+        .build()
+        .generate(&mut resolve, world_id, &mut files)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     for (name, contents) in files.iter() {
         let path = out.join(name);
@@ -58,7 +76,12 @@ fn component(core: &Path, out: &Path) -> Result<()> {
     let bytes = ComponentEncoder::default()
         .validate(true)
         .module(&module)
-        .with_context(|| format!("{}: not a core module with component type info", core.display()))?
+        .with_context(|| {
+            format!(
+                "{}: not a core module with component type info",
+                core.display()
+            )
+        })?
         .adapter(
             wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME,
             wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
@@ -72,7 +95,9 @@ fn component(core: &Path, out: &Path) -> Result<()> {
 /// Decodes a component's world, or says why the file is not one.
 fn decode(file: &Path) -> Result<(Resolve, wit_parser::WorldId, usize)> {
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    match wit_component::decode(&bytes).with_context(|| format!("{}: not a wasm component", file.display()))? {
+    match wit_component::decode(&bytes)
+        .with_context(|| format!("{}: not a wasm component", file.display()))?
+    {
         DecodedWasm::Component(resolve, world) => Ok((resolve, world, bytes.len())),
         DecodedWasm::WitPackage(..) => bail!("{}: a WIT package, not a component", file.display()),
     }
@@ -82,15 +107,16 @@ fn item_names(resolve: &Resolve, items: &[(&WorldKey, &WorldItem)]) -> Vec<Strin
     items
         .iter()
         .map(|(key, item)| match item {
-            WorldItem::Interface { id, .. } => {
-                resolve.id_of(*id).unwrap_or_else(|| resolve.name_world_key(key))
-            }
+            WorldItem::Interface { id, .. } => resolve
+                .id_of(*id)
+                .unwrap_or_else(|| resolve.name_world_key(key)),
             _ => resolve.name_world_key(key),
         })
         .collect()
 }
 
-/// One line per file; fails when any file is not a component exporting the activity.
+/// One line per file (problems on stderr); fails when any file is not a component
+/// exporting the activity.
 fn check(files: &[&str]) -> Result<()> {
     let mut bad = Vec::new();
     for file in files {
@@ -100,23 +126,30 @@ fn check(files: &[&str]) -> Result<()> {
                 let exports = item_names(&resolve, &w.exports.iter().collect::<Vec<_>>());
                 let imports = item_names(
                     &resolve,
-                    &w.imports.iter().filter(|(_, i)| matches!(i, WorldItem::Interface { .. })).collect::<Vec<_>>(),
+                    &w.imports
+                        .iter()
+                        .filter(|(_, i)| matches!(i, WorldItem::Interface { .. }))
+                        .collect::<Vec<_>>(),
                 );
                 if exports.iter().any(|e| e == ACTIVITY_EXPORT) {
                     println!("{file}: ok, {size} bytes, imports {}", imports.join(" "));
                 } else {
-                    println!("{file}: component without {ACTIVITY_EXPORT} (exports: {exports:?})");
+                    eprintln!("{file}: component without {ACTIVITY_EXPORT} (exports: {exports:?})");
                     bad.push(*file);
                 }
             }
             Err(e) => {
-                println!("{e:#}");
+                eprintln!("{e:#}");
                 bad.push(*file);
             }
         }
     }
     if !bad.is_empty() {
-        bail!("{} of {} files are not swasm plugins", bad.len(), files.len());
+        bail!(
+            "{} of {} files are not swasm plugins",
+            bad.len(),
+            files.len()
+        );
     }
     Ok(())
 }
@@ -124,7 +157,9 @@ fn check(files: &[&str]) -> Result<()> {
 /// Prints the world a component targets, as WIT text.
 fn print_wit(file: &Path) -> Result<()> {
     let (resolve, world, _) = decode(file)?;
-    let package = resolve.worlds[world].package.context("decoded world has no package")?;
+    let package = resolve.worlds[world]
+        .package
+        .context("decoded world has no package")?;
     let mut printer = WitPrinter::default();
     printer.print(&resolve, package, &[])?;
     print!("{}", printer.output);
