@@ -1,0 +1,172 @@
+//! Throughput: N echo tasks queued before the worker starts; tasks/s from the first answer
+//! to the last (so process start-up and plugin loading are not counted; start-up has its
+//! own benchmark).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+
+use super::watch;
+use crate::Ctx;
+use crate::endpoint::Endpoint;
+use crate::report::Record;
+use crate::swf::{self, Activity};
+use crate::workers::{self, Boto3Mode, Kind, THROUGHPUT_POLLERS};
+
+/// One worker of the comparison.
+pub struct Variant {
+    pub label: &'static str,
+    pub kind: Kind,
+    /// The activity type the worker serves (`echo`, `echo-py`, ...), version `1`.
+    pub activity: &'static str,
+    pub tasks: usize,
+}
+
+/// The five workers of issue 8, native first (the others are compared with it).
+pub fn variants(ctx: &Ctx, cache_dir: PathBuf) -> Vec<Variant> {
+    let n = ctx.sizes.throughput_tasks;
+    let swasm = |file: &str| Kind::Swasm {
+        plugins: vec![ctx.plugins.join(file)],
+        max_concurrent: 64,
+        pollers: THROUGHPUT_POLLERS,
+        heartbeat_interval_s: 30,
+        cache_dir: cache_dir.clone(),
+    };
+    vec![
+        Variant {
+            label: "native",
+            kind: Kind::Native {
+                slots: 64,
+                pollers: THROUGHPUT_POLLERS,
+            },
+            activity: "echo",
+            tasks: n,
+        },
+        Variant {
+            label: "swasm-rust",
+            kind: swasm("echo@1.wasm"),
+            activity: "echo",
+            tasks: n,
+        },
+        Variant {
+            label: "boto3",
+            kind: Kind::Boto3 {
+                threads: 64,
+                mode: Boto3Mode::Echo,
+            },
+            activity: "echo",
+            tasks: ctx.sizes.boto3_tasks,
+        },
+        Variant {
+            label: "swasm-python",
+            kind: swasm("echo-py@1.wasm"),
+            activity: "echo-py",
+            tasks: n,
+        },
+        Variant {
+            label: "swasm-js",
+            kind: swasm("echo-js@1.wasm"),
+            activity: "echo-js",
+            tasks: n,
+        },
+    ]
+}
+
+/// Runs every variant `reps` times, interleaved (native, swasm, ..., native, swasm, ...)
+/// so a slow phase of the machine does not land on one worker only.
+pub async fn run(ctx: &Ctx, only: &[String]) -> Vec<Record> {
+    let cache = ctx.work.join("throughput-cache");
+    let variants: Vec<Variant> = variants(ctx, cache)
+        .into_iter()
+        .filter(|v| only.is_empty() || only.iter().any(|o| o == v.label))
+        .collect();
+    let mut records: Vec<Record> = variants
+        .iter()
+        .map(|v| {
+            let mut r = Record::new("throughput", v.label, "tasks/s");
+            r.note(format!("{} tasks", v.tasks));
+            r
+        })
+        .collect();
+    for rep in 0..ctx.sizes.reps {
+        for (v, rec) in variants.iter().zip(records.iter_mut()) {
+            match once(ctx, v, rep).await {
+                Ok(rate) => {
+                    eprintln!("throughput {} rep {rep}: {rate:.0} tasks/s", v.label);
+                    rec.values.push(rate);
+                }
+                Err(e) => {
+                    eprintln!("throughput {} rep {rep}: {e:#}", v.label);
+                    rec.note(format!("rep {rep} failed: {e:#}"));
+                }
+            }
+        }
+    }
+    for r in &records {
+        r.print();
+    }
+    records
+}
+
+/// One measurement on a fresh endpoint.
+async fn once(ctx: &Ctx, v: &Variant, rep: usize) -> Result<f64> {
+    let ep = Endpoint::start().await?;
+    let client = swf::client(&ep.url);
+    swf::register(&client, &[(v.activity, "1")]).await?;
+    let task_list = format!("throughput-{}", v.label);
+    let activities: Vec<Activity> = (0..v.tasks)
+        .map(|i| Activity {
+            id: format!("t{i}"),
+            name: v.activity.into(),
+            version: "1".into(),
+            task_list: task_list.clone(),
+            input: format!("\"echo {i}\""),
+        })
+        .collect();
+    swf::preschedule(
+        &client,
+        &format!("throughput-{}-{rep}", v.label),
+        &activities,
+    )
+    .await?;
+    let dir = workers::run_dir(ctx, &format!("throughput-{}", v.label))?;
+    let mut worker = workers::start(ctx, v.label, &v.kind, &ep.url, &task_list, &dir)?;
+    let n = v.tasks as u64;
+    let result = async {
+        // Start-up (including a first compile) is excluded: the clock starts at the first answer.
+        let first = watch(
+            &ep,
+            &mut worker,
+            "first answer",
+            Duration::from_millis(1),
+            Duration::from_secs(120),
+            |ep| ep.answered() >= 1,
+        )
+        .await?;
+        let at_first = ep.answered();
+        let deadline = Duration::from_secs(60 + v.tasks as u64 / 20);
+        let last = watch(
+            &ep,
+            &mut worker,
+            "all answered",
+            Duration::from_millis(2),
+            deadline,
+            |ep| ep.answered() >= n,
+        )
+        .await?;
+        let failed = ep.calls("RespondActivityTaskFailed");
+        if failed > 0 {
+            bail!(
+                "{failed} of {n} tasks failed (see {})",
+                worker.log.display()
+            );
+        }
+        let secs = (last - first).as_secs_f64();
+        Ok((n - at_first) as f64 / secs.max(1e-6))
+    }
+    .await;
+    worker.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}

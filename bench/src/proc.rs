@@ -1,0 +1,134 @@
+//! Worker processes under test: spawned with dummy AWS credentials pointing at the local
+//! endpoint, output to a log file, killed (and reaped) when dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use anyhow::{Context, Result, bail};
+use tokio::process::{Child, Command};
+
+/// A running worker process.
+pub struct Worker {
+    /// What it is, for errors and logs (e.g. `swasm-rust`).
+    pub label: String,
+    child: Child,
+    /// Its stdout and stderr, kept for post-mortems under `results/raw/logs/`.
+    pub log: PathBuf,
+}
+
+/// The environment every worker gets: the standard AWS chain resolves to dummy keys at
+/// once (no profile files, no instance metadata probe), so start-up is not skewed.
+fn aws_env(cmd: &mut Command, endpoint: &str) {
+    for var in [
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_CONFIG_FILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("AWS_ACCESS_KEY_ID", "bench")
+        .env("AWS_SECRET_ACCESS_KEY", "bench")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL_SWF", endpoint);
+}
+
+impl Worker {
+    /// Spawns `program args`, appending its output to `log`.
+    pub fn spawn(
+        label: &str,
+        program: &Path,
+        args: &[String],
+        env: &[(&str, &str)],
+        endpoint: &str,
+        log: &Path,
+    ) -> Result<Worker> {
+        if let Some(dir) = log.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("opening log {}", log.display()))?;
+        let err = out.try_clone().context("cloning log handle")?;
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .kill_on_drop(true);
+        aws_env(&mut cmd, endpoint);
+        cmd.envs(env.iter().copied());
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("{label}: cannot start {}", program.display()))?;
+        Ok(Worker {
+            label: label.to_string(),
+            child,
+            log: log.to_path_buf(),
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().unwrap_or(0)
+    }
+
+    /// Errors if the process has already exited (a crashed worker must not look like a
+    /// slow one).
+    pub fn check_alive(&mut self) -> Result<()> {
+        if let Some(status) = self.child.try_wait().context("try_wait")? {
+            bail!(
+                "{} exited early ({status}); see {}",
+                self.label,
+                self.log.display()
+            );
+        }
+        Ok(())
+    }
+
+    /// Peak resident set size so far (VmHWM), in bytes.
+    pub fn peak_rss(&self) -> Result<u64> {
+        proc_status_kb(self.pid(), "VmHWM").map(|kb| kb * 1024)
+    }
+
+    /// Kills and reaps the process.
+    pub async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+}
+
+/// A `kB` field of `/proc/PID/status`.
+pub fn proc_status_kb(pid: u32, field: &str) -> Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix(field).and_then(|r| r.strip_prefix(':')) {
+            let kb = rest.trim().trim_end_matches("kB").trim();
+            return kb
+                .parse()
+                .with_context(|| format!("{path}: {field} is {rest:?}"));
+        }
+    }
+    bail!("{path}: no {field} line")
+}
+
+/// MemAvailable of the machine, in bytes (a memory benchmark stops before it starves it).
+pub fn mem_available() -> Result<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").context("reading /proc/meminfo")?;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("MemAvailable:") {
+            let kb: u64 = rest
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .context("MemAvailable")?;
+            return Ok(kb * 1024);
+        }
+    }
+    bail!("/proc/meminfo: no MemAvailable line")
+}
