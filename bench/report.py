@@ -1,0 +1,269 @@
+#!/usr/bin/env python3
+"""Renders swasm-bench's raw results (and the criterion benches' printed output) into
+bench/results/RESULTS.md, bench/results/throughput.png and the marked section of
+BENCHMARKS.md. Run by bench/run; safe to rerun on the same raw directory."""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+# Goals from the issues: (bench, variant) -> (text, check(median, ctx) -> bool | None)
+GOALS = {
+    ("throughput", "swasm-rust"): "≥ 0.9× native and ≥ 10× boto3",
+    ("memory", "swasm-rust"): "≤ 256 MB",
+    ("heartbeat", "heartbeat calls"): "≤ 1 per interval + final flush",
+    ("hotswap", "rust cold"): "≤ 150 ms",
+    ("hotswap", "rust warm"): "≤ 20 ms",
+}
+
+
+def sh(*cmd, default="?"):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
+    except Exception:
+        return default
+
+
+def machine():
+    cpu = "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem_kb = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal"))
+        ram = f"{mem_kb / 1024 / 1024:.1f} GiB"
+    except Exception:
+        ram = "?"
+    return {"nproc": sh("nproc"), "cpu": cpu, "ram": ram, "kernel": platform.release()}
+
+
+def lock_version(name):
+    try:
+        text = open("Cargo.lock").read()
+        m = re.search(r'name = "%s"\nversion = "([^"]+)"' % re.escape(name), text)
+        return m.group(1) if m else "?"
+    except OSError:
+        return "?"
+
+
+def versions(python):
+    rev = sh("git", "rev-parse", "--short=12", "HEAD")
+    if sh("git", "status", "--porcelain", "--untracked-files=no", default=""):
+        rev += " (with uncommitted changes)"
+    return {
+        "rustc": sh("rustc", "--version"),
+        "wasmtime": lock_version("wasmtime"),
+        "aws-sdk-swf": lock_version("aws-sdk-swf"),
+        "swasm": rev,
+        "python": sh(python, "--version"),
+        "boto3": sh(python, "-c", "import boto3; print(boto3.__version__)"),
+    }
+
+
+def median(values):
+    return statistics.median(values) if values else None
+
+
+def fmt(x, unit=""):
+    if x is None:
+        return "–"
+    if abs(x) >= 100:
+        s = f"{x:,.0f}"
+    elif abs(x) >= 10:
+        s = f"{x:.1f}"
+    else:
+        s = f"{x:.2f}"
+    return s
+
+
+# ---- criterion output ----------------------------------------------------------------
+UNITS = {"ps": 1e-6, "ns": 1e-3, "µs": 1.0, "us": 1.0, "ms": 1e3, "s": 1e6}
+
+
+def criterion(path):
+    """(rows of (id, median µs, printed interval), other printed lines worth keeping)."""
+    rows, extra = [], []
+    try:
+        lines = open(path, encoding="utf-8", errors="replace").read().splitlines()
+    except OSError:
+        return None, []
+    name = None
+    for line in lines:
+        m = re.match(r"^(\S.*?)\s+time:\s+\[(.*)\]", line)
+        m2 = re.match(r"^\s+time:\s+\[(.*)\]", line)
+        if m or m2:
+            ident = m.group(1).strip() if m else name
+            interval = (m.group(2) if m else m2.group(1)).split()
+            if len(interval) == 6 and ident:
+                mid, unit = float(interval[2]), interval[3]
+                rows.append((ident, mid * UNITS.get(unit, float("nan")), " ".join(interval)))
+            continue
+        if line and not line[0].isspace() and not re.match(r"^(Benchmarking|Gnuplot|Warning|Found|Running|Compiling|Finished|Analyzing|change:|Performance|No change|\s)", line):
+            name = line.strip()
+        if line.startswith("|") or re.match(r"^\s*(bench|swf-local|moto|per-language|language)\b.*\d", line, re.I):
+            extra.append(line.rstrip())
+    return rows, extra
+
+
+# ---- the table -----------------------------------------------------------------------
+def table(records, crit):
+    by = {(r["bench"], r["variant"]): r for r in records}
+    med = {k: median(r["values"]) for k, r in by.items()}
+    out = [
+        "| benchmark | variant | median | unit | runs | goal | ratio / verdict | notes |",
+        "|---|---|---:|---|---|---|---|---|",
+    ]
+
+    def row(r, ratio="", goal=""):
+        vals = ", ".join(fmt(v) for v in r["values"]) or "–"
+        notes = "; ".join(r["notes"]).replace("|", "/")
+        out.append(
+            f"| {r['bench']} | {r['variant']} | {fmt(median(r['values']))} | {r['metric']} | {vals} | {goal} | {ratio} | {notes} |"
+        )
+
+    native = med.get(("throughput", "native"))
+    boto3 = med.get(("throughput", "boto3"))
+    for r in records:
+        key = (r["bench"], r["variant"])
+        m = med[key]
+        goal = GOALS.get(key, "")
+        ratio = ""
+        if r["bench"] == "throughput" and m is not None:
+            parts = []
+            if native:
+                parts.append(f"{m / native:.2f}× native")
+            if boto3 and r["variant"] != "boto3":
+                parts.append(f"{m / boto3:.1f}× boto3")
+            if key == ("throughput", "swasm-rust") and native and boto3:
+                ok = m >= 0.9 * native and m >= 10 * boto3
+                parts.append("**meets goal**" if ok else "**misses goal**")
+            ratio = ", ".join(parts)
+        elif key == ("memory", "swasm-rust") and m is not None:
+            ratio = f"{m / 256:.2f}× goal, " + ("**meets goal**" if m <= 256 else "**misses goal**")
+        elif r["bench"] == "memory" and m is not None and med.get(("memory", "swasm-rust")):
+            ratio = f"{m / med[('memory', 'swasm-rust')]:.1f}× swasm-rust"
+        elif key == ("heartbeat", "heartbeat calls") and r["values"]:
+            goals = by.get(("heartbeat", "heartbeat goal"), {}).get("values", [])
+            if goals:
+                ok = all(c <= g for c, g in zip(r["values"], goals))
+                ratio = f"{m / median(goals):.2f}× goal, " + ("**meets goal**" if ok else "**misses goal**")
+        elif key in (("hotswap", "rust cold"), ("hotswap", "rust warm")) and m is not None:
+            limit = 150 if "cold" in key[1] else 20
+            ratio = f"{m / limit:.2f}× goal, " + ("**meets goal**" if m <= limit else "**misses goal**")
+        elif r["bench"] in ("hotswap", "startup") and m is not None:
+            lang, kind = (r["variant"].split() + [""])[:2]
+            rust = med.get((r["bench"], f"rust {kind}"))
+            if rust and lang != "rust":
+                ratio = f"{m / rust:.1f}× rust {kind}"
+        row(r, ratio, goal)
+    for title, (rows, _) in crit.items():
+        if rows is None:
+            out.append(f"| {title} | – | – | – | – | | not run | see raw output |")
+            continue
+        for ident, us, interval in rows:
+            goal = ""
+            ratio = ""
+            if title == "dispatch" and re.search(r"rust|echo", ident, re.I) and not re.search(r"native|direct|compile|load", ident, re.I):
+                goal = "≤ 20 µs per task"
+                ratio = f"{us / 20:.2f}× goal, " + ("**meets goal**" if us <= 20 else "**misses goal**")
+            out.append(f"| {title} (criterion) | {ident} | {fmt(us)} | µs | [{interval}] | {goal} | {ratio} | criterion median with its interval |")
+    return "\n".join(out)
+
+
+def chart(records, path):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("report: matplotlib missing, no chart", file=sys.stderr)
+        return False
+    panels = [("throughput", "tasks/s (higher is better)"), ("memory", "peak RSS, MB (lower is better)")]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for ax, (bench, label) in zip(axes, panels):
+        rows = [r for r in records if r["bench"] == bench and r["values"]]
+        names = [r["variant"] for r in rows]
+        meds = [median(r["values"]) for r in rows]
+        lo = [m - min(r["values"]) for m, r in zip(meds, rows)]
+        hi = [max(r["values"]) - m for m, r in zip(meds, rows)]
+        colors = ["#4c72b0" if n.startswith("swasm") else "#999999" for n in names]
+        ax.bar(names, meds, yerr=[lo, hi], color=colors, capsize=4)
+        for i, m in enumerate(meds):
+            ax.text(i, m, f"{m:,.0f}", ha="center", va="bottom", fontsize=9)
+        ax.set_title(f"{bench}: {label}")
+        ax.tick_params(axis="x", rotation=20)
+    fig.suptitle("swasm vs native Rust and boto3 workers (median of runs; bars: min..max)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return True
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--raw", default="bench/results/raw")
+    p.add_argument("--out", default="bench/results")
+    p.add_argument("--benchmarks", default="BENCHMARKS.md")
+    p.add_argument("--mode", default="full")
+    p.add_argument("--seconds", type=float, default=None, help="wall time of the run")
+    args = p.parse_args()
+    raw = json.load(open(os.path.join(args.raw, "results.json")))
+    records = raw["records"]
+    crit = {
+        "dispatch": criterion(os.path.join(args.raw, "dispatch.txt")),
+        "swf-local throughput": criterion(os.path.join(args.raw, "swf-local-throughput.txt")),
+    }
+    m, v = machine(), versions(sys.executable)
+    sizes = raw.get("sizes", {})
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    head = [
+        f"Run: `bench/run{' --quick' if args.mode == 'quick' else ''}` on {when}"
+        + (f", {args.seconds / 60:.1f} min" if args.seconds else "")
+        + ".",
+        "",
+        f"- Machine: {m['nproc']} CPUs ({m['cpu']}), {m['ram']} RAM, Linux {m['kernel']}",
+        f"- Versions: swasm `{v['swasm']}`, {v['rustc']}, wasmtime {v['wasmtime']}, aws-sdk-swf {v['aws-sdk-swf']}, {v['python']}, boto3 {v['boto3']}",
+        f"- Sizes: {json.dumps(sizes)}",
+        "- Method: see BENCHMARKS.md; every worker is a separate process against swf-local on 127.0.0.1 in the driver's process; baselines measured in the same run. Medians of the runs listed.",
+        "",
+    ]
+    tbl = table(records, crit)
+    os.makedirs(args.out, exist_ok=True)
+    png = os.path.join(args.out, "throughput.png")
+    has_chart = chart(records, png)
+    extras = []
+    for title, (rows, extra) in crit.items():
+        if extra:
+            extras += ["", f"Printed by the {title} bench:", "", "```", *extra, "```"]
+    body = "\n".join(head) + tbl + "\n" + "\n".join(extras) + "\n"
+    if has_chart:
+        body += "\n![throughput and memory](throughput.png)\n"
+    with open(os.path.join(args.out, "RESULTS.md"), "w") as f:
+        f.write("# swasm benchmark results\n\n" + body)
+    # BENCHMARKS.md: the same, between the markers (chart path relative to the repo root).
+    section = body.replace("](throughput.png)", "](bench/results/throughput.png)")
+    try:
+        text = open(args.benchmarks).read()
+    except OSError:
+        text = f"# Benchmarks\n\n{START}\n{END}\n"
+    if START in text and END in text:
+        a, rest = text.split(START, 1)
+        _, b = rest.split(END, 1)
+        text = f"{a}{START}\n{section}{END}{b}"
+    else:
+        text += f"\n{START}\n{section}{END}\n"
+    with open(args.benchmarks, "w") as f:
+        f.write(text)
+    print(tbl)
+
+
+if __name__ == "__main__":
+    main()
