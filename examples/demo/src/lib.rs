@@ -324,8 +324,8 @@ fn describe_new_events(workflow_id: &str, events: &[HistoryEvent], previous_star
         .filter(|e| e.event_id() > previous_started)
         .filter_map(|e| {
             let what = if let Some(a) = e.activity_task_scheduled_event_attributes() {
-                let t = a.activity_type();
-                Some(format!("scheduled {}@{} on task list {:?}", t.name(), t.version(), a.task_list().map(|t| t.name()).unwrap_or("")))
+                let ty = a.activity_type().map(|t| format!("{}@{}", t.name(), t.version())).unwrap_or_default();
+                Some(format!("scheduled {ty} on task list {:?}", a.task_list().map(|t| t.name()).unwrap_or("")))
             } else if let Some(a) = e.activity_task_started_event_attributes() {
                 Some(format!("started by {}", a.identity().unwrap_or("?")))
             } else if let Some(a) = e.activity_task_completed_event_attributes() {

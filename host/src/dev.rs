@@ -1,0 +1,205 @@
+//! `swasm dev`: swf-local, the host and the demo decider in one process, on loopback.
+//!
+//! It builds nothing: it serves the `.wasm` files already in the plugin directory
+//! (`make plugins` puts the examples in `plugins/dist/`). Steps: bind swf-local, register the
+//! domain, the plugins' activity types and the demo workflow type, start the worker as
+//! `swasm run` would, start the demo workflows (see `swasm_demo`), print progress as the
+//! decider sees it, then a summary. With `--serve` it keeps serving afterwards.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use aws_sdk_swf::config::{Credentials, Region, StalledStreamProtectionConfig};
+use swasm_demo::{Decider, Demo, demo_jobs};
+use tokio::sync::oneshot;
+
+use crate::config::Config;
+
+/// The domain, task list and region `swasm dev` uses.
+pub const DOMAIN: &str = "swasm-dev";
+pub const TASK_LIST: &str = "demo";
+const REGION: &str = "us-east-1";
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct DevArgs {
+    /// The plugin directory served on the `demo` task list (default `plugins/dist`).
+    #[arg(long, default_value = "plugins/dist")]
+    pub plugins: PathBuf,
+    /// Where swf-local listens (default 127.0.0.1:0, a free port; 127.0.0.1:8700 with --serve).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Keep serving after the demo, until Ctrl-C (default off).
+    #[arg(long)]
+    pub serve: bool,
+    /// Skip the demo workflows (default off; useful with --serve).
+    #[arg(long)]
+    pub no_demo: bool,
+    /// Serve /metrics, /healthz, /readyz and /status here (default: not served).
+    #[arg(long)]
+    pub metrics: Option<String>,
+    /// History page size the demo decider asks for; small values show paging (default 100).
+    #[arg(long, default_value_t = 100)]
+    pub page_size: i32,
+    /// Give up on the demo after this many seconds (default 120).
+    #[arg(long, default_value_t = 120)]
+    pub deadline_s: u64,
+}
+
+/// Runs `swasm dev`.
+pub async fn dev(args: DevArgs) -> Result<ExitCode> {
+    let plugin_dir = std::path::absolute(&args.plugins)
+        .with_context(|| format!("plugin directory {}", args.plugins.display()))?;
+    if !has_plugins(&plugin_dir) {
+        bail!(
+            "no <name>@<version>.wasm files in {}: build the examples first with `make plugins` (or pass --plugins DIR)",
+            plugin_dir.display()
+        );
+    }
+    // The embedded endpoint accepts any signature; the worker's standard credential chain
+    // still wants some, and the real ones must never be needed for a local run.
+    ensure_dummy_credentials();
+
+    let listen = args
+        .listen
+        .unwrap_or_else(|| if args.serve { "127.0.0.1:8700".parse().unwrap() } else { "127.0.0.1:0".parse().unwrap() });
+    let server = swf_local::Server::bind(listen, swf_local::Options::default())
+        .await
+        .with_context(|| format!("swf-local cannot listen on {listen}"))?;
+    let url = server.url();
+    let (stop_server, server_stopped) = oneshot::channel::<()>();
+    let server_task = tokio::spawn(server.run(async move {
+        let _ = server_stopped.await;
+    }));
+    println!("swf-local listening on {url}");
+
+    let config = dev_config(&url, &plugin_dir, args.metrics.as_deref())?;
+    let report = crate::register::run(&config).await.context("registering the domain and plugins")?;
+    print!("{report}");
+    let client = demo_client(&url).await;
+    let demo = Demo { client: client.clone(), domain: DOMAIN.to_string() };
+    demo.register_workflow_type().await?;
+
+    let (stop_worker, worker_stopped) = oneshot::channel::<()>();
+    let worker = tokio::spawn(crate::worker::run(config.clone(), crate::worker::RunOptions::default(), async move {
+        let _ = worker_stopped.await;
+    }));
+    println!("swasm serving task list {TASK_LIST:?} of domain {DOMAIN:?} from {}", plugin_dir.display());
+
+    let decider = Arc::new(Decider::new(client, DOMAIN).with_page_size(args.page_size));
+    let mut code = ExitCode::SUCCESS;
+    if !args.no_demo {
+        let served: Vec<String> =
+            crate::register::discover(&config)?.into_iter().map(|(_, ty)| ty.to_string()).collect();
+        let jobs = demo_jobs(&served, TASK_LIST)?;
+        println!("demo: starting {} workflows over {} activity types", jobs.len(), served.len());
+        let started = demo.start("demo", &jobs).await?;
+        let summary = demo
+            .run(&decider, &started, Duration::from_secs(args.deadline_s), |p| println!("  {p}"))
+            .await;
+        match summary {
+            Ok(summary) => println!("\n{summary}"),
+            Err(e) => {
+                eprintln!("demo did not finish: {e:#}");
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+
+    if args.serve {
+        println!("\nserving until Ctrl-C. Try, with boto3 or the AWS CLI:");
+        println!(
+            "  aws swf start-workflow-execution --endpoint-url {url} --region {REGION} --domain {DOMAIN} \\\n    --workflow-id my-1 --workflow-type name={},version={} \\\n    --input '{{\"activity\":\"echo@1\",\"task_list\":\"{TASK_LIST}\",\"input\":\"hi\"}}'",
+            swasm_demo::WORKFLOW_NAME,
+            swasm_demo::WORKFLOW_VERSION
+        );
+        println!("  aws swf list-closed-workflow-executions --endpoint-url {url} --region {REGION} --domain {DOMAIN} --start-time-filter oldestDate=0");
+        let decide = {
+            let decider = decider.clone();
+            tokio::spawn(async move {
+                loop {
+                    match decider.poll_once().await {
+                        Ok(handled) => handled.progress.iter().for_each(|p| println!("  {p}")),
+                        Err(e) => {
+                            eprintln!("decider: {e:#}");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
+                }
+            })
+        };
+        crate::shutdown::signals().await;
+        decide.abort();
+    }
+
+    let _ = stop_worker.send(());
+    worker.await.context("the worker task panicked")??;
+    let _ = stop_server.send(());
+    let _ = server_task.await;
+    Ok(code)
+}
+
+/// The configuration `swasm dev` runs the worker with.
+fn dev_config(url: &str, plugin_dir: &Path, metrics: Option<&str>) -> Result<Config> {
+    let metrics = metrics.map(|m| format!("\n[metrics]\nlisten = {m:?}\n")).unwrap_or_default();
+    let text = format!(
+        r#"shutdown_grace_s = 5
+
+[swf]
+domain = "{DOMAIN}"
+endpoint_url = "{url}"
+region = "{REGION}"
+identity = "swasm-dev"
+register_domain = true
+
+[[task_list]]
+name = "{TASK_LIST}"
+plugin_dir = {dir:?}
+max_concurrent = 16
+
+[defaults]
+timeout_s = 60
+heartbeat_interval_s = 1
+schedule_to_start_timeout_s = 60
+start_to_close_timeout_s = 120
+schedule_to_close_timeout_s = 180
+heartbeat_timeout_s = 30
+{metrics}"#,
+        dir = plugin_dir.display().to_string(),
+    );
+    Config::parse(&text, Path::new("<swasm dev>"))
+}
+
+fn has_plugins(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".wasm") && e.file_name().to_string_lossy().contains('@'))
+    })
+}
+
+fn ensure_dummy_credentials() {
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() && std::env::var_os("AWS_PROFILE").is_none() {
+        // SAFETY: called before the worker or any client that reads the environment starts;
+        // nothing else in this process touches these variables concurrently.
+        unsafe {
+            std::env::set_var("AWS_ACCESS_KEY_ID", "swasm-dev");
+            std::env::set_var("AWS_SECRET_ACCESS_KEY", "swasm-dev");
+        }
+    }
+}
+
+/// A client for the demo decider: long polls are held up to 60 s, so no attempt timeout.
+async fn demo_client(url: &str) -> aws_sdk_swf::Client {
+    let conf = aws_sdk_swf::Config::builder()
+        .behavior_version(aws_sdk_swf::config::BehaviorVersion::latest())
+        .endpoint_url(url)
+        .region(Region::new(REGION))
+        .credentials_provider(Credentials::new("swasm-dev", "swasm-dev", None, None, "swasm-dev"))
+        .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
+        .build();
+    aws_sdk_swf::Client::from_conf(conf)
+}
