@@ -1,0 +1,361 @@
+//! RespondDecisionTaskCompleted: records DecisionTaskCompleted, then applies each decision
+//! in order, recording the events SWF records (the *Failed ones included).
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::error::{SwfError, SwfResult};
+use crate::executions::{resolve_params, start};
+use crate::history::schedule_decision;
+use crate::model::{Activity, Core, DecisionState, Status, get_str, parse_duration, req_str, task_list_of};
+use crate::timers::TimerKind;
+
+/// Decision types swf-local applies, with the member holding their attributes.
+const SUPPORTED: &[(&str, &str)] = &[
+    ("ScheduleActivityTask", "scheduleActivityTaskDecisionAttributes"),
+    ("RequestCancelActivityTask", "requestCancelActivityTaskDecisionAttributes"),
+    ("CompleteWorkflowExecution", "completeWorkflowExecutionDecisionAttributes"),
+    ("FailWorkflowExecution", "failWorkflowExecutionDecisionAttributes"),
+    ("CancelWorkflowExecution", "cancelWorkflowExecutionDecisionAttributes"),
+    ("ContinueAsNewWorkflowExecution", "continueAsNewWorkflowExecutionDecisionAttributes"),
+    ("StartTimer", "startTimerDecisionAttributes"),
+    ("CancelTimer", "cancelTimerDecisionAttributes"),
+    ("RecordMarker", "recordMarkerDecisionAttributes"),
+];
+
+/// Decision types whose attributes may be absent (all their members are optional).
+const OPTIONAL_ATTRS: &[&str] = &["CompleteWorkflowExecution", "FailWorkflowExecution", "CancelWorkflowExecution", "ContinueAsNewWorkflowExecution"];
+
+fn attrs_of(i: usize, d: &Value) -> SwfResult<(&str, Value)> {
+    let ty = req_str(d, "decisionType")?;
+    let Some((_, member)) = SUPPORTED.iter().find(|(t, _)| *t == ty) else {
+        return Err(SwfError::validation(format!("decisions.{}: swf-local does not support the decision type {ty}", i + 1)));
+    };
+    match d.get(*member).filter(|v| !v.is_null()) {
+        Some(a) => Ok((ty, a.clone())),
+        None if OPTIONAL_ATTRS.contains(&ty) => Ok((ty, json!({}))),
+        None => Err(SwfError::validation(format!("decisions.{}: {member} is required for decision type {ty}", i + 1))),
+    }
+}
+
+pub fn respond_decision_task_completed(core: &mut Core, input: &Value) -> SwfResult<Value> {
+    let token = req_str(input, "taskToken")?;
+    let unknown = || SwfError::unknown("Unknown task token: the decision task is closed, timed out or was never started");
+    let exec = *core.sched.decision_tokens.get(token).ok_or_else(unknown)?;
+    let decisions = input.get("decisions").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let parsed = decisions.iter().enumerate().map(|(i, d)| attrs_of(i, d)).collect::<SwfResult<Vec<_>>>()?;
+    let ex = core.execs.get_mut(&exec).filter(|e| e.is_open()).ok_or_else(unknown)?;
+    let DecisionState::Started { scheduled_id, started_id, token: current } = &ex.decision else { return Err(unknown()) };
+    if current != token {
+        return Err(unknown());
+    }
+    let mut attrs = json!({"scheduledEventId": scheduled_id, "startedEventId": started_id});
+    if let Some(c) = get_str(input, "executionContext") {
+        attrs["executionContext"] = json!(c);
+        ex.latest_context = Some(c.to_owned());
+    }
+    ex.previous_started = *started_id;
+    ex.decision = DecisionState::None;
+    let unhandled = std::mem::take(&mut ex.decision_needed);
+    let completed = ex.push("DecisionTaskCompleted", attrs);
+    core.sched.decision_tokens.remove(token);
+
+    let mut needs_decision = unhandled;
+    for (ty, a) in parsed {
+        let mut ctx = Ctx { core, exec, completed, needs_decision: &mut needs_decision };
+        let closed = match ty {
+            "ScheduleActivityTask" => ctx.schedule_activity(&a).map(|_| false)?,
+            "RequestCancelActivityTask" => ctx.request_cancel_activity(&a).map(|_| false)?,
+            "StartTimer" => ctx.start_timer(&a).map(|_| false)?,
+            "CancelTimer" => ctx.cancel_timer(&a).map(|_| false)?,
+            "RecordMarker" => {
+                let mut ev = json!({"markerName": req_str(&a, "markerName")?, "decisionTaskCompletedEventId": completed});
+                copy(&a, &mut ev, "details");
+                ctx.push("MarkerRecorded", ev);
+                false
+            }
+            close => ctx.close(close, &a, unhandled)?,
+        };
+        if closed {
+            return Ok(json!({}));
+        }
+    }
+    if needs_decision && let Some(ex) = core.execs.get_mut(&exec) {
+        schedule_decision(ex, &mut core.sched);
+    }
+    Ok(json!({}))
+}
+
+fn copy(from: &Value, to: &mut Value, key: &str) {
+    if let Some(v) = from.get(key).filter(|v| !v.is_null()) {
+        to[key] = v.clone();
+    }
+}
+
+/// One decision being applied.
+struct Ctx<'a> {
+    core: &'a mut Core,
+    exec: u64,
+    /// The DecisionTaskCompleted event id the decision's events point back to.
+    completed: i64,
+    needs_decision: &'a mut bool,
+}
+
+impl Ctx<'_> {
+    fn ex(&mut self) -> &mut crate::model::Execution {
+        self.core.execs.get_mut(&self.exec).expect("execution of a started decision")
+    }
+
+    fn push(&mut self, ty: &str, attrs: Value) -> i64 {
+        self.ex().push(ty, attrs)
+    }
+
+    /// Records a `<Decision>Failed` event; failures always get a new decision task.
+    fn failed(&mut self, ty: &str, mut attrs: Value, cause: &str) {
+        attrs["cause"] = json!(cause);
+        attrs["decisionTaskCompletedEventId"] = json!(self.completed);
+        self.push(ty, attrs);
+        *self.needs_decision = true;
+    }
+
+    fn schedule_activity(&mut self, a: &Value) -> SwfResult<()> {
+        let at = &a["activityType"];
+        let (name, version) = (req_str(at, "name")?, req_str(at, "version")?);
+        let activity_id = req_str(a, "activityId")?;
+        let base = json!({"activityType": {"name": name, "version": version}, "activityId": activity_id});
+        let domain = self.ex().domain.clone();
+        let ty = self.core.domains.get(&domain).and_then(|d| d.activity_types.get(&(name.to_owned(), version.to_owned()))).cloned();
+        let Some(ty) = ty else {
+            self.failed("ScheduleActivityTaskFailed", base, "ACTIVITY_TYPE_DOES_NOT_EXIST");
+            return Ok(());
+        };
+        if ty.status == Status::Deprecated {
+            self.failed("ScheduleActivityTaskFailed", base, "ACTIVITY_TYPE_DEPRECATED");
+            return Ok(());
+        }
+        if self.ex().activity_ids.contains_key(activity_id) {
+            self.failed("ScheduleActivityTaskFailed", base, "ACTIVITY_ID_ALREADY_IN_USE");
+            return Ok(());
+        }
+        if self.ex().activities.len() >= 1000 {
+            self.failed("ScheduleActivityTaskFailed", base, "OPEN_ACTIVITIES_LIMIT_EXCEEDED");
+            return Ok(());
+        }
+        let mut timeouts = [None, None, None, None];
+        for (i, (key, default, cause)) in [
+            ("scheduleToStartTimeout", "defaultTaskScheduleToStartTimeout", "DEFAULT_SCHEDULE_TO_START_TIMEOUT_UNDEFINED"),
+            ("scheduleToCloseTimeout", "defaultTaskScheduleToCloseTimeout", "DEFAULT_SCHEDULE_TO_CLOSE_TIMEOUT_UNDEFINED"),
+            ("startToCloseTimeout", "defaultTaskStartToCloseTimeout", "DEFAULT_START_TO_CLOSE_TIMEOUT_UNDEFINED"),
+            ("heartbeatTimeout", "defaultTaskHeartbeatTimeout", "DEFAULT_HEARTBEAT_TIMEOUT_UNDEFINED"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            match get_str(a, key).or_else(|| ty.default_str(default)) {
+                Some(v) => timeouts[i] = Some((key, v.to_owned())),
+                None => {
+                    self.failed("ScheduleActivityTaskFailed", base, cause);
+                    return Ok(());
+                }
+            }
+        }
+        let Some(task_list) = task_list_of(a).or_else(|| ty.default_task_list()).map(str::to_owned) else {
+            self.failed("ScheduleActivityTaskFailed", base, "DEFAULT_TASK_LIST_UNDEFINED");
+            return Ok(());
+        };
+        let mut ev = base.clone();
+        let mut secs = [None; 4];
+        for (i, t) in timeouts.iter().enumerate() {
+            let (key, v) = t.as_ref().expect("all set above");
+            secs[i] = parse_duration(v, key)?;
+            ev[*key] = json!(v);
+        }
+        ev["taskList"] = json!({"name": task_list});
+        ev["decisionTaskCompletedEventId"] = json!(self.completed);
+        copy(a, &mut ev, "input");
+        copy(a, &mut ev, "control");
+        match get_str(a, "taskPriority").or_else(|| ty.default_str("defaultTaskPriority")) {
+            Some(p) => ev["taskPriority"] = json!(p),
+            None => {}
+        }
+        let scheduled = self.push("ActivityTaskScheduled", ev);
+        let exec = self.exec;
+        let ex = self.ex();
+        ex.activity_ids.insert(activity_id.to_owned(), scheduled);
+        ex.activities.insert(
+            scheduled,
+            Activity {
+                activity_id: activity_id.to_owned(),
+                activity_type: base["activityType"].clone(),
+                input: get_str(a, "input").map(str::to_owned),
+                task_list: task_list.clone(),
+                scheduled_id: scheduled,
+                started_id: None,
+                token: None,
+                start_to_close: secs[2],
+                heartbeat: secs[3],
+                last_beat: Instant::now(),
+                details: None,
+                cancel_requested: None,
+            },
+        );
+        let now = Instant::now();
+        let sched = &mut self.core.sched;
+        sched.enqueue_activity(&domain, &task_list, (exec, scheduled));
+        if let Some(s) = secs[0] {
+            sched.add_timer(now + Duration::from_secs(s), TimerKind::ScheduleToStart { exec, scheduled });
+        }
+        if let Some(s) = secs[1] {
+            sched.add_timer(now + Duration::from_secs(s), TimerKind::ScheduleToClose { exec, scheduled });
+        }
+        Ok(())
+    }
+
+    fn request_cancel_activity(&mut self, a: &Value) -> SwfResult<()> {
+        let activity_id = req_str(a, "activityId")?;
+        let Some(&scheduled) = self.ex().activity_ids.get(activity_id) else {
+            self.failed("RequestCancelActivityTaskFailed", json!({"activityId": activity_id}), "ACTIVITY_ID_UNKNOWN");
+            return Ok(());
+        };
+        let completed = self.completed;
+        let requested = self.push(
+            "ActivityTaskCancelRequested",
+            json!({"activityId": activity_id, "decisionTaskCompletedEventId": completed}),
+        );
+        let ex = self.ex();
+        let act = ex.activities.get_mut(&scheduled).expect("activity_ids and activities agree");
+        if act.started_id.is_some() {
+            act.cancel_requested = Some(requested);
+            return Ok(());
+        }
+        // Not started yet: SWF cancels it at once.
+        ex.activities.remove(&scheduled);
+        ex.activity_ids.remove(activity_id);
+        ex.push(
+            "ActivityTaskCanceled",
+            json!({"scheduledEventId": scheduled, "startedEventId": 0, "latestCancelRequestedEventId": requested}),
+        );
+        *self.needs_decision = true;
+        Ok(())
+    }
+
+    fn start_timer(&mut self, a: &Value) -> SwfResult<()> {
+        let timer_id = req_str(a, "timerId")?;
+        if self.ex().timers.contains_key(timer_id) {
+            self.failed("StartTimerFailed", json!({"timerId": timer_id}), "TIMER_ID_ALREADY_IN_USE");
+            return Ok(());
+        }
+        let fire = req_str(a, "startToFireTimeout")?;
+        let secs = parse_duration(fire, "startToFireTimeout")?
+            .ok_or_else(|| SwfError::validation("startToFireTimeout must be a number of seconds"))?;
+        let mut ev = json!({"timerId": timer_id, "startToFireTimeout": fire, "decisionTaskCompletedEventId": self.completed});
+        copy(a, &mut ev, "control");
+        let started = self.push("TimerStarted", ev);
+        self.ex().timers.insert(timer_id.to_owned(), started);
+        let exec = self.exec;
+        self.core.sched.add_timer(
+            Instant::now() + Duration::from_secs(secs),
+            TimerKind::UserTimer { exec, timer_id: timer_id.to_owned(), started },
+        );
+        Ok(())
+    }
+
+    fn cancel_timer(&mut self, a: &Value) -> SwfResult<()> {
+        let timer_id = req_str(a, "timerId")?;
+        let Some(started) = self.ex().timers.remove(timer_id) else {
+            self.failed("CancelTimerFailed", json!({"timerId": timer_id}), "TIMER_ID_UNKNOWN");
+            return Ok(());
+        };
+        let completed = self.completed;
+        self.push(
+            "TimerCanceled",
+            json!({"timerId": timer_id, "startedEventId": started, "decisionTaskCompletedEventId": completed}),
+        );
+        Ok(())
+    }
+
+    /// A closing decision; returns true when the execution closed. With events the decider
+    /// has not seen yet, SWF fails it with UNHANDLED_DECISION.
+    fn close(&mut self, ty: &str, a: &Value, unhandled: bool) -> SwfResult<bool> {
+        let failed = format!("{ty}Failed");
+        if unhandled {
+            self.failed(&failed, json!({}), "UNHANDLED_DECISION");
+            return Ok(false);
+        }
+        let mut ev = json!({"decisionTaskCompletedEventId": self.completed});
+        let (event, status) = match ty {
+            "CompleteWorkflowExecution" => {
+                copy(a, &mut ev, "result");
+                ("WorkflowExecutionCompleted", "COMPLETED")
+            }
+            "FailWorkflowExecution" => {
+                copy(a, &mut ev, "reason");
+                copy(a, &mut ev, "details");
+                ("WorkflowExecutionFailed", "FAILED")
+            }
+            "CancelWorkflowExecution" => {
+                copy(a, &mut ev, "details");
+                ("WorkflowExecutionCanceled", "CANCELED")
+            }
+            _ => return self.continue_as_new(a),
+        };
+        self.push(event, ev);
+        self.core.close_execution(self.exec, status);
+        Ok(true)
+    }
+
+    fn continue_as_new(&mut self, a: &Value) -> SwfResult<bool> {
+        let ex = self.ex();
+        let (domain, workflow_id) = (ex.domain.clone(), ex.workflow_id.clone());
+        let mut wf_type = ex.workflow_type.clone();
+        if let Some(v) = get_str(a, "workflowTypeVersion") {
+            wf_type["version"] = json!(v);
+        }
+        // Unset members fall back to the type's defaults, then to this run's values.
+        let mut attrs = a.clone();
+        for (key, current) in [
+            ("executionStartToCloseTimeout", ex.execution_start_to_close.clone()),
+            ("taskStartToCloseTimeout", ex.task_start_to_close.clone()),
+            ("childPolicy", Some(ex.child_policy.clone())),
+        ] {
+            if attrs.get(key).is_none() && let Some(c) = current {
+                attrs[key] = json!(c);
+            }
+        }
+        if attrs.get("taskList").is_none() {
+            attrs["taskList"] = json!({"name": ex.task_list});
+        }
+        let params = match resolve_params(self.core, &domain, &workflow_id, &wf_type, &attrs) {
+            Ok(p) => p,
+            Err(e) => {
+                let cause = match e.kind {
+                    crate::error::Fault::TypeDeprecated => "WORKFLOW_TYPE_DEPRECATED",
+                    crate::error::Fault::UnknownResource => "WORKFLOW_TYPE_DOES_NOT_EXIST",
+                    _ => "OPERATION_NOT_PERMITTED",
+                };
+                self.failed("ContinueAsNewWorkflowExecutionFailed", json!({}), cause);
+                return Ok(false);
+            }
+        };
+        let old_run = self.ex().run_id.clone();
+        let mut ev = json!({
+            "decisionTaskCompletedEventId": self.completed,
+            "executionStartToCloseTimeout": params.execution_start_to_close,
+            "taskStartToCloseTimeout": params.task_start_to_close,
+            "childPolicy": params.child_policy,
+            "taskList": {"name": params.task_list},
+            "workflowType": params.workflow_type,
+        });
+        copy(a, &mut ev, "input");
+        copy(a, &mut ev, "tagList");
+        copy(a, &mut ev, "taskPriority");
+        copy(a, &mut ev, "lambdaRole");
+        let exec = self.exec;
+        self.core.close_execution(exec, "CONTINUED_AS_NEW");
+        let new_id = start(self.core, crate::executions::StartParams { continued_from: Some(old_run), ..params })?;
+        ev["newExecutionRunId"] = json!(self.core.execs[&new_id].run_id);
+        self.core.execs.get_mut(&exec).expect("closed, not dropped").push("WorkflowExecutionContinuedAsNew", ev);
+        Ok(true)
+    }
+}

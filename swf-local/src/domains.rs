@@ -1,0 +1,214 @@
+//! Domains, activity types and workflow types: register, describe, list, deprecate,
+//! undeprecate, delete.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value, json};
+
+use crate::error::{Fault, SwfError, SwfResult};
+use crate::history::list_page;
+use crate::model::{Core, Domain, Status, TypeRec, get_str, now_ts, req_str};
+
+pub fn register_domain(core: &mut Core, input: &Value) -> SwfResult<Value> {
+    let name = req_str(input, "name")?;
+    if core.domains.contains_key(name) {
+        return Err(SwfError::new(Fault::DomainAlreadyExists, name.to_owned()));
+    }
+    core.domains.insert(
+        name.to_owned(),
+        Domain {
+            name: name.to_owned(),
+            description: get_str(input, "description").map(str::to_owned),
+            status: Status::Registered,
+            retention: req_str(input, "workflowExecutionRetentionPeriodInDays")?.to_owned(),
+            activity_types: HashMap::new(),
+            workflow_types: HashMap::new(),
+        },
+    );
+    Ok(json!({}))
+}
+
+fn domain_info(d: &Domain) -> Value {
+    let mut v = json!({"name": d.name, "status": d.status.as_str(),
+        "arn": format!("arn:aws:swf:us-east-1:000000000000:/domain/{}", d.name)});
+    if let Some(desc) = &d.description {
+        v["description"] = json!(desc);
+    }
+    v
+}
+
+pub fn describe_domain(core: &mut Core, input: &Value) -> SwfResult<Value> {
+    let d = core.domain(req_str(input, "name")?)?;
+    Ok(json!({
+        "domainInfo": domain_info(d),
+        "configuration": {"workflowExecutionRetentionPeriodInDays": d.retention},
+    }))
+}
+
+pub fn list_domains(core: &mut Core, input: &Value) -> SwfResult<Value> {
+    let status = req_str(input, "registrationStatus")?;
+    let mut domains: Vec<&Domain> = core.domains.values().filter(|d| d.status.as_str() == status).collect();
+    domains.sort_by(|a, b| a.name.cmp(&b.name));
+    let items = domains.into_iter().map(domain_info).collect();
+    list_page(&mut core.sched, "ListDomains", "domainInfos", items, input)
+}
+
+pub fn set_domain_status(core: &mut Core, input: &Value, to: Status) -> SwfResult<Value> {
+    let name = req_str(input, "name")?;
+    let d = core.domain_mut(name)?;
+    if d.status == to {
+        return Err(match to {
+            Status::Deprecated => SwfError::new(Fault::DomainDeprecated, format!("Domain already deprecated: {name}")),
+            Status::Registered => SwfError::new(Fault::DomainAlreadyExists, format!("Domain is not deprecated: {name}")),
+        });
+    }
+    d.status = to;
+    Ok(json!({}))
+}
+
+/// Activity types or workflow types: the operations are the same for both.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Activity,
+    Workflow,
+}
+
+impl Kind {
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Activity => "ActivityType",
+            Kind::Workflow => "WorkflowType",
+        }
+    }
+
+    fn member(self) -> &'static str {
+        match self {
+            Kind::Activity => "activityType",
+            Kind::Workflow => "workflowType",
+        }
+    }
+
+    fn of(self, d: &Domain) -> &HashMap<(String, String), TypeRec> {
+        match self {
+            Kind::Activity => &d.activity_types,
+            Kind::Workflow => &d.workflow_types,
+        }
+    }
+
+    fn of_mut(self, d: &mut Domain) -> &mut HashMap<(String, String), TypeRec> {
+        match self {
+            Kind::Activity => &mut d.activity_types,
+            Kind::Workflow => &mut d.workflow_types,
+        }
+    }
+}
+
+fn unknown_type(kind: Kind, name: &str, version: &str) -> SwfError {
+    SwfError::unknown(format!("Unknown type: {}=[name={name}, version={version}]", kind.label()))
+}
+
+fn type_key(v: &Value) -> SwfResult<(String, String)> {
+    Ok((req_str(v, "name")?.to_owned(), req_str(v, "version")?.to_owned()))
+}
+
+pub fn register_type(core: &mut Core, input: &Value, kind: Kind) -> SwfResult<Value> {
+    let key = type_key(input)?;
+    let d = core.domain_mut(req_str(input, "domain")?)?;
+    if d.status == Status::Deprecated {
+        return Err(SwfError::new(Fault::DomainDeprecated, format!("Domain is deprecated: {}", d.name)));
+    }
+    if kind.of(d).contains_key(&key) {
+        return Err(SwfError::new(
+            Fault::TypeAlreadyExists,
+            format!("{}=[name={}, version={}]", kind.label(), key.0, key.1),
+        ));
+    }
+    let config: Map<String, Value> = input
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| k.starts_with("default"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let rec = TypeRec {
+        name: key.0.clone(),
+        version: key.1.clone(),
+        status: Status::Registered,
+        description: get_str(input, "description").map(str::to_owned),
+        created: now_ts(),
+        deprecated: None,
+        config,
+    };
+    kind.of_mut(d).insert(key, rec);
+    Ok(json!({}))
+}
+
+fn type_info(kind: Kind, t: &TypeRec) -> Value {
+    let mut v = json!({
+        kind.member(): {"name": t.name, "version": t.version},
+        "status": t.status.as_str(),
+        "creationDate": t.created,
+    });
+    if let Some(d) = &t.description {
+        v["description"] = json!(d);
+    }
+    if let Some(d) = t.deprecated {
+        v["deprecationDate"] = json!(d);
+    }
+    v
+}
+
+pub fn describe_type(core: &mut Core, input: &Value, kind: Kind) -> SwfResult<Value> {
+    let d = core.domain(req_str(input, "domain")?)?;
+    let key = type_key(&input[kind.member()])?;
+    let t = kind.of(d).get(&key).ok_or_else(|| unknown_type(kind, &key.0, &key.1))?;
+    Ok(json!({"typeInfo": type_info(kind, t), "configuration": t.config}))
+}
+
+pub fn list_types(core: &mut Core, input: &Value, kind: Kind) -> SwfResult<Value> {
+    let d = core.domain(req_str(input, "domain")?)?;
+    let status = req_str(input, "registrationStatus")?;
+    let name = get_str(input, "name");
+    let mut types: Vec<&TypeRec> = kind
+        .of(d)
+        .values()
+        .filter(|t| t.status.as_str() == status && name.is_none_or(|n| n == t.name))
+        .collect();
+    types.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
+    let items = types.into_iter().map(|t| type_info(kind, t)).collect();
+    let op = match kind {
+        Kind::Activity => "ListActivityTypes",
+        Kind::Workflow => "ListWorkflowTypes",
+    };
+    list_page(&mut core.sched, op, "typeInfos", items, input)
+}
+
+pub fn set_type_status(core: &mut Core, input: &Value, kind: Kind, to: Status) -> SwfResult<Value> {
+    let key = type_key(&input[kind.member()])?;
+    let d = core.domain_mut(req_str(input, "domain")?)?;
+    let t = kind.of_mut(d).get_mut(&key).ok_or_else(|| unknown_type(kind, &key.0, &key.1))?;
+    if t.status == to {
+        let what = format!("{}=[name={}, version={}]", kind.label(), key.0, key.1);
+        return Err(match to {
+            Status::Deprecated => SwfError::new(Fault::TypeDeprecated, what),
+            Status::Registered => SwfError::new(Fault::TypeAlreadyExists, what),
+        });
+    }
+    t.status = to;
+    t.deprecated = (to == Status::Deprecated).then(now_ts);
+    Ok(json!({}))
+}
+
+pub fn delete_type(core: &mut Core, input: &Value, kind: Kind) -> SwfResult<Value> {
+    let key = type_key(&input[kind.member()])?;
+    let d = core.domain_mut(req_str(input, "domain")?)?;
+    let t = kind.of(d).get(&key).ok_or_else(|| unknown_type(kind, &key.0, &key.1))?;
+    if t.status != Status::Deprecated {
+        return Err(SwfError::new(
+            Fault::OperationNotPermitted,
+            format!("{}=[name={}, version={}] must be deprecated before it is deleted", kind.label(), key.0, key.1),
+        ));
+    }
+    kind.of_mut(d).remove(&key);
+    Ok(json!({}))
+}

@@ -1,0 +1,89 @@
+//! SWF fault types and how they go on the wire (`__type` + `message`, HTTP 400 unless the
+//! fault is a server-side one).
+
+use serde_json::json;
+
+/// The faults SWF clients branch on; each maps to the `__type` string SWF sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    UnknownResource,
+    TypeAlreadyExists,
+    DomainAlreadyExists,
+    LimitExceeded,
+    OperationNotPermitted,
+    DefaultUndefined,
+    TypeDeprecated,
+    DomainDeprecated,
+    WorkflowExecutionAlreadyStarted,
+    Validation,
+    Throttling,
+    UnknownOperation,
+    /// HTTP 500, only produced by fault injection.
+    InternalFailure,
+    /// HTTP 503, only produced by fault injection.
+    ServiceUnavailable,
+}
+
+impl Fault {
+    /// The `__type` SWF sends; aws-sdk-swf keeps the part after `#` as the error code.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            Fault::UnknownResource => "com.amazonaws.swf.base.model#UnknownResourceFault",
+            Fault::TypeAlreadyExists => "com.amazonaws.swf.base.model#TypeAlreadyExistsFault",
+            Fault::DomainAlreadyExists => "com.amazonaws.swf.base.model#DomainAlreadyExistsFault",
+            Fault::LimitExceeded => "com.amazonaws.swf.base.model#LimitExceededFault",
+            Fault::OperationNotPermitted => {
+                "com.amazonaws.swf.base.model#OperationNotPermittedFault"
+            }
+            Fault::DefaultUndefined => "com.amazonaws.swf.base.model#DefaultUndefinedFault",
+            Fault::TypeDeprecated => "com.amazonaws.swf.base.model#TypeDeprecatedFault",
+            Fault::DomainDeprecated => "com.amazonaws.swf.base.model#DomainDeprecatedFault",
+            Fault::WorkflowExecutionAlreadyStarted => {
+                "com.amazonaws.swf.base.model#WorkflowExecutionAlreadyStartedFault"
+            }
+            Fault::Validation => "com.amazon.coral.validate#ValidationException",
+            Fault::Throttling => "com.amazon.coral.availability#ThrottlingException",
+            Fault::UnknownOperation => "com.amazon.coral.service#UnknownOperationException",
+            Fault::InternalFailure => "com.amazon.coral.service#InternalFailure",
+            Fault::ServiceUnavailable => "com.amazon.coral.availability#ServiceUnavailableException",
+        }
+    }
+
+    pub fn status(self) -> u16 {
+        match self {
+            Fault::InternalFailure => 500,
+            Fault::ServiceUnavailable => 503,
+            _ => 400,
+        }
+    }
+}
+
+/// An error answer of one SWF call.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}: {message}", kind.type_name())]
+pub struct SwfError {
+    pub kind: Fault,
+    pub message: String,
+}
+
+impl SwfError {
+    pub fn new(kind: Fault, message: impl Into<String>) -> Self {
+        SwfError { kind, message: message.into() }
+    }
+
+    pub fn unknown(message: impl Into<String>) -> Self {
+        Self::new(Fault::UnknownResource, message)
+    }
+
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::new(Fault::Validation, message)
+    }
+
+    /// The JSON body SWF sends with the error.
+    pub fn body(&self) -> Vec<u8> {
+        serde_json::to_vec(&json!({"__type": self.kind.type_name(), "message": self.message}))
+            .expect("a JSON object serialises")
+    }
+}
+
+pub type SwfResult<T> = Result<T, SwfError>;

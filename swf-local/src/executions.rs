@@ -1,0 +1,322 @@
+//! Workflow executions: start, describe, history, list, count, signal, cancel request,
+//! terminate.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::error::{Fault, SwfError, SwfResult};
+use crate::history::{list_page, page_size, schedule_decision, slice_page};
+use crate::model::{
+    Core, DecisionState, Execution, PageKind, PageState, Status, get_str, now_ts, parse_duration,
+    random_token, req_str, task_list_of,
+};
+use crate::timers::TimerKind;
+
+/// Everything a new run needs, after defaults were applied.
+pub struct StartParams {
+    pub domain: String,
+    pub workflow_id: String,
+    pub workflow_type: Value,
+    pub task_list: String,
+    pub execution_start_to_close: String,
+    pub task_start_to_close: String,
+    pub child_policy: String,
+    pub task_priority: Option<String>,
+    pub lambda_role: Option<String>,
+    pub input: Option<String>,
+    pub tag_list: Vec<Value>,
+    pub continued_from: Option<String>,
+}
+
+fn undefined(what: &str) -> SwfError {
+    SwfError::new(
+        Fault::DefaultUndefined,
+        format!("{what} was neither given nor registered as a default of the workflow type"),
+    )
+}
+
+/// Resolves `attrs` (StartWorkflowExecution input or ContinueAsNew attributes) against the
+/// workflow type's registered defaults.
+pub fn resolve_params(core: &Core, domain: &str, workflow_id: &str, workflow_type: &Value, attrs: &Value) -> SwfResult<StartParams> {
+    let d = core.domain(domain)?;
+    if d.status == Status::Deprecated {
+        return Err(SwfError::new(Fault::DomainDeprecated, format!("Domain is deprecated: {domain}")));
+    }
+    let name = req_str(workflow_type, "name")?;
+    let version = req_str(workflow_type, "version")?;
+    let t = d
+        .workflow_types
+        .get(&(name.to_owned(), version.to_owned()))
+        .ok_or_else(|| SwfError::unknown(format!("Unknown type: WorkflowType=[name={name}, version={version}]")))?;
+    if t.status == Status::Deprecated {
+        return Err(SwfError::new(
+            Fault::TypeDeprecated,
+            format!("WorkflowType=[name={name}, version={version}] is deprecated"),
+        ));
+    }
+    let pick = |key: &str, default: &str| -> Option<String> {
+        get_str(attrs, key).or_else(|| t.default_str(default)).map(str::to_owned)
+    };
+    let task_list = task_list_of(attrs).or_else(|| t.default_task_list()).ok_or_else(|| undefined("taskList"))?;
+    Ok(StartParams {
+        domain: domain.to_owned(),
+        workflow_id: workflow_id.to_owned(),
+        workflow_type: json!({"name": name, "version": version}),
+        task_list: task_list.to_owned(),
+        execution_start_to_close: pick("executionStartToCloseTimeout", "defaultExecutionStartToCloseTimeout")
+            .ok_or_else(|| undefined("executionStartToCloseTimeout"))?,
+        task_start_to_close: pick("taskStartToCloseTimeout", "defaultTaskStartToCloseTimeout")
+            .ok_or_else(|| undefined("taskStartToCloseTimeout"))?,
+        child_policy: pick("childPolicy", "defaultChildPolicy").ok_or_else(|| undefined("childPolicy"))?,
+        task_priority: pick("taskPriority", "defaultTaskPriority"),
+        lambda_role: pick("lambdaRole", "defaultLambdaRole"),
+        input: get_str(attrs, "input").map(str::to_owned),
+        tag_list: attrs.get("tagList").and_then(Value::as_array).cloned().unwrap_or_default(),
+        continued_from: None,
+    })
+}
+
+/// Starts a run: WorkflowExecutionStarted, the first decision task, the run's timeout.
+pub fn start(core: &mut Core, p: StartParams) -> SwfResult<u64> {
+    let exec_timeout = parse_duration(&p.execution_start_to_close, "executionStartToCloseTimeout")?;
+    parse_duration(&p.task_start_to_close, "taskStartToCloseTimeout")?;
+    let id = core.next_exec;
+    core.next_exec += 1;
+    let run_id = random_token();
+    let mut ex = Execution {
+        id,
+        domain: p.domain.clone(),
+        workflow_id: p.workflow_id.clone(),
+        run_id: run_id.clone(),
+        workflow_type: p.workflow_type.clone(),
+        task_list: p.task_list.clone(),
+        task_priority: p.task_priority.clone(),
+        task_start_to_close: Some(p.task_start_to_close.clone()),
+        execution_start_to_close: Some(p.execution_start_to_close.clone()),
+        child_policy: p.child_policy.clone(),
+        lambda_role: p.lambda_role.clone(),
+        tag_list: p.tag_list.clone(),
+        started: now_ts(),
+        closed: None,
+        cancel_requested: false,
+        events: Vec::new(),
+        activities: HashMap::new(),
+        activity_ids: HashMap::new(),
+        timers: HashMap::new(),
+        decision: DecisionState::None,
+        decision_needed: false,
+        previous_started: 0,
+        latest_context: None,
+        latest_activity_ts: None,
+    };
+    let mut attrs = json!({
+        "executionStartToCloseTimeout": p.execution_start_to_close,
+        "taskStartToCloseTimeout": p.task_start_to_close,
+        "childPolicy": p.child_policy,
+        "taskList": {"name": p.task_list},
+        "workflowType": p.workflow_type,
+        "parentInitiatedEventId": 0,
+    });
+    if let Some(v) = &p.input {
+        attrs["input"] = json!(v);
+    }
+    if let Some(v) = &p.task_priority {
+        attrs["taskPriority"] = json!(v);
+    }
+    if let Some(v) = &p.lambda_role {
+        attrs["lambdaRole"] = json!(v);
+    }
+    if !p.tag_list.is_empty() {
+        attrs["tagList"] = json!(p.tag_list);
+    }
+    if let Some(v) = &p.continued_from {
+        attrs["continuedExecutionRunId"] = json!(v);
+    }
+    ex.push("WorkflowExecutionStarted", attrs);
+    schedule_decision(&mut ex, &mut core.sched);
+    if let Some(secs) = exec_timeout {
+        core.sched.add_timer(Instant::now() + Duration::from_secs(secs), TimerKind::WorkflowStartToClose { exec: id });
+    }
+    core.open_by_workflow_id.insert((p.domain.clone(), p.workflow_id.clone()), id);
+    core.by_run.insert((p.domain, p.workflow_id, run_id), id);
+    core.execs.insert(id, ex);
+    Ok(id)
+}
+
+pub fn start_workflow_execution(core: &mut Core, input: &Value) -> SwfResult<Value> {
+    let domain = req_str(input, "domain")?;
+    let workflow_id = req_str(input, "workflowId")?;
+    let params = resolve_params(core, domain, workflow_id, &input["workflowType"], input)?;
+    if core.open_by_workflow_id.contains_key(&(domain.to_owned(), workflow_id.to_owned())) {
+        return Err(SwfError::new(
+            Fault::WorkflowExecutionAlreadyStarted,
+            format!("An open execution with workflowId {workflow_id} already exists in domain {domain}"),
+        ));
+    }
+    let id = start(core, params)?;
+    Ok(json!({"runId": core.execs[&id].run_id}))
+}
+
+fn open_execution<'a>(core: &'a mut Core, input: &Value) -> SwfResult<&'a mut Execution> {
+    let domain = req_str(input, "domain")?;
+    let exec = json!({"workflowId": req_str(input, "workflowId")?, "runId": get_str(input, "runId")});
+    let id = core.find_execution(domain, &exec)?;
+    core.execs
+        .get_mut(&id)
+        .filter(|e| e.is_open())
+        .ok_or_else(|| SwfError::unknown(format!("Unknown execution: WorkflowExecution=[workflowId={}]", exec["workflowId"])))
+}
+
+pub fn describe_workflow_execution(core: &mut Core, input: &Value) -> SwfResult<Value> {
+    let id = core.find_execution(req_str(input, "domain")?, &input["execution"])?;
+    let ex = &core.execs[&id];
+    let mut config = json!({
+        "taskStartToCloseTimeout": ex.task_start_to_close.as_deref().unwrap_or("NONE"),
+        "executionStartToCloseTimeout": ex.execution_start_to_close.as_deref().unwrap_or("NONE"),
+        "taskList": {"name": ex.task_list},
+        "childPolicy": ex.child_policy,
+    });
+    if let Some(p) = &ex.task_priority {
+        config["taskPriority"] = json!(p);
+    }
+    if let Some(r) = &ex.lambda_role {
+        config["lambdaRole"] = json!(r);
+    }
+    let mut out = json!({
+        "executionInfo": ex.info(),
+        "executionConfiguration": config,
+        "openCounts": {
+            "openActivityTasks": ex.activities.len(),
+            "openDecisionTasks": ex.open_decision_tasks(),
+            "openTimers": ex.timers.len(),
+            "openChildWorkflowExecutions": 0,
+            "openLambdaFunctions": 0,
+        },
+    });
+    if let Some(ts) = ex.latest_activity_ts {
+        out["latestActivityTaskTimestamp"] = json!(ts);
+    }
+    if let Some(c) = &ex.latest_context {
+        out["latestExecutionContext"] = json!(c);
+    }
+    Ok(out)
+}
+
+pub fn get_workflow_execution_history(core: &mut Core, input: &Value) -> SwfResult<Value> {
+    let id = core.find_execution(req_str(input, "domain")?, &input["execution"])?;
+    let (offset, size, reverse) = match get_str(input, "nextPageToken") {
+        Some(t) => {
+            let st = core.sched.page_token(t)?;
+            match st.kind {
+                PageKind::History { exec } if exec == id => (st.offset, st.page_size, st.reverse),
+                _ => return Err(SwfError::validation("Invalid nextPageToken: it does not belong to this execution's history")),
+            }
+        }
+        None => (0, page_size(input), input.get("reverseOrder").and_then(Value::as_bool).unwrap_or(false)),
+    };
+    let (events, more) = slice_page(&core.execs[&id].events, offset, size, reverse);
+    let mut out = json!({"events": events});
+    if more {
+        out["nextPageToken"] = json!(core.sched.issue_page_token(PageState {
+            issued: Instant::now(),
+            kind: PageKind::History { exec: id },
+            offset: offset + size,
+            page_size: size,
+            reverse,
+        }));
+    }
+    Ok(out)
+}
+
+fn in_time_filter(filter: Option<&Value>, ts: Option<f64>) -> bool {
+    let Some(f) = filter else { return true };
+    let Some(ts) = ts else { return false };
+    let oldest = f.get("oldestDate").and_then(Value::as_f64).unwrap_or(f64::MIN);
+    let latest = f.get("latestDate").and_then(Value::as_f64).unwrap_or(f64::MAX);
+    ts >= oldest && ts <= latest
+}
+
+/// Executions matching a List*/Count* request's filters, newest first.
+fn matching<'a>(core: &'a Core, input: &Value, open: bool) -> SwfResult<Vec<&'a Execution>> {
+    let domain = req_str(input, "domain")?;
+    core.domain(domain)?;
+    let start_filter = input.get("startTimeFilter");
+    let close_filter = input.get("closeTimeFilter");
+    if !open && start_filter.is_some() == close_filter.is_some() {
+        return Err(SwfError::validation("Exactly one of startTimeFilter and closeTimeFilter must be given"));
+    }
+    let wf = input.get("executionFilter").and_then(|f| get_str(f, "workflowId"));
+    let type_name = input.get("typeFilter").and_then(|f| get_str(f, "name"));
+    let type_version = input.get("typeFilter").and_then(|f| get_str(f, "version"));
+    let tag = input.get("tagFilter").and_then(|f| get_str(f, "tag"));
+    let status = input.get("closeStatusFilter").and_then(|f| get_str(f, "status"));
+    let mut out: Vec<&Execution> = core
+        .execs
+        .values()
+        .filter(|e| e.domain == domain && e.is_open() == open)
+        .filter(|e| in_time_filter(start_filter, Some(e.started)))
+        .filter(|e| in_time_filter(close_filter, e.closed.map(|c| c.0)))
+        .filter(|e| wf.is_none_or(|w| w == e.workflow_id))
+        .filter(|e| type_name.is_none_or(|n| Some(n) == get_str(&e.workflow_type, "name")))
+        .filter(|e| type_version.is_none_or(|n| Some(n) == get_str(&e.workflow_type, "version")))
+        .filter(|e| tag.is_none_or(|t| e.tag_list.iter().any(|x| x.as_str() == Some(t))))
+        .filter(|e| status.is_none_or(|s| e.closed.is_some_and(|c| c.1 == s)))
+        .collect();
+    let by_close = close_filter.is_some();
+    out.sort_by(|a, b| {
+        let key = |e: &Execution| if by_close { e.closed.map_or(0.0, |c| c.0) } else { e.started };
+        key(b).total_cmp(&key(a)).then(b.id.cmp(&a.id))
+    });
+    Ok(out)
+}
+
+pub fn list_executions(core: &mut Core, input: &Value, open: bool) -> SwfResult<Value> {
+    let items: Vec<Value> = matching(core, input, open)?.into_iter().map(Execution::info).collect();
+    let op = if open { "ListOpenWorkflowExecutions" } else { "ListClosedWorkflowExecutions" };
+    list_page(&mut core.sched, op, "executionInfos", items, input)
+}
+
+pub fn count_executions(core: &mut Core, input: &Value, open: bool) -> SwfResult<Value> {
+    Ok(json!({"count": matching(core, input, open)?.len(), "truncated": false}))
+}
+
+pub fn signal_workflow_execution(core: &mut Core, input: &Value) -> SwfResult<Value> {
+    let mut attrs = json!({"signalName": req_str(input, "signalName")?, "externalInitiatedEventId": 0});
+    if let Some(i) = get_str(input, "input") {
+        attrs["input"] = json!(i);
+    }
+    let id = open_execution(core, input)?.id;
+    let ex = core.execs.get_mut(&id).expect("just found");
+    ex.push("WorkflowExecutionSignaled", attrs);
+    schedule_decision(ex, &mut core.sched);
+    Ok(json!({}))
+}
+
+pub fn request_cancel_workflow_execution(core: &mut Core, input: &Value) -> SwfResult<Value> {
+    let id = open_execution(core, input)?.id;
+    let ex = core.execs.get_mut(&id).expect("just found");
+    ex.cancel_requested = true;
+    ex.push("WorkflowExecutionCancelRequested", json!({"externalInitiatedEventId": 0}));
+    schedule_decision(ex, &mut core.sched);
+    Ok(json!({}))
+}
+
+pub fn terminate_workflow_execution(core: &mut Core, input: &Value) -> SwfResult<Value> {
+    let id = open_execution(core, input)?.id;
+    let ex = core.execs.get_mut(&id).expect("just found");
+    let mut attrs = json!({
+        "childPolicy": get_str(input, "childPolicy").unwrap_or(&ex.child_policy),
+        "cause": "OPERATOR_INITIATED",
+    });
+    if let Some(r) = get_str(input, "reason") {
+        attrs["reason"] = json!(r);
+    }
+    if let Some(d) = get_str(input, "details") {
+        attrs["details"] = json!(d);
+    }
+    ex.push("WorkflowExecutionTerminated", attrs);
+    core.close_execution(id, "TERMINATED");
+    Ok(json!({}))
+}

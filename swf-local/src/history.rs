@@ -1,0 +1,131 @@
+//! Event bookkeeping shared by the operations: scheduling the decision task, closing an
+//! execution, and paging (histories and List* results).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+
+use crate::error::SwfResult;
+use crate::model::{Core, DecisionState, Execution, PageKind, PageState, Sched, now_ts, parse_duration};
+use crate::timers::TimerKind;
+
+/// Something happened the decider must see: schedule a decision task unless one is
+/// already scheduled, or remember to schedule one when the started one completes.
+pub fn schedule_decision(ex: &mut Execution, sched: &mut Sched) {
+    if !ex.is_open() {
+        return;
+    }
+    match ex.decision {
+        DecisionState::None => {
+            let mut attrs = json!({
+                "taskList": {"name": ex.task_list},
+                "startToCloseTimeout": ex.task_start_to_close.as_deref().unwrap_or("NONE"),
+            });
+            if let Some(p) = &ex.task_priority {
+                attrs["taskPriority"] = json!(p);
+            }
+            let id = ex.push("DecisionTaskScheduled", attrs);
+            ex.decision = DecisionState::Scheduled { scheduled_id: id };
+            sched.enqueue_decision(&ex.domain, &ex.task_list, ex.id);
+        }
+        DecisionState::Scheduled { .. } => {}
+        DecisionState::Started { .. } => ex.decision_needed = true,
+    }
+}
+
+impl Core {
+    /// Marks an execution closed (its close event is already recorded): its tasks and
+    /// tokens go away, and it is dropped after the domain's retention period.
+    pub fn close_execution(&mut self, id: u64, status: &'static str) {
+        let Some(ex) = self.execs.get_mut(&id) else { return };
+        if ex.closed.is_some() {
+            return;
+        }
+        ex.closed = Some((now_ts(), status));
+        for a in ex.activities.values() {
+            if let Some(t) = &a.token {
+                self.sched.activity_tokens.remove(t);
+            }
+        }
+        ex.activities.clear();
+        ex.activity_ids.clear();
+        ex.timers.clear();
+        if let DecisionState::Started { token, .. } = &ex.decision {
+            self.sched.decision_tokens.remove(token);
+        }
+        ex.decision = DecisionState::None;
+        ex.decision_needed = false;
+        let key = (ex.domain.clone(), ex.workflow_id.clone());
+        if self.open_by_workflow_id.get(&key) == Some(&id) {
+            self.open_by_workflow_id.remove(&key);
+        }
+        let retention = self.domains.get(&key.0).map(|d| d.retention.clone()).unwrap_or_default();
+        // "NONE" or "0": SWF keeps no history after close.
+        let days = parse_duration(&retention, "retention").ok().flatten().unwrap_or(0);
+        let at = Instant::now() + Duration::from_secs(days.saturating_mul(86_400));
+        self.sched.add_timer(at, TimerKind::Retention { exec: id });
+    }
+
+    /// Drops a closed execution for good (retention elapsed).
+    pub fn forget_execution(&mut self, id: u64) {
+        if let Some(ex) = self.execs.remove(&id) {
+            self.by_run.remove(&(ex.domain, ex.workflow_id, ex.run_id));
+        }
+    }
+}
+
+/// `maximumPageSize` of a request (0 or absent = 1000).
+pub fn page_size(input: &Value) -> usize {
+    match input.get("maximumPageSize").and_then(Value::as_u64) {
+        None | Some(0) => 1000,
+        Some(n) => n as usize,
+    }
+}
+
+/// One page of `events[range]`, in order or reversed, starting `offset` items in.
+/// Returns the page and whether more follow.
+pub fn slice_page(events: &[Value], offset: usize, size: usize, reverse: bool) -> (Vec<Value>, bool) {
+    let n = events.len();
+    let end = (offset + size).min(n);
+    let page = if reverse {
+        events[n - end..n - offset.min(n)].iter().rev().cloned().collect()
+    } else {
+        events[offset.min(n)..end].to_vec()
+    };
+    (page, end < n)
+}
+
+/// Answers a List* call: `items` already sorted, paged by `maximumPageSize` /
+/// `nextPageToken` / `reverseOrder` into `{key: [...], nextPageToken}`.
+pub fn list_page(sched: &mut Sched, op: &'static str, key: &str, items: Vec<Value>, input: &Value) -> SwfResult<Value> {
+    let (items, offset, size, reverse) = match input.get("nextPageToken").and_then(Value::as_str) {
+        Some(t) => {
+            let st = sched.page_token(t)?;
+            match st.kind {
+                PageKind::List { op: o, items } if o == op => (items, st.offset, st.page_size, st.reverse),
+                _ => return Err(crate::error::SwfError::validation("Invalid nextPageToken for this operation")),
+            }
+        }
+        None => (
+            Arc::new(items),
+            0,
+            page_size(input),
+            input.get("reverseOrder").and_then(Value::as_bool).unwrap_or(false),
+        ),
+    };
+    let (page, more) = slice_page(&items, offset, size, reverse);
+    let mut out = Map::new();
+    out.insert(key.to_owned(), Value::Array(page));
+    if more {
+        let token = sched.issue_page_token(PageState {
+            issued: Instant::now(),
+            kind: PageKind::List { op, items },
+            offset: offset + size,
+            page_size: size,
+            reverse,
+        });
+        out.insert("nextPageToken".into(), json!(token));
+    }
+    Ok(Value::Object(out))
+}

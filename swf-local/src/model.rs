@@ -1,0 +1,361 @@
+//! The in-memory state of the service: domains, types, executions with their histories,
+//! the task queues and the token tables. Everything lives in one [`Core`] behind one
+//! `std::sync::Mutex` that is never held across an await.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value, json};
+use tokio::sync::Notify;
+
+use crate::error::{SwfError, SwfResult};
+use crate::timers::TimerKind;
+
+/// Seconds since the epoch as SWF sends timestamps.
+pub fn now_ts() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64()
+}
+
+/// A random opaque token (task tokens, page tokens, run ids).
+pub fn random_token() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    let a: u128 = rng.random();
+    let b: u64 = rng.random();
+    format!("{a:032x}{b:016x}")
+}
+
+/// Parses an SWF duration ("123" or "NONE"); `Ok(None)` = no limit.
+pub fn parse_duration(s: &str, field: &str) -> SwfResult<Option<u64>> {
+    if s == "NONE" {
+        return Ok(None);
+    }
+    s.parse::<u64>()
+        .map(Some)
+        .map_err(|_| SwfError::validation(format!("{field}: '{s}' is not a number of seconds or NONE")))
+}
+
+pub fn get_str<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+/// A required string member (the validator has already checked presence, but the decision
+/// attribute objects are only checked as parts of a structure).
+pub fn req_str<'a>(v: &'a Value, key: &str) -> SwfResult<&'a str> {
+    get_str(v, key).ok_or_else(|| SwfError::validation(format!("Value null at '{key}' failed to satisfy constraint: Member must not be null")))
+}
+
+/// `taskList.name` of a request or attribute object.
+pub fn task_list_of(v: &Value) -> Option<&str> {
+    v.get("taskList").and_then(|t| get_str(t, "name"))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Registered,
+    Deprecated,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Registered => "REGISTERED",
+            Status::Deprecated => "DEPRECATED",
+        }
+    }
+}
+
+/// A registered activity or workflow type.
+#[derive(Debug, Clone)]
+pub struct TypeRec {
+    pub name: String,
+    pub version: String,
+    pub status: Status,
+    pub description: Option<String>,
+    pub created: f64,
+    pub deprecated: Option<f64>,
+    /// The `default*` members given at registration, echoed by Describe*Type.
+    pub config: Map<String, Value>,
+}
+
+impl TypeRec {
+    pub fn default_str(&self, key: &str) -> Option<&str> {
+        self.config.get(key).and_then(Value::as_str)
+    }
+
+    pub fn default_task_list(&self) -> Option<&str> {
+        self.config.get("defaultTaskList").and_then(|t| get_str(t, "name"))
+    }
+}
+
+#[derive(Debug)]
+pub struct Domain {
+    pub name: String,
+    pub description: Option<String>,
+    pub status: Status,
+    /// `workflowExecutionRetentionPeriodInDays` as given ("0".."90" or "NONE").
+    pub retention: String,
+    pub activity_types: HashMap<(String, String), TypeRec>,
+    pub workflow_types: HashMap<(String, String), TypeRec>,
+}
+
+/// Where the one decision task of an execution is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DecisionState {
+    None,
+    Scheduled { scheduled_id: i64 },
+    Started { scheduled_id: i64, started_id: i64, token: String },
+}
+
+#[derive(Debug)]
+pub struct Activity {
+    pub activity_id: String,
+    pub activity_type: Value,
+    pub input: Option<String>,
+    pub task_list: String,
+    pub scheduled_id: i64,
+    /// Set once a worker polled it.
+    pub started_id: Option<i64>,
+    pub token: Option<String>,
+    pub start_to_close: Option<u64>,
+    pub heartbeat: Option<u64>,
+    /// When the heartbeat clock last restarted (the start, then each heartbeat).
+    pub last_beat: Instant,
+    pub details: Option<String>,
+    /// Event id of the ActivityTaskCancelRequested event, once the decider asked.
+    pub cancel_requested: Option<i64>,
+}
+
+#[derive(Debug)]
+pub struct Execution {
+    pub id: u64,
+    pub domain: String,
+    pub workflow_id: String,
+    pub run_id: String,
+    pub workflow_type: Value,
+    pub task_list: String,
+    pub task_priority: Option<String>,
+    pub task_start_to_close: Option<String>,
+    pub execution_start_to_close: Option<String>,
+    pub child_policy: String,
+    pub lambda_role: Option<String>,
+    pub tag_list: Vec<Value>,
+    pub started: f64,
+    /// Close time and close status once closed.
+    pub closed: Option<(f64, &'static str)>,
+    pub cancel_requested: bool,
+    pub events: Vec<Value>,
+    /// Open activities by their ActivityTaskScheduled event id.
+    pub activities: HashMap<i64, Activity>,
+    /// activityId -> scheduled event id of the open activity using it.
+    pub activity_ids: HashMap<String, i64>,
+    /// timerId -> TimerStarted event id.
+    pub timers: HashMap<String, i64>,
+    pub decision: DecisionState,
+    /// Events arrived while the decision task was started: schedule another one on completion.
+    pub decision_needed: bool,
+    pub previous_started: i64,
+    pub latest_context: Option<String>,
+    pub latest_activity_ts: Option<f64>,
+}
+
+impl Execution {
+    /// Appends an event and returns its id.
+    pub fn push(&mut self, event_type: &str, attrs: Value) -> i64 {
+        let id = self.events.len() as i64 + 1;
+        let mut key = String::with_capacity(event_type.len() + 15);
+        let mut chars = event_type.chars();
+        if let Some(c) = chars.next() {
+            key.push(c.to_ascii_lowercase());
+        }
+        key.push_str(chars.as_str());
+        key.push_str("EventAttributes");
+        let mut ev = Map::with_capacity(4);
+        ev.insert("eventId".into(), json!(id));
+        ev.insert("eventType".into(), json!(event_type));
+        ev.insert("eventTimestamp".into(), json!(now_ts()));
+        ev.insert(key, attrs);
+        self.events.push(Value::Object(ev));
+        id
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.closed.is_none()
+    }
+
+    pub fn execution_json(&self) -> Value {
+        json!({"workflowId": self.workflow_id, "runId": self.run_id})
+    }
+
+    pub fn open_decision_tasks(&self) -> i64 {
+        i64::from(self.decision != DecisionState::None)
+    }
+
+    /// WorkflowExecutionInfo as List*/Describe return it.
+    pub fn info(&self) -> Value {
+        let mut v = json!({
+            "execution": self.execution_json(),
+            "workflowType": self.workflow_type,
+            "startTimestamp": self.started,
+            "executionStatus": if self.is_open() { "OPEN" } else { "CLOSED" },
+            "cancelRequested": self.cancel_requested,
+        });
+        if let Some((ts, status)) = self.closed {
+            v["closeTimestamp"] = json!(ts);
+            v["closeStatus"] = json!(status);
+        }
+        if !self.tag_list.is_empty() {
+            v["tagList"] = json!(self.tag_list);
+        }
+        v
+    }
+}
+
+/// A task list's queue with the Notify its long polls wait on.
+#[derive(Debug, Default)]
+pub struct TaskQueue {
+    /// (execution id, scheduled event id); entries whose task is gone are skipped on take.
+    pub items: VecDeque<(u64, i64)>,
+    pub notify: Arc<Notify>,
+}
+
+/// Whatever a page token continues.
+#[derive(Debug, Clone)]
+pub enum PageKind {
+    /// Next page of a decision task's history snapshot.
+    Decision { task_token: String, exec: u64, started_id: i64, previous_started: i64, events_end: usize, start: usize },
+    /// Next page of GetWorkflowExecutionHistory.
+    History { exec: u64 },
+    /// Next page of a List* call: the remaining items were snapshotted.
+    List { op: &'static str, items: Arc<Vec<Value>> },
+}
+
+#[derive(Debug, Clone)]
+pub struct PageState {
+    pub issued: Instant,
+    pub kind: PageKind,
+    pub offset: usize,
+    pub page_size: usize,
+    pub reverse: bool,
+}
+
+/// Queues, tokens and timers: the parts operations touch next to one execution.
+#[derive(Debug)]
+pub struct Sched {
+    pub activity_queues: HashMap<(String, String), TaskQueue>,
+    pub decision_queues: HashMap<(String, String), TaskQueue>,
+    /// Activity task token -> (execution id, scheduled event id).
+    pub activity_tokens: HashMap<String, (u64, i64)>,
+    /// Decision task token -> execution id.
+    pub decision_tokens: HashMap<String, u64>,
+    pub page_tokens: HashMap<String, PageState>,
+    pub page_token_lifetime: Duration,
+    /// Deadline -> what to check then; the second key part orders equal deadlines.
+    pub timers: BTreeMap<(Instant, u64), TimerKind>,
+    pub timer_seq: u64,
+    /// Wakes the timer driver when a deadline earlier than its current one is added.
+    pub timer_wake: Arc<Notify>,
+}
+
+impl Sched {
+    pub fn add_timer(&mut self, at: Instant, kind: TimerKind) {
+        let earliest = self.timers.keys().next().map(|k| k.0);
+        self.timer_seq += 1;
+        self.timers.insert((at, self.timer_seq), kind);
+        if earliest.is_none_or(|e| at < e) {
+            self.timer_wake.notify_one();
+        }
+    }
+
+    pub fn enqueue_activity(&mut self, domain: &str, task_list: &str, item: (u64, i64)) {
+        let q = self.activity_queues.entry((domain.to_owned(), task_list.to_owned())).or_default();
+        q.items.push_back(item);
+        q.notify.notify_one();
+    }
+
+    pub fn enqueue_decision(&mut self, domain: &str, task_list: &str, exec: u64) {
+        let q = self.decision_queues.entry((domain.to_owned(), task_list.to_owned())).or_default();
+        q.items.push_back((exec, 0));
+        q.notify.notify_one();
+    }
+
+    pub fn issue_page_token(&mut self, state: PageState) -> String {
+        let token = random_token();
+        let expiry = Instant::now() + self.page_token_lifetime + Duration::from_secs(1);
+        self.page_tokens.insert(token.clone(), state);
+        self.add_timer(expiry, TimerKind::PageTokenExpiry(token.clone()));
+        token
+    }
+
+    /// Looks a page token up; expired tokens give SWF's error text.
+    pub fn page_token(&self, token: &str) -> SwfResult<PageState> {
+        let st = self
+            .page_tokens
+            .get(token)
+            .ok_or_else(|| SwfError::validation("Specified token has exceeded its maximum lifetime"))?;
+        if st.issued.elapsed() > self.page_token_lifetime {
+            return Err(SwfError::validation("Specified token has exceeded its maximum lifetime"));
+        }
+        Ok(st.clone())
+    }
+}
+
+#[derive(Debug)]
+pub struct Core {
+    pub domains: HashMap<String, Domain>,
+    pub execs: HashMap<u64, Execution>,
+    /// (domain, workflowId) -> the open execution.
+    pub open_by_workflow_id: HashMap<(String, String), u64>,
+    /// (domain, workflowId, runId) -> execution, open or closed.
+    pub by_run: HashMap<(String, String, String), u64>,
+    pub next_exec: u64,
+    pub sched: Sched,
+}
+
+impl Core {
+    pub fn new(timer_wake: Arc<Notify>) -> Core {
+        Core {
+            domains: HashMap::new(),
+            execs: HashMap::new(),
+            open_by_workflow_id: HashMap::new(),
+            by_run: HashMap::new(),
+            next_exec: 1,
+            sched: Sched {
+                activity_queues: HashMap::new(),
+                decision_queues: HashMap::new(),
+                activity_tokens: HashMap::new(),
+                decision_tokens: HashMap::new(),
+                page_tokens: HashMap::new(),
+                page_token_lifetime: Duration::from_secs(60),
+                timers: BTreeMap::new(),
+                timer_seq: 0,
+                timer_wake,
+            },
+        }
+    }
+
+    pub fn domain(&self, name: &str) -> SwfResult<&Domain> {
+        self.domains.get(name).ok_or_else(|| SwfError::unknown(format!("Unknown domain: {name}")))
+    }
+
+    pub fn domain_mut(&mut self, name: &str) -> SwfResult<&mut Domain> {
+        self.domains.get_mut(name).ok_or_else(|| SwfError::unknown(format!("Unknown domain: {name}")))
+    }
+
+    /// The execution named by a request's `domain` + `execution {workflowId, runId}`.
+    pub fn find_execution(&self, domain: &str, execution: &Value) -> SwfResult<u64> {
+        self.domain(domain)?;
+        let wf = req_str(execution, "workflowId")?;
+        let id = match get_str(execution, "runId") {
+            Some(run) => self.by_run.get(&(domain.to_owned(), wf.to_owned(), run.to_owned())).copied(),
+            None => self.open_by_workflow_id.get(&(domain.to_owned(), wf.to_owned())).copied(),
+        };
+        id.ok_or_else(|| {
+            SwfError::unknown(format!(
+                "Unknown execution: WorkflowExecution=[workflowId={wf}, runId={}]",
+                get_str(execution, "runId").unwrap_or("")
+            ))
+        })
+    }
+}

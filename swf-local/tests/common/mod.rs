@@ -1,0 +1,229 @@
+//! Shared helpers of the conformance tests: a server on 127.0.0.1:0, an aws-sdk-swf client
+//! for it, a raw HTTP caller (for what the SDK refuses to send), and decider shorthands.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use aws_sdk_swf::Client;
+use aws_sdk_swf::config::retry::RetryConfig;
+use aws_sdk_swf::config::timeout::TimeoutConfig;
+use aws_sdk_swf::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_swf::error::ProvideErrorMetadata;
+use aws_sdk_swf::types::*;
+use swf_local::{Options, Server, State};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub const TL: &str = "main";
+pub const ACTIVITY_TL: &str = "work";
+
+/// A running server; dropping it stops the server.
+pub struct Env {
+    pub url: String,
+    pub addr: SocketAddr,
+    pub client: Client,
+    pub faults: swf_local::Faults,
+    pub state: State,
+    pub poll_timeout: Duration,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Env {
+    pub async fn start(poll_ms: u64) -> Env {
+        Self::start_at("127.0.0.1:0".parse().unwrap(), poll_ms, State::new(), swf_local::Faults::default()).await
+    }
+
+    pub async fn start_at(addr: SocketAddr, poll_ms: u64, state: State, faults: swf_local::Faults) -> Env {
+        let poll_timeout = Duration::from_millis(poll_ms);
+        let server = Server::bind_with_state(addr, Options { poll_timeout, faults }, state).await.expect("bind");
+        let (url, addr, faults, state) = (server.url(), server.local_addr(), server.faults(), server.state());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async move {
+            let _ = rx.await;
+        }));
+        let client = client(&url, poll_timeout + Duration::from_secs(10));
+        Env { url, addr, client, faults, state, poll_timeout, stop: Some(tx), task: Some(task) }
+    }
+
+    /// Stops the server and waits until its port is closed.
+    pub async fn stop(mut self) -> State {
+        self.stop.take().unwrap().send(()).ok();
+        self.task.take().unwrap().await.unwrap().unwrap();
+        self.state.clone()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            tx.send(()).ok();
+        }
+    }
+}
+
+/// An aws-sdk-swf client for `url`: dummy credentials, no retries (tests see every error).
+pub fn client(url: &str, attempt_timeout: Duration) -> Client {
+    let conf = aws_sdk_swf::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
+        .endpoint_url(url)
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(TimeoutConfig::builder().operation_attempt_timeout(attempt_timeout).build())
+        .build();
+    Client::from_conf(conf)
+}
+
+/// The error code (`__type` after `#`) of an SDK error.
+pub fn code<E: ProvideErrorMetadata>(e: &E) -> String {
+    e.code().unwrap_or("<none>").to_owned()
+}
+
+pub fn message<E: ProvideErrorMetadata>(e: &E) -> String {
+    e.message().unwrap_or("").to_owned()
+}
+
+/// POSTs one SWF call without the SDK; returns (status, JSON body).
+pub async fn raw_call(addr: SocketAddr, op: Option<&str>, body: &str) -> (u16, serde_json::Value) {
+    let target = op.map(|o| format!("X-Amz-Target: SimpleWorkflowService.{o}\r\n")).unwrap_or_default();
+    raw_http(addr, "POST", "/", &target, body).await
+}
+
+pub async fn raw_http(addr: SocketAddr, method: &str, path: &str, headers: &str, body: &str) -> (u16, serde_json::Value) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-amz-json-1.0\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf);
+    let status: u16 = text.split(' ').nth(1).and_then(|x| x.parse().ok()).unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+    (status, serde_json::from_str(body).unwrap_or(serde_json::Value::String(body.to_owned())))
+}
+
+pub fn atype(name: &str) -> ActivityType {
+    ActivityType::builder().name(name).version("1").build().unwrap()
+}
+
+pub fn wtype() -> WorkflowType {
+    WorkflowType::builder().name("wf").version("1").build().unwrap()
+}
+
+pub fn tl(name: &str) -> TaskList {
+    TaskList::builder().name(name).build().unwrap()
+}
+
+/// Registers `domain` with a workflow type `wf@1` and an activity type `act@1` that have
+/// every default (timeouts in seconds as given).
+pub async fn setup(c: &Client, domain: &str, activity_timeouts: [&str; 4]) {
+    c.register_domain().name(domain).workflow_execution_retention_period_in_days("1").send().await.unwrap();
+    c.register_workflow_type()
+        .domain(domain)
+        .name("wf")
+        .version("1")
+        .default_task_list(tl(TL))
+        .default_child_policy(ChildPolicy::Terminate)
+        .default_execution_start_to_close_timeout("3600")
+        .default_task_start_to_close_timeout("30")
+        .send()
+        .await
+        .unwrap();
+    c.register_activity_type()
+        .domain(domain)
+        .name("act")
+        .version("1")
+        .default_task_list(tl(ACTIVITY_TL))
+        .default_task_schedule_to_start_timeout(activity_timeouts[0])
+        .default_task_schedule_to_close_timeout(activity_timeouts[1])
+        .default_task_start_to_close_timeout(activity_timeouts[2])
+        .default_task_heartbeat_timeout(activity_timeouts[3])
+        .send()
+        .await
+        .unwrap();
+}
+
+pub async fn start_wf(c: &Client, domain: &str, id: &str) -> WorkflowExecution {
+    let out = c.start_workflow_execution().domain(domain).workflow_id(id).workflow_type(wtype()).send().await.unwrap();
+    WorkflowExecution::builder().workflow_id(id).run_id(out.run_id.unwrap()).build().unwrap()
+}
+
+/// Polls decision tasks until one arrives (or panics after 20 s).
+pub async fn next_decision(c: &Client, domain: &str) -> aws_sdk_swf::operation::poll_for_decision_task::PollForDecisionTaskOutput {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = c.poll_for_decision_task().domain(domain).task_list(tl(TL)).identity("decider").send().await.unwrap();
+        if !out.task_token.is_empty() {
+            return out;
+        }
+        assert!(Instant::now() < deadline, "no decision task within 20 s");
+    }
+}
+
+pub async fn next_activity(c: &Client, domain: &str) -> aws_sdk_swf::operation::poll_for_activity_task::PollForActivityTaskOutput {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = c.poll_for_activity_task().domain(domain).task_list(tl(ACTIVITY_TL)).identity("worker").send().await.unwrap();
+        if !out.task_token.is_empty() {
+            return out;
+        }
+        assert!(Instant::now() < deadline, "no activity task within 20 s");
+    }
+}
+
+pub async fn decide(c: &Client, token: &str, decisions: Vec<Decision>) {
+    c.respond_decision_task_completed().task_token(token).set_decisions(Some(decisions)).send().await.unwrap();
+}
+
+pub fn schedule(id: &str, name: &str) -> Decision {
+    Decision::builder()
+        .decision_type(DecisionType::ScheduleActivityTask)
+        .schedule_activity_task_decision_attributes(
+            ScheduleActivityTaskDecisionAttributes::builder().activity_type(atype(name)).activity_id(id).input(format!("in-{id}")).build().unwrap(),
+        )
+        .build()
+        .unwrap()
+}
+
+pub fn schedule_with(attrs: ScheduleActivityTaskDecisionAttributes) -> Decision {
+    Decision::builder().decision_type(DecisionType::ScheduleActivityTask).schedule_activity_task_decision_attributes(attrs).build().unwrap()
+}
+
+pub fn cancel_activity(id: &str) -> Decision {
+    Decision::builder()
+        .decision_type(DecisionType::RequestCancelActivityTask)
+        .request_cancel_activity_task_decision_attributes(RequestCancelActivityTaskDecisionAttributes::builder().activity_id(id).build().unwrap())
+        .build()
+        .unwrap()
+}
+
+pub fn complete_wf(result: &str) -> Decision {
+    Decision::builder()
+        .decision_type(DecisionType::CompleteWorkflowExecution)
+        .complete_workflow_execution_decision_attributes(CompleteWorkflowExecutionDecisionAttributes::builder().result(result).build())
+        .build()
+        .unwrap()
+}
+
+pub async fn history(c: &Client, domain: &str, exec: &WorkflowExecution) -> Vec<HistoryEvent> {
+    c.get_workflow_execution_history().domain(domain).execution(exec.clone()).send().await.unwrap().events
+}
+
+pub async fn event_types(c: &Client, domain: &str, exec: &WorkflowExecution) -> Vec<String> {
+    history(c, domain, exec).await.iter().map(|e| e.event_type.as_str().to_owned()).collect()
+}
+
+/// Waits (up to 20 s) until the history holds an event of `ty`, and returns it.
+pub async fn wait_event(c: &Client, domain: &str, exec: &WorkflowExecution, ty: EventType) -> HistoryEvent {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(e) = history(c, domain, exec).await.into_iter().find(|e| e.event_type == ty) {
+            return e;
+        }
+        assert!(Instant::now() < deadline, "no {ty:?} event within 20 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
