@@ -1,0 +1,416 @@
+//! One task, from poll to answer: look up its plugin, run it with a heartbeat pump, and
+//! answer SWF with RespondActivityTask{Completed,Failed,Canceled}, retrying until SWF has
+//! the answer or says the task is gone.
+//!
+//! Everything the host decides on the guest's behalf (unknown type, oversized result,
+//! shutdown) is decided here, so that `poller` only moves tasks and `runtime` only runs them.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use rand::Rng;
+use tracing::Instrument;
+
+use crate::activity::{ActivityTask, ActivityType, HeartbeatHandle, Outcome, reason};
+use crate::config::{ActivitySettings, Config};
+use crate::heartbeat::{HeartbeatPump, ThrottlePolicy, truncate_chars};
+use crate::metrics::{FailedLabels, Metrics, TaskListLabels};
+use crate::shutdown::Shutdown;
+use crate::swf::{PolledTask, SwfClient, SwfError};
+
+/// SWF's limits, in characters.
+pub const MAX_RESULT: usize = 32768;
+pub const MAX_REASON: usize = 256;
+pub const MAX_DETAILS: usize = 32768;
+
+/// A runnable plugin: `runtime::Plugin`, adapted in `worker` (or a fake in tests).
+pub trait Runner: Send + Sync + 'static {
+    /// Runs one task. Dropping the future interrupts the guest.
+    fn run(
+        self: Arc<Self>,
+        task: ActivityTask,
+        settings: ActivitySettings,
+        heartbeat: HeartbeatHandle,
+    ) -> BoxFuture<'static, Outcome>;
+}
+
+/// What dispatch needs of the registry: routing by task list and type.
+pub trait Activities: Send + Sync + 'static {
+    fn lookup(&self, task_list: &str, ty: &ActivityType) -> Option<Arc<dyn Runner>>;
+    /// The types served on `task_list`, for the UnknownActivityType answer.
+    fn served(&self, task_list: &str) -> Vec<ActivityType>;
+}
+
+/// Shared by every task of the worker.
+pub struct Dispatcher {
+    pub swf: Arc<dyn SwfClient>,
+    pub activities: Arc<dyn Activities>,
+    pub config: Arc<Config>,
+    pub metrics: Arc<Metrics>,
+    pub policy: Arc<ThrottlePolicy>,
+    pub shutdown: Shutdown,
+}
+
+impl Dispatcher {
+    /// Runs and answers one polled task; never fails (errors are logged inside its span).
+    pub async fn handle(self: Arc<Self>, polled: PolledTask) {
+        let t = &polled.task;
+        let span = tracing::info_span!(
+            "task",
+            domain = %self.config.swf.domain,
+            task_list = %t.task_list,
+            activity_id = %t.activity_id,
+            activity_type = %t.activity_type,
+            workflow_id = %t.workflow_id,
+        );
+        self.handle_inner(polled).instrument(span).await
+    }
+
+    async fn handle_inner(self: Arc<Self>, polled: PolledTask) {
+        let PolledTask { token, task } = polled;
+        let started = Instant::now();
+        let tl = TaskListLabels {
+            task_list: task.task_list.clone(),
+        };
+        self.metrics.tasks_started.get_or_create(&tl).inc();
+        let guard = Arc::new(self.metrics.track(&task));
+        tracing::info!("task started");
+
+        let outcome = match self.activities.lookup(&task.task_list, &task.activity_type) {
+            None => unknown_type(&task, self.activities.served(&task.task_list)),
+            Some(runner) => {
+                let settings = self.config.settings_for(&task.activity_type);
+                let pump = HeartbeatPump::start(
+                    self.swf.clone(),
+                    self.policy.clone(),
+                    self.metrics.clone(),
+                    guard.clone(),
+                    token.clone(),
+                    task.activity_type.clone(),
+                    settings.heartbeat_interval_s,
+                );
+                // A backstop only: the runtime interrupts the guest at `timeout_s` itself.
+                let backstop = Duration::from_secs(settings.timeout_s) + Duration::from_secs(30);
+                let run = runner.run(task.clone(), settings, Arc::new(pump.handle()));
+                let outcome = tokio::select! {
+                    outcome = run => outcome,
+                    _ = self.shutdown.aborting() => {
+                        tracing::warn!("shutdown grace period over: interrupting the task");
+                        Outcome::failed(reason::SHUTDOWN, "the worker shut down before the task finished; it can be retried at once".to_string())
+                    }
+                    _ = tokio::time::sleep(backstop) => Outcome::failed(reason::TIMEOUT, format!("the task ran past timeout_s + 30 s ({backstop:?})")),
+                };
+                let end = pump.finish().await;
+                if end.gone {
+                    tracing::warn!(
+                        ?outcome,
+                        "dropping the response: SWF no longer knows this task"
+                    );
+                    self.metrics.tasks_dropped.get_or_create(&tl).inc();
+                    return;
+                }
+                outcome
+            }
+        };
+        let outcome = limit(outcome);
+        let answered = self.respond(&token, &outcome).await;
+        let elapsed = started.elapsed();
+        self.metrics
+            .task_duration
+            .get_or_create(&tl)
+            .observe(elapsed.as_secs_f64());
+        if !answered {
+            self.metrics.tasks_dropped.get_or_create(&tl).inc();
+            return;
+        }
+        match &outcome {
+            Outcome::Completed(_) => {
+                self.metrics.tasks_completed.get_or_create(&tl).inc();
+                tracing::info!(?elapsed, "task completed");
+            }
+            Outcome::Failed { reason, details } => {
+                let labels = FailedLabels {
+                    task_list: task.task_list.clone(),
+                    reason: reason.clone(),
+                };
+                self.metrics.tasks_failed.get_or_create(&labels).inc();
+                tracing::info!(?elapsed, %reason, details = details.as_deref().unwrap_or(""), "task failed");
+            }
+            Outcome::Canceled(_) => {
+                self.metrics.tasks_canceled.get_or_create(&tl).inc();
+                tracing::info!(?elapsed, "task canceled");
+            }
+        }
+    }
+
+    /// Sends the answer, retrying throttling, 5xx and connection errors with backoff.
+    /// Returns whether SWF took it.
+    async fn respond(&self, token: &str, outcome: &Outcome) -> bool {
+        let mut delay = Duration::from_millis(100);
+        let mut abandon_at: Option<Instant> = None;
+        loop {
+            let result = match outcome {
+                Outcome::Completed(r) => self.swf.complete(token, r.as_deref()).await,
+                Outcome::Failed { reason, details } => {
+                    self.swf.fail(token, reason, details.as_deref()).await
+                }
+                Outcome::Canceled(d) => self.swf.cancel(token, d.as_deref()).await,
+            };
+            match result {
+                Ok(()) => return true,
+                Err(SwfError::TaskGone(msg)) => {
+                    tracing::warn!(%msg, "response dropped: SWF no longer knows this task (timed out, canceled or workflow closed)");
+                    return false;
+                }
+                Err(e) if e.is_retryable() => {
+                    // After the grace period, keep trying only briefly: the process must exit.
+                    if self.shutdown.is_aborting() {
+                        let at = *abandon_at
+                            .get_or_insert_with(|| Instant::now() + Duration::from_secs(10));
+                        if Instant::now() >= at {
+                            tracing::error!(error = %e, "giving up on the response: shutting down");
+                            return false;
+                        }
+                    }
+                    self.metrics.respond_retries.inc();
+                    let jittered = delay.mul_f64(rand::rng().random_range(0.5..1.0));
+                    tracing::warn!(error = %e, "response not accepted; retrying in {jittered:?}");
+                    tokio::time::sleep(jittered).await;
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "SWF rejected the response");
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// The answer for a type this host has no plugin for.
+fn unknown_type(task: &ActivityTask, served: Vec<ActivityType>) -> Outcome {
+    let list = if served.is_empty() {
+        "none".to_string()
+    } else {
+        served
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    tracing::warn!(served = %list, "no plugin for this activity type");
+    Outcome::failed(
+        reason::UNKNOWN_ACTIVITY_TYPE,
+        format!(
+            "no plugin for activity type {} on task list {:?}; this host serves: {list}",
+            task.activity_type, task.task_list
+        ),
+    )
+}
+
+/// Applies SWF's size limits: an oversized result fails the task; reasons and details are
+/// truncated with a warning.
+pub fn limit(outcome: Outcome) -> Outcome {
+    match outcome {
+        Outcome::Completed(Some(r)) if r.chars().count() > MAX_RESULT => {
+            let n = r.chars().count();
+            tracing::warn!(chars = n, "result too large for SWF");
+            Outcome::failed(
+                reason::RESULT_TOO_LARGE,
+                format!("the result has {n} characters; SWF accepts at most {MAX_RESULT}"),
+            )
+        }
+        Outcome::Failed { reason, details } => Outcome::Failed {
+            reason: cut("failure reason", reason, MAX_REASON),
+            details: details.map(|d| cut("failure details", d, MAX_DETAILS)),
+        },
+        Outcome::Canceled(Some(d)) => {
+            Outcome::Canceled(Some(cut("cancel details", d, MAX_DETAILS)))
+        }
+        other => other,
+    }
+}
+
+fn cut(what: &str, s: String, max: usize) -> String {
+    match truncate_chars(&s, max) {
+        Some(short) => {
+            tracing::warn!(
+                chars = s.chars().count(),
+                "{what} truncated to {max} characters"
+            );
+            short.to_string()
+        }
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::swf::testing::{FakeSwf, Response, task};
+
+    struct Fixed(Outcome);
+    impl Runner for Fixed {
+        fn run(
+            self: Arc<Self>,
+            _t: ActivityTask,
+            _s: ActivitySettings,
+            hb: HeartbeatHandle,
+        ) -> BoxFuture<'static, Outcome> {
+            Box::pin(async move {
+                hb.beat(Some("working".into()));
+                self.0.clone()
+            })
+        }
+    }
+    struct Forever;
+    impl Runner for Forever {
+        fn run(
+            self: Arc<Self>,
+            _t: ActivityTask,
+            _s: ActivitySettings,
+            _hb: HeartbeatHandle,
+        ) -> BoxFuture<'static, Outcome> {
+            Box::pin(futures::future::pending())
+        }
+    }
+
+    struct Table(HashMap<String, Arc<dyn Runner>>);
+    impl Activities for Table {
+        fn lookup(&self, _tl: &str, ty: &ActivityType) -> Option<Arc<dyn Runner>> {
+            self.0.get(&ty.to_string()).cloned()
+        }
+        fn served(&self, _tl: &str) -> Vec<ActivityType> {
+            let mut v: Vec<_> = self
+                .0
+                .keys()
+                .filter_map(|k| ActivityType::parse(k))
+                .collect();
+            v.sort();
+            v
+        }
+    }
+
+    fn dispatcher(fake: &Arc<FakeSwf>, table: Vec<(&str, Arc<dyn Runner>)>) -> Arc<Dispatcher> {
+        let config = Config::parse(
+            "[swf]\ndomain = \"d\"\n[[task_list]]\nname = \"tl\"\nplugin_dir = \"p\"\n",
+            std::path::Path::new("/tmp/swasm.toml"),
+        )
+        .unwrap();
+        let swf: Arc<dyn SwfClient> = fake.clone();
+        Arc::new(Dispatcher {
+            policy: Arc::new(ThrottlePolicy::new(swf.clone())),
+            swf,
+            activities: Arc::new(Table(
+                table.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            )),
+            config: Arc::new(config),
+            metrics: Arc::new(Metrics::new()),
+            shutdown: Shutdown::new(),
+        })
+    }
+
+    fn polled(name: &str) -> PolledTask {
+        PolledTask {
+            token: format!("tok-{name}"),
+            task: task("a1", name, "1"),
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_type_lists_served_types() {
+        let fake = Arc::new(FakeSwf::default());
+        let d = dispatcher(
+            &fake,
+            vec![
+                ("echo@1", Arc::new(Fixed(Outcome::Completed(None)))),
+                ("b@2", Arc::new(Forever)),
+            ],
+        );
+        d.handle(polled("nope")).await;
+        let r = fake.responses();
+        let (_, Response::Failed(reason, Some(details))) = &r[0] else {
+            panic!("{r:?}")
+        };
+        assert_eq!(reason, "swasm.UnknownActivityType");
+        assert!(details.contains("b@2, echo@1"), "{details}");
+    }
+
+    #[tokio::test]
+    async fn oversized_result_fails_and_long_reason_is_cut() {
+        let fake = Arc::new(FakeSwf::default());
+        let big = "x".repeat(MAX_RESULT + 1);
+        let d = dispatcher(
+            &fake,
+            vec![
+                ("big@1", Arc::new(Fixed(Outcome::Completed(Some(big))))),
+                (
+                    "bad@1",
+                    Arc::new(Fixed(Outcome::failed("r".repeat(300), "d".repeat(40000)))),
+                ),
+            ],
+        );
+        d.clone().handle(polled("big")).await;
+        d.handle(polled("bad")).await;
+        let r = fake.responses();
+        assert!(matches!(&r[0].1, Response::Failed(reason, _) if reason == "swasm.ResultTooLarge"));
+        let Response::Failed(reason, Some(details)) = &r[1].1 else {
+            panic!()
+        };
+        assert_eq!((reason.len(), details.len()), (MAX_REASON, MAX_DETAILS));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn responses_are_retried_until_accepted() {
+        let fake = Arc::new(FakeSwf::default());
+        fake.fail_next.lock().unwrap().extend([
+            SwfError::Unavailable("503".into()),
+            SwfError::Throttled("slow down".into()),
+        ]);
+        // No heartbeats in this runner's path before the response consumes the errors.
+        struct Quiet;
+        impl Runner for Quiet {
+            fn run(
+                self: Arc<Self>,
+                _t: ActivityTask,
+                _s: ActivitySettings,
+                _hb: HeartbeatHandle,
+            ) -> BoxFuture<'static, Outcome> {
+                Box::pin(async { Outcome::Completed(Some("ok".into())) })
+            }
+        }
+        let d = dispatcher(&fake, vec![("echo@1", Arc::new(Quiet))]);
+        d.clone().handle(polled("echo")).await;
+        assert_eq!(
+            fake.responses(),
+            vec![("tok-echo".into(), Response::Completed(Some("ok".into())))]
+        );
+        assert_eq!(d.metrics.respond_retries.get(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn abort_answers_shutdown() {
+        let fake = Arc::new(FakeSwf::default());
+        let d = dispatcher(&fake, vec![("spin@1", Arc::new(Forever))]);
+        let h = tokio::spawn(d.clone().handle(polled("spin")));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        d.shutdown.abort_runs();
+        h.await.unwrap();
+        assert!(matches!(&fake.responses()[0].1, Response::Failed(r, _) if r == "swasm.Shutdown"));
+    }
+
+    #[tokio::test]
+    async fn gone_task_is_not_answered() {
+        let fake = Arc::new(FakeSwf::default());
+        fake.gone.store(true, std::sync::atomic::Ordering::Relaxed);
+        let d = dispatcher(
+            &fake,
+            vec![("echo@1", Arc::new(Fixed(Outcome::Completed(None))))],
+        );
+        d.handle(polled("echo")).await;
+        assert!(fake.responses().is_empty());
+    }
+}

@@ -1,0 +1,393 @@
+//! Guest `heartbeat()` calls, throttled per task, turned into RecordActivityTaskHeartbeat.
+//!
+//! A guest may call `heartbeat()` in a tight loop; SWF allows a few hundred heartbeats per
+//! second per account. So [`TaskHeartbeat::beat`] never calls SWF: it stores the latest
+//! details and returns the latest known cancel flag. A background pump per task sends the
+//! first beat at once, then at most one call per throttle interval (the smaller of
+//! `heartbeat_interval_s` and 0.8 x the type's registered heartbeat timeout), flushing the
+//! latest skipped details when the interval ends and again just before the task is answered.
+//! UnknownResourceFault means the task is gone (timed out, canceled, workflow closed): the
+//! flag turns true and `dispatch` drops the response.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, OnceCell};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::activity::{ActivityType, Heartbeat};
+use crate::metrics::{InFlightGuard, Metrics};
+use crate::swf::{SwfClient, SwfError};
+
+/// Heartbeat `details` are `LimitedData`: at most 2048 characters.
+pub const MAX_DETAILS: usize = 2048;
+
+/// Per-type heartbeat timeouts, asked once of DescribeActivityType and cached.
+pub struct ThrottlePolicy {
+    swf: Arc<dyn SwfClient>,
+    /// `None` inside: the type has no heartbeat timeout (or SWF does not know the type).
+    cache: Mutex<HashMap<ActivityType, Arc<OnceCell<Option<u64>>>>>,
+}
+
+impl ThrottlePolicy {
+    pub fn new(swf: Arc<dyn SwfClient>) -> Self {
+        ThrottlePolicy {
+            swf,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The throttle interval for a task of `ty` given its configured `heartbeat_interval_s`.
+    /// A transient DescribeActivityType failure is not cached (the next task asks again).
+    pub async fn interval(&self, ty: &ActivityType, heartbeat_interval_s: u64) -> Duration {
+        let configured = Duration::from_secs(heartbeat_interval_s);
+        let cell = self
+            .cache
+            .lock()
+            .unwrap()
+            .entry(ty.clone())
+            .or_default()
+            .clone();
+        let timeout = cell
+            .get_or_try_init(|| async {
+                match self.swf.describe_activity_type(ty).await {
+                    Ok(d) => Ok(d.heartbeat_timeout_s),
+                    Err(e) if e.is_retryable() => Err(e),
+                    Err(e) => {
+                        tracing::warn!(activity_type = %ty, error = %e, "DescribeActivityType failed; throttling heartbeats by heartbeat_interval_s only");
+                        Ok(None)
+                    }
+                }
+            })
+            .await;
+        match timeout {
+            Ok(Some(t)) => configured.min(Duration::from_secs(*t).mul_f64(0.8)),
+            _ => configured,
+        }
+    }
+}
+
+/// Truncates to at most `max` characters (not bytes).
+pub fn truncate_chars(s: &str, max: usize) -> Option<&str> {
+    s.char_indices().nth(max).map(|(i, _)| &s[..i])
+}
+
+#[derive(Default)]
+struct Shared {
+    /// Details of the latest beat not yet sent (`Some(None)`: a beat without details).
+    pending: Mutex<Option<Option<String>>>,
+    wake: Notify,
+    /// Cancel requested, or the task is gone.
+    cancel: AtomicBool,
+    gone: AtomicBool,
+}
+
+/// The [`Heartbeat`] a guest's `heartbeat()` reaches for one SWF task.
+#[derive(Clone)]
+pub struct TaskHeartbeat {
+    shared: Arc<Shared>,
+    metrics: Arc<Metrics>,
+}
+
+impl Heartbeat for TaskHeartbeat {
+    fn beat(&self, details: Option<String>) -> bool {
+        let details = details.map(|d| match truncate_chars(&d, MAX_DETAILS) {
+            Some(cut) => {
+                tracing::warn!(
+                    chars = d.chars().count(),
+                    "heartbeat details truncated to {MAX_DETAILS} characters"
+                );
+                cut.to_string()
+            }
+            None => d,
+        });
+        if !self.shared.gone.load(Ordering::Relaxed) {
+            let replaced = self
+                .shared
+                .pending
+                .lock()
+                .unwrap()
+                .replace(details)
+                .is_some();
+            if replaced {
+                self.metrics.heartbeats_skipped_throttled.inc();
+            }
+            self.shared.wake.notify_one();
+        }
+        self.shared.cancel.load(Ordering::Relaxed)
+    }
+}
+
+/// How a task's heartbeats ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeartbeatEnd {
+    /// SWF said UnknownResourceFault: answering the task would be pointless.
+    pub gone: bool,
+    pub cancel_requested: bool,
+}
+
+/// The handle `dispatch` keeps: the guest gets [`TaskHeartbeat`] clones, `finish` flushes.
+pub struct HeartbeatPump {
+    beat: TaskHeartbeat,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl HeartbeatPump {
+    /// Starts the pump of one task.
+    pub fn start(
+        swf: Arc<dyn SwfClient>,
+        policy: Arc<ThrottlePolicy>,
+        metrics: Arc<Metrics>,
+        guard: Arc<InFlightGuard>,
+        token: String,
+        ty: ActivityType,
+        heartbeat_interval_s: u64,
+    ) -> HeartbeatPump {
+        let shared = Arc::new(Shared::default());
+        let stop = CancellationToken::new();
+        let pump = Pump {
+            swf,
+            policy,
+            metrics: metrics.clone(),
+            guard,
+            token,
+            ty,
+            heartbeat_interval_s,
+            shared: shared.clone(),
+            stop: stop.clone(),
+        };
+        let task = tokio::spawn(pump.run());
+        HeartbeatPump {
+            beat: TaskHeartbeat { shared, metrics },
+            stop,
+            task,
+        }
+    }
+
+    pub fn handle(&self) -> TaskHeartbeat {
+        self.beat.clone()
+    }
+
+    /// Stops the pump after flushing details still pending; call before responding.
+    pub async fn finish(self) -> HeartbeatEnd {
+        self.stop.cancel();
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "heartbeat pump panicked");
+        }
+        HeartbeatEnd {
+            gone: self.beat.shared.gone.load(Ordering::Relaxed),
+            cancel_requested: self.beat.shared.cancel.load(Ordering::Relaxed),
+        }
+    }
+}
+
+struct Pump {
+    swf: Arc<dyn SwfClient>,
+    policy: Arc<ThrottlePolicy>,
+    metrics: Arc<Metrics>,
+    guard: Arc<InFlightGuard>,
+    token: String,
+    ty: ActivityType,
+    heartbeat_interval_s: u64,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+}
+
+/// Result of one send attempt series.
+enum Sent {
+    Ok,
+    Gone,
+    GaveUp,
+}
+
+impl Pump {
+    async fn run(self) {
+        let mut last_sent: Option<Instant> = None;
+        let mut throttle: Option<Duration> = None;
+        loop {
+            let woken = self.shared.wake.notified();
+            if self.shared.pending.lock().unwrap().is_none() {
+                tokio::select! {
+                    _ = woken => continue,
+                    _ = self.stop.cancelled() => break,
+                }
+            }
+            if let (Some(at), Some(t)) = (last_sent, throttle) {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(at + t) => {}
+                    _ = self.stop.cancelled() => break,
+                }
+            }
+            let Some(details) = self.shared.pending.lock().unwrap().take() else {
+                continue;
+            };
+            match self.send(details, false).await {
+                Sent::Gone => return,
+                Sent::Ok | Sent::GaveUp => {}
+            }
+            last_sent = Some(Instant::now());
+            if throttle.is_none() {
+                // Learned after the first beat went out, so the first is never delayed.
+                throttle = Some(
+                    self.policy
+                        .interval(&self.ty, self.heartbeat_interval_s)
+                        .await,
+                );
+            }
+        }
+        // Finishing: the latest details go out before the response.
+        let pending = self.shared.pending.lock().unwrap().take();
+        if let Some(details) = pending {
+            self.send(details, true).await;
+        }
+    }
+
+    /// Sends one heartbeat, retrying throttling and 5xx with backoff; while finishing, gives
+    /// up after a few attempts so a response is never held up for long.
+    async fn send(&self, details: Option<String>, finishing: bool) -> Sent {
+        let mut delay = Duration::from_millis(100);
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.swf.heartbeat(&self.token, details.as_deref()).await {
+                Ok(cancel) => {
+                    self.metrics.heartbeats_sent.inc();
+                    if cancel && !self.shared.cancel.swap(true, Ordering::Relaxed) {
+                        tracing::info!("SWF requested cancellation of this task");
+                    }
+                    self.guard.heartbeat_sent(cancel);
+                    return Sent::Ok;
+                }
+                Err(SwfError::TaskGone(msg)) => {
+                    tracing::warn!(%msg, "heartbeat: SWF no longer knows this task (timed out, canceled or workflow closed); telling the guest to stop");
+                    self.shared.gone.store(true, Ordering::Relaxed);
+                    self.shared.cancel.store(true, Ordering::Relaxed);
+                    self.guard.heartbeat_sent(true);
+                    return Sent::Gone;
+                }
+                Err(e) if e.is_retryable() && !(finishing && attempts >= 3) => {
+                    tracing::debug!(error = %e, "heartbeat failed; retrying in {delay:?}");
+                    // Newer details replace the ones being retried.
+                    let wait = tokio::time::sleep(delay);
+                    if finishing {
+                        wait.await;
+                    } else {
+                        tokio::select! {
+                            _ = wait => {}
+                            _ = self.stop.cancelled() => return Sent::GaveUp,
+                        }
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "heartbeat not recorded");
+                    return Sent::GaveUp;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::swf::testing::FakeSwf;
+
+    fn start(fake: &Arc<FakeSwf>, interval_s: u64) -> (HeartbeatPump, Arc<Metrics>) {
+        let metrics = Arc::new(Metrics::new());
+        let task = crate::swf::testing::task("t1", "echo", "1");
+        let guard = Arc::new(metrics.track(&task));
+        let swf: Arc<dyn SwfClient> = fake.clone();
+        let policy = Arc::new(ThrottlePolicy::new(swf.clone()));
+        let pump = HeartbeatPump::start(
+            swf,
+            policy,
+            metrics.clone(),
+            guard,
+            "tok".into(),
+            task.activity_type,
+            interval_s,
+        );
+        (pump, metrics)
+    }
+
+    #[test]
+    fn truncates_by_characters() {
+        assert_eq!(truncate_chars("abc", 5), None);
+        assert_eq!(truncate_chars("ééé", 2), Some("éé"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn first_beat_at_once_then_one_per_interval_and_flush_on_finish() {
+        let fake = Arc::new(FakeSwf::default());
+        *fake.heartbeat_timeout_s.lock().unwrap() = Some(10); // 0.8 x 10 = 8 s < 30 s
+        let (pump, metrics) = start(&fake, 30);
+        let hb = pump.handle();
+        assert!(!hb.beat(Some("0".into())));
+        fake.wait_heartbeats(1).await;
+        assert_eq!(fake.heartbeat_details(), vec![Some("0".to_string())]);
+        for i in 1..=50 {
+            hb.beat(Some(i.to_string()));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // 5 s in: still only the first was sent.
+        assert_eq!(fake.heartbeat_details().len(), 1);
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        // At 8 s the latest skipped details were flushed.
+        assert_eq!(
+            fake.heartbeat_details(),
+            vec![Some("0".into()), Some("50".into())]
+        );
+        hb.beat(Some("last".into()));
+        let end = pump.finish().await;
+        assert!(!end.gone);
+        assert_eq!(
+            fake.heartbeat_details().last().unwrap().as_deref(),
+            Some("last")
+        );
+        assert_eq!(fake.heartbeat_details().len(), 3);
+        assert_eq!(metrics.heartbeats_skipped_throttled.get(), 49);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cancel_and_gone_reach_the_guest() {
+        let fake = Arc::new(FakeSwf::default());
+        fake.cancel_requested.store(true, Ordering::Relaxed);
+        let (pump, _) = start(&fake, 0);
+        let hb = pump.handle();
+        hb.beat(None);
+        fake.wait_heartbeats(1).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(hb.beat(None));
+        let end = pump.finish().await;
+        assert!(end.cancel_requested && !end.gone);
+
+        let fake = Arc::new(FakeSwf::default());
+        fake.gone.store(true, Ordering::Relaxed);
+        let (pump, _) = start(&fake, 0);
+        let hb = pump.handle();
+        hb.beat(None);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(hb.beat(None));
+        assert!(pump.finish().await.gone);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttled_heartbeats_are_retried() {
+        let fake = Arc::new(FakeSwf::default());
+        fake.fail_next.lock().unwrap().extend([
+            SwfError::Throttled("x".into()),
+            SwfError::Unavailable("y".into()),
+        ]);
+        let (pump, _) = start(&fake, 30);
+        pump.handle().beat(Some("d".into()));
+        fake.wait_heartbeats(1).await;
+        assert_eq!(fake.heartbeat_details(), vec![Some("d".to_string())]);
+        assert_eq!(fake.heartbeat_attempts(), 3);
+        pump.finish().await;
+    }
+}

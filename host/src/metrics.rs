@@ -1,0 +1,428 @@
+//! What an operator scrapes: Prometheus counters, liveness, readiness and a JSON status page.
+//!
+//! [`Metrics`] is shared (`Arc`) by the pollers, dispatch and heartbeats, which bump its
+//! counters; [`serve`] exposes it on `[metrics] listen` as `/metrics`, `/healthz`, `/readyz`
+//! and `/status`. Plugin facts come from the registry through [`PluginSource`], so this
+//! module never depends on the registry's types.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+
+use crate::activity::ActivityType;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PollLabels {
+    pub task_list: String,
+    /// `empty`, `task` or `error`.
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TaskListLabels {
+    pub task_list: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailedLabels {
+    pub task_list: String,
+    pub reason: String,
+}
+
+/// A plugin as `/status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginStatus {
+    pub task_list: String,
+    #[serde(rename = "type")]
+    pub name: String,
+    pub version: String,
+    pub path: String,
+    pub hash: String,
+    pub size: u64,
+    pub loaded_at_unix_ms: u64,
+}
+
+/// Where `/status` and `/metrics` learn about plugins: the registry, adapted in `worker`.
+pub trait PluginSource: Send + Sync + 'static {
+    fn plugins(&self) -> Vec<PluginStatus>;
+    /// Counter name (without prefix) -> value, e.g. `("loads", 3)`.
+    fn counters(&self) -> Vec<(&'static str, u64)>;
+}
+
+/// No registry (tests, or before it started).
+pub struct NoPlugins;
+impl PluginSource for NoPlugins {
+    fn plugins(&self) -> Vec<PluginStatus> {
+        Vec::new()
+    }
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
+}
+
+/// One running task as `/status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskStatus {
+    pub activity_id: String,
+    pub workflow_id: String,
+    pub task_list: String,
+    #[serde(rename = "type")]
+    pub activity_type: String,
+    pub started_unix_ms: u64,
+    pub last_heartbeat_unix_ms: Option<u64>,
+    pub cancel_requested: bool,
+}
+
+/// Every counter the worker keeps, plus readiness and the in-flight table.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    pub polls: Family<PollLabels, Counter>,
+    pub tasks_started: Family<TaskListLabels, Counter>,
+    pub tasks_completed: Family<TaskListLabels, Counter>,
+    pub tasks_failed: Family<FailedLabels, Counter>,
+    pub tasks_canceled: Family<TaskListLabels, Counter>,
+    /// Tasks whose response was dropped because SWF no longer knew the task.
+    pub tasks_dropped: Family<TaskListLabels, Counter>,
+    pub task_duration: Family<TaskListLabels, Histogram, fn() -> Histogram>,
+    pub heartbeats_sent: Counter,
+    pub heartbeats_skipped_throttled: Counter,
+    pub slots_in_use: Family<TaskListLabels, Gauge>,
+    pub respond_retries: Counter,
+    /// The endpoint answered the last poll or DescribeDomain.
+    ready: AtomicBool,
+    in_flight: Mutex<BTreeMap<u64, TaskStatus>>,
+    next_id: AtomicU64,
+    started: Instant,
+}
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 4.0, 12))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let m = Metrics {
+            registry: Mutex::new(Registry::with_prefix("swasm")),
+            polls: Family::default(),
+            tasks_started: Family::default(),
+            tasks_completed: Family::default(),
+            tasks_failed: Family::default(),
+            tasks_canceled: Family::default(),
+            tasks_dropped: Family::default(),
+            task_duration: Family::new_with_constructor(duration_histogram),
+            heartbeats_sent: Counter::default(),
+            heartbeats_skipped_throttled: Counter::default(),
+            slots_in_use: Family::default(),
+            respond_retries: Counter::default(),
+            ready: AtomicBool::new(false),
+            in_flight: Mutex::new(BTreeMap::new()),
+            next_id: AtomicU64::new(0),
+            started: Instant::now(),
+        };
+        {
+            let mut r = m.registry.lock().unwrap();
+            r.register(
+                "polls",
+                "PollForActivityTask calls by result (empty, task, error)",
+                m.polls.clone(),
+            );
+            r.register(
+                "tasks_started",
+                "Tasks handed to a plugin (or answered unknown)",
+                m.tasks_started.clone(),
+            );
+            r.register(
+                "tasks_completed",
+                "Tasks answered RespondActivityTaskCompleted",
+                m.tasks_completed.clone(),
+            );
+            r.register(
+                "tasks_failed",
+                "Tasks answered RespondActivityTaskFailed, by reason",
+                m.tasks_failed.clone(),
+            );
+            r.register(
+                "tasks_canceled",
+                "Tasks answered RespondActivityTaskCanceled",
+                m.tasks_canceled.clone(),
+            );
+            r.register(
+                "tasks_dropped",
+                "Responses dropped because SWF no longer knew the task",
+                m.tasks_dropped.clone(),
+            );
+            r.register(
+                "task_duration_seconds",
+                "Run time of a task, poll to response",
+                m.task_duration.clone(),
+            );
+            r.register(
+                "heartbeats_sent",
+                "RecordActivityTaskHeartbeat calls made",
+                m.heartbeats_sent.clone(),
+            );
+            r.register(
+                "heartbeats_skipped_throttled",
+                "Guest heartbeat() calls coalesced by the throttle instead of sent",
+                m.heartbeats_skipped_throttled.clone(),
+            );
+            r.register(
+                "slots_in_use",
+                "Running tasks per task list (slot permits held)",
+                m.slots_in_use.clone(),
+            );
+            r.register(
+                "respond_retries",
+                "Respond calls retried after throttling or errors",
+                m.respond_retries.clone(),
+            );
+        }
+        m
+    }
+
+    /// Adds the registry's plugin counters (`swasm_plugin_<name>_total`) to `/metrics`.
+    pub fn register_plugin_source(&self, source: Arc<dyn PluginSource>) {
+        self.registry
+            .lock()
+            .unwrap()
+            .register_collector(Box::new(PluginCounters(source)));
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        let was = self.ready.swap(ready, Ordering::Relaxed);
+        if was != ready {
+            tracing::info!(ready, "readiness changed");
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Prometheus text exposition of everything.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let r = self.registry.lock().unwrap();
+        prometheus_client::encoding::text::encode(&mut out, &r)
+            .expect("writing to a String cannot fail");
+        out
+    }
+
+    /// Records a task as running until the guard is dropped.
+    pub fn track(self: &Arc<Self>, task: &crate::activity::ActivityTask) -> InFlightGuard {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let status = TaskStatus {
+            activity_id: task.activity_id.clone(),
+            workflow_id: task.workflow_id.clone(),
+            task_list: task.task_list.clone(),
+            activity_type: task.activity_type.to_string(),
+            started_unix_ms: now_ms(),
+            last_heartbeat_unix_ms: None,
+            cancel_requested: false,
+        };
+        self.in_flight.lock().unwrap().insert(id, status);
+        InFlightGuard {
+            metrics: self.clone(),
+            id,
+        }
+    }
+
+    pub fn in_flight(&self) -> Vec<TaskStatus> {
+        self.in_flight.lock().unwrap().values().cloned().collect()
+    }
+}
+
+/// Removes its task from `/status` when dropped; heartbeats update it through it.
+pub struct InFlightGuard {
+    metrics: Arc<Metrics>,
+    id: u64,
+}
+
+impl InFlightGuard {
+    pub fn heartbeat_sent(&self, cancel_requested: bool) {
+        if let Some(s) = self.metrics.in_flight.lock().unwrap().get_mut(&self.id) {
+            s.last_heartbeat_unix_ms = Some(now_ms());
+            s.cancel_requested |= cancel_requested;
+        }
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.metrics.in_flight.lock().unwrap().remove(&self.id);
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+struct PluginCounters(Arc<dyn PluginSource>);
+
+impl std::fmt::Debug for PluginCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PluginCounters")
+    }
+}
+
+impl Collector for PluginCounters {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::result::Result<(), std::fmt::Error> {
+        for (name, value) in self.0.counters() {
+            let counter = ConstCounter::new(value);
+            let help = format!("Plugin registry: {name}");
+            let metric_name = format!("plugin_{name}");
+            let metric =
+                encoder.encode_descriptor(&metric_name, &help, None, counter.metric_type())?;
+            counter.encode(metric)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    metrics: Arc<Metrics>,
+    plugins: Arc<dyn PluginSource>,
+}
+
+/// The router, separate from [`serve`] so tests can drive it on their own listener.
+pub fn router(metrics: Arc<Metrics>, plugins: Arc<dyn PluginSource>) -> axum::Router {
+    axum::Router::new()
+        .route("/metrics", get(metrics_page))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/status", get(status))
+        .with_state(AppState { metrics, plugins })
+}
+
+/// Binds `listen` and serves until the process ends. Returns the bound address.
+pub async fn serve(
+    listen: &str,
+    metrics: Arc<Metrics>,
+    plugins: Arc<dyn PluginSource>,
+) -> Result<std::net::SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("[metrics] listen: cannot bind {listen}"))?;
+    let addr = listener.local_addr()?;
+    let app = router(metrics, plugins);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "metrics server stopped");
+        }
+    });
+    tracing::info!(%addr, "metrics on http://{addr}/metrics");
+    Ok(addr)
+}
+
+async fn metrics_page(State(s): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.encode(),
+    )
+}
+
+async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
+    if s.metrics.is_ready() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the SWF endpoint has not answered\n",
+        )
+    }
+}
+
+async fn status(State(s): State<AppState>) -> impl IntoResponse {
+    let body = serde_json::json!({
+        "ready": s.metrics.is_ready(),
+        "uptime_s": s.metrics.started.elapsed().as_secs(),
+        "plugins": s.plugins.plugins(),
+        "in_flight": s.metrics.in_flight(),
+    });
+    axum::Json(body)
+}
+
+/// `name@version` of a type, for labels.
+pub fn type_label(ty: &ActivityType) -> String {
+    ty.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_show_in_text() {
+        let m = Metrics::new();
+        m.polls
+            .get_or_create(&PollLabels {
+                task_list: "a".into(),
+                result: "empty",
+            })
+            .inc();
+        m.tasks_failed
+            .get_or_create(&FailedLabels {
+                task_list: "a".into(),
+                reason: "x.Y".into(),
+            })
+            .inc();
+        let text = m.encode();
+        assert!(
+            text.contains(r#"swasm_polls_total{task_list="a",result="empty"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"swasm_tasks_failed_total{task_list="a",reason="x.Y"} 1"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn in_flight_guard_removes_on_drop() {
+        let m = Arc::new(Metrics::new());
+        let task = crate::activity::ActivityTask {
+            activity_id: "a1".into(),
+            activity_type: ActivityType::new("echo", "1"),
+            workflow_id: "w".into(),
+            run_id: "r".into(),
+            started_event_id: 1,
+            task_list: "tl".into(),
+            input: None,
+        };
+        let g = m.track(&task);
+        g.heartbeat_sent(true);
+        let seen = m.in_flight();
+        assert_eq!(seen.len(), 1);
+        assert!(seen[0].cancel_requested && seen[0].last_heartbeat_unix_ms.is_some());
+        drop(g);
+        assert!(m.in_flight().is_empty());
+    }
+}

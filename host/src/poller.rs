@@ -1,0 +1,211 @@
+//! Long polls of one task list: slot permit first, then PollForActivityTask, then dispatch.
+//!
+//! Taking the permit before polling means the host never pulls a task it has no room to run
+//! (a polled task would otherwise sit in memory while its timeouts run at SWF). Shutdown is
+//! raced only against waiting for a permit and against backoff sleeps, never against a poll
+//! already sent: a poll in flight may carry a task, and aborting it would lose that task on
+//! the wire until its schedule-to-start timeout fires.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
+
+use crate::dispatch::Dispatcher;
+use crate::metrics::{PollLabels, TaskListLabels};
+use crate::swf::SwfError;
+
+pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
+pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// What the pollers of one task list share.
+pub struct TaskList {
+    pub name: String,
+    /// `max_concurrent` permits; a running task holds one.
+    pub slots: Arc<Semaphore>,
+    /// Consecutive poll errors across this list's pollers, so a streak is logged once.
+    error_streak: AtomicU64,
+}
+
+impl TaskList {
+    pub fn new(name: &str, max_concurrent: usize) -> Arc<TaskList> {
+        Arc::new(TaskList {
+            name: name.to_string(),
+            slots: Arc::new(Semaphore::new(max_concurrent)),
+            error_streak: AtomicU64::new(0),
+        })
+    }
+}
+
+/// One poller; `run_poller` is spawned `pollers` times per task list. Dispatched tasks are
+/// spawned on `tracker` so shutdown can wait for them. Returns when shutdown begins.
+pub async fn run_poller(dispatcher: Arc<Dispatcher>, list: Arc<TaskList>, tracker: TaskTracker) {
+    let shutdown = dispatcher.shutdown.clone();
+    let metrics = dispatcher.metrics.clone();
+    let label = |result| PollLabels {
+        task_list: list.name.clone(),
+        result,
+    };
+    let mut delay = BACKOFF_MIN;
+    loop {
+        let permit = tokio::select! {
+            biased;
+            _ = shutdown.stopping() => break,
+            permit = list.slots.clone().acquire_owned() => permit.expect("the slot semaphore is never closed"),
+        };
+        if shutdown.is_stopping() {
+            break;
+        }
+        match dispatcher.swf.poll(&list.name).await {
+            Ok(polled) => {
+                metrics.set_ready(true);
+                delay = BACKOFF_MIN;
+                let errors = list.error_streak.swap(0, Ordering::Relaxed);
+                if errors > 0 {
+                    tracing::info!(task_list = %list.name, errors, "polling works again");
+                }
+                let Some(polled) = polled else {
+                    metrics.polls.get_or_create(&label("empty")).inc();
+                    continue;
+                };
+                metrics.polls.get_or_create(&label("task")).inc();
+                let slots = metrics
+                    .slots_in_use
+                    .get_or_create(&TaskListLabels {
+                        task_list: list.name.clone(),
+                    })
+                    .clone();
+                slots.inc();
+                let d = dispatcher.clone();
+                tracker.spawn(async move {
+                    d.handle(polled).await;
+                    slots.dec();
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                drop(permit);
+                metrics.polls.get_or_create(&label("error")).inc();
+                if matches!(e, SwfError::Unavailable(_)) {
+                    metrics.set_ready(false);
+                }
+                if list.error_streak.fetch_add(1, Ordering::Relaxed) == 0 {
+                    log_streak_start(&dispatcher.config.swf.domain, &list.name, &e);
+                }
+                let wait = delay.mul_f64(rand::rng().random_range(0.5..1.0));
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.stopping() => break,
+                }
+                delay = (delay * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+fn log_streak_start(domain: &str, task_list: &str, e: &SwfError) {
+    let hint = match e {
+        SwfError::NotPermitted(_) => {
+            "check the IAM permissions (swf:PollForActivityTask) and that the domain is not deprecated"
+        }
+        SwfError::TaskGone(_) => {
+            "the domain does not exist at this endpoint (register it, e.g. `swasm register` with register_domain = true)"
+        }
+        SwfError::Throttled(_) => "the account's PollForActivityTask quota is exhausted",
+        SwfError::Unavailable(_) => "the endpoint cannot be reached or answers 5xx",
+        _ => "",
+    };
+    tracing::error!(
+        %domain,
+        %task_list,
+        error = %e,
+        "PollForActivityTask failed on domain {domain:?}, task list {task_list:?}: {hint}; retrying with backoff ({BACKOFF_MIN:?}..{BACKOFF_MAX:?}), logged once until a poll succeeds"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use futures::future::BoxFuture;
+
+    use super::*;
+    use crate::activity::{ActivityTask, ActivityType, HeartbeatHandle, Outcome};
+    use crate::config::{ActivitySettings, Config};
+    use crate::dispatch::{Activities, Runner};
+    use crate::heartbeat::ThrottlePolicy;
+    use crate::metrics::Metrics;
+    use crate::shutdown::Shutdown;
+    use crate::swf::testing::{FakeSwf, task};
+    use crate::swf::{PolledTask, SwfClient};
+
+    /// Runs until released.
+    struct Gate(Arc<tokio::sync::Notify>);
+    impl Runner for Gate {
+        fn run(
+            self: Arc<Self>,
+            _t: ActivityTask,
+            _s: ActivitySettings,
+            _h: HeartbeatHandle,
+        ) -> BoxFuture<'static, Outcome> {
+            Box::pin(async move {
+                self.0.notified().await;
+                Outcome::Completed(None)
+            })
+        }
+    }
+    struct One(Arc<dyn Runner>);
+    impl Activities for One {
+        fn lookup(&self, _: &str, _: &ActivityType) -> Option<Arc<dyn Runner>> {
+            Some(self.0.clone())
+        }
+        fn served(&self, _: &str) -> Vec<ActivityType> {
+            vec![]
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn never_polls_without_a_free_slot() {
+        let fake = Arc::new(FakeSwf::default());
+        for i in 0..5 {
+            fake.tasks.lock().unwrap().push_back(PolledTask {
+                token: format!("t{i}"),
+                task: task(&format!("a{i}"), "g", "1"),
+            });
+        }
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let config = Config::parse(
+            "[swf]\ndomain = \"d\"\n[[task_list]]\nname = \"tl\"\nplugin_dir = \"p\"\n",
+            std::path::Path::new("/x/s.toml"),
+        )
+        .unwrap();
+        let swf: Arc<dyn SwfClient> = fake.clone();
+        let d = Arc::new(Dispatcher {
+            policy: Arc::new(ThrottlePolicy::new(swf.clone())),
+            swf,
+            activities: Arc::new(One(Arc::new(Gate(gate.clone())))),
+            config: Arc::new(config),
+            metrics: Arc::new(Metrics::new()),
+            shutdown: Shutdown::new(),
+        });
+        let list = TaskList::new("tl", 2);
+        let tracker = TaskTracker::new();
+        for _ in 0..3 {
+            tokio::spawn(run_poller(d.clone(), list.clone(), tracker.clone()));
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        // Two slots: exactly two tasks polled, and nobody polls while both run.
+        assert_eq!(fake.polls.load(Ordering::Relaxed), 2);
+        assert_eq!(fake.tasks.lock().unwrap().len(), 3);
+        gate.notify_waiters();
+        fake.wait_responses(2).await;
+        d.shutdown.initiate();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        gate.notify_waiters();
+        tracker.close();
+        tracker.wait().await;
+    }
+}

@@ -1,0 +1,630 @@
+//! The SWF side's only door to the service: the [`SwfClient`] trait and its aws-sdk-swf
+//! implementation [`AwsSwf`].
+//!
+//! The trait exists so `heartbeat`, `dispatch` and `poller` can be unit-tested with a fake;
+//! every error is classified into [`SwfError`] here, once, so callers branch on meaning
+//! (retry, task gone, give up) rather than on SDK types.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use aws_sdk_swf::config::{
+    StalledStreamProtectionConfig, retry::RetryConfig, timeout::TimeoutConfig,
+};
+use aws_sdk_swf::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_types::error::display::DisplayErrorContext;
+use futures::future::BoxFuture;
+
+use crate::activity::{ActivityTask, ActivityType};
+use crate::config::Registration;
+
+/// Long polls are held up to 60 s by SWF; the attempt timeout must be above that.
+pub const POLL_TIMEOUT: Duration = Duration::from_secs(70);
+/// Every other call is short; a hung connection must not hold a heartbeat or a response.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a call failed, in the terms a caller branches on.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum SwfError {
+    /// ThrottlingException / LimitExceededFault: back off and retry.
+    #[error("throttled: {0}")]
+    Throttled(String),
+    /// 5xx, connection refused/reset, timeouts: back off and retry.
+    #[error("endpoint unavailable: {0}")]
+    Unavailable(String),
+    /// UnknownResourceFault: the task (or domain, type) does not exist (any more).
+    #[error("unknown resource: {0}")]
+    TaskGone(String),
+    /// OperationNotPermittedFault: IAM or a deprecated domain/type.
+    #[error("operation not permitted: {0}")]
+    NotPermitted(String),
+    /// TypeAlreadyExistsFault / DomainAlreadyExistsFault (registration).
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    /// ValidationException: the request itself is wrong; retrying cannot help.
+    #[error("invalid request: {0}")]
+    Validation(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl SwfError {
+    /// Worth retrying the same call after a pause.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, SwfError::Throttled(_) | SwfError::Unavailable(_))
+    }
+
+    /// A short label for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SwfError::Throttled(_) => "throttled",
+            SwfError::Unavailable(_) => "unavailable",
+            SwfError::TaskGone(_) => "unknown_resource",
+            SwfError::NotPermitted(_) => "not_permitted",
+            SwfError::AlreadyExists(_) => "already_exists",
+            SwfError::Validation(_) => "validation",
+            SwfError::Other(_) => "other",
+        }
+    }
+}
+
+/// One task handed out by PollForActivityTask.
+#[derive(Debug, Clone)]
+pub struct PolledTask {
+    /// Opaque; stays on the SWF side.
+    pub token: String,
+    pub task: ActivityTask,
+}
+
+/// What DescribeActivityType says about a type's registered defaults (seconds; `None` = NONE).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TypeDefaults {
+    pub task_list: Option<String>,
+    pub schedule_to_start_timeout_s: Option<u64>,
+    pub start_to_close_timeout_s: Option<u64>,
+    pub schedule_to_close_timeout_s: Option<u64>,
+    pub heartbeat_timeout_s: Option<u64>,
+    pub task_priority: Option<i32>,
+    pub description: Option<String>,
+}
+
+pub type SwfResult<T> = std::result::Result<T, SwfError>;
+
+/// The calls the worker makes. Implemented by [`AwsSwf`] and by fakes in unit tests.
+pub trait SwfClient: Send + Sync + 'static {
+    /// PollForActivityTask on `task_list`; `None` for an empty (timed-out) poll.
+    fn poll(&self, task_list: &str) -> BoxFuture<'_, SwfResult<Option<PolledTask>>>;
+    /// RecordActivityTaskHeartbeat; returns cancelRequested.
+    fn heartbeat(&self, token: &str, details: Option<&str>) -> BoxFuture<'_, SwfResult<bool>>;
+    fn complete(&self, token: &str, result: Option<&str>) -> BoxFuture<'_, SwfResult<()>>;
+    fn fail(
+        &self,
+        token: &str,
+        reason: &str,
+        details: Option<&str>,
+    ) -> BoxFuture<'_, SwfResult<()>>;
+    fn cancel(&self, token: &str, details: Option<&str>) -> BoxFuture<'_, SwfResult<()>>;
+    fn describe_activity_type(&self, ty: &ActivityType) -> BoxFuture<'_, SwfResult<TypeDefaults>>;
+    /// DescribeDomain: proves the endpoint answers and the domain exists.
+    fn describe_domain(&self) -> BoxFuture<'_, SwfResult<()>>;
+    fn register_domain(&self, retention_days: u32) -> BoxFuture<'_, SwfResult<()>>;
+    fn register_activity_type(
+        &self,
+        ty: &ActivityType,
+        task_list: &str,
+        defaults: &Registration,
+    ) -> BoxFuture<'_, SwfResult<()>>;
+}
+
+/// Where and as whom to talk to SWF.
+#[derive(Debug, Clone, Default)]
+pub struct Endpoint {
+    pub domain: String,
+    pub identity: String,
+    /// `--endpoint-url` / `[swf] endpoint_url`; else `AWS_ENDPOINT_URL_SWF`, `AWS_ENDPOINT_URL`.
+    pub endpoint_url: Option<String>,
+    /// `--region` / `[swf] region`; else the standard chain.
+    pub region: Option<String>,
+}
+
+/// aws-sdk-swf behind [`SwfClient`]: one client for long polls (70 s attempt timeout, no
+/// SDK retries: the poller backs off itself) and one for every other call (10 s attempts,
+/// a few SDK retries for describe/register; heartbeat and respond callers retry on top).
+pub struct AwsSwf {
+    poll_client: aws_sdk_swf::Client,
+    call_client: aws_sdk_swf::Client,
+    domain: String,
+    identity: String,
+}
+
+impl AwsSwf {
+    pub async fn connect(endpoint: &Endpoint) -> Result<AwsSwf> {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        let url = endpoint
+            .endpoint_url
+            .clone()
+            .or_else(|| {
+                std::env::var("AWS_ENDPOINT_URL_SWF")
+                    .ok()
+                    .filter(|s| !s.is_empty())
+            })
+            .or_else(|| {
+                std::env::var("AWS_ENDPOINT_URL")
+                    .ok()
+                    .filter(|s| !s.is_empty())
+            });
+        if let Some(url) = &url {
+            loader = loader.endpoint_url(url.clone());
+        }
+        if let Some(region) = &endpoint.region {
+            loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        let mut sdk = loader.load().await;
+        if sdk.region().is_none() {
+            anyhow::ensure!(
+                url.is_some(),
+                "no AWS region: set [swf] region, --region, or AWS_REGION"
+            );
+            // A local endpoint does not care which region is signed for.
+            sdk = sdk
+                .into_builder()
+                .region(aws_config::Region::new("us-east-1"))
+                .build();
+        }
+        let poll_conf = aws_sdk_swf::config::Builder::from(&sdk)
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .operation_attempt_timeout(POLL_TIMEOUT)
+                    .build(),
+            )
+            .retry_config(RetryConfig::disabled())
+            // A held poll sends and receives nothing for up to 60 s; the attempt timeout
+            // above is what bounds a hung connection.
+            .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
+            .build();
+        let call_conf = aws_sdk_swf::config::Builder::from(&sdk)
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .operation_attempt_timeout(CALL_TIMEOUT)
+                    .build(),
+            )
+            .retry_config(RetryConfig::standard().with_max_attempts(2))
+            .build();
+        Ok(AwsSwf {
+            poll_client: aws_sdk_swf::Client::from_conf(poll_conf),
+            call_client: aws_sdk_swf::Client::from_conf(call_conf),
+            domain: endpoint.domain.clone(),
+            identity: endpoint.identity.clone(),
+        })
+    }
+
+    /// The underlying client for short calls (the register command's listing).
+    pub fn sdk(&self) -> &aws_sdk_swf::Client {
+        &self.call_client
+    }
+}
+
+/// Maps an SDK error to what a caller should do about it.
+pub fn classify<E>(err: SdkError<E, aws_smithy_runtime_api::http::Response>) -> SwfError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let text = DisplayErrorContext(&err).to_string();
+    match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            SwfError::Unavailable(text)
+        }
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            let code = err.code().unwrap_or_default();
+            let message = err.message().unwrap_or_default();
+            let short = format!("{code}: {message}");
+            match code {
+                "ThrottlingException" | "Throttling" | "LimitExceededFault" => {
+                    SwfError::Throttled(short)
+                }
+                "UnknownResourceFault" => SwfError::TaskGone(short),
+                "OperationNotPermittedFault" => SwfError::NotPermitted(short),
+                "TypeAlreadyExistsFault" | "DomainAlreadyExistsFault" => {
+                    SwfError::AlreadyExists(short)
+                }
+                "ValidationException" => SwfError::Validation(short),
+                _ if status >= 500 || status == 429 => {
+                    SwfError::Unavailable(format!("HTTP {status}: {text}"))
+                }
+                _ => SwfError::Other(format!("HTTP {status}: {text}")),
+            }
+        }
+        _ => SwfError::Other(text),
+    }
+}
+
+/// SWF durations are strings of seconds or `NONE`.
+fn duration_str(seconds: Option<u64>) -> String {
+    seconds.map_or_else(|| "NONE".to_string(), |s| s.to_string())
+}
+
+fn parse_duration(s: Option<&str>) -> Option<u64> {
+    s.and_then(|s| s.parse().ok())
+}
+
+impl SwfClient for AwsSwf {
+    fn poll(&self, task_list: &str) -> BoxFuture<'_, SwfResult<Option<PolledTask>>> {
+        let task_list = task_list.to_string();
+        Box::pin(async move {
+            let out = self
+                .poll_client
+                .poll_for_activity_task()
+                .domain(&self.domain)
+                .task_list(
+                    aws_sdk_swf::types::TaskList::builder()
+                        .name(&task_list)
+                        .build()
+                        .map_err(other)?,
+                )
+                .identity(&self.identity)
+                .send()
+                .await
+                .map_err(classify)?;
+            if out.task_token.is_empty() {
+                return Ok(None);
+            }
+            let ty = out.activity_type.as_ref();
+            let we = out.workflow_execution.as_ref();
+            let task = ActivityTask {
+                activity_id: out.activity_id.clone(),
+                activity_type: ActivityType::new(
+                    ty.map(|t| t.name.clone()).unwrap_or_default(),
+                    ty.map(|t| t.version.clone()).unwrap_or_default(),
+                ),
+                workflow_id: we.map(|w| w.workflow_id.clone()).unwrap_or_default(),
+                run_id: we.map(|w| w.run_id.clone()).unwrap_or_default(),
+                started_event_id: out.started_event_id,
+                task_list,
+                input: out.input.clone(),
+            };
+            Ok(Some(PolledTask {
+                token: out.task_token,
+                task,
+            }))
+        })
+    }
+
+    fn heartbeat(&self, token: &str, details: Option<&str>) -> BoxFuture<'_, SwfResult<bool>> {
+        let req = self
+            .call_client
+            .record_activity_task_heartbeat()
+            .task_token(token)
+            .set_details(details.map(str::to_string));
+        Box::pin(async move { Ok(req.send().await.map_err(classify)?.cancel_requested) })
+    }
+
+    fn complete(&self, token: &str, result: Option<&str>) -> BoxFuture<'_, SwfResult<()>> {
+        let req = self
+            .call_client
+            .respond_activity_task_completed()
+            .task_token(token)
+            .set_result(result.map(str::to_string));
+        Box::pin(async move { req.send().await.map(|_| ()).map_err(classify) })
+    }
+
+    fn fail(
+        &self,
+        token: &str,
+        reason: &str,
+        details: Option<&str>,
+    ) -> BoxFuture<'_, SwfResult<()>> {
+        let req = self
+            .call_client
+            .respond_activity_task_failed()
+            .task_token(token)
+            .reason(reason)
+            .set_details(details.map(str::to_string));
+        Box::pin(async move { req.send().await.map(|_| ()).map_err(classify) })
+    }
+
+    fn cancel(&self, token: &str, details: Option<&str>) -> BoxFuture<'_, SwfResult<()>> {
+        let req = self
+            .call_client
+            .respond_activity_task_canceled()
+            .task_token(token)
+            .set_details(details.map(str::to_string));
+        Box::pin(async move { req.send().await.map(|_| ()).map_err(classify) })
+    }
+
+    fn describe_activity_type(&self, ty: &ActivityType) -> BoxFuture<'_, SwfResult<TypeDefaults>> {
+        let ty = ty.clone();
+        Box::pin(async move {
+            let out = self
+                .call_client
+                .describe_activity_type()
+                .domain(&self.domain)
+                .activity_type(
+                    aws_sdk_swf::types::ActivityType::builder()
+                        .name(&ty.name)
+                        .version(&ty.version)
+                        .build()
+                        .map_err(other)?,
+                )
+                .send()
+                .await
+                .map_err(classify)?;
+            let c = out.configuration.unwrap_or_else(|| {
+                aws_sdk_swf::types::ActivityTypeConfiguration::builder().build()
+            });
+            Ok(TypeDefaults {
+                task_list: c.default_task_list().map(|t| t.name.clone()),
+                schedule_to_start_timeout_s: parse_duration(
+                    c.default_task_schedule_to_start_timeout(),
+                ),
+                start_to_close_timeout_s: parse_duration(c.default_task_start_to_close_timeout()),
+                schedule_to_close_timeout_s: parse_duration(
+                    c.default_task_schedule_to_close_timeout(),
+                ),
+                heartbeat_timeout_s: parse_duration(c.default_task_heartbeat_timeout()),
+                task_priority: c.default_task_priority().and_then(|p| p.parse().ok()),
+                description: out.type_info.and_then(|i| i.description),
+            })
+        })
+    }
+
+    fn describe_domain(&self) -> BoxFuture<'_, SwfResult<()>> {
+        Box::pin(async move {
+            self.call_client
+                .describe_domain()
+                .name(&self.domain)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(classify)
+        })
+    }
+
+    fn register_domain(&self, retention_days: u32) -> BoxFuture<'_, SwfResult<()>> {
+        Box::pin(async move {
+            self.call_client
+                .register_domain()
+                .name(&self.domain)
+                .workflow_execution_retention_period_in_days(retention_days.to_string())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(classify)
+        })
+    }
+
+    fn register_activity_type(
+        &self,
+        ty: &ActivityType,
+        task_list: &str,
+        defaults: &Registration,
+    ) -> BoxFuture<'_, SwfResult<()>> {
+        let mut req = self
+            .call_client
+            .register_activity_type()
+            .domain(&self.domain)
+            .name(&ty.name)
+            .version(&ty.version)
+            .default_task_schedule_to_start_timeout(duration_str(
+                defaults.schedule_to_start_timeout_s,
+            ))
+            .default_task_start_to_close_timeout(duration_str(defaults.start_to_close_timeout_s))
+            .default_task_schedule_to_close_timeout(duration_str(
+                defaults.schedule_to_close_timeout_s,
+            ))
+            .default_task_heartbeat_timeout(duration_str(defaults.heartbeat_timeout_s))
+            .set_default_task_priority(defaults.task_priority.map(|p| p.to_string()))
+            .set_description(defaults.description.clone());
+        match aws_sdk_swf::types::TaskList::builder()
+            .name(task_list)
+            .build()
+        {
+            Ok(tl) => req = req.default_task_list(tl),
+            Err(e) => return Box::pin(async move { Err(other(e)) }),
+        }
+        Box::pin(async move { req.send().await.map(|_| ()).map_err(classify) })
+    }
+}
+
+fn other(e: impl std::fmt::Display) -> SwfError {
+    SwfError::Other(e.to_string())
+}
+
+/// Connects using the config, with CLI overrides already applied to it.
+pub async fn connect(config: &crate::config::Config) -> Result<AwsSwf> {
+    AwsSwf::connect(&Endpoint {
+        domain: config.swf.domain.clone(),
+        identity: config.identity(),
+        endpoint_url: config.swf.endpoint_url.clone(),
+        region: config.swf.region.clone(),
+    })
+    .await
+    .context("cannot set up the SWF client")
+}
+
+/// A scripted in-memory [`SwfClient`] for unit tests of heartbeat, dispatch and poller.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// What a respond call sent.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Response {
+        Completed(Option<String>),
+        Failed(String, Option<String>),
+        Canceled(Option<String>),
+    }
+
+    #[derive(Default)]
+    pub struct FakeSwf {
+        pub heartbeat_timeout_s: Mutex<Option<u64>>,
+        pub cancel_requested: AtomicBool,
+        pub gone: AtomicBool,
+        /// Errors returned (in order) by the next heartbeat / respond / poll calls.
+        pub fail_next: Mutex<VecDeque<SwfError>>,
+        pub tasks: Mutex<VecDeque<PolledTask>>,
+        pub polls: AtomicUsize,
+        heartbeats: Mutex<Vec<Option<String>>>,
+        heartbeat_attempts: AtomicUsize,
+        pub responses: Mutex<Vec<(String, Response)>>,
+        changed: tokio::sync::Notify,
+    }
+
+    pub fn task(id: &str, name: &str, version: &str) -> ActivityTask {
+        ActivityTask {
+            activity_id: id.into(),
+            activity_type: ActivityType::new(name, version),
+            workflow_id: "wf".into(),
+            run_id: "run".into(),
+            started_event_id: 1,
+            task_list: "tl".into(),
+            input: None,
+        }
+    }
+
+    impl FakeSwf {
+        fn next_error(&self) -> Option<SwfError> {
+            self.fail_next.lock().unwrap().pop_front()
+        }
+        pub fn heartbeat_details(&self) -> Vec<Option<String>> {
+            self.heartbeats.lock().unwrap().clone()
+        }
+        pub fn heartbeat_attempts(&self) -> usize {
+            self.heartbeat_attempts.load(Ordering::Relaxed)
+        }
+        pub fn responses(&self) -> Vec<(String, Response)> {
+            self.responses.lock().unwrap().clone()
+        }
+        pub async fn wait_heartbeats(&self, n: usize) {
+            loop {
+                let changed = self.changed.notified();
+                if self.heartbeats.lock().unwrap().len() >= n {
+                    return;
+                }
+                changed.await;
+            }
+        }
+        pub async fn wait_responses(&self, n: usize) {
+            loop {
+                let changed = self.changed.notified();
+                if self.responses.lock().unwrap().len() >= n {
+                    return;
+                }
+                changed.await;
+            }
+        }
+        fn respond(&self, token: &str, r: Response) -> SwfResult<()> {
+            if let Some(e) = self.next_error() {
+                return Err(e);
+            }
+            self.responses.lock().unwrap().push((token.to_string(), r));
+            self.changed.notify_waiters();
+            Ok(())
+        }
+    }
+
+    impl SwfClient for FakeSwf {
+        fn poll(&self, _task_list: &str) -> BoxFuture<'_, SwfResult<Option<PolledTask>>> {
+            Box::pin(async move {
+                self.polls.fetch_add(1, Ordering::Relaxed);
+                self.changed.notify_waiters();
+                if let Some(e) = self.next_error() {
+                    return Err(e);
+                }
+                let t = self.tasks.lock().unwrap().pop_front();
+                if t.is_none() {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Ok(t)
+            })
+        }
+        fn heartbeat(&self, _token: &str, details: Option<&str>) -> BoxFuture<'_, SwfResult<bool>> {
+            let details = details.map(str::to_string);
+            Box::pin(async move {
+                self.heartbeat_attempts.fetch_add(1, Ordering::Relaxed);
+                if self.gone.load(Ordering::Relaxed) {
+                    return Err(SwfError::TaskGone("gone".into()));
+                }
+                if let Some(e) = self.next_error() {
+                    return Err(e);
+                }
+                self.heartbeats.lock().unwrap().push(details);
+                self.changed.notify_waiters();
+                Ok(self.cancel_requested.load(Ordering::Relaxed))
+            })
+        }
+        fn complete(&self, token: &str, result: Option<&str>) -> BoxFuture<'_, SwfResult<()>> {
+            let r = self.respond(token, Response::Completed(result.map(str::to_string)));
+            Box::pin(async move { r })
+        }
+        fn fail(
+            &self,
+            token: &str,
+            reason: &str,
+            details: Option<&str>,
+        ) -> BoxFuture<'_, SwfResult<()>> {
+            let r = self.respond(
+                token,
+                Response::Failed(reason.to_string(), details.map(str::to_string)),
+            );
+            Box::pin(async move { r })
+        }
+        fn cancel(&self, token: &str, details: Option<&str>) -> BoxFuture<'_, SwfResult<()>> {
+            let r = self.respond(token, Response::Canceled(details.map(str::to_string)));
+            Box::pin(async move { r })
+        }
+        fn describe_activity_type(
+            &self,
+            _ty: &ActivityType,
+        ) -> BoxFuture<'_, SwfResult<TypeDefaults>> {
+            let t = *self.heartbeat_timeout_s.lock().unwrap();
+            Box::pin(async move {
+                Ok(TypeDefaults {
+                    heartbeat_timeout_s: t,
+                    ..Default::default()
+                })
+            })
+        }
+        fn describe_domain(&self) -> BoxFuture<'_, SwfResult<()>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn register_domain(&self, _retention_days: u32) -> BoxFuture<'_, SwfResult<()>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn register_activity_type(
+            &self,
+            _ty: &ActivityType,
+            _task_list: &str,
+            _defaults: &Registration,
+        ) -> BoxFuture<'_, SwfResult<()>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_seconds_or_none() {
+        assert_eq!(duration_str(None), "NONE");
+        assert_eq!(duration_str(Some(30)), "30");
+        assert_eq!(parse_duration(Some("NONE")), None);
+        assert_eq!(parse_duration(Some("45")), Some(45));
+    }
+
+    #[test]
+    fn only_throttling_and_unavailable_retry() {
+        assert!(SwfError::Throttled(String::new()).is_retryable());
+        assert!(SwfError::Unavailable(String::new()).is_retryable());
+        assert!(!SwfError::TaskGone(String::new()).is_retryable());
+        assert!(!SwfError::Validation(String::new()).is_retryable());
+    }
+}

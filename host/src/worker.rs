@@ -1,0 +1,245 @@
+//! `swasm run`: wires the registry, the SWF client, the pollers and the metrics server
+//! together, and runs the two-phase shutdown.
+//!
+//! Shutdown, as the operator sees it: the first signal stops new polls; polls already sent
+//! return (within the poll timeout) and their tasks run; running tasks get
+//! `shutdown_grace_s`; what is still running then is interrupted and answered Failed
+//! `swasm.Shutdown`; heartbeats are flushed; `run` returns `Ok` (exit 0).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use futures::future::BoxFuture;
+use tokio::task::JoinSet;
+use tokio_util::task::TaskTracker;
+
+use crate::activity::{ActivityTask, ActivityType, HeartbeatHandle, Outcome};
+use crate::config::{ActivitySettings, Config};
+use crate::dispatch::{Activities, Dispatcher, Runner};
+use crate::heartbeat::ThrottlePolicy;
+use crate::metrics::{Metrics, PluginSource, PluginStatus};
+use crate::poller::{TaskList, run_poller};
+use crate::registry::Registry;
+use crate::runtime::{Plugin, Runtime};
+use crate::shutdown::Shutdown;
+use crate::swf::{SwfClient, SwfError};
+
+/// Flags of `swasm run` that are not in the config file.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Register the domain and activity types before polling.
+    pub register: bool,
+}
+
+/// Runs the worker until `shutdown` resolves, then shuts down gracefully.
+pub async fn run(
+    config: Config,
+    opts: RunOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<()> {
+    let config = Arc::new(config);
+    let runtime = Runtime::new(&config).context("cannot set up the WebAssembly runtime")?;
+    let registry = Registry::start(&config, runtime)
+        .await
+        .context("cannot load the plugins")?;
+    let swf: Arc<dyn SwfClient> = Arc::new(crate::swf::connect(&config).await?);
+    run_with(config, opts, swf, registry, shutdown).await
+}
+
+/// [`run`] with its parts supplied, for tests and `swasm dev`.
+pub async fn run_with(
+    config: Arc<Config>,
+    opts: RunOptions,
+    swf: Arc<dyn SwfClient>,
+    registry: Arc<Registry>,
+    shutdown_signal: impl Future<Output = ()> + Send,
+) -> Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let plugins: Arc<dyn PluginSource> = Arc::new(RegistrySource(registry.clone()));
+    metrics.register_plugin_source(plugins.clone());
+    if let Some(listen) = &config.metrics.listen {
+        crate::metrics::serve(listen, metrics.clone(), plugins).await?;
+    }
+    let shutdown = Shutdown::new();
+    let mut shutdown_signal = std::pin::pin!(shutdown_signal);
+
+    if opts.register {
+        tokio::select! {
+            r = register_with_retry(&config, swf.as_ref()) => r?,
+            _ = &mut shutdown_signal => return Ok(()),
+        }
+    }
+    tokio::spawn(probe_domain(config.clone(), swf.clone(), metrics.clone()));
+
+    let dispatcher = Arc::new(Dispatcher {
+        policy: Arc::new(ThrottlePolicy::new(swf.clone())),
+        swf,
+        activities: Arc::new(RegistryActivities(registry)),
+        config: config.clone(),
+        metrics: metrics.clone(),
+        shutdown: shutdown.clone(),
+    });
+    let tracker = TaskTracker::new();
+    let mut pollers = JoinSet::new();
+    for tl in &config.task_lists {
+        let list = TaskList::new(&tl.name, tl.max_concurrent);
+        for _ in 0..tl.pollers {
+            pollers.spawn(run_poller(
+                dispatcher.clone(),
+                list.clone(),
+                tracker.clone(),
+            ));
+        }
+        tracing::info!(domain = %config.swf.domain, task_list = %tl.name, pollers = tl.pollers, max_concurrent = tl.max_concurrent, "polling");
+    }
+
+    shutdown_signal.await;
+    let grace = Duration::from_secs(config.shutdown_grace_s);
+    tracing::info!(
+        ?grace,
+        running = tracker.len(),
+        "shutting down: no new polls; waiting for polls in flight and running tasks"
+    );
+    shutdown.initiate();
+    let drained = async {
+        while pollers.join_next().await.is_some() {}
+        tracker.close();
+        tracker.wait().await;
+    };
+    if tokio::time::timeout(grace, drained).await.is_err() {
+        tracing::warn!(
+            running = tracker.len(),
+            "grace period over: interrupting running tasks and answering them swasm.Shutdown"
+        );
+        shutdown.abort_runs();
+        // Polls still in flight come back within the poll timeout; their tasks are answered
+        // swasm.Shutdown at once. Responses give up 10 s after the abort.
+        while pollers.join_next().await.is_some() {}
+        tracker.close();
+        tracker.wait().await;
+    }
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+/// Registers before polling; an unreachable endpoint is retried (the worker is not ready
+/// meanwhile), anything else is fatal.
+async fn register_with_retry(config: &Config, swf: &dyn SwfClient) -> Result<()> {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match crate::register::register_all(config, swf).await {
+            Ok(report) => {
+                for line in report.to_string().lines() {
+                    tracing::info!("register: {line}");
+                }
+                return Ok(());
+            }
+            Err(e)
+                if e.downcast_ref::<SwfError>()
+                    .is_some_and(SwfError::is_retryable) =>
+            {
+                tracing::warn!(error = %format!("{e:#}"), "registration failed; retrying in {delay:?}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+            Err(e) => return Err(e.context("--register")),
+        }
+    }
+}
+
+/// DescribeDomain until it answers, for readiness and an early, clear error about the domain.
+async fn probe_domain(config: Arc<Config>, swf: Arc<dyn SwfClient>, metrics: Arc<Metrics>) {
+    let mut delay = Duration::from_millis(200);
+    let mut logged = false;
+    loop {
+        match swf.describe_domain().await {
+            Ok(()) => {
+                metrics.set_ready(true);
+                return;
+            }
+            Err(SwfError::TaskGone(msg)) => {
+                tracing::error!(domain = %config.swf.domain, %msg, "the domain is not registered at this endpoint (set [swf] register_domain = true and use --register, or register it)");
+                return;
+            }
+            Err(e) if e.is_retryable() => {
+                if !logged {
+                    tracing::warn!(domain = %config.swf.domain, error = %e, "SWF endpoint not answering yet; retrying with backoff");
+                    logged = true;
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+            Err(e) => {
+                tracing::error!(domain = %config.swf.domain, error = %e, "DescribeDomain failed");
+                return;
+            }
+        }
+    }
+}
+
+/// The registry as dispatch sees it.
+struct RegistryActivities(Arc<Registry>);
+
+impl Activities for RegistryActivities {
+    fn lookup(&self, task_list: &str, ty: &ActivityType) -> Option<Arc<dyn Runner>> {
+        self.0
+            .lookup(task_list, ty)
+            .map(|p| Arc::new(PluginRunner(p)) as Arc<dyn Runner>)
+    }
+    fn served(&self, task_list: &str) -> Vec<ActivityType> {
+        self.0.served(task_list)
+    }
+}
+
+struct PluginRunner(Arc<Plugin>);
+
+impl Runner for PluginRunner {
+    fn run(
+        self: Arc<Self>,
+        task: ActivityTask,
+        settings: ActivitySettings,
+        heartbeat: HeartbeatHandle,
+    ) -> BoxFuture<'static, Outcome> {
+        Box::pin(async move { self.0.run(task, &settings, heartbeat).await })
+    }
+}
+
+/// The registry as `/status` and `/metrics` see it.
+struct RegistrySource(Arc<Registry>);
+
+impl PluginSource for RegistrySource {
+    fn plugins(&self) -> Vec<PluginStatus> {
+        self.0
+            .plugins()
+            .into_iter()
+            .map(|p| PluginStatus {
+                task_list: p.task_list,
+                name: p.ty.name,
+                version: p.ty.version,
+                path: p.path.display().to_string(),
+                hash: p.hash,
+                size: p.size,
+                loaded_at_unix_ms: p
+                    .loaded_at
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0),
+            })
+            .collect()
+    }
+
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = self.0.stats();
+        vec![
+            ("loads", s.loads.load(Relaxed)),
+            ("swaps", s.swaps.load(Relaxed)),
+            ("rejects", s.rejects.load(Relaxed)),
+            ("retirements", s.retirements.load(Relaxed)),
+            ("compiles", s.compiles.load(Relaxed)),
+            ("cache_hits", s.cache_hits.load(Relaxed)),
+        ]
+    }
+}
