@@ -1,0 +1,189 @@
+//! Looking at a plugin dir: which files it holds, which types each serves, and reading a
+//! file only when it is complete and stays inside the directory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Result;
+use sha2::{Digest, Sha256};
+
+use super::{Cache, RegistryStats, compile_cached};
+use crate::activity::ActivityType;
+use crate::config::Config;
+use crate::runtime::Runtime;
+
+/// Size and modification time: a file whose stamp is unchanged is not looked at again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    pub size: u64,
+    pub mtime: Option<SystemTime>,
+}
+
+/// One `.wasm` file of a plugin dir.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub file_name: String,
+    /// What is read: the file itself, or the target of a symlink inside the dir.
+    pub source: PathBuf,
+    pub stamp: Stamp,
+    pub types: Vec<ActivityType>,
+    /// Why the file cannot be served whatever it holds (bad name, symlink escaping).
+    pub problem: Option<String>,
+}
+
+impl Entry {
+    /// Modified less than `d` ago (may still be being written).
+    pub fn young(&self, d: Duration) -> bool {
+        self.stamp.mtime.and_then(|m| m.elapsed().ok()).is_none_or(|age| age < d)
+    }
+}
+
+/// File name -> the types `[activity."n@v"] file = "..."` maps to it.
+pub(crate) fn mapped_files(config: &Config) -> BTreeMap<String, Vec<ActivityType>> {
+    let mut mapped: BTreeMap<String, Vec<ActivityType>> = BTreeMap::new();
+    for (key, activity) in &config.activities {
+        if let (Some(file), Some(ty)) = (&activity.file, ActivityType::parse(key)) {
+            mapped.entry(file.to_string_lossy().into_owned()).or_default().push(ty);
+        }
+    }
+    mapped
+}
+
+/// The `.wasm` files of `dir` (canonical), sorted by name. Hidden files are skipped
+/// (editors and `cp` tools write temp files as `.name`).
+pub(crate) fn list_dir(dir: &Path, mapped: &BTreeMap<String, Vec<ActivityType>>) -> Vec<Entry> {
+    let Ok(read) = std::fs::read_dir(dir) else {
+        tracing::warn!(dir = %dir.display(), "cannot read plugin dir");
+        return Vec::new();
+    };
+    let mut entries = Vec::new();
+    for item in read.flatten() {
+        let Ok(file_name) = item.file_name().into_string() else { continue };
+        if !file_name.ends_with(".wasm") || file_name.starts_with('.') {
+            continue;
+        }
+        let path = dir.join(&file_name);
+        let mut problem = None;
+        let mut source = path.clone();
+        let is_link = std::fs::symlink_metadata(&path).map(|m| m.file_type().is_symlink()).unwrap_or(false);
+        if is_link {
+            match path.canonicalize() {
+                Ok(target) if target.starts_with(dir) => source = target,
+                Ok(target) => {
+                    problem = Some(format!(
+                        "symlink leads outside the plugin dir (to {}); only links inside it are followed",
+                        target.display()
+                    ))
+                }
+                Err(_) => problem = Some("dangling symlink".to_string()),
+            }
+        }
+        // The stamp of a link escaping the dir is the link's own: its target is never read.
+        let meta = if problem.is_some() { std::fs::symlink_metadata(&path) } else { std::fs::metadata(&source) };
+        let Ok(meta) = meta else { continue };
+        if problem.is_none() && !meta.is_file() {
+            continue;
+        }
+        let stamp = Stamp { size: meta.len(), mtime: meta.modified().ok() };
+        let mut types = mapped.get(&file_name).cloned().unwrap_or_default();
+        if let Some(ty) = ActivityType::parse(file_name.trim_end_matches(".wasm")) {
+            if !types.contains(&ty) {
+                types.push(ty);
+            }
+        }
+        if types.is_empty() && problem.is_none() {
+            problem = Some(
+                "the file name must be <name>@<version>.wasm (or the file must be mapped with [activity.\"name@version\"] file = ...)"
+                    .to_string(),
+            );
+        }
+        entries.push(Entry { file_name, source, stamp, types, problem });
+    }
+    entries.sort_by(|a, b| a.file_name.cmp(&b.file_name));
+    entries
+}
+
+pub(crate) enum Verdict {
+    /// The file changed while it was read: look again later.
+    Changing,
+    Reject(String),
+    Read { bytes: Vec<u8>, hash: String },
+}
+
+/// Reads a file if it can be served, making sure it did not change while being read.
+pub(crate) async fn examine(entry: &Entry) -> Verdict {
+    if let Some(p) = &entry.problem {
+        return Verdict::Reject(p.clone());
+    }
+    let bytes = match tokio::fs::read(&entry.source).await {
+        Ok(b) => b,
+        Err(e) => return Verdict::Reject(format!("cannot read: {e}")),
+    };
+    let after = std::fs::metadata(&entry.source).ok().map(|m| Stamp { size: m.len(), mtime: m.modified().ok() });
+    if after != Some(entry.stamp) || bytes.len() as u64 != entry.stamp.size {
+        return Verdict::Changing;
+    }
+    let hash = hex::encode(Sha256::digest(&bytes));
+    Verdict::Read { bytes, hash }
+}
+
+/// What `swasm plugins` prints for one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileReport {
+    pub task_list: String,
+    pub path: PathBuf,
+    pub types: Vec<ActivityType>,
+    pub size: u64,
+    pub hash: Option<String>,
+    /// Why the file does not load, if it does not.
+    pub error: Option<String>,
+}
+
+/// Looks at every file of every plugin dir of `config` and tries to load it (using and
+/// filling the compiled-code cache), without serving anything.
+pub async fn inspect(config: &Config, runtime: &Arc<Runtime>) -> Result<Vec<FileReport>> {
+    let cache = config.cache_dir().map(|d| Cache::new(&d, runtime));
+    let stats = RegistryStats::default();
+    let mapped = mapped_files(config);
+    let mut reports = Vec::new();
+    for tl in &config.task_lists {
+        let dir = match tl.plugin_dir.canonicalize() {
+            Ok(d) => d,
+            Err(e) => {
+                reports.push(FileReport {
+                    task_list: tl.name.clone(),
+                    path: tl.plugin_dir.clone(),
+                    types: vec![],
+                    size: 0,
+                    hash: None,
+                    error: Some(format!("plugin_dir cannot be read: {e}")),
+                });
+                continue;
+            }
+        };
+        for entry in list_dir(&dir, &mapped) {
+            let mut report = FileReport {
+                task_list: tl.name.clone(),
+                path: dir.join(&entry.file_name),
+                types: entry.types.clone(),
+                size: entry.stamp.size,
+                hash: None,
+                error: None,
+            };
+            match examine(&entry).await {
+                Verdict::Changing => report.error = Some("the file is being written".into()),
+                Verdict::Reject(why) => report.error = Some(why),
+                Verdict::Read { bytes, hash } => {
+                    report.hash = Some(hash.clone());
+                    if let Err(e) = compile_cached(runtime, cache.as_ref(), &stats, bytes, hash).await {
+                        report.error = Some(e.to_string());
+                    }
+                }
+            }
+            reports.push(report);
+        }
+    }
+    Ok(reports)
+}

@@ -1,0 +1,44 @@
+//! The WebAssembly side of the host: one wasmtime [`Engine`], the only `bindgen!`, the
+//! sandbox every task runs in, and [`Plugin::run`], which turns a guest's answer (or its
+//! misbehaviour) into an [`Outcome`](crate::activity::Outcome).
+//!
+//! # Layout
+//! - `engine`: [`Runtime`]: engine configuration (pooling allocator, epoch interruption),
+//!   the epoch ticker thread, the linker (WASI p2 + wasi:http + `swasm:activity/host`).
+//! - `validate`: turns bytes into a component for `swasm:activity/plugin`, with errors that
+//!   say what is wrong (not wasm, core module, wrong world, truncated, extra imports).
+//! - `sandbox`: the per-task `Store` data: `WasiCtx` with nothing granted but what the
+//!   settings grant, the wasi:http gate, the memory limiter.
+//! - `guest_log`: guest stdout/stderr as `tracing` lines tagged with the task.
+//! - `plugin`: [`Plugin`] (a pre-instance plus metadata) and the outcome mapping.
+//!
+//! No wasmtime type is public outside `runtime` and `registry`: the rest of the host sees
+//! only `crate::activity` and `crate::config::ActivitySettings`.
+
+mod engine;
+mod guest_log;
+mod plugin;
+mod sandbox;
+mod validate;
+
+pub use engine::{Runtime, RuntimeOptions};
+pub use plugin::Plugin;
+pub use validate::{Compiled, ComponentInfo, LoadError};
+
+/// The one `bindgen!` of the host, for world `swasm:activity/plugin`.
+mod bindings {
+    wasmtime::component::bindgen!({
+        world: "plugin",
+        path: "../wit",
+        exports: { default: async },
+    });
+}
+
+/// The export every plugin must have.
+pub const ACTIVITY_EXPORT: &str = "swasm:activity/activity@0.1.0";
+/// Largest result SWF accepts (characters).
+pub const MAX_RESULT_CHARS: usize = 32768;
+/// Largest heartbeat details SWF accepts (characters).
+pub const MAX_HEARTBEAT_DETAILS_CHARS: usize = 2048;
+/// Largest failure details SWF accepts (characters).
+pub const MAX_DETAILS_CHARS: usize = 32768;

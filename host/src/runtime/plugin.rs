@@ -1,0 +1,118 @@
+//! [`Plugin`]: one loaded component (a pre-instance plus where it came from), and
+//! [`Plugin::run`], which runs one task in a fresh store and maps what happened to an
+//! [`Outcome`].
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::bindings::PluginPre;
+use super::bindings::swasm::activity::types as wit;
+use super::sandbox::{self, DeadlineExceeded, StoreState, truncate_chars};
+use super::{MAX_DETAILS_CHARS, MAX_RESULT_CHARS};
+use crate::activity::{ActivityTask, ActivityType, HeartbeatHandle, Outcome, reason};
+use crate::config::ActivitySettings;
+
+/// A loaded plugin: compiled, linked, ready to instantiate once per task.
+pub struct Plugin {
+    /// The activity type it serves.
+    pub ty: ActivityType,
+    /// The file it was loaded from.
+    pub path: PathBuf,
+    /// sha256 of the file (hex).
+    pub hash: String,
+    /// Size of the file in bytes.
+    pub size: u64,
+    pub loaded_at: SystemTime,
+    pub(crate) pre: PluginPre<StoreState>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("ty", &self.ty)
+            .field("path", &self.path)
+            .field("hash", &self.hash)
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a run failed, to tell instantiation failures from traps.
+enum RunError {
+    Instantiate(wasmtime::Error),
+    Call(wasmtime::Error),
+}
+
+impl Plugin {
+    /// Runs one task in a fresh, sandboxed instance.
+    ///
+    /// Cancel-safe: dropping the future drops the store, which stops the guest at its next
+    /// epoch yield (at most one tick, 10 ms, of guest work later).
+    pub async fn run(&self, task: ActivityTask, settings: &ActivitySettings, heartbeat: HeartbeatHandle) -> Outcome {
+        let timeout = Duration::from_secs(settings.timeout_s);
+        let deadline = Instant::now() + timeout;
+        let mut store = match sandbox::new_store(self.pre.engine(), &task, settings, heartbeat, deadline) {
+            Ok(store) => store,
+            Err(e) => return Outcome::failed(reason::INSTANTIATE, format!("{e:#}")),
+        };
+        let wit_task = to_wit(task);
+        let result = {
+            let run = async {
+                let instance = self.pre.instantiate_async(&mut store).await.map_err(RunError::Instantiate)?;
+                instance
+                    .swasm_activity_activity()
+                    .call_run(&mut store, &wit_task)
+                    .await
+                    .map_err(RunError::Call)
+            };
+            // The epoch callback interrupts running guest code at the deadline; this
+            // backstop also ends a guest that waits in a host call (e.g. a long sleep).
+            match tokio::time::timeout(timeout + Duration::from_millis(500), run).await {
+                Ok(r) => r,
+                Err(_) => Err(RunError::Call(wasmtime::Error::new(DeadlineExceeded))),
+            }
+        };
+        let memory_denied = store.data_mut().limits.denied.take();
+        outcome(result, memory_denied, timeout)
+    }
+}
+
+fn outcome(
+    result: Result<Result<Option<String>, wit::ActivityError>, RunError>,
+    memory_denied: Option<String>,
+    timeout: Duration,
+) -> Outcome {
+    match result {
+        Ok(Ok(Some(r))) if r.chars().count() > MAX_RESULT_CHARS => Outcome::failed(
+            reason::RESULT_TOO_LARGE,
+            format!("the result has {} characters; SWF accepts at most {MAX_RESULT_CHARS}", r.chars().count()),
+        ),
+        Ok(Ok(r)) => Outcome::Completed(r),
+        Ok(Err(wit::ActivityError::Failed(f))) => Outcome::Failed { reason: f.reason, details: f.details },
+        Ok(Err(wit::ActivityError::Canceled(d))) => Outcome::Canceled(d),
+        Err(RunError::Instantiate(e)) => match memory_denied {
+            Some(m) => Outcome::failed(reason::MEMORY_LIMIT, format!("{m} while instantiating: {e:#}")),
+            None => Outcome::failed(reason::INSTANTIATE, truncate_chars(format!("{e:?}"), MAX_DETAILS_CHARS)),
+        },
+        Err(RunError::Call(e)) => {
+            if e.downcast_ref::<DeadlineExceeded>().is_some() {
+                Outcome::failed(reason::TIMEOUT, format!("interrupted after timeout_s = {} s", timeout.as_secs()))
+            } else if let Some(m) = memory_denied {
+                Outcome::failed(reason::MEMORY_LIMIT, truncate_chars(format!("{m}; then: {e:?}"), MAX_DETAILS_CHARS))
+            } else {
+                Outcome::failed(reason::TRAP, truncate_chars(format!("{e:?}"), MAX_DETAILS_CHARS))
+            }
+        }
+    }
+}
+
+fn to_wit(t: ActivityTask) -> wit::ActivityTask {
+    wit::ActivityTask {
+        activity_id: t.activity_id,
+        activity_type: wit::ActivityType { name: t.activity_type.name, version: t.activity_type.version },
+        workflow_execution: wit::WorkflowExecution { workflow_id: t.workflow_id, run_id: t.run_id },
+        started_event_id: t.started_event_id,
+        task_list: t.task_list,
+        input: t.input,
+    }
+}

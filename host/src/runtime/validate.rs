@@ -1,0 +1,205 @@
+//! From bytes to a component that can serve `swasm:activity/plugin`, with an error that
+//! says exactly what is wrong when it cannot.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use wasmtime::component::Component;
+
+use super::bindings::PluginPre;
+use super::engine::Runtime;
+use super::plugin::Plugin;
+use super::ACTIVITY_EXPORT;
+use crate::activity::ActivityType;
+
+/// Why bytes cannot be served as a plugin. Callers branch on it only to count rejects; the
+/// message is what users read, so each variant says what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    #[error("not a WebAssembly file (it does not start with the \\0asm magic bytes)")]
+    NotWasm,
+    #[error(
+        "a core WebAssembly module, not a component: build for wasm32-wasip2 (or wrap it with `wasm-tools component new`)"
+    )]
+    CoreModule,
+    #[error("truncated: the file ends in the middle of the component ({0})")]
+    Truncated(String),
+    #[error("invalid component: {0}")]
+    Invalid(String),
+    #[error("not built for world swasm:activity/plugin: it does not export `{ACTIVITY_EXPORT}` (its exports: {0})")]
+    WrongWorld(String),
+    #[error("imports interfaces the host does not provide: {}", .0.join(", "))]
+    UnsupportedImports(Vec<String>),
+    #[error("cannot link against the host: {0}")]
+    Link(String),
+}
+
+/// What a component imports and exports, by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentInfo {
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
+}
+
+/// A compiled component, checked against the world, ready to become a [`Plugin`].
+pub struct Compiled {
+    pub(crate) component: Component,
+    pre: PluginPre<super::sandbox::StoreState>,
+    pub info: ComponentInfo,
+}
+
+/// Interfaces the linker provides (WASI 0.2.x, wasi:http 0.2.x, and the swasm host), by
+/// `namespace:package/interface` without version.
+const PROVIDED: &[&str] = &[
+    "wasi:cli/environment",
+    "wasi:cli/exit",
+    "wasi:cli/stdin",
+    "wasi:cli/stdout",
+    "wasi:cli/stderr",
+    "wasi:cli/terminal-input",
+    "wasi:cli/terminal-output",
+    "wasi:cli/terminal-stdin",
+    "wasi:cli/terminal-stdout",
+    "wasi:cli/terminal-stderr",
+    "wasi:clocks/monotonic-clock",
+    "wasi:clocks/wall-clock",
+    "wasi:filesystem/types",
+    "wasi:filesystem/preopens",
+    "wasi:io/error",
+    "wasi:io/poll",
+    "wasi:io/streams",
+    "wasi:random/random",
+    "wasi:random/insecure",
+    "wasi:random/insecure-seed",
+    "wasi:sockets/network",
+    "wasi:sockets/instance-network",
+    "wasi:sockets/tcp",
+    "wasi:sockets/tcp-create-socket",
+    "wasi:sockets/udp",
+    "wasi:sockets/udp-create-socket",
+    "wasi:sockets/ip-name-lookup",
+    "wasi:http/types",
+    "wasi:http/outgoing-handler",
+    "swasm:activity/host",
+    "swasm:activity/types",
+];
+
+/// Whether the host provides import `name` (`ns:pkg/iface@version`).
+pub(crate) fn is_provided(name: &str) -> bool {
+    let (iface, version) = name.split_once('@').unwrap_or((name, ""));
+    let version_ok = if iface.starts_with("wasi:") {
+        version.starts_with("0.2.")
+    } else {
+        version.starts_with("0.1.")
+    };
+    version_ok && PROVIDED.contains(&iface)
+}
+
+/// Cheap checks on the header, so common mistakes get a clear message before parsing.
+fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(if bytes.len() < 8 && b"\0asm".starts_with(&bytes[..bytes.len().min(4)]) && !bytes.is_empty() {
+            LoadError::Truncated(format!("only {} bytes", bytes.len()))
+        } else {
+            LoadError::NotWasm
+        });
+    }
+    match &bytes[4..8] {
+        [1, 0, 0, 0] => Err(LoadError::CoreModule),
+        [_, _, 1, 0] => Ok(()),
+        other => Err(LoadError::Invalid(format!("unknown WebAssembly version/layer {other:02x?}"))),
+    }
+}
+
+fn classify_parse_error(e: &wasmtime::Error) -> LoadError {
+    let msg = format!("{e:#}");
+    if msg.contains("unexpected end") || msg.contains("end of file") || msg.contains("out of bounds") {
+        LoadError::Truncated(msg)
+    } else {
+        LoadError::Invalid(msg)
+    }
+}
+
+impl Runtime {
+    /// Validates and compiles a component, and checks it serves `swasm:activity/plugin`
+    /// with no imports beyond what the host provides. Compiling takes long for big
+    /// components: call it off the async executor (`spawn_blocking`).
+    pub fn compile(&self, bytes: &[u8]) -> Result<Compiled, LoadError> {
+        check_header(bytes)?;
+        let component = Component::new(&self.engine, bytes).map_err(|e| classify_parse_error(&e))?;
+        self.check(component)
+    }
+
+    /// Loads code this runtime serialized before ([`Runtime::serialize`]).
+    ///
+    /// # Safety
+    /// `bytes` must be exactly what `serialize` of an engine with the same
+    /// [`Runtime::compat_key`] produced (wasmtime trusts the machine code in it).
+    pub(crate) unsafe fn deserialize(&self, bytes: &[u8]) -> anyhow::Result<Compiled> {
+        // SAFETY: the caller guarantees the bytes are our own verified serialized output.
+        let component = unsafe { Component::deserialize(&self.engine, bytes) }?;
+        Ok(self.check(component)?)
+    }
+
+    /// The compiled code of `compiled`, for the disk cache.
+    pub(crate) fn serialize(&self, compiled: &Compiled) -> anyhow::Result<Vec<u8>> {
+        Ok(compiled.component.serialize()?)
+    }
+
+    fn check(&self, component: Component) -> Result<Compiled, LoadError> {
+        let ty = component.component_type();
+        let imports: Vec<String> = ty.imports(&self.engine).map(|(n, _)| n.to_string()).collect();
+        let exports: Vec<String> = ty.exports(&self.engine).map(|(n, _)| n.to_string()).collect();
+        if !exports.iter().any(|e| e == ACTIVITY_EXPORT) {
+            let list = if exports.is_empty() { "none".to_string() } else { exports.join(", ") };
+            return Err(LoadError::WrongWorld(list));
+        }
+        let extra: Vec<String> = imports.iter().filter(|i| !is_provided(i)).cloned().collect();
+        if !extra.is_empty() {
+            return Err(LoadError::UnsupportedImports(extra));
+        }
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        let pre = PluginPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        Ok(Compiled { component, pre, info: ComponentInfo { imports, exports } })
+    }
+
+    /// Makes a servable [`Plugin`] of compiled code.
+    pub fn plugin(&self, compiled: &Compiled, ty: ActivityType, path: PathBuf, hash: String, size: u64) -> Arc<Plugin> {
+        Arc::new(Plugin {
+            ty,
+            path,
+            hash,
+            size,
+            loaded_at: SystemTime::now(),
+            pre: compiled.pre.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_checks_name_the_problem() {
+        assert_eq!(check_header(b"hello world"), Err(LoadError::NotWasm));
+        assert_eq!(check_header(b""), Err(LoadError::NotWasm));
+        assert!(matches!(check_header(b"\0as"), Err(LoadError::Truncated(_))));
+        assert_eq!(check_header(b"\0asm\x01\0\0\0"), Err(LoadError::CoreModule));
+        assert_eq!(check_header(b"\0asm\x0d\0\x01\0"), Ok(()));
+    }
+
+    #[test]
+    fn provided_imports_match_by_interface_and_major_version() {
+        assert!(is_provided("wasi:cli/environment@0.2.6"));
+        assert!(is_provided("wasi:http/outgoing-handler@0.2.0"));
+        assert!(is_provided("swasm:activity/host@0.1.0"));
+        assert!(!is_provided("wasi:cli/environment@0.3.0"));
+        assert!(!is_provided("wasi:keyvalue/store@0.2.0"));
+        assert!(!is_provided("swasm:activity/host@0.2.0"));
+    }
+}

@@ -1,0 +1,259 @@
+//! `swasm invoke`, `swasm check` and `swasm plugins`: trying plugins locally, without SWF.
+//!
+//! Exit codes of `invoke`: 0 completed, 1 failed, 2 canceled, 3 the file cannot be loaded.
+//! `check` and `plugins`: 0 when everything loads, 1 otherwise.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+
+use crate::activity::{ActivityTask, ActivityType, Heartbeat, Outcome};
+use crate::config::{ActivitySettings, Config, Registration};
+use crate::runtime::Runtime;
+
+/// Run one component locally, as SWF would, and print what it did.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InvokeArgs {
+    /// The component file (`<name>@<version>.wasm`).
+    pub plugin: PathBuf,
+    /// The task input (default: none).
+    #[arg(long)]
+    pub input: Option<String>,
+    /// Simulate a cancel request: heartbeat() returns true from the Nth heartbeat on
+    /// (default: never).
+    #[arg(long)]
+    pub cancel_after: Option<u32>,
+    /// The activity type of the task, `name@version` (default: from the file name, else
+    /// `invoke@0`).
+    #[arg(long = "type")]
+    pub activity_type: Option<String>,
+    /// Local deadline in seconds (default 300).
+    #[arg(long, default_value_t = 300)]
+    pub timeout_s: u64,
+    /// Memory limit in MiB (default 256).
+    #[arg(long, default_value_t = 256)]
+    pub memory_mb: u64,
+    /// Grant an environment variable, `KEY=VALUE`; repeatable (default: none).
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Print one JSON object instead of text (default: text).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Records heartbeats; says "cancel requested" from the Nth on.
+struct RecordingHeartbeat {
+    cancel_after: Option<u32>,
+    beats: Mutex<Vec<(Option<String>, bool)>>,
+}
+
+impl Heartbeat for RecordingHeartbeat {
+    fn beat(&self, details: Option<String>) -> bool {
+        let mut beats = self.beats.lock().expect("heartbeat lock");
+        let n = beats.len() as u32 + 1;
+        let cancel = self.cancel_after.is_some_and(|c| n >= c);
+        beats.push((details, cancel));
+        cancel
+    }
+}
+
+pub async fn invoke(args: InvokeArgs) -> Result<ExitCode> {
+    let bytes = std::fs::read(&args.plugin).with_context(|| format!("cannot read {}", args.plugin.display()))?;
+    let ty = match &args.activity_type {
+        Some(t) => ActivityType::parse(t).with_context(|| format!("--type {t:?}: must be name@version"))?,
+        None => file_type(&args.plugin).unwrap_or_else(|| ActivityType::new("invoke", "0")),
+    };
+    let mut env = BTreeMap::new();
+    for kv in &args.env {
+        let (k, v) = kv.split_once('=').with_context(|| format!("--env {kv:?}: must be KEY=VALUE"))?;
+        env.insert(k.to_string(), v.to_string());
+    }
+    let runtime = Runtime::for_invoke()?;
+    let compiled = match compile(&runtime, bytes).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {}: {e}", args.plugin.display());
+            return Ok(ExitCode::from(3));
+        }
+    };
+    let plugin = runtime.plugin(&compiled, ty.clone(), args.plugin.clone(), String::new(), 0);
+    let settings = ActivitySettings {
+        memory_mb: args.memory_mb,
+        timeout_s: args.timeout_s,
+        heartbeat_interval_s: 30,
+        max_stack_kb: runtime.options().max_stack_kb,
+        env,
+        dirs: vec![],
+        allowed_hosts: vec![],
+        registration: Registration::default(),
+    };
+    let task = ActivityTask {
+        activity_id: "invoke-1".into(),
+        activity_type: ty,
+        workflow_id: "invoke".into(),
+        run_id: "local".into(),
+        started_event_id: 1,
+        task_list: "invoke".into(),
+        input: args.input.clone(),
+    };
+    let heartbeat = Arc::new(RecordingHeartbeat { cancel_after: args.cancel_after, beats: Mutex::new(vec![]) });
+    let outcome = plugin.run(task, &settings, heartbeat.clone()).await;
+    let beats = heartbeat.beats.lock().expect("heartbeat lock").clone();
+    let code = match &outcome {
+        Outcome::Completed(_) => 0,
+        Outcome::Failed { .. } => 1,
+        Outcome::Canceled(_) => 2,
+    };
+    if args.json {
+        let heartbeats: Vec<_> = beats
+            .iter()
+            .map(|(d, c)| serde_json::json!({ "details": d, "cancel_requested": c }))
+            .collect();
+        let o = match &outcome {
+            Outcome::Completed(r) => serde_json::json!({ "outcome": "completed", "result": r }),
+            Outcome::Failed { reason, details } => {
+                serde_json::json!({ "outcome": "failed", "reason": reason, "details": details })
+            }
+            Outcome::Canceled(d) => serde_json::json!({ "outcome": "canceled", "details": d }),
+        };
+        let mut o = o;
+        o["heartbeats"] = serde_json::Value::Array(heartbeats);
+        println!("{o}");
+    } else {
+        for (i, (d, c)) in beats.iter().enumerate() {
+            let cancel = if *c { "  -> cancel requested" } else { "" };
+            println!("heartbeat {}: {}{cancel}", i + 1, d.as_deref().unwrap_or("(no details)"));
+        }
+        match &outcome {
+            Outcome::Completed(r) => println!("completed: {}", r.as_deref().unwrap_or("(no result)")),
+            Outcome::Failed { reason, details } => {
+                println!("failed: {reason}");
+                if let Some(d) = details {
+                    println!("{d}");
+                }
+            }
+            Outcome::Canceled(d) => println!("canceled: {}", d.as_deref().unwrap_or("(no details)")),
+        }
+    }
+    Ok(ExitCode::from(code))
+}
+
+/// Compiles through the default compiled-code cache (`$XDG_CACHE_HOME/swasm`), so trying
+/// a big Python or JavaScript component again is fast.
+async fn compile(runtime: &Arc<Runtime>, bytes: Vec<u8>) -> Result<crate::runtime::Compiled, crate::runtime::LoadError> {
+    let hash = hex::encode(Sha256::digest(&bytes));
+    let cache = dirs::cache_dir().map(|d| crate::registry::Cache::new(&d.join("swasm"), runtime));
+    let stats = crate::registry::RegistryStats::default();
+    crate::registry::compile_cached(runtime, cache.as_ref(), &stats, bytes, hash).await
+}
+
+/// The type a file name says (`echo@1.wasm` -> `echo@1`).
+fn file_type(path: &Path) -> Option<ActivityType> {
+    let name = path.file_name()?.to_str()?;
+    ActivityType::parse(name.strip_suffix(".wasm")?)
+}
+
+/// Say whether a file is a component for `swasm:activity/plugin`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckArgs {
+    /// The component file.
+    pub plugin: PathBuf,
+    /// Print one JSON object instead of text (default: text).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn check(args: CheckArgs) -> Result<ExitCode> {
+    let bytes = std::fs::read(&args.plugin).with_context(|| format!("cannot read {}", args.plugin.display()))?;
+    let size = bytes.len();
+    let hash = hex::encode(Sha256::digest(&bytes));
+    let runtime = Runtime::for_invoke()?;
+    let result = compile(&runtime, bytes).await;
+    let ok = result.is_ok();
+    let (imports, error) = match result {
+        Ok(c) => (c.info.imports.clone(), None),
+        Err(e) => (vec![], Some(e.to_string())),
+    };
+    let needs_grant = |i: &str| {
+        if i.starts_with("wasi:sockets/") || i.starts_with("wasi:http/") {
+            Some("denied unless allowed_hosts grants it")
+        } else if i.starts_with("wasi:filesystem/") {
+            Some("no files unless dirs grants them")
+        } else if i.starts_with("wasi:cli/environment") {
+            Some("empty unless env grants variables")
+        } else {
+            None
+        }
+    };
+    if args.json {
+        let o = serde_json::json!({
+            "file": args.plugin, "size": size, "sha256": hash, "ok": ok, "error": error,
+            "type": file_type(&args.plugin).map(|t| t.to_string()),
+            "imports": imports,
+        });
+        println!("{o}");
+    } else {
+        println!("file:    {}", args.plugin.display());
+        println!("size:    {size} bytes");
+        println!("sha256:  {hash}");
+        match file_type(&args.plugin) {
+            Some(t) => println!("type:    {t} (from the file name)"),
+            None => println!("type:    none: name the file <name>@<version>.wasm or map it in [activity.\"n@v\"] file"),
+        }
+        match &error {
+            None => {
+                println!("world:   swasm:activity/plugin: ok");
+                println!("imports:");
+                for i in &imports {
+                    match needs_grant(i) {
+                        Some(note) => println!("  {i}  ({note})"),
+                        None => println!("  {i}"),
+                    }
+                }
+            }
+            Some(e) => println!("error:   {e}"),
+        }
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// List what the plugin dirs of a config hold and whether each file loads.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PluginsArgs {
+    /// The config file (default `swasm.toml`).
+    #[arg(long, default_value = "swasm.toml")]
+    pub config: PathBuf,
+    /// Print JSON lines instead of a table (default: table).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn plugins(args: PluginsArgs) -> Result<ExitCode> {
+    let config = Config::load(&args.config)?;
+    let runtime = Runtime::new(&config)?;
+    let reports = crate::registry::inspect(&config, &runtime).await?;
+    let all_ok = reports.iter().all(|r| r.error.is_none());
+    for r in &reports {
+        let types: Vec<String> = r.types.iter().map(|t| t.to_string()).collect();
+        if args.json {
+            let o = serde_json::json!({
+                "task_list": r.task_list, "file": r.path, "types": types, "size": r.size,
+                "sha256": r.hash, "error": r.error,
+            });
+            println!("{o}");
+        } else {
+            let hash = r.hash.as_deref().map(|h| &h[..12]).unwrap_or("-");
+            let status = r.error.as_deref().map(|e| format!("ERROR {e}")).unwrap_or_else(|| "ok".into());
+            let types = if types.is_empty() { "-".to_string() } else { types.join(",") };
+            println!("{}\t{}\t{}\t{} bytes\t{}\t{}", r.task_list, r.path.display(), types, r.size, hash, status);
+        }
+    }
+    if reports.is_empty() && !args.json {
+        println!("no .wasm files in the plugin dirs of {}", args.config.display());
+    }
+    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

@@ -1,0 +1,237 @@
+//! The live plugin directory: add, replace, retire, bad files, slow writes, symlinks, and
+//! the compiled-code cache, with real components and a real `notify` watcher.
+
+mod runtime_common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use runtime_common::*;
+use swasm::activity::{ActivityType, Outcome};
+use swasm::config::Config;
+use swasm::registry::Registry;
+use swasm::runtime::Runtime;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+struct Fixture {
+    root: PathBuf,
+    dir: PathBuf,
+    config: Config,
+}
+
+impl Fixture {
+    fn new(name: &str, extra: &str) -> Fixture {
+        let root = std::env::temp_dir().join(format!("swasm-reg-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let dir = root.join("plugins");
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = format!(
+            "[swf]\ndomain = \"d\"\n[[task_list]]\nname = \"tl\"\nplugin_dir = \"plugins\"\n[cache]\ndir = \"cache\"\n{extra}"
+        );
+        let config = Config::parse(&text, &root.join("swasm.toml")).unwrap();
+        Fixture { root, dir, config }
+    }
+
+    async fn start(&self) -> Arc<Registry> {
+        let rt = Runtime::new(&self.config).unwrap();
+        Registry::start(&self.config, rt).await.unwrap()
+    }
+
+    fn put(&self, from: &Path, name: &str) {
+        // Write beside, then rename: what deploy tools do.
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        std::fs::copy(from, &tmp).unwrap();
+        std::fs::rename(&tmp, self.dir.join(name)).unwrap();
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn ty(s: &str) -> ActivityType {
+    ActivityType::parse(s).unwrap()
+}
+
+async fn echo_result(reg: &Registry, t: &str, input: &str) -> Option<String> {
+    let p = reg.lookup("tl", &ty(t))?;
+    match p.run(task(t, Some(input)), &settings(), no_heartbeat()).await {
+        Outcome::Completed(r) => r,
+        other => panic!("{t}: {other:?}"),
+    }
+}
+
+/// Waits until `t` answers `input` with `expected`.
+async fn wait_result(reg: &Registry, t: &str, input: &str, expected: &str) {
+    let end = std::time::Instant::now() + LIMIT;
+    loop {
+        if echo_result(reg, t, input).await.as_deref() == Some(expected) {
+            return;
+        }
+        assert!(std::time::Instant::now() < end, "{t} never answered {expected:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_replace_retire() {
+    let f = Fixture::new("arr", "");
+    let reg = f.start().await;
+    assert!(reg.served("tl").is_empty());
+
+    f.put(&example("echo@1.wasm"), "echo@1.wasm");
+    wait_result(&reg, "echo@1", "x", "x").await;
+    assert_eq!(reg.served("tl"), vec![ty("echo@1")]);
+    assert_eq!(reg.stats().loads.load(Ordering::Relaxed), 1);
+
+    // A long task on the old code keeps running through the swap.
+    f.put(&example("countdown@1.wasm"), "countdown@1.wasm");
+    wait_for("countdown@1 loaded", LIMIT, || reg.lookup("tl", &ty("countdown@1")).is_some()).await;
+    let old = reg.lookup("tl", &ty("countdown@1")).unwrap();
+    let running = tokio::spawn(async move {
+        old.run(task("countdown@1", Some(r#"{"steps":20,"step_ms":25}"#)), &settings(), no_heartbeat()).await
+    });
+    f.put(&guest("echo-b.wasm"), "countdown@1.wasm");
+    f.put(&guest("echo-b.wasm"), "echo@1.wasm");
+    wait_result(&reg, "echo@1", "x", "B:x").await;
+    wait_result(&reg, "countdown@1", "y", "B:y").await;
+    assert_eq!(running.await.unwrap(), Outcome::Completed(Some(r#"{"done":20}"#.into())));
+    assert_eq!(reg.stats().swaps.load(Ordering::Relaxed), 2);
+
+    let info = reg.plugins();
+    assert_eq!(info.len(), 2);
+    assert!(info.iter().all(|i| i.task_list == "tl" && i.hash.len() == 64));
+
+    std::fs::remove_file(f.dir.join("echo@1.wasm")).unwrap();
+    wait_for("echo@1 retired", LIMIT, || reg.lookup("tl", &ty("echo@1")).is_none()).await;
+    assert_eq!(reg.stats().retirements.load(Ordering::Relaxed), 1);
+    assert_eq!(reg.served("tl"), vec![ty("countdown@1")]);
+    assert_eq!(reg.stats().rejects.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_files_are_rejected_while_the_old_version_serves() {
+    let f = Fixture::new("bad", "");
+    f.put(&example("echo@1.wasm"), "echo@1.wasm");
+    let reg = f.start().await;
+    assert_eq!(echo_result(&reg, "echo@1", "a").await.as_deref(), Some("a"));
+    let good_hash = reg.plugins()[0].hash.clone();
+
+    let echo = std::fs::read(example("echo@1.wasm")).unwrap();
+    let bad: Vec<(&str, Vec<u8>)> = vec![
+        ("not wasm", b"#!/bin/sh\necho hi\n".to_vec()),
+        ("core module", b"\0asm\x01\0\0\0".to_vec()),
+        ("wrong world", b"\0asm\x0d\0\x01\0".to_vec()),
+        ("truncated", echo[..echo.len() / 2].to_vec()),
+    ];
+    for (i, (what, bytes)) in bad.into_iter().enumerate() {
+        let tmp = f.dir.join(".bad.tmp");
+        std::fs::write(&tmp, &bytes).unwrap();
+        std::fs::rename(&tmp, f.dir.join("echo@1.wasm")).unwrap();
+        let n = i as u64 + 1;
+        wait_for(what, LIMIT, || reg.stats().rejects.load(Ordering::Relaxed) == n).await;
+        assert_eq!(echo_result(&reg, "echo@1", what).await.as_deref(), Some(what), "{what}");
+        assert_eq!(reg.plugins()[0].hash, good_hash, "{what}");
+    }
+
+    // A name without @version is not served.
+    f.put(&example("echo@1.wasm"), "noversion.wasm");
+    wait_for("noversion rejected", LIMIT, || reg.stats().rejects.load(Ordering::Relaxed) == 5).await;
+    assert_eq!(reg.served("tl"), vec![ty("echo@1")]);
+
+    // Fixing the file brings new code in.
+    f.put(&guest("echo-b.wasm"), "echo@1.wasm");
+    wait_result(&reg, "echo@1", "z", "B:z").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_copy_is_loaded_only_when_complete() {
+    let f = Fixture::new("slow", "");
+    f.put(&example("echo@1.wasm"), "echo@1.wasm");
+    let reg = f.start().await;
+    let b = std::fs::read(guest("echo-b.wasm")).unwrap();
+    {
+        use std::io::Write;
+        // `cp` onto the served file, in pieces with pauses: the watcher sees partial files.
+        let mut out = std::fs::File::create(f.dir.join("echo@1.wasm")).unwrap();
+        for chunk in b.chunks(b.len() / 4 + 1) {
+            out.write_all(chunk).unwrap();
+            out.flush().unwrap();
+            // Between the pieces, every lookup still answers (old or new code, never broken).
+            for _ in 0..5 {
+                let r = echo_result(&reg, "echo@1", "s").await;
+                assert!(matches!(r.as_deref(), Some("s") | Some("B:s")), "{r:?}");
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+        }
+    }
+    wait_result(&reg, "echo@1", "s", "B:s").await;
+    assert_eq!(reg.stats().rejects.load(Ordering::Relaxed), 0, "a partial copy was rejected instead of awaited");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn symlinks_are_followed_only_inside_the_dir() {
+    let f = Fixture::new("link", "[activity.\"mapped@1\"]\nfile = \"echo-b.wasm\"\n");
+    let outside = f.root.join("outside@1.wasm");
+    std::fs::copy(example("echo@1.wasm"), &outside).unwrap();
+    std::fs::copy(guest("echo-b.wasm"), f.dir.join("echo-b.wasm")).unwrap();
+    std::os::unix::fs::symlink(&outside, f.dir.join("evil@1.wasm")).unwrap();
+    std::fs::copy(example("echo@1.wasm"), f.dir.join("echo@1.wasm")).unwrap();
+    std::os::unix::fs::symlink(f.dir.join("echo@1.wasm"), f.dir.join("alias@1.wasm")).unwrap();
+    let reg = f.start().await;
+    assert_eq!(reg.served("tl"), vec![ty("alias@1"), ty("echo@1"), ty("mapped@1")]);
+    assert_eq!(reg.stats().rejects.load(Ordering::Relaxed), 1);
+    assert_eq!(echo_result(&reg, "alias@1", "q").await.as_deref(), Some("q"));
+    assert_eq!(echo_result(&reg, "mapped@1", "q").await.as_deref(), Some("B:q"));
+}
+
+fn cache_entries(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for d in std::fs::read_dir(root.join("cache")).unwrap().flatten() {
+        for e in std::fs::read_dir(d.path()).unwrap().flatten() {
+            if e.path().extension().is_some_and(|x| x == "cwasm") {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warm_cache_skips_compiling_and_corrupt_entries_are_recompiled() {
+    let f = Fixture::new("cache", "");
+    f.put(&example("echo@1.wasm"), "echo@1.wasm");
+    f.put(&example("countdown@1.wasm"), "countdown@1.wasm");
+    let cold = Registry::load(&f.config, Runtime::new(&f.config).unwrap()).await.unwrap();
+    assert_eq!(cold.stats().compiles.load(Ordering::Relaxed), 2);
+    assert_eq!(cold.stats().cache_hits.load(Ordering::Relaxed), 0);
+    drop(cold);
+
+    let warm = Registry::load(&f.config, Runtime::new(&f.config).unwrap()).await.unwrap();
+    assert_eq!(warm.stats().compiles.load(Ordering::Relaxed), 0);
+    assert_eq!(warm.stats().cache_hits.load(Ordering::Relaxed), 2);
+    assert_eq!(echo_result(&warm, "echo@1", "w").await.as_deref(), Some("w"));
+    drop(warm);
+
+    let entries = cache_entries(&f.root);
+    assert_eq!(entries.len(), 2);
+    for e in &entries {
+        let mut bytes = std::fs::read(e).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid..mid + 64].iter_mut().for_each(|b| *b ^= 0xff);
+        std::fs::write(e, bytes).unwrap();
+    }
+    let healed = Registry::load(&f.config, Runtime::new(&f.config).unwrap()).await.unwrap();
+    assert_eq!(healed.stats().compiles.load(Ordering::Relaxed), 2);
+    assert_eq!(healed.stats().cache_hits.load(Ordering::Relaxed), 0);
+    assert_eq!(echo_result(&healed, "echo@1", "h").await.as_deref(), Some("h"));
+    drop(healed);
+
+    let again = Registry::load(&f.config, Runtime::new(&f.config).unwrap()).await.unwrap();
+    assert_eq!(again.stats().cache_hits.load(Ordering::Relaxed), 2, "the recompiled code was not cached again");
+}

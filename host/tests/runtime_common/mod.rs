@@ -1,0 +1,104 @@
+//! Shared by the runtime and registry tests: where the guests built from source are, and
+//! small helpers to run one task.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use swasm::activity::{ActivityTask, ActivityType, Heartbeat, HeartbeatHandle, NoHeartbeat, Outcome};
+use swasm::config::{ActivitySettings, Registration};
+
+fn dist(env: &str, rel: &str) -> PathBuf {
+    std::env::var_os(env)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(rel))
+}
+
+/// A test guest (`tests/guests/dist/<file>`).
+pub fn guest(file: &str) -> PathBuf {
+    let p = dist("SWASM_TEST_GUESTS_DIST", "tests/guests/dist").join(file);
+    assert!(p.is_file(), "{} is missing: run `make test-guests plugins` first", p.display());
+    p
+}
+
+/// An example plugin (`plugins/dist/<file>`).
+pub fn example(file: &str) -> PathBuf {
+    let p = dist("SWASM_PLUGINS_DIST", "plugins/dist").join(file);
+    assert!(p.is_file(), "{} is missing: run `make test-guests plugins` first", p.display());
+    p
+}
+
+pub fn settings() -> ActivitySettings {
+    ActivitySettings {
+        memory_mb: 64,
+        timeout_s: 30,
+        heartbeat_interval_s: 30,
+        max_stack_kb: 512,
+        env: Default::default(),
+        dirs: vec![],
+        allowed_hosts: vec![],
+        registration: Registration::default(),
+    }
+}
+
+pub fn task(ty: &str, input: Option<&str>) -> ActivityTask {
+    ActivityTask {
+        activity_id: "a-1".into(),
+        activity_type: ActivityType::parse(ty).expect("name@version"),
+        workflow_id: "wf".into(),
+        run_id: "run".into(),
+        started_event_id: 3,
+        task_list: "tl".into(),
+        input: input.map(str::to_string),
+    }
+}
+
+pub fn no_heartbeat() -> HeartbeatHandle {
+    Arc::new(NoHeartbeat)
+}
+
+/// Records heartbeats; cancels from the `cancel_at`th on.
+#[derive(Default)]
+pub struct Recorder {
+    pub cancel_at: Option<usize>,
+    pub beats: Mutex<Vec<Option<String>>>,
+}
+
+impl Heartbeat for Recorder {
+    fn beat(&self, details: Option<String>) -> bool {
+        let mut b = self.beats.lock().unwrap();
+        b.push(details);
+        self.cancel_at.is_some_and(|c| b.len() >= c)
+    }
+}
+
+pub fn completed(o: &Outcome) -> &str {
+    match o {
+        Outcome::Completed(Some(r)) => r,
+        other => panic!("expected a completed outcome, got {other:?}"),
+    }
+}
+
+pub fn failed(o: &Outcome) -> (&str, &str) {
+    match o {
+        Outcome::Failed { reason, details } => (reason, details.as_deref().unwrap_or("")),
+        other => panic!("expected a failed outcome, got {other:?}"),
+    }
+}
+
+/// Polls `cond` until it holds or `limit` passes.
+pub async fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < end, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Compiles a file into a plugin of type `ty`.
+pub fn load(rt: &swasm::runtime::Runtime, path: &std::path::Path, ty: &str) -> Arc<swasm::runtime::Plugin> {
+    let bytes = std::fs::read(path).unwrap();
+    let compiled = rt.compile(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    rt.plugin(&compiled, ActivityType::parse(ty).unwrap(), path.to_path_buf(), String::new(), bytes.len() as u64)
+}

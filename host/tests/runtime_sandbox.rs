@@ -1,0 +1,133 @@
+//! The sandbox: nothing is reachable unless granted, grants work, and misbehaving guests
+//! (many at once) do not stop other tasks.
+
+mod runtime_common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use runtime_common::*;
+use serde_json::Value;
+use swasm::activity::{Outcome, reason};
+use swasm::config::{ActivitySettings, DirGrant};
+use swasm::runtime::{Runtime, RuntimeOptions};
+
+/// A one-response HTTP server on 127.0.0.1; counts connections.
+async fn http_server() -> (u16, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut s, _)) = listener.accept().await {
+            h.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
+            });
+        }
+    });
+    (port, hits)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_guest_is_refused_everything() {
+    // The host holds credentials; the guest must not see them.
+    unsafe { std::env::set_var("AWS_ACCESS_KEY_ID", "AKIATESTTESTTEST") };
+    let rt = Runtime::for_invoke().unwrap();
+    let p = load(&rt, &guest("hostile@1.wasm"), "hostile@1");
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    tcp.set_nonblocking(true).unwrap();
+    let (http_port, hits) = http_server().await;
+    let input = format!(r#"{{"port":{},"http_host":"127.0.0.1:{http_port}"}}"#, tcp.local_addr().unwrap().port());
+    let o = p.run(task("hostile@1", Some(&input)), &settings(), no_heartbeat()).await;
+    let v: Value = serde_json::from_str(completed(&o)).unwrap();
+    assert_eq!(v["env"], serde_json::json!([]), "{v}");
+    assert!(v["file"].as_str().unwrap().starts_with("denied"), "{v}");
+    assert!(v["tcp"].as_str().unwrap().starts_with("denied"), "{v}");
+    assert!(v["http"].as_str().unwrap().starts_with("denied"), "{v}");
+    assert!(v["http"].as_str().unwrap().contains("HttpRequestDenied"), "{v}");
+    assert!(tcp.accept().is_err(), "the guest reached the loopback listener");
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "the guest reached the HTTP server");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allowed_host_is_reachable_over_wasi_http() {
+    let rt = Runtime::for_invoke().unwrap();
+    let p = load(&rt, &guest("hostile@1.wasm"), "hostile@1");
+    let (http_port, hits) = http_server().await;
+    let s = ActivitySettings { allowed_hosts: vec![format!("127.0.0.1:{http_port}")], ..settings() };
+    let input = format!(r#"{{"http_host":"127.0.0.1:{http_port}"}}"#);
+    let o = p.run(task("hostile@1", Some(&input)), &s, no_heartbeat()).await;
+    let v: Value = serde_json::from_str(completed(&o)).unwrap();
+    assert_eq!(v["http"], "ok", "{v}");
+    assert_eq!(v["tcp"], "skipped");
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn env_and_dir_grants_reach_the_guest() {
+    let rt = Runtime::for_invoke().unwrap();
+    let p = load(&rt, &guest("envread@1.wasm"), "envread@1");
+    let o = p.run(task("envread@1", None), &settings(), no_heartbeat()).await;
+    let v: Value = serde_json::from_str(completed(&o)).unwrap();
+    assert_eq!(v["env"], serde_json::json!({}));
+    assert!(v["data"].as_str().unwrap().starts_with("denied"), "{v}");
+
+    let dir = std::env::temp_dir().join(format!("swasm-grant-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a.txt"), "a").unwrap();
+    std::fs::write(dir.join("b.txt"), "b").unwrap();
+    let s = ActivitySettings {
+        env: [("MODE".to_string(), "fast".to_string())].into(),
+        dirs: vec![DirGrant { host: dir.clone(), guest: "/data".into(), read_only: true }],
+        ..settings()
+    };
+    let o = p.run(task("envread@1", None), &s, no_heartbeat()).await;
+    let v: Value = serde_json::from_str(completed(&o)).unwrap();
+    assert_eq!(v["env"], serde_json::json!({"MODE": "fast"}));
+    assert_eq!(v["data"], serde_json::json!(["a.txt", "b.txt"]));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_misbehaving_guests_do_not_stop_echo() {
+    let rt = Runtime::with_options(RuntimeOptions { max_instances: 64, max_memory_mb: 64, ..Default::default() }).unwrap();
+    let spin = load(&rt, &guest("spin@1.wasm"), "spin@1");
+    let hog = load(&rt, &guest("hog@1.wasm"), "hog@1");
+    let recurse = load(&rt, &guest("recurse@1.wasm"), "recurse@1");
+    let echo = load(&rt, &example("echo@1.wasm"), "echo@1");
+    let mut bad = Vec::new();
+    for i in 0..30 {
+        let (p, ty) = match i % 3 {
+            0 => (spin.clone(), "spin@1"),
+            1 => (hog.clone(), "hog@1"),
+            _ => (recurse.clone(), "recurse@1"),
+        };
+        let s = ActivitySettings { timeout_s: 3, memory_mb: 32, ..settings() };
+        bad.push(tokio::spawn(async move { (ty, p.run(task(ty, None), &s, no_heartbeat()).await) }));
+    }
+    let mut good = Vec::new();
+    for i in 0..20 {
+        let echo = echo.clone();
+        good.push(tokio::spawn(async move {
+            let input = format!("task {i}");
+            (input.clone(), echo.run(task("echo@1", Some(&input)), &settings(), no_heartbeat()).await)
+        }));
+    }
+    for g in good {
+        let (input, o) = g.await.unwrap();
+        assert_eq!(o, Outcome::Completed(Some(input)));
+    }
+    for b in bad {
+        let (ty, o) = b.await.unwrap();
+        let expected = match ty {
+            "spin@1" => reason::TIMEOUT,
+            "hog@1" => reason::MEMORY_LIMIT,
+            _ => reason::TRAP,
+        };
+        assert_eq!(failed(&o).0, expected, "{ty}: {o:?}");
+    }
+}

@@ -1,0 +1,109 @@
+//! `swasm invoke`, `swasm check`, `swasm plugins` as a user runs them: the real binary, on
+//! every language's example output and on bad files.
+
+mod runtime_common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use runtime_common::*;
+
+fn swasm(args: &[&str]) -> Output {
+    let cache = std::env::temp_dir().join("swasm-tools-test-cache");
+    Command::new(env!("CARGO_BIN_EXE_swasm"))
+        .args(args)
+        .env("XDG_CACHE_HOME", cache)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run swasm")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+const LANGS: &[&str] = &["", "-py", "-js", "-c"];
+
+#[test]
+fn invoke_echo_in_every_language() {
+    for lang in LANGS {
+        let file = example(&format!("echo{lang}@1.wasm"));
+        let o = swasm(&["invoke", path(&file), "--input", "hi there"]);
+        assert_eq!(o.status.code(), Some(0), "{lang}: {}", text(&o));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("completed: hi there"), "{lang}: {}", text(&o));
+        let o = swasm(&["invoke", path(&file), "--input", "fail"]);
+        assert_eq!(o.status.code(), Some(1), "{lang}: {}", text(&o));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("failed: BadInput"), "{lang}: {}", text(&o));
+    }
+}
+
+#[test]
+fn invoke_countdown_lists_heartbeats_and_simulates_cancel() {
+    for lang in LANGS {
+        let file = example(&format!("countdown{lang}@1.wasm"));
+        let o = swasm(&["invoke", path(&file), "--input", r#"{"steps":5,"step_ms":1}"#, "--cancel-after", "2", "--json"]);
+        assert_eq!(o.status.code(), Some(2), "{lang}: {}", text(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{lang}: {e}: {}", text(&o)));
+        assert_eq!(v["outcome"], "canceled", "{lang}: {v}");
+        let beats = v["heartbeats"].as_array().unwrap();
+        assert_eq!(beats.len(), 2, "{lang}: {v}");
+        assert_eq!(beats[1]["cancel_requested"], true);
+        assert!(beats[0]["details"].as_str().unwrap().contains('1'), "{lang}: {v}");
+    }
+}
+
+#[test]
+fn check_accepts_every_language() {
+    for lang in LANGS {
+        let file = example(&format!("echo{lang}@1.wasm"));
+        let o = swasm(&["check", path(&file)]);
+        assert_eq!(o.status.code(), Some(0), "{lang}: {}", text(&o));
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(out.contains("swasm:activity/plugin: ok"), "{out}");
+        assert!(out.contains("sha256:"), "{out}");
+        assert!(out.contains("swasm:activity/host@0.1.0"), "{out}");
+    }
+}
+
+#[test]
+fn bad_files_are_explained() {
+    let dir = std::env::temp_dir().join(format!("swasm-tools-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let echo = std::fs::read(example("echo@1.wasm")).unwrap();
+    let cases: [(&str, &[u8], &str); 4] = [
+        ("text@1.wasm", b"hello", "not a WebAssembly file"),
+        ("core@1.wasm", b"\0asm\x01\0\0\0", "core WebAssembly module"),
+        ("empty@1.wasm", b"\0asm\x0d\0\x01\0", "does not export `swasm:activity/activity@0.1.0`"),
+        ("half@1.wasm", &echo[..echo.len() / 2], "truncated"),
+    ];
+    for (name, bytes, expect) in cases {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        let o = swasm(&["check", path(&p)]);
+        assert_eq!(o.status.code(), Some(1), "{name}: {}", text(&o));
+        assert!(text(&o).contains(expect), "{name}: {}", text(&o));
+        let o = swasm(&["invoke", path(&p)]);
+        assert_eq!(o.status.code(), Some(3), "{name}: {}", text(&o));
+        assert!(text(&o).contains(expect), "{name}: {}", text(&o));
+    }
+
+    // `swasm plugins` lists good and bad files of a config's plugin dirs.
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(example("echo@1.wasm"), plugins.join("echo@1.wasm")).unwrap();
+    std::fs::write(plugins.join("core@1.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    let cfg = dir.join("swasm.toml");
+    std::fs::write(&cfg, "[swf]\ndomain = \"d\"\n[[task_list]]\nname = \"tl\"\nplugin_dir = \"plugins\"\n[cache]\ndir = \"cache\"\n").unwrap();
+    let o = swasm(&["plugins", "--config", path(&cfg)]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let echo_line = out.lines().find(|l| l.contains("echo@1.wasm")).expect(&out);
+    assert!(echo_line.contains("\tok"), "{out}");
+    let core_line = out.lines().find(|l| l.contains("core@1.wasm")).expect(&out);
+    assert!(core_line.contains("ERROR") && core_line.contains("core WebAssembly module"), "{out}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
