@@ -14,7 +14,22 @@
 //! - [`poller`]: per task list: slot permit -> long poll -> dispatch.
 //! - [`shutdown`]: the two-phase shutdown signal.
 //! - [`metrics`]: Prometheus counters and the `/metrics`, `/healthz`, `/readyz`, `/status` server.
+//! - [`dev`]: `swasm dev`: swf-local + the worker + the demo decider in one process.
 //! - [`cli`]: the `swasm` command line.
 
 pub mod activity;
 pub mod config;
+pub mod runtime;
+pub mod swf;
+pub mod heartbeat;
+pub mod dispatch;
+pub mod poller;
+pub mod shutdown;
+pub mod metrics;
+pub mod register;
+pub mod logging;
+pub mod worker;
+pub mod cli;
+pub mod registry;
+pub mod tools;
+pub mod dev;
