@@ -1,1 +1,203 @@
-fn main() {}
+//! Throughput of PollForActivityTask + RespondActivityTaskCompleted pairs through the real
+//! aws-sdk-swf client, swf-local next to moto's server, and the CPU a held long poll costs.
+//!
+//! `cargo bench -p swf-local` (env: SWF_BENCH_TASKS, default 20000; SWF_BENCH_WORKERS,
+//! default 8; SWF_BENCH_MOTO_TASKS, default 300; moto is skipped when `moto_server` is not
+//! on PATH).
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_swf::Client;
+use aws_sdk_swf::config::retry::RetryConfig;
+use aws_sdk_swf::config::timeout::TimeoutConfig;
+use aws_sdk_swf::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_swf::types::*;
+use swf_local::{Options, Server};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn client(url: &str) -> Client {
+    Client::from_conf(
+        aws_sdk_swf::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("AKIDBENCH", "secret", None, None, "bench"))
+            .endpoint_url(url)
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(TimeoutConfig::builder().operation_attempt_timeout(Duration::from_secs(75)).build())
+            .build(),
+    )
+}
+
+fn tl(name: &str) -> TaskList {
+    TaskList::builder().name(name).build().unwrap()
+}
+
+/// Registers the domain and types, then fills the activity queue with `tasks` tasks
+/// (workflows of up to 500 activities, scheduled by one decision each).
+async fn fill(c: &Client, tasks: usize) {
+    c.register_domain().name("bench").workflow_execution_retention_period_in_days("1").send().await.unwrap();
+    c.register_workflow_type()
+        .domain("bench")
+        .name("wf")
+        .version("1")
+        .default_task_list(tl("deciders"))
+        .default_child_policy(ChildPolicy::Terminate)
+        .default_execution_start_to_close_timeout("3600")
+        .default_task_start_to_close_timeout("600")
+        .send()
+        .await
+        .unwrap();
+    c.register_activity_type()
+        .domain("bench")
+        .name("act")
+        .version("1")
+        .default_task_list(tl("workers"))
+        .default_task_schedule_to_start_timeout("3600")
+        .default_task_schedule_to_close_timeout("3600")
+        .default_task_start_to_close_timeout("600")
+        .default_task_heartbeat_timeout("NONE")
+        .send()
+        .await
+        .unwrap();
+    let mut left = tasks;
+    let mut w = 0;
+    while left > 0 {
+        let n = left.min(500);
+        left -= n;
+        w += 1;
+        let wt = WorkflowType::builder().name("wf").version("1").build().unwrap();
+        c.start_workflow_execution().domain("bench").workflow_id(format!("w{w}")).workflow_type(wt).send().await.unwrap();
+        let dt = loop {
+            let dt = c.poll_for_decision_task().domain("bench").task_list(tl("deciders")).send().await.unwrap();
+            if !dt.task_token.is_empty() {
+                break dt;
+            }
+        };
+        let decisions = (0..n)
+            .map(|i| {
+                Decision::builder()
+                    .decision_type(DecisionType::ScheduleActivityTask)
+                    .schedule_activity_task_decision_attributes(
+                        ScheduleActivityTaskDecisionAttributes::builder()
+                            .activity_type(ActivityType::builder().name("act").version("1").build().unwrap())
+                            .activity_id(format!("a{i}"))
+                            .input("x".repeat(64))
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        c.respond_decision_task_completed().task_token(dt.task_token).set_decisions(Some(decisions)).send().await.unwrap();
+    }
+}
+
+/// `workers` concurrent loops of poll + complete until `tasks` pairs are done; pairs/s.
+async fn drain(c: &Client, tasks: usize, workers: usize) -> f64 {
+    let done = Arc::new(AtomicUsize::new(0));
+    let t0 = Instant::now();
+    let handles: Vec<_> = (0..workers)
+        .map(|_| {
+            let (c, done) = (c.clone(), done.clone());
+            tokio::spawn(async move {
+                while done.load(Ordering::Relaxed) < tasks {
+                    let t = c.poll_for_activity_task().domain("bench").task_list(tl("workers")).identity("bench").send().await.unwrap();
+                    if t.task_token.is_empty() {
+                        continue;
+                    }
+                    c.respond_activity_task_completed().task_token(t.task_token).result("ok").send().await.unwrap();
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.await.unwrap();
+    }
+    done.load(Ordering::Relaxed) as f64 / t0.elapsed().as_secs_f64()
+}
+
+/// utime + stime of this process, in clock ticks (normally 10 ms).
+fn cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // Fields after the comm: state(0) ... utime(11) stime(12).
+    f.get(11).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0)
+}
+
+async fn moto(tasks: usize, workers: usize) -> Option<f64> {
+    let path = std::env::var_os("PATH")?;
+    let bin = std::env::split_paths(&path).map(|d| d.join("moto_server")).find(|p| p.is_file())?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+    let mut child = tokio::process::Command::new(bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .ok()?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let c = client(&format!("http://127.0.0.1:{port}"));
+    fill(&c, tasks).await;
+    let rate = drain(&c, tasks, workers).await;
+    child.kill().await.ok();
+    Some(rate)
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let tasks = env_usize("SWF_BENCH_TASKS", 20_000);
+        let workers = env_usize("SWF_BENCH_WORKERS", 8);
+        let moto_tasks = env_usize("SWF_BENCH_MOTO_TASKS", 300);
+
+        let server = Server::bind("127.0.0.1:0".parse().unwrap(), Options { poll_timeout: Duration::from_secs(2), ..Default::default() })
+            .await
+            .unwrap();
+        let url = server.url();
+        tokio::spawn(server.run(std::future::pending()));
+        let c = client(&url);
+        let t0 = Instant::now();
+        fill(&c, tasks).await;
+        eprintln!("filled {tasks} tasks in {:.2?}", t0.elapsed());
+        let ours = drain(&c, tasks, workers).await;
+
+        // A held poll: 2 s (the poll timeout) with nothing to hand out.
+        let before = cpu_ticks();
+        let t0 = Instant::now();
+        let empty = c.poll_for_activity_task().domain("bench").task_list(tl("idle")).send().await.unwrap();
+        let held = t0.elapsed();
+        let ticks = cpu_ticks() - before;
+        assert!(empty.task_token.is_empty());
+
+        let theirs = moto(moto_tasks, workers).await;
+        println!("PollForActivityTask + RespondActivityTaskCompleted pairs/s ({workers} workers, aws-sdk-swf client in-process):");
+        println!("  swf-local: {ours:>9.0} pairs/s  ({tasks} tasks)");
+        match theirs {
+            Some(m) => {
+                println!("  moto:      {m:>9.0} pairs/s  ({moto_tasks} tasks)");
+                println!("  ratio:     {:>9.1}x", ours / m);
+            }
+            None => println!("  moto:      skipped (moto_server not on PATH)"),
+        }
+        println!(
+            "held long poll: {:.2?} held, process CPU during it: {} ms (clock ticks x10)",
+            held,
+            ticks * 10
+        );
+    });
+}

@@ -196,6 +196,9 @@ async fn handle(ctx: &Ctx, op: &str, body: &[u8]) -> SwfResult<Value> {
     if !validate::known_operation(op) {
         return Err(SwfError::new(Fault::UnknownOperation, format!("Unknown operation: {op}")));
     }
+    if NOT_IMPLEMENTED.contains(&op) {
+        return Err(not_implemented(op));
+    }
     let input: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
@@ -207,6 +210,13 @@ async fn handle(ctx: &Ctx, op: &str, body: &[u8]) -> SwfResult<Value> {
         "PollForDecisionTask" => tasks::poll_for_decision_task(&ctx.state, &input, ctx.poll_timeout).await,
         _ => dispatch(&mut ctx.state.lock(), op, &input),
     }
+}
+
+/// SWF operations swf-local does not serve (answered with a 400 naming them).
+const NOT_IMPLEMENTED: &[&str] = &["TagResource", "UntagResource"];
+
+fn not_implemented(op: &str) -> SwfError {
+    SwfError::new(Fault::UnknownOperation, format!("swf-local does not implement the operation {op}"))
 }
 
 /// The operations answered at once, under the state lock.
@@ -248,7 +258,7 @@ fn dispatch(core: &mut Core, op: &str, input: &Value) -> SwfResult<Value> {
         "CountPendingActivityTasks" => tasks::count_pending_activity_tasks(core, input),
         "CountPendingDecisionTasks" => tasks::count_pending_decision_tasks(core, input),
         "ListTagsForResource" => Ok(json!({"tags": []})),
-        other => Err(SwfError::new(Fault::UnknownOperation, format!("swf-local does not implement the operation {other}"))),
+        other => Err(not_implemented(other)),
     }
 }
 

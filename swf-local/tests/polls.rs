@@ -1,0 +1,212 @@
+//! Long polls, exactly-once delivery, history paging (both APIs), page token expiry.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use aws_sdk_swf::types::*;
+use common::*;
+
+#[tokio::test]
+async fn empty_poll_is_held_for_the_poll_timeout_and_returns_an_empty_token() {
+    let env = Env::start(700).await;
+    let c = &env.client;
+    setup(c, "d", ["60", "120", "60", "30"]).await;
+    let t0 = Instant::now();
+    let out = c.poll_for_activity_task().domain("d").task_list(tl("idle")).send().await.unwrap();
+    assert_eq!(out.task_token, "");
+    assert!(t0.elapsed() >= Duration::from_millis(690), "returned after {:?}, before the poll timeout", t0.elapsed());
+    let out = c.poll_for_decision_task().domain("d").task_list(tl("idle")).send().await.unwrap();
+    assert_eq!(out.task_token, "");
+    assert!(out.events.is_empty());
+    let err = c.poll_for_activity_task().domain("nope").task_list(tl("x")).send().await.unwrap_err();
+    assert!(err.into_service_error().is_unknown_resource_fault());
+}
+
+#[tokio::test]
+async fn held_poll_wakes_up_when_a_task_arrives() {
+    // A 30 s poll timeout: the poll can only return the task if the wake-up works.
+    let env = Env::start(30_000).await;
+    let c = env.client.clone();
+    setup(&c, "d", ["60", "120", "60", "30"]).await;
+    let activity_poll = {
+        let c = c.clone();
+        tokio::spawn(async move { c.poll_for_activity_task().domain("d").task_list(tl(ACTIVITY_TL)).send().await.unwrap() })
+    };
+    let decision_poll = {
+        let c = c.clone();
+        tokio::spawn(async move { c.poll_for_decision_task().domain("d").task_list(tl(TL)).send().await.unwrap() })
+    };
+    // Wait until both polls are held (their calls were counted), then feed them.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while env.state.calls("PollForActivityTask") < 1 || env.state.calls("PollForDecisionTask") < 1 {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    start_wf(&c, "d", "w").await;
+    let dt = decision_poll.await.unwrap();
+    assert!(!dt.task_token.is_empty());
+    decide(&c, &dt.task_token, vec![schedule("a", "act")]).await;
+    let task = activity_poll.await.unwrap();
+    assert_eq!(task.activity_id, "a");
+}
+
+#[tokio::test]
+async fn each_task_goes_to_exactly_one_of_8_concurrent_pollers() {
+    let env = Env::start(500).await;
+    let c = env.client.clone();
+    setup(&c, "d", ["60", "120", "60", "30"]).await;
+    const WORKFLOWS: usize = 4;
+    const PER: usize = 50;
+    let pollers: Vec<_> = (0..8)
+        .map(|_| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                let mut empty_in_a_row = 0;
+                while empty_in_a_row < 2 {
+                    let t = c.poll_for_activity_task().domain("d").task_list(tl(ACTIVITY_TL)).send().await.unwrap();
+                    if t.task_token.is_empty() {
+                        empty_in_a_row += 1;
+                        continue;
+                    }
+                    empty_in_a_row = 0;
+                    c.respond_activity_task_completed().task_token(&t.task_token).send().await.unwrap();
+                    got.push(format!("{}/{}", t.workflow_execution.unwrap().workflow_id, t.activity_id));
+                }
+                got
+            })
+        })
+        .collect();
+    for w in 0..WORKFLOWS {
+        start_wf(&c, "d", &format!("w{w}")).await;
+        let dt = next_decision(&c, "d").await;
+        decide(&c, &dt.task_token, (0..PER).map(|i| schedule(&format!("a{i}"), "act")).collect()).await;
+    }
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for p in pollers {
+        for id in p.await.unwrap() {
+            *seen.entry(id).or_default() += 1;
+        }
+    }
+    assert_eq!(seen.len(), WORKFLOWS * PER, "every task delivered");
+    assert!(seen.values().all(|n| *n == 1), "a task was delivered twice");
+}
+
+/// Starts a workflow whose first decision schedules `n` activities and completes them, so
+/// the next decision task has a long history.
+async fn long_history(c: &aws_sdk_swf::Client, n: usize) -> WorkflowExecution {
+    let exec = start_wf(c, "d", "paged").await;
+    let dt = next_decision(c, "d").await;
+    decide(c, &dt.task_token, (0..n).map(|i| schedule(&format!("a{i}"), "act")).collect()).await;
+    for _ in 0..n {
+        let t = next_activity(c, "d").await;
+        c.respond_activity_task_completed().task_token(&t.task_token).send().await.unwrap();
+    }
+    exec
+}
+
+#[tokio::test]
+async fn decision_task_history_pages_belong_to_the_same_task() {
+    let env = Env::start(500).await;
+    let c = &env.client;
+    setup(c, "d", ["60", "120", "60", "30"]).await;
+    let exec = long_history(c, 5).await;
+    let full = history(c, "d", &exec).await;
+
+    let first = c.poll_for_decision_task().domain("d").task_list(tl(TL)).maximum_page_size(4).send().await.unwrap();
+    assert!(!first.task_token.is_empty());
+    assert_eq!(first.events.len(), 4);
+    let mut events = first.events.clone();
+    let mut token = first.next_page_token.clone();
+    while let Some(t) = token {
+        let page = c.poll_for_decision_task().domain("d").task_list(tl(TL)).maximum_page_size(4).next_page_token(t).send().await.unwrap();
+        assert_eq!(page.task_token, first.task_token, "a next page is the same task");
+        assert_eq!(page.started_event_id, first.started_event_id);
+        events.extend(page.events);
+        token = page.next_page_token;
+    }
+    let ids: Vec<i64> = events.iter().map(|e| e.event_id).collect();
+    assert_eq!(ids, (1..=first.started_event_id).collect::<Vec<_>>());
+    // The snapshot ends at DecisionTaskStarted; the live history says the same.
+    assert_eq!(full.len() as i64 + 1, first.started_event_id);
+
+    // A decision page token is not valid for GetWorkflowExecutionHistory.
+    let first_page_token = first.next_page_token.clone().unwrap();
+    let err = c
+        .get_workflow_execution_history()
+        .domain("d")
+        .execution(exec.clone())
+        .next_page_token(first_page_token)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "ValidationException");
+
+    decide(c, &first.task_token, vec![]).await;
+    c.signal_workflow_execution().domain("d").workflow_id("paged").signal_name("s").send().await.unwrap();
+    // Reverse order and startAtPreviousStartedEvent.
+    let rev = c
+        .poll_for_decision_task()
+        .domain("d")
+        .task_list(tl(TL))
+        .reverse_order(true)
+        .start_at_previous_started_event(true)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rev.previous_started_event_id, first.started_event_id);
+    let ids: Vec<i64> = rev.events.iter().map(|e| e.event_id).collect();
+    assert_eq!(ids, (first.started_event_id..=rev.started_event_id).rev().collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn get_workflow_execution_history_pages_and_tokens_expire() {
+    let env = Env::start(500).await;
+    let c = &env.client;
+    setup(c, "d", ["60", "120", "60", "30"]).await;
+    let exec = long_history(c, 3).await;
+    let full = history(c, "d", &exec).await;
+    let mut got = Vec::new();
+    let mut token = None;
+    loop {
+        let mut req = c.get_workflow_execution_history().domain("d").execution(exec.clone()).maximum_page_size(2);
+        if let Some(t) = token {
+            req = req.next_page_token(t);
+        }
+        let page = req.send().await.unwrap();
+        assert!(page.events.len() <= 2);
+        got.extend(page.events);
+        token = page.next_page_token;
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(got.iter().map(|e| e.event_id).collect::<Vec<_>>(), full.iter().map(|e| e.event_id).collect::<Vec<_>>());
+    let rev = c.get_workflow_execution_history().domain("d").execution(exec.clone()).reverse_order(true).send().await.unwrap();
+    assert_eq!(rev.events.first().unwrap().event_id, full.len() as i64);
+
+    // Expiry: shorten the lifetime, then wait until the token is refused with SWF's text.
+    env.state.set_page_token_lifetime(Duration::from_millis(200));
+    let page = c.get_workflow_execution_history().domain("d").execution(exec.clone()).maximum_page_size(1).send().await.unwrap();
+    let t = page.next_page_token.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let err = loop {
+        match c.get_workflow_execution_history().domain("d").execution(exec.clone()).next_page_token(&t).send().await {
+            Err(e) => break e,
+            Ok(_) => assert!(Instant::now() < deadline, "token never expired"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(message(&err), "Specified token has exceeded its maximum lifetime");
+    let err = c
+        .poll_for_decision_task()
+        .domain("d")
+        .task_list(tl(TL))
+        .next_page_token("never-issued")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(message(&err), "Specified token has exceeded its maximum lifetime");
+}
