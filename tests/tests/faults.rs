@@ -1,0 +1,351 @@
+//! Issue 5: faults of the SWF side and graceful shutdown, each with zero lost tasks: every
+//! scheduled activity ends completed, failed or canceled in the history, none times out
+//! waiting for an answer the host had.
+
+use std::time::Duration;
+
+use serde_json::json;
+use swasm_tests::*;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+fn echoes(n: usize, prefix: &str) -> Vec<Activity> {
+    (0..n)
+        .map(|i| {
+            Activity::new(
+                &format!("{prefix}{i}"),
+                "echo@1",
+                "main",
+                Some(&format!("{prefix}{i}")),
+            )
+        })
+        .collect()
+}
+
+/// Every activity completed exactly once with its own input echoed.
+fn assert_all_echoed(closed: &std::collections::BTreeMap<String, Vec<Closed>>, acts: &[Activity]) {
+    for a in acts {
+        assert_eq!(
+            closed.get(&a.id).map(Vec::as_slice),
+            Some(&[Closed::Completed(a.input.clone())][..]),
+            "activity {} should have completed exactly once",
+            a.id
+        );
+    }
+}
+
+/// Endpoint down at start: the host keeps retrying, is not ready, then serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_down_at_start() {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let metrics_port = free_port();
+    let mut config = HostConfig::new(
+        &url,
+        "down",
+        vec![TaskListSpec::new("main", &["echo@1.wasm"])],
+    );
+    config.metrics_listen = Some(format!("127.0.0.1:{metrics_port}"));
+    let host = Host::start(&config.write(), &[]);
+    let readyz = format!("http://127.0.0.1:{metrics_port}/readyz");
+    // Up (healthz answers) but not ready while nothing listens on the endpoint.
+    wait_until("the metrics server", MINUTE, || async {
+        http::status(&readyz).await.ok()
+    })
+    .await;
+    assert_eq!(http::status(&readyz).await.unwrap(), 503);
+    assert_eq!(
+        http::status(&format!("http://127.0.0.1:{metrics_port}/healthz"))
+            .await
+            .unwrap(),
+        200
+    );
+    assert!(
+        host.logs().contains("PollForActivityTask failed"),
+        "{}",
+        host.logs()
+    );
+
+    let port_s = format!("127.0.0.1:{port}");
+    let swf_local = LocalSwf::start_with(&["--listen", &port_s, "--poll-timeout-ms", "1000"]);
+    let swf = Swf::new(&swf_local.url, "down").await;
+    swf.setup(&[("echo@1", None)]).await.unwrap();
+    let _decider = Decider::start(&swf);
+    let acts = echoes(5, "e");
+    swf.start("w-down", &acts, false).await.unwrap();
+    // Backoff tops out at 60 s; the first retries come much sooner.
+    let closed = swf.wait_closed("w-down", acts.len(), 2 * MINUTE).await;
+    assert_all_echoed(&closed, &acts);
+    assert_eq!(http::status(&readyz).await.unwrap(), 200);
+    // The streak was logged once, not per retry.
+    assert_eq!(
+        host.logs().matches("PollForActivityTask failed").count(),
+        1,
+        "{}",
+        host.logs()
+    );
+}
+
+/// 5xx, throttling, connection resets and hung requests on every operation the host makes:
+/// polls back off, heartbeats and responses retry, no task is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_faults_lose_nothing() {
+    let swf_local = LocalSwf::start();
+    let swf = Swf::new(&swf_local.url, "faults").await;
+    swf.setup(&[("echo@1", None), ("countdown@1", None)])
+        .await
+        .unwrap();
+    let _decider = Decider::start(&swf);
+    let mut config = HostConfig::new(
+        &swf_local.url,
+        "faults",
+        vec![TaskListSpec::new(
+            "main",
+            &["echo@1.wasm", "countdown@1.wasm"],
+        )],
+    );
+    config.extra = "[defaults]\nheartbeat_interval_s = 0\n".into();
+    let host = Host::start(&config.write(), &[]);
+
+    let mut round = 0;
+    for (op, kinds) in [
+        (
+            "PollForActivityTask",
+            vec![
+                json!({"kind":"status503"}),
+                json!({"kind":"throttle"}),
+                json!({"kind":"reset"}),
+                json!({"kind":"status500"}),
+            ],
+        ),
+        (
+            "RespondActivityTaskCompleted",
+            vec![
+                json!({"kind":"status503"}),
+                json!({"kind":"throttle"}),
+                json!({"kind":"reset"}),
+                json!({"kind":"hang","ms":12000}),
+            ],
+        ),
+        (
+            "RecordActivityTaskHeartbeat",
+            vec![
+                json!({"kind":"status500"}),
+                json!({"kind":"throttle"}),
+                json!({"kind":"reset"}),
+            ],
+        ),
+    ] {
+        round += 1;
+        let rules: Vec<_> = kinds
+            .into_iter()
+            .map(|mut k| {
+                k["operation"] = json!(op);
+                k["count"] = json!(2);
+                k
+            })
+            .collect();
+        swf_local.set_faults(json!(rules)).await;
+        let mut acts = echoes(4, &format!("r{round}-"));
+        acts.push(Activity::new(
+            &format!("r{round}-count"),
+            "countdown@1",
+            "main",
+            Some(r#"{"steps":5,"step_ms":20}"#),
+        ));
+        let wf = format!("w-faults-{round}");
+        swf.start(&wf, &acts, false).await.unwrap();
+        let closed = swf.wait_closed(&wf, acts.len(), 2 * MINUTE).await;
+        assert_all_echoed(&closed, &acts[..4]);
+        assert!(
+            matches!(closed[&acts[4].id][..], [Closed::Completed(_)]),
+            "{closed:?}"
+        );
+    }
+    assert!(
+        host.logs().contains("retrying"),
+        "the host should have retried something:\n{}",
+        host.logs()
+    );
+}
+
+/// OperationNotPermittedFault and UnknownResourceFault on poll are logged once per streak,
+/// naming the domain and the task list, and polling resumes when they stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poll_permission_errors_are_logged_once_per_streak() {
+    let swf_local = LocalSwf::start();
+    let swf = Swf::new(&swf_local.url, "perm").await;
+    swf.setup(&[("echo@1", None)]).await.unwrap();
+    swf_local
+        .set_faults(
+            json!([{"kind":"operation_not_permitted","operation":"PollForActivityTask","count":6}]),
+        )
+        .await;
+    let _decider = Decider::start(&swf);
+    let config = HostConfig::new(
+        &swf_local.url,
+        "perm",
+        vec![TaskListSpec::new("main", &["echo@1.wasm"])],
+    );
+    let host = Host::start(&config.write(), &[]);
+    let acts = echoes(2, "p");
+    swf.start("w-perm", &acts, false).await.unwrap();
+    let closed = swf.wait_closed("w-perm", 2, MINUTE).await;
+    assert_all_echoed(&closed, &acts);
+    let logs = host.logs();
+    let lines: Vec<_> = logs
+        .lines()
+        .filter(|l| l.contains("PollForActivityTask failed"))
+        .collect();
+    assert_eq!(lines.len(), 1, "one line per streak:\n{logs}");
+    assert!(
+        lines[0].contains("\"perm\"")
+            && lines[0].contains("\"main\"")
+            && lines[0].contains("OperationNotPermitted"),
+        "{}",
+        lines[0]
+    );
+}
+
+/// SIGTERM with 20 tasks in flight: the short ones complete, the long ones are answered
+/// swasm.Shutdown after the grace period, and the process exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_answers_everything_in_flight() {
+    let swf_local = LocalSwf::start();
+    let swf = Swf::new(&swf_local.url, "sigterm").await;
+    swf.setup(&[("countdown@1", None)]).await.unwrap();
+    let _decider = Decider::start(&swf);
+    let mut tl = TaskListSpec::new("main", &["countdown@1.wasm"]);
+    tl.max_concurrent = 20;
+    let mut config = HostConfig::new(&swf_local.url, "sigterm", vec![tl]);
+    config.shutdown_grace_s = 4;
+    let mut host = Host::start(&config.write(), &[]);
+
+    let mut acts = Vec::new();
+    for i in 0..10 {
+        acts.push(Activity::new(
+            &format!("short{i}"),
+            "countdown@1",
+            "main",
+            Some(r#"{"steps":10,"step_ms":100}"#),
+        ));
+        acts.push(Activity::new(
+            &format!("long{i}"),
+            "countdown@1",
+            "main",
+            Some(r#"{"steps":1000,"step_ms":100}"#),
+        ));
+    }
+    swf.start("w-sigterm", &acts, false).await.unwrap();
+    wait_until("20 tasks to start", MINUTE, || async {
+        let h = swf.history("w-sigterm").await.ok()?;
+        (h.iter()
+            .filter(|e| e.event_type == aws_sdk_swf::types::EventType::ActivityTaskStarted)
+            .count()
+            == 20)
+            .then_some(())
+    })
+    .await;
+    host.signal("TERM");
+    let status = host
+        .wait_exit(Duration::from_secs(30))
+        .await
+        .expect("the host should exit after the grace period");
+    assert!(status.success(), "exit status {status:?}\n{}", host.logs());
+
+    let closed = swf.wait_closed("w-sigterm", 20, MINUTE).await;
+    for i in 0..10 {
+        assert!(
+            matches!(closed[&format!("short{i}")][..], [Closed::Completed(_)]),
+            "{closed:?}"
+        );
+        match &closed[&format!("long{i}")][..] {
+            [Closed::Failed { reason, .. }] => assert_eq!(reason, "swasm.Shutdown"),
+            other => panic!("long{i}: {other:?}"),
+        }
+    }
+}
+
+/// Two hosts, 2,000 tasks, one host SIGKILLed half-way and restarted: every task completes
+/// exactly once (the killed host's tasks time out and the decider reschedules them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_sigkill_and_restart_exactly_once() {
+    let swf_local = LocalSwf::start();
+    let swf = Swf::new(&swf_local.url, "kill").await;
+    swf.setup(&[("echo@1", None)]).await.unwrap();
+    let _decider = Decider::start(&swf);
+    let mut tl = TaskListSpec::new("main", &["echo@1.wasm"]);
+    tl.max_concurrent = 20;
+    tl.pollers = 4;
+    let config_a = HostConfig::new(&swf_local.url, "kill", vec![tl.clone()]).write();
+    let config_b = HostConfig::new(&swf_local.url, "kill", vec![tl]).write();
+    let mut host_a = Host::start(&config_a, &[]);
+    let _host_b = Host::start(&config_b, &[]);
+
+    const WORKFLOWS: usize = 20;
+    const PER: usize = 100;
+    let mut all = Vec::new();
+    for w in 0..WORKFLOWS {
+        let acts: Vec<_> = (0..PER)
+            .map(|i| {
+                let mut a = Activity::new(
+                    &format!("t{i}"),
+                    "echo@1",
+                    "main",
+                    Some(&format!("w{w}-t{i}")),
+                );
+                a.start_to_close = "5".into();
+                a
+            })
+            .collect();
+        swf.start(&format!("w-kill-{w}"), &acts, true)
+            .await
+            .unwrap();
+        all.push(acts);
+    }
+    let completed = || async {
+        let mut n = 0;
+        for w in 0..WORKFLOWS {
+            n += swf
+                .closed(&format!("w-kill-{w}"))
+                .await
+                .ok()?
+                .values()
+                .filter(|c| matches!(c.last(), Some(Closed::Completed(_))))
+                .count();
+        }
+        Some(n)
+    };
+    wait_until("half the tasks to complete", 3 * MINUTE, || async {
+        (completed().await? >= WORKFLOWS * PER / 2).then_some(())
+    })
+    .await;
+    host_a.child.kill().unwrap();
+    host_a.child.wait().unwrap();
+    let _host_a2 = Host::start(&config_a, &[]);
+
+    for (w, acts) in all.iter().enumerate() {
+        let wf = format!("w-kill-{w}");
+        let closed = swf.wait_closed(&wf, PER, 3 * MINUTE).await;
+        for a in acts {
+            let c = &closed[&a.id];
+            let completions = c
+                .iter()
+                .filter(|c| matches!(c, Closed::Completed(_)))
+                .count();
+            assert_eq!(completions, 1, "{wf}/{}: {c:?}", a.id);
+            assert_eq!(
+                c.last(),
+                Some(&Closed::Completed(a.input.clone())),
+                "{wf}/{}: {c:?}",
+                a.id
+            );
+            assert!(
+                c.iter()
+                    .all(|c| matches!(c, Closed::Completed(_) | Closed::TimedOut(_))),
+                "{wf}/{}: {c:?}",
+                a.id
+            );
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! Issue 7: register, metrics, status.
+
+use std::time::Duration;
+
+use aws_sdk_swf::types::{ActivityType, RegistrationStatus};
+use swasm_tests::*;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// `swasm register`: the domain and every plugin's type appear with the configured
+/// defaults; running it again changes nothing and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_is_idempotent() {
+    let swf_local = LocalSwf::start();
+    let mut config = HostConfig::new(
+        &swf_local.url,
+        "reg",
+        vec![TaskListSpec::new(
+            "main",
+            &["echo@1.wasm", "countdown@1.wasm"],
+        )],
+    );
+    config.register_domain = true;
+    config.extra = "[defaults]\nstart_to_close_timeout_s = 120\nheartbeat_timeout_s = 30\n\n[activity.\"countdown@1\"]\nheartbeat_timeout_s = 10\ndescription = \"counts\"\n".into();
+    let path = config.write();
+    let path_s = path.to_str().unwrap();
+
+    let (status, out, err) = swasm(&["register", "--config", path_s]);
+    assert!(status.success(), "{out}\n{err}");
+    assert!(out.contains("domain: registered"), "{out}");
+    assert!(out.contains("echo@1 (task list main): registered"), "{out}");
+    assert!(
+        out.contains("countdown@1 (task list main): registered"),
+        "{out}"
+    );
+
+    let swf = Swf::new(&swf_local.url, "reg").await;
+    let d = swf
+        .client
+        .describe_activity_type()
+        .domain("reg")
+        .activity_type(
+            ActivityType::builder()
+                .name("countdown")
+                .version("1")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let c = d.configuration.unwrap();
+    assert_eq!(c.default_task_heartbeat_timeout(), Some("10"));
+    assert_eq!(c.default_task_start_to_close_timeout(), Some("120"));
+    assert_eq!(c.default_task_list().map(|t| t.name()), Some("main"));
+    assert_eq!(
+        d.type_info.as_ref().unwrap().status,
+        RegistrationStatus::Registered
+    );
+    assert_eq!(d.type_info.unwrap().description.as_deref(), Some("counts"));
+
+    let (status, out, err) = swasm(&["register", "--config", path_s]);
+    assert!(status.success(), "{out}\n{err}");
+    assert!(out.contains("domain: already registered"), "{out}");
+    assert!(
+        out.contains("echo@1 (task list main): already registered"),
+        "{out}"
+    );
+    assert!(
+        out.contains("countdown@1 (task list main): already registered"),
+        "{out}"
+    );
+
+    // Other defaults for an existing type are reported, not silently ignored.
+    config.extra = config
+        .extra
+        .replace("heartbeat_timeout_s = 10", "heartbeat_timeout_s = 20");
+    let path = config.write();
+    let (status, out, _) = swasm(&["register", "--config", path.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(2), "{out}");
+    assert!(out.contains("countdown@1 (task list main): already registered with different defaults: heartbeat_timeout_s: registered 10, configured 20"), "{out}");
+}
+
+/// After a scripted run, `/metrics` and `/status` agree with the history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_status_match_the_history() {
+    let swf_local = LocalSwf::start();
+    let swf = Swf::new(&swf_local.url, "metrics").await;
+    swf.setup(&[("countdown@1", None)]).await.unwrap();
+    let _decider = Decider::start(&swf);
+    let port = free_port();
+    let mut config = HostConfig::new(
+        &swf_local.url,
+        "metrics",
+        vec![TaskListSpec::new(
+            "main",
+            &["echo@1.wasm", "validate@1.wasm", "countdown@1.wasm"],
+        )],
+    );
+    config.metrics_listen = Some(format!("127.0.0.1:{port}"));
+    config.register_domain = false;
+    config.extra = "[defaults]\nheartbeat_interval_s = 1\n".into();
+    let _host = Host::start(&config.write(), &["--register"]);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until("/readyz", MINUTE, || async {
+        (http::status(&format!("{base}/readyz")).await.ok()? == 200).then_some(())
+    })
+    .await;
+
+    let mut acts: Vec<_> = (0..3)
+        .map(|i| Activity::new(&format!("e{i}"), "echo@1", "main", Some("x")))
+        .collect();
+    acts.push(Activity::new("bad1", "validate@1", "main", Some("{}")));
+    acts.push(Activity::new("bad2", "validate@1", "main", Some("[]")));
+    acts.push(Activity::new(
+        "long",
+        "countdown@1",
+        "main",
+        Some(r#"{"steps":600,"step_ms":50}"#),
+    ));
+    swf.start("w-metrics", &acts, false).await.unwrap();
+    // While the countdown runs, /status lists it with its heartbeat.
+    let status = wait_until("/status to show the running countdown", MINUTE, || async {
+        let s: serde_json::Value =
+            serde_json::from_str(&http::get(&format!("{base}/status")).await.ok()?).ok()?;
+        let running = s["in_flight"]
+            .as_array()?
+            .iter()
+            .find(|t| t["activity_id"] == "long")?
+            .clone();
+        running["last_heartbeat_unix_ms"]
+            .as_u64()
+            .map(|_| (s, running))
+    })
+    .await;
+    assert_eq!(status.1["type"], "countdown@1");
+    let plugins = status.0["plugins"].as_array().unwrap();
+    for ty in ["echo", "validate", "countdown"] {
+        let p = plugins
+            .iter()
+            .find(|p| p["type"] == ty)
+            .unwrap_or_else(|| panic!("{ty} missing from /status: {plugins:?}"));
+        assert_eq!(p["version"], "1");
+        assert_eq!(p["hash"].as_str().unwrap().len(), 64);
+    }
+    swf.signal_cancel("w-metrics", "long").await.unwrap();
+    let closed = swf.wait_closed("w-metrics", acts.len(), MINUTE).await;
+
+    let count = |f: fn(&Closed) -> bool| closed.values().flatten().filter(|c| f(c)).count() as f64;
+    let (completed, failed, canceled) = (
+        count(|c| matches!(c, Closed::Completed(_))),
+        count(|c| matches!(c, Closed::Failed { .. })),
+        count(|c| matches!(c, Closed::Canceled(_))),
+    );
+    assert_eq!((completed, failed, canceled), (3.0, 2.0, 1.0));
+    let text = http::get(&format!("{base}/metrics")).await.unwrap();
+    assert_eq!(
+        metric(&text, r#"swasm_tasks_started_total{task_list="main"}"#),
+        Some(6.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, r#"swasm_tasks_completed_total{task_list="main"}"#),
+        Some(completed),
+        "{text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            r#"swasm_tasks_failed_total{task_list="main",reason="BadInput"}"#
+        ),
+        Some(failed),
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, r#"swasm_tasks_canceled_total{task_list="main"}"#),
+        Some(canceled),
+        "{text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            r#"swasm_polls_total{task_list="main",result="task"}"#
+        ),
+        Some(6.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            r#"swasm_task_duration_seconds_count{task_list="main"}"#
+        ),
+        Some(6.0),
+        "{text}"
+    );
+    let beats = swf_local.calls("RecordActivityTaskHeartbeat").await as f64;
+    assert_eq!(
+        metric(&text, "swasm_heartbeats_sent_total"),
+        Some(beats),
+        "{text}"
+    );
+    assert!(
+        metric(&text, "swasm_plugin_loads_total").unwrap_or(0.0) >= 3.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, r#"swasm_slots_in_use{task_list="main"}"#),
+        Some(0.0),
+        "{text}"
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&http::get(&format!("{base}/status")).await.unwrap()).unwrap();
+    assert_eq!(status["in_flight"].as_array().map(Vec::len), Some(0));
+}
