@@ -83,17 +83,29 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
     let demo = Demo { client: client.clone(), domain: DOMAIN.to_string() };
     demo.register_workflow_type().await?;
 
+    // Load (compile, or take from the cache) every plugin before any workflow starts, so no
+    // demo task waits in the queue for a host that is still compiling.
+    println!("loading plugins from {} (compiled code is cached for the next run)", plugin_dir.display());
+    let config = Arc::new(config);
+    let runtime = crate::runtime::Runtime::new(&config).context("cannot set up the WebAssembly runtime")?;
+    let registry = crate::registry::Registry::start(&config, runtime).await.context("cannot load the plugins")?;
+    let swf: Arc<dyn crate::swf::SwfClient> = Arc::new(crate::swf::connect(&config).await?);
+    let served: Vec<String> = registry.served(TASK_LIST).iter().map(ToString::to_string).collect();
     let (stop_worker, worker_stopped) = oneshot::channel::<()>();
-    let worker = tokio::spawn(crate::worker::run(config.clone(), crate::worker::RunOptions::default(), async move {
-        let _ = worker_stopped.await;
-    }));
-    println!("swasm serving task list {TASK_LIST:?} of domain {DOMAIN:?} from {}", plugin_dir.display());
+    let worker = tokio::spawn(crate::worker::run_with(
+        config.clone(),
+        crate::worker::RunOptions::default(),
+        swf,
+        registry,
+        async move {
+            let _ = worker_stopped.await;
+        },
+    ));
+    println!("swasm serving task list {TASK_LIST:?} of domain {DOMAIN:?}: {}", served.join(", "));
 
     let decider = Arc::new(Decider::new(client, DOMAIN).with_page_size(args.page_size));
     let mut code = ExitCode::SUCCESS;
     if !args.no_demo {
-        let served: Vec<String> =
-            crate::register::discover(&config)?.into_iter().map(|(_, ty)| ty.to_string()).collect();
         let jobs = demo_jobs(&served, TASK_LIST)?;
         println!("demo: starting {} workflows over {} activity types", jobs.len(), served.len());
         let started = demo.start("demo", &jobs).await?;
@@ -135,9 +147,11 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
         decide.abort();
     }
 
+    // The endpoint lives in this process and nothing will schedule work any more: stopping
+    // it right away ends the worker's held long polls now instead of at their 60 s timeout.
     let _ = stop_worker.send(());
-    worker.await.context("the worker task panicked")??;
     let _ = stop_server.send(());
+    worker.await.context("the worker task panicked")??;
     let _ = server_task.await;
     Ok(code)
 }
