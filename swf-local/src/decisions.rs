@@ -42,9 +42,9 @@ fn attrs_of(i: usize, d: &Value) -> SwfResult<(&str, Value)> {
 pub fn respond_decision_task_completed(core: &mut Core, input: &Value) -> SwfResult<Value> {
     let token = req_str(input, "taskToken")?;
     let unknown = || SwfError::unknown("Unknown task token: the decision task is closed, timed out or was never started");
-    let exec = *core.sched.decision_tokens.get(token).ok_or_else(unknown)?;
     let decisions = input.get("decisions").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
     let parsed = decisions.iter().enumerate().map(|(i, d)| attrs_of(i, d)).collect::<SwfResult<Vec<_>>>()?;
+    let exec = *core.sched.decision_tokens.get(token).ok_or_else(unknown)?;
     let ex = core.execs.get_mut(&exec).filter(|e| e.is_open()).ok_or_else(unknown)?;
     let DecisionState::Started { scheduled_id, started_id, token: current } = &ex.decision else { return Err(unknown()) };
     if current != token {

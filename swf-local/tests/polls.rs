@@ -2,7 +2,9 @@
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_swf::types::*;
@@ -59,21 +61,21 @@ async fn each_task_goes_to_exactly_one_of_8_concurrent_pollers() {
     setup(&c, "d", ["60", "120", "60", "30"]).await;
     const WORKFLOWS: usize = 4;
     const PER: usize = 50;
+    let done = Arc::new(AtomicUsize::new(0));
+    // The pollers are held before the tasks exist, then compete for them.
     let pollers: Vec<_> = (0..8)
         .map(|_| {
-            let c = c.clone();
+            let (c, done) = (c.clone(), done.clone());
             tokio::spawn(async move {
                 let mut got = Vec::new();
-                let mut empty_in_a_row = 0;
-                while empty_in_a_row < 2 {
+                while done.load(Ordering::SeqCst) < WORKFLOWS * PER {
                     let t = c.poll_for_activity_task().domain("d").task_list(tl(ACTIVITY_TL)).send().await.unwrap();
                     if t.task_token.is_empty() {
-                        empty_in_a_row += 1;
                         continue;
                     }
-                    empty_in_a_row = 0;
                     c.respond_activity_task_completed().task_token(&t.task_token).send().await.unwrap();
                     got.push(format!("{}/{}", t.workflow_execution.unwrap().workflow_id, t.activity_id));
+                    done.fetch_add(1, Ordering::SeqCst);
                 }
                 got
             })
@@ -81,17 +83,25 @@ async fn each_task_goes_to_exactly_one_of_8_concurrent_pollers() {
         .collect();
     for w in 0..WORKFLOWS {
         start_wf(&c, "d", &format!("w{w}")).await;
+    }
+    // Completions schedule more decision tasks; fill each workflow once, ack the rest.
+    let mut filled = HashSet::new();
+    while filled.len() < WORKFLOWS {
         let dt = next_decision(&c, "d").await;
-        decide(&c, &dt.task_token, (0..PER).map(|i| schedule(&format!("a{i}"), "act")).collect()).await;
+        let wf = dt.workflow_execution.as_ref().unwrap().workflow_id.clone();
+        let decisions = if filled.insert(wf) { (0..PER).map(|i| schedule(&format!("a{i}"), "act")).collect() } else { vec![] };
+        decide(&c, &dt.task_token, decisions).await;
     }
     let mut seen: HashMap<String, usize> = HashMap::new();
-    for p in pollers {
-        for id in p.await.unwrap() {
+    let all = tokio::time::timeout(Duration::from_secs(60), futures::future::join_all(pollers)).await.expect("all tasks delivered within 60 s");
+    for p in all {
+        for id in p.unwrap() {
             *seen.entry(id).or_default() += 1;
         }
     }
     assert_eq!(seen.len(), WORKFLOWS * PER, "every task delivered");
-    assert!(seen.values().all(|n| *n == 1), "a task was delivered twice");
+    assert!(seen.values().all(|n| *n == 1), "a task was delivered twice: {seen:?}");
+    assert_eq!(done.load(Ordering::SeqCst), WORKFLOWS * PER);
 }
 
 /// Starts a workflow whose first decision schedules `n` activities and completes them, so
