@@ -127,9 +127,9 @@ test: setup plugins test-guests check-components build
 	@export PATH="$(VENV)/bin:$$PATH" SWASM_REQUIRE_MOTO=1 \
 		SWASM_PLUGINS_DIST="$(CURDIR)/$(PLUGIN_DIST)" SWASM_TEST_GUESTS_DIST="$(CURDIR)/$(GUEST_DIST)"; \
 	if cargo nextest --version >/dev/null 2>&1; then \
-		cargo nextest run --workspace; \
+		cargo nextest run --workspace --no-fail-fast; \
 	else \
-		cargo test --workspace; \
+		cargo test --workspace --no-fail-fast; \
 	fi
 
 bench:
