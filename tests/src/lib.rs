@@ -377,6 +377,8 @@ pub fn swasm(args: &[&str]) -> (std::process::ExitStatus, String, String) {
 pub struct Swf {
     pub client: aws_sdk_swf::Client,
     pub domain: String,
+    /// workflow id -> run id of the workflows [`Swf::start`] started.
+    runs: std::sync::Arc<std::sync::Mutex<BTreeMap<String, String>>>,
 }
 
 /// One activity a test workflow schedules.
@@ -442,6 +444,7 @@ impl Swf {
         Swf {
             client: aws_sdk_swf::Client::from_conf(conf),
             domain: domain.to_string(),
+            runs: Default::default(),
         }
     }
 
@@ -508,7 +511,12 @@ impl Swf {
             .input(input.to_string())
             .send()
             .await?;
-        Ok(out.run_id.unwrap_or_default())
+        let run_id = out.run_id.unwrap_or_default();
+        self.runs
+            .lock()
+            .unwrap()
+            .insert(workflow_id.to_string(), run_id.clone());
+        Ok(run_id)
     }
 
     pub async fn signal_cancel(&self, workflow_id: &str, activity_id: &str) -> Result<()> {
@@ -525,34 +533,25 @@ impl Swf {
 
     /// The whole history of the latest run of `workflow_id`.
     pub async fn history(&self, workflow_id: &str) -> Result<Vec<HistoryEvent>> {
-        let runs = self
-            .client
-            .describe_workflow_execution()
-            .domain(&self.domain)
-            .execution(
-                WorkflowExecution::builder()
-                    .workflow_id(workflow_id)
-                    .build(),
-            )
-            .send()
-            .await;
-        let run_id = runs.ok().and_then(|d| {
-            d.execution_info
-                .map(|i| i.execution.map(|e| e.run_id))
-                .flatten()
-        });
+        let run_id = self
+            .runs
+            .lock()
+            .unwrap()
+            .get(workflow_id)
+            .cloned()
+            .with_context(|| format!("workflow {workflow_id} was not started by this Swf"))?;
         let mut events = Vec::new();
         let mut page: Option<String> = None;
         loop {
-            let mut exec = WorkflowExecution::builder().workflow_id(workflow_id);
-            if let Some(r) = &run_id {
-                exec = exec.run_id(r);
-            }
+            let exec = WorkflowExecution::builder()
+                .workflow_id(workflow_id)
+                .run_id(&run_id)
+                .build()?;
             let out = self
                 .client
                 .get_workflow_execution_history()
                 .domain(&self.domain)
-                .execution(exec.build())
+                .execution(exec)
                 .set_next_page_token(page.clone())
                 .send()
                 .await?;
@@ -699,9 +698,9 @@ impl Drop for Decider {
 /// Polls one decision task (all pages) and answers it.
 async fn decide_once(swf: &Swf) -> Result<()> {
     let mut events = Vec::new();
-    let mut token = String::new();
+    let mut token;
     let mut page: Option<String> = None;
-    let mut previous_started = 0;
+    let mut previous_started;
     loop {
         let out = swf
             .client

@@ -73,7 +73,7 @@ async fn outcomes_reach_the_history() {
     }
     let (reason, details) = failed("trap");
     assert_eq!(reason, "swasm.Trap");
-    assert!(details.contains("boom"), "{details}");
+    assert!(details.contains("wasm backtrace"), "{details}");
     assert_eq!(failed("big").0, "swasm.ResultTooLarge");
     assert_eq!(failed("spin").0, "swasm.Timeout");
 }
