@@ -57,14 +57,22 @@ fn registry(rt: &tokio::runtime::Runtime) -> Arc<Registry> {
     let root = std::env::temp_dir().join(format!("swasm-bench-{}", std::process::id()));
     let dir = root.join("plugins");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(dist().join("echo@1.wasm"), dir.join("echo@1.wasm")).expect("run `make plugins` first");
+    std::fs::copy(dist().join("echo@1.wasm"), dir.join("echo@1.wasm"))
+        .expect("run `make plugins` first");
     let text = "[swf]\ndomain = \"d\"\n[[task_list]]\nname = \"bench\"\nplugin_dir = \"plugins\"\nmax_concurrent = 16\n[cache]\nenabled = false\n";
     let config = Config::parse(text, &root.join("swasm.toml")).unwrap();
-    rt.block_on(async { Registry::load(&config, Runtime::new(&config).unwrap()).await.unwrap() })
+    rt.block_on(async {
+        Registry::load(&config, Runtime::new(&config).unwrap())
+            .await
+            .unwrap()
+    })
 }
 
 fn per_task(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let reg = registry(&rt);
     let ty = ActivityType::new("echo", "1");
     let s = settings();
@@ -78,13 +86,18 @@ fn per_task(c: &mut Criterion) {
             black_box(o)
         })
     });
-    g.bench_function("native_echo", |b| b.iter(|| black_box(native_echo(task(&ty)))));
+    g.bench_function("native_echo", |b| {
+        b.iter(|| black_box(native_echo(task(&ty))))
+    });
     g.finish();
 }
 
 /// Prints component size, cold compile time and mean per-task time for each language.
 fn language_table() {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let runtime = Runtime::for_invoke().unwrap();
     let s = settings();
     println!("\n| echo | size | compile | per task (instantiate + run) |");
@@ -99,7 +112,13 @@ fn language_table() {
         let compiled = runtime.compile(&bytes).unwrap();
         let compile = start.elapsed();
         let ty = ActivityType::new(format!("echo{lang}"), "1");
-        let p = runtime.plugin(&compiled, ty.clone(), PathBuf::from(&name), String::new(), bytes.len() as u64);
+        let p = runtime.plugin(
+            &compiled,
+            ty.clone(),
+            PathBuf::from(&name),
+            String::new(),
+            bytes.len() as u64,
+        );
         let hb: swasm::activity::HeartbeatHandle = Arc::new(NoHeartbeat);
         // Warm up, then time enough runs for a stable mean (at least 1 s or 20 runs).
         rt.block_on(p.run(task(&ty), &s, hb.clone()));
@@ -109,7 +128,12 @@ fn language_table() {
             n += 1;
         }
         let per = start.elapsed() / n;
-        println!("| {name} | {:.1} MB | {:.0} ms | {:.1} µs |", bytes.len() as f64 / 1e6, compile.as_secs_f64() * 1e3, per.as_secs_f64() * 1e6);
+        println!(
+            "| {name} | {:.1} MB | {:.0} ms | {:.1} µs |",
+            bytes.len() as f64 / 1e6,
+            compile.as_secs_f64() * 1e3,
+            per.as_secs_f64() * 1e6
+        );
     }
     println!();
 }

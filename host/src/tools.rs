@@ -62,14 +62,19 @@ impl Heartbeat for RecordingHeartbeat {
 }
 
 pub async fn invoke(args: InvokeArgs) -> Result<ExitCode> {
-    let bytes = std::fs::read(&args.plugin).with_context(|| format!("cannot read {}", args.plugin.display()))?;
+    let bytes = std::fs::read(&args.plugin)
+        .with_context(|| format!("cannot read {}", args.plugin.display()))?;
     let ty = match &args.activity_type {
-        Some(t) => ActivityType::parse(t).with_context(|| format!("--type {t:?}: must be name@version"))?,
+        Some(t) => {
+            ActivityType::parse(t).with_context(|| format!("--type {t:?}: must be name@version"))?
+        }
         None => file_type(&args.plugin).unwrap_or_else(|| ActivityType::new("invoke", "0")),
     };
     let mut env = BTreeMap::new();
     for kv in &args.env {
-        let (k, v) = kv.split_once('=').with_context(|| format!("--env {kv:?}: must be KEY=VALUE"))?;
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--env {kv:?}: must be KEY=VALUE"))?;
         env.insert(k.to_string(), v.to_string());
     }
     let runtime = Runtime::for_invoke()?;
@@ -100,7 +105,10 @@ pub async fn invoke(args: InvokeArgs) -> Result<ExitCode> {
         task_list: "invoke".into(),
         input: args.input.clone(),
     };
-    let heartbeat = Arc::new(RecordingHeartbeat { cancel_after: args.cancel_after, beats: Mutex::new(vec![]) });
+    let heartbeat = Arc::new(RecordingHeartbeat {
+        cancel_after: args.cancel_after,
+        beats: Mutex::new(vec![]),
+    });
     let outcome = plugin.run(task, &settings, heartbeat.clone()).await;
     let beats = heartbeat.beats.lock().expect("heartbeat lock").clone();
     let code = match &outcome {
@@ -126,17 +134,25 @@ pub async fn invoke(args: InvokeArgs) -> Result<ExitCode> {
     } else {
         for (i, (d, c)) in beats.iter().enumerate() {
             let cancel = if *c { "  -> cancel requested" } else { "" };
-            println!("heartbeat {}: {}{cancel}", i + 1, d.as_deref().unwrap_or("(no details)"));
+            println!(
+                "heartbeat {}: {}{cancel}",
+                i + 1,
+                d.as_deref().unwrap_or("(no details)")
+            );
         }
         match &outcome {
-            Outcome::Completed(r) => println!("completed: {}", r.as_deref().unwrap_or("(no result)")),
+            Outcome::Completed(r) => {
+                println!("completed: {}", r.as_deref().unwrap_or("(no result)"))
+            }
             Outcome::Failed { reason, details } => {
                 println!("failed: {reason}");
                 if let Some(d) = details {
                     println!("{d}");
                 }
             }
-            Outcome::Canceled(d) => println!("canceled: {}", d.as_deref().unwrap_or("(no details)")),
+            Outcome::Canceled(d) => {
+                println!("canceled: {}", d.as_deref().unwrap_or("(no details)"))
+            }
         }
     }
     Ok(ExitCode::from(code))
@@ -144,7 +160,10 @@ pub async fn invoke(args: InvokeArgs) -> Result<ExitCode> {
 
 /// Compiles through the default compiled-code cache (`$XDG_CACHE_HOME/swasm`), so trying
 /// a big Python or JavaScript component again is fast.
-async fn compile(runtime: &Arc<Runtime>, bytes: Vec<u8>) -> Result<crate::runtime::Compiled, crate::runtime::LoadError> {
+async fn compile(
+    runtime: &Arc<Runtime>,
+    bytes: Vec<u8>,
+) -> Result<crate::runtime::Compiled, crate::runtime::LoadError> {
     let hash = hex::encode(Sha256::digest(&bytes));
     let cache = dirs::cache_dir().map(|d| crate::registry::Cache::new(&d.join("swasm"), runtime));
     let stats = crate::registry::RegistryStats::default();
@@ -168,7 +187,8 @@ pub struct CheckArgs {
 }
 
 pub async fn check(args: CheckArgs) -> Result<ExitCode> {
-    let bytes = std::fs::read(&args.plugin).with_context(|| format!("cannot read {}", args.plugin.display()))?;
+    let bytes = std::fs::read(&args.plugin)
+        .with_context(|| format!("cannot read {}", args.plugin.display()))?;
     let size = bytes.len();
     let hash = hex::encode(Sha256::digest(&bytes));
     let runtime = Runtime::for_invoke()?;
@@ -202,7 +222,9 @@ pub async fn check(args: CheckArgs) -> Result<ExitCode> {
         println!("sha256:  {hash}");
         match file_type(&args.plugin) {
             Some(t) => println!("type:    {t} (from the file name)"),
-            None => println!("type:    none: name the file <name>@<version>.wasm or map it in [activity.\"n@v\"] file"),
+            None => println!(
+                "type:    none: name the file <name>@<version>.wasm or map it in [activity.\"n@v\"] file"
+            ),
         }
         match &error {
             None => {
@@ -218,7 +240,11 @@ pub async fn check(args: CheckArgs) -> Result<ExitCode> {
             Some(e) => println!("error:   {e}"),
         }
     }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// List what the plugin dirs of a config hold and whether each file loads.
@@ -247,13 +273,36 @@ pub async fn plugins(args: PluginsArgs) -> Result<ExitCode> {
             println!("{o}");
         } else {
             let hash = r.hash.as_deref().map(|h| &h[..12]).unwrap_or("-");
-            let status = r.error.as_deref().map(|e| format!("ERROR {e}")).unwrap_or_else(|| "ok".into());
-            let types = if types.is_empty() { "-".to_string() } else { types.join(",") };
-            println!("{}\t{}\t{}\t{} bytes\t{}\t{}", r.task_list, r.path.display(), types, r.size, hash, status);
+            let status = r
+                .error
+                .as_deref()
+                .map(|e| format!("ERROR {e}"))
+                .unwrap_or_else(|| "ok".into());
+            let types = if types.is_empty() {
+                "-".to_string()
+            } else {
+                types.join(",")
+            };
+            println!(
+                "{}\t{}\t{}\t{} bytes\t{}\t{}",
+                r.task_list,
+                r.path.display(),
+                types,
+                r.size,
+                hash,
+                status
+            );
         }
     }
     if reports.is_empty() && !args.json {
-        println!("no .wasm files in the plugin dirs of {}", args.config.display());
+        println!(
+            "no .wasm files in the plugin dirs of {}",
+            args.config.display()
+        );
     }
-    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -60,7 +60,10 @@ fn ty(s: &str) -> ActivityType {
 
 async fn echo_result(reg: &Registry, t: &str, input: &str) -> Option<String> {
     let p = reg.lookup("tl", &ty(t))?;
-    match p.run(task(t, Some(input)), &settings(), no_heartbeat()).await {
+    match p
+        .run(task(t, Some(input)), &settings(), no_heartbeat())
+        .await
+    {
         Outcome::Completed(r) => r,
         other => panic!("{t}: {other:?}"),
     }
@@ -73,7 +76,10 @@ async fn wait_result(reg: &Registry, t: &str, input: &str, expected: &str) {
         if echo_result(reg, t, input).await.as_deref() == Some(expected) {
             return;
         }
-        assert!(std::time::Instant::now() < end, "{t} never answered {expected:?}");
+        assert!(
+            std::time::Instant::now() < end,
+            "{t} never answered {expected:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -91,24 +97,41 @@ async fn add_replace_retire() {
 
     // A long task on the old code keeps running through the swap.
     f.put(&example("countdown@1.wasm"), "countdown@1.wasm");
-    wait_for("countdown@1 loaded", LIMIT, || reg.lookup("tl", &ty("countdown@1")).is_some()).await;
+    wait_for("countdown@1 loaded", LIMIT, || {
+        reg.lookup("tl", &ty("countdown@1")).is_some()
+    })
+    .await;
     let old = reg.lookup("tl", &ty("countdown@1")).unwrap();
     let running = tokio::spawn(async move {
-        old.run(task("countdown@1", Some(r#"{"steps":20,"step_ms":25}"#)), &settings(), no_heartbeat()).await
+        old.run(
+            task("countdown@1", Some(r#"{"steps":20,"step_ms":25}"#)),
+            &settings(),
+            no_heartbeat(),
+        )
+        .await
     });
     f.put(&guest("echo-b.wasm"), "countdown@1.wasm");
     f.put(&guest("echo-b.wasm"), "echo@1.wasm");
     wait_result(&reg, "echo@1", "x", "B:x").await;
     wait_result(&reg, "countdown@1", "y", "B:y").await;
-    assert_eq!(running.await.unwrap(), Outcome::Completed(Some(r#"{"done":20}"#.into())));
+    assert_eq!(
+        running.await.unwrap(),
+        Outcome::Completed(Some(r#"{"done":20}"#.into()))
+    );
     assert_eq!(reg.stats().swaps.load(Ordering::Relaxed), 2);
 
     let info = reg.plugins();
     assert_eq!(info.len(), 2);
-    assert!(info.iter().all(|i| i.task_list == "tl" && i.hash.len() == 64));
+    assert!(
+        info.iter()
+            .all(|i| i.task_list == "tl" && i.hash.len() == 64)
+    );
 
     std::fs::remove_file(f.dir.join("echo@1.wasm")).unwrap();
-    wait_for("echo@1 retired", LIMIT, || reg.lookup("tl", &ty("echo@1")).is_none()).await;
+    wait_for("echo@1 retired", LIMIT, || {
+        reg.lookup("tl", &ty("echo@1")).is_none()
+    })
+    .await;
     assert_eq!(reg.stats().retirements.load(Ordering::Relaxed), 1);
     assert_eq!(reg.served("tl"), vec![ty("countdown@1")]);
     assert_eq!(reg.stats().rejects.load(Ordering::Relaxed), 0);
@@ -134,14 +157,24 @@ async fn bad_files_are_rejected_while_the_old_version_serves() {
         std::fs::write(&tmp, &bytes).unwrap();
         std::fs::rename(&tmp, f.dir.join("echo@1.wasm")).unwrap();
         let n = i as u64 + 1;
-        wait_for(what, LIMIT, || reg.stats().rejects.load(Ordering::Relaxed) == n).await;
-        assert_eq!(echo_result(&reg, "echo@1", what).await.as_deref(), Some(what), "{what}");
+        wait_for(what, LIMIT, || {
+            reg.stats().rejects.load(Ordering::Relaxed) == n
+        })
+        .await;
+        assert_eq!(
+            echo_result(&reg, "echo@1", what).await.as_deref(),
+            Some(what),
+            "{what}"
+        );
         assert_eq!(reg.plugins()[0].hash, good_hash, "{what}");
     }
 
     // A name without @version is not served.
     f.put(&example("echo@1.wasm"), "noversion.wasm");
-    wait_for("noversion rejected", LIMIT, || reg.stats().rejects.load(Ordering::Relaxed) == 5).await;
+    wait_for("noversion rejected", LIMIT, || {
+        reg.stats().rejects.load(Ordering::Relaxed) == 5
+    })
+    .await;
     assert_eq!(reg.served("tl"), vec![ty("echo@1")]);
 
     // Fixing the file brings new code in.
@@ -171,7 +204,11 @@ async fn slow_copy_is_loaded_only_when_complete() {
         }
     }
     wait_result(&reg, "echo@1", "s", "B:s").await;
-    assert_eq!(reg.stats().rejects.load(Ordering::Relaxed), 0, "a partial copy was rejected instead of awaited");
+    assert_eq!(
+        reg.stats().rejects.load(Ordering::Relaxed),
+        0,
+        "a partial copy was rejected instead of awaited"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,10 +221,19 @@ async fn symlinks_are_followed_only_inside_the_dir() {
     std::fs::copy(example("echo@1.wasm"), f.dir.join("echo@1.wasm")).unwrap();
     std::os::unix::fs::symlink(f.dir.join("echo@1.wasm"), f.dir.join("alias@1.wasm")).unwrap();
     let reg = f.start().await;
-    assert_eq!(reg.served("tl"), vec![ty("alias@1"), ty("echo@1"), ty("mapped@1")]);
+    assert_eq!(
+        reg.served("tl"),
+        vec![ty("alias@1"), ty("echo@1"), ty("mapped@1")]
+    );
     assert_eq!(reg.stats().rejects.load(Ordering::Relaxed), 1);
-    assert_eq!(echo_result(&reg, "alias@1", "q").await.as_deref(), Some("q"));
-    assert_eq!(echo_result(&reg, "mapped@1", "q").await.as_deref(), Some("B:q"));
+    assert_eq!(
+        echo_result(&reg, "alias@1", "q").await.as_deref(),
+        Some("q")
+    );
+    assert_eq!(
+        echo_result(&reg, "mapped@1", "q").await.as_deref(),
+        Some("B:q")
+    );
 }
 
 fn cache_entries(root: &Path) -> Vec<PathBuf> {
@@ -207,15 +253,22 @@ async fn warm_cache_skips_compiling_and_corrupt_entries_are_recompiled() {
     let f = Fixture::new("cache", "");
     f.put(&example("echo@1.wasm"), "echo@1.wasm");
     f.put(&example("countdown@1.wasm"), "countdown@1.wasm");
-    let cold = Registry::load(&f.config, Runtime::new(&f.config).unwrap()).await.unwrap();
+    let cold = Registry::load(&f.config, Runtime::new(&f.config).unwrap())
+        .await
+        .unwrap();
     assert_eq!(cold.stats().compiles.load(Ordering::Relaxed), 2);
     assert_eq!(cold.stats().cache_hits.load(Ordering::Relaxed), 0);
     drop(cold);
 
-    let warm = Registry::load(&f.config, Runtime::new(&f.config).unwrap()).await.unwrap();
+    let warm = Registry::load(&f.config, Runtime::new(&f.config).unwrap())
+        .await
+        .unwrap();
     assert_eq!(warm.stats().compiles.load(Ordering::Relaxed), 0);
     assert_eq!(warm.stats().cache_hits.load(Ordering::Relaxed), 2);
-    assert_eq!(echo_result(&warm, "echo@1", "w").await.as_deref(), Some("w"));
+    assert_eq!(
+        echo_result(&warm, "echo@1", "w").await.as_deref(),
+        Some("w")
+    );
     drop(warm);
 
     let entries = cache_entries(&f.root);
@@ -226,12 +279,23 @@ async fn warm_cache_skips_compiling_and_corrupt_entries_are_recompiled() {
         bytes[mid..mid + 64].iter_mut().for_each(|b| *b ^= 0xff);
         std::fs::write(e, bytes).unwrap();
     }
-    let healed = Registry::load(&f.config, Runtime::new(&f.config).unwrap()).await.unwrap();
+    let healed = Registry::load(&f.config, Runtime::new(&f.config).unwrap())
+        .await
+        .unwrap();
     assert_eq!(healed.stats().compiles.load(Ordering::Relaxed), 2);
     assert_eq!(healed.stats().cache_hits.load(Ordering::Relaxed), 0);
-    assert_eq!(echo_result(&healed, "echo@1", "h").await.as_deref(), Some("h"));
+    assert_eq!(
+        echo_result(&healed, "echo@1", "h").await.as_deref(),
+        Some("h")
+    );
     drop(healed);
 
-    let again = Registry::load(&f.config, Runtime::new(&f.config).unwrap()).await.unwrap();
-    assert_eq!(again.stats().cache_hits.load(Ordering::Relaxed), 2, "the recompiled code was not cached again");
+    let again = Registry::load(&f.config, Runtime::new(&f.config).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        again.stats().cache_hits.load(Ordering::Relaxed),
+        2,
+        "the recompiled code was not cached again"
+    );
 }

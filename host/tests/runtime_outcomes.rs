@@ -10,16 +10,25 @@ use swasm::activity::{Outcome, reason};
 use swasm::runtime::{Runtime, RuntimeOptions};
 
 fn runtime() -> Arc<Runtime> {
-    Runtime::with_options(RuntimeOptions { max_instances: 32, max_memory_mb: 256, ..Default::default() }).unwrap()
+    Runtime::with_options(RuntimeOptions {
+        max_instances: 32,
+        max_memory_mb: 256,
+        ..Default::default()
+    })
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echo_completes_and_fails_on_bad_input() {
     let rt = runtime();
     let echo = load(&rt, &example("echo@1.wasm"), "echo@1");
-    let o = echo.run(task("echo@1", Some("hello")), &settings(), no_heartbeat()).await;
+    let o = echo
+        .run(task("echo@1", Some("hello")), &settings(), no_heartbeat())
+        .await;
     assert_eq!(o, Outcome::Completed(Some("hello".into())));
-    let o = echo.run(task("echo@1", Some("fail")), &settings(), no_heartbeat()).await;
+    let o = echo
+        .run(task("echo@1", Some("fail")), &settings(), no_heartbeat())
+        .await;
     assert_eq!(failed(&o).0, "BadInput");
 }
 
@@ -27,14 +36,29 @@ async fn echo_completes_and_fails_on_bad_input() {
 async fn countdown_heartbeats_and_honours_cancel() {
     let rt = runtime();
     let p = load(&rt, &example("countdown@1.wasm"), "countdown@1");
-    let rec = Arc::new(Recorder { cancel_at: Some(3), ..Default::default() });
-    let o = p.run(task("countdown@1", Some(r#"{"steps":10,"step_ms":1}"#)), &settings(), rec.clone()).await;
+    let rec = Arc::new(Recorder {
+        cancel_at: Some(3),
+        ..Default::default()
+    });
+    let o = p
+        .run(
+            task("countdown@1", Some(r#"{"steps":10,"step_ms":1}"#)),
+            &settings(),
+            rec.clone(),
+        )
+        .await;
     assert!(matches!(o, Outcome::Canceled(_)), "{o:?}");
     let beats = rec.beats.lock().unwrap().clone();
     assert_eq!(beats.len(), 3);
     assert_eq!(beats[0].as_deref(), Some(r#"{"step":1,"of":10}"#));
     let rec = Arc::new(Recorder::default());
-    let o = p.run(task("countdown@1", Some(r#"{"steps":4,"step_ms":1}"#)), &settings(), rec.clone()).await;
+    let o = p
+        .run(
+            task("countdown@1", Some(r#"{"steps":4,"step_ms":1}"#)),
+            &settings(),
+            rec.clone(),
+        )
+        .await;
     assert_eq!(completed(&o), r#"{"done":4}"#);
     assert_eq!(rec.beats.lock().unwrap().len(), 4);
 }
@@ -43,18 +67,25 @@ async fn countdown_heartbeats_and_honours_cancel() {
 async fn trap_reports_message_and_backtrace() {
     let rt = runtime();
     let p = load(&rt, &guest("trap@1.wasm"), "trap@1");
-    let o = p.run(task("trap@1", None), &settings(), no_heartbeat()).await;
+    let o = p
+        .run(task("trap@1", None), &settings(), no_heartbeat())
+        .await;
     let (r, details) = failed(&o);
     assert_eq!(r, reason::TRAP);
     assert!(details.contains("unreachable"), "{details}");
-    assert!(details.contains("backtrace"), "no wasm backtrace in: {details}");
+    assert!(
+        details.contains("backtrace"),
+        "no wasm backtrace in: {details}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_result_is_refused() {
     let rt = runtime();
     let p = load(&rt, &guest("bigresult@1.wasm"), "bigresult@1");
-    let o = p.run(task("bigresult@1", None), &settings(), no_heartbeat()).await;
+    let o = p
+        .run(task("bigresult@1", None), &settings(), no_heartbeat())
+        .await;
     let (r, details) = failed(&o);
     assert_eq!(r, reason::RESULT_TOO_LARGE);
     assert!(details.contains("40000"), "{details}");
@@ -64,7 +95,10 @@ async fn oversized_result_is_refused() {
 async fn looping_guest_is_interrupted_at_the_deadline() {
     let rt = runtime();
     let p = load(&rt, &guest("spin@1.wasm"), "spin@1");
-    let s = swasm::config::ActivitySettings { timeout_s: 1, ..settings() };
+    let s = swasm::config::ActivitySettings {
+        timeout_s: 1,
+        ..settings()
+    };
     let o = p.run(task("spin@1", None), &s, no_heartbeat()).await;
     assert_eq!(failed(&o).0, reason::TIMEOUT);
 }
@@ -73,7 +107,10 @@ async fn looping_guest_is_interrupted_at_the_deadline() {
 async fn memory_hog_hits_the_limit() {
     let rt = runtime();
     let p = load(&rt, &guest("hog@1.wasm"), "hog@1");
-    let s = swasm::config::ActivitySettings { memory_mb: 32, ..settings() };
+    let s = swasm::config::ActivitySettings {
+        memory_mb: 32,
+        ..settings()
+    };
     let o = p.run(task("hog@1", None), &s, no_heartbeat()).await;
     let (r, details) = failed(&o);
     assert_eq!(r, reason::MEMORY_LIMIT, "{details}");
@@ -84,7 +121,9 @@ async fn memory_hog_hits_the_limit() {
 async fn stack_overflow_is_a_trap() {
     let rt = runtime();
     let p = load(&rt, &guest("recurse@1.wasm"), "recurse@1");
-    let o = p.run(task("recurse@1", None), &settings(), no_heartbeat()).await;
+    let o = p
+        .run(task("recurse@1", None), &settings(), no_heartbeat())
+        .await;
     let (r, details) = failed(&o);
     assert_eq!(r, reason::TRAP);
     assert!(details.contains("stack"), "{details}");
@@ -96,7 +135,11 @@ async fn missing_granted_dir_fails_instantiation() {
     let p = load(&rt, &example("echo@1.wasm"), "echo@1");
     let gone = std::env::temp_dir().join(format!("swasm-gone-{}", std::process::id()));
     let s = swasm::config::ActivitySettings {
-        dirs: vec![swasm::config::DirGrant { host: gone.clone(), guest: "/data".into(), read_only: true }],
+        dirs: vec![swasm::config::DirGrant {
+            host: gone.clone(),
+            guest: "/data".into(),
+            read_only: true,
+        }],
         ..settings()
     };
     let o = p.run(task("echo@1", Some("x")), &s, no_heartbeat()).await;
@@ -109,14 +152,24 @@ async fn missing_granted_dir_fails_instantiation() {
 /// pooling slot, so later tasks still instantiate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_a_run_mid_flight_is_safe() {
-    let rt = Runtime::with_options(RuntimeOptions { max_instances: 4, ..Default::default() }).unwrap();
+    let rt = Runtime::with_options(RuntimeOptions {
+        max_instances: 4,
+        ..Default::default()
+    })
+    .unwrap();
     let spin = load(&rt, &guest("spin@1.wasm"), "spin@1");
     let echo = load(&rt, &example("echo@1.wasm"), "echo@1");
     for _ in 0..12 {
         let s = settings();
         let run = spin.run(task("spin@1", None), &s, no_heartbeat());
-        assert!(tokio::time::timeout(Duration::from_millis(30), run).await.is_err());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(30), run)
+                .await
+                .is_err()
+        );
     }
-    let o = echo.run(task("echo@1", Some("after")), &settings(), no_heartbeat()).await;
+    let o = echo
+        .run(task("echo@1", Some("after")), &settings(), no_heartbeat())
+        .await;
     assert_eq!(completed(&o), "after");
 }

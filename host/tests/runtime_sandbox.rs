@@ -25,7 +25,11 @@ async fn http_server() -> (u16, Arc<AtomicUsize>) {
             tokio::spawn(async move {
                 let mut buf = [0u8; 4096];
                 let _ = s.read(&mut buf).await;
-                let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                    )
+                    .await;
             });
         }
     });
@@ -41,16 +45,31 @@ async fn hostile_guest_is_refused_everything() {
     let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     tcp.set_nonblocking(true).unwrap();
     let (http_port, hits) = http_server().await;
-    let input = format!(r#"{{"port":{},"http_host":"127.0.0.1:{http_port}"}}"#, tcp.local_addr().unwrap().port());
-    let o = p.run(task("hostile@1", Some(&input)), &settings(), no_heartbeat()).await;
+    let input = format!(
+        r#"{{"port":{},"http_host":"127.0.0.1:{http_port}"}}"#,
+        tcp.local_addr().unwrap().port()
+    );
+    let o = p
+        .run(task("hostile@1", Some(&input)), &settings(), no_heartbeat())
+        .await;
     let v: Value = serde_json::from_str(completed(&o)).unwrap();
     assert_eq!(v["env"], serde_json::json!([]), "{v}");
     assert!(v["file"].as_str().unwrap().starts_with("denied"), "{v}");
     assert!(v["tcp"].as_str().unwrap().starts_with("denied"), "{v}");
     assert!(v["http"].as_str().unwrap().starts_with("denied"), "{v}");
-    assert!(v["http"].as_str().unwrap().contains("HttpRequestDenied"), "{v}");
-    assert!(tcp.accept().is_err(), "the guest reached the loopback listener");
-    assert_eq!(hits.load(Ordering::SeqCst), 0, "the guest reached the HTTP server");
+    assert!(
+        v["http"].as_str().unwrap().contains("HttpRequestDenied"),
+        "{v}"
+    );
+    assert!(
+        tcp.accept().is_err(),
+        "the guest reached the loopback listener"
+    );
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "the guest reached the HTTP server"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,9 +77,14 @@ async fn allowed_host_is_reachable_over_wasi_http() {
     let rt = Runtime::for_invoke().unwrap();
     let p = load(&rt, &guest("hostile@1.wasm"), "hostile@1");
     let (http_port, hits) = http_server().await;
-    let s = ActivitySettings { allowed_hosts: vec![format!("127.0.0.1:{http_port}")], ..settings() };
+    let s = ActivitySettings {
+        allowed_hosts: vec![format!("127.0.0.1:{http_port}")],
+        ..settings()
+    };
     let input = format!(r#"{{"http_host":"127.0.0.1:{http_port}"}}"#);
-    let o = p.run(task("hostile@1", Some(&input)), &s, no_heartbeat()).await;
+    let o = p
+        .run(task("hostile@1", Some(&input)), &s, no_heartbeat())
+        .await;
     let v: Value = serde_json::from_str(completed(&o)).unwrap();
     assert_eq!(v["http"], "ok", "{v}");
     assert_eq!(v["tcp"], "skipped");
@@ -71,7 +95,9 @@ async fn allowed_host_is_reachable_over_wasi_http() {
 async fn env_and_dir_grants_reach_the_guest() {
     let rt = Runtime::for_invoke().unwrap();
     let p = load(&rt, &guest("envread@1.wasm"), "envread@1");
-    let o = p.run(task("envread@1", None), &settings(), no_heartbeat()).await;
+    let o = p
+        .run(task("envread@1", None), &settings(), no_heartbeat())
+        .await;
     let v: Value = serde_json::from_str(completed(&o)).unwrap();
     assert_eq!(v["env"], serde_json::json!({}));
     assert!(v["data"].as_str().unwrap().starts_with("denied"), "{v}");
@@ -82,7 +108,11 @@ async fn env_and_dir_grants_reach_the_guest() {
     std::fs::write(dir.join("b.txt"), "b").unwrap();
     let s = ActivitySettings {
         env: [("MODE".to_string(), "fast".to_string())].into(),
-        dirs: vec![DirGrant { host: dir.clone(), guest: "/data".into(), read_only: true }],
+        dirs: vec![DirGrant {
+            host: dir.clone(),
+            guest: "/data".into(),
+            read_only: true,
+        }],
         ..settings()
     };
     let o = p.run(task("envread@1", None), &s, no_heartbeat()).await;
@@ -94,7 +124,12 @@ async fn env_and_dir_grants_reach_the_guest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_misbehaving_guests_do_not_stop_echo() {
-    let rt = Runtime::with_options(RuntimeOptions { max_instances: 64, max_memory_mb: 64, ..Default::default() }).unwrap();
+    let rt = Runtime::with_options(RuntimeOptions {
+        max_instances: 64,
+        max_memory_mb: 64,
+        ..Default::default()
+    })
+    .unwrap();
     let spin = load(&rt, &guest("spin@1.wasm"), "spin@1");
     let hog = load(&rt, &guest("hog@1.wasm"), "hog@1");
     let recurse = load(&rt, &guest("recurse@1.wasm"), "recurse@1");
@@ -106,15 +141,25 @@ async fn thirty_misbehaving_guests_do_not_stop_echo() {
             1 => (hog.clone(), "hog@1"),
             _ => (recurse.clone(), "recurse@1"),
         };
-        let s = ActivitySettings { timeout_s: 3, memory_mb: 32, ..settings() };
-        bad.push(tokio::spawn(async move { (ty, p.run(task(ty, None), &s, no_heartbeat()).await) }));
+        let s = ActivitySettings {
+            timeout_s: 3,
+            memory_mb: 32,
+            ..settings()
+        };
+        bad.push(tokio::spawn(async move {
+            (ty, p.run(task(ty, None), &s, no_heartbeat()).await)
+        }));
     }
     let mut good = Vec::new();
     for i in 0..20 {
         let echo = echo.clone();
         good.push(tokio::spawn(async move {
             let input = format!("task {i}");
-            (input.clone(), echo.run(task("echo@1", Some(&input)), &settings(), no_heartbeat()).await)
+            (
+                input.clone(),
+                echo.run(task("echo@1", Some(&input)), &settings(), no_heartbeat())
+                    .await,
+            )
         }));
     }
     for g in good {

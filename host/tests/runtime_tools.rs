@@ -19,7 +19,11 @@ fn swasm(args: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn path(p: &Path) -> &str {
@@ -34,10 +38,18 @@ fn invoke_echo_in_every_language() {
         let file = example(&format!("echo{lang}@1.wasm"));
         let o = swasm(&["invoke", path(&file), "--input", "hi there"]);
         assert_eq!(o.status.code(), Some(0), "{lang}: {}", text(&o));
-        assert!(String::from_utf8_lossy(&o.stdout).contains("completed: hi there"), "{lang}: {}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("completed: hi there"),
+            "{lang}: {}",
+            text(&o)
+        );
         let o = swasm(&["invoke", path(&file), "--input", "fail"]);
         assert_eq!(o.status.code(), Some(1), "{lang}: {}", text(&o));
-        assert!(String::from_utf8_lossy(&o.stdout).contains("failed: BadInput"), "{lang}: {}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("failed: BadInput"),
+            "{lang}: {}",
+            text(&o)
+        );
     }
 }
 
@@ -45,14 +57,26 @@ fn invoke_echo_in_every_language() {
 fn invoke_countdown_lists_heartbeats_and_simulates_cancel() {
     for lang in LANGS {
         let file = example(&format!("countdown{lang}@1.wasm"));
-        let o = swasm(&["invoke", path(&file), "--input", r#"{"steps":5,"step_ms":1}"#, "--cancel-after", "2", "--json"]);
+        let o = swasm(&[
+            "invoke",
+            path(&file),
+            "--input",
+            r#"{"steps":5,"step_ms":1}"#,
+            "--cancel-after",
+            "2",
+            "--json",
+        ]);
         assert_eq!(o.status.code(), Some(2), "{lang}: {}", text(&o));
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{lang}: {e}: {}", text(&o)));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("{lang}: {e}: {}", text(&o)));
         assert_eq!(v["outcome"], "canceled", "{lang}: {v}");
         let beats = v["heartbeats"].as_array().unwrap();
         assert_eq!(beats.len(), 2, "{lang}: {v}");
         assert_eq!(beats[1]["cancel_requested"], true);
-        assert!(beats[0]["details"].as_str().unwrap().contains('1'), "{lang}: {v}");
+        assert!(
+            beats[0]["details"].as_str().unwrap().contains('1'),
+            "{lang}: {v}"
+        );
     }
 }
 
@@ -65,7 +89,10 @@ fn check_accepts_every_language() {
         let out = String::from_utf8_lossy(&o.stdout);
         assert!(out.contains("swasm:activity/plugin: ok"), "{out}");
         assert!(out.contains("sha256:"), "{out}");
-        assert!(out.contains("imports:") && out.contains("wasi:cli/"), "{out}");
+        assert!(
+            out.contains("imports:") && out.contains("wasi:cli/"),
+            "{out}"
+        );
     }
 }
 
@@ -77,7 +104,11 @@ fn bad_files_are_explained() {
     let cases: [(&str, &[u8], &str); 4] = [
         ("text@1.wasm", b"hello", "not a WebAssembly file"),
         ("core@1.wasm", b"\0asm\x01\0\0\0", "core WebAssembly module"),
-        ("empty@1.wasm", b"\0asm\x0d\0\x01\0", "does not export `swasm:activity/activity@0.1.0`"),
+        (
+            "empty@1.wasm",
+            b"\0asm\x0d\0\x01\0",
+            "does not export `swasm:activity/activity@0.1.0`",
+        ),
         ("half@1.wasm", &echo[..echo.len() / 2], "truncated"),
     ];
     for (name, bytes, expect) in cases {
@@ -104,6 +135,9 @@ fn bad_files_are_explained() {
     let echo_line = out.lines().find(|l| l.contains("echo@1.wasm")).expect(&out);
     assert!(echo_line.contains("\tok"), "{out}");
     let core_line = out.lines().find(|l| l.contains("core@1.wasm")).expect(&out);
-    assert!(core_line.contains("ERROR") && core_line.contains("core WebAssembly module"), "{out}");
+    assert!(
+        core_line.contains("ERROR") && core_line.contains("core WebAssembly module"),
+        "{out}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -24,11 +24,16 @@ pub(crate) struct Cache {
 impl Cache {
     /// The cache for `runtime`'s engine under `root`.
     pub(crate) fn new(root: &Path, runtime: &Runtime) -> Cache {
-        Cache { dir: root.join(runtime.compat_key()) }
+        Cache {
+            dir: root.join(runtime.compat_key()),
+        }
     }
 
     fn paths(&self, hash: &str) -> (PathBuf, PathBuf) {
-        (self.dir.join(format!("{hash}.cwasm")), self.dir.join(format!("{hash}.sum")))
+        (
+            self.dir.join(format!("{hash}.cwasm")),
+            self.dir.join(format!("{hash}.sum")),
+        )
     }
 
     /// Compiled code for the component with sha256 `hash`, if a verified entry exists.
@@ -64,7 +69,8 @@ impl Cache {
     }
 
     fn try_put(&self, runtime: &Runtime, hash: &str, compiled: &Compiled) -> Result<()> {
-        std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("creating {}", self.dir.display()))?;
         let code = runtime.serialize(compiled)?;
         let sum = hex::encode(Sha256::digest(&code));
         let (code_path, sum_path) = self.paths(hash);
@@ -82,7 +88,11 @@ impl Cache {
 
 /// Writes `bytes` to a temp file beside `path`, syncs it, and renames it over `path`.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp.{}.{}", std::process::id(), rand::random::<u32>()));
+    let tmp = path.with_extension(format!(
+        "tmp.{}.{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;

@@ -128,10 +128,9 @@ impl Registry {
                     tl.plugin_dir.display()
                 );
             }
-            let dir = tl
-                .plugin_dir
-                .canonicalize()
-                .with_context(|| format!("cannot resolve plugin_dir {}", tl.plugin_dir.display()))?;
+            let dir = tl.plugin_dir.canonicalize().with_context(|| {
+                format!("cannot resolve plugin_dir {}", tl.plugin_dir.display())
+            })?;
             lists.insert(
                 tl.name.clone(),
                 Arc::new(TaskList {
@@ -231,7 +230,9 @@ impl Registry {
                         names.push(n);
                     }
                 }
-                let Some(registry) = weak.upgrade() else { break };
+                let Some(registry) = weak.upgrade() else {
+                    break;
+                };
                 for name in names {
                     if let Some(list) = registry.lists.get(&name).cloned() {
                         if registry.rescan(&list).await {
@@ -272,12 +273,21 @@ impl Registry {
                 }
                 Verdict::Reject(why) => {
                     self.reject(list, &entry.file_name, &why);
-                    files.insert(entry.file_name.clone(), FileState { stamp: entry.stamp, hash: None, types: known.map(|k| k.types.clone()).unwrap_or_default() });
+                    files.insert(
+                        entry.file_name.clone(),
+                        FileState {
+                            stamp: entry.stamp,
+                            hash: None,
+                            types: known.map(|k| k.types.clone()).unwrap_or_default(),
+                        },
+                    );
                     continue;
                 }
                 Verdict::Read { bytes, hash } => (bytes, hash),
             };
-            if known.is_some_and(|k| k.hash.as_deref() == Some(hash.as_str()) && !k.types.is_empty()) {
+            if known
+                .is_some_and(|k| k.hash.as_deref() == Some(hash.as_str()) && !k.types.is_empty())
+            {
                 // Touched but unchanged content: nothing to swap.
                 if let Some(k) = files.get_mut(&entry.file_name) {
                     k.stamp = entry.stamp;
@@ -293,7 +303,14 @@ impl Registry {
                     } else {
                         self.reject(list, &entry.file_name, &e.to_string());
                         let types = known.map(|k| k.types.clone()).unwrap_or_default();
-                        files.insert(entry.file_name.clone(), FileState { stamp: entry.stamp, hash: Some(hash), types });
+                        files.insert(
+                            entry.file_name.clone(),
+                            FileState {
+                                stamp: entry.stamp,
+                                hash: Some(hash),
+                                types,
+                            },
+                        );
                     }
                     continue;
                 }
@@ -301,10 +318,20 @@ impl Registry {
             let path = list.dir.join(&entry.file_name);
             let mut table = Table::clone(&list.table.load());
             for ty in &entry.types {
-                let plugin = self.runtime.plugin(&compiled, ty.clone(), path.clone(), hash.clone(), entry.stamp.size);
+                let plugin = self.runtime.plugin(
+                    &compiled,
+                    ty.clone(),
+                    path.clone(),
+                    hash.clone(),
+                    entry.stamp.size,
+                );
                 let replaced = table.insert(ty.clone(), plugin).is_some();
                 let what = if replaced { "swapped" } else { "loaded" };
-                RegistryStats::bump(if replaced { &self.stats.swaps } else { &self.stats.loads });
+                RegistryStats::bump(if replaced {
+                    &self.stats.swaps
+                } else {
+                    &self.stats.loads
+                });
                 tracing::info!(
                     task_list = %list.name,
                     activity_type = %ty,
@@ -316,9 +343,20 @@ impl Registry {
                 );
             }
             list.table.store(Arc::new(table));
-            files.insert(entry.file_name.clone(), FileState { stamp: entry.stamp, hash: Some(hash), types: entry.types.clone() });
+            files.insert(
+                entry.file_name.clone(),
+                FileState {
+                    stamp: entry.stamp,
+                    hash: Some(hash),
+                    types: entry.types.clone(),
+                },
+            );
         }
-        let gone: Vec<String> = files.keys().filter(|f| !present.contains(*f)).cloned().collect();
+        let gone: Vec<String> = files
+            .keys()
+            .filter(|f| !present.contains(*f))
+            .cloned()
+            .collect();
         for file_name in gone {
             let state = files.remove(&file_name).expect("listed key");
             let path = list.dir.join(&file_name);
@@ -346,7 +384,11 @@ impl Registry {
 
     /// Compiled code for `bytes`: from the disk cache, or compiled (off the executor) and
     /// then cached.
-    async fn compile(&self, bytes: Vec<u8>, hash: String) -> Result<crate::runtime::Compiled, LoadError> {
+    async fn compile(
+        &self,
+        bytes: Vec<u8>,
+        hash: String,
+    ) -> Result<crate::runtime::Compiled, LoadError> {
         compile_cached(&self.runtime, self.cache.as_ref(), &self.stats, bytes, hash).await
     }
 }
@@ -372,7 +414,12 @@ pub(crate) async fn compile_cached(
         (compiled, false)
     })
     .await;
-    let (compiled, hit) = counted.map_err(|e| LoadError::Invalid(format!("the compile task failed: {e}")))?;
-    RegistryStats::bump(if hit { &stats.cache_hits } else { &stats.compiles });
+    let (compiled, hit) =
+        counted.map_err(|e| LoadError::Invalid(format!("the compile task failed: {e}")))?;
+    RegistryStats::bump(if hit {
+        &stats.cache_hits
+    } else {
+        &stats.compiles
+    });
     compiled
 }

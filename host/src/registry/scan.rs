@@ -36,7 +36,10 @@ pub(crate) struct Entry {
 impl Entry {
     /// Modified less than `d` ago (may still be being written).
     pub fn young(&self, d: Duration) -> bool {
-        self.stamp.mtime.and_then(|m| m.elapsed().ok()).is_none_or(|age| age < d)
+        self.stamp
+            .mtime
+            .and_then(|m| m.elapsed().ok())
+            .is_none_or(|age| age < d)
     }
 }
 
@@ -45,7 +48,10 @@ pub(crate) fn mapped_files(config: &Config) -> BTreeMap<String, Vec<ActivityType
     let mut mapped: BTreeMap<String, Vec<ActivityType>> = BTreeMap::new();
     for (key, activity) in &config.activities {
         if let (Some(file), Some(ty)) = (&activity.file, ActivityType::parse(key)) {
-            mapped.entry(file.to_string_lossy().into_owned()).or_default().push(ty);
+            mapped
+                .entry(file.to_string_lossy().into_owned())
+                .or_default()
+                .push(ty);
         }
     }
     mapped
@@ -60,14 +66,18 @@ pub(crate) fn list_dir(dir: &Path, mapped: &BTreeMap<String, Vec<ActivityType>>)
     };
     let mut entries = Vec::new();
     for item in read.flatten() {
-        let Ok(file_name) = item.file_name().into_string() else { continue };
+        let Ok(file_name) = item.file_name().into_string() else {
+            continue;
+        };
         if !file_name.ends_with(".wasm") || file_name.starts_with('.') {
             continue;
         }
         let path = dir.join(&file_name);
         let mut problem = None;
         let mut source = path.clone();
-        let is_link = std::fs::symlink_metadata(&path).map(|m| m.file_type().is_symlink()).unwrap_or(false);
+        let is_link = std::fs::symlink_metadata(&path)
+            .map(|m| m.file_type().is_symlink())
+            .unwrap_or(false);
         if is_link {
             match path.canonicalize() {
                 Ok(target) if target.starts_with(dir) => source = target,
@@ -81,12 +91,19 @@ pub(crate) fn list_dir(dir: &Path, mapped: &BTreeMap<String, Vec<ActivityType>>)
             }
         }
         // The stamp of a link escaping the dir is the link's own: its target is never read.
-        let meta = if problem.is_some() { std::fs::symlink_metadata(&path) } else { std::fs::metadata(&source) };
+        let meta = if problem.is_some() {
+            std::fs::symlink_metadata(&path)
+        } else {
+            std::fs::metadata(&source)
+        };
         let Ok(meta) = meta else { continue };
         if problem.is_none() && !meta.is_file() {
             continue;
         }
-        let stamp = Stamp { size: meta.len(), mtime: meta.modified().ok() };
+        let stamp = Stamp {
+            size: meta.len(),
+            mtime: meta.modified().ok(),
+        };
         let mut types = mapped.get(&file_name).cloned().unwrap_or_default();
         if let Some(ty) = ActivityType::parse(file_name.trim_end_matches(".wasm")) {
             if !types.contains(&ty) {
@@ -99,7 +116,13 @@ pub(crate) fn list_dir(dir: &Path, mapped: &BTreeMap<String, Vec<ActivityType>>)
                     .to_string(),
             );
         }
-        entries.push(Entry { file_name, source, stamp, types, problem });
+        entries.push(Entry {
+            file_name,
+            source,
+            stamp,
+            types,
+            problem,
+        });
     }
     entries.sort_by(|a, b| a.file_name.cmp(&b.file_name));
     entries
@@ -109,7 +132,10 @@ pub(crate) enum Verdict {
     /// The file changed while it was read: look again later.
     Changing,
     Reject(String),
-    Read { bytes: Vec<u8>, hash: String },
+    Read {
+        bytes: Vec<u8>,
+        hash: String,
+    },
 }
 
 /// Reads a file if it can be served, making sure it did not change while being read.
@@ -121,7 +147,10 @@ pub(crate) async fn examine(entry: &Entry) -> Verdict {
         Ok(b) => b,
         Err(e) => return Verdict::Reject(format!("cannot read: {e}")),
     };
-    let after = std::fs::metadata(&entry.source).ok().map(|m| Stamp { size: m.len(), mtime: m.modified().ok() });
+    let after = std::fs::metadata(&entry.source).ok().map(|m| Stamp {
+        size: m.len(),
+        mtime: m.modified().ok(),
+    });
     if after != Some(entry.stamp) || bytes.len() as u64 != entry.stamp.size {
         return Verdict::Changing;
     }
@@ -177,7 +206,9 @@ pub async fn inspect(config: &Config, runtime: &Arc<Runtime>) -> Result<Vec<File
                 Verdict::Reject(why) => report.error = Some(why),
                 Verdict::Read { bytes, hash } => {
                     report.hash = Some(hash.clone());
-                    if let Err(e) = compile_cached(runtime, cache.as_ref(), &stats, bytes, hash).await {
+                    if let Err(e) =
+                        compile_cached(runtime, cache.as_ref(), &stats, bytes, hash).await
+                    {
                         report.error = Some(e.to_string());
                     }
                 }

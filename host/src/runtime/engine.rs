@@ -37,7 +37,12 @@ pub struct RuntimeOptions {
 
 impl Default for RuntimeOptions {
     fn default() -> Self {
-        RuntimeOptions { max_instances: 64, max_memory_mb: 256, max_stack_kb: 512, winch: false }
+        RuntimeOptions {
+            max_instances: 64,
+            max_memory_mb: 256,
+            max_stack_kb: 512,
+            winch: false,
+        }
     }
 }
 
@@ -45,7 +50,10 @@ impl RuntimeOptions {
     /// Sizes the engine for everything the config can run at once.
     pub fn from_config(config: &Config) -> RuntimeOptions {
         let slots: usize = config.task_lists.iter().map(|t| t.max_concurrent).sum();
-        let settings = config.activities.keys().filter_map(|k| crate::activity::ActivityType::parse(k));
+        let settings = config
+            .activities
+            .keys()
+            .filter_map(|k| crate::activity::ActivityType::parse(k));
         let mut max_memory_mb = config.defaults.memory_mb;
         let mut max_stack_kb = config.defaults.max_stack_kb;
         for ty in settings {
@@ -82,14 +90,20 @@ impl Runtime {
 
     /// A small runtime for `swasm invoke` / `swasm check` (no config at hand).
     pub fn for_invoke() -> Result<Arc<Runtime>> {
-        Self::with_options(RuntimeOptions { max_instances: 16, ..RuntimeOptions::default() })
+        Self::with_options(RuntimeOptions {
+            max_instances: 16,
+            ..RuntimeOptions::default()
+        })
     }
 
     pub fn with_options(options: RuntimeOptions) -> Result<Arc<Runtime>> {
-        let engine = Engine::new(&engine_config(&options)?).map_err(anyhow::Error::from)
+        let engine = Engine::new(&engine_config(&options)?)
+            .map_err(anyhow::Error::from)
             .context("cannot create the wasmtime engine")?;
         let mut linker = Linker::<StoreState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from).context("linking WASI p2")?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(anyhow::Error::from)
+            .context("linking WASI p2")?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(anyhow::Error::from)
             .context("linking wasi:http")?;
@@ -102,7 +116,13 @@ impl Runtime {
             format!("wasmtime-{WASMTIME_VERSION}-{:016x}", h.finish())
         };
         let ticker = Ticker::start(engine.clone());
-        Ok(Arc::new(Runtime { engine, linker, options, compat_key, ticker }))
+        Ok(Arc::new(Runtime {
+            engine,
+            linker,
+            options,
+            compat_key,
+            ticker,
+        }))
     }
 
     pub fn options(&self) -> &RuntimeOptions {
@@ -129,7 +149,11 @@ fn engine_config(o: &RuntimeOptions) -> Result<wasmtime::Config> {
     c.max_wasm_stack(stack);
     // Host calls made by the guest run on the same fiber stack: keep room beyond the wasm limit.
     c.async_stack_size(stack + 1024 * 1024);
-    c.strategy(if o.winch { Strategy::Winch } else { Strategy::Cranelift });
+    c.strategy(if o.winch {
+        Strategy::Winch
+    } else {
+        Strategy::Cranelift
+    });
     c.parallel_compilation(true);
     c.memory_init_cow(true);
 
@@ -147,7 +171,8 @@ fn engine_config(o: &RuntimeOptions) -> Result<wasmtime::Config> {
     pool.table_elements(200_000);
     pool.max_core_instance_size(8 << 20);
     pool.max_component_instance_size(8 << 20);
-    let max_memory = usize::try_from(o.max_memory_mb.max(1) << 20).context("memory_mb too large")?;
+    let max_memory =
+        usize::try_from(o.max_memory_mb.max(1) << 20).context("memory_mb too large")?;
     pool.max_memory_size(max_memory);
     pool.total_gc_heaps(0);
     // Keep a few slots warm so repeated tasks of one plugin reuse their memory image.
@@ -175,7 +200,10 @@ impl Ticker {
                 }
             })
             .expect("cannot spawn the epoch ticker thread");
-        Ticker { stop, thread: Some(thread) }
+        Ticker {
+            stop,
+            thread: Some(thread),
+        }
     }
 
     fn stop(&mut self) {

@@ -23,12 +23,23 @@ pub(crate) struct GuestLog {
 }
 
 impl GuestLog {
-    pub(crate) fn new(activity_id: Arc<str>, activity_type: Arc<str>, stream: &'static str) -> Self {
-        GuestLog { activity_id, activity_type, stream }
+    pub(crate) fn new(
+        activity_id: Arc<str>,
+        activity_type: Arc<str>,
+        stream: &'static str,
+    ) -> Self {
+        GuestLog {
+            activity_id,
+            activity_type,
+            stream,
+        }
     }
 
     fn writer(&self) -> LineWriter {
-        LineWriter { log: self.clone(), buf: Vec::new() }
+        LineWriter {
+            log: self.clone(),
+            buf: Vec::new(),
+        }
     }
 }
 
@@ -112,7 +123,11 @@ impl OutputStream for LineWriter {
 }
 
 impl tokio::io::AsyncWrite for LineWriter {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.get_mut().push(buf);
         Poll::Ready(Ok(buf.len()))
     }

@@ -48,17 +48,27 @@ impl Plugin {
     ///
     /// Cancel-safe: dropping the future drops the store, which stops the guest at its next
     /// epoch yield (at most one tick, 10 ms, of guest work later).
-    pub async fn run(&self, task: ActivityTask, settings: &ActivitySettings, heartbeat: HeartbeatHandle) -> Outcome {
+    pub async fn run(
+        &self,
+        task: ActivityTask,
+        settings: &ActivitySettings,
+        heartbeat: HeartbeatHandle,
+    ) -> Outcome {
         let timeout = Duration::from_secs(settings.timeout_s);
         let deadline = Instant::now() + timeout;
-        let mut store = match sandbox::new_store(self.pre.engine(), &task, settings, heartbeat, deadline) {
-            Ok(store) => store,
-            Err(e) => return Outcome::failed(reason::INSTANTIATE, format!("{e:#}")),
-        };
+        let mut store =
+            match sandbox::new_store(self.pre.engine(), &task, settings, heartbeat, deadline) {
+                Ok(store) => store,
+                Err(e) => return Outcome::failed(reason::INSTANTIATE, format!("{e:#}")),
+            };
         let wit_task = to_wit(task);
         let result = {
             let run = async {
-                let instance = self.pre.instantiate_async(&mut store).await.map_err(RunError::Instantiate)?;
+                let instance = self
+                    .pre
+                    .instantiate_async(&mut store)
+                    .await
+                    .map_err(RunError::Instantiate)?;
                 instance
                     .swasm_activity_activity()
                     .call_run(&mut store, &wit_task)
@@ -85,22 +95,43 @@ fn outcome(
     match result {
         Ok(Ok(Some(r))) if r.chars().count() > MAX_RESULT_CHARS => Outcome::failed(
             reason::RESULT_TOO_LARGE,
-            format!("the result has {} characters; SWF accepts at most {MAX_RESULT_CHARS}", r.chars().count()),
+            format!(
+                "the result has {} characters; SWF accepts at most {MAX_RESULT_CHARS}",
+                r.chars().count()
+            ),
         ),
         Ok(Ok(r)) => Outcome::Completed(r),
-        Ok(Err(wit::ActivityError::Failed(f))) => Outcome::Failed { reason: f.reason, details: f.details },
+        Ok(Err(wit::ActivityError::Failed(f))) => Outcome::Failed {
+            reason: f.reason,
+            details: f.details,
+        },
         Ok(Err(wit::ActivityError::Canceled(d))) => Outcome::Canceled(d),
         Err(RunError::Instantiate(e)) => match memory_denied {
-            Some(m) => Outcome::failed(reason::MEMORY_LIMIT, format!("{m} while instantiating: {e:#}")),
-            None => Outcome::failed(reason::INSTANTIATE, truncate_chars(format!("{e:?}"), MAX_DETAILS_CHARS)),
+            Some(m) => Outcome::failed(
+                reason::MEMORY_LIMIT,
+                format!("{m} while instantiating: {e:#}"),
+            ),
+            None => Outcome::failed(
+                reason::INSTANTIATE,
+                truncate_chars(format!("{e:?}"), MAX_DETAILS_CHARS),
+            ),
         },
         Err(RunError::Call(e)) => {
             if e.downcast_ref::<DeadlineExceeded>().is_some() {
-                Outcome::failed(reason::TIMEOUT, format!("interrupted after timeout_s = {} s", timeout.as_secs()))
+                Outcome::failed(
+                    reason::TIMEOUT,
+                    format!("interrupted after timeout_s = {} s", timeout.as_secs()),
+                )
             } else if let Some(m) = memory_denied {
-                Outcome::failed(reason::MEMORY_LIMIT, truncate_chars(format!("{m}; then: {e:?}"), MAX_DETAILS_CHARS))
+                Outcome::failed(
+                    reason::MEMORY_LIMIT,
+                    truncate_chars(format!("{m}; then: {e:?}"), MAX_DETAILS_CHARS),
+                )
             } else {
-                Outcome::failed(reason::TRAP, truncate_chars(format!("{e:?}"), MAX_DETAILS_CHARS))
+                Outcome::failed(
+                    reason::TRAP,
+                    truncate_chars(format!("{e:?}"), MAX_DETAILS_CHARS),
+                )
             }
         }
     }
@@ -109,8 +140,14 @@ fn outcome(
 fn to_wit(t: ActivityTask) -> wit::ActivityTask {
     wit::ActivityTask {
         activity_id: t.activity_id,
-        activity_type: wit::ActivityType { name: t.activity_type.name, version: t.activity_type.version },
-        workflow_execution: wit::WorkflowExecution { workflow_id: t.workflow_id, run_id: t.run_id },
+        activity_type: wit::ActivityType {
+            name: t.activity_type.name,
+            version: t.activity_type.version,
+        },
+        workflow_execution: wit::WorkflowExecution {
+            workflow_id: t.workflow_id,
+            run_id: t.run_id,
+        },
         started_event_id: t.started_event_id,
         task_list: t.task_list,
         input: t.input,

@@ -28,13 +28,20 @@ pub(crate) struct StoreState {
 
 impl WasiView for StoreState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl WasiHttpView for StoreState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.gate }
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.gate,
+        }
     }
 }
 
@@ -76,7 +83,11 @@ pub(crate) fn new_store(
         b.env(k, v);
     }
     for grant in &settings.dirs {
-        let perms = if grant.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
+        let perms = if grant.read_only {
+            FsPerms::ReadOnly
+        } else {
+            FsPerms::ReadWrite
+        };
         b.preopened_dir(&grant.host, &grant.guest, perms)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("cannot open granted dir {}", grant.host.display()))?;
@@ -90,9 +101,12 @@ pub(crate) fn new_store(
         wasi: b.build(),
         table: ResourceTable::new(),
         http: WasiHttpCtx::new(),
-        gate: HttpGate { allowed: settings.allowed_hosts.clone() },
+        gate: HttpGate {
+            allowed: settings.allowed_hosts.clone(),
+        },
         limits: GuestLimits {
-            memory_bytes: usize::try_from(settings.memory_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
+            memory_bytes: usize::try_from(settings.memory_mb.saturating_mul(1 << 20))
+                .unwrap_or(usize::MAX),
             denied: None,
         },
         heartbeat,
@@ -118,7 +132,12 @@ pub(crate) struct GuestLimits {
 }
 
 impl ResourceLimiter for GuestLimits {
-    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let over_max = maximum.is_some_and(|m| desired > m);
         if desired > self.memory_bytes || over_max {
             self.denied = Some(format!(
@@ -131,11 +150,17 @@ impl ResourceLimiter for GuestLimits {
     }
 
     fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
-        self.denied.get_or_insert_with(|| format!("memory growth failed: {error}"));
+        self.denied
+            .get_or_insert_with(|| format!("memory growth failed: {error}"));
         Ok(())
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(maximum.is_none_or(|m| desired <= m) && desired <= 1_000_000)
     }
 }
@@ -148,9 +173,18 @@ pub(crate) struct HttpGate {
 impl HttpGate {
     fn allows(&self, uri: &http::Uri) -> Option<String> {
         let host = uri.host()?;
-        let port = uri.port_u16().unwrap_or(if uri.scheme() == Some(&http::uri::Scheme::HTTP) { 80 } else { 443 });
+        let port = uri
+            .port_u16()
+            .unwrap_or(if uri.scheme() == Some(&http::uri::Scheme::HTTP) {
+                80
+            } else {
+                443
+            });
         let authority = format!("{host}:{port}");
-        self.allowed.iter().any(|a| a.eq_ignore_ascii_case(&authority)).then_some(authority)
+        self.allowed
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(&authority))
+            .then_some(authority)
     }
 }
 
@@ -163,7 +197,10 @@ impl WasiHttpHooks for HttpGate {
         request: http::Request<wasmtime_wasi_http::WasiBody>,
         options: Option<wasmtime_wasi_http::RequestOptions>,
         fut: IoFuture,
-    ) -> Box<dyn Future<Output = HttpResult<(http::Response<wasmtime_wasi_http::WasiBody>, IoFuture)>> + Send> {
+    ) -> Box<
+        dyn Future<Output = HttpResult<(http::Response<wasmtime_wasi_http::WasiBody>, IoFuture)>>
+            + Send,
+    > {
         drop(fut);
         if self.allows(request.uri()).is_none() {
             tracing::warn!(uri = %request.uri(), "guest HTTP request refused: authority not in allowed_hosts");

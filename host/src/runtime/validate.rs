@@ -7,10 +7,10 @@ use std::time::SystemTime;
 
 use wasmtime::component::Component;
 
+use super::ACTIVITY_EXPORT;
 use super::bindings::PluginPre;
 use super::engine::Runtime;
 use super::plugin::Plugin;
-use super::ACTIVITY_EXPORT;
 use crate::activity::ActivityType;
 
 /// Why bytes cannot be served as a plugin. Callers branch on it only to count rejects; the
@@ -27,7 +27,9 @@ pub enum LoadError {
     Truncated(String),
     #[error("invalid component: {0}")]
     Invalid(String),
-    #[error("not built for world swasm:activity/plugin: it does not export `{ACTIVITY_EXPORT}` (its exports: {0})")]
+    #[error(
+        "not built for world swasm:activity/plugin: it does not export `{ACTIVITY_EXPORT}` (its exports: {0})"
+    )]
     WrongWorld(String),
     #[error("imports interfaces the host does not provide: {}", .0.join(", "))]
     UnsupportedImports(Vec<String>),
@@ -99,22 +101,32 @@ pub(crate) fn is_provided(name: &str) -> bool {
 /// Cheap checks on the header, so common mistakes get a clear message before parsing.
 fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
-        return Err(if bytes.len() < 8 && b"\0asm".starts_with(&bytes[..bytes.len().min(4)]) && !bytes.is_empty() {
-            LoadError::Truncated(format!("only {} bytes", bytes.len()))
-        } else {
-            LoadError::NotWasm
-        });
+        return Err(
+            if bytes.len() < 8
+                && b"\0asm".starts_with(&bytes[..bytes.len().min(4)])
+                && !bytes.is_empty()
+            {
+                LoadError::Truncated(format!("only {} bytes", bytes.len()))
+            } else {
+                LoadError::NotWasm
+            },
+        );
     }
     match &bytes[4..8] {
         [1, 0, 0, 0] => Err(LoadError::CoreModule),
         [_, _, 1, 0] => Ok(()),
-        other => Err(LoadError::Invalid(format!("unknown WebAssembly version/layer {other:02x?}"))),
+        other => Err(LoadError::Invalid(format!(
+            "unknown WebAssembly version/layer {other:02x?}"
+        ))),
     }
 }
 
 fn classify_parse_error(e: &wasmtime::Error) -> LoadError {
     let msg = format!("{e:#}");
-    if msg.contains("unexpected end") || msg.contains("end of file") || msg.contains("out of bounds") {
+    if msg.contains("unexpected end")
+        || msg.contains("end of file")
+        || msg.contains("out of bounds")
+    {
         LoadError::Truncated(msg)
     } else {
         LoadError::Invalid(msg)
@@ -127,7 +139,8 @@ impl Runtime {
     /// components: call it off the async executor (`spawn_blocking`).
     pub fn compile(&self, bytes: &[u8]) -> Result<Compiled, LoadError> {
         check_header(bytes)?;
-        let component = Component::new(&self.engine, bytes).map_err(|e| classify_parse_error(&e))?;
+        let component =
+            Component::new(&self.engine, bytes).map_err(|e| classify_parse_error(&e))?;
         self.check(component)
     }
 
@@ -149,13 +162,27 @@ impl Runtime {
 
     fn check(&self, component: Component) -> Result<Compiled, LoadError> {
         let ty = component.component_type();
-        let imports: Vec<String> = ty.imports(&self.engine).map(|(n, _)| n.to_string()).collect();
-        let exports: Vec<String> = ty.exports(&self.engine).map(|(n, _)| n.to_string()).collect();
+        let imports: Vec<String> = ty
+            .imports(&self.engine)
+            .map(|(n, _)| n.to_string())
+            .collect();
+        let exports: Vec<String> = ty
+            .exports(&self.engine)
+            .map(|(n, _)| n.to_string())
+            .collect();
         if !exports.iter().any(|e| e == ACTIVITY_EXPORT) {
-            let list = if exports.is_empty() { "none".to_string() } else { exports.join(", ") };
+            let list = if exports.is_empty() {
+                "none".to_string()
+            } else {
+                exports.join(", ")
+            };
             return Err(LoadError::WrongWorld(list));
         }
-        let extra: Vec<String> = imports.iter().filter(|i| !is_provided(i)).cloned().collect();
+        let extra: Vec<String> = imports
+            .iter()
+            .filter(|i| !is_provided(i))
+            .cloned()
+            .collect();
         if !extra.is_empty() {
             return Err(LoadError::UnsupportedImports(extra));
         }
@@ -164,11 +191,22 @@ impl Runtime {
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Link(format!("{e:#}")))?;
         let pre = PluginPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
-        Ok(Compiled { component, pre, info: ComponentInfo { imports, exports } })
+        Ok(Compiled {
+            component,
+            pre,
+            info: ComponentInfo { imports, exports },
+        })
     }
 
     /// Makes a servable [`Plugin`] of compiled code.
-    pub fn plugin(&self, compiled: &Compiled, ty: ActivityType, path: PathBuf, hash: String, size: u64) -> Arc<Plugin> {
+    pub fn plugin(
+        &self,
+        compiled: &Compiled,
+        ty: ActivityType,
+        path: PathBuf,
+        hash: String,
+        size: u64,
+    ) -> Arc<Plugin> {
         Arc::new(Plugin {
             ty,
             path,
@@ -188,7 +226,10 @@ mod tests {
     fn header_checks_name_the_problem() {
         assert_eq!(check_header(b"hello world"), Err(LoadError::NotWasm));
         assert_eq!(check_header(b""), Err(LoadError::NotWasm));
-        assert!(matches!(check_header(b"\0as"), Err(LoadError::Truncated(_))));
+        assert!(matches!(
+            check_header(b"\0as"),
+            Err(LoadError::Truncated(_))
+        ));
         assert_eq!(check_header(b"\0asm\x01\0\0\0"), Err(LoadError::CoreModule));
         assert_eq!(check_header(b"\0asm\x0d\0\x01\0"), Ok(()));
     }

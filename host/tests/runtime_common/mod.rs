@@ -6,26 +6,38 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use swasm::activity::{ActivityTask, ActivityType, Heartbeat, HeartbeatHandle, NoHeartbeat, Outcome};
+use swasm::activity::{
+    ActivityTask, ActivityType, Heartbeat, HeartbeatHandle, NoHeartbeat, Outcome,
+};
 use swasm::config::{ActivitySettings, Registration};
 
 fn dist(env: &str, rel: &str) -> PathBuf {
-    std::env::var_os(env)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(rel))
+    std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(rel)
+    })
 }
 
 /// A test guest (`tests/guests/dist/<file>`).
 pub fn guest(file: &str) -> PathBuf {
     let p = dist("SWASM_TEST_GUESTS_DIST", "tests/guests/dist").join(file);
-    assert!(p.is_file(), "{} is missing: run `make test-guests plugins` first", p.display());
+    assert!(
+        p.is_file(),
+        "{} is missing: run `make test-guests plugins` first",
+        p.display()
+    );
     p
 }
 
 /// An example plugin (`plugins/dist/<file>`).
 pub fn example(file: &str) -> PathBuf {
     let p = dist("SWASM_PLUGINS_DIST", "plugins/dist").join(file);
-    assert!(p.is_file(), "{} is missing: run `make test-guests plugins` first", p.display());
+    assert!(
+        p.is_file(),
+        "{} is missing: run `make test-guests plugins` first",
+        p.display()
+    );
     p
 }
 
@@ -97,8 +109,20 @@ pub async fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> boo
 }
 
 /// Compiles a file into a plugin of type `ty`.
-pub fn load(rt: &swasm::runtime::Runtime, path: &std::path::Path, ty: &str) -> Arc<swasm::runtime::Plugin> {
+pub fn load(
+    rt: &swasm::runtime::Runtime,
+    path: &std::path::Path,
+    ty: &str,
+) -> Arc<swasm::runtime::Plugin> {
     let bytes = std::fs::read(path).unwrap();
-    let compiled = rt.compile(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    rt.plugin(&compiled, ActivityType::parse(ty).unwrap(), path.to_path_buf(), String::new(), bytes.len() as u64)
+    let compiled = rt
+        .compile(&bytes)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    rt.plugin(
+        &compiled,
+        ActivityType::parse(ty).unwrap(),
+        path.to_path_buf(),
+        String::new(),
+        bytes.len() as u64,
+    )
 }
