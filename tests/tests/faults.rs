@@ -349,3 +349,85 @@ async fn two_hosts_sigkill_and_restart_exactly_once() {
         }
     }
 }
+
+/// The endpoint restarts mid-run (in-process swf-local stopped and started again on the same
+/// port with its state): the host rides it out and every task completes exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_restart_mid_run() {
+    use swf_local::{Options, Server};
+    let opts = || Options {
+        poll_timeout: Duration::from_secs(1),
+        ..Options::default()
+    };
+    let server = Server::bind("127.0.0.1:0".parse().unwrap(), opts())
+        .await
+        .unwrap();
+    let (addr, url, state) = (server.local_addr(), server.url(), server.state());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let first = tokio::spawn(server.run(async move {
+        let _ = stop_rx.await;
+    }));
+
+    let swf = Swf::new(&url, "restart").await;
+    swf.setup(&[("echo@1", None), ("countdown@1", None)])
+        .await
+        .unwrap();
+    let _decider = Decider::start(&swf);
+    let config = HostConfig::new(
+        &url,
+        "restart",
+        vec![TaskListSpec::new(
+            "main",
+            &["echo@1.wasm", "countdown@1.wasm"],
+        )],
+    );
+    let host = Host::start(&config.write(), &[]);
+
+    let mut acts: Vec<_> = (0..10)
+        .map(|i| {
+            let mut a = Activity::new(
+                &format!("c{i}"),
+                "countdown@1",
+                "main",
+                Some(r#"{"steps":20,"step_ms":100}"#),
+            );
+            a.start_to_close = "10".into();
+            a
+        })
+        .collect();
+    acts.extend(echoes(10, "e"));
+    swf.start("w-restart", &acts, true).await.unwrap();
+    wait_until("the countdowns to run", MINUTE, || async {
+        (swf.closed("w-restart").await.ok()?.len() >= 5).then_some(())
+    })
+    .await;
+    stop_tx.send(()).unwrap();
+    first.await.unwrap().unwrap();
+    // Down for a moment: polls, heartbeats and responses fail meanwhile.
+    wait_until("the host to notice", MINUTE, || async {
+        host.logs()
+            .contains("PollForActivityTask failed")
+            .then_some(())
+    })
+    .await;
+    let server = Server::bind_with_state(addr, opts(), state).await.unwrap();
+    tokio::spawn(server.run(std::future::pending()));
+
+    let closed = swf.wait_closed("w-restart", acts.len(), 2 * MINUTE).await;
+    for a in &acts {
+        let c = &closed[&a.id];
+        assert_eq!(
+            c.iter()
+                .filter(|c| matches!(c, Closed::Completed(_)))
+                .count(),
+            1,
+            "{}: {c:?}",
+            a.id
+        );
+        assert!(
+            matches!(c.last(), Some(Closed::Completed(_))),
+            "{}: {c:?}",
+            a.id
+        );
+    }
+}
