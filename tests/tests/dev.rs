@@ -16,7 +16,10 @@ fn swasm_dev_runs_the_demo_to_a_summary() {
         "--deadline-s",
         "300",
     ]);
-    assert!(status.success(), "swasm dev failed: {status}\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        status.success(),
+        "swasm dev failed: {status}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
 
     let row = |activity: &str, status: &str| {
         stdout.lines().any(|l| {
@@ -26,18 +29,40 @@ fn swasm_dev_runs_the_demo_to_a_summary() {
     };
     for echo in ["echo@1", "echo-py@1", "echo-js@1", "echo-c@1"] {
         assert!(row(echo, "COMPLETED"), "{echo} did not complete:\n{stdout}");
-        assert!(row(echo, "FAILED"), "{echo} did not fail on \"fail\":\n{stdout}");
+        assert!(
+            row(echo, "FAILED"),
+            "{echo} did not fail on \"fail\":\n{stdout}"
+        );
     }
-    for countdown in ["countdown@1", "countdown-py@1", "countdown-js@1", "countdown-c@1"] {
-        assert!(row(countdown, "COMPLETED"), "{countdown} did not complete:\n{stdout}");
+    for countdown in [
+        "countdown@1",
+        "countdown-py@1",
+        "countdown-js@1",
+        "countdown-c@1",
+    ] {
+        assert!(
+            row(countdown, "COMPLETED"),
+            "{countdown} did not complete:\n{stdout}"
+        );
     }
     assert!(
-        stdout.lines().any(|l| l.contains("countdown") && l.contains("CANCELED")),
+        stdout
+            .lines()
+            .any(|l| l.contains("countdown") && l.contains("CANCELED")),
         "no countdown was cancelled half-way:\n{stdout}"
     );
-    assert!(stdout.contains("BadInput"), "failures should carry the guest's reason:\n{stdout}");
-    let summary = stdout.lines().find(|l| l.starts_with("summary:")).expect("a summary line");
-    assert!(summary.contains("1 canceled") && summary.contains("0 other"), "{summary}");
+    assert!(
+        stdout.contains("BadInput"),
+        "failures should carry the guest's reason:\n{stdout}"
+    );
+    let summary = stdout
+        .lines()
+        .find(|l| l.starts_with("summary:"))
+        .expect("a summary line");
+    assert!(
+        summary.contains("1 canceled") && summary.contains("0 other"),
+        "{summary}"
+    );
     // Progress was printed as it happened, before the summary.
     let first_progress = stdout.find("] completed:").expect("progress lines");
     assert!(first_progress < stdout.find("summary:").unwrap());
