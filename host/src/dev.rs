@@ -59,13 +59,13 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
             plugin_dir.display()
         );
     }
-    // The embedded endpoint accepts any signature; the worker's standard credential chain
-    // still wants some, and the real ones must never be needed for a local run.
-    ensure_dummy_credentials();
-
-    let listen = args
-        .listen
-        .unwrap_or_else(|| if args.serve { "127.0.0.1:8700".parse().unwrap() } else { "127.0.0.1:0".parse().unwrap() });
+    let listen = args.listen.unwrap_or_else(|| {
+        if args.serve {
+            "127.0.0.1:8700".parse().unwrap()
+        } else {
+            "127.0.0.1:0".parse().unwrap()
+        }
+    });
     let server = swf_local::Server::bind(listen, swf_local::Options::default())
         .await
         .with_context(|| format!("swf-local cannot listen on {listen}"))?;
@@ -77,20 +77,35 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
     println!("swf-local listening on {url}");
 
     let config = dev_config(&url, &plugin_dir, args.metrics.as_deref())?;
-    let report = crate::register::run(&config).await.context("registering the domain and plugins")?;
+    let report = crate::register::run(&config)
+        .await
+        .context("registering the domain and plugins")?;
     print!("{report}");
     let client = demo_client(&url).await;
-    let demo = Demo { client: client.clone(), domain: DOMAIN.to_string() };
+    let demo = Demo {
+        client: client.clone(),
+        domain: DOMAIN.to_string(),
+    };
     demo.register_workflow_type().await?;
 
     // Load (compile, or take from the cache) every plugin before any workflow starts, so no
     // demo task waits in the queue for a host that is still compiling.
-    println!("loading plugins from {} (compiled code is cached for the next run)", plugin_dir.display());
+    println!(
+        "loading plugins from {} (compiled code is cached for the next run)",
+        plugin_dir.display()
+    );
     let config = Arc::new(config);
-    let runtime = crate::runtime::Runtime::new(&config).context("cannot set up the WebAssembly runtime")?;
-    let registry = crate::registry::Registry::start(&config, runtime).await.context("cannot load the plugins")?;
+    let runtime =
+        crate::runtime::Runtime::new(&config).context("cannot set up the WebAssembly runtime")?;
+    let registry = crate::registry::Registry::start(&config, runtime)
+        .await
+        .context("cannot load the plugins")?;
     let swf: Arc<dyn crate::swf::SwfClient> = Arc::new(crate::swf::connect(&config).await?);
-    let served: Vec<String> = registry.served(TASK_LIST).iter().map(ToString::to_string).collect();
+    let served: Vec<String> = registry
+        .served(TASK_LIST)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     let (stop_worker, worker_stopped) = oneshot::channel::<()>();
     let worker = tokio::spawn(crate::worker::run_with(
         config.clone(),
@@ -101,16 +116,28 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
             let _ = worker_stopped.await;
         },
     ));
-    println!("swasm serving task list {TASK_LIST:?} of domain {DOMAIN:?}: {}", served.join(", "));
+    println!(
+        "swasm serving task list {TASK_LIST:?} of domain {DOMAIN:?}: {}",
+        served.join(", ")
+    );
 
     let decider = Arc::new(Decider::new(client, DOMAIN).with_page_size(args.page_size));
     let mut code = ExitCode::SUCCESS;
     if !args.no_demo {
         let jobs = demo_jobs(&served, TASK_LIST)?;
-        println!("demo: starting {} workflows over {} activity types", jobs.len(), served.len());
+        println!(
+            "demo: starting {} workflows over {} activity types",
+            jobs.len(),
+            served.len()
+        );
         let started = demo.start("demo", &jobs).await?;
         let summary = demo
-            .run(&decider, &started, Duration::from_secs(args.deadline_s), |p| println!("  {p}"))
+            .run(
+                &decider,
+                &started,
+                Duration::from_secs(args.deadline_s),
+                |p| println!("  {p}"),
+            )
             .await;
         match summary {
             Ok(summary) => println!("\n{summary}"),
@@ -128,7 +155,9 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
             swasm_demo::WORKFLOW_NAME,
             swasm_demo::WORKFLOW_VERSION
         );
-        println!("  aws swf list-closed-workflow-executions --endpoint-url {url} --region {REGION} --domain {DOMAIN} --start-time-filter oldestDate=0");
+        println!(
+            "  aws swf list-closed-workflow-executions --endpoint-url {url} --region {REGION} --domain {DOMAIN} --start-time-filter oldestDate=0"
+        );
         let decide = {
             let decider = decider.clone();
             tokio::spawn(async move {
@@ -158,7 +187,9 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
 
 /// The configuration `swasm dev` runs the worker with.
 fn dev_config(url: &str, plugin_dir: &Path, metrics: Option<&str>) -> Result<Config> {
-    let metrics = metrics.map(|m| format!("\n[metrics]\nlisten = {m:?}\n")).unwrap_or_default();
+    let metrics = metrics
+        .map(|m| format!("\n[metrics]\nlisten = {m:?}\n"))
+        .unwrap_or_default();
     let text = format!(
         r#"shutdown_grace_s = 5
 
@@ -189,21 +220,11 @@ heartbeat_timeout_s = 30
 
 fn has_plugins(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|entries| {
-        entries
-            .flatten()
-            .any(|e| e.file_name().to_string_lossy().ends_with(".wasm") && e.file_name().to_string_lossy().contains('@'))
+        entries.flatten().any(|e| {
+            e.file_name().to_string_lossy().ends_with(".wasm")
+                && e.file_name().to_string_lossy().contains('@')
+        })
     })
-}
-
-fn ensure_dummy_credentials() {
-    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() && std::env::var_os("AWS_PROFILE").is_none() {
-        // SAFETY: called before the worker or any client that reads the environment starts;
-        // nothing else in this process touches these variables concurrently.
-        unsafe {
-            std::env::set_var("AWS_ACCESS_KEY_ID", "swasm-dev");
-            std::env::set_var("AWS_SECRET_ACCESS_KEY", "swasm-dev");
-        }
-    }
 }
 
 /// A client for the demo decider: long polls are held up to 60 s, so no attempt timeout.
@@ -212,7 +233,13 @@ async fn demo_client(url: &str) -> aws_sdk_swf::Client {
         .behavior_version(aws_sdk_swf::config::BehaviorVersion::latest())
         .endpoint_url(url)
         .region(Region::new(REGION))
-        .credentials_provider(Credentials::new("swasm-dev", "swasm-dev", None, None, "swasm-dev"))
+        .credentials_provider(Credentials::new(
+            "swasm-dev",
+            "swasm-dev",
+            None,
+            None,
+            "swasm-dev",
+        ))
         .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
         .build();
     aws_sdk_swf::Client::from_conf(conf)

@@ -89,6 +89,12 @@ pub async fn run_poller(dispatcher: Arc<Dispatcher>, list: Arc<TaskList>, tracke
             Err(e) => {
                 drop(permit);
                 metrics.polls.get_or_create(&label("error")).inc();
+                if shutdown.is_stopping() {
+                    // The poll was cut short while shutting down: it brought no task, so
+                    // nothing is lost and there is no streak worth an error line.
+                    tracing::debug!(task_list = %list.name, error = %e, "poll ended during shutdown");
+                    break;
+                }
                 if matches!(e, SwfError::Unavailable(_)) {
                     metrics.set_ready(false);
                 }

@@ -155,6 +155,17 @@ impl AwsSwf {
             });
         if let Some(url) = &url {
             loader = loader.endpoint_url(url.clone());
+            // A loopback endpoint is swf-local (or moto): it checks no signature, and a local
+            // run must work on a machine that has no AWS credentials at all.
+            if is_loopback_url(url) && std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+                loader = loader.credentials_provider(aws_sdk_swf::config::Credentials::new(
+                    "swasm-local",
+                    "swasm-local",
+                    None,
+                    None,
+                    "swasm-loopback-endpoint",
+                ));
+            }
         }
         if let Some(region) = &endpoint.region {
             loader = loader.region(aws_config::Region::new(region.clone()));
@@ -432,6 +443,24 @@ fn other(e: impl std::fmt::Display) -> SwfError {
     SwfError::Other(e.to_string())
 }
 
+/// Whether an endpoint URL names this machine (127.0.0.0/8, `localhost` or `[::1]`).
+fn is_loopback_url(url: &str) -> bool {
+    let authority = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = authority.split('/').next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if host.starts_with('[') {
+        host.split_once(']')
+            .map_or(host, |(h, _)| h)
+            .trim_start_matches('[')
+    } else {
+        host.split(':').next().unwrap_or_default()
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Connects using the config, with CLI overrides already applied to it.
 pub async fn connect(config: &crate::config::Config) -> Result<AwsSwf> {
     AwsSwf::connect(&Endpoint {
@@ -626,5 +655,21 @@ mod tests {
         assert!(SwfError::Unavailable(String::new()).is_retryable());
         assert!(!SwfError::TaskGone(String::new()).is_retryable());
         assert!(!SwfError::Validation(String::new()).is_retryable());
+    }
+}
+
+#[cfg(test)]
+mod loopback_tests {
+    use super::is_loopback_url;
+
+    #[test]
+    fn recognises_loopback_endpoints() {
+        assert!(is_loopback_url("http://127.0.0.1:8700"));
+        assert!(is_loopback_url("http://127.3.4.5:1/"));
+        assert!(is_loopback_url("http://localhost:8700/x"));
+        assert!(is_loopback_url("http://[::1]:8700"));
+        assert!(!is_loopback_url("https://swf.us-east-1.amazonaws.com"));
+        assert!(!is_loopback_url("http://10.0.0.1:8700"));
+        assert!(!is_loopback_url("http://127.0.0.1.example.com"));
     }
 }
