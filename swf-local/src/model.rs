@@ -311,9 +311,33 @@ pub struct Core {
     pub by_run: HashMap<(String, String, String), u64>,
     pub next_exec: u64,
     pub sched: Sched,
+    /// The last activity tasks that closed, with their last heartbeat details, newest last
+    /// (bounded; read by the `GET /_activities` debug route).
+    pub recent_activities: VecDeque<Value>,
+}
+
+/// How many closed activity tasks `GET /_activities` remembers.
+const RECENT_ACTIVITIES: usize = 2000;
+
+/// What `GET /_activities` shows of one activity task.
+pub fn activity_json(ex: &Execution, a: &Activity, status: &str) -> Value {
+    json!({
+        "domain": ex.domain, "workflowId": ex.workflow_id, "runId": ex.run_id,
+        "activityId": a.activity_id, "activityType": a.activity_type, "taskList": a.task_list,
+        "scheduledEventId": a.scheduled_id, "started": a.started_id.is_some(),
+        "cancelRequested": a.cancel_requested.is_some(), "details": a.details, "status": status,
+    })
 }
 
 impl Core {
+    /// Remembers a closed activity task for `GET /_activities` (oldest forgotten first).
+    pub fn remember_closed(&mut self, entry: Value) {
+        if self.recent_activities.len() >= RECENT_ACTIVITIES {
+            self.recent_activities.pop_front();
+        }
+        self.recent_activities.push_back(entry);
+    }
+
     pub fn new(timer_wake: Arc<Notify>) -> Core {
         Core {
             domains: HashMap::new(),
@@ -321,6 +345,7 @@ impl Core {
             open_by_workflow_id: HashMap::new(),
             by_run: HashMap::new(),
             next_exec: 1,
+            recent_activities: VecDeque::new(),
             sched: Sched {
                 activity_queues: HashMap::new(),
                 decision_queues: HashMap::new(),

@@ -96,6 +96,7 @@ impl Server {
             .route("/", post(swf))
             .route("/_faults", get(get_faults).post(post_faults))
             .route("/_stats", get(stats))
+            .route("/_activities", get(activities))
             .with_state(ctx.clone());
         let mut conns = JoinSet::new();
         tokio::pin!(shutdown);
@@ -280,5 +281,25 @@ async fn post_faults(AxState(ctx): AxState<Ctx>, body: Bytes) -> Result<axum::Js
 
 async fn stats(AxState(ctx): AxState<Ctx>) -> axum::Json<Value> {
     axum::Json(json!({"calls": ctx.state.all_calls()}))
+}
+
+/// `GET /_activities?domain=D` (debug): the open activity tasks of D's open executions and
+/// the recently closed ones, each with its last heartbeat details.
+async fn activities(
+    AxState(ctx): AxState<Ctx>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> axum::Json<Value> {
+    let domain = q.get("domain");
+    let core = ctx.state.lock();
+    let wanted = |v: &Value| domain.is_none_or(|d| v["domain"].as_str() == Some(d.as_str()));
+    let open: Vec<Value> = core
+        .execs
+        .values()
+        .filter(|ex| ex.is_open())
+        .flat_map(|ex| ex.activities.values().map(move |a| crate::model::activity_json(ex, a, "open")))
+        .filter(|v| wanted(v))
+        .collect();
+    let closed: Vec<Value> = core.recent_activities.iter().filter(|v| wanted(v)).cloned().collect();
+    axum::Json(json!({"open": open, "closed": closed}))
 }
 

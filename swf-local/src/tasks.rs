@@ -253,6 +253,14 @@ pub fn respond_activity_task(core: &mut Core, input: &Value, outcome: Outcome) -
     let ex = core.execs.get_mut(&exec).expect("checked");
     let a: Activity = ex.activities.remove(&scheduled).expect("checked");
     ex.activity_ids.remove(&a.activity_id);
+    let how = match outcome {
+        Outcome::Completed => "completed",
+        Outcome::Failed => "failed",
+        Outcome::Canceled => "canceled",
+    };
+    let entry = crate::model::activity_json(ex, &a, how);
+    core.remember_closed(entry);
+    let ex = core.execs.get_mut(&exec).expect("checked");
     let mut attrs = json!({"scheduledEventId": scheduled, "startedEventId": a.started_id.unwrap_or(0)});
     let copy = |attrs: &mut Value, key: &str| {
         if let Some(v) = get_str(input, key) {

@@ -136,6 +136,9 @@ pub fn activity_timed_out(core: &mut Core, exec: u64, scheduled: i64, timeout_ty
     let Some(ex) = core.execs.get_mut(&exec).filter(|e| e.is_open()) else { return };
     let Some(a) = ex.activities.remove(&scheduled) else { return };
     ex.activity_ids.remove(&a.activity_id);
+    let entry = crate::model::activity_json(ex, &a, "timed_out");
+    core.remember_closed(entry);
+    let ex = core.execs.get_mut(&exec).expect("checked");
     if let Some(t) = &a.token {
         core.sched.activity_tokens.remove(t);
     }
