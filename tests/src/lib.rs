@@ -175,6 +175,15 @@ impl LocalSwf {
     pub async fn calls(&self, op: &str) -> u64 {
         self.stats().await.get(op).copied().unwrap_or(0)
     }
+
+    /// `GET /_activities?domain=D`: `{"open": [...], "closed": [...]}`, each entry with
+    /// `workflowId`, `activityId`, `status` and the last heartbeat `details`.
+    pub async fn activities(&self, domain: &str) -> Value {
+        let body = http::get(&format!("{}/_activities?domain={domain}", self.url))
+            .await
+            .expect("GET /_activities");
+        serde_json::from_str(&body).expect("activities JSON")
+    }
 }
 
 impl Drop for LocalSwf {
@@ -219,6 +228,8 @@ pub struct HostConfig {
     pub shutdown_grace_s: u64,
     pub metrics_listen: Option<String>,
     pub register_domain: bool,
+    /// `[cache] dir`; `None` means one shared dir under the system temp dir.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl HostConfig {
@@ -232,6 +243,7 @@ impl HostConfig {
             shutdown_grace_s: 30,
             metrics_listen: None,
             register_domain: false,
+            cache_dir: None,
         }
     }
 
@@ -253,13 +265,11 @@ impl HostConfig {
             );
         }
         toml += "[cache]\nenabled = true\n";
-        toml += &format!(
-            "dir = {:?}\n\n",
-            std::env::temp_dir()
-                .join("swasm-e2e-cache")
-                .display()
-                .to_string()
-        );
+        let cache_dir = self
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("swasm-e2e-cache"));
+        toml += &format!("dir = {:?}\n\n", cache_dir.display().to_string());
         if let Some(listen) = &self.metrics_listen {
             toml += &format!("[metrics]\nlisten = {listen:?}\n\n");
         }
@@ -496,7 +506,32 @@ impl Swf {
         activities: &[Activity],
         retry_timeouts: bool,
     ) -> Result<String> {
-        let input = json!({"activities": activities.iter().map(Activity::to_json).collect::<Vec<_>>(), "retry_timeouts": retry_timeouts});
+        self.start_with(workflow_id, activities, retry_timeouts, None)
+            .await
+    }
+
+    /// Like [`Swf::start`], but the decider keeps at most `batch` activities open: it
+    /// schedules the first `batch`, then the next one each time one closes, so tasks keep
+    /// flowing for the whole run instead of arriving all at once.
+    pub async fn start_batched(
+        &self,
+        workflow_id: &str,
+        activities: &[Activity],
+        batch: usize,
+    ) -> Result<String> {
+        self.start_with(workflow_id, activities, false, Some(batch))
+            .await
+    }
+
+    async fn start_with(
+        &self,
+        workflow_id: &str,
+        activities: &[Activity],
+        retry_timeouts: bool,
+        batch: Option<usize>,
+    ) -> Result<String> {
+        let input = json!({"activities": activities.iter().map(Activity::to_json).collect::<Vec<_>>(),
+                           "retry_timeouts": retry_timeouts, "batch": batch});
         let out = self
             .client
             .start_workflow_execution()
@@ -770,6 +805,14 @@ fn decisions_for(events: &[HistoryEvent], previous_started: i64) -> Result<Vec<D
     let input: Value = serde_json::from_str(started.input.as_deref().unwrap_or("{}"))?;
     let specs = input["activities"].as_array().cloned().unwrap_or_default();
     let retry = input["retry_timeouts"].as_bool().unwrap_or(false);
+    let batch = input["batch"].as_u64().map(|b| b as usize);
+    // Batched workflows: specs[next..] are still to be scheduled.
+    let mut next = events
+        .iter()
+        .filter_map(|e| e.activity_task_scheduled_event_attributes.as_ref())
+        .map(|a| logical(&a.activity_id).to_string())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
     let spec_of = |id: &str| {
         specs
             .iter()
@@ -794,9 +837,22 @@ fn decisions_for(events: &[HistoryEvent], previous_started: i64) -> Result<Vec<D
         }
         match e.event_type {
             EventType::WorkflowExecutionStarted => {
-                for s in &specs {
+                let first = batch.unwrap_or(specs.len()).min(specs.len());
+                for s in &specs[..first] {
                     decisions.push(schedule(s, 0)?);
                 }
+                next = first;
+            }
+            EventType::ActivityTaskCompleted
+            | EventType::ActivityTaskFailed
+            | EventType::ActivityTaskCanceled
+            | EventType::ActivityTaskTimedOut
+                if batch.is_some()
+                    && next < specs.len()
+                    && !(retry && e.event_type == EventType::ActivityTaskTimedOut) =>
+            {
+                decisions.push(schedule(&specs[next], 0)?);
+                next += 1;
             }
             EventType::ActivityTaskTimedOut if retry => {
                 let a = e.activity_task_timed_out_event_attributes.as_ref().unwrap();

@@ -1,0 +1,458 @@
+//! Issue 4, end to end: the plugin directory of a running `swasm run` is live. Files are
+//! swapped the way deploy tools do it (write a hidden temp file in the dir, then rename it
+//! over the old one), while tasks flow through swf-local.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aws_sdk_swf::types::{EventType, HistoryEvent};
+use swasm_tests::*;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// Atomically puts `bytes` at `dir/name`: a hidden temp file in the same dir, then rename.
+fn drop_in(dir: &Path, name: &str, bytes: &[u8]) {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, dir.join(name)).unwrap();
+}
+
+fn read(guest: &str) -> Vec<u8> {
+    std::fs::read(plugin(guest)).unwrap()
+}
+
+fn plugin_dir(config: &HostConfig, task_list: &str) -> PathBuf {
+    config.dir.join("plugins").join(task_list)
+}
+
+fn secs(e: &HistoryEvent) -> f64 {
+    e.event_timestamp.as_secs_f64()
+}
+
+/// Waits for the `n`-th host log line containing all of `parts`.
+async fn wait_log(host: &Host, parts: &[&str], n: usize) {
+    wait_until(
+        &format!("host log line #{n} with {parts:?}"),
+        MINUTE,
+        || async {
+            let logs = host.logs();
+            let count = logs
+                .lines()
+                .filter(|l| parts.iter().all(|p| l.contains(p)))
+                .count();
+            (count >= n).then_some(())
+        },
+    )
+    .await
+}
+
+/// Per activity: (input, started timestamp, closing events), over all of a workflow's history.
+struct Run {
+    input: Option<String>,
+    started: Option<f64>,
+    /// When its (last) ActivityTaskCompleted was recorded.
+    completed_at: Option<f64>,
+    closed: Vec<Closed>,
+}
+
+fn runs(history: &[HistoryEvent]) -> BTreeMap<String, Run> {
+    let closed = closed_activities(history);
+    let mut by_sched: BTreeMap<i64, String> = BTreeMap::new();
+    let mut out: BTreeMap<String, Run> = BTreeMap::new();
+    for e in history {
+        if let Some(a) = &e.activity_task_scheduled_event_attributes {
+            by_sched.insert(e.event_id, a.activity_id.clone());
+            out.insert(
+                a.activity_id.clone(),
+                Run {
+                    input: a.input.clone(),
+                    started: None,
+                    completed_at: None,
+                    closed: closed.get(&a.activity_id).cloned().unwrap_or_default(),
+                },
+            );
+        }
+        if let Some(a) = &e.activity_task_started_event_attributes {
+            let id = &by_sched[&a.scheduled_event_id];
+            out.get_mut(id).unwrap().started = Some(secs(e));
+        }
+        if let Some(a) = &e.activity_task_completed_event_attributes {
+            let id = &by_sched[&a.scheduled_event_id];
+            out.get_mut(id).unwrap().completed_at = Some(secs(e));
+        }
+    }
+    out
+}
+
+/// 500 echo tasks flow (10 workflows, each keeping 5 open) while echo@1.wasm is replaced by
+/// code B and echo@2.wasm appears: nothing fails or times out, every task started after the
+/// first B result ran B, echo@2 serves once its load is logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swap_while_500_tasks_flow() {
+    let swf_local = LocalSwf::start();
+    let swf = Swf::new(&swf_local.url, "swap").await;
+    swf.setup(&[("echo@1", None), ("echo@2", None)])
+        .await
+        .unwrap();
+    let _decider = Decider::start(&swf);
+    let mut tl = TaskListSpec::new("main", &["echo@1.wasm"]);
+    tl.pollers = 4;
+    let config = HostConfig::new(&swf_local.url, "swap", vec![tl]);
+    let host = Host::start(&config.write(), &[]);
+    let dir = plugin_dir(&config, "main");
+
+    const WORKFLOWS: usize = 10;
+    const PER: usize = 50;
+    for w in 0..WORKFLOWS {
+        let acts: Vec<_> = (0..PER)
+            .map(|i| {
+                Activity::new(
+                    &format!("t{i}"),
+                    "echo@1",
+                    "main",
+                    Some(&format!("w{w}-t{i}")),
+                )
+            })
+            .collect();
+        swf.start_batched(&format!("w-swap-{w}"), &acts, 5)
+            .await
+            .unwrap();
+    }
+    let completed = || async {
+        let mut n = 0;
+        for w in 0..WORKFLOWS {
+            n += swf.closed(&format!("w-swap-{w}")).await.ok()?.len();
+        }
+        Some(n)
+    };
+    wait_until("150 tasks to close before the swap", 2 * MINUTE, || async {
+        (completed().await? >= 150).then_some(())
+    })
+    .await;
+
+    drop_in(&dir, "echo@1.wasm", &read("echo-b.wasm"));
+    drop_in(&dir, "echo@2.wasm", &read("echo@1.wasm"));
+    wait_log(&host, &["plugin swapped", "echo@1"], 1).await;
+    wait_log(&host, &["plugin loaded", "echo@2"], 1).await;
+    let acts2: Vec<_> = (0..20)
+        .map(|i| {
+            Activity::new(
+                &format!("v2-{i}"),
+                "echo@2",
+                "main",
+                Some(&format!("v2-{i}")),
+            )
+        })
+        .collect();
+    swf.start("w-swap-v2", &acts2, false).await.unwrap();
+    let closed2 = swf.wait_closed("w-swap-v2", acts2.len(), MINUTE).await;
+    for a in &acts2 {
+        assert_eq!(
+            closed2[&a.id],
+            vec![Closed::Completed(a.input.clone())],
+            "echo@2/{}",
+            a.id
+        );
+    }
+
+    let mut all = Vec::new();
+    for w in 0..WORKFLOWS {
+        let wf = format!("w-swap-{w}");
+        swf.wait_closed(&wf, PER, 2 * MINUTE).await;
+        let history = swf.history(&wf).await.unwrap();
+        assert!(
+            !history.iter().any(|e| matches!(
+                e.event_type,
+                EventType::ActivityTaskFailed | EventType::ActivityTaskTimedOut
+            )),
+            "{wf}: a task failed or timed out"
+        );
+        for (id, run) in runs(&history) {
+            all.push((format!("{wf}/{id}"), run));
+        }
+    }
+    assert_eq!(all.len(), WORKFLOWS * PER);
+
+    // The first B result, by the time SWF recorded it.
+    let b_of = |run: &Run| format!("B:{}", run.input.clone().unwrap_or_default());
+    let mut first_b = f64::INFINITY;
+    let (mut a_results, mut b_results) = (0, 0);
+    for (name, run) in &all {
+        let [Closed::Completed(Some(result))] = &run.closed[..] else {
+            panic!("{name}: expected one completion, got {:?}", run.closed);
+        };
+        if Some(result) == run.input.as_ref() {
+            a_results += 1;
+        } else {
+            assert_eq!(
+                result,
+                &b_of(run),
+                "{name}: neither code A's nor B's result"
+            );
+            b_results += 1;
+            first_b = first_b.min(run.completed_at.unwrap());
+        }
+    }
+    assert!(
+        a_results > 0 && b_results > 0,
+        "A {a_results}, B {b_results}"
+    );
+    // Every task polled after the first B result was recorded must have run B (its lookup
+    // came after that B task's lookup, which already saw the swapped table).
+    let mut after = 0;
+    for (name, run) in &all {
+        if run.started.unwrap() > first_b {
+            after += 1;
+            assert_eq!(
+                run.closed,
+                vec![Closed::Completed(Some(b_of(run)))],
+                "{name} started after the first B result"
+            );
+        }
+    }
+    assert!(
+        after >= 100,
+        "only {after} tasks started after the swap: the swap did not happen mid-flow"
+    );
+}
+
+/// A countdown of 2 s is running when countdown@1.wasm is replaced by other code: it
+/// completes on the old code, while a task started after the swap runs the new code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_task_finishes_on_the_old_code() {
+    let swf_local = LocalSwf::start();
+    let swf = Swf::new(&swf_local.url, "long").await;
+    swf.setup(&[("countdown@1", None)]).await.unwrap();
+    let _decider = Decider::start(&swf);
+    let config = HostConfig::new(
+        &swf_local.url,
+        "long",
+        vec![TaskListSpec::new("main", &["countdown@1.wasm"])],
+    );
+    let host = Host::start(&config.write(), &[]);
+    let input = r#"{"steps":40,"step_ms":50}"#;
+
+    swf.start(
+        "w-long",
+        &[Activity::new("old", "countdown@1", "main", Some(input))],
+        false,
+    )
+    .await
+    .unwrap();
+    wait_until("the countdown to start", MINUTE, || async {
+        let h = swf.history("w-long").await.ok()?;
+        h.iter()
+            .any(|e| e.event_type == EventType::ActivityTaskStarted)
+            .then_some(())
+    })
+    .await;
+    drop_in(
+        &plugin_dir(&config, "main"),
+        "countdown@1.wasm",
+        &read("echo-b.wasm"),
+    );
+    wait_log(&host, &["plugin swapped", "countdown@1"], 1).await;
+    assert!(
+        swf.closed("w-long").await.unwrap().is_empty(),
+        "the countdown ended before the swap: make it longer"
+    );
+
+    swf.start(
+        "w-new",
+        &[Activity::new("new", "countdown@1", "main", Some(input))],
+        false,
+    )
+    .await
+    .unwrap();
+    let new = swf.wait_closed("w-new", 1, MINUTE).await;
+    assert_eq!(
+        new["new"],
+        vec![Closed::Completed(Some(format!("B:{input}")))]
+    );
+    let old = swf.wait_closed("w-long", 1, MINUTE).await;
+    assert_eq!(
+        old["old"],
+        vec![Closed::Completed(Some(r#"{"done":40}"#.into()))]
+    );
+}
+
+async fn plugin_counter(metrics_url: &str, name: &str) -> Option<f64> {
+    let text = http::get(metrics_url).await.ok()?;
+    metric(&text, &format!("swasm_plugin_{name}_total"))
+}
+
+/// A restart with the same `[cache] dir` loads from the cache: the compile counter stays 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_with_a_warm_cache_does_not_compile() {
+    let swf_local = LocalSwf::start();
+    let swf = Swf::new(&swf_local.url, "warm").await;
+    swf.setup(&[("echo@1", None), ("countdown@1", None)])
+        .await
+        .unwrap();
+    let _decider = Decider::start(&swf);
+    let metrics_port = free_port();
+    let mut config = HostConfig::new(
+        &swf_local.url,
+        "warm",
+        vec![TaskListSpec::new(
+            "main",
+            &["echo@1.wasm", "countdown@1.wasm"],
+        )],
+    );
+    config.cache_dir = Some(temp_dir("cache"));
+    config.metrics_listen = Some(format!("127.0.0.1:{metrics_port}"));
+    let path = config.write();
+    let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
+
+    for (round, (compiles, hits)) in [(2.0, 0.0), (0.0, 2.0)].into_iter().enumerate() {
+        let mut host = Host::start(&path, &[]);
+        let loads = wait_until("both plugins to load", MINUTE, || async {
+            let loads = plugin_counter(&metrics_url, "loads").await?;
+            (loads >= 2.0).then_some(loads)
+        })
+        .await;
+        assert_eq!(loads, 2.0);
+        assert_eq!(
+            plugin_counter(&metrics_url, "compiles").await,
+            Some(compiles),
+            "round {round}\n{}",
+            host.logs()
+        );
+        assert_eq!(
+            plugin_counter(&metrics_url, "cache_hits").await,
+            Some(hits),
+            "round {round}"
+        );
+        // The code loaded from the cache runs.
+        let wf = format!("w-warm-{round}");
+        swf.start(
+            &wf,
+            &[Activity::new("e", "echo@1", "main", Some("warm"))],
+            false,
+        )
+        .await
+        .unwrap();
+        let closed = swf.wait_closed(&wf, 1, MINUTE).await;
+        assert_eq!(closed["e"], vec![Closed::Completed(Some("warm".into()))]);
+        host.signal("TERM");
+        let status = host.wait_exit(MINUTE).await.expect("the host should exit");
+        assert!(status.success(), "{status:?}");
+    }
+}
+
+/// Each kind of bad file dropped into the live dir is rejected (one log line, the rejects
+/// counter) while echo@1 keeps completing tasks with code A.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_files_are_rejected_while_the_old_version_serves() {
+    let swf_local = LocalSwf::start();
+    let swf = Swf::new(&swf_local.url, "bad").await;
+    swf.setup(&[("echo@1", None)]).await.unwrap();
+    let _decider = Decider::start(&swf);
+    let metrics_port = free_port();
+    let mut config = HostConfig::new(
+        &swf_local.url,
+        "bad",
+        vec![TaskListSpec::new("main", &["echo@1.wasm"])],
+    );
+    config.metrics_listen = Some(format!("127.0.0.1:{metrics_port}"));
+    let host = Host::start(&config.write(), &[]);
+    let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
+    let dir = plugin_dir(&config, "main");
+    let echo = read("echo@1.wasm");
+    // Serving first: a file changed before the host watches its dir is not what this tests.
+    swf.start(
+        "w-bad-first",
+        &[Activity::new("e", "echo@1", "main", Some("first"))],
+        false,
+    )
+    .await
+    .unwrap();
+    swf.wait_closed("w-bad-first", 1, MINUTE).await;
+
+    // (kind, file name, what its log line must say, bytes)
+    let bad: Vec<(&str, &str, &str, Vec<u8>)> = vec![
+        (
+            "not wasm",
+            "echo@1.wasm",
+            "not a WebAssembly file",
+            b"#!/bin/sh\necho hi\n".to_vec(),
+        ),
+        // The smallest valid core module: magic + version 1.
+        (
+            "a core module",
+            "echo@1.wasm",
+            "a core WebAssembly module",
+            b"\0asm\x01\0\0\0".to_vec(),
+        ),
+        // The smallest valid component (layer 1): it exports nothing of swasm:activity.
+        (
+            "the wrong world",
+            "echo@1.wasm",
+            "not built for world swasm:activity/plugin",
+            b"\0asm\x0d\0\x01\0".to_vec(),
+        ),
+        (
+            "truncated",
+            "echo@1.wasm",
+            "truncated",
+            echo[..echo.len() / 2].to_vec(),
+        ),
+        (
+            "no @version",
+            "echo.wasm",
+            "the file name must be <name>@<version>.wasm",
+            echo.clone(),
+        ),
+    ];
+    for (i, (kind, name, why, bytes)) in bad.iter().enumerate() {
+        drop_in(&dir, name, bytes);
+        wait_until(
+            &format!("the {kind} file to be rejected"),
+            MINUTE,
+            || async {
+                let n = plugin_counter(&metrics_url, "rejects").await?;
+                (n >= (i + 1) as f64).then_some(())
+            },
+        )
+        .await;
+        let logs = host.logs();
+        let lines: Vec<_> = logs
+            .lines()
+            .filter(|l| l.contains("plugin rejected"))
+            .collect();
+        assert_eq!(
+            lines.len(),
+            i + 1,
+            "one line per rejected file ({kind}):\n{logs}"
+        );
+        assert!(
+            lines[i].contains(&format!("/{name}")) && lines[i].contains(why),
+            "the line names the file and says what is wrong ({why}): {}",
+            lines[i]
+        );
+
+        let wf = format!("w-bad-{i}");
+        let acts: Vec<_> = (0..3)
+            .map(|j| {
+                Activity::new(
+                    &format!("e{j}"),
+                    "echo@1",
+                    "main",
+                    Some(&format!("{i}-{j}")),
+                )
+            })
+            .collect();
+        swf.start(&wf, &acts, false).await.unwrap();
+        let closed = swf.wait_closed(&wf, acts.len(), MINUTE).await;
+        for a in &acts {
+            assert_eq!(
+                closed[&a.id],
+                vec![Closed::Completed(a.input.clone())],
+                "after the {kind} file, {wf}/{}",
+                a.id
+            );
+        }
+    }
+    assert_eq!(plugin_counter(&metrics_url, "swaps").await, Some(0.0));
+}
