@@ -1,0 +1,192 @@
+//! Issue 5's sandbox, end to end through `swasm run`: grants are all a guest gets, and
+//! guests that loop, allocate or recurse forever fail with their own reason while the
+//! tasks next to them complete.
+
+use std::io::ErrorKind;
+use std::net::TcpListener;
+use std::time::Duration;
+
+use serde_json::Value;
+use swasm_tests::*;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// A loopback listener the test owns; `connections()` counts what reached it.
+struct Listener(TcpListener);
+
+impl Listener {
+    fn new() -> Listener {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        Listener(l)
+    }
+
+    fn port(&self) -> u16 {
+        self.0.local_addr().unwrap().port()
+    }
+
+    /// Connections waiting in the accept queue (a connect that was closed again still
+    /// waits there), so any attempt that got through is counted.
+    fn connections(&self) -> usize {
+        let mut n = 0;
+        loop {
+            match self.0.accept() {
+                Ok(_) => n += 1,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return n,
+                Err(e) => panic!("accept: {e}"),
+            }
+        }
+    }
+}
+
+/// `hostile@1` in a host started with AWS_ACCESS_KEY_ID and friends in its env: it sees only
+/// its granted variable, cannot read /etc/passwd, cannot open a TCP connection to a loopback
+/// listener, and cannot reach a non-allowed HTTP authority (another listener).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_guest_is_refused_everything() {
+    let swf_local = LocalSwf::start();
+    let swf = Swf::new(&swf_local.url, "hostile").await;
+    swf.setup(&[("hostile@1", None)]).await.unwrap();
+    let _decider = Decider::start(&swf);
+    let mut config = HostConfig::new(
+        &swf_local.url,
+        "hostile",
+        vec![TaskListSpec::new("main", &["hostile@1.wasm"])],
+    );
+    config.extra = concat!(
+        "[activity.\"hostile@1\"]\n",
+        "env = { MODE = \"fast\" }\n",
+        "allowed_hosts = [\"example.com:80\"]\n",
+    )
+    .into();
+    let host = Host::start(&config.write(), &[]);
+
+    let (tcp, web) = (Listener::new(), Listener::new());
+    let input = format!(
+        r#"{{"port":{},"http_host":"127.0.0.1:{}"}}"#,
+        tcp.port(),
+        web.port()
+    );
+    swf.start(
+        "w-hostile",
+        &[Activity::new("h", "hostile@1", "main", Some(&input))],
+        false,
+    )
+    .await
+    .unwrap();
+    let closed = swf.wait_closed("w-hostile", 1, MINUTE).await;
+    let [Closed::Completed(Some(result))] = &closed["h"][..] else {
+        panic!("hostile@1 should report, got {:?}", closed["h"]);
+    };
+    let report: Value = serde_json::from_str(result).unwrap();
+
+    // The host itself had AWS credentials in its env (the harness sets them).
+    let host_env = std::fs::read(format!("/proc/{}/environ", host.pid())).unwrap();
+    assert!(
+        String::from_utf8_lossy(&host_env).contains("AWS_ACCESS_KEY_ID="),
+        "the test should start the host with AWS_ACCESS_KEY_ID set"
+    );
+    assert_eq!(report["env"], serde_json::json!(["MODE"]), "{report}");
+    for what in ["file", "tcp", "http"] {
+        assert!(
+            report[what]
+                .as_str()
+                .is_some_and(|s| s.starts_with("denied")),
+            "{what} should be denied: {report}"
+        );
+    }
+    assert_eq!(tcp.connections(), 0, "the TCP listener got a connection");
+    assert_eq!(
+        web.connections(),
+        0,
+        "the non-allowed HTTP host got a connection"
+    );
+}
+
+/// 10 spin, 10 hog and 10 recurse guests at once next to 20 echo tasks: every echo
+/// completes, each bad guest fails with its own reason, the host stays up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn misbehaving_guests_fail_alone() {
+    let swf_local = LocalSwf::start();
+    let swf = Swf::new(&swf_local.url, "limits").await;
+    let types = ["echo@1", "spin@1", "hog@1", "recurse@1"];
+    swf.setup(&types.map(|t| (t, None))).await.unwrap();
+    let _decider = Decider::start(&swf);
+    let files = types.map(|t| format!("{t}.wasm"));
+    let mut tl = TaskListSpec::new("main", &files.each_ref().map(String::as_str));
+    tl.max_concurrent = 50;
+    tl.pollers = 4;
+    let mut config = HostConfig::new(&swf_local.url, "limits", vec![tl]);
+    config.extra = concat!(
+        "[activity.\"spin@1\"]\ntimeout_s = 2\n\n",
+        "[activity.\"hog@1\"]\nmemory_mb = 32\n\n",
+        "[activity.\"recurse@1\"]\ntimeout_s = 30\n",
+    )
+    .into();
+    let mut host = Host::start(&config.write(), &[]);
+
+    let mut acts = Vec::new();
+    for i in 0..10 {
+        acts.push(Activity::new(&format!("spin{i}"), "spin@1", "main", None));
+        acts.push(Activity::new(&format!("hog{i}"), "hog@1", "main", None));
+        acts.push(Activity::new(
+            &format!("recurse{i}"),
+            "recurse@1",
+            "main",
+            None,
+        ));
+        acts.push(Activity::new(
+            &format!("echo{i}"),
+            "echo@1",
+            "main",
+            Some(&format!("e{i}")),
+        ));
+        acts.push(Activity::new(
+            &format!("echo{}", i + 10),
+            "echo@1",
+            "main",
+            Some(&format!("e{}", i + 10)),
+        ));
+    }
+    swf.start("w-limits", &acts, false).await.unwrap();
+    let closed = swf.wait_closed("w-limits", acts.len(), 2 * MINUTE).await;
+
+    for a in &acts {
+        let c = &closed[&a.id];
+        let expected = match a.name.as_str() {
+            "echo" => {
+                assert_eq!(c, &vec![Closed::Completed(a.input.clone())], "{}", a.id);
+                continue;
+            }
+            "spin" => "swasm.Timeout",
+            "hog" => "swasm.MemoryLimit",
+            "recurse" => "swasm.Trap",
+            other => unreachable!("{other}"),
+        };
+        match &c[..] {
+            [Closed::Failed { reason, .. }] => assert_eq!(reason, expected, "{}: {c:?}", a.id),
+            other => panic!("{}: expected one {expected} failure, got {other:?}", a.id),
+        }
+    }
+    let history = swf.history("w-limits").await.unwrap();
+    assert!(
+        !history
+            .iter()
+            .any(|e| e.event_type == aws_sdk_swf::types::EventType::ActivityTaskTimedOut),
+        "the host answered every task itself"
+    );
+    assert!(
+        host.child.try_wait().unwrap().is_none(),
+        "the host should still be running"
+    );
+    // And it still serves.
+    let after = [Activity::new("after", "echo@1", "main", Some("still here"))];
+    swf.start("w-after", &after, false).await.unwrap();
+    let closed = swf.wait_closed("w-after", 1, MINUTE).await;
+    assert_eq!(
+        closed["after"],
+        vec![Closed::Completed(Some("still here".into()))]
+    );
+    host.signal("TERM");
+    assert!(host.wait_exit(MINUTE).await.is_some_and(|s| s.success()));
+}
