@@ -34,6 +34,20 @@ fn assert_all_echoed(closed: &std::collections::BTreeMap<String, Vec<Closed>>, a
     }
 }
 
+/// No activity of `workflow_id` timed out: the host answered every task it was given
+/// (a fault may cost time, never a task left to its timeout).
+async fn assert_no_timeouts(swf: &Swf, workflow_id: &str) {
+    let history = swf.history(workflow_id).await.unwrap();
+    let timed_out: Vec<_> = history
+        .iter()
+        .filter_map(|e| e.activity_task_timed_out_event_attributes.as_ref())
+        .collect();
+    assert!(
+        timed_out.is_empty(),
+        "{workflow_id}: activities timed out: {timed_out:?}"
+    );
+}
+
 /// Endpoint down at start: the host keeps retrying, is not ready, then serves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoint_down_at_start() {
@@ -76,6 +90,7 @@ async fn endpoint_down_at_start() {
     // Backoff tops out at 60 s; the first retries come much sooner.
     let closed = swf.wait_closed("w-down", acts.len(), 2 * MINUTE).await;
     assert_all_echoed(&closed, &acts);
+    assert_no_timeouts(&swf, "w-down").await;
     assert_eq!(http::status(&readyz).await.unwrap(), 200);
     // The streak was logged once, not per retry.
     assert_eq!(
@@ -161,6 +176,7 @@ async fn transient_faults_lose_nothing() {
             matches!(closed[&acts[4].id][..], [Closed::Completed(_)]),
             "{closed:?}"
         );
+        assert_no_timeouts(&swf, &wf).await;
     }
     assert!(
         host.logs().contains("retrying"),
@@ -192,6 +208,7 @@ async fn poll_permission_errors_are_logged_once_per_streak() {
     swf.start("w-perm", &acts, false).await.unwrap();
     let closed = swf.wait_closed("w-perm", 2, MINUTE).await;
     assert_all_echoed(&closed, &acts);
+    assert_no_timeouts(&swf, "w-perm").await;
     let logs = host.logs();
     let lines: Vec<_> = logs
         .lines()
@@ -264,36 +281,48 @@ async fn sigterm_answers_everything_in_flight() {
             other => panic!("long{i}: {other:?}"),
         }
     }
+    assert_no_timeouts(&swf, "w-sigterm").await;
 }
 
-/// Two hosts, 2,000 tasks, one host SIGKILLed half-way and restarted: every task completes
-/// exactly once (the killed host's tasks time out and the decider reschedules them).
+/// Two hosts, 2,000 tasks (one in ten a 1.5 s countdown), one host SIGKILLed half-way while
+/// it runs countdowns, then restarted: every task completes exactly once (the killed host's
+/// in-flight tasks time out and the decider reschedules them), none is answered twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hosts_sigkill_and_restart_exactly_once() {
+    use aws_sdk_swf::types::{EventType, HistoryEvent};
     let swf_local = LocalSwf::start();
     let swf = Swf::new(&swf_local.url, "kill").await;
-    swf.setup(&[("echo@1", None)]).await.unwrap();
+    swf.setup(&[("echo@1", None), ("countdown@1", None)])
+        .await
+        .unwrap();
     let _decider = Decider::start(&swf);
-    let mut tl = TaskListSpec::new("main", &["echo@1.wasm"]);
+    let mut tl = TaskListSpec::new("main", &["echo@1.wasm", "countdown@1.wasm"]);
     tl.max_concurrent = 20;
     tl.pollers = 4;
     let config_a = HostConfig::new(&swf_local.url, "kill", vec![tl.clone()]).write();
     let config_b = HostConfig::new(&swf_local.url, "kill", vec![tl]).write();
     let mut host_a = Host::start(&config_a, &[]);
     let _host_b = Host::start(&config_b, &[]);
+    // The host's default identity is `hostname:pid`.
+    let identity_a = format!(":{}", host_a.pid());
 
     const WORKFLOWS: usize = 20;
     const PER: usize = 100;
+    const COUNTDOWN: &str = r#"{"steps":15,"step_ms":100}"#;
     let mut all = Vec::new();
     for w in 0..WORKFLOWS {
         let acts: Vec<_> = (0..PER)
             .map(|i| {
-                let mut a = Activity::new(
-                    &format!("t{i}"),
-                    "echo@1",
-                    "main",
-                    Some(&format!("w{w}-t{i}")),
-                );
+                let mut a = if i % 10 == 0 {
+                    Activity::new(&format!("t{i}"), "countdown@1", "main", Some(COUNTDOWN))
+                } else {
+                    Activity::new(
+                        &format!("t{i}"),
+                        "echo@1",
+                        "main",
+                        Some(&format!("w{w}-t{i}")),
+                    )
+                };
                 a.start_to_close = "5".into();
                 a
             })
@@ -303,27 +332,67 @@ async fn two_hosts_sigkill_and_restart_exactly_once() {
             .unwrap();
         all.push(acts);
     }
-    let completed = || async {
-        let mut n = 0;
-        for w in 0..WORKFLOWS {
-            n += swf
-                .closed(&format!("w-kill-{w}"))
-                .await
-                .ok()?
-                .values()
-                .filter(|c| matches!(c.last(), Some(Closed::Completed(_))))
-                .count();
+    let expected = |a: &Activity| {
+        if a.name == "countdown" {
+            Some(r#"{"done":15}"#.to_string())
+        } else {
+            a.input.clone()
         }
-        Some(n)
     };
-    wait_until("half the tasks to complete", 3 * MINUTE, || async {
-        (completed().await? >= WORKFLOWS * PER / 2).then_some(())
-    })
+    // Scheduled event ids of the attempts host A started and that have not closed yet.
+    let running_on_a = |history: &[HistoryEvent]| {
+        let mut open = std::collections::BTreeSet::new();
+        for e in history {
+            if let Some(a) = &e.activity_task_started_event_attributes {
+                if a.identity
+                    .as_deref()
+                    .is_some_and(|i| i.ends_with(&identity_a))
+                {
+                    open.insert(a.scheduled_event_id);
+                }
+            }
+            let closed = [
+                e.activity_task_completed_event_attributes
+                    .as_ref()
+                    .map(|a| a.scheduled_event_id),
+                e.activity_task_failed_event_attributes
+                    .as_ref()
+                    .map(|a| a.scheduled_event_id),
+                e.activity_task_timed_out_event_attributes
+                    .as_ref()
+                    .map(|a| a.scheduled_event_id),
+                e.activity_task_canceled_event_attributes
+                    .as_ref()
+                    .map(|a| a.scheduled_event_id),
+            ];
+            for id in closed.into_iter().flatten() {
+                open.remove(&id);
+            }
+        }
+        open.len()
+    };
+    wait_until(
+        "half the tasks to complete with host A running some",
+        3 * MINUTE,
+        || async {
+            let (mut completed, mut on_a) = (0, 0);
+            for w in 0..WORKFLOWS {
+                let history = swf.history(&format!("w-kill-{w}")).await.ok()?;
+                completed += closed_activities(&history)
+                    .values()
+                    .filter(|c| matches!(c.last(), Some(Closed::Completed(_))))
+                    .count();
+                on_a += running_on_a(&history);
+            }
+            (completed >= WORKFLOWS * PER / 2 && on_a > 0).then_some(())
+        },
+    )
     .await;
     host_a.child.kill().unwrap();
     host_a.child.wait().unwrap();
     let _host_a2 = Host::start(&config_a, &[]);
 
+    let mut killed_in_flight = 0;
     for (w, acts) in all.iter().enumerate() {
         let wf = format!("w-kill-{w}");
         let closed = swf.wait_closed(&wf, PER, 3 * MINUTE).await;
@@ -336,7 +405,7 @@ async fn two_hosts_sigkill_and_restart_exactly_once() {
             assert_eq!(completions, 1, "{wf}/{}: {c:?}", a.id);
             assert_eq!(
                 c.last(),
-                Some(&Closed::Completed(a.input.clone())),
+                Some(&Closed::Completed(expected(a))),
                 "{wf}/{}: {c:?}",
                 a.id
             );
@@ -347,7 +416,29 @@ async fn two_hosts_sigkill_and_restart_exactly_once() {
                 a.id
             );
         }
+        // Attempts host A had started and never answered: they timed out.
+        let history = swf.history(&wf).await.unwrap();
+        let started_by_a: std::collections::BTreeSet<i64> = history
+            .iter()
+            .filter_map(|e| e.activity_task_started_event_attributes.as_ref())
+            .filter(|a| {
+                a.identity
+                    .as_deref()
+                    .is_some_and(|i| i.ends_with(&identity_a))
+            })
+            .map(|a| a.scheduled_event_id)
+            .collect();
+        killed_in_flight += history
+            .iter()
+            .filter(|e| e.event_type == EventType::ActivityTaskTimedOut)
+            .filter_map(|e| e.activity_task_timed_out_event_attributes.as_ref())
+            .filter(|a| started_by_a.contains(&a.scheduled_event_id))
+            .count();
     }
+    assert!(
+        killed_in_flight > 0,
+        "no task was in flight on the killed host: the kill tested nothing"
+    );
 }
 
 /// The endpoint restarts mid-run (in-process swf-local stopped and started again on the same
@@ -430,4 +521,5 @@ async fn endpoint_restart_mid_run() {
             a.id
         );
     }
+    assert_no_timeouts(&swf, "w-restart").await;
 }
