@@ -24,11 +24,11 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use aws_sdk_swf::Client;
 use aws_sdk_swf::types::{
-    ActivityType, CancelTimerDecisionAttributes, CancelWorkflowExecutionDecisionAttributes, ChildPolicy,
-    CompleteWorkflowExecutionDecisionAttributes, Decision, DecisionType, EventType, ExecutionStatus,
-    FailWorkflowExecutionDecisionAttributes, HistoryEvent, RequestCancelActivityTaskDecisionAttributes,
-    ScheduleActivityTaskDecisionAttributes, StartTimerDecisionAttributes, TaskList, WorkflowExecution,
-    WorkflowType,
+    ActivityType, CancelTimerDecisionAttributes, CancelWorkflowExecutionDecisionAttributes,
+    ChildPolicy, CompleteWorkflowExecutionDecisionAttributes, Decision, DecisionType, EventType,
+    ExecutionStatus, FailWorkflowExecutionDecisionAttributes, HistoryEvent,
+    RequestCancelActivityTaskDecisionAttributes, ScheduleActivityTaskDecisionAttributes,
+    StartTimerDecisionAttributes, TaskList, WorkflowExecution, WorkflowType,
 };
 use serde_json::{Value, json};
 
@@ -83,8 +83,12 @@ impl Job {
 
     fn from_json(text: &str) -> Result<Job> {
         let v: Value = serde_json::from_str(text).context("workflow input is not JSON")?;
-        let activity = v["activity"].as_str().context("workflow input has no \"activity\"")?;
-        let task_list = v["task_list"].as_str().context("workflow input has no \"task_list\"")?;
+        let activity = v["activity"]
+            .as_str()
+            .context("workflow input has no \"activity\"")?;
+        let task_list = v["task_list"]
+            .as_str()
+            .context("workflow input has no \"task_list\"")?;
         let mut job = Job::new(activity, task_list, v["input"].as_str())?;
         job.cancel_after_s = v["cancel_after_s"].as_u64();
         Ok(job)
@@ -125,7 +129,12 @@ pub struct Handled {
 
 impl Decider {
     pub fn new(client: Client, domain: impl Into<String>) -> Decider {
-        Decider { client, domain: domain.into(), identity: "swasm-demo-decider".into(), page_size: 100 }
+        Decider {
+            client,
+            domain: domain.into(),
+            identity: "swasm-demo-decider".into(),
+            page_size: 100,
+        }
     }
 
     pub fn with_page_size(mut self, page_size: i32) -> Decider {
@@ -150,7 +159,10 @@ impl Decider {
             return Ok(Handled::default());
         }
         let token = first.task_token().to_string();
-        let execution = first.workflow_execution().context("decision task without workflowExecution")?.clone();
+        let execution = first
+            .workflow_execution()
+            .context("decision task without workflowExecution")?
+            .clone();
         let previous_started = first.previous_started_event_id();
         let mut events: Vec<HistoryEvent> = first.events().to_vec();
         let mut next = first.next_page_token().map(str::to_string);
@@ -191,7 +203,11 @@ impl Decider {
             .send()
             .await
             .context("RespondDecisionTaskCompleted")?;
-        Ok(Handled { progress, workflow_id: Some(workflow_id), closed })
+        Ok(Handled {
+            progress,
+            workflow_id: Some(workflow_id),
+            closed,
+        })
     }
 }
 
@@ -204,13 +220,18 @@ pub fn decide(events: &[HistoryEvent]) -> Result<Vec<Decision>> {
     let job = Job::from_json(started.input().unwrap_or_default())?;
     let has = |t: EventType| events.iter().any(|e| *e.event_type() == t);
 
-    if let Some(a) = events.iter().find_map(|e| e.activity_task_completed_event_attributes()) {
+    if let Some(a) = events
+        .iter()
+        .find_map(|e| e.activity_task_completed_event_attributes())
+    {
         let mut decisions = cancel_timer_if_pending(events)?;
         decisions.push(
             Decision::builder()
                 .decision_type(DecisionType::CompleteWorkflowExecution)
                 .complete_workflow_execution_decision_attributes(
-                    CompleteWorkflowExecutionDecisionAttributes::builder().set_result(a.result().map(str::to_string)).build(),
+                    CompleteWorkflowExecutionDecisionAttributes::builder()
+                        .set_result(a.result().map(str::to_string))
+                        .build(),
                 )
                 .build()?,
         );
@@ -218,12 +239,22 @@ pub fn decide(events: &[HistoryEvent]) -> Result<Vec<Decision>> {
     }
     let failure = events.iter().find_map(|e| {
         if let Some(a) = e.activity_task_failed_event_attributes() {
-            Some((a.reason().unwrap_or("failed").to_string(), a.details().map(str::to_string)))
+            Some((
+                a.reason().unwrap_or("failed").to_string(),
+                a.details().map(str::to_string),
+            ))
         } else if let Some(a) = e.activity_task_timed_out_event_attributes() {
-            Some((format!("ActivityTimedOut:{}", a.timeout_type().as_str()), a.details().map(str::to_string)))
+            Some((
+                format!("ActivityTimedOut:{}", a.timeout_type().as_str()),
+                a.details().map(str::to_string),
+            ))
         } else {
-            e.schedule_activity_task_failed_event_attributes()
-                .map(|a| (format!("ScheduleActivityTaskFailed:{}", a.cause().as_str()), None))
+            e.schedule_activity_task_failed_event_attributes().map(|a| {
+                (
+                    format!("ScheduleActivityTaskFailed:{}", a.cause().as_str()),
+                    None,
+                )
+            })
         }
     });
     if let Some((reason, details)) = failure {
@@ -232,13 +263,19 @@ pub fn decide(events: &[HistoryEvent]) -> Result<Vec<Decision>> {
             Decision::builder()
                 .decision_type(DecisionType::FailWorkflowExecution)
                 .fail_workflow_execution_decision_attributes(
-                    FailWorkflowExecutionDecisionAttributes::builder().reason(reason).set_details(details).build(),
+                    FailWorkflowExecutionDecisionAttributes::builder()
+                        .reason(reason)
+                        .set_details(details)
+                        .build(),
                 )
                 .build()?,
         );
         return Ok(decisions);
     }
-    if let Some(a) = events.iter().find_map(|e| e.activity_task_canceled_event_attributes()) {
+    if let Some(a) = events
+        .iter()
+        .find_map(|e| e.activity_task_canceled_event_attributes())
+    {
         let mut decisions = cancel_timer_if_pending(events)?;
         decisions.push(
             Decision::builder()
@@ -260,7 +297,10 @@ pub fn decide(events: &[HistoryEvent]) -> Result<Vec<Decision>> {
                 .schedule_activity_task_decision_attributes(
                     ScheduleActivityTaskDecisionAttributes::builder()
                         .activity_type(
-                            ActivityType::builder().name(&job.activity_name).version(&job.activity_version).build()?,
+                            ActivityType::builder()
+                                .name(&job.activity_name)
+                                .version(&job.activity_version)
+                                .build()?,
                         )
                         .activity_id(ACTIVITY_ID)
                         .task_list(TaskList::builder().name(&job.task_list).build()?)
@@ -289,13 +329,16 @@ pub fn decide(events: &[HistoryEvent]) -> Result<Vec<Decision>> {
         return Ok(decisions);
     }
 
-    let wants_cancel = has(EventType::TimerFired) || has(EventType::WorkflowExecutionCancelRequested);
+    let wants_cancel =
+        has(EventType::TimerFired) || has(EventType::WorkflowExecutionCancelRequested);
     if wants_cancel && !has(EventType::ActivityTaskCancelRequested) {
         return Ok(vec![
             Decision::builder()
                 .decision_type(DecisionType::RequestCancelActivityTask)
                 .request_cancel_activity_task_decision_attributes(
-                    RequestCancelActivityTaskDecisionAttributes::builder().activity_id(ACTIVITY_ID).build()?,
+                    RequestCancelActivityTaskDecisionAttributes::builder()
+                        .activity_id(ACTIVITY_ID)
+                        .build()?,
                 )
                 .build()?,
         ]);
@@ -305,43 +348,67 @@ pub fn decide(events: &[HistoryEvent]) -> Result<Vec<Decision>> {
 
 fn cancel_timer_if_pending(events: &[HistoryEvent]) -> Result<Vec<Decision>> {
     let has = |t: EventType| events.iter().any(|e| *e.event_type() == t);
-    if !has(EventType::TimerStarted) || has(EventType::TimerFired) || has(EventType::TimerCanceled) {
+    if !has(EventType::TimerStarted) || has(EventType::TimerFired) || has(EventType::TimerCanceled)
+    {
         return Ok(Vec::new());
     }
     Ok(vec![
         Decision::builder()
             .decision_type(DecisionType::CancelTimer)
-            .cancel_timer_decision_attributes(CancelTimerDecisionAttributes::builder().timer_id(CANCEL_TIMER_ID).build()?)
+            .cancel_timer_decision_attributes(
+                CancelTimerDecisionAttributes::builder()
+                    .timer_id(CANCEL_TIMER_ID)
+                    .build()?,
+            )
             .build()?,
     ])
 }
 
 /// Progress lines for the events after the previous decision task.
-fn describe_new_events(workflow_id: &str, events: &[HistoryEvent], previous_started: i64) -> Vec<Progress> {
-    let line = |what: String| Progress { workflow_id: workflow_id.to_string(), what };
+fn describe_new_events(
+    workflow_id: &str,
+    events: &[HistoryEvent],
+    previous_started: i64,
+) -> Vec<Progress> {
+    let line = |what: String| Progress {
+        workflow_id: workflow_id.to_string(),
+        what,
+    };
     events
         .iter()
         .filter(|e| e.event_id() > previous_started)
         .filter_map(|e| {
             let what = if let Some(a) = e.activity_task_scheduled_event_attributes() {
-                let ty = a.activity_type().map(|t| format!("{}@{}", t.name(), t.version())).unwrap_or_default();
-                Some(format!("scheduled {ty} on task list {:?}", a.task_list().map(|t| t.name()).unwrap_or("")))
+                let ty = a
+                    .activity_type()
+                    .map(|t| format!("{}@{}", t.name(), t.version()))
+                    .unwrap_or_default();
+                Some(format!(
+                    "scheduled {ty} on task list {:?}",
+                    a.task_list().map(|t| t.name()).unwrap_or("")
+                ))
             } else if let Some(a) = e.activity_task_started_event_attributes() {
                 Some(format!("started by {}", a.identity().unwrap_or("?")))
             } else if let Some(a) = e.activity_task_completed_event_attributes() {
-                Some(format!("completed: {}", a.result().unwrap_or("(no result)")))
+                Some(format!(
+                    "completed: {}",
+                    a.result().unwrap_or("(no result)")
+                ))
             } else if let Some(a) = e.activity_task_failed_event_attributes() {
-                Some(format!("failed: {} {}", a.reason().unwrap_or(""), a.details().unwrap_or("")))
+                Some(format!(
+                    "failed: {} {}",
+                    a.reason().unwrap_or(""),
+                    a.details().unwrap_or("")
+                ))
             } else if let Some(a) = e.activity_task_canceled_event_attributes() {
                 Some(format!("canceled: {}", a.details().unwrap_or("")))
             } else if let Some(a) = e.activity_task_timed_out_event_attributes() {
                 Some(format!("timed out ({})", a.timeout_type().as_str()))
             } else if e.timer_fired_event_attributes().is_some() {
                 Some("timer fired: asking the activity to cancel".to_string())
-            } else if let Some(a) = e.schedule_activity_task_failed_event_attributes() {
-                Some(format!("could not schedule: {}", a.cause().as_str()))
             } else {
-                None
+                e.schedule_activity_task_failed_event_attributes()
+                    .map(|a| format!("could not schedule: {}", a.cause().as_str()))
             };
             what.map(line)
         })
@@ -372,13 +439,21 @@ impl Summary {
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{:<28} {:<18} {:<10} detail", "workflow", "activity", "status")?;
+        writeln!(
+            f,
+            "{:<28} {:<18} {:<10} detail",
+            "workflow", "activity", "status"
+        )?;
         for o in &self.outcomes {
             let mut detail = o.detail.replace('\n', " ");
             if detail.chars().count() > 60 {
                 detail = detail.chars().take(57).collect::<String>() + "...";
             }
-            writeln!(f, "{:<28} {:<18} {:<10} {}", o.workflow_id, o.activity, o.status, detail)?;
+            writeln!(
+                f,
+                "{:<28} {:<18} {:<10} {}",
+                o.workflow_id, o.activity, o.status, detail
+            )?;
         }
         write!(
             f,
@@ -386,7 +461,10 @@ impl fmt::Display for Summary {
             self.count("COMPLETED"),
             self.count("FAILED"),
             self.count("CANCELED"),
-            self.outcomes.len() - self.count("COMPLETED") - self.count("FAILED") - self.count("CANCELED")
+            self.outcomes.len()
+                - self.count("COMPLETED")
+                - self.count("FAILED")
+                - self.count("CANCELED")
         )
     }
 }
@@ -415,7 +493,12 @@ impl Demo {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_type_already_exists_fault()) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_type_already_exists_fault()) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(anyhow::Error::new(e).context("RegisterWorkflowType swasm-demo@1")),
         }
     }
@@ -430,12 +513,20 @@ impl Demo {
                 .start_workflow_execution()
                 .domain(&self.domain)
                 .workflow_id(&workflow_id)
-                .workflow_type(WorkflowType::builder().name(WORKFLOW_NAME).version(WORKFLOW_VERSION).build()?)
+                .workflow_type(
+                    WorkflowType::builder()
+                        .name(WORKFLOW_NAME)
+                        .version(WORKFLOW_VERSION)
+                        .build()?,
+                )
                 .input(job.to_json())
                 .send()
                 .await
                 .with_context(|| format!("StartWorkflowExecution {workflow_id}"))?;
-            let execution = WorkflowExecution::builder().workflow_id(workflow_id).run_id(out.run_id().unwrap_or_default()).build()?;
+            let execution = WorkflowExecution::builder()
+                .workflow_id(workflow_id)
+                .run_id(out.run_id().unwrap_or_default())
+                .build()?;
             started.push((execution, job.clone()));
         }
         Ok(started)
@@ -451,20 +542,26 @@ impl Demo {
         mut on_progress: impl FnMut(&Progress),
     ) -> Result<Summary> {
         let until = tokio::time::Instant::now() + deadline;
-        let mut open: BTreeMap<String, &WorkflowExecution> =
-            started.iter().map(|(e, _)| (e.workflow_id().to_string(), e)).collect();
+        let mut open: BTreeMap<String, &WorkflowExecution> = started
+            .iter()
+            .map(|(e, _)| (e.workflow_id().to_string(), e))
+            .collect();
         while !open.is_empty() {
             if tokio::time::Instant::now() > until {
-                bail!("{} workflow(s) still open after {deadline:?}: {:?}", open.len(), open.keys().collect::<Vec<_>>());
+                bail!(
+                    "{} workflow(s) still open after {deadline:?}: {:?}",
+                    open.len(),
+                    open.keys().collect::<Vec<_>>()
+                );
             }
             let handled = decider.poll_once().await?;
             for p in &handled.progress {
                 on_progress(p);
             }
-            if handled.closed {
-                if let Some(id) = handled.workflow_id {
-                    open.remove(&id);
-                }
+            if handled.closed
+                && let Some(id) = handled.workflow_id
+            {
+                open.remove(&id);
             }
         }
         let mut summary = Summary::default();
@@ -486,7 +583,10 @@ impl Demo {
         let info = described.execution_info().context("no executionInfo")?;
         let status = match info.execution_status() {
             ExecutionStatus::Open => "OPEN".to_string(),
-            _ => info.close_status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+            _ => info
+                .close_status()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
         };
         let history = self
             .client
@@ -505,9 +605,14 @@ impl Demo {
                 if let Some(a) = e.workflow_execution_completed_event_attributes() {
                     Some(a.result().unwrap_or_default().to_string())
                 } else if let Some(a) = e.workflow_execution_failed_event_attributes() {
-                    Some(format!("{}: {}", a.reason().unwrap_or_default(), a.details().unwrap_or_default()))
+                    Some(format!(
+                        "{}: {}",
+                        a.reason().unwrap_or_default(),
+                        a.details().unwrap_or_default()
+                    ))
                 } else {
-                    e.workflow_execution_canceled_event_attributes().map(|a| a.details().unwrap_or_default().to_string())
+                    e.workflow_execution_canceled_event_attributes()
+                        .map(|a| a.details().unwrap_or_default().to_string())
                 }
             })
             .unwrap_or_default();
@@ -532,13 +637,23 @@ pub fn demo_jobs(served: &[String], task_list: &str) -> Result<Vec<Job>> {
             jobs.push(Job::new(ty, task_list, Some(&format!("hello from {ty}")))?);
             jobs.push(Job::new(ty, task_list, Some("fail"))?);
         } else if name.starts_with("countdown") {
-            jobs.push(Job::new(ty, task_list, Some(r#"{"steps":5,"step_ms":100}"#))?);
+            jobs.push(Job::new(
+                ty,
+                task_list,
+                Some(r#"{"steps":5,"step_ms":100}"#),
+            )?);
             if !cancel_done {
                 cancel_done = true;
-                jobs.push(Job::new(ty, task_list, Some(r#"{"steps":40,"step_ms":100}"#))?.cancel_after(1));
+                jobs.push(
+                    Job::new(ty, task_list, Some(r#"{"steps":40,"step_ms":100}"#))?.cancel_after(1),
+                );
             }
         } else if name == "validate" {
-            jobs.push(Job::new(ty, task_list, Some(r#"{"email":" Ada@Example.COM "}"#))?);
+            jobs.push(Job::new(
+                ty,
+                task_list,
+                Some(r#"{"email":" Ada@Example.COM "}"#),
+            )?);
         }
     }
     Ok(jobs)
@@ -550,15 +665,24 @@ mod tests {
 
     #[test]
     fn job_round_trips_through_workflow_input() {
-        let job = Job::new("countdown@1", "demo", Some("{\"steps\":3}")).unwrap().cancel_after(2);
+        let job = Job::new("countdown@1", "demo", Some("{\"steps\":3}"))
+            .unwrap()
+            .cancel_after(2);
         assert_eq!(Job::from_json(&job.to_json()).unwrap(), job);
     }
 
     #[test]
     fn demo_jobs_cover_success_failure_and_one_cancel() {
-        let served = vec!["countdown@1".to_string(), "countdown-py@1".to_string(), "echo@1".to_string()];
+        let served = vec![
+            "countdown@1".to_string(),
+            "countdown-py@1".to_string(),
+            "echo@1".to_string(),
+        ];
         let jobs = demo_jobs(&served, "demo").unwrap();
-        assert_eq!(jobs.iter().filter(|j| j.cancel_after_s.is_some()).count(), 1);
+        assert_eq!(
+            jobs.iter().filter(|j| j.cancel_after_s.is_some()).count(),
+            1
+        );
         assert!(jobs.iter().any(|j| j.input.as_deref() == Some("fail")));
         assert_eq!(jobs.len(), 5);
     }
