@@ -8,45 +8,99 @@ use serde_json::{Value, json};
 use crate::error::{SwfError, SwfResult};
 use crate::executions::{resolve_params, start};
 use crate::history::schedule_decision;
-use crate::model::{Activity, Core, DecisionState, Status, get_str, parse_duration, req_str, task_list_of};
+use crate::model::{
+    Activity, Core, DecisionState, Status, get_str, parse_duration, req_str, task_list_of,
+};
 use crate::timers::TimerKind;
 
 /// Decision types swf-local applies, with the member holding their attributes.
 const SUPPORTED: &[(&str, &str)] = &[
-    ("ScheduleActivityTask", "scheduleActivityTaskDecisionAttributes"),
-    ("RequestCancelActivityTask", "requestCancelActivityTaskDecisionAttributes"),
-    ("CompleteWorkflowExecution", "completeWorkflowExecutionDecisionAttributes"),
-    ("FailWorkflowExecution", "failWorkflowExecutionDecisionAttributes"),
-    ("CancelWorkflowExecution", "cancelWorkflowExecutionDecisionAttributes"),
-    ("ContinueAsNewWorkflowExecution", "continueAsNewWorkflowExecutionDecisionAttributes"),
+    (
+        "ScheduleActivityTask",
+        "scheduleActivityTaskDecisionAttributes",
+    ),
+    (
+        "RequestCancelActivityTask",
+        "requestCancelActivityTaskDecisionAttributes",
+    ),
+    (
+        "CompleteWorkflowExecution",
+        "completeWorkflowExecutionDecisionAttributes",
+    ),
+    (
+        "FailWorkflowExecution",
+        "failWorkflowExecutionDecisionAttributes",
+    ),
+    (
+        "CancelWorkflowExecution",
+        "cancelWorkflowExecutionDecisionAttributes",
+    ),
+    (
+        "ContinueAsNewWorkflowExecution",
+        "continueAsNewWorkflowExecutionDecisionAttributes",
+    ),
     ("StartTimer", "startTimerDecisionAttributes"),
     ("CancelTimer", "cancelTimerDecisionAttributes"),
     ("RecordMarker", "recordMarkerDecisionAttributes"),
 ];
 
 /// Decision types whose attributes may be absent (all their members are optional).
-const OPTIONAL_ATTRS: &[&str] = &["CompleteWorkflowExecution", "FailWorkflowExecution", "CancelWorkflowExecution", "ContinueAsNewWorkflowExecution"];
+const OPTIONAL_ATTRS: &[&str] = &[
+    "CompleteWorkflowExecution",
+    "FailWorkflowExecution",
+    "CancelWorkflowExecution",
+    "ContinueAsNewWorkflowExecution",
+];
 
 fn attrs_of(i: usize, d: &Value) -> SwfResult<(&str, Value)> {
     let ty = req_str(d, "decisionType")?;
     let Some((_, member)) = SUPPORTED.iter().find(|(t, _)| *t == ty) else {
-        return Err(SwfError::validation(format!("decisions.{}: swf-local does not support the decision type {ty}", i + 1)));
+        return Err(SwfError::validation(format!(
+            "decisions.{}: swf-local does not support the decision type {ty}",
+            i + 1
+        )));
     };
     match d.get(*member).filter(|v| !v.is_null()) {
         Some(a) => Ok((ty, a.clone())),
         None if OPTIONAL_ATTRS.contains(&ty) => Ok((ty, json!({}))),
-        None => Err(SwfError::validation(format!("decisions.{}: {member} is required for decision type {ty}", i + 1))),
+        None => Err(SwfError::validation(format!(
+            "decisions.{}: {member} is required for decision type {ty}",
+            i + 1
+        ))),
     }
 }
 
 pub fn respond_decision_task_completed(core: &mut Core, input: &Value) -> SwfResult<Value> {
     let token = req_str(input, "taskToken")?;
-    let unknown = || SwfError::unknown("Unknown task token: the decision task is closed, timed out or was never started");
-    let decisions = input.get("decisions").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-    let parsed = decisions.iter().enumerate().map(|(i, d)| attrs_of(i, d)).collect::<SwfResult<Vec<_>>>()?;
+    let unknown = || {
+        SwfError::unknown(
+            "Unknown task token: the decision task is closed, timed out or was never started",
+        )
+    };
+    let decisions = input
+        .get("decisions")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let parsed = decisions
+        .iter()
+        .enumerate()
+        .map(|(i, d)| attrs_of(i, d))
+        .collect::<SwfResult<Vec<_>>>()?;
     let exec = *core.sched.decision_tokens.get(token).ok_or_else(unknown)?;
-    let ex = core.execs.get_mut(&exec).filter(|e| e.is_open()).ok_or_else(unknown)?;
-    let DecisionState::Started { scheduled_id, started_id, token: current } = &ex.decision else { return Err(unknown()) };
+    let ex = core
+        .execs
+        .get_mut(&exec)
+        .filter(|e| e.is_open())
+        .ok_or_else(unknown)?;
+    let DecisionState::Started {
+        scheduled_id,
+        started_id,
+        token: current,
+    } = &ex.decision
+    else {
+        return Err(unknown());
+    };
     if current != token {
         return Err(unknown());
     }
@@ -63,7 +117,12 @@ pub fn respond_decision_task_completed(core: &mut Core, input: &Value) -> SwfRes
 
     let mut needs_decision = unhandled;
     for (ty, a) in parsed {
-        let mut ctx = Ctx { core, exec, completed, needs_decision: &mut needs_decision };
+        let mut ctx = Ctx {
+            core,
+            exec,
+            completed,
+            needs_decision: &mut needs_decision,
+        };
         let closed = match ty {
             "ScheduleActivityTask" => ctx.schedule_activity(&a).map(|_| false)?,
             "RequestCancelActivityTask" => ctx.request_cancel_activity(&a).map(|_| false)?,
@@ -104,7 +163,10 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn ex(&mut self) -> &mut crate::model::Execution {
-        self.core.execs.get_mut(&self.exec).expect("execution of a started decision")
+        self.core
+            .execs
+            .get_mut(&self.exec)
+            .expect("execution of a started decision")
     }
 
     fn push(&mut self, ty: &str, attrs: Value) -> i64 {
@@ -123,31 +185,69 @@ impl Ctx<'_> {
         let at = &a["activityType"];
         let (name, version) = (req_str(at, "name")?, req_str(at, "version")?);
         let activity_id = req_str(a, "activityId")?;
-        let base = json!({"activityType": {"name": name, "version": version}, "activityId": activity_id});
+        let base =
+            json!({"activityType": {"name": name, "version": version}, "activityId": activity_id});
         let domain = self.ex().domain.clone();
-        let ty = self.core.domains.get(&domain).and_then(|d| d.activity_types.get(&(name.to_owned(), version.to_owned()))).cloned();
+        let ty = self
+            .core
+            .domains
+            .get(&domain)
+            .and_then(|d| d.activity_types.get(&(name.to_owned(), version.to_owned())))
+            .cloned();
         let Some(ty) = ty else {
-            self.failed("ScheduleActivityTaskFailed", base, "ACTIVITY_TYPE_DOES_NOT_EXIST");
+            self.failed(
+                "ScheduleActivityTaskFailed",
+                base,
+                "ACTIVITY_TYPE_DOES_NOT_EXIST",
+            );
             return Ok(());
         };
         if ty.status == Status::Deprecated {
-            self.failed("ScheduleActivityTaskFailed", base, "ACTIVITY_TYPE_DEPRECATED");
+            self.failed(
+                "ScheduleActivityTaskFailed",
+                base,
+                "ACTIVITY_TYPE_DEPRECATED",
+            );
             return Ok(());
         }
         if self.ex().activity_ids.contains_key(activity_id) {
-            self.failed("ScheduleActivityTaskFailed", base, "ACTIVITY_ID_ALREADY_IN_USE");
+            self.failed(
+                "ScheduleActivityTaskFailed",
+                base,
+                "ACTIVITY_ID_ALREADY_IN_USE",
+            );
             return Ok(());
         }
         if self.ex().activities.len() >= 1000 {
-            self.failed("ScheduleActivityTaskFailed", base, "OPEN_ACTIVITIES_LIMIT_EXCEEDED");
+            self.failed(
+                "ScheduleActivityTaskFailed",
+                base,
+                "OPEN_ACTIVITIES_LIMIT_EXCEEDED",
+            );
             return Ok(());
         }
         let mut timeouts = [None, None, None, None];
         for (i, (key, default, cause)) in [
-            ("scheduleToStartTimeout", "defaultTaskScheduleToStartTimeout", "DEFAULT_SCHEDULE_TO_START_TIMEOUT_UNDEFINED"),
-            ("scheduleToCloseTimeout", "defaultTaskScheduleToCloseTimeout", "DEFAULT_SCHEDULE_TO_CLOSE_TIMEOUT_UNDEFINED"),
-            ("startToCloseTimeout", "defaultTaskStartToCloseTimeout", "DEFAULT_START_TO_CLOSE_TIMEOUT_UNDEFINED"),
-            ("heartbeatTimeout", "defaultTaskHeartbeatTimeout", "DEFAULT_HEARTBEAT_TIMEOUT_UNDEFINED"),
+            (
+                "scheduleToStartTimeout",
+                "defaultTaskScheduleToStartTimeout",
+                "DEFAULT_SCHEDULE_TO_START_TIMEOUT_UNDEFINED",
+            ),
+            (
+                "scheduleToCloseTimeout",
+                "defaultTaskScheduleToCloseTimeout",
+                "DEFAULT_SCHEDULE_TO_CLOSE_TIMEOUT_UNDEFINED",
+            ),
+            (
+                "startToCloseTimeout",
+                "defaultTaskStartToCloseTimeout",
+                "DEFAULT_START_TO_CLOSE_TIMEOUT_UNDEFINED",
+            ),
+            (
+                "heartbeatTimeout",
+                "defaultTaskHeartbeatTimeout",
+                "DEFAULT_HEARTBEAT_TIMEOUT_UNDEFINED",
+            ),
         ]
         .into_iter()
         .enumerate()
@@ -160,8 +260,15 @@ impl Ctx<'_> {
                 }
             }
         }
-        let Some(task_list) = task_list_of(a).or_else(|| ty.default_task_list()).map(str::to_owned) else {
-            self.failed("ScheduleActivityTaskFailed", base, "DEFAULT_TASK_LIST_UNDEFINED");
+        let Some(task_list) = task_list_of(a)
+            .or_else(|| ty.default_task_list())
+            .map(str::to_owned)
+        else {
+            self.failed(
+                "ScheduleActivityTaskFailed",
+                base,
+                "DEFAULT_TASK_LIST_UNDEFINED",
+            );
             return Ok(());
         };
         let mut ev = base.clone();
@@ -204,10 +311,16 @@ impl Ctx<'_> {
         let sched = &mut self.core.sched;
         sched.enqueue_activity(&domain, &task_list, (exec, scheduled));
         if let Some(s) = secs[0] {
-            sched.add_timer(now + Duration::from_secs(s), TimerKind::ScheduleToStart { exec, scheduled });
+            sched.add_timer(
+                now + Duration::from_secs(s),
+                TimerKind::ScheduleToStart { exec, scheduled },
+            );
         }
         if let Some(s) = secs[1] {
-            sched.add_timer(now + Duration::from_secs(s), TimerKind::ScheduleToClose { exec, scheduled });
+            sched.add_timer(
+                now + Duration::from_secs(s),
+                TimerKind::ScheduleToClose { exec, scheduled },
+            );
         }
         Ok(())
     }
@@ -215,7 +328,11 @@ impl Ctx<'_> {
     fn request_cancel_activity(&mut self, a: &Value) -> SwfResult<()> {
         let activity_id = req_str(a, "activityId")?;
         let Some(&scheduled) = self.ex().activity_ids.get(activity_id) else {
-            self.failed("RequestCancelActivityTaskFailed", json!({"activityId": activity_id}), "ACTIVITY_ID_UNKNOWN");
+            self.failed(
+                "RequestCancelActivityTaskFailed",
+                json!({"activityId": activity_id}),
+                "ACTIVITY_ID_UNKNOWN",
+            );
             return Ok(());
         };
         let completed = self.completed;
@@ -224,7 +341,10 @@ impl Ctx<'_> {
             json!({"activityId": activity_id, "decisionTaskCompletedEventId": completed}),
         );
         let ex = self.ex();
-        let act = ex.activities.get_mut(&scheduled).expect("activity_ids and activities agree");
+        let act = ex
+            .activities
+            .get_mut(&scheduled)
+            .expect("activity_ids and activities agree");
         if act.started_id.is_some() {
             act.cancel_requested = Some(requested);
             return Ok(());
@@ -243,12 +363,17 @@ impl Ctx<'_> {
     fn start_timer(&mut self, a: &Value) -> SwfResult<()> {
         let timer_id = req_str(a, "timerId")?;
         if self.ex().timers.contains_key(timer_id) {
-            self.failed("StartTimerFailed", json!({"timerId": timer_id}), "TIMER_ID_ALREADY_IN_USE");
+            self.failed(
+                "StartTimerFailed",
+                json!({"timerId": timer_id}),
+                "TIMER_ID_ALREADY_IN_USE",
+            );
             return Ok(());
         }
         let fire = req_str(a, "startToFireTimeout")?;
-        let secs = parse_duration(fire, "startToFireTimeout")?
-            .ok_or_else(|| SwfError::validation("startToFireTimeout must be a number of seconds"))?;
+        let secs = parse_duration(fire, "startToFireTimeout")?.ok_or_else(|| {
+            SwfError::validation("startToFireTimeout must be a number of seconds")
+        })?;
         let mut ev = json!({"timerId": timer_id, "startToFireTimeout": fire, "decisionTaskCompletedEventId": self.completed});
         copy(a, &mut ev, "control");
         let started = self.push("TimerStarted", ev);
@@ -256,7 +381,11 @@ impl Ctx<'_> {
         let exec = self.exec;
         self.core.sched.add_timer(
             Instant::now() + Duration::from_secs(secs),
-            TimerKind::UserTimer { exec, timer_id: timer_id.to_owned(), started },
+            TimerKind::UserTimer {
+                exec,
+                timer_id: timer_id.to_owned(),
+                started,
+            },
         );
         Ok(())
     }
@@ -264,7 +393,11 @@ impl Ctx<'_> {
     fn cancel_timer(&mut self, a: &Value) -> SwfResult<()> {
         let timer_id = req_str(a, "timerId")?;
         let Some(started) = self.ex().timers.remove(timer_id) else {
-            self.failed("CancelTimerFailed", json!({"timerId": timer_id}), "TIMER_ID_UNKNOWN");
+            self.failed(
+                "CancelTimerFailed",
+                json!({"timerId": timer_id}),
+                "TIMER_ID_UNKNOWN",
+            );
             return Ok(());
         };
         let completed = self.completed;
@@ -315,11 +448,16 @@ impl Ctx<'_> {
         // Unset members fall back to the type's defaults, then to this run's values.
         let mut attrs = a.clone();
         for (key, current) in [
-            ("executionStartToCloseTimeout", ex.execution_start_to_close.clone()),
+            (
+                "executionStartToCloseTimeout",
+                ex.execution_start_to_close.clone(),
+            ),
             ("taskStartToCloseTimeout", ex.task_start_to_close.clone()),
             ("childPolicy", Some(ex.child_policy.clone())),
         ] {
-            if attrs.get(key).is_none() && let Some(c) = current {
+            if attrs.get(key).is_none()
+                && let Some(c) = current
+            {
                 attrs[key] = json!(c);
             }
         }
@@ -353,9 +491,19 @@ impl Ctx<'_> {
         copy(a, &mut ev, "lambdaRole");
         let exec = self.exec;
         self.core.close_execution(exec, "CONTINUED_AS_NEW");
-        let new_id = start(self.core, crate::executions::StartParams { continued_from: Some(old_run), ..params })?;
+        let new_id = start(
+            self.core,
+            crate::executions::StartParams {
+                continued_from: Some(old_run),
+                ..params
+            },
+        )?;
         ev["newExecutionRunId"] = json!(self.core.execs[&new_id].run_id);
-        self.core.execs.get_mut(&exec).expect("closed, not dropped").push("WorkflowExecutionContinuedAsNew", ev);
+        self.core
+            .execs
+            .get_mut(&exec)
+            .expect("closed, not dropped")
+            .push("WorkflowExecutionContinuedAsNew", ev);
         Ok(true)
     }
 }

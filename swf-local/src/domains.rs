@@ -47,7 +47,11 @@ pub fn describe_domain(core: &mut Core, input: &Value) -> SwfResult<Value> {
 
 pub fn list_domains(core: &mut Core, input: &Value) -> SwfResult<Value> {
     let status = req_str(input, "registrationStatus")?;
-    let mut domains: Vec<&Domain> = core.domains.values().filter(|d| d.status.as_str() == status).collect();
+    let mut domains: Vec<&Domain> = core
+        .domains
+        .values()
+        .filter(|d| d.status.as_str() == status)
+        .collect();
     domains.sort_by(|a, b| a.name.cmp(&b.name));
     let items = domains.into_iter().map(domain_info).collect();
     list_page(&mut core.sched, "ListDomains", "domainInfos", items, input)
@@ -58,8 +62,14 @@ pub fn set_domain_status(core: &mut Core, input: &Value, to: Status) -> SwfResul
     let d = core.domain_mut(name)?;
     if d.status == to {
         return Err(match to {
-            Status::Deprecated => SwfError::new(Fault::DomainDeprecated, format!("Domain already deprecated: {name}")),
-            Status::Registered => SwfError::new(Fault::DomainAlreadyExists, format!("Domain is not deprecated: {name}")),
+            Status::Deprecated => SwfError::new(
+                Fault::DomainDeprecated,
+                format!("Domain already deprecated: {name}"),
+            ),
+            Status::Registered => SwfError::new(
+                Fault::DomainAlreadyExists,
+                format!("Domain is not deprecated: {name}"),
+            ),
         });
     }
     d.status = to;
@@ -104,18 +114,27 @@ impl Kind {
 }
 
 fn unknown_type(kind: Kind, name: &str, version: &str) -> SwfError {
-    SwfError::unknown(format!("Unknown type: {}=[name={name}, version={version}]", kind.label()))
+    SwfError::unknown(format!(
+        "Unknown type: {}=[name={name}, version={version}]",
+        kind.label()
+    ))
 }
 
 fn type_key(v: &Value) -> SwfResult<(String, String)> {
-    Ok((req_str(v, "name")?.to_owned(), req_str(v, "version")?.to_owned()))
+    Ok((
+        req_str(v, "name")?.to_owned(),
+        req_str(v, "version")?.to_owned(),
+    ))
 }
 
 pub fn register_type(core: &mut Core, input: &Value, kind: Kind) -> SwfResult<Value> {
     let key = type_key(input)?;
     let d = core.domain_mut(req_str(input, "domain")?)?;
     if d.status == Status::Deprecated {
-        return Err(SwfError::new(Fault::DomainDeprecated, format!("Domain is deprecated: {}", d.name)));
+        return Err(SwfError::new(
+            Fault::DomainDeprecated,
+            format!("Domain is deprecated: {}", d.name),
+        ));
     }
     if kind.of(d).contains_key(&key) {
         return Err(SwfError::new(
@@ -161,7 +180,10 @@ fn type_info(kind: Kind, t: &TypeRec) -> Value {
 pub fn describe_type(core: &mut Core, input: &Value, kind: Kind) -> SwfResult<Value> {
     let d = core.domain(req_str(input, "domain")?)?;
     let key = type_key(&input[kind.member()])?;
-    let t = kind.of(d).get(&key).ok_or_else(|| unknown_type(kind, &key.0, &key.1))?;
+    let t = kind
+        .of(d)
+        .get(&key)
+        .ok_or_else(|| unknown_type(kind, &key.0, &key.1))?;
     Ok(json!({"typeInfo": type_info(kind, t), "configuration": t.config}))
 }
 
@@ -186,7 +208,10 @@ pub fn list_types(core: &mut Core, input: &Value, kind: Kind) -> SwfResult<Value
 pub fn set_type_status(core: &mut Core, input: &Value, kind: Kind, to: Status) -> SwfResult<Value> {
     let key = type_key(&input[kind.member()])?;
     let d = core.domain_mut(req_str(input, "domain")?)?;
-    let t = kind.of_mut(d).get_mut(&key).ok_or_else(|| unknown_type(kind, &key.0, &key.1))?;
+    let t = kind
+        .of_mut(d)
+        .get_mut(&key)
+        .ok_or_else(|| unknown_type(kind, &key.0, &key.1))?;
     if t.status == to {
         let what = format!("{}=[name={}, version={}]", kind.label(), key.0, key.1);
         return Err(match to {
@@ -202,11 +227,19 @@ pub fn set_type_status(core: &mut Core, input: &Value, kind: Kind, to: Status) -
 pub fn delete_type(core: &mut Core, input: &Value, kind: Kind) -> SwfResult<Value> {
     let key = type_key(&input[kind.member()])?;
     let d = core.domain_mut(req_str(input, "domain")?)?;
-    let t = kind.of(d).get(&key).ok_or_else(|| unknown_type(kind, &key.0, &key.1))?;
+    let t = kind
+        .of(d)
+        .get(&key)
+        .ok_or_else(|| unknown_type(kind, &key.0, &key.1))?;
     if t.status != Status::Deprecated {
         return Err(SwfError::new(
             Fault::OperationNotPermitted,
-            format!("{}=[name={}, version={}] must be deprecated before it is deleted", kind.label(), key.0, key.1),
+            format!(
+                "{}=[name={}, version={}] must be deprecated before it is deleted",
+                kind.label(),
+                key.0,
+                key.1
+            ),
         ));
     }
     kind.of_mut(d).remove(&key);

@@ -45,7 +45,9 @@ impl Fault {
             Fault::Throttling => "com.amazon.coral.availability#ThrottlingException",
             Fault::UnknownOperation => "com.amazon.coral.service#UnknownOperationException",
             Fault::InternalFailure => "com.amazon.coral.service#InternalFailure",
-            Fault::ServiceUnavailable => "com.amazon.coral.availability#ServiceUnavailableException",
+            Fault::ServiceUnavailable => {
+                "com.amazon.coral.availability#ServiceUnavailableException"
+            }
         }
     }
 
@@ -68,7 +70,10 @@ pub struct SwfError {
 
 impl SwfError {
     pub fn new(kind: Fault, message: impl Into<String>) -> Self {
-        SwfError { kind, message: message.into() }
+        SwfError {
+            kind,
+            message: message.into(),
+        }
     }
 
     pub fn unknown(message: impl Into<String>) -> Self {

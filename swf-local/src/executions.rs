@@ -39,17 +39,30 @@ fn undefined(what: &str) -> SwfError {
 
 /// Resolves `attrs` (StartWorkflowExecution input or ContinueAsNew attributes) against the
 /// workflow type's registered defaults.
-pub fn resolve_params(core: &Core, domain: &str, workflow_id: &str, workflow_type: &Value, attrs: &Value) -> SwfResult<StartParams> {
+pub fn resolve_params(
+    core: &Core,
+    domain: &str,
+    workflow_id: &str,
+    workflow_type: &Value,
+    attrs: &Value,
+) -> SwfResult<StartParams> {
     let d = core.domain(domain)?;
     if d.status == Status::Deprecated {
-        return Err(SwfError::new(Fault::DomainDeprecated, format!("Domain is deprecated: {domain}")));
+        return Err(SwfError::new(
+            Fault::DomainDeprecated,
+            format!("Domain is deprecated: {domain}"),
+        ));
     }
     let name = req_str(workflow_type, "name")?;
     let version = req_str(workflow_type, "version")?;
     let t = d
         .workflow_types
         .get(&(name.to_owned(), version.to_owned()))
-        .ok_or_else(|| SwfError::unknown(format!("Unknown type: WorkflowType=[name={name}, version={version}]")))?;
+        .ok_or_else(|| {
+            SwfError::unknown(format!(
+                "Unknown type: WorkflowType=[name={name}, version={version}]"
+            ))
+        })?;
     if t.status == Status::Deprecated {
         return Err(SwfError::new(
             Fault::TypeDeprecated,
@@ -57,23 +70,35 @@ pub fn resolve_params(core: &Core, domain: &str, workflow_id: &str, workflow_typ
         ));
     }
     let pick = |key: &str, default: &str| -> Option<String> {
-        get_str(attrs, key).or_else(|| t.default_str(default)).map(str::to_owned)
+        get_str(attrs, key)
+            .or_else(|| t.default_str(default))
+            .map(str::to_owned)
     };
-    let task_list = task_list_of(attrs).or_else(|| t.default_task_list()).ok_or_else(|| undefined("taskList"))?;
+    let task_list = task_list_of(attrs)
+        .or_else(|| t.default_task_list())
+        .ok_or_else(|| undefined("taskList"))?;
     Ok(StartParams {
         domain: domain.to_owned(),
         workflow_id: workflow_id.to_owned(),
         workflow_type: json!({"name": name, "version": version}),
         task_list: task_list.to_owned(),
-        execution_start_to_close: pick("executionStartToCloseTimeout", "defaultExecutionStartToCloseTimeout")
-            .ok_or_else(|| undefined("executionStartToCloseTimeout"))?,
+        execution_start_to_close: pick(
+            "executionStartToCloseTimeout",
+            "defaultExecutionStartToCloseTimeout",
+        )
+        .ok_or_else(|| undefined("executionStartToCloseTimeout"))?,
         task_start_to_close: pick("taskStartToCloseTimeout", "defaultTaskStartToCloseTimeout")
             .ok_or_else(|| undefined("taskStartToCloseTimeout"))?,
-        child_policy: pick("childPolicy", "defaultChildPolicy").ok_or_else(|| undefined("childPolicy"))?,
+        child_policy: pick("childPolicy", "defaultChildPolicy")
+            .ok_or_else(|| undefined("childPolicy"))?,
         task_priority: pick("taskPriority", "defaultTaskPriority"),
         lambda_role: pick("lambdaRole", "defaultLambdaRole"),
         input: get_str(attrs, "input").map(str::to_owned),
-        tag_list: attrs.get("tagList").and_then(Value::as_array).cloned().unwrap_or_default(),
+        tag_list: attrs
+            .get("tagList")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
         continued_from: None,
     })
 }
@@ -137,9 +162,13 @@ pub fn start(core: &mut Core, p: StartParams) -> SwfResult<u64> {
     ex.push("WorkflowExecutionStarted", attrs);
     schedule_decision(&mut ex, &mut core.sched);
     if let Some(secs) = exec_timeout {
-        core.sched.add_timer(Instant::now() + Duration::from_secs(secs), TimerKind::WorkflowStartToClose { exec: id });
+        core.sched.add_timer(
+            Instant::now() + Duration::from_secs(secs),
+            TimerKind::WorkflowStartToClose { exec: id },
+        );
     }
-    core.open_by_workflow_id.insert((p.domain.clone(), p.workflow_id.clone()), id);
+    core.open_by_workflow_id
+        .insert((p.domain.clone(), p.workflow_id.clone()), id);
     core.by_run.insert((p.domain, p.workflow_id, run_id), id);
     core.execs.insert(id, ex);
     Ok(id)
@@ -149,10 +178,15 @@ pub fn start_workflow_execution(core: &mut Core, input: &Value) -> SwfResult<Val
     let domain = req_str(input, "domain")?;
     let workflow_id = req_str(input, "workflowId")?;
     let params = resolve_params(core, domain, workflow_id, &input["workflowType"], input)?;
-    if core.open_by_workflow_id.contains_key(&(domain.to_owned(), workflow_id.to_owned())) {
+    if core
+        .open_by_workflow_id
+        .contains_key(&(domain.to_owned(), workflow_id.to_owned()))
+    {
         return Err(SwfError::new(
             Fault::WorkflowExecutionAlreadyStarted,
-            format!("An open execution with workflowId {workflow_id} already exists in domain {domain}"),
+            format!(
+                "An open execution with workflowId {workflow_id} already exists in domain {domain}"
+            ),
         ));
     }
     let id = start(core, params)?;
@@ -161,12 +195,18 @@ pub fn start_workflow_execution(core: &mut Core, input: &Value) -> SwfResult<Val
 
 fn open_execution<'a>(core: &'a mut Core, input: &Value) -> SwfResult<&'a mut Execution> {
     let domain = req_str(input, "domain")?;
-    let exec = json!({"workflowId": req_str(input, "workflowId")?, "runId": get_str(input, "runId")});
+    let exec =
+        json!({"workflowId": req_str(input, "workflowId")?, "runId": get_str(input, "runId")});
     let id = core.find_execution(domain, &exec)?;
     core.execs
         .get_mut(&id)
         .filter(|e| e.is_open())
-        .ok_or_else(|| SwfError::unknown(format!("Unknown execution: WorkflowExecution=[workflowId={}]", exec["workflowId"])))
+        .ok_or_else(|| {
+            SwfError::unknown(format!(
+                "Unknown execution: WorkflowExecution=[workflowId={}]",
+                exec["workflowId"]
+            ))
+        })
 }
 
 pub fn describe_workflow_execution(core: &mut Core, input: &Value) -> SwfResult<Value> {
@@ -211,10 +251,21 @@ pub fn get_workflow_execution_history(core: &mut Core, input: &Value) -> SwfResu
             let st = core.sched.page_token(t)?;
             match st.kind {
                 PageKind::History { exec } if exec == id => (st.offset, st.page_size, st.reverse),
-                _ => return Err(SwfError::validation("Invalid nextPageToken: it does not belong to this execution's history")),
+                _ => {
+                    return Err(SwfError::validation(
+                        "Invalid nextPageToken: it does not belong to this execution's history",
+                    ));
+                }
             }
         }
-        None => (0, page_size(input), input.get("reverseOrder").and_then(Value::as_bool).unwrap_or(false)),
+        None => (
+            0,
+            page_size(input),
+            input
+                .get("reverseOrder")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        ),
     };
     let (events, more) = slice_page(&core.execs[&id].events, offset, size, reverse);
     let mut out = json!({"events": events});
@@ -233,8 +284,14 @@ pub fn get_workflow_execution_history(core: &mut Core, input: &Value) -> SwfResu
 fn in_time_filter(filter: Option<&Value>, ts: Option<f64>) -> bool {
     let Some(f) = filter else { return true };
     let Some(ts) = ts else { return false };
-    let oldest = f.get("oldestDate").and_then(Value::as_f64).unwrap_or(f64::MIN);
-    let latest = f.get("latestDate").and_then(Value::as_f64).unwrap_or(f64::MAX);
+    let oldest = f
+        .get("oldestDate")
+        .and_then(Value::as_f64)
+        .unwrap_or(f64::MIN);
+    let latest = f
+        .get("latestDate")
+        .and_then(Value::as_f64)
+        .unwrap_or(f64::MAX);
     ts >= oldest && ts <= latest
 }
 
@@ -245,13 +302,19 @@ fn matching<'a>(core: &'a Core, input: &Value, open: bool) -> SwfResult<Vec<&'a 
     let start_filter = input.get("startTimeFilter");
     let close_filter = input.get("closeTimeFilter");
     if !open && start_filter.is_some() == close_filter.is_some() {
-        return Err(SwfError::validation("Exactly one of startTimeFilter and closeTimeFilter must be given"));
+        return Err(SwfError::validation(
+            "Exactly one of startTimeFilter and closeTimeFilter must be given",
+        ));
     }
-    let wf = input.get("executionFilter").and_then(|f| get_str(f, "workflowId"));
+    let wf = input
+        .get("executionFilter")
+        .and_then(|f| get_str(f, "workflowId"));
     let type_name = input.get("typeFilter").and_then(|f| get_str(f, "name"));
     let type_version = input.get("typeFilter").and_then(|f| get_str(f, "version"));
     let tag = input.get("tagFilter").and_then(|f| get_str(f, "tag"));
-    let status = input.get("closeStatusFilter").and_then(|f| get_str(f, "status"));
+    let status = input
+        .get("closeStatusFilter")
+        .and_then(|f| get_str(f, "status"));
     let mut out: Vec<&Execution> = core
         .execs
         .values()
@@ -266,15 +329,28 @@ fn matching<'a>(core: &'a Core, input: &Value, open: bool) -> SwfResult<Vec<&'a 
         .collect();
     let by_close = close_filter.is_some();
     out.sort_by(|a, b| {
-        let key = |e: &Execution| if by_close { e.closed.map_or(0.0, |c| c.0) } else { e.started };
+        let key = |e: &Execution| {
+            if by_close {
+                e.closed.map_or(0.0, |c| c.0)
+            } else {
+                e.started
+            }
+        };
         key(b).total_cmp(&key(a)).then(b.id.cmp(&a.id))
     });
     Ok(out)
 }
 
 pub fn list_executions(core: &mut Core, input: &Value, open: bool) -> SwfResult<Value> {
-    let items: Vec<Value> = matching(core, input, open)?.into_iter().map(Execution::info).collect();
-    let op = if open { "ListOpenWorkflowExecutions" } else { "ListClosedWorkflowExecutions" };
+    let items: Vec<Value> = matching(core, input, open)?
+        .into_iter()
+        .map(Execution::info)
+        .collect();
+    let op = if open {
+        "ListOpenWorkflowExecutions"
+    } else {
+        "ListClosedWorkflowExecutions"
+    };
     list_page(&mut core.sched, op, "executionInfos", items, input)
 }
 
@@ -283,7 +359,8 @@ pub fn count_executions(core: &mut Core, input: &Value, open: bool) -> SwfResult
 }
 
 pub fn signal_workflow_execution(core: &mut Core, input: &Value) -> SwfResult<Value> {
-    let mut attrs = json!({"signalName": req_str(input, "signalName")?, "externalInitiatedEventId": 0});
+    let mut attrs =
+        json!({"signalName": req_str(input, "signalName")?, "externalInitiatedEventId": 0});
     if let Some(i) = get_str(input, "input") {
         attrs["input"] = json!(i);
     }
@@ -298,7 +375,10 @@ pub fn request_cancel_workflow_execution(core: &mut Core, input: &Value) -> SwfR
     let id = open_execution(core, input)?.id;
     let ex = core.execs.get_mut(&id).expect("just found");
     ex.cancel_requested = true;
-    ex.push("WorkflowExecutionCancelRequested", json!({"externalInitiatedEventId": 0}));
+    ex.push(
+        "WorkflowExecutionCancelRequested",
+        json!({"externalInitiatedEventId": 0}),
+    );
     schedule_decision(ex, &mut core.sched);
     Ok(json!({}))
 }

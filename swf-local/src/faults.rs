@@ -28,7 +28,9 @@ pub enum FaultKind {
 
 impl FaultKind {
     pub fn hang(d: Duration) -> Self {
-        FaultKind::Hang { ms: d.as_millis() as u64 }
+        FaultKind::Hang {
+            ms: d.as_millis() as u64,
+        }
     }
 }
 
@@ -64,7 +66,11 @@ impl Faults {
 
     /// Shorthand for [`Faults::add`]: `operation` None = all operations, `count` None = until cleared.
     pub fn inject(&self, operation: Option<&str>, kind: FaultKind, count: Option<u32>) {
-        self.add(FaultRule { operation: operation.map(str::to_owned), kind, count });
+        self.add(FaultRule {
+            operation: operation.map(str::to_owned),
+            kind,
+            count,
+        });
     }
 
     /// Removes every rule.

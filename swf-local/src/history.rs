@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 
 use crate::error::SwfResult;
-use crate::model::{Core, DecisionState, Execution, PageKind, PageState, Sched, now_ts, parse_duration};
+use crate::model::{
+    Core, DecisionState, Execution, PageKind, PageState, Sched, now_ts, parse_duration,
+};
 use crate::timers::TimerKind;
 
 /// Something happened the decider must see: schedule a decision task unless one is
@@ -38,7 +40,9 @@ impl Core {
     /// Marks an execution closed (its close event is already recorded): its tasks and
     /// tokens go away, and it is dropped after the domain's retention period.
     pub fn close_execution(&mut self, id: u64, status: &'static str) {
-        let Some(ex) = self.execs.get_mut(&id) else { return };
+        let Some(ex) = self.execs.get_mut(&id) else {
+            return;
+        };
         if ex.closed.is_some() {
             return;
         }
@@ -60,9 +64,16 @@ impl Core {
         if self.open_by_workflow_id.get(&key) == Some(&id) {
             self.open_by_workflow_id.remove(&key);
         }
-        let retention = self.domains.get(&key.0).map(|d| d.retention.clone()).unwrap_or_default();
+        let retention = self
+            .domains
+            .get(&key.0)
+            .map(|d| d.retention.clone())
+            .unwrap_or_default();
         // "NONE" or "0": SWF keeps no history after close.
-        let days = parse_duration(&retention, "retention").ok().flatten().unwrap_or(0);
+        let days = parse_duration(&retention, "retention")
+            .ok()
+            .flatten()
+            .unwrap_or(0);
         let at = Instant::now() + Duration::from_secs(days.saturating_mul(86_400));
         self.sched.add_timer(at, TimerKind::Retention { exec: id });
     }
@@ -85,11 +96,20 @@ pub fn page_size(input: &Value) -> usize {
 
 /// One page of `events[range]`, in order or reversed, starting `offset` items in.
 /// Returns the page and whether more follow.
-pub fn slice_page(events: &[Value], offset: usize, size: usize, reverse: bool) -> (Vec<Value>, bool) {
+pub fn slice_page(
+    events: &[Value],
+    offset: usize,
+    size: usize,
+    reverse: bool,
+) -> (Vec<Value>, bool) {
     let n = events.len();
     let end = (offset + size).min(n);
     let page = if reverse {
-        events[n - end..n - offset.min(n)].iter().rev().cloned().collect()
+        events[n - end..n - offset.min(n)]
+            .iter()
+            .rev()
+            .cloned()
+            .collect()
     } else {
         events[offset.min(n)..end].to_vec()
     };
@@ -98,20 +118,35 @@ pub fn slice_page(events: &[Value], offset: usize, size: usize, reverse: bool) -
 
 /// Answers a List* call: `items` already sorted, paged by `maximumPageSize` /
 /// `nextPageToken` / `reverseOrder` into `{key: [...], nextPageToken}`.
-pub fn list_page(sched: &mut Sched, op: &'static str, key: &str, items: Vec<Value>, input: &Value) -> SwfResult<Value> {
+pub fn list_page(
+    sched: &mut Sched,
+    op: &'static str,
+    key: &str,
+    items: Vec<Value>,
+    input: &Value,
+) -> SwfResult<Value> {
     let (items, offset, size, reverse) = match input.get("nextPageToken").and_then(Value::as_str) {
         Some(t) => {
             let st = sched.page_token(t)?;
             match st.kind {
-                PageKind::List { op: o, items } if o == op => (items, st.offset, st.page_size, st.reverse),
-                _ => return Err(crate::error::SwfError::validation("Invalid nextPageToken for this operation")),
+                PageKind::List { op: o, items } if o == op => {
+                    (items, st.offset, st.page_size, st.reverse)
+                }
+                _ => {
+                    return Err(crate::error::SwfError::validation(
+                        "Invalid nextPageToken for this operation",
+                    ));
+                }
             }
         }
         None => (
             Arc::new(items),
             0,
             page_size(input),
-            input.get("reverseOrder").and_then(Value::as_bool).unwrap_or(false),
+            input
+                .get("reverseOrder")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
         ),
     };
     let (page, more) = slice_page(&items, offset, size, reverse);

@@ -28,6 +28,8 @@
 //! # Control endpoints (for tests that drive a `swasm local-swf` process)
 //! - `GET /_stats` -> `{"calls": {"PollForActivityTask": 12, ...}}`: SWF calls received per
 //!   operation (injected faults included).
+//! - `GET /_activities?domain=D` -> `{"open": [...], "closed": [...]}`: D's open activity
+//!   tasks and the last 2000 closed ones, each with its last heartbeat details (debugging).
 //! - `GET /_faults` -> `{"rules": [...]}`: the active fault rules.
 //! - `POST /_faults` with `{"clear": true, "rules": [RULE, ...]}` (both members optional;
 //!   `clear` removes existing rules first) -> the active rules. A RULE is
@@ -73,7 +75,10 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { poll_timeout: Duration::from_secs(60), faults: Faults::default() }
+        Options {
+            poll_timeout: Duration::from_secs(60),
+            faults: Faults::default(),
+        }
     }
 }
 
@@ -100,13 +105,19 @@ pub struct Args {
 pub async fn main(args: Args) -> anyhow::Result<()> {
     let faults = Faults::default();
     if let Some(json) = &args.faults {
-        let rules: Vec<FaultRule> = serde_json::from_str(json).context("--faults: invalid JSON rules")?;
+        let rules: Vec<FaultRule> =
+            serde_json::from_str(json).context("--faults: invalid JSON rules")?;
         for rule in rules {
             faults.add(rule);
         }
     }
-    let opts = Options { poll_timeout: Duration::from_millis(args.poll_timeout_ms), faults };
-    let server = Server::bind(args.listen, opts).await.with_context(|| format!("binding {}", args.listen))?;
+    let opts = Options {
+        poll_timeout: Duration::from_millis(args.poll_timeout_ms),
+        faults,
+    };
+    let server = Server::bind(args.listen, opts)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on {}", server.url()).context("writing to stdout")?;
@@ -120,13 +131,14 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}

@@ -14,7 +14,10 @@ use crate::timers::TimerKind;
 
 /// Seconds since the epoch as SWF sends timestamps.
 pub fn now_ts() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
 }
 
 /// A random opaque token (task tokens, page tokens, run ids).
@@ -31,9 +34,9 @@ pub fn parse_duration(s: &str, field: &str) -> SwfResult<Option<u64>> {
     if s == "NONE" {
         return Ok(None);
     }
-    s.parse::<u64>()
-        .map(Some)
-        .map_err(|_| SwfError::validation(format!("{field}: '{s}' is not a number of seconds or NONE")))
+    s.parse::<u64>().map(Some).map_err(|_| {
+        SwfError::validation(format!("{field}: '{s}' is not a number of seconds or NONE"))
+    })
 }
 
 pub fn get_str<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -43,7 +46,11 @@ pub fn get_str<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
 /// A required string member (the validator has already checked presence, but the decision
 /// attribute objects are only checked as parts of a structure).
 pub fn req_str<'a>(v: &'a Value, key: &str) -> SwfResult<&'a str> {
-    get_str(v, key).ok_or_else(|| SwfError::validation(format!("Value null at '{key}' failed to satisfy constraint: Member must not be null")))
+    get_str(v, key).ok_or_else(|| {
+        SwfError::validation(format!(
+            "Value null at '{key}' failed to satisfy constraint: Member must not be null"
+        ))
+    })
 }
 
 /// `taskList.name` of a request or attribute object.
@@ -85,7 +92,9 @@ impl TypeRec {
     }
 
     pub fn default_task_list(&self) -> Option<&str> {
-        self.config.get("defaultTaskList").and_then(|t| get_str(t, "name"))
+        self.config
+            .get("defaultTaskList")
+            .and_then(|t| get_str(t, "name"))
     }
 }
 
@@ -104,8 +113,14 @@ pub struct Domain {
 #[derive(Debug, Clone, PartialEq)]
 pub enum DecisionState {
     None,
-    Scheduled { scheduled_id: i64 },
-    Started { scheduled_id: i64, started_id: i64, token: String },
+    Scheduled {
+        scheduled_id: i64,
+    },
+    Started {
+        scheduled_id: i64,
+        started_id: i64,
+        token: String,
+    },
 }
 
 #[derive(Debug)]
@@ -224,11 +239,21 @@ pub struct TaskQueue {
 #[derive(Debug, Clone)]
 pub enum PageKind {
     /// Next page of a decision task's history snapshot.
-    Decision { task_token: String, exec: u64, started_id: i64, previous_started: i64, events_end: usize, start: usize },
+    Decision {
+        task_token: String,
+        exec: u64,
+        started_id: i64,
+        previous_started: i64,
+        events_end: usize,
+        start: usize,
+    },
     /// Next page of GetWorkflowExecutionHistory.
     History { exec: u64 },
     /// Next page of a List* call: the remaining items were snapshotted.
-    List { op: &'static str, items: Arc<Vec<Value>> },
+    List {
+        op: &'static str,
+        items: Arc<Vec<Value>>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -269,13 +294,19 @@ impl Sched {
     }
 
     pub fn enqueue_activity(&mut self, domain: &str, task_list: &str, item: (u64, i64)) {
-        let q = self.activity_queues.entry((domain.to_owned(), task_list.to_owned())).or_default();
+        let q = self
+            .activity_queues
+            .entry((domain.to_owned(), task_list.to_owned()))
+            .or_default();
         q.items.push_back(item);
         q.notify.notify_one();
     }
 
     pub fn enqueue_decision(&mut self, domain: &str, task_list: &str, exec: u64) {
-        let q = self.decision_queues.entry((domain.to_owned(), task_list.to_owned())).or_default();
+        let q = self
+            .decision_queues
+            .entry((domain.to_owned(), task_list.to_owned()))
+            .or_default();
         q.items.push_back((exec, 0));
         q.notify.notify_one();
     }
@@ -290,12 +321,13 @@ impl Sched {
 
     /// Looks a page token up; expired tokens give SWF's error text.
     pub fn page_token(&self, token: &str) -> SwfResult<PageState> {
-        let st = self
-            .page_tokens
-            .get(token)
-            .ok_or_else(|| SwfError::validation("Specified token has exceeded its maximum lifetime"))?;
+        let st = self.page_tokens.get(token).ok_or_else(|| {
+            SwfError::validation("Specified token has exceeded its maximum lifetime")
+        })?;
         if st.issued.elapsed() > self.page_token_lifetime {
-            return Err(SwfError::validation("Specified token has exceeded its maximum lifetime"));
+            return Err(SwfError::validation(
+                "Specified token has exceeded its maximum lifetime",
+            ));
         }
         Ok(st.clone())
     }
@@ -361,11 +393,15 @@ impl Core {
     }
 
     pub fn domain(&self, name: &str) -> SwfResult<&Domain> {
-        self.domains.get(name).ok_or_else(|| SwfError::unknown(format!("Unknown domain: {name}")))
+        self.domains
+            .get(name)
+            .ok_or_else(|| SwfError::unknown(format!("Unknown domain: {name}")))
     }
 
     pub fn domain_mut(&mut self, name: &str) -> SwfResult<&mut Domain> {
-        self.domains.get_mut(name).ok_or_else(|| SwfError::unknown(format!("Unknown domain: {name}")))
+        self.domains
+            .get_mut(name)
+            .ok_or_else(|| SwfError::unknown(format!("Unknown domain: {name}")))
     }
 
     /// The execution named by a request's `domain` + `execution {workflowId, runId}`.
@@ -373,8 +409,14 @@ impl Core {
         self.domain(domain)?;
         let wf = req_str(execution, "workflowId")?;
         let id = match get_str(execution, "runId") {
-            Some(run) => self.by_run.get(&(domain.to_owned(), wf.to_owned(), run.to_owned())).copied(),
-            None => self.open_by_workflow_id.get(&(domain.to_owned(), wf.to_owned())).copied(),
+            Some(run) => self
+                .by_run
+                .get(&(domain.to_owned(), wf.to_owned(), run.to_owned()))
+                .copied(),
+            None => self
+                .open_by_workflow_id
+                .get(&(domain.to_owned(), wf.to_owned()))
+                .copied(),
         };
         id.ok_or_else(|| {
             SwfError::unknown(format!(

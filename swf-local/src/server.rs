@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
+use crate::Options;
 use crate::domains::{self, Kind};
 use crate::error::{Fault, SwfError, SwfResult};
 use crate::executions;
@@ -25,7 +26,6 @@ use crate::model::{Core, Status};
 use crate::state::State;
 use crate::tasks::{self, Outcome};
 use crate::validate;
-use crate::Options;
 
 /// A bound, not yet serving endpoint.
 pub struct Server {
@@ -62,10 +62,19 @@ impl Server {
     }
 
     /// Binds `addr` serving an existing state, e.g. the state of a server that was stopped.
-    pub async fn bind_with_state(addr: SocketAddr, opts: Options, state: State) -> std::io::Result<Server> {
+    pub async fn bind_with_state(
+        addr: SocketAddr,
+        opts: Options,
+        state: State,
+    ) -> std::io::Result<Server> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        Ok(Server { listener, addr, opts, state })
+        Ok(Server {
+            listener,
+            addr,
+            opts,
+            state,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -89,9 +98,16 @@ impl Server {
 
     /// Serves until `shutdown` resolves, then closes the listener and drops every
     /// connection at once (requests in flight get no answer, as when a server dies).
-    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         self.state.ensure_driver();
-        let ctx = Ctx { state: self.state.clone(), faults: self.opts.faults.clone(), poll_timeout: self.opts.poll_timeout };
+        let ctx = Ctx {
+            state: self.state.clone(),
+            faults: self.opts.faults.clone(),
+            poll_timeout: self.opts.poll_timeout,
+        };
         let router: Router = Router::new()
             .route("/", post(swf))
             .route("/_faults", get(get_faults).post(post_faults))
@@ -140,24 +156,46 @@ impl Server {
 /// The SWF operation a request names (`X-Amz-Target: SimpleWorkflowService.<Op>`).
 fn operation(headers: &HeaderMap) -> Option<&str> {
     let target = headers.get("x-amz-target")?.to_str().ok()?;
-    Some(target.strip_prefix("SimpleWorkflowService.").unwrap_or(target))
+    Some(
+        target
+            .strip_prefix("SimpleWorkflowService.")
+            .unwrap_or(target),
+    )
 }
 
-async fn serve_one(router: Router, ctx: Ctx, req: Request<Incoming>) -> Result<Response<Body>, ResetConnection> {
+async fn serve_one(
+    router: Router,
+    ctx: Ctx,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ResetConnection> {
     if let Some(op) = operation(req.headers()) {
         ctx.state.count_call(op);
         if let Some(fault) = ctx.faults.take(op) {
-            let as_error = |kind, msg: &str| Ok(error_response(&SwfError::new(kind, format!("{msg} (injected fault)"))));
+            let as_error = |kind, msg: &str| {
+                Ok(error_response(&SwfError::new(
+                    kind,
+                    format!("{msg} (injected fault)"),
+                )))
+            };
             match fault {
                 FaultKind::Reset => return Err(ResetConnection),
                 FaultKind::Hang { ms } => tokio::time::sleep(Duration::from_millis(ms)).await,
-                FaultKind::Status500 => return as_error(Fault::InternalFailure, "Internal failure"),
-                FaultKind::Status503 => return as_error(Fault::ServiceUnavailable, "Service unavailable"),
+                FaultKind::Status500 => {
+                    return as_error(Fault::InternalFailure, "Internal failure");
+                }
+                FaultKind::Status503 => {
+                    return as_error(Fault::ServiceUnavailable, "Service unavailable");
+                }
                 FaultKind::Throttle => return as_error(Fault::Throttling, "Rate exceeded"),
                 FaultKind::OperationNotPermitted => {
-                    return as_error(Fault::OperationNotPermitted, "User is not authorized to perform this operation");
+                    return as_error(
+                        Fault::OperationNotPermitted,
+                        "User is not authorized to perform this operation",
+                    );
                 }
-                FaultKind::UnknownResource => return as_error(Fault::UnknownResource, "Unknown resource"),
+                FaultKind::UnknownResource => {
+                    return as_error(Fault::UnknownResource, "Unknown resource");
+                }
             }
         }
     }
@@ -171,8 +209,14 @@ fn json_response(status: u16, body: Vec<u8>) -> Response<Body> {
     let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-amz-json-1.0"));
-    if let Ok(id) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-amz-json-1.0"),
+    );
+    // A request id from a counter: unique per process, no random source on the hot path.
+    static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if let Ok(id) = HeaderValue::from_str(&format!("00000000-0000-4000-8000-{id:012x}")) {
         h.insert("x-amzn-requestid", id);
     }
     resp
@@ -185,9 +229,14 @@ fn error_response(e: &SwfError) -> Response<Body> {
 async fn swf(AxState(ctx): AxState<Ctx>, headers: HeaderMap, body: Bytes) -> Response<Body> {
     let result = match operation(&headers) {
         Some(op) => handle(&ctx, op, &body).await,
-        None => Err(SwfError::new(Fault::UnknownOperation, "Missing X-Amz-Target header (SimpleWorkflowService.<Operation>)")),
+        None => Err(SwfError::new(
+            Fault::UnknownOperation,
+            "Missing X-Amz-Target header (SimpleWorkflowService.<Operation>)",
+        )),
     };
-    match result.and_then(|v| serde_json::to_vec(&v).map_err(|e| SwfError::validation(e.to_string()))) {
+    match result
+        .and_then(|v| serde_json::to_vec(&v).map_err(|e| SwfError::validation(e.to_string())))
+    {
         Ok(bytes) => json_response(200, bytes),
         Err(e) => error_response(&e),
     }
@@ -195,7 +244,10 @@ async fn swf(AxState(ctx): AxState<Ctx>, headers: HeaderMap, body: Bytes) -> Res
 
 async fn handle(ctx: &Ctx, op: &str, body: &[u8]) -> SwfResult<Value> {
     if !validate::known_operation(op) {
-        return Err(SwfError::new(Fault::UnknownOperation, format!("Unknown operation: {op}")));
+        return Err(SwfError::new(
+            Fault::UnknownOperation,
+            format!("Unknown operation: {op}"),
+        ));
     }
     if NOT_IMPLEMENTED.contains(&op) {
         return Err(not_implemented(op));
@@ -203,12 +255,18 @@ async fn handle(ctx: &Ctx, op: &str, body: &[u8]) -> SwfResult<Value> {
     let input: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
-        serde_json::from_slice(body).map_err(|e| SwfError::validation(format!("{op}: request body is not valid JSON: {e}")))?
+        serde_json::from_slice(body).map_err(|e| {
+            SwfError::validation(format!("{op}: request body is not valid JSON: {e}"))
+        })?
     };
     validate::validate(op, &input)?;
     match op {
-        "PollForActivityTask" => tasks::poll_for_activity_task(&ctx.state, &input, ctx.poll_timeout).await,
-        "PollForDecisionTask" => tasks::poll_for_decision_task(&ctx.state, &input, ctx.poll_timeout).await,
+        "PollForActivityTask" => {
+            tasks::poll_for_activity_task(&ctx.state, &input, ctx.poll_timeout).await
+        }
+        "PollForDecisionTask" => {
+            tasks::poll_for_decision_task(&ctx.state, &input, ctx.poll_timeout).await
+        }
         _ => dispatch(&mut ctx.state.lock(), op, &input),
     }
 }
@@ -217,7 +275,10 @@ async fn handle(ctx: &Ctx, op: &str, body: &[u8]) -> SwfResult<Value> {
 const NOT_IMPLEMENTED: &[&str] = &["TagResource", "UntagResource"];
 
 fn not_implemented(op: &str) -> SwfError {
-    SwfError::new(Fault::UnknownOperation, format!("swf-local does not implement the operation {op}"))
+    SwfError::new(
+        Fault::UnknownOperation,
+        format!("swf-local does not implement the operation {op}"),
+    )
 }
 
 /// The operations answered at once, under the state lock.
@@ -232,14 +293,22 @@ fn dispatch(core: &mut Core, op: &str, input: &Value) -> SwfResult<Value> {
         "RegisterActivityType" => domains::register_type(core, input, Activity),
         "DescribeActivityType" => domains::describe_type(core, input, Activity),
         "ListActivityTypes" => domains::list_types(core, input, Activity),
-        "DeprecateActivityType" => domains::set_type_status(core, input, Activity, Status::Deprecated),
-        "UndeprecateActivityType" => domains::set_type_status(core, input, Activity, Status::Registered),
+        "DeprecateActivityType" => {
+            domains::set_type_status(core, input, Activity, Status::Deprecated)
+        }
+        "UndeprecateActivityType" => {
+            domains::set_type_status(core, input, Activity, Status::Registered)
+        }
         "DeleteActivityType" => domains::delete_type(core, input, Activity),
         "RegisterWorkflowType" => domains::register_type(core, input, Workflow),
         "DescribeWorkflowType" => domains::describe_type(core, input, Workflow),
         "ListWorkflowTypes" => domains::list_types(core, input, Workflow),
-        "DeprecateWorkflowType" => domains::set_type_status(core, input, Workflow, Status::Deprecated),
-        "UndeprecateWorkflowType" => domains::set_type_status(core, input, Workflow, Status::Registered),
+        "DeprecateWorkflowType" => {
+            domains::set_type_status(core, input, Workflow, Status::Deprecated)
+        }
+        "UndeprecateWorkflowType" => {
+            domains::set_type_status(core, input, Workflow, Status::Registered)
+        }
         "DeleteWorkflowType" => domains::delete_type(core, input, Workflow),
         "StartWorkflowExecution" => executions::start_workflow_execution(core, input),
         "DescribeWorkflowExecution" => executions::describe_workflow_execution(core, input),
@@ -249,13 +318,21 @@ fn dispatch(core: &mut Core, op: &str, input: &Value) -> SwfResult<Value> {
         "CountOpenWorkflowExecutions" => executions::count_executions(core, input, true),
         "CountClosedWorkflowExecutions" => executions::count_executions(core, input, false),
         "SignalWorkflowExecution" => executions::signal_workflow_execution(core, input),
-        "RequestCancelWorkflowExecution" => executions::request_cancel_workflow_execution(core, input),
+        "RequestCancelWorkflowExecution" => {
+            executions::request_cancel_workflow_execution(core, input)
+        }
         "TerminateWorkflowExecution" => executions::terminate_workflow_execution(core, input),
-        "RespondDecisionTaskCompleted" => crate::decisions::respond_decision_task_completed(core, input),
+        "RespondDecisionTaskCompleted" => {
+            crate::decisions::respond_decision_task_completed(core, input)
+        }
         "RecordActivityTaskHeartbeat" => tasks::record_activity_task_heartbeat(core, input),
-        "RespondActivityTaskCompleted" => tasks::respond_activity_task(core, input, Outcome::Completed),
+        "RespondActivityTaskCompleted" => {
+            tasks::respond_activity_task(core, input, Outcome::Completed)
+        }
         "RespondActivityTaskFailed" => tasks::respond_activity_task(core, input, Outcome::Failed),
-        "RespondActivityTaskCanceled" => tasks::respond_activity_task(core, input, Outcome::Canceled),
+        "RespondActivityTaskCanceled" => {
+            tasks::respond_activity_task(core, input, Outcome::Canceled)
+        }
         "CountPendingActivityTasks" => tasks::count_pending_activity_tasks(core, input),
         "CountPendingDecisionTasks" => tasks::count_pending_decision_tasks(core, input),
         "ListTagsForResource" => Ok(json!({"tags": []})),
@@ -267,9 +344,16 @@ async fn get_faults(AxState(ctx): AxState<Ctx>) -> axum::Json<Value> {
     axum::Json(json!({"rules": ctx.faults.rules()}))
 }
 
-async fn post_faults(AxState(ctx): AxState<Ctx>, body: Bytes) -> Result<axum::Json<Value>, (StatusCode, String)> {
-    let req: FaultsRequest = serde_json::from_slice(&body)
-        .map_err(|e| (StatusCode::BAD_REQUEST, format!("POST /_faults: invalid body: {e}")))?;
+async fn post_faults(
+    AxState(ctx): AxState<Ctx>,
+    body: Bytes,
+) -> Result<axum::Json<Value>, (StatusCode, String)> {
+    let req: FaultsRequest = serde_json::from_slice(&body).map_err(|e| {
+        (
+            StatusCode::BAD_REQUEST,
+            format!("POST /_faults: invalid body: {e}"),
+        )
+    })?;
     if req.clear {
         ctx.faults.clear();
     }
@@ -296,10 +380,18 @@ async fn activities(
         .execs
         .values()
         .filter(|ex| ex.is_open())
-        .flat_map(|ex| ex.activities.values().map(move |a| crate::model::activity_json(ex, a, "open")))
+        .flat_map(|ex| {
+            ex.activities
+                .values()
+                .map(move |a| crate::model::activity_json(ex, a, "open"))
+        })
         .filter(|v| wanted(v))
         .collect();
-    let closed: Vec<Value> = core.recent_activities.iter().filter(|v| wanted(v)).cloned().collect();
+    let closed: Vec<Value> = core
+        .recent_activities
+        .iter()
+        .filter(|v| wanted(v))
+        .cloned()
+        .collect();
     axum::Json(json!({"open": open, "closed": closed}))
 }
-

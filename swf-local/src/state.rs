@@ -65,7 +65,13 @@ impl State {
 
     /// How many calls of `operation` arrived so far.
     pub fn calls(&self, operation: &str) -> u64 {
-        self.shared.calls.lock().unwrap().get(operation).copied().unwrap_or(0)
+        self.shared
+            .calls
+            .lock()
+            .unwrap()
+            .get(operation)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// All call counts, by operation.

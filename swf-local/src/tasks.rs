@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use crate::error::{SwfError, SwfResult};
 use crate::history::{page_size, schedule_decision, slice_page};
 use crate::model::{
-    Activity, Core, DecisionState, Execution, PageKind, PageState, get_str, random_token, req_str, task_list_of,
+    Activity, Core, DecisionState, Execution, PageKind, PageState, get_str, random_token, req_str,
+    task_list_of,
 };
 use crate::state::State;
 use crate::timers::TimerKind;
@@ -37,7 +38,11 @@ async fn long_poll(
             Which::Activity => &mut core.sched.activity_queues,
             Which::Decision => &mut core.sched.decision_queues,
         };
-        queues.entry((domain.to_owned(), task_list.to_owned())).or_default().notify.clone()
+        queues
+            .entry((domain.to_owned(), task_list.to_owned()))
+            .or_default()
+            .notify
+            .clone()
     };
     loop {
         let notified = notify.notified();
@@ -67,22 +72,43 @@ fn pop(core: &mut Core, which: Which, domain: &str, task_list: &str) -> Option<(
     Some(item)
 }
 
-pub async fn poll_for_activity_task(state: &State, input: &Value, poll_timeout: Duration) -> SwfResult<Value> {
+pub async fn poll_for_activity_task(
+    state: &State,
+    input: &Value,
+    poll_timeout: Duration,
+) -> SwfResult<Value> {
     let domain = req_str(input, "domain")?;
-    let task_list = task_list_of(input).ok_or_else(|| SwfError::validation("taskList.name is required"))?;
+    let task_list =
+        task_list_of(input).ok_or_else(|| SwfError::validation("taskList.name is required"))?;
     let identity = get_str(input, "identity");
-    let task = long_poll(state, domain, task_list, Which::Activity, poll_timeout, |core| {
-        Ok(take_activity(core, domain, task_list, identity))
-    })
+    let task = long_poll(
+        state,
+        domain,
+        task_list,
+        Which::Activity,
+        poll_timeout,
+        |core| Ok(take_activity(core, domain, task_list, identity)),
+    )
     .await?;
     Ok(task.unwrap_or_else(|| json!({"startedEventId": 0})))
 }
 
-fn take_activity(core: &mut Core, domain: &str, task_list: &str, identity: Option<&str>) -> Option<Value> {
+fn take_activity(
+    core: &mut Core,
+    domain: &str,
+    task_list: &str,
+    identity: Option<&str>,
+) -> Option<Value> {
     loop {
         let (exec, scheduled) = pop(core, Which::Activity, domain, task_list)?;
-        let Some(ex) = core.execs.get_mut(&exec).filter(|e| e.is_open()) else { continue };
-        if !ex.activities.get(&scheduled).is_some_and(|a| a.started_id.is_none()) {
+        let Some(ex) = core.execs.get_mut(&exec).filter(|e| e.is_open()) else {
+            continue;
+        };
+        if !ex
+            .activities
+            .get(&scheduled)
+            .is_some_and(|a| a.started_id.is_none())
+        {
             continue;
         }
         let mut attrs = json!({"scheduledEventId": scheduled});
@@ -111,28 +137,60 @@ fn take_activity(core: &mut Core, domain: &str, task_list: &str, identity: Optio
         let (stc, hb) = (a.start_to_close, a.heartbeat);
         core.sched.activity_tokens.insert(token, (exec, scheduled));
         if let Some(s) = stc {
-            core.sched.add_timer(now + Duration::from_secs(s), TimerKind::StartToClose { exec, scheduled });
+            core.sched.add_timer(
+                now + Duration::from_secs(s),
+                TimerKind::StartToClose { exec, scheduled },
+            );
         }
         if let Some(h) = hb {
-            core.sched.add_timer(now + Duration::from_secs(h), TimerKind::Heartbeat { exec, scheduled });
+            core.sched.add_timer(
+                now + Duration::from_secs(h),
+                TimerKind::Heartbeat { exec, scheduled },
+            );
         }
         return Some(task);
     }
 }
 
-pub async fn poll_for_decision_task(state: &State, input: &Value, poll_timeout: Duration) -> SwfResult<Value> {
+pub async fn poll_for_decision_task(
+    state: &State,
+    input: &Value,
+    poll_timeout: Duration,
+) -> SwfResult<Value> {
     let domain = req_str(input, "domain")?;
-    let task_list = task_list_of(input).ok_or_else(|| SwfError::validation("taskList.name is required"))?;
+    let task_list =
+        task_list_of(input).ok_or_else(|| SwfError::validation("taskList.name is required"))?;
     if let Some(token) = get_str(input, "nextPageToken") {
         return next_decision_page(&mut state.lock(), token);
     }
     let identity = get_str(input, "identity");
     let size = page_size(input);
-    let reverse = input.get("reverseOrder").and_then(Value::as_bool).unwrap_or(false);
-    let from_previous = input.get("startAtPreviousStartedEvent").and_then(Value::as_bool).unwrap_or(false);
-    let task = long_poll(state, domain, task_list, Which::Decision, poll_timeout, |core| {
-        take_decision(core, domain, task_list, identity, size, reverse, from_previous)
-    })
+    let reverse = input
+        .get("reverseOrder")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let from_previous = input
+        .get("startAtPreviousStartedEvent")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let task = long_poll(
+        state,
+        domain,
+        task_list,
+        Which::Decision,
+        poll_timeout,
+        |core| {
+            take_decision(
+                core,
+                domain,
+                task_list,
+                identity,
+                size,
+                reverse,
+                from_previous,
+            )
+        },
+    )
     .await?;
     Ok(task.unwrap_or_else(|| json!({"startedEventId": 0, "previousStartedEventId": 0})))
 }
@@ -147,19 +205,36 @@ fn take_decision(
     from_previous: bool,
 ) -> SwfResult<Option<Value>> {
     loop {
-        let Some((exec, _)) = pop(core, Which::Decision, domain, task_list) else { return Ok(None) };
-        let Some(ex) = core.execs.get_mut(&exec).filter(|e| e.is_open()) else { continue };
-        let DecisionState::Scheduled { scheduled_id } = ex.decision else { continue };
+        let Some((exec, _)) = pop(core, Which::Decision, domain, task_list) else {
+            return Ok(None);
+        };
+        let Some(ex) = core.execs.get_mut(&exec).filter(|e| e.is_open()) else {
+            continue;
+        };
+        let DecisionState::Scheduled { scheduled_id } = ex.decision else {
+            continue;
+        };
         let mut attrs = json!({"scheduledEventId": scheduled_id});
         if let Some(i) = identity {
             attrs["identity"] = json!(i);
         }
         let started_id = ex.push("DecisionTaskStarted", attrs);
         let token = random_token();
-        ex.decision = DecisionState::Started { scheduled_id, started_id, token: token.clone() };
+        ex.decision = DecisionState::Started {
+            scheduled_id,
+            started_id,
+            token: token.clone(),
+        };
         ex.decision_needed = false;
-        let timeout = ex.task_start_to_close.as_deref().and_then(|s| s.parse::<u64>().ok());
-        let start = if from_previous && ex.previous_started > 0 { ex.previous_started as usize - 1 } else { 0 };
+        let timeout = ex
+            .task_start_to_close
+            .as_deref()
+            .and_then(|s| s.parse::<u64>().ok());
+        let start = if from_previous && ex.previous_started > 0 {
+            ex.previous_started as usize - 1
+        } else {
+            0
+        };
         let page = PageState {
             issued: Instant::now(),
             kind: PageKind::Decision {
@@ -178,7 +253,10 @@ fn take_decision(
         if let Some(s) = timeout {
             core.sched.add_timer(
                 Instant::now() + Duration::from_secs(s),
-                TimerKind::DecisionStartToClose { exec, started: started_id },
+                TimerKind::DecisionStartToClose {
+                    exec,
+                    started: started_id,
+                },
             );
         }
         return decision_page(core, page).map(Some);
@@ -187,14 +265,27 @@ fn take_decision(
 
 /// A decision task response for one page of its history snapshot.
 fn decision_page(core: &mut Core, page: PageState) -> SwfResult<Value> {
-    let PageKind::Decision { task_token, exec, started_id, previous_started, events_end, start } = &page.kind else {
+    let PageKind::Decision {
+        task_token,
+        exec,
+        started_id,
+        previous_started,
+        events_end,
+        start,
+    } = &page.kind
+    else {
         unreachable!("decision_page takes decision page state")
     };
     let ex: &Execution = core
         .execs
         .get(exec)
         .ok_or_else(|| SwfError::unknown("The execution of this decision task no longer exists"))?;
-    let (events, more) = slice_page(&ex.events[*start..*events_end], page.offset, page.page_size, page.reverse);
+    let (events, more) = slice_page(
+        &ex.events[*start..*events_end],
+        page.offset,
+        page.page_size,
+        page.reverse,
+    );
     let mut out = json!({
         "taskToken": task_token,
         "startedEventId": started_id,
@@ -204,7 +295,11 @@ fn decision_page(core: &mut Core, page: PageState) -> SwfResult<Value> {
         "events": events,
     });
     if more {
-        let next = PageState { issued: Instant::now(), offset: page.offset + page.page_size, ..page };
+        let next = PageState {
+            issued: Instant::now(),
+            offset: page.offset + page.page_size,
+            ..page
+        };
         out["nextPageToken"] = json!(core.sched.issue_page_token(next));
     }
     Ok(out)
@@ -213,7 +308,9 @@ fn decision_page(core: &mut Core, page: PageState) -> SwfResult<Value> {
 fn next_decision_page(core: &mut Core, token: &str) -> SwfResult<Value> {
     let page = core.sched.page_token(token)?;
     if !matches!(page.kind, PageKind::Decision { .. }) {
-        return Err(SwfError::validation("Invalid nextPageToken: it does not belong to a decision task"));
+        return Err(SwfError::validation(
+            "Invalid nextPageToken: it does not belong to a decision task",
+        ));
     }
     decision_page(core, page)
 }
@@ -221,9 +318,17 @@ fn next_decision_page(core: &mut Core, token: &str) -> SwfResult<Value> {
 /// The open activity a task token names.
 fn activity_by_token(core: &mut Core, input: &Value) -> SwfResult<(u64, i64)> {
     let token = req_str(input, "taskToken")?;
-    let unknown = || SwfError::unknown("Unknown task token: the activity task is closed, timed out, canceled or was never started");
+    let unknown = || {
+        SwfError::unknown(
+            "Unknown task token: the activity task is closed, timed out, canceled or was never started",
+        )
+    };
     let &(exec, scheduled) = core.sched.activity_tokens.get(token).ok_or_else(unknown)?;
-    let ex = core.execs.get_mut(&exec).filter(|e| e.is_open()).ok_or_else(unknown)?;
+    let ex = core
+        .execs
+        .get_mut(&exec)
+        .filter(|e| e.is_open())
+        .ok_or_else(unknown)?;
     if !ex.activities.contains_key(&scheduled) {
         return Err(unknown());
     }
@@ -232,7 +337,13 @@ fn activity_by_token(core: &mut Core, input: &Value) -> SwfResult<(u64, i64)> {
 
 pub fn record_activity_task_heartbeat(core: &mut Core, input: &Value) -> SwfResult<Value> {
     let (exec, scheduled) = activity_by_token(core, input)?;
-    let a = core.execs.get_mut(&exec).expect("checked").activities.get_mut(&scheduled).expect("checked");
+    let a = core
+        .execs
+        .get_mut(&exec)
+        .expect("checked")
+        .activities
+        .get_mut(&scheduled)
+        .expect("checked");
     a.last_beat = Instant::now();
     if let Some(d) = get_str(input, "details") {
         a.details = Some(d.to_owned());
@@ -261,7 +372,8 @@ pub fn respond_activity_task(core: &mut Core, input: &Value, outcome: Outcome) -
     let entry = crate::model::activity_json(ex, &a, how);
     core.remember_closed(entry);
     let ex = core.execs.get_mut(&exec).expect("checked");
-    let mut attrs = json!({"scheduledEventId": scheduled, "startedEventId": a.started_id.unwrap_or(0)});
+    let mut attrs =
+        json!({"scheduledEventId": scheduled, "startedEventId": a.started_id.unwrap_or(0)});
     let copy = |attrs: &mut Value, key: &str| {
         if let Some(v) = get_str(input, key) {
             attrs[key] = json!(v);
@@ -306,10 +418,16 @@ fn count_pending(core: &mut Core, input: &Value, which: Which) -> SwfResult<Valu
         q.items
             .iter()
             .filter(|(exec, scheduled)| {
-                core.execs.get(exec).filter(|e| e.is_open()).is_some_and(|e| match which {
-                    Which::Activity => e.activities.get(scheduled).is_some_and(|a| a.started_id.is_none()),
-                    Which::Decision => matches!(e.decision, DecisionState::Scheduled { .. }),
-                })
+                core.execs
+                    .get(exec)
+                    .filter(|e| e.is_open())
+                    .is_some_and(|e| match which {
+                        Which::Activity => e
+                            .activities
+                            .get(scheduled)
+                            .is_some_and(|a| a.started_id.is_none()),
+                        Which::Decision => matches!(e.decision, DecisionState::Scheduled { .. }),
+                    })
             })
             .count()
     });

@@ -13,16 +13,39 @@ use crate::state::Shared;
 
 #[derive(Debug, Clone)]
 pub enum TimerKind {
-    ScheduleToStart { exec: u64, scheduled: i64 },
-    ScheduleToClose { exec: u64, scheduled: i64 },
-    StartToClose { exec: u64, scheduled: i64 },
+    ScheduleToStart {
+        exec: u64,
+        scheduled: i64,
+    },
+    ScheduleToClose {
+        exec: u64,
+        scheduled: i64,
+    },
+    StartToClose {
+        exec: u64,
+        scheduled: i64,
+    },
     /// Re-armed from the last heartbeat when it fires early.
-    Heartbeat { exec: u64, scheduled: i64 },
-    DecisionStartToClose { exec: u64, started: i64 },
-    WorkflowStartToClose { exec: u64 },
+    Heartbeat {
+        exec: u64,
+        scheduled: i64,
+    },
+    DecisionStartToClose {
+        exec: u64,
+        started: i64,
+    },
+    WorkflowStartToClose {
+        exec: u64,
+    },
     /// A StartTimer decision's timer; `started` tells it from a reused timerId.
-    UserTimer { exec: u64, timer_id: String, started: i64 },
-    Retention { exec: u64 },
+    UserTimer {
+        exec: u64,
+        timer_id: String,
+        started: i64,
+    },
+    Retention {
+        exec: u64,
+    },
     PageTokenExpiry(String),
 }
 
@@ -81,20 +104,32 @@ fn fire(core: &mut Core, kind: TimerKind, now: Instant) {
             activity_timed_out(core, exec, scheduled, "START_TO_CLOSE")
         }
         TimerKind::Heartbeat { exec, scheduled } => {
-            let Some(a) = core.execs.get(&exec).and_then(|e| e.activities.get(&scheduled)) else {
+            let Some(a) = core
+                .execs
+                .get(&exec)
+                .and_then(|e| e.activities.get(&scheduled))
+            else {
                 return;
             };
             let Some(hb) = a.heartbeat else { return };
             let due = a.last_beat + Duration::from_secs(hb);
             if due > now {
-                core.sched.add_timer(due, TimerKind::Heartbeat { exec, scheduled });
+                core.sched
+                    .add_timer(due, TimerKind::Heartbeat { exec, scheduled });
             } else {
                 activity_timed_out(core, exec, scheduled, "HEARTBEAT");
             }
         }
         TimerKind::DecisionStartToClose { exec, started } => {
-            let Some(ex) = core.execs.get_mut(&exec) else { return };
-            let DecisionState::Started { scheduled_id, started_id, token } = ex.decision.clone() else {
+            let Some(ex) = core.execs.get_mut(&exec) else {
+                return;
+            };
+            let DecisionState::Started {
+                scheduled_id,
+                started_id,
+                token,
+            } = ex.decision.clone()
+            else {
                 return;
             };
             if started_id != started || !ex.is_open() {
@@ -110,18 +145,32 @@ fn fire(core: &mut Core, kind: TimerKind, now: Instant) {
             schedule_decision(ex, &mut core.sched);
         }
         TimerKind::WorkflowStartToClose { exec } => {
-            let Some(ex) = core.execs.get_mut(&exec).filter(|e| e.is_open()) else { return };
+            let Some(ex) = core.execs.get_mut(&exec).filter(|e| e.is_open()) else {
+                return;
+            };
             let policy = ex.child_policy.clone();
-            ex.push("WorkflowExecutionTimedOut", json!({"timeoutType": "START_TO_CLOSE", "childPolicy": policy}));
+            ex.push(
+                "WorkflowExecutionTimedOut",
+                json!({"timeoutType": "START_TO_CLOSE", "childPolicy": policy}),
+            );
             core.close_execution(exec, "TIMED_OUT");
         }
-        TimerKind::UserTimer { exec, timer_id, started } => {
-            let Some(ex) = core.execs.get_mut(&exec).filter(|e| e.is_open()) else { return };
+        TimerKind::UserTimer {
+            exec,
+            timer_id,
+            started,
+        } => {
+            let Some(ex) = core.execs.get_mut(&exec).filter(|e| e.is_open()) else {
+                return;
+            };
             if ex.timers.get(&timer_id) != Some(&started) {
                 return;
             }
             ex.timers.remove(&timer_id);
-            ex.push("TimerFired", json!({"timerId": timer_id, "startedEventId": started}));
+            ex.push(
+                "TimerFired",
+                json!({"timerId": timer_id, "startedEventId": started}),
+            );
             schedule_decision(ex, &mut core.sched);
         }
         TimerKind::Retention { exec } => core.forget_execution(exec),
@@ -133,8 +182,12 @@ fn fire(core: &mut Core, kind: TimerKind, now: Instant) {
 
 /// Records ActivityTaskTimedOut (with the last heartbeat details) and drops the task.
 pub fn activity_timed_out(core: &mut Core, exec: u64, scheduled: i64, timeout_type: &str) {
-    let Some(ex) = core.execs.get_mut(&exec).filter(|e| e.is_open()) else { return };
-    let Some(a) = ex.activities.remove(&scheduled) else { return };
+    let Some(ex) = core.execs.get_mut(&exec).filter(|e| e.is_open()) else {
+        return;
+    };
+    let Some(a) = ex.activities.remove(&scheduled) else {
+        return;
+    };
     ex.activity_ids.remove(&a.activity_id);
     let entry = crate::model::activity_json(ex, &a, "timed_out");
     core.remember_closed(entry);

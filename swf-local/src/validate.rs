@@ -77,7 +77,9 @@ pub fn name_rule_violation(s: &str) -> Option<&'static str> {
     if s.contains([':', '/', '|']) {
         return Some("Member must not contain ':', '/' or '|'");
     }
-    if s.chars().any(|c| ('\u{0}'..='\u{1f}').contains(&c) || ('\u{7f}'..='\u{9f}').contains(&c)) {
+    if s.chars()
+        .any(|c| ('\u{0}'..='\u{1f}').contains(&c) || ('\u{7f}'..='\u{9f}').contains(&c))
+    {
         return Some("Member must not contain control characters");
     }
     if s == "arn" {
@@ -87,7 +89,11 @@ pub fn name_rule_violation(s: &str) -> Option<&'static str> {
 }
 
 fn join(path: &str, name: &str) -> String {
-    if path.is_empty() { name.to_owned() } else { format!("{path}.{name}") }
+    if path.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{path}.{name}")
+    }
 }
 
 fn shown(v: &Value) -> String {
@@ -103,7 +109,9 @@ fn shown(v: &Value) -> String {
 }
 
 fn walk(shape_name: &str, v: &Value, path: &str, name_rule: bool, errors: &mut Vec<String>) {
-    let Some(shape) = MODEL.shapes.get(shape_name) else { return };
+    let Some(shape) = MODEL.shapes.get(shape_name) else {
+        return;
+    };
     let fail = |errors: &mut Vec<String>, what: &str| {
         errors.push(format!(
             "Value '{}' at '{path}' failed to satisfy constraint: {what}",
@@ -132,36 +140,64 @@ fn walk(shape_name: &str, v: &Value, path: &str, name_rule: bool, errors: &mut V
             }
         }
         "string" => {
-            let Some(s) = v.as_str() else { return fail(errors, "Member must be a string") };
+            let Some(s) = v.as_str() else {
+                return fail(errors, "Member must be a string");
+            };
             let len = s.chars().count() as i64;
             if let Some(min) = shape.min.filter(|m| len < *m) {
-                fail(errors, &format!("Member must have length greater than or equal to {min}"));
+                fail(
+                    errors,
+                    &format!("Member must have length greater than or equal to {min}"),
+                );
             }
             if let Some(max) = shape.max.filter(|m| len > *m) {
-                fail(errors, &format!("Member must have length less than or equal to {max}"));
+                fail(
+                    errors,
+                    &format!("Member must have length less than or equal to {max}"),
+                );
             }
             if let Some(values) = &shape.values
                 && !values.iter().any(|x| x == s)
             {
-                fail(errors, &format!("Member must satisfy enum value set: [{}]", values.join(", ")));
+                fail(
+                    errors,
+                    &format!(
+                        "Member must satisfy enum value set: [{}]",
+                        values.join(", ")
+                    ),
+                );
             }
             if name_rule && let Some(why) = name_rule_violation(s) {
                 fail(errors, why);
             }
             if shape_name.starts_with("DurationIn") && s != "NONE" && s.parse::<u64>().is_err() {
-                fail(errors, "Member must be a whole number of seconds (days) or NONE");
+                fail(
+                    errors,
+                    "Member must be a whole number of seconds (days) or NONE",
+                );
             }
             if shape_name == "TaskPriority" && s.parse::<i32>().is_err() {
-                fail(errors, "Member must be an integer between -2147483648 and 2147483647");
+                fail(
+                    errors,
+                    "Member must be an integer between -2147483648 and 2147483647",
+                );
             }
         }
         "integer" | "long" => {
-            let Some(n) = v.as_i64() else { return fail(errors, "Member must be an integer") };
+            let Some(n) = v.as_i64() else {
+                return fail(errors, "Member must be an integer");
+            };
             if let Some(min) = shape.min.filter(|m| n < *m) {
-                fail(errors, &format!("Member must have value greater than or equal to {min}"));
+                fail(
+                    errors,
+                    &format!("Member must have value greater than or equal to {min}"),
+                );
             }
             if let Some(max) = shape.max.filter(|m| n > *m) {
-                fail(errors, &format!("Member must have value less than or equal to {max}"));
+                fail(
+                    errors,
+                    &format!("Member must have value less than or equal to {max}"),
+                );
             }
         }
         "boolean" => {
@@ -175,17 +211,31 @@ fn walk(shape_name: &str, v: &Value, path: &str, name_rule: bool, errors: &mut V
             }
         }
         "list" => {
-            let Some(items) = v.as_array() else { return fail(errors, "Member must be a list") };
+            let Some(items) = v.as_array() else {
+                return fail(errors, "Member must be a list");
+            };
             let len = items.len() as i64;
             if let Some(min) = shape.min.filter(|m| len < *m) {
-                fail(errors, &format!("Member must have length greater than or equal to {min}"));
+                fail(
+                    errors,
+                    &format!("Member must have length greater than or equal to {min}"),
+                );
             }
             if let Some(max) = shape.max.filter(|m| len > *m) {
-                fail(errors, &format!("Member must have length less than or equal to {max}"));
+                fail(
+                    errors,
+                    &format!("Member must have length less than or equal to {max}"),
+                );
             }
             if let Some(member) = &shape.member {
                 for (i, item) in items.iter().enumerate() {
-                    walk(member, item, &format!("{path}.{}.member", i + 1), name_rule, errors);
+                    walk(
+                        member,
+                        item,
+                        &format!("{path}.{}.member", i + 1),
+                        name_rule,
+                        errors,
+                    );
                 }
             }
         }

@@ -16,7 +16,11 @@ async fn each_fault_kind_maps_to_the_sdk_error_a_worker_sees() {
     let c = &env.client;
     setup(c, "d", ["60", "120", "60", "30"]).await;
     let f = &env.faults;
-    let list = || c.list_domains().registration_status(RegistrationStatus::Registered).send();
+    let list = || {
+        c.list_domains()
+            .registration_status(RegistrationStatus::Registered)
+            .send()
+    };
 
     f.inject(Some("ListDomains"), FaultKind::Status500, Some(1));
     let err = list().await.unwrap_err();
@@ -33,26 +37,67 @@ async fn each_fault_kind_maps_to_the_sdk_error_a_worker_sees() {
     assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(400));
     assert_eq!(code(&err), "ThrottlingException");
 
-    f.inject(Some("PollForActivityTask"), FaultKind::OperationNotPermitted, Some(1));
-    let err = c.poll_for_activity_task().domain("d").task_list(tl("x")).send().await.unwrap_err();
+    f.inject(
+        Some("PollForActivityTask"),
+        FaultKind::OperationNotPermitted,
+        Some(1),
+    );
+    let err = c
+        .poll_for_activity_task()
+        .domain("d")
+        .task_list(tl("x"))
+        .send()
+        .await
+        .unwrap_err();
     assert!(err.into_service_error().is_operation_not_permitted_fault());
 
-    f.inject(Some("PollForActivityTask"), FaultKind::UnknownResource, Some(1));
-    let err = c.poll_for_activity_task().domain("d").task_list(tl("x")).send().await.unwrap_err();
+    f.inject(
+        Some("PollForActivityTask"),
+        FaultKind::UnknownResource,
+        Some(1),
+    );
+    let err = c
+        .poll_for_activity_task()
+        .domain("d")
+        .task_list(tl("x"))
+        .send()
+        .await
+        .unwrap_err();
     assert!(err.into_service_error().is_unknown_resource_fault());
 
     f.inject(Some("ListDomains"), FaultKind::Reset, Some(1));
     let err = list().await.unwrap_err();
-    assert!(matches!(err, SdkError::DispatchFailure(_) | SdkError::ResponseError(_)), "{err:?}");
-    list().await.expect("a new connection works after the reset");
+    assert!(
+        matches!(
+            err,
+            SdkError::DispatchFailure(_) | SdkError::ResponseError(_)
+        ),
+        "{err:?}"
+    );
+    list()
+        .await
+        .expect("a new connection works after the reset");
 
     // Hang: longer than the client's attempt timeout -> the client times out.
-    f.inject(Some("ListDomains"), FaultKind::hang(Duration::from_secs(3)), Some(1));
+    f.inject(
+        Some("ListDomains"),
+        FaultKind::hang(Duration::from_secs(3)),
+        Some(1),
+    );
     let impatient = client(&env.url, Duration::from_millis(500));
-    let err = impatient.list_domains().registration_status(RegistrationStatus::Registered).send().await.unwrap_err();
+    let err = impatient
+        .list_domains()
+        .registration_status(RegistrationStatus::Registered)
+        .send()
+        .await
+        .unwrap_err();
     assert!(matches!(err, SdkError::TimeoutError(_)), "{err:?}");
     // Hang shorter than the timeout: served normally after the delay.
-    f.inject(Some("ListDomains"), FaultKind::hang(Duration::from_millis(200)), Some(1));
+    f.inject(
+        Some("ListDomains"),
+        FaultKind::hang(Duration::from_millis(200)),
+        Some(1),
+    );
     assert_eq!(list().await.unwrap().domain_infos.len(), 1);
 
     // All operations, until cleared.
@@ -75,7 +120,11 @@ async fn control_endpoints_set_faults_and_count_calls() {
     decide(c, &dt.task_token, vec![schedule("a", "act")]).await;
     let task = next_activity(c, "d").await;
     for _ in 0..3 {
-        c.record_activity_task_heartbeat().task_token(&task.task_token).send().await.unwrap();
+        c.record_activity_task_heartbeat()
+            .task_token(&task.task_token)
+            .send()
+            .await
+            .unwrap();
     }
     let (status, stats) = raw_http(env.addr, "GET", "/_stats", "", "").await;
     assert_eq!(status, 200);
@@ -87,14 +136,34 @@ async fn control_endpoints_set_faults_and_count_calls() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["rules"].as_array().unwrap().len(), 2);
     for _ in 0..2 {
-        let err = c.record_activity_task_heartbeat().task_token(&task.task_token).send().await.unwrap_err();
+        let err = c
+            .record_activity_task_heartbeat()
+            .task_token(&task.task_token)
+            .send()
+            .await
+            .unwrap_err();
         assert_eq!(code(&err), "ThrottlingException");
     }
-    c.record_activity_task_heartbeat().task_token(&task.task_token).send().await.unwrap();
-    assert_eq!(env.state.calls("RecordActivityTaskHeartbeat"), 6, "faulted calls are counted too");
+    c.record_activity_task_heartbeat()
+        .task_token(&task.task_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        env.state.calls("RecordActivityTaskHeartbeat"),
+        6,
+        "faulted calls are counted too"
+    );
     let (_, body) = raw_http(env.addr, "POST", "/_faults", "", r#"{"clear":true}"#).await;
     assert_eq!(body["rules"].as_array().unwrap().len(), 0);
-    let (status, body) = raw_http(env.addr, "POST", "/_faults", "", r#"{"rules":[{"kind":"explode"}]}"#).await;
+    let (status, body) = raw_http(
+        env.addr,
+        "POST",
+        "/_faults",
+        "",
+        r#"{"rules":[{"kind":"explode"}]}"#,
+    )
+    .await;
     assert_eq!(status, 400);
     assert!(body.as_str().unwrap().contains("/_faults"), "{body}");
 }
@@ -107,8 +176,16 @@ async fn restart_on_the_same_port_keeps_the_state() {
     let exec = start_wf(&c, "d", "w").await;
     let addr = env.addr;
     let state = env.stop().await;
-    let err = c.list_domains().registration_status(RegistrationStatus::Registered).send().await.unwrap_err();
-    assert!(matches!(err, SdkError::DispatchFailure(_)), "server is down: {err:?}");
+    let err = c
+        .list_domains()
+        .registration_status(RegistrationStatus::Registered)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SdkError::DispatchFailure(_)),
+        "server is down: {err:?}"
+    );
 
     let env = Env::start_at(addr, 300, state, Faults::default()).await;
     assert_eq!(env.addr, addr);
@@ -119,10 +196,22 @@ async fn restart_on_the_same_port_keeps_the_state() {
 
 #[tokio::test]
 async fn endpoint_down_at_start_then_up() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let c = client(&format!("http://{port}"), Duration::from_secs(5));
-    let err = c.list_domains().registration_status(RegistrationStatus::Registered).send().await.unwrap_err();
+    let err = c
+        .list_domains()
+        .registration_status(RegistrationStatus::Registered)
+        .send()
+        .await
+        .unwrap_err();
     assert!(matches!(err, SdkError::DispatchFailure(_)), "{err:?}");
     let _env = Env::start_at(port, 300, State::new(), Faults::default()).await;
-    c.list_domains().registration_status(RegistrationStatus::Registered).send().await.unwrap();
+    c.list_domains()
+        .registration_status(RegistrationStatus::Registered)
+        .send()
+        .await
+        .unwrap();
 }

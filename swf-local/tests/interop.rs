@@ -12,7 +12,10 @@ use common::*;
 #[tokio::test]
 async fn boto3_smoke_script_passes() {
     let env = Env::start(1000).await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/scripts/boto3_smoke.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/scripts/boto3_smoke.py"
+    );
     let out = tokio::process::Command::new("python3")
         .arg(script)
         .arg("--endpoint")
@@ -34,16 +37,45 @@ async fn happy_path(c: &Client) -> Vec<String> {
     setup(c, "diff", ["60", "120", "60", "30"]).await;
     let exec = start_wf(c, "diff", "wf").await;
     let dt = next_decision(c, "diff").await;
-    decide(c, &dt.task_token, vec![schedule("a1", "act"), schedule("a2", "act"), schedule("a3", "act")]).await;
+    decide(
+        c,
+        &dt.task_token,
+        vec![
+            schedule("a1", "act"),
+            schedule("a2", "act"),
+            schedule("a3", "act"),
+        ],
+    )
+    .await;
     let mut tasks = Vec::new();
     for _ in 0..3 {
         tasks.push(next_activity(c, "diff").await);
     }
     tasks.sort_by(|a, b| a.activity_id.cmp(&b.activity_id));
-    c.respond_activity_task_completed().task_token(&tasks[0].task_token).result("ok").send().await.unwrap();
-    c.respond_activity_task_failed().task_token(&tasks[1].task_token).reason("bad").send().await.unwrap();
-    c.record_activity_task_heartbeat().task_token(&tasks[2].task_token).details("half").send().await.unwrap();
-    c.respond_activity_task_completed().task_token(&tasks[2].task_token).result("ok").send().await.unwrap();
+    c.respond_activity_task_completed()
+        .task_token(&tasks[0].task_token)
+        .result("ok")
+        .send()
+        .await
+        .unwrap();
+    c.respond_activity_task_failed()
+        .task_token(&tasks[1].task_token)
+        .reason("bad")
+        .send()
+        .await
+        .unwrap();
+    c.record_activity_task_heartbeat()
+        .task_token(&tasks[2].task_token)
+        .details("half")
+        .send()
+        .await
+        .unwrap();
+    c.respond_activity_task_completed()
+        .task_token(&tasks[2].task_token)
+        .result("ok")
+        .send()
+        .await
+        .unwrap();
     let dt = next_decision(c, "diff").await;
     decide(c, &dt.task_token, vec![complete_wf("done")]).await;
     event_types(c, "diff", &exec).await
@@ -59,7 +91,11 @@ async fn same_event_types_as_moto() {
         println!("SKIP same_event_types_as_moto: moto_server not on PATH");
         return;
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = tokio::process::Command::new(moto)
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
@@ -68,18 +104,39 @@ async fn same_event_types_as_moto() {
         .spawn()
         .expect("moto_server starts");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(Instant::now() < deadline, "moto_server did not listen within 60 s");
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "moto_server did not listen within 60 s"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let moto_types = happy_path(&client(&format!("http://127.0.0.1:{port}"), Duration::from_secs(20))).await;
+    let moto_types = happy_path(&client(
+        &format!("http://127.0.0.1:{port}"),
+        Duration::from_secs(20),
+    ))
+    .await;
     child.kill().await.ok();
 
     let env = Env::start(1000).await;
     let ours = happy_path(&env.client).await;
-    assert_eq!(ours, one_scheduled_decision(&ours), "swf-local scheduled a second decision task while one was pending");
-    assert_eq!(ours, one_scheduled_decision(&moto_types), "swf-local and moto disagree on the event sequence");
-    assert_eq!(ours.last().map(String::as_str), Some("WorkflowExecutionCompleted"));
+    assert_eq!(
+        ours,
+        one_scheduled_decision(&ours),
+        "swf-local scheduled a second decision task while one was pending"
+    );
+    assert_eq!(
+        ours,
+        one_scheduled_decision(&moto_types),
+        "swf-local and moto disagree on the event sequence"
+    );
+    assert_eq!(
+        ours.last().map(String::as_str),
+        Some("WorkflowExecutionCompleted")
+    );
 }
 
 /// moto records a DecisionTaskScheduled for every new event even while a decision task is
@@ -101,5 +158,8 @@ fn one_scheduled_decision(types: &[String]) -> Vec<String> {
 
 fn which(name: &str) -> Result<std::path::PathBuf, ()> {
     let path = std::env::var_os("PATH").ok_or(())?;
-    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file()).ok_or(())
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .ok_or(())
 }

@@ -10,9 +10,21 @@ async fn domains_and_types_register_describe_list_deprecate_delete() {
     let env = Env::start(500).await;
     let c = &env.client;
     setup(c, "d1", ["60", "120", "60", "30"]).await;
-    c.register_domain().name("d2").workflow_execution_retention_period_in_days("3").description("second").send().await.unwrap();
+    c.register_domain()
+        .name("d2")
+        .workflow_execution_retention_period_in_days("3")
+        .description("second")
+        .send()
+        .await
+        .unwrap();
 
-    let err = c.register_domain().name("d1").workflow_execution_retention_period_in_days("1").send().await.unwrap_err();
+    let err = c
+        .register_domain()
+        .name("d1")
+        .workflow_execution_retention_period_in_days("1")
+        .send()
+        .await
+        .unwrap_err();
     assert!(err.into_service_error().is_domain_already_exists_fault());
 
     let d = c.describe_domain().name("d2").send().await.unwrap();
@@ -20,10 +32,21 @@ async fn domains_and_types_register_describe_list_deprecate_delete() {
     assert_eq!(info.name, "d2");
     assert_eq!(info.status, RegistrationStatus::Registered);
     assert_eq!(info.description.as_deref(), Some("second"));
-    assert_eq!(d.configuration.unwrap().workflow_execution_retention_period_in_days, "3");
+    assert_eq!(
+        d.configuration
+            .unwrap()
+            .workflow_execution_retention_period_in_days,
+        "3"
+    );
 
     // Paging of ListDomains: one per page.
-    let p1 = c.list_domains().registration_status(RegistrationStatus::Registered).maximum_page_size(1).send().await.unwrap();
+    let p1 = c
+        .list_domains()
+        .registration_status(RegistrationStatus::Registered)
+        .maximum_page_size(1)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(p1.domain_infos.len(), 1);
     let token = p1.next_page_token.expect("a second page");
     let p2 = c
@@ -41,62 +64,223 @@ async fn domains_and_types_register_describe_list_deprecate_delete() {
     c.deprecate_domain().name("d2").send().await.unwrap();
     let err = c.deprecate_domain().name("d2").send().await.unwrap_err();
     assert!(err.into_service_error().is_domain_deprecated_fault());
-    let dep = c.list_domains().registration_status(RegistrationStatus::Deprecated).send().await.unwrap();
-    assert_eq!(dep.domain_infos.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(), vec!["d2"]);
+    let dep = c
+        .list_domains()
+        .registration_status(RegistrationStatus::Deprecated)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        dep.domain_infos
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect::<Vec<_>>(),
+        vec!["d2"]
+    );
     c.undeprecate_domain().name("d2").send().await.unwrap();
     let err = c.describe_domain().name("nope").send().await.unwrap_err();
     assert!(err.into_service_error().is_unknown_resource_fault());
 
     // Activity types.
-    let err = c.register_activity_type().domain("d1").name("act").version("1").send().await.unwrap_err();
+    let err = c
+        .register_activity_type()
+        .domain("d1")
+        .name("act")
+        .version("1")
+        .send()
+        .await
+        .unwrap_err();
     assert!(err.into_service_error().is_type_already_exists_fault());
-    let at = c.describe_activity_type().domain("d1").activity_type(atype("act")).send().await.unwrap();
+    let at = c
+        .describe_activity_type()
+        .domain("d1")
+        .activity_type(atype("act"))
+        .send()
+        .await
+        .unwrap();
     let conf = at.configuration.unwrap();
     assert_eq!(conf.default_task_heartbeat_timeout.as_deref(), Some("30"));
     assert_eq!(conf.default_task_list.unwrap().name, ACTIVITY_TL);
     assert_eq!(at.type_info.unwrap().status, RegistrationStatus::Registered);
-    c.register_activity_type().domain("d1").name("other").version("1").send().await.unwrap();
-    let list = c.list_activity_types().domain("d1").registration_status(RegistrationStatus::Registered).send().await.unwrap();
+    c.register_activity_type()
+        .domain("d1")
+        .name("other")
+        .version("1")
+        .send()
+        .await
+        .unwrap();
+    let list = c
+        .list_activity_types()
+        .domain("d1")
+        .registration_status(RegistrationStatus::Registered)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(list.type_infos.len(), 2);
-    let named = c.list_activity_types().domain("d1").name("other").registration_status(RegistrationStatus::Registered).send().await.unwrap();
+    let named = c
+        .list_activity_types()
+        .domain("d1")
+        .name("other")
+        .registration_status(RegistrationStatus::Registered)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(named.type_infos.len(), 1);
-    let err = c.delete_activity_type().domain("d1").activity_type(atype("other")).send().await.unwrap_err();
+    let err = c
+        .delete_activity_type()
+        .domain("d1")
+        .activity_type(atype("other"))
+        .send()
+        .await
+        .unwrap_err();
     assert!(err.into_service_error().is_operation_not_permitted_fault());
-    c.deprecate_activity_type().domain("d1").activity_type(atype("other")).send().await.unwrap();
-    let err = c.deprecate_activity_type().domain("d1").activity_type(atype("other")).send().await.unwrap_err();
+    c.deprecate_activity_type()
+        .domain("d1")
+        .activity_type(atype("other"))
+        .send()
+        .await
+        .unwrap();
+    let err = c
+        .deprecate_activity_type()
+        .domain("d1")
+        .activity_type(atype("other"))
+        .send()
+        .await
+        .unwrap_err();
     assert!(err.into_service_error().is_type_deprecated_fault());
-    let info = c.describe_activity_type().domain("d1").activity_type(atype("other")).send().await.unwrap().type_info.unwrap();
+    let info = c
+        .describe_activity_type()
+        .domain("d1")
+        .activity_type(atype("other"))
+        .send()
+        .await
+        .unwrap()
+        .type_info
+        .unwrap();
     assert_eq!(info.status, RegistrationStatus::Deprecated);
     assert!(info.deprecation_date.is_some());
-    c.undeprecate_activity_type().domain("d1").activity_type(atype("other")).send().await.unwrap();
-    c.deprecate_activity_type().domain("d1").activity_type(atype("other")).send().await.unwrap();
-    c.delete_activity_type().domain("d1").activity_type(atype("other")).send().await.unwrap();
-    let err = c.describe_activity_type().domain("d1").activity_type(atype("other")).send().await.unwrap_err();
+    c.undeprecate_activity_type()
+        .domain("d1")
+        .activity_type(atype("other"))
+        .send()
+        .await
+        .unwrap();
+    c.deprecate_activity_type()
+        .domain("d1")
+        .activity_type(atype("other"))
+        .send()
+        .await
+        .unwrap();
+    c.delete_activity_type()
+        .domain("d1")
+        .activity_type(atype("other"))
+        .send()
+        .await
+        .unwrap();
+    let err = c
+        .describe_activity_type()
+        .domain("d1")
+        .activity_type(atype("other"))
+        .send()
+        .await
+        .unwrap_err();
     assert!(err.into_service_error().is_unknown_resource_fault());
 
     // Workflow types.
-    let wt = c.describe_workflow_type().domain("d1").workflow_type(wtype()).send().await.unwrap();
-    assert_eq!(wt.configuration.unwrap().default_child_policy, Some(ChildPolicy::Terminate));
-    let list = c.list_workflow_types().domain("d1").registration_status(RegistrationStatus::Registered).send().await.unwrap();
+    let wt = c
+        .describe_workflow_type()
+        .domain("d1")
+        .workflow_type(wtype())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        wt.configuration.unwrap().default_child_policy,
+        Some(ChildPolicy::Terminate)
+    );
+    let list = c
+        .list_workflow_types()
+        .domain("d1")
+        .registration_status(RegistrationStatus::Registered)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(list.type_infos.len(), 1);
-    c.deprecate_workflow_type().domain("d1").workflow_type(wtype()).send().await.unwrap();
-    let err = c.start_workflow_execution().domain("d1").workflow_id("w").workflow_type(wtype()).send().await.unwrap_err();
-    assert!(err.into_service_error().is_type_deprecated_fault());
-    c.undeprecate_workflow_type().domain("d1").workflow_type(wtype()).send().await.unwrap();
-    let err = c.undeprecate_workflow_type().domain("d1").workflow_type(wtype()).send().await.unwrap_err();
-    assert!(err.into_service_error().is_type_already_exists_fault());
-    c.register_workflow_type().domain("d1").name("bare").version("1").send().await.unwrap();
+    c.deprecate_workflow_type()
+        .domain("d1")
+        .workflow_type(wtype())
+        .send()
+        .await
+        .unwrap();
     let err = c
         .start_workflow_execution()
         .domain("d1")
         .workflow_id("w")
-        .workflow_type(WorkflowType::builder().name("bare").version("1").build().unwrap())
+        .workflow_type(wtype())
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.into_service_error().is_type_deprecated_fault());
+    c.undeprecate_workflow_type()
+        .domain("d1")
+        .workflow_type(wtype())
+        .send()
+        .await
+        .unwrap();
+    let err = c
+        .undeprecate_workflow_type()
+        .domain("d1")
+        .workflow_type(wtype())
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.into_service_error().is_type_already_exists_fault());
+    c.register_workflow_type()
+        .domain("d1")
+        .name("bare")
+        .version("1")
+        .send()
+        .await
+        .unwrap();
+    let err = c
+        .start_workflow_execution()
+        .domain("d1")
+        .workflow_id("w")
+        .workflow_type(
+            WorkflowType::builder()
+                .name("bare")
+                .version("1")
+                .build()
+                .unwrap(),
+        )
         .send()
         .await
         .unwrap_err();
     assert!(err.into_service_error().is_default_undefined_fault());
-    c.deprecate_workflow_type().domain("d1").workflow_type(WorkflowType::builder().name("bare").version("1").build().unwrap()).send().await.unwrap();
-    c.delete_workflow_type().domain("d1").workflow_type(WorkflowType::builder().name("bare").version("1").build().unwrap()).send().await.unwrap();
+    c.deprecate_workflow_type()
+        .domain("d1")
+        .workflow_type(
+            WorkflowType::builder()
+                .name("bare")
+                .version("1")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    c.delete_workflow_type()
+        .domain("d1")
+        .workflow_type(
+            WorkflowType::builder()
+                .name("bare")
+                .version("1")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -105,81 +289,245 @@ async fn happy_path_workflow_with_every_activity_outcome() {
     let c = &env.client;
     setup(c, "d", ["60", "120", "60", "30"]).await;
     let exec = start_wf(c, "d", "wf-1").await;
-    let err = c.start_workflow_execution().domain("d").workflow_id("wf-1").workflow_type(wtype()).send().await.unwrap_err();
-    assert!(err.into_service_error().is_workflow_execution_already_started_fault());
+    let err = c
+        .start_workflow_execution()
+        .domain("d")
+        .workflow_id("wf-1")
+        .workflow_type(wtype())
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err.into_service_error()
+            .is_workflow_execution_already_started_fault()
+    );
 
     let dt = next_decision(c, "d").await;
     assert_eq!(dt.workflow_execution.as_ref().unwrap().run_id, exec.run_id);
     assert_eq!(dt.workflow_type.as_ref().unwrap().name, "wf");
     assert_eq!(dt.previous_started_event_id, 0);
     let types: Vec<_> = dt.events.iter().map(|e| e.event_type.clone()).collect();
-    assert_eq!(types, vec![EventType::WorkflowExecutionStarted, EventType::DecisionTaskScheduled, EventType::DecisionTaskStarted]);
+    assert_eq!(
+        types,
+        vec![
+            EventType::WorkflowExecutionStarted,
+            EventType::DecisionTaskScheduled,
+            EventType::DecisionTaskStarted
+        ]
+    );
     assert_eq!(dt.started_event_id, 3);
-    decide(c, &dt.task_token, vec![schedule("a1", "act"), schedule("a2", "act"), schedule("a3", "act")]).await;
+    decide(
+        c,
+        &dt.task_token,
+        vec![
+            schedule("a1", "act"),
+            schedule("a2", "act"),
+            schedule("a3", "act"),
+        ],
+    )
+    .await;
 
-    let pending = c.count_pending_activity_tasks().domain("d").task_list(tl(ACTIVITY_TL)).send().await.unwrap();
+    let pending = c
+        .count_pending_activity_tasks()
+        .domain("d")
+        .task_list(tl(ACTIVITY_TL))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(pending.count, 3);
     let t1 = next_activity(c, "d").await;
     let t2 = next_activity(c, "d").await;
     let t3 = next_activity(c, "d").await;
-    assert_eq!([t1.activity_id.as_str(), t2.activity_id.as_str(), t3.activity_id.as_str()], ["a1", "a2", "a3"]);
+    assert_eq!(
+        [
+            t1.activity_id.as_str(),
+            t2.activity_id.as_str(),
+            t3.activity_id.as_str()
+        ],
+        ["a1", "a2", "a3"]
+    );
     assert_eq!(t1.input.as_deref(), Some("in-a1"));
     assert_eq!(t1.activity_type.as_ref().unwrap().name, "act");
     assert_eq!(t1.workflow_execution.as_ref().unwrap().workflow_id, "wf-1");
 
-    c.respond_activity_task_completed().task_token(&t1.task_token).result("r1").send().await.unwrap();
-    c.respond_activity_task_failed().task_token(&t2.task_token).reason("bad").details("why").send().await.unwrap();
-    let hb = c.record_activity_task_heartbeat().task_token(&t3.task_token).details("50%").send().await.unwrap();
+    c.respond_activity_task_completed()
+        .task_token(&t1.task_token)
+        .result("r1")
+        .send()
+        .await
+        .unwrap();
+    c.respond_activity_task_failed()
+        .task_token(&t2.task_token)
+        .reason("bad")
+        .details("why")
+        .send()
+        .await
+        .unwrap();
+    let hb = c
+        .record_activity_task_heartbeat()
+        .task_token(&t3.task_token)
+        .details("50%")
+        .send()
+        .await
+        .unwrap();
     assert!(!hb.cancel_requested);
-    c.respond_activity_task_completed().task_token(&t3.task_token).result("r3").send().await.unwrap();
+    c.respond_activity_task_completed()
+        .task_token(&t3.task_token)
+        .result("r3")
+        .send()
+        .await
+        .unwrap();
 
     // A closed task's token is unknown from now on.
-    let err = c.respond_activity_task_completed().task_token(&t1.task_token).send().await.unwrap_err();
+    let err = c
+        .respond_activity_task_completed()
+        .task_token(&t1.task_token)
+        .send()
+        .await
+        .unwrap_err();
     assert!(err.into_service_error().is_unknown_resource_fault());
 
-    let desc = c.describe_workflow_execution().domain("d").execution(exec.clone()).send().await.unwrap();
-    assert_eq!(desc.execution_info.unwrap().execution_status, ExecutionStatus::Open);
+    let desc = c
+        .describe_workflow_execution()
+        .domain("d")
+        .execution(exec.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        desc.execution_info.unwrap().execution_status,
+        ExecutionStatus::Open
+    );
     assert_eq!(desc.open_counts.unwrap().open_activity_tasks, 0);
-    assert_eq!(desc.execution_configuration.unwrap().task_list.unwrap().name, TL);
+    assert_eq!(
+        desc.execution_configuration
+            .unwrap()
+            .task_list
+            .unwrap()
+            .name,
+        TL
+    );
 
     let dt = next_decision(c, "d").await;
     assert_eq!(dt.previous_started_event_id, 3);
-    let completed = dt.events.iter().find(|e| e.event_type == EventType::ActivityTaskCompleted).unwrap();
-    assert_eq!(completed.activity_task_completed_event_attributes.as_ref().unwrap().result.as_deref(), Some("r1"));
-    let failed = dt.events.iter().find(|e| e.event_type == EventType::ActivityTaskFailed).unwrap();
-    assert_eq!(failed.activity_task_failed_event_attributes.as_ref().unwrap().reason.as_deref(), Some("bad"));
+    let completed = dt
+        .events
+        .iter()
+        .find(|e| e.event_type == EventType::ActivityTaskCompleted)
+        .unwrap();
+    assert_eq!(
+        completed
+            .activity_task_completed_event_attributes
+            .as_ref()
+            .unwrap()
+            .result
+            .as_deref(),
+        Some("r1")
+    );
+    let failed = dt
+        .events
+        .iter()
+        .find(|e| e.event_type == EventType::ActivityTaskFailed)
+        .unwrap();
+    assert_eq!(
+        failed
+            .activity_task_failed_event_attributes
+            .as_ref()
+            .unwrap()
+            .reason
+            .as_deref(),
+        Some("bad")
+    );
     decide(c, &dt.task_token, vec![complete_wf("done")]).await;
-    let err = c.respond_decision_task_completed().task_token(&dt.task_token).send().await.unwrap_err();
+    let err = c
+        .respond_decision_task_completed()
+        .task_token(&dt.task_token)
+        .send()
+        .await
+        .unwrap_err();
     assert!(err.into_service_error().is_unknown_resource_fault());
 
     let types = event_types(c, "d", &exec).await;
-    assert_eq!(types.first().map(String::as_str), Some("WorkflowExecutionStarted"));
-    assert_eq!(types.last().map(String::as_str), Some("WorkflowExecutionCompleted"));
-    assert_eq!(types.iter().filter(|t| *t == "ActivityTaskScheduled").count(), 3);
-    assert_eq!(types.iter().filter(|t| *t == "ActivityTaskStarted").count(), 3);
+    assert_eq!(
+        types.first().map(String::as_str),
+        Some("WorkflowExecutionStarted")
+    );
+    assert_eq!(
+        types.last().map(String::as_str),
+        Some("WorkflowExecutionCompleted")
+    );
+    assert_eq!(
+        types
+            .iter()
+            .filter(|t| *t == "ActivityTaskScheduled")
+            .count(),
+        3
+    );
+    assert_eq!(
+        types.iter().filter(|t| *t == "ActivityTaskStarted").count(),
+        3
+    );
 
-    let desc = c.describe_workflow_execution().domain("d").execution(exec.clone()).send().await.unwrap();
+    let desc = c
+        .describe_workflow_execution()
+        .domain("d")
+        .execution(exec.clone())
+        .send()
+        .await
+        .unwrap();
     let info = desc.execution_info.unwrap();
     assert_eq!(info.execution_status, ExecutionStatus::Closed);
     assert_eq!(info.close_status, Some(CloseStatus::Completed));
 
-    let filter = ExecutionTimeFilter::builder().oldest_date(aws_smithy_types::DateTime::from_secs(0)).build().unwrap();
-    let open = c.list_open_workflow_executions().domain("d").start_time_filter(filter.clone()).send().await.unwrap();
+    let filter = ExecutionTimeFilter::builder()
+        .oldest_date(aws_smithy_types::DateTime::from_secs(0))
+        .build()
+        .unwrap();
+    let open = c
+        .list_open_workflow_executions()
+        .domain("d")
+        .start_time_filter(filter.clone())
+        .send()
+        .await
+        .unwrap();
     assert!(open.execution_infos.is_empty());
-    let closed = c.list_closed_workflow_executions().domain("d").start_time_filter(filter.clone()).send().await.unwrap();
+    let closed = c
+        .list_closed_workflow_executions()
+        .domain("d")
+        .start_time_filter(filter.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(closed.execution_infos.len(), 1);
     let by_status = c
         .list_closed_workflow_executions()
         .domain("d")
         .close_time_filter(filter.clone())
-        .close_status_filter(CloseStatusFilter::builder().status(CloseStatus::Failed).build().unwrap())
+        .close_status_filter(
+            CloseStatusFilter::builder()
+                .status(CloseStatus::Failed)
+                .build()
+                .unwrap(),
+        )
         .send()
         .await
         .unwrap();
     assert!(by_status.execution_infos.is_empty());
-    let n = c.count_closed_workflow_executions().domain("d").start_time_filter(filter.clone()).send().await.unwrap();
+    let n = c
+        .count_closed_workflow_executions()
+        .domain("d")
+        .start_time_filter(filter.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(n.count, 1);
-    let n = c.count_open_workflow_executions().domain("d").start_time_filter(filter).send().await.unwrap();
+    let n = c
+        .count_open_workflow_executions()
+        .domain("d")
+        .start_time_filter(filter)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(n.count, 0);
     // The workflow id is free again.
     start_wf(c, "d", "wf-1").await;
@@ -195,22 +543,61 @@ async fn signal_cancel_terminate_and_close_decisions() {
     let exec = start_wf(c, "d", "sig").await;
     let dt = next_decision(c, "d").await;
     decide(c, &dt.task_token, vec![]).await;
-    c.signal_workflow_execution().domain("d").workflow_id("sig").signal_name("go").input("payload").send().await.unwrap();
+    c.signal_workflow_execution()
+        .domain("d")
+        .workflow_id("sig")
+        .signal_name("go")
+        .input("payload")
+        .send()
+        .await
+        .unwrap();
     let dt = next_decision(c, "d").await;
-    let sig = dt.events.iter().find(|e| e.event_type == EventType::WorkflowExecutionSignaled).expect("signal event");
-    let attrs = sig.workflow_execution_signaled_event_attributes.as_ref().unwrap();
-    assert_eq!((attrs.signal_name.as_str(), attrs.input.as_deref()), ("go", Some("payload")));
+    let sig = dt
+        .events
+        .iter()
+        .find(|e| e.event_type == EventType::WorkflowExecutionSignaled)
+        .expect("signal event");
+    let attrs = sig
+        .workflow_execution_signaled_event_attributes
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        (attrs.signal_name.as_str(), attrs.input.as_deref()),
+        ("go", Some("payload"))
+    );
     decide(c, &dt.task_token, vec![]).await;
-    c.request_cancel_workflow_execution().domain("d").workflow_id("sig").run_id(&exec.run_id).send().await.unwrap();
+    c.request_cancel_workflow_execution()
+        .domain("d")
+        .workflow_id("sig")
+        .run_id(&exec.run_id)
+        .send()
+        .await
+        .unwrap();
     let dt = next_decision(c, "d").await;
-    assert!(dt.events.iter().any(|e| e.event_type == EventType::WorkflowExecutionCancelRequested));
+    assert!(
+        dt.events
+            .iter()
+            .any(|e| e.event_type == EventType::WorkflowExecutionCancelRequested)
+    );
     let cancel = Decision::builder()
         .decision_type(DecisionType::CancelWorkflowExecution)
-        .cancel_workflow_execution_decision_attributes(CancelWorkflowExecutionDecisionAttributes::builder().details("bye").build())
+        .cancel_workflow_execution_decision_attributes(
+            CancelWorkflowExecutionDecisionAttributes::builder()
+                .details("bye")
+                .build(),
+        )
         .build()
         .unwrap();
     decide(c, &dt.task_token, vec![cancel]).await;
-    let info = c.describe_workflow_execution().domain("d").execution(exec.clone()).send().await.unwrap().execution_info.unwrap();
+    let info = c
+        .describe_workflow_execution()
+        .domain("d")
+        .execution(exec.clone())
+        .send()
+        .await
+        .unwrap()
+        .execution_info
+        .unwrap();
     assert_eq!(info.close_status, Some(CloseStatus::Canceled));
     assert!(info.cancel_requested);
 
@@ -219,24 +606,59 @@ async fn signal_cancel_terminate_and_close_decisions() {
     let dt = next_decision(c, "d").await;
     let fail = Decision::builder()
         .decision_type(DecisionType::FailWorkflowExecution)
-        .fail_workflow_execution_decision_attributes(FailWorkflowExecutionDecisionAttributes::builder().reason("r").details("d").build())
+        .fail_workflow_execution_decision_attributes(
+            FailWorkflowExecutionDecisionAttributes::builder()
+                .reason("r")
+                .details("d")
+                .build(),
+        )
         .build()
         .unwrap();
     decide(c, &dt.task_token, vec![fail]).await;
     let ev = wait_event(c, "d", &exec, EventType::WorkflowExecutionFailed).await;
-    assert_eq!(ev.workflow_execution_failed_event_attributes.unwrap().reason.as_deref(), Some("r"));
+    assert_eq!(
+        ev.workflow_execution_failed_event_attributes
+            .unwrap()
+            .reason
+            .as_deref(),
+        Some("r")
+    );
 
     // Terminate: open tasks' tokens become unknown.
     let exec = start_wf(c, "d", "term").await;
     let dt = next_decision(c, "d").await;
     decide(c, &dt.task_token, vec![schedule("x", "act")]).await;
     let task = next_activity(c, "d").await;
-    c.terminate_workflow_execution().domain("d").workflow_id("term").reason("stop").send().await.unwrap();
-    let err = c.record_activity_task_heartbeat().task_token(&task.task_token).send().await.unwrap_err();
+    c.terminate_workflow_execution()
+        .domain("d")
+        .workflow_id("term")
+        .reason("stop")
+        .send()
+        .await
+        .unwrap();
+    let err = c
+        .record_activity_task_heartbeat()
+        .task_token(&task.task_token)
+        .send()
+        .await
+        .unwrap_err();
     assert!(err.into_service_error().is_unknown_resource_fault());
     let ev = wait_event(c, "d", &exec, EventType::WorkflowExecutionTerminated).await;
-    assert_eq!(ev.workflow_execution_terminated_event_attributes.unwrap().reason.as_deref(), Some("stop"));
-    let err = c.signal_workflow_execution().domain("d").workflow_id("term").signal_name("x").send().await.unwrap_err();
+    assert_eq!(
+        ev.workflow_execution_terminated_event_attributes
+            .unwrap()
+            .reason
+            .as_deref(),
+        Some("stop")
+    );
+    let err = c
+        .signal_workflow_execution()
+        .domain("d")
+        .workflow_id("term")
+        .signal_name("x")
+        .send()
+        .await
+        .unwrap_err();
     assert!(err.into_service_error().is_unknown_resource_fault());
 
     // ContinueAsNew: a new run with the same workflow id.
@@ -245,19 +667,38 @@ async fn signal_cancel_terminate_and_close_decisions() {
     let can = Decision::builder()
         .decision_type(DecisionType::ContinueAsNewWorkflowExecution)
         .continue_as_new_workflow_execution_decision_attributes(
-            ContinueAsNewWorkflowExecutionDecisionAttributes::builder().input("again").build(),
+            ContinueAsNewWorkflowExecutionDecisionAttributes::builder()
+                .input("again")
+                .build(),
         )
         .build()
         .unwrap();
     decide(c, &dt.task_token, vec![can]).await;
     let ev = wait_event(c, "d", &exec, EventType::WorkflowExecutionContinuedAsNew).await;
-    let new_run = ev.workflow_execution_continued_as_new_event_attributes.unwrap().new_execution_run_id;
+    let new_run = ev
+        .workflow_execution_continued_as_new_event_attributes
+        .unwrap()
+        .new_execution_run_id;
     let dt = next_decision(c, "d").await;
     assert_eq!(dt.workflow_execution.as_ref().unwrap().run_id, new_run);
-    let started = dt.events[0].workflow_execution_started_event_attributes.as_ref().unwrap();
+    let started = dt.events[0]
+        .workflow_execution_started_event_attributes
+        .as_ref()
+        .unwrap();
     assert_eq!(started.input.as_deref(), Some("again"));
-    assert_eq!(started.continued_execution_run_id.as_deref(), Some(exec.run_id.as_str()));
-    let info = c.describe_workflow_execution().domain("d").execution(exec).send().await.unwrap().execution_info.unwrap();
+    assert_eq!(
+        started.continued_execution_run_id.as_deref(),
+        Some(exec.run_id.as_str())
+    );
+    let info = c
+        .describe_workflow_execution()
+        .domain("d")
+        .execution(exec)
+        .send()
+        .await
+        .unwrap()
+        .execution_info
+        .unwrap();
     assert_eq!(info.close_status, Some(CloseStatus::ContinuedAsNew));
     decide(c, &dt.task_token, vec![complete_wf("")]).await;
 }
@@ -267,28 +708,62 @@ async fn timers_markers_and_failed_decisions() {
     let env = Env::start(500).await;
     let c = &env.client;
     setup(c, "d", ["60", "120", "60", "30"]).await;
-    c.register_activity_type().domain("d").name("nodefaults").version("1").send().await.unwrap();
-    c.register_activity_type().domain("d").name("old").version("1").send().await.unwrap();
-    c.deprecate_activity_type().domain("d").activity_type(atype("old")).send().await.unwrap();
+    c.register_activity_type()
+        .domain("d")
+        .name("nodefaults")
+        .version("1")
+        .send()
+        .await
+        .unwrap();
+    c.register_activity_type()
+        .domain("d")
+        .name("old")
+        .version("1")
+        .send()
+        .await
+        .unwrap();
+    c.deprecate_activity_type()
+        .domain("d")
+        .activity_type(atype("old"))
+        .send()
+        .await
+        .unwrap();
     let exec = start_wf(c, "d", "t").await;
     let dt = next_decision(c, "d").await;
     let timer = |id: &str, secs: &str| {
         Decision::builder()
             .decision_type(DecisionType::StartTimer)
-            .start_timer_decision_attributes(StartTimerDecisionAttributes::builder().timer_id(id).start_to_fire_timeout(secs).build().unwrap())
+            .start_timer_decision_attributes(
+                StartTimerDecisionAttributes::builder()
+                    .timer_id(id)
+                    .start_to_fire_timeout(secs)
+                    .build()
+                    .unwrap(),
+            )
             .build()
             .unwrap()
     };
     let cancel_timer = |id: &str| {
         Decision::builder()
             .decision_type(DecisionType::CancelTimer)
-            .cancel_timer_decision_attributes(CancelTimerDecisionAttributes::builder().timer_id(id).build().unwrap())
+            .cancel_timer_decision_attributes(
+                CancelTimerDecisionAttributes::builder()
+                    .timer_id(id)
+                    .build()
+                    .unwrap(),
+            )
             .build()
             .unwrap()
     };
     let marker = Decision::builder()
         .decision_type(DecisionType::RecordMarker)
-        .record_marker_decision_attributes(RecordMarkerDecisionAttributes::builder().marker_name("m").details("md").build().unwrap())
+        .record_marker_decision_attributes(
+            RecordMarkerDecisionAttributes::builder()
+                .marker_name("m")
+                .details("md")
+                .build()
+                .unwrap(),
+        )
         .build()
         .unwrap();
     decide(
@@ -314,14 +789,41 @@ async fn timers_markers_and_failed_decisions() {
     let find = |ty: EventType| h.iter().filter(move |e| e.event_type == ty);
     assert_eq!(find(EventType::TimerStarted).count(), 2);
     let failed: Vec<_> = find(EventType::StartTimerFailed).collect();
-    assert_eq!(failed[0].start_timer_failed_event_attributes.as_ref().unwrap().cause, StartTimerFailedCause::TimerIdAlreadyInUse);
+    assert_eq!(
+        failed[0]
+            .start_timer_failed_event_attributes
+            .as_ref()
+            .unwrap()
+            .cause,
+        StartTimerFailedCause::TimerIdAlreadyInUse
+    );
     assert_eq!(find(EventType::TimerCanceled).count(), 1);
     let ctf = find(EventType::CancelTimerFailed).next().unwrap();
-    assert_eq!(ctf.cancel_timer_failed_event_attributes.as_ref().unwrap().cause, CancelTimerFailedCause::TimerIdUnknown);
-    let m = find(EventType::MarkerRecorded).next().unwrap().marker_recorded_event_attributes.as_ref().unwrap();
-    assert_eq!((m.marker_name.as_str(), m.details.as_deref()), ("m", Some("md")));
+    assert_eq!(
+        ctf.cancel_timer_failed_event_attributes
+            .as_ref()
+            .unwrap()
+            .cause,
+        CancelTimerFailedCause::TimerIdUnknown
+    );
+    let m = find(EventType::MarkerRecorded)
+        .next()
+        .unwrap()
+        .marker_recorded_event_attributes
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        (m.marker_name.as_str(), m.details.as_deref()),
+        ("m", Some("md"))
+    );
     let causes: Vec<_> = find(EventType::ScheduleActivityTaskFailed)
-        .map(|e| e.schedule_activity_task_failed_event_attributes.as_ref().unwrap().cause.clone())
+        .map(|e| {
+            e.schedule_activity_task_failed_event_attributes
+                .as_ref()
+                .unwrap()
+                .cause
+                .clone()
+        })
         .collect();
     assert_eq!(
         causes,
@@ -332,9 +834,14 @@ async fn timers_markers_and_failed_decisions() {
             ScheduleActivityTaskFailedCause::ActivityIdAlreadyInUse,
         ]
     );
-    let rc = find(EventType::RequestCancelActivityTaskFailed).next().unwrap();
+    let rc = find(EventType::RequestCancelActivityTaskFailed)
+        .next()
+        .unwrap();
     assert_eq!(
-        rc.request_cancel_activity_task_failed_event_attributes.as_ref().unwrap().cause,
+        rc.request_cancel_activity_task_failed_event_attributes
+            .as_ref()
+            .unwrap()
+            .cause,
         RequestCancelActivityTaskFailedCause::ActivityIdUnknown
     );
     // The failures scheduled a decision task; the timer fires later.
@@ -342,16 +849,30 @@ async fn timers_markers_and_failed_decisions() {
     decide(c, &dt.task_token, vec![]).await;
     let fired = wait_event(c, "d", &exec, EventType::TimerFired).await;
     assert_eq!(fired.timer_fired_event_attributes.unwrap().timer_id, "fire");
-    let desc = c.describe_workflow_execution().domain("d").execution(exec.clone()).send().await.unwrap();
+    let desc = c
+        .describe_workflow_execution()
+        .domain("d")
+        .execution(exec.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(desc.open_counts.unwrap().open_timers, 0);
 
     // A close decision while unseen events exist fails with UNHANDLED_DECISION.
     let dt = next_decision(c, "d").await;
-    c.signal_workflow_execution().domain("d").workflow_id("t").signal_name("late").send().await.unwrap();
+    c.signal_workflow_execution()
+        .domain("d")
+        .workflow_id("t")
+        .signal_name("late")
+        .send()
+        .await
+        .unwrap();
     decide(c, &dt.task_token, vec![complete_wf("x")]).await;
     let ev = wait_event(c, "d", &exec, EventType::CompleteWorkflowExecutionFailed).await;
     assert_eq!(
-        ev.complete_workflow_execution_failed_event_attributes.unwrap().cause,
+        ev.complete_workflow_execution_failed_event_attributes
+            .unwrap()
+            .cause,
         CompleteWorkflowExecutionFailedCause::UnhandledDecision
     );
     let dt = next_decision(c, "d").await;
@@ -369,33 +890,96 @@ async fn cancel_of_started_and_of_scheduled_tasks() {
     decide(c, &dt.task_token, vec![schedule("started", "act")]).await;
     let task = next_activity(c, "d").await;
     let dt = next_decision_or_none(c).await;
-    assert!(dt.is_none(), "ActivityTaskStarted schedules no decision task");
+    assert!(
+        dt.is_none(),
+        "ActivityTaskStarted schedules no decision task"
+    );
     // A second decision: needs an event. Signal, then cancel both a started and a scheduled one.
-    c.signal_workflow_execution().domain("d").workflow_id("c").signal_name("s").send().await.unwrap();
+    c.signal_workflow_execution()
+        .domain("d")
+        .workflow_id("c")
+        .signal_name("s")
+        .send()
+        .await
+        .unwrap();
     let dt = next_decision(c, "d").await;
-    decide(c, &dt.task_token, vec![schedule("queued", "act"), cancel_activity("queued"), cancel_activity("started")]).await;
+    decide(
+        c,
+        &dt.task_token,
+        vec![
+            schedule("queued", "act"),
+            cancel_activity("queued"),
+            cancel_activity("started"),
+        ],
+    )
+    .await;
     let h = history(c, "d", &exec).await;
-    let canceled = h.iter().find(|e| e.event_type == EventType::ActivityTaskCanceled).expect("scheduled task canceled at once");
-    let attrs = canceled.activity_task_canceled_event_attributes.as_ref().unwrap();
+    let canceled = h
+        .iter()
+        .find(|e| e.event_type == EventType::ActivityTaskCanceled)
+        .expect("scheduled task canceled at once");
+    let attrs = canceled
+        .activity_task_canceled_event_attributes
+        .as_ref()
+        .unwrap();
     assert_eq!(attrs.started_event_id, 0);
-    assert_eq!(h.iter().filter(|e| e.event_type == EventType::ActivityTaskCancelRequested).count(), 2);
-    let hb = c.record_activity_task_heartbeat().task_token(&task.task_token).send().await.unwrap();
+    assert_eq!(
+        h.iter()
+            .filter(|e| e.event_type == EventType::ActivityTaskCancelRequested)
+            .count(),
+        2
+    );
+    let hb = c
+        .record_activity_task_heartbeat()
+        .task_token(&task.task_token)
+        .send()
+        .await
+        .unwrap();
     assert!(hb.cancel_requested);
-    c.respond_activity_task_canceled().task_token(&task.task_token).details("stopped").send().await.unwrap();
+    c.respond_activity_task_canceled()
+        .task_token(&task.task_token)
+        .details("stopped")
+        .send()
+        .await
+        .unwrap();
     let h = history(c, "d", &exec).await;
-    let last = h.iter().rev().find(|e| e.event_type == EventType::ActivityTaskCanceled).unwrap();
-    let attrs = last.activity_task_canceled_event_attributes.as_ref().unwrap();
+    let last = h
+        .iter()
+        .rev()
+        .find(|e| e.event_type == EventType::ActivityTaskCanceled)
+        .unwrap();
+    let attrs = last
+        .activity_task_canceled_event_attributes
+        .as_ref()
+        .unwrap();
     assert_eq!(attrs.details.as_deref(), Some("stopped"));
     assert!(attrs.latest_cancel_requested_event_id > 0);
-    let err = c.record_activity_task_heartbeat().task_token(&task.task_token).send().await.unwrap_err();
+    let err = c
+        .record_activity_task_heartbeat()
+        .task_token(&task.task_token)
+        .send()
+        .await
+        .unwrap_err();
     assert!(err.into_service_error().is_unknown_resource_fault());
-    let pending = c.count_pending_activity_tasks().domain("d").task_list(tl(ACTIVITY_TL)).send().await.unwrap();
+    let pending = c
+        .count_pending_activity_tasks()
+        .domain("d")
+        .task_list(tl(ACTIVITY_TL))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(pending.count, 0);
 }
 
 /// One decision poll (held for the poll timeout); None when it came back empty.
 async fn next_decision_or_none(c: &aws_sdk_swf::Client) -> Option<String> {
-    let out = c.poll_for_decision_task().domain("d").task_list(tl(TL)).send().await.unwrap();
+    let out = c
+        .poll_for_decision_task()
+        .domain("d")
+        .task_list(tl(TL))
+        .send()
+        .await
+        .unwrap();
     (!out.task_token.is_empty()).then_some(out.task_token)
 }
 
@@ -403,7 +987,12 @@ async fn next_decision_or_none(c: &aws_sdk_swf::Client) -> Option<String> {
 async fn retention_zero_drops_closed_executions_and_unknown_operations_are_named() {
     let env = Env::start(500).await;
     let c = &env.client;
-    c.register_domain().name("r").workflow_execution_retention_period_in_days("0").send().await.unwrap();
+    c.register_domain()
+        .name("r")
+        .workflow_execution_retention_period_in_days("0")
+        .send()
+        .await
+        .unwrap();
     c.register_workflow_type()
         .domain("r")
         .name("wf")
@@ -416,26 +1005,62 @@ async fn retention_zero_drops_closed_executions_and_unknown_operations_are_named
         .await
         .unwrap();
     let exec = start_wf(c, "r", "gone").await;
-    c.terminate_workflow_execution().domain("r").workflow_id("gone").send().await.unwrap();
+    c.terminate_workflow_execution()
+        .domain("r")
+        .workflow_id("gone")
+        .send()
+        .await
+        .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        match c.describe_workflow_execution().domain("r").execution(exec.clone()).send().await {
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_unknown_resource_fault()) => break,
-            _ => assert!(std::time::Instant::now() < deadline, "closed execution not dropped"),
+        match c
+            .describe_workflow_execution()
+            .domain("r")
+            .execution(exec.clone())
+            .send()
+            .await
+        {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_unknown_resource_fault()) =>
+            {
+                break;
+            }
+            _ => assert!(
+                std::time::Instant::now() < deadline,
+                "closed execution not dropped"
+            ),
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 
     let (status, body) = raw_call(env.addr, Some("TagResource"), "{}").await;
     assert_eq!(status, 400);
-    assert!(body["message"].as_str().unwrap().contains("TagResource"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("TagResource"),
+        "{body}"
+    );
     let (status, body) = raw_call(env.addr, Some("FlyToTheMoon"), "{}").await;
     assert_eq!(status, 400);
-    assert!(body["message"].as_str().unwrap().contains("FlyToTheMoon"), "{body}");
-    assert!(body["__type"].as_str().unwrap().ends_with("UnknownOperationException"));
+    assert!(
+        body["message"].as_str().unwrap().contains("FlyToTheMoon"),
+        "{body}"
+    );
+    assert!(
+        body["__type"]
+            .as_str()
+            .unwrap()
+            .ends_with("UnknownOperationException")
+    );
     let (status, body) = raw_call(env.addr, None, "{}").await;
     assert_eq!(status, 400, "{body}");
     let (status, body) = raw_call(env.addr, Some("ListDomains"), "{not json").await;
     assert_eq!(status, 400);
-    assert!(body["__type"].as_str().unwrap().ends_with("ValidationException"), "{body}");
+    assert!(
+        body["__type"]
+            .as_str()
+            .unwrap()
+            .ends_with("ValidationException"),
+        "{body}"
+    );
 }

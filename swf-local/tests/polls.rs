@@ -16,13 +16,35 @@ async fn empty_poll_is_held_for_the_poll_timeout_and_returns_an_empty_token() {
     let c = &env.client;
     setup(c, "d", ["60", "120", "60", "30"]).await;
     let t0 = Instant::now();
-    let out = c.poll_for_activity_task().domain("d").task_list(tl("idle")).send().await.unwrap();
+    let out = c
+        .poll_for_activity_task()
+        .domain("d")
+        .task_list(tl("idle"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(out.task_token, "");
-    assert!(t0.elapsed() >= Duration::from_millis(690), "returned after {:?}, before the poll timeout", t0.elapsed());
-    let out = c.poll_for_decision_task().domain("d").task_list(tl("idle")).send().await.unwrap();
+    assert!(
+        t0.elapsed() >= Duration::from_millis(690),
+        "returned after {:?}, before the poll timeout",
+        t0.elapsed()
+    );
+    let out = c
+        .poll_for_decision_task()
+        .domain("d")
+        .task_list(tl("idle"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(out.task_token, "");
     assert!(out.events.is_empty());
-    let err = c.poll_for_activity_task().domain("nope").task_list(tl("x")).send().await.unwrap_err();
+    let err = c
+        .poll_for_activity_task()
+        .domain("nope")
+        .task_list(tl("x"))
+        .send()
+        .await
+        .unwrap_err();
     assert!(err.into_service_error().is_unknown_resource_fault());
 }
 
@@ -34,11 +56,25 @@ async fn held_poll_wakes_up_when_a_task_arrives() {
     setup(&c, "d", ["60", "120", "60", "30"]).await;
     let activity_poll = {
         let c = c.clone();
-        tokio::spawn(async move { c.poll_for_activity_task().domain("d").task_list(tl(ACTIVITY_TL)).send().await.unwrap() })
+        tokio::spawn(async move {
+            c.poll_for_activity_task()
+                .domain("d")
+                .task_list(tl(ACTIVITY_TL))
+                .send()
+                .await
+                .unwrap()
+        })
     };
     let decision_poll = {
         let c = c.clone();
-        tokio::spawn(async move { c.poll_for_decision_task().domain("d").task_list(tl(TL)).send().await.unwrap() })
+        tokio::spawn(async move {
+            c.poll_for_decision_task()
+                .domain("d")
+                .task_list(tl(TL))
+                .send()
+                .await
+                .unwrap()
+        })
     };
     // Wait until both polls are held (their calls were counted), then feed them.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -69,12 +105,26 @@ async fn each_task_goes_to_exactly_one_of_8_concurrent_pollers() {
             tokio::spawn(async move {
                 let mut got = Vec::new();
                 while done.load(Ordering::SeqCst) < WORKFLOWS * PER {
-                    let t = c.poll_for_activity_task().domain("d").task_list(tl(ACTIVITY_TL)).send().await.unwrap();
+                    let t = c
+                        .poll_for_activity_task()
+                        .domain("d")
+                        .task_list(tl(ACTIVITY_TL))
+                        .send()
+                        .await
+                        .unwrap();
                     if t.task_token.is_empty() {
                         continue;
                     }
-                    c.respond_activity_task_completed().task_token(&t.task_token).send().await.unwrap();
-                    got.push(format!("{}/{}", t.workflow_execution.unwrap().workflow_id, t.activity_id));
+                    c.respond_activity_task_completed()
+                        .task_token(&t.task_token)
+                        .send()
+                        .await
+                        .unwrap();
+                    got.push(format!(
+                        "{}/{}",
+                        t.workflow_execution.unwrap().workflow_id,
+                        t.activity_id
+                    ));
                     done.fetch_add(1, Ordering::SeqCst);
                 }
                 got
@@ -89,18 +139,29 @@ async fn each_task_goes_to_exactly_one_of_8_concurrent_pollers() {
     while filled.len() < WORKFLOWS {
         let dt = next_decision(&c, "d").await;
         let wf = dt.workflow_execution.as_ref().unwrap().workflow_id.clone();
-        let decisions = if filled.insert(wf) { (0..PER).map(|i| schedule(&format!("a{i}"), "act")).collect() } else { vec![] };
+        let decisions = if filled.insert(wf) {
+            (0..PER)
+                .map(|i| schedule(&format!("a{i}"), "act"))
+                .collect()
+        } else {
+            vec![]
+        };
         decide(&c, &dt.task_token, decisions).await;
     }
     let mut seen: HashMap<String, usize> = HashMap::new();
-    let all = tokio::time::timeout(Duration::from_secs(60), futures::future::join_all(pollers)).await.expect("all tasks delivered within 60 s");
+    let all = tokio::time::timeout(Duration::from_secs(60), futures::future::join_all(pollers))
+        .await
+        .expect("all tasks delivered within 60 s");
     for p in all {
         for id in p.unwrap() {
             *seen.entry(id).or_default() += 1;
         }
     }
     assert_eq!(seen.len(), WORKFLOWS * PER, "every task delivered");
-    assert!(seen.values().all(|n| *n == 1), "a task was delivered twice: {seen:?}");
+    assert!(
+        seen.values().all(|n| *n == 1),
+        "a task was delivered twice: {seen:?}"
+    );
     assert_eq!(done.load(Ordering::SeqCst), WORKFLOWS * PER);
 }
 
@@ -109,10 +170,19 @@ async fn each_task_goes_to_exactly_one_of_8_concurrent_pollers() {
 async fn long_history(c: &aws_sdk_swf::Client, n: usize) -> WorkflowExecution {
     let exec = start_wf(c, "d", "paged").await;
     let dt = next_decision(c, "d").await;
-    decide(c, &dt.task_token, (0..n).map(|i| schedule(&format!("a{i}"), "act")).collect()).await;
+    decide(
+        c,
+        &dt.task_token,
+        (0..n).map(|i| schedule(&format!("a{i}"), "act")).collect(),
+    )
+    .await;
     for _ in 0..n {
         let t = next_activity(c, "d").await;
-        c.respond_activity_task_completed().task_token(&t.task_token).send().await.unwrap();
+        c.respond_activity_task_completed()
+            .task_token(&t.task_token)
+            .send()
+            .await
+            .unwrap();
     }
     exec
 }
@@ -125,14 +195,32 @@ async fn decision_task_history_pages_belong_to_the_same_task() {
     let exec = long_history(c, 5).await;
     let full = history(c, "d", &exec).await;
 
-    let first = c.poll_for_decision_task().domain("d").task_list(tl(TL)).maximum_page_size(4).send().await.unwrap();
+    let first = c
+        .poll_for_decision_task()
+        .domain("d")
+        .task_list(tl(TL))
+        .maximum_page_size(4)
+        .send()
+        .await
+        .unwrap();
     assert!(!first.task_token.is_empty());
     assert_eq!(first.events.len(), 4);
     let mut events = first.events.clone();
     let mut token = first.next_page_token.clone();
     while let Some(t) = token {
-        let page = c.poll_for_decision_task().domain("d").task_list(tl(TL)).maximum_page_size(4).next_page_token(t).send().await.unwrap();
-        assert_eq!(page.task_token, first.task_token, "a next page is the same task");
+        let page = c
+            .poll_for_decision_task()
+            .domain("d")
+            .task_list(tl(TL))
+            .maximum_page_size(4)
+            .next_page_token(t)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            page.task_token, first.task_token,
+            "a next page is the same task"
+        );
         assert_eq!(page.started_event_id, first.started_event_id);
         events.extend(page.events);
         token = page.next_page_token;
@@ -155,7 +243,13 @@ async fn decision_task_history_pages_belong_to_the_same_task() {
     assert_eq!(code(&err), "ValidationException");
 
     decide(c, &first.task_token, vec![]).await;
-    c.signal_workflow_execution().domain("d").workflow_id("paged").signal_name("s").send().await.unwrap();
+    c.signal_workflow_execution()
+        .domain("d")
+        .workflow_id("paged")
+        .signal_name("s")
+        .send()
+        .await
+        .unwrap();
     // Reverse order and startAtPreviousStartedEvent.
     let rev = c
         .poll_for_decision_task()
@@ -168,7 +262,12 @@ async fn decision_task_history_pages_belong_to_the_same_task() {
         .unwrap();
     assert_eq!(rev.previous_started_event_id, first.started_event_id);
     let ids: Vec<i64> = rev.events.iter().map(|e| e.event_id).collect();
-    assert_eq!(ids, (first.started_event_id..=rev.started_event_id).rev().collect::<Vec<_>>());
+    assert_eq!(
+        ids,
+        (first.started_event_id..=rev.started_event_id)
+            .rev()
+            .collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]
@@ -181,7 +280,11 @@ async fn get_workflow_execution_history_pages_and_tokens_expire() {
     let mut got = Vec::new();
     let mut token = None;
     loop {
-        let mut req = c.get_workflow_execution_history().domain("d").execution(exec.clone()).maximum_page_size(2);
+        let mut req = c
+            .get_workflow_execution_history()
+            .domain("d")
+            .execution(exec.clone())
+            .maximum_page_size(2);
         if let Some(t) = token {
             req = req.next_page_token(t);
         }
@@ -193,23 +296,51 @@ async fn get_workflow_execution_history_pages_and_tokens_expire() {
             break;
         }
     }
-    assert_eq!(got.iter().map(|e| e.event_id).collect::<Vec<_>>(), full.iter().map(|e| e.event_id).collect::<Vec<_>>());
-    let rev = c.get_workflow_execution_history().domain("d").execution(exec.clone()).reverse_order(true).send().await.unwrap();
+    assert_eq!(
+        got.iter().map(|e| e.event_id).collect::<Vec<_>>(),
+        full.iter().map(|e| e.event_id).collect::<Vec<_>>()
+    );
+    let rev = c
+        .get_workflow_execution_history()
+        .domain("d")
+        .execution(exec.clone())
+        .reverse_order(true)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(rev.events.first().unwrap().event_id, full.len() as i64);
 
     // Expiry: shorten the lifetime, then wait until the token is refused with SWF's text.
-    env.state.set_page_token_lifetime(Duration::from_millis(200));
-    let page = c.get_workflow_execution_history().domain("d").execution(exec.clone()).maximum_page_size(1).send().await.unwrap();
+    env.state
+        .set_page_token_lifetime(Duration::from_millis(200));
+    let page = c
+        .get_workflow_execution_history()
+        .domain("d")
+        .execution(exec.clone())
+        .maximum_page_size(1)
+        .send()
+        .await
+        .unwrap();
     let t = page.next_page_token.unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     let err = loop {
-        match c.get_workflow_execution_history().domain("d").execution(exec.clone()).next_page_token(&t).send().await {
+        match c
+            .get_workflow_execution_history()
+            .domain("d")
+            .execution(exec.clone())
+            .next_page_token(&t)
+            .send()
+            .await
+        {
             Err(e) => break e,
             Ok(_) => assert!(Instant::now() < deadline, "token never expired"),
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert_eq!(message(&err), "Specified token has exceeded its maximum lifetime");
+    assert_eq!(
+        message(&err),
+        "Specified token has exceeded its maximum lifetime"
+    );
     let err = c
         .poll_for_decision_task()
         .domain("d")
@@ -218,5 +349,8 @@ async fn get_workflow_execution_history_pages_and_tokens_expire() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(message(&err), "Specified token has exceeded its maximum lifetime");
+    assert_eq!(
+        message(&err),
+        "Specified token has exceeded its maximum lifetime"
+    );
 }

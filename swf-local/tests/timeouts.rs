@@ -27,13 +27,27 @@ fn timeout_of(e: &HistoryEvent) -> &ActivityTaskTimedOutEventAttributes {
 async fn schedule_to_start_timeout() {
     let (env, exec) = scheduled(["1", "NONE", "NONE", "NONE"]).await;
     let ev = wait_event(&env.client, "d", &exec, EventType::ActivityTaskTimedOut).await;
-    assert_eq!(timeout_of(&ev).timeout_type, ActivityTaskTimeoutType::ScheduleToStart);
+    assert_eq!(
+        timeout_of(&ev).timeout_type,
+        ActivityTaskTimeoutType::ScheduleToStart
+    );
     assert_eq!(timeout_of(&ev).started_event_id, 0);
     // The timed-out task is no longer handed out, and the decider hears about it.
-    let out = env.client.poll_for_activity_task().domain("d").task_list(tl(ACTIVITY_TL)).send().await.unwrap();
+    let out = env
+        .client
+        .poll_for_activity_task()
+        .domain("d")
+        .task_list(tl(ACTIVITY_TL))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(out.task_token, "");
     let dt = next_decision(&env.client, "d").await;
-    assert!(dt.events.iter().any(|e| e.event_type == EventType::ActivityTaskTimedOut));
+    assert!(
+        dt.events
+            .iter()
+            .any(|e| e.event_type == EventType::ActivityTaskTimedOut)
+    );
 }
 
 #[tokio::test]
@@ -41,9 +55,18 @@ async fn start_to_close_timeout() {
     let (env, exec) = scheduled(["NONE", "NONE", "1", "NONE"]).await;
     let task = next_activity(&env.client, "d").await;
     let ev = wait_event(&env.client, "d", &exec, EventType::ActivityTaskTimedOut).await;
-    assert_eq!(timeout_of(&ev).timeout_type, ActivityTaskTimeoutType::StartToClose);
+    assert_eq!(
+        timeout_of(&ev).timeout_type,
+        ActivityTaskTimeoutType::StartToClose
+    );
     assert_eq!(timeout_of(&ev).started_event_id, task.started_event_id);
-    let err = env.client.respond_activity_task_completed().task_token(&task.task_token).send().await.unwrap_err();
+    let err = env
+        .client
+        .respond_activity_task_completed()
+        .task_token(&task.task_token)
+        .send()
+        .await
+        .unwrap_err();
     assert!(err.into_service_error().is_unknown_resource_fault());
 }
 
@@ -52,8 +75,17 @@ async fn schedule_to_close_timeout() {
     let (env, exec) = scheduled(["NONE", "1", "NONE", "NONE"]).await;
     let task = next_activity(&env.client, "d").await;
     let ev = wait_event(&env.client, "d", &exec, EventType::ActivityTaskTimedOut).await;
-    assert_eq!(timeout_of(&ev).timeout_type, ActivityTaskTimeoutType::ScheduleToClose);
-    let err = env.client.record_activity_task_heartbeat().task_token(&task.task_token).send().await.unwrap_err();
+    assert_eq!(
+        timeout_of(&ev).timeout_type,
+        ActivityTaskTimeoutType::ScheduleToClose
+    );
+    let err = env
+        .client
+        .record_activity_task_heartbeat()
+        .task_token(&task.task_token)
+        .send()
+        .await
+        .unwrap_err();
     assert!(err.into_service_error().is_unknown_resource_fault());
 }
 
@@ -66,14 +98,28 @@ async fn heartbeats_reset_the_heartbeat_timeout_which_carries_the_last_details()
     let until = Instant::now() + Duration::from_secs(3);
     let mut n = 0;
     while Instant::now() < until {
-        let out = c.record_activity_task_heartbeat().task_token(&task.task_token).details(format!("beat {n}")).send().await;
-        assert!(out.is_ok(), "heartbeat {n} refused: the heartbeat timeout was not reset");
+        let out = c
+            .record_activity_task_heartbeat()
+            .task_token(&task.task_token)
+            .details(format!("beat {n}"))
+            .send()
+            .await;
+        assert!(
+            out.is_ok(),
+            "heartbeat {n} refused: the heartbeat timeout was not reset"
+        );
         n += 1;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let ev = wait_event(c, "d", &exec, EventType::ActivityTaskTimedOut).await;
-    assert_eq!(timeout_of(&ev).timeout_type, ActivityTaskTimeoutType::Heartbeat);
-    assert_eq!(timeout_of(&ev).details.as_deref(), Some(format!("beat {}", n - 1).as_str()));
+    assert_eq!(
+        timeout_of(&ev).timeout_type,
+        ActivityTaskTimeoutType::Heartbeat
+    );
+    assert_eq!(
+        timeout_of(&ev).details.as_deref(),
+        Some(format!("beat {}", n - 1).as_str())
+    );
 }
 
 #[tokio::test]
@@ -90,17 +136,33 @@ async fn decision_task_start_to_close_timeout_reschedules_the_decision() {
         .send()
         .await
         .unwrap();
-    let exec = WorkflowExecution::builder().workflow_id("w").run_id(out.run_id.unwrap()).build().unwrap();
+    let exec = WorkflowExecution::builder()
+        .workflow_id("w")
+        .run_id(out.run_id.unwrap())
+        .build()
+        .unwrap();
     let dt = next_decision(c, "d").await;
     let ev = wait_event(c, "d", &exec, EventType::DecisionTaskTimedOut).await;
     let attrs = ev.decision_task_timed_out_event_attributes.unwrap();
     assert_eq!(attrs.timeout_type, DecisionTaskTimeoutType::StartToClose);
     assert_eq!(attrs.started_event_id, dt.started_event_id);
-    let err = c.respond_decision_task_completed().task_token(&dt.task_token).send().await.unwrap_err();
+    let err = c
+        .respond_decision_task_completed()
+        .task_token(&dt.task_token)
+        .send()
+        .await
+        .unwrap_err();
     assert!(err.into_service_error().is_unknown_resource_fault());
     let again = next_decision(c, "d").await;
     assert_ne!(again.task_token, dt.task_token);
-    assert_eq!(again.events.iter().filter(|e| e.event_type == EventType::DecisionTaskScheduled).count(), 2);
+    assert_eq!(
+        again
+            .events
+            .iter()
+            .filter(|e| e.event_type == EventType::DecisionTaskScheduled)
+            .count(),
+        2
+    );
 }
 
 #[tokio::test]
@@ -117,9 +179,26 @@ async fn workflow_execution_start_to_close_timeout() {
         .send()
         .await
         .unwrap();
-    let exec = WorkflowExecution::builder().workflow_id("w").run_id(out.run_id.unwrap()).build().unwrap();
+    let exec = WorkflowExecution::builder()
+        .workflow_id("w")
+        .run_id(out.run_id.unwrap())
+        .build()
+        .unwrap();
     let ev = wait_event(c, "d", &exec, EventType::WorkflowExecutionTimedOut).await;
-    assert_eq!(ev.workflow_execution_timed_out_event_attributes.unwrap().timeout_type, WorkflowExecutionTimeoutType::StartToClose);
-    let info = c.describe_workflow_execution().domain("d").execution(exec).send().await.unwrap().execution_info.unwrap();
+    assert_eq!(
+        ev.workflow_execution_timed_out_event_attributes
+            .unwrap()
+            .timeout_type,
+        WorkflowExecutionTimeoutType::StartToClose
+    );
+    let info = c
+        .describe_workflow_execution()
+        .domain("d")
+        .execution(exec)
+        .send()
+        .await
+        .unwrap()
+        .execution_info
+        .unwrap();
     assert_eq!(info.close_status, Some(CloseStatus::TimedOut));
 }

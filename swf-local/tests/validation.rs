@@ -16,10 +16,22 @@ async fn required_members_and_enums_are_checked_by_the_server() {
     setup(&env.client, "d", ["60", "120", "60", "30"]).await;
     for (op, body, path) in [
         ("PollForActivityTask", r#"{"domain":"d"}"#, "taskList"),
-        ("PollForActivityTask", r#"{"domain":"d","taskList":{}}"#, "taskList.name"),
-        ("RegisterDomain", r#"{"name":"x"}"#, "workflowExecutionRetentionPeriodInDays"),
+        (
+            "PollForActivityTask",
+            r#"{"domain":"d","taskList":{}}"#,
+            "taskList.name",
+        ),
+        (
+            "RegisterDomain",
+            r#"{"name":"x"}"#,
+            "workflowExecutionRetentionPeriodInDays",
+        ),
         ("RespondActivityTaskCompleted", r#"{}"#, "taskToken"),
-        ("StartWorkflowExecution", r#"{"domain":"d","workflowId":"w","workflowType":{"name":"wf"}}"#, "workflowType.version"),
+        (
+            "StartWorkflowExecution",
+            r#"{"domain":"d","workflowId":"w","workflowType":{"name":"wf"}}"#,
+            "workflowType.version",
+        ),
         (
             "RespondDecisionTaskCompleted",
             r#"{"taskToken":"t","decisions":[{"decisionType":"ScheduleActivityTask","scheduleActivityTaskDecisionAttributes":{"activityId":"a"}}]}"#,
@@ -28,14 +40,33 @@ async fn required_members_and_enums_are_checked_by_the_server() {
     ] {
         let (status, body) = raw_call(env.addr, Some(op), body).await;
         assert_eq!(status, 400, "{op}: {body}");
-        assert_eq!(body["__type"], "com.amazon.coral.validate#ValidationException", "{op}: {body}");
+        assert_eq!(
+            body["__type"], "com.amazon.coral.validate#ValidationException",
+            "{op}: {body}"
+        );
         let msg = body["message"].as_str().unwrap();
-        assert!(msg.contains(&format!("at '{path}'")) && msg.contains("must not be null"), "{op}: {msg}");
+        assert!(
+            msg.contains(&format!("at '{path}'")) && msg.contains("must not be null"),
+            "{op}: {msg}"
+        );
     }
-    let (status, body) = raw_call(env.addr, Some("ListDomains"), r#"{"registrationStatus":"BOGUS"}"#).await;
+    let (status, body) = raw_call(
+        env.addr,
+        Some("ListDomains"),
+        r#"{"registrationStatus":"BOGUS"}"#,
+    )
+    .await;
     assert_eq!(status, 400);
-    assert!(body["message"].as_str().unwrap().contains("enum value set"), "{body}");
-    let (status, body) = raw_call(env.addr, Some("ListDomains"), r#"{"registrationStatus":"REGISTERED","maximumPageSize":"x"}"#).await;
+    assert!(
+        body["message"].as_str().unwrap().contains("enum value set"),
+        "{body}"
+    );
+    let (status, body) = raw_call(
+        env.addr,
+        Some("ListDomains"),
+        r#"{"registrationStatus":"REGISTERED","maximumPageSize":"x"}"#,
+    )
+    .await;
     assert_eq!(status, 400, "{body}");
     // A decision type swf-local does not apply is refused by name.
     let (status, body) = raw_call(
@@ -45,7 +76,13 @@ async fn required_members_and_enums_are_checked_by_the_server() {
     )
     .await;
     assert_eq!(status, 400);
-    assert!(body["message"].as_str().unwrap().contains("ScheduleLambdaFunction"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("ScheduleLambdaFunction"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -66,35 +103,118 @@ async fn lengths_and_ranges() {
         .await
         .unwrap_err();
     assert!(is_validation(&err), "{err:?}");
-    assert!(message(&err).contains("decisions.2.member.scheduleActivityTaskDecisionAttributes.activityId"), "{}", message(&err));
-    assert!(!event_types(c, "d", &exec).await.contains(&"ActivityTaskScheduled".to_owned()));
+    assert!(
+        message(&err)
+            .contains("decisions.2.member.scheduleActivityTaskDecisionAttributes.activityId"),
+        "{}",
+        message(&err)
+    );
+    assert!(
+        !event_types(c, "d", &exec)
+            .await
+            .contains(&"ActivityTaskScheduled".to_owned())
+    );
     decide(c, &dt.task_token, vec![schedule("ok", "act")]).await;
     let task = next_activity(c, "d").await;
 
-    let err = c.record_activity_task_heartbeat().task_token(&task.task_token).details("x".repeat(2049)).send().await.unwrap_err();
+    let err = c
+        .record_activity_task_heartbeat()
+        .task_token(&task.task_token)
+        .details("x".repeat(2049))
+        .send()
+        .await
+        .unwrap_err();
     assert!(is_validation(&err));
-    assert!(message(&err).contains("less than or equal to 2048"), "{}", message(&err));
-    c.record_activity_task_heartbeat().task_token(&task.task_token).details("x".repeat(2048)).send().await.unwrap();
+    assert!(
+        message(&err).contains("less than or equal to 2048"),
+        "{}",
+        message(&err)
+    );
+    c.record_activity_task_heartbeat()
+        .task_token(&task.task_token)
+        .details("x".repeat(2048))
+        .send()
+        .await
+        .unwrap();
     // Lengths count characters, not bytes.
-    c.record_activity_task_heartbeat().task_token(&task.task_token).details("é".repeat(2048)).send().await.unwrap();
+    c.record_activity_task_heartbeat()
+        .task_token(&task.task_token)
+        .details("é".repeat(2048))
+        .send()
+        .await
+        .unwrap();
 
-    let err = c.respond_activity_task_failed().task_token(&task.task_token).reason("r".repeat(257)).send().await.unwrap_err();
+    let err = c
+        .respond_activity_task_failed()
+        .task_token(&task.task_token)
+        .reason("r".repeat(257))
+        .send()
+        .await
+        .unwrap_err();
     assert!(is_validation(&err));
-    let err = c.respond_activity_task_failed().task_token(&task.task_token).details("d".repeat(32769)).send().await.unwrap_err();
+    let err = c
+        .respond_activity_task_failed()
+        .task_token(&task.task_token)
+        .details("d".repeat(32769))
+        .send()
+        .await
+        .unwrap_err();
     assert!(is_validation(&err));
-    let err = c.respond_activity_task_completed().task_token(&task.task_token).result("r".repeat(32769)).send().await.unwrap_err();
+    let err = c
+        .respond_activity_task_completed()
+        .task_token(&task.task_token)
+        .result("r".repeat(32769))
+        .send()
+        .await
+        .unwrap_err();
     assert!(is_validation(&err));
-    let err = c.respond_activity_task_completed().task_token("t".repeat(1025)).send().await.unwrap_err();
+    let err = c
+        .respond_activity_task_completed()
+        .task_token("t".repeat(1025))
+        .send()
+        .await
+        .unwrap_err();
     assert!(is_validation(&err));
-    let err = c.poll_for_activity_task().domain("d").task_list(tl("x")).identity("i".repeat(257)).send().await.unwrap_err();
+    let err = c
+        .poll_for_activity_task()
+        .domain("d")
+        .task_list(tl("x"))
+        .identity("i".repeat(257))
+        .send()
+        .await
+        .unwrap_err();
     assert!(is_validation(&err));
-    let err = c.register_domain().name("").workflow_execution_retention_period_in_days("1").send().await.unwrap_err();
+    let err = c
+        .register_domain()
+        .name("")
+        .workflow_execution_retention_period_in_days("1")
+        .send()
+        .await
+        .unwrap_err();
     assert!(is_validation(&err));
-    let err = c.register_activity_type().domain("d").name("n").version("v".repeat(65)).send().await.unwrap_err();
+    let err = c
+        .register_activity_type()
+        .domain("d")
+        .name("n")
+        .version("v".repeat(65))
+        .send()
+        .await
+        .unwrap_err();
     assert!(is_validation(&err));
-    let err = c.list_domains().registration_status(RegistrationStatus::Registered).maximum_page_size(1001).send().await.unwrap_err();
+    let err = c
+        .list_domains()
+        .registration_status(RegistrationStatus::Registered)
+        .maximum_page_size(1001)
+        .send()
+        .await
+        .unwrap_err();
     assert!(is_validation(&err));
-    c.respond_activity_task_completed().task_token(&task.task_token).result("r".repeat(32768)).send().await.unwrap();
+    c.respond_activity_task_completed()
+        .task_token(&task.task_token)
+        .result("r".repeat(32768))
+        .send()
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -102,16 +222,44 @@ async fn swf_name_rule_and_durations() {
     let env = Env::start(300).await;
     let c = &env.client;
     setup(c, "d", ["60", "120", "60", "30"]).await;
-    for bad in [" lead", "trail ", "a:b", "a/b", "a|b", "a\u{1}b", "a\u{7f}b", "a\u{85}b", "arn"] {
-        let err = c.poll_for_activity_task().domain("d").task_list(tl(bad)).send().await.unwrap_err();
+    for bad in [
+        " lead", "trail ", "a:b", "a/b", "a|b", "a\u{1}b", "a\u{7f}b", "a\u{85}b", "arn",
+    ] {
+        let err = c
+            .poll_for_activity_task()
+            .domain("d")
+            .task_list(tl(bad))
+            .send()
+            .await
+            .unwrap_err();
         assert!(is_validation(&err), "task list {bad:?} accepted");
-        let err = c.start_workflow_execution().domain("d").workflow_id(bad).workflow_type(wtype()).send().await.unwrap_err();
+        let err = c
+            .start_workflow_execution()
+            .domain("d")
+            .workflow_id(bad)
+            .workflow_type(wtype())
+            .send()
+            .await
+            .unwrap_err();
         assert!(is_validation(&err), "workflowId {bad:?} accepted");
-        let err = c.register_activity_type().domain("d").name(bad).version("1").send().await.unwrap_err();
+        let err = c
+            .register_activity_type()
+            .domain("d")
+            .name(bad)
+            .version("1")
+            .send()
+            .await
+            .unwrap_err();
         assert!(is_validation(&err), "type name {bad:?} accepted");
     }
     // Not the name rule: 'arnold' and inner spaces are fine.
-    c.register_activity_type().domain("d").name("arnold has spaces").version("1").send().await.unwrap();
+    c.register_activity_type()
+        .domain("d")
+        .name("arnold has spaces")
+        .version("1")
+        .send()
+        .await
+        .unwrap();
     for bad in ["abc", "-1", "1.5", ""] {
         let err = c
             .start_workflow_execution()
@@ -132,7 +280,13 @@ async fn swf_name_rule_and_durations() {
         .send()
         .await
         .unwrap();
-    let err = c.register_domain().name("e").workflow_execution_retention_period_in_days("ten").send().await.unwrap_err();
+    let err = c
+        .register_domain()
+        .name("e")
+        .workflow_execution_retention_period_in_days("ten")
+        .send()
+        .await
+        .unwrap_err();
     assert!(is_validation(&err));
 }
 
@@ -141,21 +295,52 @@ async fn unknown_and_closed_tokens_are_unknown_resources() {
     let env = Env::start(300).await;
     let c = &env.client;
     setup(c, "d", ["60", "120", "60", "30"]).await;
-    let err = c.record_activity_task_heartbeat().task_token("no-such-token").send().await.unwrap_err();
+    let err = c
+        .record_activity_task_heartbeat()
+        .task_token("no-such-token")
+        .send()
+        .await
+        .unwrap_err();
     assert!(err.into_service_error().is_unknown_resource_fault());
-    let err = c.respond_decision_task_completed().task_token("no-such-token").send().await.unwrap_err();
+    let err = c
+        .respond_decision_task_completed()
+        .task_token("no-such-token")
+        .send()
+        .await
+        .unwrap_err();
     assert!(err.into_service_error().is_unknown_resource_fault());
     start_wf(c, "d", "w").await;
     let dt = next_decision(c, "d").await;
     // A decision token is not an activity token.
-    let err = c.respond_activity_task_completed().task_token(&dt.task_token).send().await.unwrap_err();
+    let err = c
+        .respond_activity_task_completed()
+        .task_token(&dt.task_token)
+        .send()
+        .await
+        .unwrap_err();
     assert!(err.into_service_error().is_unknown_resource_fault());
     decide(c, &dt.task_token, vec![schedule("a", "act")]).await;
     let task = next_activity(c, "d").await;
-    c.respond_activity_task_failed().task_token(&task.task_token).send().await.unwrap();
+    c.respond_activity_task_failed()
+        .task_token(&task.task_token)
+        .send()
+        .await
+        .unwrap();
     for e in [
-        c.respond_activity_task_failed().task_token(&task.task_token).send().await.unwrap_err().into_service_error().is_unknown_resource_fault(),
-        c.respond_activity_task_canceled().task_token(&task.task_token).send().await.unwrap_err().into_service_error().is_unknown_resource_fault(),
+        c.respond_activity_task_failed()
+            .task_token(&task.task_token)
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error()
+            .is_unknown_resource_fault(),
+        c.respond_activity_task_canceled()
+            .task_token(&task.task_token)
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error()
+            .is_unknown_resource_fault(),
     ] {
         assert!(e);
     }

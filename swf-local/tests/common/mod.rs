@@ -31,19 +31,53 @@ pub struct Env {
 
 impl Env {
     pub async fn start(poll_ms: u64) -> Env {
-        Self::start_at("127.0.0.1:0".parse().unwrap(), poll_ms, State::new(), swf_local::Faults::default()).await
+        Self::start_at(
+            "127.0.0.1:0".parse().unwrap(),
+            poll_ms,
+            State::new(),
+            swf_local::Faults::default(),
+        )
+        .await
     }
 
-    pub async fn start_at(addr: SocketAddr, poll_ms: u64, state: State, faults: swf_local::Faults) -> Env {
+    pub async fn start_at(
+        addr: SocketAddr,
+        poll_ms: u64,
+        state: State,
+        faults: swf_local::Faults,
+    ) -> Env {
         let poll_timeout = Duration::from_millis(poll_ms);
-        let server = Server::bind_with_state(addr, Options { poll_timeout, faults }, state).await.expect("bind");
-        let (url, addr, faults, state) = (server.url(), server.local_addr(), server.faults(), server.state());
+        let server = Server::bind_with_state(
+            addr,
+            Options {
+                poll_timeout,
+                faults,
+            },
+            state,
+        )
+        .await
+        .expect("bind");
+        let (url, addr, faults, state) = (
+            server.url(),
+            server.local_addr(),
+            server.faults(),
+            server.state(),
+        );
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async move {
             let _ = rx.await;
         }));
         let client = client(&url, poll_timeout + Duration::from_secs(10));
-        Env { url, addr, client, faults, state, poll_timeout, stop: Some(tx), task: Some(task) }
+        Env {
+            url,
+            addr,
+            client,
+            faults,
+            state,
+            poll_timeout,
+            stop: Some(tx),
+            task: Some(task),
+        }
     }
 
     /// Stops the server and waits until its port is closed.
@@ -70,7 +104,11 @@ pub fn client(url: &str, attempt_timeout: Duration) -> Client {
         .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
         .endpoint_url(url)
         .retry_config(RetryConfig::disabled())
-        .timeout_config(TimeoutConfig::builder().operation_attempt_timeout(attempt_timeout).build())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .operation_attempt_timeout(attempt_timeout)
+                .build(),
+        )
         .build();
     Client::from_conf(conf)
 }
@@ -86,11 +124,19 @@ pub fn message<E: ProvideErrorMetadata>(e: &E) -> String {
 
 /// POSTs one SWF call without the SDK; returns (status, JSON body).
 pub async fn raw_call(addr: SocketAddr, op: Option<&str>, body: &str) -> (u16, serde_json::Value) {
-    let target = op.map(|o| format!("X-Amz-Target: SimpleWorkflowService.{o}\r\n")).unwrap_or_default();
+    let target = op
+        .map(|o| format!("X-Amz-Target: SimpleWorkflowService.{o}\r\n"))
+        .unwrap_or_default();
     raw_http(addr, "POST", "/", &target, body).await
 }
 
-pub async fn raw_http(addr: SocketAddr, method: &str, path: &str, headers: &str, body: &str) -> (u16, serde_json::Value) {
+pub async fn raw_http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> (u16, serde_json::Value) {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-amz-json-1.0\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -100,17 +146,32 @@ pub async fn raw_http(addr: SocketAddr, method: &str, path: &str, headers: &str,
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await.unwrap();
     let text = String::from_utf8_lossy(&buf);
-    let status: u16 = text.split(' ').nth(1).and_then(|x| x.parse().ok()).unwrap_or(0);
+    let status: u16 = text
+        .split(' ')
+        .nth(1)
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(0);
     let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
-    (status, serde_json::from_str(body).unwrap_or(serde_json::Value::String(body.to_owned())))
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::String(body.to_owned())),
+    )
 }
 
 pub fn atype(name: &str) -> ActivityType {
-    ActivityType::builder().name(name).version("1").build().unwrap()
+    ActivityType::builder()
+        .name(name)
+        .version("1")
+        .build()
+        .unwrap()
 }
 
 pub fn wtype() -> WorkflowType {
-    WorkflowType::builder().name("wf").version("1").build().unwrap()
+    WorkflowType::builder()
+        .name("wf")
+        .version("1")
+        .build()
+        .unwrap()
 }
 
 pub fn tl(name: &str) -> TaskList {
@@ -120,7 +181,12 @@ pub fn tl(name: &str) -> TaskList {
 /// Registers `domain` with a workflow type `wf@1` and an activity type `act@1` that have
 /// every default (timeouts in seconds as given).
 pub async fn setup(c: &Client, domain: &str, activity_timeouts: [&str; 4]) {
-    c.register_domain().name(domain).workflow_execution_retention_period_in_days("1").send().await.unwrap();
+    c.register_domain()
+        .name(domain)
+        .workflow_execution_retention_period_in_days("1")
+        .send()
+        .await
+        .unwrap();
     c.register_workflow_type()
         .domain(domain)
         .name("wf")
@@ -147,15 +213,36 @@ pub async fn setup(c: &Client, domain: &str, activity_timeouts: [&str; 4]) {
 }
 
 pub async fn start_wf(c: &Client, domain: &str, id: &str) -> WorkflowExecution {
-    let out = c.start_workflow_execution().domain(domain).workflow_id(id).workflow_type(wtype()).send().await.unwrap();
-    WorkflowExecution::builder().workflow_id(id).run_id(out.run_id.unwrap()).build().unwrap()
+    let out = c
+        .start_workflow_execution()
+        .domain(domain)
+        .workflow_id(id)
+        .workflow_type(wtype())
+        .send()
+        .await
+        .unwrap();
+    WorkflowExecution::builder()
+        .workflow_id(id)
+        .run_id(out.run_id.unwrap())
+        .build()
+        .unwrap()
 }
 
 /// Polls decision tasks until one arrives (or panics after 20 s).
-pub async fn next_decision(c: &Client, domain: &str) -> aws_sdk_swf::operation::poll_for_decision_task::PollForDecisionTaskOutput {
+pub async fn next_decision(
+    c: &Client,
+    domain: &str,
+) -> aws_sdk_swf::operation::poll_for_decision_task::PollForDecisionTaskOutput {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let out = c.poll_for_decision_task().domain(domain).task_list(tl(TL)).identity("decider").send().await.unwrap();
+        let out = c
+            .poll_for_decision_task()
+            .domain(domain)
+            .task_list(tl(TL))
+            .identity("decider")
+            .send()
+            .await
+            .unwrap();
         if !out.task_token.is_empty() {
             return out;
         }
@@ -163,10 +250,20 @@ pub async fn next_decision(c: &Client, domain: &str) -> aws_sdk_swf::operation::
     }
 }
 
-pub async fn next_activity(c: &Client, domain: &str) -> aws_sdk_swf::operation::poll_for_activity_task::PollForActivityTaskOutput {
+pub async fn next_activity(
+    c: &Client,
+    domain: &str,
+) -> aws_sdk_swf::operation::poll_for_activity_task::PollForActivityTaskOutput {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let out = c.poll_for_activity_task().domain(domain).task_list(tl(ACTIVITY_TL)).identity("worker").send().await.unwrap();
+        let out = c
+            .poll_for_activity_task()
+            .domain(domain)
+            .task_list(tl(ACTIVITY_TL))
+            .identity("worker")
+            .send()
+            .await
+            .unwrap();
         if !out.task_token.is_empty() {
             return out;
         }
@@ -175,27 +272,46 @@ pub async fn next_activity(c: &Client, domain: &str) -> aws_sdk_swf::operation::
 }
 
 pub async fn decide(c: &Client, token: &str, decisions: Vec<Decision>) {
-    c.respond_decision_task_completed().task_token(token).set_decisions(Some(decisions)).send().await.unwrap();
+    c.respond_decision_task_completed()
+        .task_token(token)
+        .set_decisions(Some(decisions))
+        .send()
+        .await
+        .unwrap();
 }
 
 pub fn schedule(id: &str, name: &str) -> Decision {
     Decision::builder()
         .decision_type(DecisionType::ScheduleActivityTask)
         .schedule_activity_task_decision_attributes(
-            ScheduleActivityTaskDecisionAttributes::builder().activity_type(atype(name)).activity_id(id).input(format!("in-{id}")).build().unwrap(),
+            ScheduleActivityTaskDecisionAttributes::builder()
+                .activity_type(atype(name))
+                .activity_id(id)
+                .input(format!("in-{id}"))
+                .build()
+                .unwrap(),
         )
         .build()
         .unwrap()
 }
 
 pub fn schedule_with(attrs: ScheduleActivityTaskDecisionAttributes) -> Decision {
-    Decision::builder().decision_type(DecisionType::ScheduleActivityTask).schedule_activity_task_decision_attributes(attrs).build().unwrap()
+    Decision::builder()
+        .decision_type(DecisionType::ScheduleActivityTask)
+        .schedule_activity_task_decision_attributes(attrs)
+        .build()
+        .unwrap()
 }
 
 pub fn cancel_activity(id: &str) -> Decision {
     Decision::builder()
         .decision_type(DecisionType::RequestCancelActivityTask)
-        .request_cancel_activity_task_decision_attributes(RequestCancelActivityTaskDecisionAttributes::builder().activity_id(id).build().unwrap())
+        .request_cancel_activity_task_decision_attributes(
+            RequestCancelActivityTaskDecisionAttributes::builder()
+                .activity_id(id)
+                .build()
+                .unwrap(),
+        )
         .build()
         .unwrap()
 }
@@ -203,24 +319,47 @@ pub fn cancel_activity(id: &str) -> Decision {
 pub fn complete_wf(result: &str) -> Decision {
     Decision::builder()
         .decision_type(DecisionType::CompleteWorkflowExecution)
-        .complete_workflow_execution_decision_attributes(CompleteWorkflowExecutionDecisionAttributes::builder().result(result).build())
+        .complete_workflow_execution_decision_attributes(
+            CompleteWorkflowExecutionDecisionAttributes::builder()
+                .result(result)
+                .build(),
+        )
         .build()
         .unwrap()
 }
 
 pub async fn history(c: &Client, domain: &str, exec: &WorkflowExecution) -> Vec<HistoryEvent> {
-    c.get_workflow_execution_history().domain(domain).execution(exec.clone()).send().await.unwrap().events
+    c.get_workflow_execution_history()
+        .domain(domain)
+        .execution(exec.clone())
+        .send()
+        .await
+        .unwrap()
+        .events
 }
 
 pub async fn event_types(c: &Client, domain: &str, exec: &WorkflowExecution) -> Vec<String> {
-    history(c, domain, exec).await.iter().map(|e| e.event_type.as_str().to_owned()).collect()
+    history(c, domain, exec)
+        .await
+        .iter()
+        .map(|e| e.event_type.as_str().to_owned())
+        .collect()
 }
 
 /// Waits (up to 20 s) until the history holds an event of `ty`, and returns it.
-pub async fn wait_event(c: &Client, domain: &str, exec: &WorkflowExecution, ty: EventType) -> HistoryEvent {
+pub async fn wait_event(
+    c: &Client,
+    domain: &str,
+    exec: &WorkflowExecution,
+    ty: EventType,
+) -> HistoryEvent {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Some(e) = history(c, domain, exec).await.into_iter().find(|e| e.event_type == ty) {
+        if let Some(e) = history(c, domain, exec)
+            .await
+            .into_iter()
+            .find(|e| e.event_type == ty)
+        {
             return e;
         }
         assert!(Instant::now() < deadline, "no {ty:?} event within 20 s");
