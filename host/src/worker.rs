@@ -240,6 +240,8 @@ impl PluginSource for RegistrySource {
             ("retirements", s.retirements.load(Relaxed)),
             ("compiles", s.compiles.load(Relaxed)),
             ("cache_hits", s.cache_hits.load(Relaxed)),
+            ("winch_loads", s.winch_loads.load(Relaxed)),
+            ("upgrades", s.upgrades.load(Relaxed)),
         ]
     }
 }

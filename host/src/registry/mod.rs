@@ -13,6 +13,14 @@
 //! a count in [`RegistryStats::rejects`]; the version that was serving keeps serving. A file
 //! still being written (young mtime, or changing while read) is looked at again once it
 //! settles instead of being rejected.
+//!
+//! Big components (Python, JavaScript: 10-20 MB) take Cranelift many seconds to compile.
+//! When no Cranelift code of such a file is cached, it is compiled with Winch (a fraction of
+//! the time) and served from that code at once; Cranelift then compiles it in the
+//! background (one compile at a time, one thread, on a thread of its own so shutdown never
+//! waits for it), caches the result, and the type's entry is swapped to the Cranelift
+//! plugin if the file still holds the same content. Counted in
+//! [`RegistryStats::winch_loads`] and [`RegistryStats::upgrades`].
 
 mod cache;
 mod scan;
@@ -33,7 +41,7 @@ pub use scan::{FileReport, inspect};
 
 use crate::activity::ActivityType;
 use crate::config::Config;
-use crate::runtime::{LoadError, Plugin, Runtime};
+use crate::runtime::{Compiled, Compiler, LoadError, Plugin, Runtime};
 use scan::{Stamp, Verdict};
 
 /// How long a directory must be quiet before it is re-scanned.
@@ -57,6 +65,11 @@ pub struct RegistryStats {
     pub compiles: AtomicU64,
     /// Components loaded from the compiled-code cache.
     pub cache_hits: AtomicU64,
+    /// Components served from Winch code (compiled or cached) while Cranelift code is not
+    /// ready yet.
+    pub winch_loads: AtomicU64,
+    /// Types swapped from Winch code to Cranelift code compiled in the background.
+    pub upgrades: AtomicU64,
 }
 
 impl RegistryStats {
@@ -74,6 +87,8 @@ pub struct PluginInfo {
     pub hash: String,
     pub size: u64,
     pub loaded_at: SystemTime,
+    /// Which compiler made the code it runs (Winch until its Cranelift upgrade).
+    pub compiler: Compiler,
 }
 
 type Table = HashMap<ActivityType, Arc<Plugin>>;
@@ -106,6 +121,9 @@ pub struct Registry {
     stats: RegistryStats,
     /// Kept alive so the watchers keep running; dropped with the registry.
     watchers: Mutex<Vec<Box<dyn std::any::Any + Send>>>,
+    /// One permit: background Cranelift compiles run one at a time, so they never take
+    /// both cores from the tasks.
+    upgrade_gate: Arc<tokio::sync::Semaphore>,
 }
 
 impl Registry {
@@ -149,6 +167,7 @@ impl Registry {
             cache,
             stats: RegistryStats::default(),
             watchers: Mutex::new(Vec::new()),
+            upgrade_gate: Arc::new(tokio::sync::Semaphore::new(1)),
         });
         for list in registry.lists.values() {
             registry.rescan(list).await;
@@ -184,6 +203,7 @@ impl Registry {
                     hash: p.hash.clone(),
                     size: p.size,
                     loaded_at: p.loaded_at,
+                    compiler: p.compiler,
                 });
             }
         }
@@ -252,7 +272,7 @@ impl Registry {
 
     /// Brings one task list's table in line with its directory. Returns true when some
     /// file is still settling and the directory should be scanned again later.
-    async fn rescan(&self, list: &Arc<TaskList>) -> bool {
+    async fn rescan(self: &Arc<Self>, list: &Arc<TaskList>) -> bool {
         let mut files = list.files.lock().await;
         let entries = scan::list_dir(&list.dir, &list.mapped);
         let mut retry = false;
@@ -294,7 +314,8 @@ impl Registry {
                 }
                 continue;
             }
-            let compiled = self.compile(bytes, hash.clone()).await;
+            let bytes = Arc::new(bytes);
+            let compiled = self.compile(bytes.clone(), hash.clone()).await;
             let compiled = match compiled {
                 Ok(c) => c,
                 Err(e) => {
@@ -338,11 +359,15 @@ impl Registry {
                     version = %ty.version,
                     hash = %&hash[..12],
                     file = %path.display(),
+                    compiler = %compiled.compiler,
                     load_ms = started.elapsed().as_millis() as u64,
                     "plugin {what}"
                 );
             }
             list.table.store(Arc::new(table));
+            if compiled.compiler != self.runtime.primary_compiler() {
+                self.upgrade_later(list, &entry.file_name, &hash, bytes);
+            }
             files.insert(
                 entry.file_name.clone(),
                 FileState {
@@ -384,30 +409,167 @@ impl Registry {
 
     /// Compiled code for `bytes`: from the disk cache, or compiled (off the executor) and
     /// then cached.
-    async fn compile(
+    async fn compile(&self, bytes: Arc<Vec<u8>>, hash: String) -> Result<Compiled, LoadError> {
+        load_code(&self.runtime, self.cache.as_ref(), &self.stats, bytes, hash).await
+    }
+
+    /// Compiles `file_name` (content `hash`) with Cranelift in the background and swaps its
+    /// types to that code, unless the file changed meanwhile. Winch code serves until then.
+    fn upgrade_later(
+        self: &Arc<Self>,
+        list: &Arc<TaskList>,
+        file_name: &str,
+        hash: &str,
+        bytes: Arc<Vec<u8>>,
+    ) {
+        let weak = Arc::downgrade(self);
+        let gate = self.upgrade_gate.clone();
+        let runtime = self.runtime.clone();
+        let cache = self.cache.clone();
+        let (list, file_name, hash) = (list.clone(), file_name.to_string(), hash.to_string());
+        tokio::spawn(async move {
+            let Ok(_permit) = gate.acquire_owned().await else {
+                return;
+            };
+            if weak.strong_count() == 0 || !is_current(&list, &file_name, &hash).await {
+                return;
+            }
+            let started = Instant::now();
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let h = hash.clone();
+            // A thread of its own, not `spawn_blocking`: a runtime shutting down waits for
+            // blocking tasks, and this one can take tens of seconds.
+            let spawned = std::thread::Builder::new()
+                .name("swasm-upgrade".into())
+                .spawn(move || {
+                    let result = (|| {
+                        let code = runtime.compile_in_background(&bytes)?;
+                        if let Some(c) = &cache {
+                            c.put_code(&runtime, Compiler::Cranelift, &h, &code);
+                        }
+                        // SAFETY: `code` was just produced by this runtime's Cranelift
+                        // engine (or one with the same compatibility hash).
+                        unsafe { runtime.deserialize(&code, Compiler::Cranelift) }
+                    })();
+                    let _ = tx.send(result);
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "cannot start a background compile; Winch code keeps serving");
+                return;
+            }
+            let Ok(result) = rx.await else { return };
+            let Some(registry) = weak.upgrade() else {
+                return;
+            };
+            RegistryStats::bump(&registry.stats.compiles);
+            match result {
+                Ok(compiled) => {
+                    registry
+                        .install_upgrade(&list, &file_name, &hash, compiled, started)
+                        .await
+                }
+                Err(e) => tracing::warn!(
+                    task_list = %list.name,
+                    file = %list.dir.join(&file_name).display(),
+                    error = %format!("{e:#}"),
+                    "background Cranelift compile failed; the Winch code keeps serving"
+                ),
+            }
+        });
+    }
+
+    /// Swaps the types of `file_name` still served from Winch code of `hash` to `compiled`.
+    async fn install_upgrade(
         &self,
-        bytes: Vec<u8>,
-        hash: String,
-    ) -> Result<crate::runtime::Compiled, LoadError> {
-        compile_cached(&self.runtime, self.cache.as_ref(), &self.stats, bytes, hash).await
+        list: &TaskList,
+        file_name: &str,
+        hash: &str,
+        compiled: Compiled,
+        started: Instant,
+    ) {
+        let files = list.files.lock().await;
+        let Some(state) = files.get(file_name) else {
+            return;
+        };
+        if state.hash.as_deref() != Some(hash) {
+            tracing::info!(task_list = %list.name, file = %file_name, "background compile superseded: the file changed");
+            return;
+        }
+        let mut table = Table::clone(&list.table.load());
+        for ty in &state.types {
+            let Some(old) = table.get(ty) else { continue };
+            if old.hash != hash || old.compiler == compiled.compiler {
+                continue;
+            }
+            let plugin = self.runtime.plugin(
+                &compiled,
+                ty.clone(),
+                old.path.clone(),
+                hash.to_string(),
+                old.size,
+            );
+            table.insert(ty.clone(), plugin);
+            RegistryStats::bump(&self.stats.upgrades);
+            tracing::info!(
+                task_list = %list.name,
+                activity_type = %ty,
+                hash = %&hash[..12.min(hash.len())],
+                compiler = %compiled.compiler,
+                compile_ms = started.elapsed().as_millis() as u64,
+                "plugin upgraded from Winch to Cranelift code"
+            );
+        }
+        list.table.store(Arc::new(table));
     }
 }
 
+/// Whether `file_name` of `list` still holds content `hash`.
+async fn is_current(list: &TaskList, file_name: &str, hash: &str) -> bool {
+    let files = list.files.lock().await;
+    files
+        .get(file_name)
+        .is_some_and(|f| f.hash.as_deref() == Some(hash))
+}
+
 /// Loads compiled code from `cache` or compiles it, counting what happened in `stats`.
+/// A big component without cached Cranelift code gets Winch code (see the module doc).
 pub(crate) async fn compile_cached(
     runtime: &Arc<Runtime>,
     cache: Option<&Cache>,
     stats: &RegistryStats,
     bytes: Vec<u8>,
     hash: String,
-) -> Result<crate::runtime::Compiled, LoadError> {
+) -> Result<Compiled, LoadError> {
+    load_code(runtime, cache, stats, Arc::new(bytes), hash).await
+}
+
+async fn load_code(
+    runtime: &Arc<Runtime>,
+    cache: Option<&Cache>,
+    stats: &RegistryStats,
+    bytes: Arc<Vec<u8>>,
+    hash: String,
+) -> Result<Compiled, LoadError> {
     let rt = runtime.clone();
     let cache = cache.cloned();
     let counted = tokio::task::spawn_blocking(move || {
-        if let Some(hit) = cache.as_ref().and_then(|c| c.get(&rt, &hash)) {
-            return (Ok(hit), true);
+        let primary = rt.primary_compiler();
+        let winch_first = rt.winch_first(bytes.len() as u64);
+        // Cranelift code first: it is what every plugin ends up on.
+        let mut wanted = vec![primary];
+        if winch_first {
+            wanted.push(Compiler::Winch);
         }
-        let compiled = rt.compile(&bytes);
+        for compiler in wanted {
+            if let Some(hit) = cache.as_ref().and_then(|c| c.get(&rt, compiler, &hash)) {
+                return (Ok(hit), true);
+            }
+        }
+        let compiled = if winch_first {
+            rt.compile_with(&bytes, Compiler::Winch)
+        } else {
+            rt.compile(&bytes)
+        };
         if let (Some(c), Ok(compiled)) = (&cache, &compiled) {
             c.put(&rt, &hash, compiled);
         }
@@ -421,5 +583,11 @@ pub(crate) async fn compile_cached(
     } else {
         &stats.compiles
     });
+    if compiled
+        .as_ref()
+        .is_ok_and(|c| c.compiler != runtime.primary_compiler())
+    {
+        RegistryStats::bump(&stats.winch_loads);
+    }
     compiled
 }

@@ -1,8 +1,20 @@
-//! [`Runtime`]: the engine, the linker and the epoch ticker, built once per process.
+//! [`Runtime`]: the engines, their linkers and the epoch ticker, built once per process.
+//!
+//! Machine code comes from one of two compilers ([`Compiler`]). Cranelift makes fast code
+//! but takes seconds for the big Python and JavaScript components; Winch (a baseline
+//! compiler) makes slower code in a fraction of that time. Compiled code belongs to the
+//! engine that made it, so each compiler has its own [`Tier`]: engine, linker, pooling
+//! allocator and epoch ticker. The Winch tier is built on first use only.
+//!
+//! A third, compile-only engine (Cranelift, one thread, no instance pool) makes Cranelift
+//! code in the background for components first served from Winch code; its output is
+//! loaded into the Cranelift tier through [`Component::deserialize`], which is possible
+//! because both engines have the same compile-affecting settings (checked: same
+//! compatibility hash; otherwise the Cranelift tier compiles itself).
 
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -20,6 +32,35 @@ pub(crate) const WASMTIME_VERSION: &str = "48.0.8";
 /// How often the epoch ticks. Deadlines are checked, and looping guests yield, once a tick.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// Components at least this big are first compiled with Winch (when no Cranelift code is
+/// cached): Cranelift needs more than ~150 ms from about this size on, on 2 cores.
+pub const WINCH_MIN_BYTES: u64 = 1 << 20;
+
+/// Which compiler made a component's machine code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Compiler {
+    /// Optimising compiler: the code every plugin ends up running.
+    Cranelift,
+    /// Baseline compiler: fast to compile, slower code; serves big components until their
+    /// Cranelift code is ready.
+    Winch,
+}
+
+impl Compiler {
+    pub fn name(self) -> &'static str {
+        match self {
+            Compiler::Cranelift => "cranelift",
+            Compiler::Winch => "winch",
+        }
+    }
+}
+
+impl std::fmt::Display for Compiler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// What the engine is sized for. Derived from the config by [`RuntimeOptions::from_config`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeOptions {
@@ -31,8 +72,12 @@ pub struct RuntimeOptions {
     /// WebAssembly stack limit. wasmtime sets it per engine, so this is the largest
     /// `max_stack_kb` of all activities.
     pub max_stack_kb: u64,
-    /// Compile with Winch (fast baseline compiler) instead of Cranelift.
+    /// Compile everything with Winch only (no Cranelift, no tiering). Default: false.
     pub winch: bool,
+    /// Components at least this many bytes big are compiled with Winch first and with
+    /// Cranelift in the background, when no Cranelift code is cached. `None`: always
+    /// Cranelift. Default: `Some(WINCH_MIN_BYTES)` (1 MiB).
+    pub winch_first_min_bytes: Option<u64>,
 }
 
 impl Default for RuntimeOptions {
@@ -42,6 +87,7 @@ impl Default for RuntimeOptions {
             max_memory_mb: 256,
             max_stack_kb: 512,
             winch: false,
+            winch_first_min_bytes: Some(WINCH_MIN_BYTES),
         }
     }
 }
@@ -66,20 +112,76 @@ impl RuntimeOptions {
             max_instances: u32::try_from(slots + 16).unwrap_or(u32::MAX).min(10_000),
             max_memory_mb,
             max_stack_kb,
-            winch: false,
+            ..RuntimeOptions::default()
         }
     }
 }
 
-/// The one wasmtime engine of the process, its linker, and the thread that ticks its epoch.
-pub struct Runtime {
+/// One compiler's engine, the linker over it, and the thread ticking its epoch.
+pub(crate) struct Tier {
+    pub(crate) compiler: Compiler,
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<StoreState>,
-    pub(crate) options: RuntimeOptions,
     /// Hex digest of everything that makes compiled code loadable by this engine: the
     /// wasmtime version and the engine's compile-affecting settings. Part of cache keys.
     pub(crate) compat_key: String,
     ticker: Ticker,
+}
+
+impl Tier {
+    fn new(options: &RuntimeOptions, compiler: Compiler) -> Result<Tier> {
+        let engine = Engine::new(&engine_config(options, compiler, true)?)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("cannot create the wasmtime engine ({compiler})"))?;
+        let mut linker = Linker::<StoreState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(anyhow::Error::from)
+            .context("linking WASI p2")?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(anyhow::Error::from)
+            .context("linking wasi:http")?;
+        bindings::Plugin::add_to_linker::<_, HasSelf<StoreState>>(&mut linker, |s| s)
+            .map_err(anyhow::Error::from)
+            .context("linking swasm:activity/host")?;
+        let compat_key = format!(
+            "wasmtime-{WASMTIME_VERSION}-{}-{:016x}",
+            compiler.name(),
+            compat_hash(&engine)
+        );
+        let ticker = Ticker::start(engine.clone());
+        Ok(Tier {
+            compiler,
+            engine,
+            linker,
+            compat_key,
+            ticker,
+        })
+    }
+}
+
+impl Drop for Tier {
+    fn drop(&mut self) {
+        self.ticker.stop();
+    }
+}
+
+fn compat_hash(engine: &Engine) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    h.finish()
+}
+
+/// The wasmtime engines of the process (one per compiler), their linkers and tickers.
+pub struct Runtime {
+    pub(crate) options: RuntimeOptions,
+    /// The tier every plugin ends up on (Cranelift, or Winch when `options.winch`).
+    pub(crate) primary: Tier,
+    /// The Winch tier for quick first loads, built on first use (`Err`: cannot be built,
+    /// everything compiles with Cranelift).
+    quick: OnceLock<Result<Tier, String>>,
+    /// Compile-only Cranelift engine with one compile thread, for background upgrades;
+    /// `None` when its code would not load into the primary tier.
+    background: OnceLock<Option<Engine>>,
 }
 
 impl Runtime {
@@ -97,31 +199,19 @@ impl Runtime {
     }
 
     pub fn with_options(options: RuntimeOptions) -> Result<Arc<Runtime>> {
-        let engine = Engine::new(&engine_config(&options)?)
-            .map_err(anyhow::Error::from)
-            .context("cannot create the wasmtime engine")?;
-        let mut linker = Linker::<StoreState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(anyhow::Error::from)
-            .context("linking WASI p2")?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
-            .map_err(anyhow::Error::from)
-            .context("linking wasi:http")?;
-        bindings::Plugin::add_to_linker::<_, HasSelf<StoreState>>(&mut linker, |s| s)
-            .map_err(anyhow::Error::from)
-            .context("linking swasm:activity/host")?;
-        let compat_key = {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            engine.precompile_compatibility_hash().hash(&mut h);
-            format!("wasmtime-{WASMTIME_VERSION}-{:016x}", h.finish())
-        };
-        let ticker = Ticker::start(engine.clone());
+        let primary = Tier::new(
+            &options,
+            if options.winch {
+                Compiler::Winch
+            } else {
+                Compiler::Cranelift
+            },
+        )?;
         Ok(Arc::new(Runtime {
-            engine,
-            linker,
             options,
-            compat_key,
-            ticker,
+            primary,
+            quick: OnceLock::new(),
+            background: OnceLock::new(),
         }))
     }
 
@@ -129,19 +219,68 @@ impl Runtime {
         &self.options
     }
 
-    /// The key under which compiled code of this engine may be cached.
+    /// The key under which compiled code of the primary (Cranelift) engine may be cached.
     pub fn compat_key(&self) -> &str {
-        &self.compat_key
+        &self.primary.compat_key
+    }
+
+    /// The compiler every plugin ends up on: Cranelift (Winch when `options.winch`).
+    pub fn primary_compiler(&self) -> Compiler {
+        self.primary.compiler
+    }
+
+    /// The tier of `compiler`, if this runtime has (or can build) it.
+    pub(crate) fn tier(&self, compiler: Compiler) -> Option<&Tier> {
+        if compiler == self.primary.compiler {
+            return Some(&self.primary);
+        }
+        if compiler != Compiler::Winch {
+            return None;
+        }
+        let quick = self.quick.get_or_init(|| {
+            Tier::new(&self.options, Compiler::Winch).map_err(|e| {
+                tracing::warn!(error = %format!("{e:#}"), "cannot build the Winch engine; every component compiles with Cranelift");
+                format!("{e:#}")
+            })
+        });
+        quick.as_ref().ok()
+    }
+
+    /// Whether a component of `size` bytes should first be compiled with Winch.
+    pub fn winch_first(&self, size: u64) -> bool {
+        self.primary.compiler == Compiler::Cranelift
+            && self
+                .options
+                .winch_first_min_bytes
+                .is_some_and(|min| size >= min)
+    }
+
+    /// The compile-only engine for background Cranelift compiles, if its code loads into
+    /// the primary tier.
+    pub(crate) fn background_engine(&self) -> Option<&Engine> {
+        self.background
+            .get_or_init(|| {
+                let config = engine_config(&self.options, Compiler::Cranelift, false).ok()?;
+                let engine = Engine::new(&config).ok()?;
+                if compat_hash(&engine) == compat_hash(&self.primary.engine) {
+                    Some(engine)
+                } else {
+                    tracing::warn!("background compile engine differs from the serving engine; upgrades compile on the serving engine");
+                    None
+                }
+            })
+            .as_ref()
     }
 }
 
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        self.ticker.stop();
-    }
-}
-
-fn engine_config(o: &RuntimeOptions) -> Result<wasmtime::Config> {
+/// The engine configuration of `compiler`. `serving`: a pooling allocator and parallel
+/// compilation (the engines that run tasks); otherwise a compile-only engine with one
+/// compile thread, so a background compile leaves the other core to the tasks.
+fn engine_config(
+    o: &RuntimeOptions,
+    compiler: Compiler,
+    serving: bool,
+) -> Result<wasmtime::Config> {
     let mut c = wasmtime::Config::new();
     c.wasm_component_model(true);
     c.epoch_interruption(true);
@@ -149,13 +288,15 @@ fn engine_config(o: &RuntimeOptions) -> Result<wasmtime::Config> {
     c.max_wasm_stack(stack);
     // Host calls made by the guest run on the same fiber stack: keep room beyond the wasm limit.
     c.async_stack_size(stack + 1024 * 1024);
-    c.strategy(if o.winch {
-        Strategy::Winch
-    } else {
-        Strategy::Cranelift
+    c.strategy(match compiler {
+        Compiler::Cranelift => Strategy::Cranelift,
+        Compiler::Winch => Strategy::Winch,
     });
-    c.parallel_compilation(true);
+    c.parallel_compilation(serving);
     c.memory_init_cow(true);
+    if !serving {
+        return Ok(c);
+    }
 
     let n = o.max_instances.max(1);
     let mut pool = PoolingAllocationConfig::new();
@@ -181,7 +322,7 @@ fn engine_config(o: &RuntimeOptions) -> Result<wasmtime::Config> {
     Ok(c)
 }
 
-/// Increments the engine's epoch every [`EPOCH_TICK`] until stopped.
+/// Increments an engine's epoch every [`EPOCH_TICK`] until stopped.
 struct Ticker {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -211,5 +352,21 @@ impl Ticker {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Background upgrades compile on a one-thread engine whose code must load into the
+    /// serving engine; if the two ever differ, upgrades silently use both cores again.
+    #[test]
+    fn background_engine_code_loads_into_the_serving_engine() {
+        let rt = Runtime::for_invoke().unwrap();
+        assert!(rt.background_engine().is_some());
+        let winch = rt.tier(Compiler::Winch).expect("the Winch engine builds");
+        assert_ne!(winch.compat_key, rt.primary.compat_key);
+        assert!(winch.compat_key.contains("winch"));
     }
 }

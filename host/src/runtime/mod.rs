@@ -21,7 +21,7 @@ mod plugin;
 mod sandbox;
 mod validate;
 
-pub use engine::{Runtime, RuntimeOptions};
+pub use engine::{Compiler, Runtime, RuntimeOptions, WINCH_MIN_BYTES};
 pub use plugin::Plugin;
 pub use validate::{Compiled, ComponentInfo, LoadError};
 

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::bindings::PluginPre;
 use super::bindings::swasm::activity::types as wit;
+use super::engine::Compiler;
 use super::sandbox::{self, DeadlineExceeded, StoreState, truncate_chars};
 use super::{MAX_DETAILS_CHARS, MAX_RESULT_CHARS};
 use crate::activity::{ActivityTask, ActivityType, HeartbeatHandle, Outcome, reason};
@@ -23,6 +24,9 @@ pub struct Plugin {
     /// Size of the file in bytes.
     pub size: u64,
     pub loaded_at: SystemTime,
+    /// Which compiler made the code it runs (Winch until a background upgrade swaps in
+    /// Cranelift code, for big components).
+    pub compiler: Compiler,
     pub(crate) pre: PluginPre<StoreState>,
 }
 
@@ -33,6 +37,7 @@ impl std::fmt::Debug for Plugin {
             .field("path", &self.path)
             .field("hash", &self.hash)
             .field("size", &self.size)
+            .field("compiler", &self.compiler)
             .finish_non_exhaustive()
     }
 }

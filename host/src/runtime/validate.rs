@@ -5,11 +5,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use anyhow::Context;
 use wasmtime::component::Component;
 
 use super::ACTIVITY_EXPORT;
 use super::bindings::PluginPre;
-use super::engine::Runtime;
+use super::engine::{Compiler, Runtime, Tier};
 use super::plugin::Plugin;
 use crate::activity::ActivityType;
 
@@ -48,6 +49,8 @@ pub struct ComponentInfo {
 pub struct Compiled {
     pub(crate) component: Component,
     pre: PluginPre<super::sandbox::StoreState>,
+    /// Which compiler made the code (and so which engine it runs on).
+    pub compiler: Compiler,
     pub info: ComponentInfo,
 }
 
@@ -134,25 +137,64 @@ fn classify_parse_error(e: &wasmtime::Error) -> LoadError {
 }
 
 impl Runtime {
-    /// Validates and compiles a component, and checks it serves `swasm:activity/plugin`
-    /// with no imports beyond what the host provides. Compiling takes long for big
-    /// components: call it off the async executor (`spawn_blocking`).
+    /// Validates and compiles a component with the primary compiler (Cranelift), and checks
+    /// it serves `swasm:activity/plugin` with no imports beyond what the host provides.
+    /// Compiling takes long for big components: call it off the async executor
+    /// (`spawn_blocking`).
     pub fn compile(&self, bytes: &[u8]) -> Result<Compiled, LoadError> {
-        check_header(bytes)?;
-        let component =
-            Component::new(&self.engine, bytes).map_err(|e| classify_parse_error(&e))?;
-        self.check(component)
+        self.compile_with(bytes, self.primary.compiler)
     }
 
-    /// Loads code this runtime serialized before ([`Runtime::serialize`]).
+    /// Like [`Runtime::compile`], with `compiler`. Falls back to the primary compiler when
+    /// this runtime has no such engine, or when Winch cannot compile the component (a
+    /// proposal it does not support): the result says which compiler made it.
+    pub fn compile_with(&self, bytes: &[u8], compiler: Compiler) -> Result<Compiled, LoadError> {
+        check_header(bytes)?;
+        let primary = &self.primary;
+        let tier = self.tier(compiler).unwrap_or(primary);
+        match Component::new(&tier.engine, bytes) {
+            Ok(component) => self.check(tier, component),
+            Err(e) if tier.compiler != primary.compiler => {
+                // Winch lacks some proposals; a broken file fails the same way below.
+                tracing::info!(error = %format!("{e:#}"), "Winch cannot compile this component; compiling with Cranelift");
+                let component =
+                    Component::new(&primary.engine, bytes).map_err(|e| classify_parse_error(&e))?;
+                self.check(primary, component)
+            }
+            Err(e) => Err(classify_parse_error(&e)),
+        }
+    }
+
+    /// Cranelift code for `bytes`, serialized for the primary engine, compiled with one
+    /// thread (the background upgrade path). The bytes were validated before (they are
+    /// served from Winch code), so errors here are not user-facing load errors.
+    pub(crate) fn compile_in_background(&self, bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let engine = self.background_engine().unwrap_or(&self.primary.engine);
+        Ok(engine.precompile_component(bytes)?)
+    }
+
+    /// Loads code this runtime serialized before ([`Runtime::serialize`]) for `compiler`.
     ///
     /// # Safety
     /// `bytes` must be exactly what `serialize` of an engine with the same
-    /// [`Runtime::compat_key`] produced (wasmtime trusts the machine code in it).
-    pub(crate) unsafe fn deserialize(&self, bytes: &[u8]) -> anyhow::Result<Compiled> {
+    /// [`Runtime::compat_key`] of `compiler` produced (wasmtime trusts the machine code in
+    /// it).
+    pub(crate) unsafe fn deserialize(
+        &self,
+        bytes: &[u8],
+        compiler: Compiler,
+    ) -> anyhow::Result<Compiled> {
+        let tier = self
+            .tier(compiler)
+            .with_context(|| format!("this runtime has no {compiler} engine"))?;
         // SAFETY: the caller guarantees the bytes are our own verified serialized output.
-        let component = unsafe { Component::deserialize(&self.engine, bytes) }?;
-        Ok(self.check(component)?)
+        let component = unsafe { Component::deserialize(&tier.engine, bytes) }?;
+        Ok(self.check(tier, component)?)
+    }
+
+    /// The cache key of `compiler`'s engine, if this runtime has (or can build) it.
+    pub(crate) fn compat_key_of(&self, compiler: Compiler) -> Option<&str> {
+        self.tier(compiler).map(|t| t.compat_key.as_str())
     }
 
     /// The compiled code of `compiled`, for the disk cache.
@@ -160,16 +202,11 @@ impl Runtime {
         Ok(compiled.component.serialize()?)
     }
 
-    fn check(&self, component: Component) -> Result<Compiled, LoadError> {
+    fn check(&self, tier: &Tier, component: Component) -> Result<Compiled, LoadError> {
+        let engine = &tier.engine;
         let ty = component.component_type();
-        let imports: Vec<String> = ty
-            .imports(&self.engine)
-            .map(|(n, _)| n.to_string())
-            .collect();
-        let exports: Vec<String> = ty
-            .exports(&self.engine)
-            .map(|(n, _)| n.to_string())
-            .collect();
+        let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
+        let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
         if !exports.iter().any(|e| e == ACTIVITY_EXPORT) {
             let list = if exports.is_empty() {
                 "none".to_string()
@@ -186,7 +223,7 @@ impl Runtime {
         if !extra.is_empty() {
             return Err(LoadError::UnsupportedImports(extra));
         }
-        let pre = self
+        let pre = tier
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Link(format!("{e:#}")))?;
@@ -194,6 +231,7 @@ impl Runtime {
         Ok(Compiled {
             component,
             pre,
+            compiler: tier.compiler,
             info: ComponentInfo { imports, exports },
         })
     }
@@ -213,6 +251,7 @@ impl Runtime {
             hash,
             size,
             loaded_at: SystemTime::now(),
+            compiler: compiled.compiler,
             pre: compiled.pre.clone(),
         })
     }
