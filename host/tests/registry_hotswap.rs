@@ -299,3 +299,21 @@ async fn warm_cache_skips_compiling_and_corrupt_entries_are_recompiled() {
         "the recompiled code was not cached again"
     );
 }
+
+/// A file still being written when the host starts (young and not yet valid) is looked at
+/// again once it settles, and rejected if it stays broken: it is never left pending
+/// unreported just because no later change reached the watcher.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_half_written_at_start_is_settled_later() {
+    let f = Fixture::new("young", "");
+    f.put(&example("echo@1.wasm"), "echo@1.wasm");
+    let echo = std::fs::read(example("echo@1.wasm")).unwrap();
+    std::fs::write(f.dir.join("half@1.wasm"), &echo[..echo.len() / 2]).unwrap();
+    let reg = f.start().await;
+    assert_eq!(echo_result(&reg, "echo@1", "a").await.as_deref(), Some("a"));
+    wait_for("the half-written file rejected", LIMIT, || {
+        reg.stats().rejects.load(Ordering::Relaxed) == 1
+    })
+    .await;
+    assert_eq!(reg.served("tl"), vec![ty("echo@1")]);
+}

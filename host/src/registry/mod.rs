@@ -240,6 +240,12 @@ impl Registry {
             watchers.push(Box::new(debouncer));
         }
         drop(watchers);
+        // One more scan of every dir now that the watchers run: it catches changes made
+        // between the initial scan and this point, and files that scan found still being
+        // written (the loop below keeps rescanning those until they settle).
+        for name in self.lists.keys() {
+            let _ = tx.send(name.clone());
+        }
         let weak: Weak<Registry> = Arc::downgrade(self);
         let retry_tx = tx;
         tokio::spawn(async move {
