@@ -42,7 +42,11 @@ def machine():
         ram = f"{mem_kb / 1024 / 1024:.1f} GiB"
     except Exception:
         ram = "?"
-    return {"nproc": sh("nproc"), "cpu": cpu, "ram": ram, "kernel": platform.release()}
+    try:
+        load = "/".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        load = "?"
+    return {"nproc": sh("nproc"), "cpu": cpu, "ram": ram, "kernel": platform.release(), "load": load}
 
 
 def lock_version(name):
@@ -115,7 +119,7 @@ def criterion(path):
                 mid, unit = float(interval[2]), interval[3]
                 rows.append((ident, mid * UNITS.get(unit, float("nan")), "µs", "criterion median [" + " ".join(interval) + "]"))
             continue
-        p = re.match(r"^\s*([\w-]+):\s+([\d.]+) pairs/s\s*(.*)$", line)
+        p = re.match(r"^\s*([^:]+?):\s+([\d.]+) pairs/s\s*(.*)$", line)
         if p:
             rows.append((p.group(1), float(p.group(2)), "pairs/s", p.group(3).strip("() ")))
         if line.strip() and not line[0].isspace() and "time:" not in line:
@@ -189,7 +193,7 @@ def table(records, crit):
             ):
                 goal = "≤ 20 µs per task"
                 ratio = f"{value / 20:.2f}× goal, " + ("**meets goal**" if value <= 20 else "**misses goal**")
-            if ident == "swf-local" and unit == "pairs/s":
+            if ident.startswith("swf-local") and unit == "pairs/s":
                 goal = "≥ 5,000 pairs/s"
                 ratio = f"{value / 5000:.2f}× goal, " + ("**meets goal**" if value >= 5000 else "**misses goal**")
             elif ident == "moto" and unit == "pairs/s" and ours:
@@ -249,7 +253,8 @@ def main():
         + (f", {args.seconds / 60:.1f} min" if args.seconds else "")
         + ".",
         "",
-        f"- Machine: {m['nproc']} CPUs ({m['cpu']}), {m['ram']} RAM, Linux {m['kernel']}",
+        f"- Machine: {m['nproc']} CPUs ({m['cpu']}), {m['ram']} RAM, Linux {m['kernel']}; load average"
+        f" (1/5/15 min) at the end of the run: {m['load']} (above 0 means other work shared the CPUs)",
         f"- Versions: swasm `{v['swasm']}`, {v['rustc']}, wasmtime {v['wasmtime']}, aws-sdk-swf {v['aws-sdk-swf']}, {v['python']}, boto3 {v['boto3']}",
         f"- Sizes: {json.dumps(sizes)}",
         "- Method: see BENCHMARKS.md; every worker is a separate process against swf-local on 127.0.0.1 in the driver's process; baselines measured in the same run. Medians of the runs listed.",
