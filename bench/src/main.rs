@@ -51,7 +51,7 @@ struct Args {
     /// Throughput tasks per run (default: 20000, or 500 with --quick).
     #[arg(long)]
     tasks: Option<usize>,
-    /// Throughput tasks of the boto3 worker (default: same as --tasks).
+    /// Throughput tasks of the boto3 worker (default: 5000, or --tasks).
     #[arg(long)]
     boto3_tasks: Option<usize>,
 }
@@ -67,10 +67,12 @@ async fn main() -> Result<()> {
     if let Some(r) = args.reps {
         sizes.reps = r;
         sizes.startup_reps = r;
+        sizes.hotswap_reps = r;
     }
     if let Some(n) = args.tasks {
         sizes.throughput_tasks = n;
         sizes.boto3_tasks = n;
+        sizes.interpreted_tasks = n;
     }
     if let Some(n) = args.boto3_tasks {
         sizes.boto3_tasks = n;

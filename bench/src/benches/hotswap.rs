@@ -98,7 +98,7 @@ pub async fn run(ctx: &Ctx, only: &[String]) -> Vec<Record> {
         let mut warm = Record::new("hotswap", &format!("{} warm", lang.label), "ms");
         cold.note("empty cache: A -> B, B never compiled");
         warm.note("B -> A and A -> B again, both compiled before");
-        for rep in 0..ctx.sizes.reps {
+        for rep in 0..ctx.sizes.hotswap_reps {
             match once(ctx, &lang).await {
                 Ok(m) => {
                     cold.values.push(m[0]);
