@@ -1,9 +1,10 @@
 //! Per-task cost of the WebAssembly side: registry lookup + fresh store + instantiate from
 //! the pre-instance + `run` + result, for the Rust echo, against a direct native call; and a
-//! per-language table (component size, compile time, per-task instantiate + run) for echo in
-//! Rust, Python, JavaScript and C.
+//! per-language table (component size, compile time with Cranelift and with Winch, load time
+//! from the cache, per-task instantiate + run) for echo in Rust, Python, JavaScript and C.
 //!
-//! Run: `cargo bench -p swasm --bench dispatch` (after `make plugins`).
+//! Run: `cargo bench -p swasm --bench dispatch` (after `make plugins`);
+//! `SWASM_BENCH_TABLE=0` skips the per-language table (it compiles the big components).
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -14,7 +15,7 @@ use criterion::Criterion;
 use swasm::activity::{ActivityTask, ActivityType, NoHeartbeat, Outcome};
 use swasm::config::{ActivitySettings, Config, Registration};
 use swasm::registry::Registry;
-use swasm::runtime::Runtime;
+use swasm::runtime::{Compiler, Runtime};
 
 fn dist() -> PathBuf {
     std::env::var_os("SWASM_PLUGINS_DIST")
@@ -92,7 +93,35 @@ fn per_task(c: &mut Criterion) {
     g.finish();
 }
 
-/// Prints component size, cold compile time and mean per-task time for each language.
+/// Mean time of one task of `p` (after a warm-up run), over at least 1 s or 20 runs.
+fn per_task_time(
+    rt: &tokio::runtime::Runtime,
+    p: &swasm::runtime::Plugin,
+    ty: &ActivityType,
+    s: &ActivitySettings,
+) -> Duration {
+    let hb: swasm::activity::HeartbeatHandle = Arc::new(NoHeartbeat);
+    let o = rt.block_on(p.run(task(ty), s, hb.clone()));
+    assert!(matches!(o, Outcome::Completed(_)), "{ty}: {o:?}");
+    let (mut n, start) = (0u32, Instant::now());
+    while n < 20 || start.elapsed() < Duration::from_secs(1) {
+        rt.block_on(p.run(task(ty), s, hb.clone()));
+        n += 1;
+    }
+    start.elapsed() / n
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1e3)
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+/// Prints, for each language's echo: component size, compile time with Cranelift and with
+/// Winch, load time from the compiled-code cache (deserialize + link), and the mean
+/// per-task time (fresh store + instantiate + run + result) on Cranelift and Winch code.
 fn language_table() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -100,46 +129,58 @@ fn language_table() {
         .unwrap();
     let runtime = Runtime::for_invoke().unwrap();
     let s = settings();
-    println!("\n| echo | size | compile | per task (instantiate + run) |");
-    println!("|---|---|---|---|");
+    println!(
+        "\n| echo | size | compile Cranelift | compile Winch | load from cache | per task (Cranelift) | per task (Winch) |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for lang in ["", "-py", "-js", "-c"] {
         let name = format!("echo{lang}@1.wasm");
         let Ok(bytes) = std::fs::read(dist().join(&name)) else {
-            println!("| {name} | missing: run `make plugins` | | |");
+            println!("| {name} | missing: run `make plugins` | | | | | |");
             continue;
         };
-        let start = Instant::now();
-        let compiled = runtime.compile(&bytes).unwrap();
-        let compile = start.elapsed();
         let ty = ActivityType::new(format!("echo{lang}"), "1");
-        let p = runtime.plugin(
-            &compiled,
-            ty.clone(),
-            PathBuf::from(&name),
-            String::new(),
-            bytes.len() as u64,
-        );
-        let hb: swasm::activity::HeartbeatHandle = Arc::new(NoHeartbeat);
-        // Warm up, then time enough runs for a stable mean (at least 1 s or 20 runs).
-        rt.block_on(p.run(task(&ty), &s, hb.clone()));
-        let (mut n, start) = (0u32, Instant::now());
-        while n < 20 || start.elapsed() < Duration::from_secs(1) {
-            rt.block_on(p.run(task(&ty), &s, hb.clone()));
-            n += 1;
-        }
-        let per = start.elapsed() / n;
+        let start = Instant::now();
+        let cranelift = runtime.compile(&bytes).unwrap();
+        let compile_cranelift = start.elapsed();
+        let start = Instant::now();
+        let winch = runtime.compile_with(&bytes, Compiler::Winch).unwrap();
+        let compile_winch = start.elapsed();
+        assert_eq!(winch.compiler, Compiler::Winch, "{name}: Winch fell back");
+        let code = runtime.serialize(&cranelift).unwrap();
+        let start = Instant::now();
+        // SAFETY: `code` is this runtime's own serialization of Cranelift code.
+        let cached = unsafe { runtime.deserialize(&code, Compiler::Cranelift) }.unwrap();
+        let load_cached = start.elapsed();
+        let plugin = |c: &swasm::runtime::Compiled| {
+            runtime.plugin(
+                c,
+                ty.clone(),
+                PathBuf::from(&name),
+                String::new(),
+                bytes.len() as u64,
+            )
+        };
+        let per_cranelift = per_task_time(&rt, &plugin(&cached), &ty, &s);
+        let per_winch = per_task_time(&rt, &plugin(&winch), &ty, &s);
         println!(
-            "| {name} | {:.1} MB | {:.0} ms | {:.1} µs |",
+            "| {name} | {:.1} MB | {} | {} | {} | {} | {} |",
             bytes.len() as f64 / 1e6,
-            compile.as_secs_f64() * 1e3,
-            per.as_secs_f64() * 1e6
+            ms(compile_cranelift),
+            ms(compile_winch),
+            ms(load_cached),
+            us(per_cranelift),
+            us(per_winch),
         );
     }
     println!();
 }
 
 fn main() {
-    language_table();
+    // `SWASM_BENCH_TABLE=0`: only the per-task benchmarks (e.g. under a profiler).
+    if std::env::var("SWASM_BENCH_TABLE").as_deref() != Ok("0") {
+        language_table();
+    }
     let mut c = Criterion::default().configure_from_args();
     per_task(&mut c);
     c.final_summary();

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Strategy};
+use wasmtime::{Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Strategy};
 
 use super::bindings;
 use super::sandbox::StoreState;
@@ -31,6 +31,11 @@ pub(crate) const WASMTIME_VERSION: &str = "48.0.8";
 
 /// How often the epoch ticks. Deadlines are checked, and looping guests yield, once a tick.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Written bytes of a linear memory reset in place (not decommitted) between tasks.
+const KEEP_RESIDENT_MEMORY: usize = 2 << 20;
+/// Written bytes of a table reset in place between tasks.
+const KEEP_RESIDENT_TABLE: usize = 256 << 10;
 
 /// Components at least this big are first compiled with Winch (when no Cranelift code is
 /// cached): Cranelift needs more than ~150 ms from about this size on, on 2 cores.
@@ -294,6 +299,11 @@ fn engine_config(
     });
     c.parallel_compilation(serving);
     c.memory_init_cow(true);
+    // Guests are WASI p2 components called through `call_async` on a fiber; they need no
+    // component-model-async. Without it a store has no concurrent state, and dropping a
+    // store no longer disposes of a worker fiber (which built an error with a captured
+    // backtrace per task when RUST_BACKTRACE is set: about a third of a Rust echo task).
+    c.concurrency_support(false);
     if !serving {
         return Ok(c);
     }
@@ -318,6 +328,16 @@ fn engine_config(
     pool.total_gc_heaps(0);
     // Keep a few slots warm so repeated tasks of one plugin reuse their memory image.
     pool.max_unused_warm_slots(n.min(100));
+    // Resetting a slot for the next task: with PAGEMAP_SCAN (Linux 6.7+) wasmtime finds the
+    // pages the guest wrote and copies the original contents back into them (up to these
+    // sizes), instead of `madvise` (TLB flushes) and page faults on every task. Without it,
+    // keeping the low addresses resident would `memset` them whether written or not, which
+    // costs more than it saves, so the defaults (decommit everything) stay.
+    if PoolingAllocationConfig::is_pagemap_scan_available() {
+        pool.pagemap_scan(Enabled::Yes);
+        pool.linear_memory_keep_resident(KEEP_RESIDENT_MEMORY);
+        pool.table_keep_resident(KEEP_RESIDENT_TABLE);
+    }
     c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Ok(c)
 }

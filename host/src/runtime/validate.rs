@@ -179,11 +179,7 @@ impl Runtime {
     /// `bytes` must be exactly what `serialize` of an engine with the same
     /// [`Runtime::compat_key`] of `compiler` produced (wasmtime trusts the machine code in
     /// it).
-    pub(crate) unsafe fn deserialize(
-        &self,
-        bytes: &[u8],
-        compiler: Compiler,
-    ) -> anyhow::Result<Compiled> {
+    pub unsafe fn deserialize(&self, bytes: &[u8], compiler: Compiler) -> anyhow::Result<Compiled> {
         let tier = self
             .tier(compiler)
             .with_context(|| format!("this runtime has no {compiler} engine"))?;
@@ -198,7 +194,7 @@ impl Runtime {
     }
 
     /// The compiled code of `compiled`, for the disk cache.
-    pub(crate) fn serialize(&self, compiled: &Compiled) -> anyhow::Result<Vec<u8>> {
+    pub fn serialize(&self, compiled: &Compiled) -> anyhow::Result<Vec<u8>> {
         Ok(compiled.component.serialize()?)
     }
 
