@@ -16,7 +16,10 @@ pub struct ActivityType {
 
 impl ActivityType {
     pub fn new(name: impl Into<String>, version: impl Into<String>) -> Self {
-        Self { name: name.into(), version: version.into() }
+        Self {
+            name: name.into(),
+            version: version.into(),
+        }
     }
 
     /// Parses `name@version` (the file stem of a plugin, the key of `[activity."..."]`).
@@ -51,13 +54,19 @@ pub struct ActivityTask {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Completed(Option<String>),
-    Failed { reason: String, details: Option<String> },
+    Failed {
+        reason: String,
+        details: Option<String>,
+    },
     Canceled(Option<String>),
 }
 
 impl Outcome {
     pub fn failed(reason: impl Into<String>, details: impl Into<Option<String>>) -> Self {
-        Outcome::Failed { reason: reason.into(), details: details.into() }
+        Outcome::Failed {
+            reason: reason.into(),
+            details: details.into(),
+        }
     }
 }
 
@@ -98,8 +107,14 @@ mod tests {
 
     #[test]
     fn parses_name_at_version() {
-        assert_eq!(ActivityType::parse("echo@1"), Some(ActivityType::new("echo", "1")));
-        assert_eq!(ActivityType::parse("a@b@2.0"), Some(ActivityType::new("a@b", "2.0")));
+        assert_eq!(
+            ActivityType::parse("echo@1"),
+            Some(ActivityType::new("echo", "1"))
+        );
+        assert_eq!(
+            ActivityType::parse("a@b@2.0"),
+            Some(ActivityType::new("a@b", "2.0"))
+        );
         assert_eq!(ActivityType::parse("echo"), None);
         assert_eq!(ActivityType::parse("@1"), None);
         assert_eq!(ActivityType::parse("echo@"), None);

@@ -189,7 +189,11 @@ impl Config {
         let mut config: Config = toml::from_str(text)
             .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+        let base = if base.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base
+        };
         config.base_dir = base.clone();
         config.source = path.to_path_buf();
         for tl in &mut config.task_lists {
@@ -203,7 +207,9 @@ impl Config {
                 grant.host = base.join(&grant.host);
             }
         }
-        config.validate().map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))?;
+        config
+            .validate()
+            .map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))?;
         Ok(config)
     }
 
@@ -245,7 +251,10 @@ impl Config {
             }
             for grant in &activity.dirs {
                 if !grant.host.is_dir() {
-                    bail!("{at}.dirs: host path {} does not exist or is not a directory", grant.host.display());
+                    bail!(
+                        "{at}.dirs: host path {} does not exist or is not a directory",
+                        grant.host.display()
+                    );
                 }
                 if !grant.guest.starts_with('/') {
                     bail!("{at}.dirs: guest path {:?} must be absolute", grant.guest);
@@ -261,7 +270,10 @@ impl Config {
             }
             if let Some(file) = &activity.file {
                 if file.components().count() != 1 {
-                    bail!("{at}.file: {} must be a file name inside the plugin dir", file.display());
+                    bail!(
+                        "{at}.file: {} must be a file name inside the plugin dir",
+                        file.display()
+                    );
                 }
             }
         }
@@ -271,7 +283,11 @@ impl Config {
     /// The settings in force for `ty`.
     pub fn settings_for(&self, ty: &ActivityType) -> ActivitySettings {
         let d = &self.defaults;
-        let a = self.activities.get(&ty.to_string()).cloned().unwrap_or_default();
+        let a = self
+            .activities
+            .get(&ty.to_string())
+            .cloned()
+            .unwrap_or_default();
         ActivitySettings {
             memory_mb: a.memory_mb.unwrap_or(d.memory_mb),
             timeout_s: a.timeout_s.unwrap_or(d.timeout_s),
@@ -281,9 +297,13 @@ impl Config {
             dirs: a.dirs.clone(),
             allowed_hosts: a.allowed_hosts.clone(),
             registration: Registration {
-                schedule_to_start_timeout_s: a.schedule_to_start_timeout_s.or(d.schedule_to_start_timeout_s),
+                schedule_to_start_timeout_s: a
+                    .schedule_to_start_timeout_s
+                    .or(d.schedule_to_start_timeout_s),
                 start_to_close_timeout_s: a.start_to_close_timeout_s.or(d.start_to_close_timeout_s),
-                schedule_to_close_timeout_s: a.schedule_to_close_timeout_s.or(d.schedule_to_close_timeout_s),
+                schedule_to_close_timeout_s: a
+                    .schedule_to_close_timeout_s
+                    .or(d.schedule_to_close_timeout_s),
                 heartbeat_timeout_s: a.heartbeat_timeout_s.or(d.heartbeat_timeout_s),
                 task_priority: a.task_priority.or(d.task_priority),
                 description: a.description.clone().or(d.description.clone()),
@@ -305,7 +325,11 @@ impl Config {
     /// The identity sent to SWF: configured, or `hostname:pid`.
     pub fn identity(&self) -> String {
         self.swf.identity.clone().unwrap_or_else(|| {
-            format!("{}:{}", gethostname::gethostname().to_string_lossy(), std::process::id())
+            format!(
+                "{}:{}",
+                gethostname::gethostname().to_string_lossy(),
+                std::process::id()
+            )
         })
     }
 }
@@ -317,10 +341,11 @@ pub fn validate_task_list_name(name: &str) -> Result<()> {
     if name.trim() != name {
         bail!("task list name {name:?} must not start or end with whitespace");
     }
-    if let Some(c) = name
-        .chars()
-        .find(|c| matches!(c, ':' | '/' | '|') || ('\u{0}'..='\u{1f}').contains(c) || ('\u{7f}'..='\u{9f}').contains(c))
-    {
+    if let Some(c) = name.chars().find(|c| {
+        matches!(c, ':' | '/' | '|')
+            || ('\u{0}'..='\u{1f}').contains(c)
+            || ('\u{7f}'..='\u{9f}').contains(c)
+    }) {
         bail!("task list name {name:?} must not contain {c:?}");
     }
     if name == "arn" {

@@ -18,18 +18,18 @@
 //! - [`cli`]: the `swasm` command line.
 
 pub mod activity;
-pub mod config;
-pub mod runtime;
-pub mod swf;
-pub mod heartbeat;
-pub mod dispatch;
-pub mod poller;
-pub mod shutdown;
-pub mod metrics;
-pub mod register;
-pub mod logging;
-pub mod worker;
 pub mod cli;
-pub mod registry;
-pub mod tools;
+pub mod config;
 pub mod dev;
+pub mod dispatch;
+pub mod heartbeat;
+pub mod logging;
+pub mod metrics;
+pub mod poller;
+pub mod register;
+pub mod registry;
+pub mod runtime;
+pub mod shutdown;
+pub mod swf;
+pub mod tools;
+pub mod worker;
