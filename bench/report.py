@@ -238,6 +238,7 @@ def main():
     p.add_argument("--benchmarks", default="BENCHMARKS.md")
     p.add_argument("--mode", default="full")
     p.add_argument("--seconds", type=float, default=None, help="wall time of the run")
+    p.add_argument("--rev", default=None, help="the swasm revision measured (default: HEAD now)")
     args = p.parse_args()
     raw = json.load(open(os.path.join(args.raw, "results.json")))
     records = raw["records"]
@@ -246,6 +247,8 @@ def main():
         "swf-local throughput": criterion(os.path.join(args.raw, "swf-local-throughput.txt")),
     }
     m, v = machine(), versions(sys.executable)
+    if args.rev:
+        v["swasm"] = args.rev
     sizes = raw.get("sizes", {})
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     head = [
@@ -268,7 +271,7 @@ def main():
     for title, (rows, extra) in crit.items():
         if extra:
             extras += ["", f"Printed by the {title} bench:", "", "```", *extra, "```"]
-    body = "\n".join(head) + tbl + "\n" + "\n".join(extras) + "\n"
+    body = "\n".join(head) + "\n" + tbl + "\n" + "\n".join(extras) + "\n"
     if has_chart:
         body += "\n![throughput and memory](throughput.png)\n"
     with open(os.path.join(args.out, "RESULTS.md"), "w") as f:

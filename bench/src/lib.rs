@@ -45,10 +45,9 @@ pub struct Ctx {
 pub struct Sizes {
     pub reps: usize,
     pub throughput_tasks: usize,
-    /// The boto3 worker and the Python / JavaScript plugins run 5-10x slower than native:
-    /// fewer tasks keep their runs to ~20-30 s (the rows say how many).
+    /// The boto3 worker runs ~8x slower than native: fewer tasks keep its runs to ~20 s
+    /// (the row says how many).
     pub boto3_tasks: usize,
-    pub interpreted_tasks: usize,
     /// Hot swap repetitions: a cold Python or JavaScript load compiles for 10-40 s.
     pub hotswap_reps: usize,
     pub memory_tasks: usize,
@@ -63,7 +62,6 @@ impl Sizes {
             reps: 3,
             throughput_tasks: 20_000,
             boto3_tasks: 5_000,
-            interpreted_tasks: 5_000,
             hotswap_reps: 2,
             memory_tasks: 1000,
             memory_steps: 15,
@@ -77,7 +75,6 @@ impl Sizes {
             reps: 1,
             throughput_tasks: 500,
             boto3_tasks: 500,
-            interpreted_tasks: 500,
             hotswap_reps: 1,
             memory_tasks: 200,
             memory_steps: 5,

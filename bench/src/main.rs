@@ -72,7 +72,6 @@ async fn main() -> Result<()> {
     if let Some(n) = args.tasks {
         sizes.throughput_tasks = n;
         sizes.boto3_tasks = n;
-        sizes.interpreted_tasks = n;
     }
     if let Some(n) = args.boto3_tasks {
         sizes.boto3_tasks = n;
