@@ -75,8 +75,9 @@ async fn main() -> Result<()> {
             }
         }));
     }
-    for p in pollers {
-        p.await.context("poller panicked")?;
-    }
+    // Pollers loop until the process is killed: the first one that ends (it panicked) ends
+    // the worker.
+    let (ended, _, _) = futures::future::select_all(pollers).await;
+    ended.context("poller panicked")?;
     Ok(())
 }
