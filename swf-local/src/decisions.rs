@@ -282,9 +282,10 @@ impl Ctx<'_> {
         ev["decisionTaskCompletedEventId"] = json!(self.completed);
         copy(a, &mut ev, "input");
         copy(a, &mut ev, "control");
-        match get_str(a, "taskPriority").or_else(|| ty.default_str("defaultTaskPriority")) {
-            Some(p) => ev["taskPriority"] = json!(p),
-            None => {}
+        if let Some(p) =
+            get_str(a, "taskPriority").or_else(|| ty.default_str("defaultTaskPriority"))
+        {
+            ev["taskPriority"] = json!(p)
         }
         let scheduled = self.push("ActivityTaskScheduled", ev);
         let exec = self.exec;

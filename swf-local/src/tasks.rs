@@ -104,10 +104,10 @@ fn take_activity(
         let Some(ex) = core.execs.get_mut(&exec).filter(|e| e.is_open()) else {
             continue;
         };
-        if !ex
+        if ex
             .activities
             .get(&scheduled)
-            .is_some_and(|a| a.started_id.is_none())
+            .is_none_or(|a| a.started_id.is_some())
         {
             continue;
         }

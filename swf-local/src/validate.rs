@@ -200,15 +200,11 @@ fn walk(shape_name: &str, v: &Value, path: &str, name_rule: bool, errors: &mut V
                 );
             }
         }
-        "boolean" => {
-            if !v.is_boolean() {
-                fail(errors, "Member must be a boolean");
-            }
+        "boolean" if !v.is_boolean() => {
+            fail(errors, "Member must be a boolean");
         }
-        "timestamp" => {
-            if !v.is_number() {
-                fail(errors, "Member must be a timestamp in epoch seconds");
-            }
+        "timestamp" if !v.is_number() => {
+            fail(errors, "Member must be a timestamp in epoch seconds");
         }
         "list" => {
             let Some(items) = v.as_array() else {
