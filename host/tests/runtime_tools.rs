@@ -13,7 +13,7 @@ fn swasm(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_swasm"))
         .args(args)
         .env("XDG_CACHE_HOME", cache)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "warn,swasm::guest=info")
         .output()
         .expect("run swasm")
 }
@@ -43,13 +43,29 @@ fn invoke_echo_in_every_language() {
             "{lang}: {}",
             text(&o)
         );
-        let o = swasm(&["invoke", path(&file), "--input", "fail"]);
+        let o = swasm(&[
+            "invoke",
+            path(&file),
+            "--input",
+            "fail",
+            "--log-format",
+            "json",
+        ]);
         assert_eq!(o.status.code(), Some(1), "{lang}: {}", text(&o));
         assert!(
             String::from_utf8_lossy(&o.stdout).contains("failed: BadInput"),
             "{lang}: {}",
             text(&o)
         );
+        // Every echo writes a line to stderr on this path: the host logs it, tagged.
+        let tagged = String::from_utf8_lossy(&o.stderr).lines().any(|l| {
+            serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| {
+                v["target"] == "swasm::guest"
+                    && v["activity_type"] == format!("echo{lang}@1").as_str()
+                    && v["message"].as_str().is_some_and(|m| m.contains("echo"))
+            })
+        });
+        assert!(tagged, "{lang}: no tagged guest log line: {}", text(&o));
     }
 }
 
