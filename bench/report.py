@@ -3,6 +3,7 @@
 bench/results/RESULTS.md, bench/results/throughput.png and the marked section of
 BENCHMARKS.md. Run by bench/run; safe to rerun on the same raw directory."""
 import argparse
+import glob
 import datetime
 import json
 import os
@@ -129,6 +130,26 @@ def criterion(path):
     return rows, extra[-80:]
 
 
+def repeated(first, more):
+    """`first` (rows, extra) with each row that also appears in the repeat files `more`
+    replaced by the median over all processes, its detail giving the spread."""
+    rows, extra = first
+    if rows is None or not more:
+        return first
+    runs = [dict(((i, u), v) for i, v, u, _ in (criterion(f)[0] or [])) for f in more]
+    out = []
+    for ident, value, unit, detail in rows:
+        values = [value] + [r[(ident, unit)] for r in runs if (ident, unit) in r]
+        if len(values) > 1:
+            detail = (
+                f"median of {len(values)} processes (each a criterion estimate); "
+                f"range {min(values):.1f}..{max(values):.1f} {unit}"
+            )
+            value = median(values)
+        out.append((ident, value, unit, detail))
+    return out, extra
+
+
 # ---- the table -----------------------------------------------------------------------
 def table(records, crit):
     by = {(r["bench"], r["variant"]): r for r in records}
@@ -243,7 +264,7 @@ def main():
     raw = json.load(open(os.path.join(args.raw, "results.json")))
     records = raw["records"]
     crit = {
-        "dispatch": criterion(os.path.join(args.raw, "dispatch.txt")),
+        "dispatch": repeated(criterion(os.path.join(args.raw, "dispatch.txt")), sorted(glob.glob(os.path.join(args.raw, "dispatch-*.txt")))),
         "swf-local throughput": criterion(os.path.join(args.raw, "swf-local-throughput.txt")),
     }
     m, v = machine(), versions(sys.executable)

@@ -94,6 +94,26 @@ impl Worker {
         proc_status_kb(self.pid(), "VmHWM").map(|kb| kb * 1024)
     }
 
+    /// CPU time (user + system, all threads) the process has used so far, in seconds.
+    pub fn cpu_seconds(&self) -> Result<f64> {
+        let path = format!("/proc/{}/stat", self.pid());
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        // Fields after the parenthesised command name; utime and stime are fields 14 and 15
+        // of the whole line, in clock ticks (USER_HZ, 100 on Linux).
+        let rest = text
+            .rsplit_once(')')
+            .map(|(_, r)| r)
+            .with_context(|| format!("{path}: no command name"))?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| -> Result<f64> {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .with_context(|| format!("{path}: field {} unreadable", i + 3))
+        };
+        Ok((ticks(11)? + ticks(12)?) / 100.0)
+    }
+
     /// Kills and reaps the process.
     pub async fn stop(mut self) {
         let _ = self.child.start_kill();

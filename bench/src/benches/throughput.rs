@@ -89,12 +89,26 @@ pub async fn run(ctx: &Ctx, only: &[String]) -> Vec<Record> {
             r
         })
         .collect();
+    // The worker's own CPU per task: on 2 shared cores the rate also depends on what the
+    // endpoint and the scheduler do; this does not.
+    let mut cpu: Vec<Record> = variants
+        .iter()
+        .map(|v| {
+            let mut r = Record::new("worker CPU", v.label, "µs/task");
+            r.note("user + system CPU of the worker process between the first and the last answer");
+            r
+        })
+        .collect();
     for rep in 0..ctx.sizes.reps {
-        for (v, rec) in variants.iter().zip(records.iter_mut()) {
+        for ((v, rec), cpu_rec) in variants.iter().zip(records.iter_mut()).zip(cpu.iter_mut()) {
             match once(ctx, v, rep).await {
-                Ok(rate) => {
-                    eprintln!("throughput {} rep {rep}: {rate:.0} tasks/s", v.label);
+                Ok((rate, cpu_us)) => {
+                    eprintln!(
+                        "throughput {} rep {rep}: {rate:.0} tasks/s, {cpu_us:.0} µs worker CPU per task",
+                        v.label
+                    );
                     rec.values.push(rate);
+                    cpu_rec.values.push(cpu_us);
                 }
                 Err(e) => {
                     eprintln!("throughput {} rep {rep}: {e:#}", v.label);
@@ -103,6 +117,7 @@ pub async fn run(ctx: &Ctx, only: &[String]) -> Vec<Record> {
             }
         }
     }
+    records.extend(cpu);
     for r in &records {
         r.print();
     }
@@ -110,7 +125,8 @@ pub async fn run(ctx: &Ctx, only: &[String]) -> Vec<Record> {
 }
 
 /// One measurement on a fresh endpoint.
-async fn once(ctx: &Ctx, v: &Variant, rep: usize) -> Result<f64> {
+/// Returns tasks/s and the worker's CPU µs per task.
+async fn once(ctx: &Ctx, v: &Variant, rep: usize) -> Result<(f64, f64)> {
     let ep = Endpoint::start().await?;
     let client = swf::client(&ep.url);
     swf::register(&client, &[(v.activity, "1")]).await?;
@@ -145,6 +161,7 @@ async fn once(ctx: &Ctx, v: &Variant, rep: usize) -> Result<f64> {
         )
         .await?;
         let at_first = ep.answered();
+        let cpu_first = worker.cpu_seconds()?;
         let deadline = Duration::from_secs(60 + v.tasks as u64 / 20);
         let last = watch(
             &ep,
@@ -155,6 +172,7 @@ async fn once(ctx: &Ctx, v: &Variant, rep: usize) -> Result<f64> {
             |ep| ep.answered() >= n,
         )
         .await?;
+        let cpu_last = worker.cpu_seconds()?;
         let failed = ep.calls("RespondActivityTaskFailed");
         if failed > 0 {
             bail!(
@@ -163,7 +181,26 @@ async fn once(ctx: &Ctx, v: &Variant, rep: usize) -> Result<f64> {
             );
         }
         let secs = (last - first).as_secs_f64();
-        Ok((n - at_first) as f64 / secs.max(1e-6))
+        // What each worker asked of SWF besides the answers (a worker making extra calls
+        // per task would show here, not only as a lower rate).
+        let calls: Vec<String> = [
+            "PollForActivityTask",
+            "RecordActivityTaskHeartbeat",
+            "DescribeActivityType",
+        ]
+        .iter()
+        .map(|op| format!("{op} {}", ep.calls(op)))
+        .collect();
+        eprintln!(
+            "throughput {} rep {rep}: SWF calls for {n} tasks: {}",
+            v.label,
+            calls.join(", ")
+        );
+        let done = (n - at_first) as f64;
+        Ok((
+            done / secs.max(1e-6),
+            (cpu_last - cpu_first) * 1e6 / done.max(1.0),
+        ))
     }
     .await;
     worker.stop().await;
