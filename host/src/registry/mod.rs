@@ -44,8 +44,10 @@ use crate::config::Config;
 use crate::runtime::{Compiled, Compiler, LoadError, Plugin, Runtime};
 use scan::{Stamp, Verdict};
 
-/// How long a directory must be quiet before it is re-scanned.
-const DEBOUNCE: Duration = Duration::from_millis(50);
+/// How long a directory must be quiet before it is re-scanned. Short, because it is most of
+/// a warm swap's latency; a file still being written when the scan comes is not lost but
+/// looked at again once it settles (see `SETTLE`).
+const DEBOUNCE: Duration = Duration::from_millis(10);
 /// A file that fails to load and was modified less than this long ago is probably still
 /// being written: it is looked at again later instead of being rejected.
 const SETTLE: Duration = Duration::from_millis(500);
