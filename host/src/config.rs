@@ -268,13 +268,13 @@ impl Config {
                     bail!("{at}.allowed_hosts: {authority:?} must be \"host:port\"");
                 }
             }
-            if let Some(file) = &activity.file {
-                if file.components().count() != 1 {
-                    bail!(
-                        "{at}.file: {} must be a file name inside the plugin dir",
-                        file.display()
-                    );
-                }
+            if let Some(file) = &activity.file
+                && file.components().count() != 1
+            {
+                bail!(
+                    "{at}.file: {} must be a file name inside the plugin dir",
+                    file.display()
+                );
             }
         }
         Ok(())

@@ -5,7 +5,7 @@
 //! [`dispatch`], which joins them.
 //!
 //! - [`activity`]: activity type, task, outcome, the `Heartbeat` trait. No wasmtime, no AWS types.
-//! - [`config`]: `swasm.toml`.
+//! - [`config`]: `swasm.toml`, parsed and checked.
 //! - [`runtime`]: wasmtime: the engine, the only `bindgen!`, WASI grants, limits, the epoch ticker.
 //! - [`registry`]: plugin dir -> compiled components, swapped atomically; hot-swap watcher, cache.
 //! - [`swf`]: the SWF client trait and its aws-sdk-swf implementation.

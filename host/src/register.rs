@@ -88,10 +88,10 @@ pub fn discover(config: &Config) -> Result<Vec<(String, ActivityType)>> {
             .filter_map(|n| ActivityType::parse(n.trim_end_matches(".wasm")))
             .collect();
         for (key, a) in &config.activities {
-            if let (Some(file), Some(ty)) = (&a.file, ActivityType::parse(key)) {
-                if tl.plugin_dir.join(file).is_file() {
-                    types.push(ty);
-                }
+            if let (Some(file), Some(ty)) = (&a.file, ActivityType::parse(key))
+                && tl.plugin_dir.join(file).is_file()
+            {
+                types.push(ty);
             }
         }
         for ty in types {

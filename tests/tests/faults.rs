@@ -343,13 +343,12 @@ async fn two_hosts_sigkill_and_restart_exactly_once() {
     let running_on_a = |history: &[HistoryEvent]| {
         let mut open = std::collections::BTreeSet::new();
         for e in history {
-            if let Some(a) = &e.activity_task_started_event_attributes {
-                if a.identity
+            if let Some(a) = &e.activity_task_started_event_attributes
+                && a.identity
                     .as_deref()
                     .is_some_and(|i| i.ends_with(&identity_a))
-                {
-                    open.insert(a.scheduled_event_id);
-                }
+            {
+                open.insert(a.scheduled_event_id);
             }
             let closed = [
                 e.activity_task_completed_event_attributes

@@ -244,10 +244,10 @@ async fn wait_seen(
             let mut matching = done
                 .iter()
                 .filter(|(ts, r)| *ts >= since && sig.matches(input, r));
-            if let Some(first) = matching.clone().map(|(ts, _)| *ts).reduce(f64::min) {
-                if matching.by_ref().count() >= count {
-                    return Ok(first);
-                }
+            if let Some(first) = matching.clone().map(|(ts, _)| *ts).reduce(f64::min)
+                && matching.by_ref().count() >= count
+            {
+                return Ok(first);
             }
         }
         worker.check_alive()?;

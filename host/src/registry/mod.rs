@@ -262,15 +262,15 @@ impl Registry {
                     break;
                 };
                 for name in names {
-                    if let Some(list) = registry.lists.get(&name).cloned() {
-                        if registry.rescan(&list).await {
-                            // Something was still being written: look again once it settles.
-                            let tx = retry_tx.clone();
-                            tokio::spawn(async move {
-                                tokio::time::sleep(SETTLE).await;
-                                let _ = tx.send(name);
-                            });
-                        }
+                    if let Some(list) = registry.lists.get(&name).cloned()
+                        && registry.rescan(&list).await
+                    {
+                        // Something was still being written: look again once it settles.
+                        let tx = retry_tx.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(SETTLE).await;
+                            let _ = tx.send(name);
+                        });
                     }
                 }
             }

@@ -105,10 +105,10 @@ pub(crate) fn list_dir(dir: &Path, mapped: &BTreeMap<String, Vec<ActivityType>>)
             mtime: meta.modified().ok(),
         };
         let mut types = mapped.get(&file_name).cloned().unwrap_or_default();
-        if let Some(ty) = ActivityType::parse(file_name.trim_end_matches(".wasm")) {
-            if !types.contains(&ty) {
-                types.push(ty);
-            }
+        if let Some(ty) = ActivityType::parse(file_name.trim_end_matches(".wasm"))
+            && !types.contains(&ty)
+        {
+            types.push(ty);
         }
         if types.is_empty() && problem.is_none() {
             problem = Some(
