@@ -137,6 +137,27 @@ pub struct AwsSwf {
     identity: String,
 }
 
+/// An aws-sdk-swf client over `sdk` with this attempt timeout and retry policy. Stalled-stream
+/// protection is off: the attempt timeout bounds a hung call, a held long poll looks stalled
+/// to it, and its body-throughput monitor cost ~5% of a task's CPU.
+fn client(
+    sdk: &aws_config::SdkConfig,
+    attempt_timeout: Duration,
+    retry: RetryConfig,
+) -> aws_sdk_swf::Client {
+    let conf = aws_sdk_swf::config::Builder::from(sdk)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(attempt_timeout)
+                .build(),
+        )
+        .retry_config(retry)
+        .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
+        .build();
+    aws_sdk_swf::Client::from_conf(conf)
+}
+
 impl AwsSwf {
     pub async fn connect(endpoint: &Endpoint) -> Result<AwsSwf> {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
@@ -182,33 +203,17 @@ impl AwsSwf {
                 .region(aws_config::Region::new("us-east-1"))
                 .build();
         }
-        let poll_conf = aws_sdk_swf::config::Builder::from(&sdk)
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
-                    .operation_attempt_timeout(POLL_TIMEOUT)
-                    .build(),
-            )
-            .retry_config(RetryConfig::disabled())
-            // A held poll sends and receives nothing for up to 60 s; the attempt timeout
-            // above is what bounds a hung connection.
-            .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
-            .build();
-        let call_conf = aws_sdk_swf::config::Builder::from(&sdk)
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
-                    .operation_attempt_timeout(CALL_TIMEOUT)
-                    .build(),
-            )
-            .retry_config(RetryConfig::standard().with_max_attempts(2))
-            // The attempt timeout above already bounds a stalled call; the SDK's throughput
-            // monitor on every request and response body cost ~5% of a task's CPU.
-            .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
-            .build();
+        // Polls: a held poll sends and receives nothing for up to 60 s, and the poller backs
+        // off itself, so no SDK retries.
+        let poll_client = client(&sdk, POLL_TIMEOUT, RetryConfig::disabled());
+        let call_client = client(
+            &sdk,
+            CALL_TIMEOUT,
+            RetryConfig::standard().with_max_attempts(2),
+        );
         Ok(AwsSwf {
-            poll_client: aws_sdk_swf::Client::from_conf(poll_conf),
-            call_client: aws_sdk_swf::Client::from_conf(call_conf),
+            poll_client,
+            call_client,
             domain: endpoint.domain.clone(),
             identity: endpoint.identity.clone(),
         })
