@@ -3,8 +3,9 @@
 //! Every table denies unknown fields; a parse error names the file, line and key. Relative
 //! paths are resolved against the directory holding the config file.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
@@ -35,6 +36,17 @@ pub struct Config {
     /// Where the config was read from, for error messages.
     #[serde(skip)]
     pub source: PathBuf,
+    /// [`Config::settings_for`]'s answers, worked out on first use: a task then costs a hash
+    /// lookup and a reference count, not a copy of its grants.
+    #[serde(skip)]
+    settings: OnceLock<SettingsTable>,
+}
+
+#[derive(Debug, Clone)]
+struct SettingsTable {
+    by_type: HashMap<ActivityType, Arc<ActivitySettings>>,
+    /// For types without an `[activity."name@version"]` table.
+    default: Arc<ActivitySettings>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -281,13 +293,21 @@ impl Config {
     }
 
     /// The settings in force for `ty`.
-    pub fn settings_for(&self, ty: &ActivityType) -> ActivitySettings {
+    pub fn settings_for(&self, ty: &ActivityType) -> Arc<ActivitySettings> {
+        let table = self.settings.get_or_init(|| SettingsTable {
+            by_type: self
+                .activities
+                .iter()
+                .filter_map(|(key, a)| Some((ActivityType::parse(key)?, Arc::new(self.merge(a)))))
+                .collect(),
+            default: Arc::new(self.merge(&ActivityConfig::default())),
+        });
+        table.by_type.get(ty).unwrap_or(&table.default).clone()
+    }
+
+    /// One activity's table over `[defaults]`.
+    fn merge(&self, a: &ActivityConfig) -> ActivitySettings {
         let d = &self.defaults;
-        let a = self
-            .activities
-            .get(&ty.to_string())
-            .cloned()
-            .unwrap_or_default();
         ActivitySettings {
             memory_mb: a.memory_mb.unwrap_or(d.memory_mb),
             timeout_s: a.timeout_s.unwrap_or(d.timeout_s),

@@ -15,7 +15,7 @@ use tracing::Instrument;
 use crate::activity::{ActivityTask, ActivityType, HeartbeatHandle, Outcome, reason};
 use crate::config::{ActivitySettings, Config};
 use crate::heartbeat::{HeartbeatPump, ThrottlePolicy, truncate_chars};
-use crate::metrics::{FailedLabels, Metrics, TaskListLabels};
+use crate::metrics::{FailedLabels, Metrics, TaskListMetrics};
 use crate::shutdown::Shutdown;
 use crate::swf::{PolledTask, SwfClient, SwfError};
 
@@ -30,7 +30,7 @@ pub trait Runner: Send + Sync + 'static {
     fn run(
         self: Arc<Self>,
         task: ActivityTask,
-        settings: ActivitySettings,
+        settings: Arc<ActivitySettings>,
         heartbeat: HeartbeatHandle,
     ) -> BoxFuture<'static, Outcome>;
 }
@@ -53,8 +53,9 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// Runs and answers one polled task; never fails (errors are logged inside its span).
-    pub async fn handle(self: Arc<Self>, polled: PolledTask) {
+    /// Runs and answers one polled task, counting it in `counts` (its task list's series);
+    /// never fails (errors are logged inside its span).
+    pub async fn handle(self: Arc<Self>, polled: PolledTask, counts: &TaskListMetrics) {
         let t = &polled.task;
         let span = tracing::info_span!(
             "task",
@@ -64,17 +65,15 @@ impl Dispatcher {
             activity_type = %t.activity_type,
             workflow_id = %t.workflow_id,
         );
-        self.handle_inner(polled).instrument(span).await
+        self.handle_inner(polled, counts).instrument(span).await
     }
 
-    async fn handle_inner(self: Arc<Self>, polled: PolledTask) {
+    async fn handle_inner(self: Arc<Self>, polled: PolledTask, counts: &TaskListMetrics) {
         let PolledTask { token, task } = polled;
         let started = Instant::now();
-        let tl = TaskListLabels {
-            task_list: task.task_list.clone(),
-        };
-        self.metrics.tasks_started.get_or_create(&tl).inc();
-        let guard = Arc::new(self.metrics.track(&task));
+        counts.started.inc();
+        let task = Arc::new(task);
+        let guard = Arc::new(self.metrics.track(task.clone()));
         tracing::info!("task started");
 
         let outcome = match self.activities.lookup(&task.task_list, &task.activity_type) {
@@ -92,7 +91,11 @@ impl Dispatcher {
                 );
                 // A backstop only: the runtime interrupts the guest at `timeout_s` itself.
                 let backstop = Duration::from_secs(settings.timeout_s) + Duration::from_secs(30);
-                let run = runner.run(task.clone(), settings, Arc::new(pump.handle()));
+                let run = runner.run(
+                    ActivityTask::clone(&task),
+                    settings,
+                    Arc::new(pump.handle()),
+                );
                 let outcome = tokio::select! {
                     outcome = run => outcome,
                     _ = self.shutdown.aborting() => {
@@ -107,7 +110,7 @@ impl Dispatcher {
                         ?outcome,
                         "dropping the response: SWF no longer knows this task"
                     );
-                    self.metrics.tasks_dropped.get_or_create(&tl).inc();
+                    counts.dropped.inc();
                     return;
                 }
                 outcome
@@ -116,17 +119,14 @@ impl Dispatcher {
         let outcome = limit(outcome);
         let answered = self.respond(&token, &outcome).await;
         let elapsed = started.elapsed();
-        self.metrics
-            .task_duration
-            .get_or_create(&tl)
-            .observe(elapsed.as_secs_f64());
+        counts.duration.observe(elapsed.as_secs_f64());
         if !answered {
-            self.metrics.tasks_dropped.get_or_create(&tl).inc();
+            counts.dropped.inc();
             return;
         }
         match &outcome {
             Outcome::Completed(_) => {
-                self.metrics.tasks_completed.get_or_create(&tl).inc();
+                counts.completed.inc();
                 tracing::info!(?elapsed, "task completed");
             }
             Outcome::Failed { reason, details } => {
@@ -138,7 +138,7 @@ impl Dispatcher {
                 tracing::info!(?elapsed, %reason, details = details.as_deref().unwrap_or(""), "task failed");
             }
             Outcome::Canceled(_) => {
-                self.metrics.tasks_canceled.get_or_create(&tl).inc();
+                counts.canceled.inc();
                 tracing::info!(?elapsed, "task canceled");
             }
         }
@@ -257,7 +257,7 @@ mod tests {
         fn run(
             self: Arc<Self>,
             _t: ActivityTask,
-            _s: ActivitySettings,
+            _s: Arc<ActivitySettings>,
             hb: HeartbeatHandle,
         ) -> BoxFuture<'static, Outcome> {
             Box::pin(async move {
@@ -271,7 +271,7 @@ mod tests {
         fn run(
             self: Arc<Self>,
             _t: ActivityTask,
-            _s: ActivitySettings,
+            _s: Arc<ActivitySettings>,
             _hb: HeartbeatHandle,
         ) -> BoxFuture<'static, Outcome> {
             Box::pin(futures::future::pending())
@@ -313,6 +313,12 @@ mod tests {
         })
     }
 
+    /// Handles one task of type `name@1` on task list "tl".
+    async fn handle(d: &Arc<Dispatcher>, name: &str) {
+        let counts = d.metrics.task_list("tl");
+        d.clone().handle(polled(name), &counts).await
+    }
+
     fn polled(name: &str) -> PolledTask {
         PolledTask {
             token: format!("tok-{name}"),
@@ -330,7 +336,7 @@ mod tests {
                 ("b@2", Arc::new(Forever)),
             ],
         );
-        d.handle(polled("nope")).await;
+        handle(&d, "nope").await;
         let r = fake.responses();
         let (_, Response::Failed(reason, Some(details))) = &r[0] else {
             panic!("{r:?}")
@@ -353,8 +359,8 @@ mod tests {
                 ),
             ],
         );
-        d.clone().handle(polled("big")).await;
-        d.handle(polled("bad")).await;
+        handle(&d, "big").await;
+        handle(&d, "bad").await;
         let r = fake.responses();
         assert!(matches!(&r[0].1, Response::Failed(reason, _) if reason == "swasm.ResultTooLarge"));
         let Response::Failed(reason, Some(details)) = &r[1].1 else {
@@ -376,14 +382,14 @@ mod tests {
             fn run(
                 self: Arc<Self>,
                 _t: ActivityTask,
-                _s: ActivitySettings,
+                _s: Arc<ActivitySettings>,
                 _hb: HeartbeatHandle,
             ) -> BoxFuture<'static, Outcome> {
                 Box::pin(async { Outcome::Completed(Some("ok".into())) })
             }
         }
         let d = dispatcher(&fake, vec![("echo@1", Arc::new(Quiet))]);
-        d.clone().handle(polled("echo")).await;
+        handle(&d, "echo").await;
         assert_eq!(
             fake.responses(),
             vec![("tok-echo".into(), Response::Completed(Some("ok".into())))]
@@ -395,7 +401,10 @@ mod tests {
     async fn abort_answers_shutdown() {
         let fake = Arc::new(FakeSwf::default());
         let d = dispatcher(&fake, vec![("spin@1", Arc::new(Forever))]);
-        let h = tokio::spawn(d.clone().handle(polled("spin")));
+        let h = tokio::spawn({
+            let d = d.clone();
+            async move { handle(&d, "spin").await }
+        });
         tokio::time::sleep(Duration::from_secs(1)).await;
         d.shutdown.abort_runs();
         h.await.unwrap();
@@ -410,7 +419,7 @@ mod tests {
             &fake,
             vec![("echo@1", Arc::new(Fixed(Outcome::Completed(None))))],
         );
-        d.handle(polled("echo")).await;
+        handle(&d, "echo").await;
         assert!(fake.responses().is_empty());
     }
 }

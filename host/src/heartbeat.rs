@@ -2,8 +2,9 @@
 //!
 //! A guest may call `heartbeat()` in a tight loop; SWF allows a few hundred heartbeats per
 //! second per account. So [`TaskHeartbeat::beat`] never calls SWF: it stores the latest
-//! details and returns the latest known cancel flag. A background pump per task sends the
-//! first beat at once, then at most one call per throttle interval (the smaller of
+//! details and returns the latest known cancel flag. A background pump per task, started by
+//! its first beat (most short tasks never beat, and then cost no pump), sends the first beat
+//! at once, then at most one call per throttle interval (the smaller of
 //! `heartbeat_interval_s` and 0.8 x the type's registered heartbeat timeout), flushing the
 //! latest skipped details when the interval ends and again just before the task is answered.
 //! UnknownResourceFault means the task is gone (timed out, canceled, workflow closed): the
@@ -75,7 +76,6 @@ pub fn truncate_chars(s: &str, max: usize) -> Option<&str> {
     s.char_indices().nth(max).map(|(i, _)| &s[..i])
 }
 
-#[derive(Default)]
 struct Shared {
     /// Details of the latest beat not yet sent (`Some(None)`: a beat without details).
     pending: Mutex<Option<Option<String>>>,
@@ -83,6 +83,17 @@ struct Shared {
     /// Cancel requested, or the task is gone.
     cancel: AtomicBool,
     gone: AtomicBool,
+    pump: Mutex<PumpState>,
+}
+
+enum PumpState {
+    /// No beat yet: the pump waits here, unspawned.
+    Idle(Box<Pump>),
+    Running {
+        task: tokio::task::JoinHandle<()>,
+        stop: CancellationToken,
+    },
+    Finished,
 }
 
 /// The [`Heartbeat`] a guest's `heartbeat()` reaches for one SWF task.
@@ -116,8 +127,24 @@ impl Heartbeat for TaskHeartbeat {
                 self.metrics.heartbeats_skipped_throttled.inc();
             }
             self.shared.wake.notify_one();
+            self.start_pump();
         }
         self.shared.cancel.load(Ordering::Relaxed)
+    }
+}
+
+impl TaskHeartbeat {
+    /// Spawns the pump on the first beat.
+    fn start_pump(&self) {
+        let mut state = self.shared.pump.lock().unwrap();
+        if matches!(*state, PumpState::Idle(_)) {
+            let PumpState::Idle(pump) = std::mem::replace(&mut *state, PumpState::Finished) else {
+                unreachable!()
+            };
+            let stop = pump.stop.clone();
+            let task = pump.runtime.clone().spawn(pump.run(self.shared.clone()));
+            *state = PumpState::Running { task, stop };
+        }
     }
 }
 
@@ -132,12 +159,11 @@ pub struct HeartbeatEnd {
 /// The handle `dispatch` keeps: the guest gets [`TaskHeartbeat`] clones, `finish` flushes.
 pub struct HeartbeatPump {
     beat: TaskHeartbeat,
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
 }
 
 impl HeartbeatPump {
-    /// Starts the pump of one task.
+    /// Prepares the pump of one task; it is spawned (on the current runtime) by the first
+    /// beat. Must be called within a tokio runtime.
     pub fn start(
         swf: Arc<dyn SwfClient>,
         policy: Arc<ThrottlePolicy>,
@@ -147,9 +173,7 @@ impl HeartbeatPump {
         ty: ActivityType,
         heartbeat_interval_s: u64,
     ) -> HeartbeatPump {
-        let shared = Arc::new(Shared::default());
-        let stop = CancellationToken::new();
-        let pump = Pump {
+        let pump = Box::new(Pump {
             swf,
             policy,
             metrics: metrics.clone(),
@@ -157,14 +181,18 @@ impl HeartbeatPump {
             token,
             ty,
             heartbeat_interval_s,
-            shared: shared.clone(),
-            stop: stop.clone(),
-        };
-        let task = tokio::spawn(pump.run());
+            stop: CancellationToken::new(),
+            runtime: tokio::runtime::Handle::current(),
+        });
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(None),
+            wake: Notify::new(),
+            cancel: AtomicBool::new(false),
+            gone: AtomicBool::new(false),
+            pump: Mutex::new(PumpState::Idle(pump)),
+        });
         HeartbeatPump {
             beat: TaskHeartbeat { shared, metrics },
-            stop,
-            task,
         }
     }
 
@@ -174,9 +202,15 @@ impl HeartbeatPump {
 
     /// Stops the pump after flushing details still pending; call before responding.
     pub async fn finish(self) -> HeartbeatEnd {
-        self.stop.cancel();
-        if let Err(e) = self.task.await {
-            tracing::error!(error = %e, "heartbeat pump panicked");
+        let state = std::mem::replace(
+            &mut *self.beat.shared.pump.lock().unwrap(),
+            PumpState::Finished,
+        );
+        if let PumpState::Running { task, stop } = state {
+            stop.cancel();
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "heartbeat pump panicked");
+            }
         }
         HeartbeatEnd {
             gone: self.beat.shared.gone.load(Ordering::Relaxed),
@@ -193,8 +227,8 @@ struct Pump {
     token: String,
     ty: ActivityType,
     heartbeat_interval_s: u64,
-    shared: Arc<Shared>,
     stop: CancellationToken,
+    runtime: tokio::runtime::Handle,
 }
 
 /// Result of one send attempt series.
@@ -205,12 +239,12 @@ enum Sent {
 }
 
 impl Pump {
-    async fn run(self) {
+    async fn run(self, shared: Arc<Shared>) {
         let mut last_sent: Option<Instant> = None;
         let mut throttle: Option<Duration> = None;
         loop {
-            let woken = self.shared.wake.notified();
-            if self.shared.pending.lock().unwrap().is_none() {
+            let woken = shared.wake.notified();
+            if shared.pending.lock().unwrap().is_none() {
                 tokio::select! {
                     _ = woken => continue,
                     _ = self.stop.cancelled() => break,
@@ -222,10 +256,10 @@ impl Pump {
                     _ = self.stop.cancelled() => break,
                 }
             }
-            let Some(details) = self.shared.pending.lock().unwrap().take() else {
+            let Some(details) = shared.pending.lock().unwrap().take() else {
                 continue;
             };
-            match self.send(details, false).await {
+            match self.send(&shared, details, false).await {
                 Sent::Gone => return,
                 Sent::Ok | Sent::GaveUp => {}
             }
@@ -240,15 +274,15 @@ impl Pump {
             }
         }
         // Finishing: the latest details go out before the response.
-        let pending = self.shared.pending.lock().unwrap().take();
+        let pending = shared.pending.lock().unwrap().take();
         if let Some(details) = pending {
-            self.send(details, true).await;
+            self.send(&shared, details, true).await;
         }
     }
 
     /// Sends one heartbeat, retrying throttling and 5xx with backoff; while finishing, gives
     /// up after a few attempts so a response is never held up for long.
-    async fn send(&self, details: Option<String>, finishing: bool) -> Sent {
+    async fn send(&self, shared: &Shared, details: Option<String>, finishing: bool) -> Sent {
         let mut delay = Duration::from_millis(100);
         let mut attempts = 0;
         loop {
@@ -256,7 +290,7 @@ impl Pump {
             match self.swf.heartbeat(&self.token, details.as_deref()).await {
                 Ok(cancel) => {
                     self.metrics.heartbeats_sent.inc();
-                    if cancel && !self.shared.cancel.swap(true, Ordering::Relaxed) {
+                    if cancel && !shared.cancel.swap(true, Ordering::Relaxed) {
                         tracing::info!("SWF requested cancellation of this task");
                     }
                     self.guard.heartbeat_sent(cancel);
@@ -264,8 +298,8 @@ impl Pump {
                 }
                 Err(SwfError::TaskGone(msg)) => {
                     tracing::warn!(%msg, "heartbeat: SWF no longer knows this task (timed out, canceled or workflow closed); telling the guest to stop");
-                    self.shared.gone.store(true, Ordering::Relaxed);
-                    self.shared.cancel.store(true, Ordering::Relaxed);
+                    shared.gone.store(true, Ordering::Relaxed);
+                    shared.cancel.store(true, Ordering::Relaxed);
                     self.guard.heartbeat_sent(true);
                     return Sent::Gone;
                 }
@@ -300,7 +334,7 @@ pub(crate) mod tests {
     fn start(fake: &Arc<FakeSwf>, interval_s: u64) -> (HeartbeatPump, Arc<Metrics>) {
         let metrics = Arc::new(Metrics::new());
         let task = crate::swf::testing::task("t1", "echo", "1");
-        let guard = Arc::new(metrics.track(&task));
+        let guard = Arc::new(metrics.track(Arc::new(task.clone())));
         let swf: Arc<dyn SwfClient> = fake.clone();
         let policy = Arc::new(ThrottlePolicy::new(swf.clone()));
         let pump = HeartbeatPump::start(
@@ -351,6 +385,25 @@ pub(crate) mod tests {
         );
         assert_eq!(fake.heartbeat_details().len(), 3);
         assert_eq!(metrics.heartbeats_skipped_throttled.get(), 49);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_task_that_never_beats_starts_no_pump_and_calls_nothing() {
+        let fake = Arc::new(FakeSwf::default());
+        let (pump, _) = start(&fake, 0);
+        assert!(matches!(
+            *pump.beat.shared.pump.lock().unwrap(),
+            PumpState::Idle(_)
+        ));
+        let end = pump.finish().await;
+        assert_eq!(
+            end,
+            HeartbeatEnd {
+                gone: false,
+                cancel_requested: false
+            }
+        );
+        assert_eq!(fake.heartbeat_attempts(), 0);
     }
 
     #[tokio::test(start_paused = true)]

@@ -24,7 +24,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 
-use crate::activity::ActivityType;
+use crate::activity::{ActivityTask, ActivityType};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PollLabels {
@@ -88,6 +88,29 @@ pub struct TaskStatus {
     pub cancel_requested: bool,
 }
 
+/// A running task, shared with dispatch rather than copied: `/status` formats it on demand.
+struct InFlight {
+    task: Arc<ActivityTask>,
+    started_unix_ms: u64,
+    last_heartbeat_unix_ms: Option<u64>,
+    cancel_requested: bool,
+}
+
+/// One task list's series, looked up once when its pollers start so that a task costs
+/// atomic increments, not label hashing (the handles share the families' values).
+#[derive(Clone)]
+pub struct TaskListMetrics {
+    pub polls_task: Counter,
+    pub polls_empty: Counter,
+    pub polls_error: Counter,
+    pub slots_in_use: Gauge,
+    pub started: Counter,
+    pub completed: Counter,
+    pub canceled: Counter,
+    pub dropped: Counter,
+    pub duration: Histogram,
+}
+
 /// Every counter the worker keeps, plus readiness and the in-flight table.
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -105,7 +128,7 @@ pub struct Metrics {
     pub respond_retries: Counter,
     /// The endpoint answered the last poll or DescribeDomain.
     ready: AtomicBool,
-    in_flight: Mutex<BTreeMap<u64, TaskStatus>>,
+    in_flight: Mutex<BTreeMap<u64, InFlight>>,
     next_id: AtomicU64,
     started: Instant,
 }
@@ -229,19 +252,42 @@ impl Metrics {
         out
     }
 
+    /// The series of `task_list`.
+    pub fn task_list(&self, task_list: &str) -> TaskListMetrics {
+        let tl = TaskListLabels {
+            task_list: task_list.to_string(),
+        };
+        let poll = |result| {
+            self.polls
+                .get_or_create(&PollLabels {
+                    task_list: task_list.to_string(),
+                    result,
+                })
+                .clone()
+        };
+        TaskListMetrics {
+            polls_task: poll("task"),
+            polls_empty: poll("empty"),
+            polls_error: poll("error"),
+            slots_in_use: self.slots_in_use.get_or_create(&tl).clone(),
+            started: self.tasks_started.get_or_create(&tl).clone(),
+            completed: self.tasks_completed.get_or_create(&tl).clone(),
+            canceled: self.tasks_canceled.get_or_create(&tl).clone(),
+            dropped: self.tasks_dropped.get_or_create(&tl).clone(),
+            duration: self.task_duration.get_or_create(&tl).clone(),
+        }
+    }
+
     /// Records a task as running until the guard is dropped.
-    pub fn track(self: &Arc<Self>, task: &crate::activity::ActivityTask) -> InFlightGuard {
+    pub fn track(self: &Arc<Self>, task: Arc<ActivityTask>) -> InFlightGuard {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let status = TaskStatus {
-            activity_id: task.activity_id.clone(),
-            workflow_id: task.workflow_id.clone(),
-            task_list: task.task_list.clone(),
-            activity_type: task.activity_type.to_string(),
+        let entry = InFlight {
+            task,
             started_unix_ms: now_ms(),
             last_heartbeat_unix_ms: None,
             cancel_requested: false,
         };
-        self.in_flight.lock().unwrap().insert(id, status);
+        self.in_flight.lock().unwrap().insert(id, entry);
         InFlightGuard {
             metrics: self.clone(),
             id,
@@ -249,7 +295,20 @@ impl Metrics {
     }
 
     pub fn in_flight(&self) -> Vec<TaskStatus> {
-        self.in_flight.lock().unwrap().values().cloned().collect()
+        self.in_flight
+            .lock()
+            .unwrap()
+            .values()
+            .map(|e| TaskStatus {
+                activity_id: e.task.activity_id.clone(),
+                workflow_id: e.task.workflow_id.clone(),
+                task_list: e.task.task_list.clone(),
+                activity_type: e.task.activity_type.to_string(),
+                started_unix_ms: e.started_unix_ms,
+                last_heartbeat_unix_ms: e.last_heartbeat_unix_ms,
+                cancel_requested: e.cancel_requested,
+            })
+            .collect()
     }
 }
 
@@ -406,6 +465,24 @@ mod tests {
     }
 
     #[test]
+    fn task_list_handles_count_in_the_families() {
+        let m = Metrics::new();
+        let a = m.task_list("a");
+        a.started.inc();
+        a.polls_empty.inc();
+        m.task_list("a").started.inc();
+        a.slots_in_use.inc();
+        let text = m.encode();
+        for line in [
+            r#"swasm_tasks_started_total{task_list="a"} 2"#,
+            r#"swasm_polls_total{task_list="a",result="empty"} 1"#,
+            r#"swasm_slots_in_use{task_list="a"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} not in {text}");
+        }
+    }
+
+    #[test]
     fn in_flight_guard_removes_on_drop() {
         let m = Arc::new(Metrics::new());
         let task = crate::activity::ActivityTask {
@@ -417,7 +494,7 @@ mod tests {
             task_list: "tl".into(),
             input: None,
         };
-        let g = m.track(&task);
+        let g = m.track(Arc::new(task));
         g.heartbeat_sent(true);
         let seen = m.in_flight();
         assert_eq!(seen.len(), 1);

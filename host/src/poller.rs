@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 use crate::dispatch::Dispatcher;
-use crate::metrics::{PollLabels, TaskListLabels};
+use crate::metrics::{Metrics, TaskListMetrics};
 use crate::swf::SwfError;
 
 pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -28,14 +28,16 @@ pub struct TaskList {
     pub slots: Arc<Semaphore>,
     /// Consecutive poll errors across this list's pollers, so a streak is logged once.
     error_streak: AtomicU64,
+    pub metrics: TaskListMetrics,
 }
 
 impl TaskList {
-    pub fn new(name: &str, max_concurrent: usize) -> Arc<TaskList> {
+    pub fn new(name: &str, max_concurrent: usize, metrics: &Metrics) -> Arc<TaskList> {
         Arc::new(TaskList {
             name: name.to_string(),
             slots: Arc::new(Semaphore::new(max_concurrent)),
             error_streak: AtomicU64::new(0),
+            metrics: metrics.task_list(name),
         })
     }
 }
@@ -45,10 +47,7 @@ impl TaskList {
 pub async fn run_poller(dispatcher: Arc<Dispatcher>, list: Arc<TaskList>, tracker: TaskTracker) {
     let shutdown = dispatcher.shutdown.clone();
     let metrics = dispatcher.metrics.clone();
-    let label = |result| PollLabels {
-        task_list: list.name.clone(),
-        result,
-    };
+    let counts = &list.metrics;
     let mut delay = BACKOFF_MIN;
     loop {
         let permit = tokio::select! {
@@ -68,27 +67,21 @@ pub async fn run_poller(dispatcher: Arc<Dispatcher>, list: Arc<TaskList>, tracke
                     tracing::info!(task_list = %list.name, errors, "polling works again");
                 }
                 let Some(polled) = polled else {
-                    metrics.polls.get_or_create(&label("empty")).inc();
+                    counts.polls_empty.inc();
                     continue;
                 };
-                metrics.polls.get_or_create(&label("task")).inc();
-                let slots = metrics
-                    .slots_in_use
-                    .get_or_create(&TaskListLabels {
-                        task_list: list.name.clone(),
-                    })
-                    .clone();
-                slots.inc();
-                let d = dispatcher.clone();
+                counts.polls_task.inc();
+                counts.slots_in_use.inc();
+                let (d, list) = (dispatcher.clone(), list.clone());
                 tracker.spawn(async move {
-                    d.handle(polled).await;
-                    slots.dec();
+                    d.handle(polled, &list.metrics).await;
+                    list.metrics.slots_in_use.dec();
                     drop(permit);
                 });
             }
             Err(e) => {
                 drop(permit);
-                metrics.polls.get_or_create(&label("error")).inc();
+                counts.polls_error.inc();
                 if shutdown.is_stopping() {
                     // The poll was cut short while shutting down: it brought no task, so
                     // nothing is lost and there is no streak worth an error line.
@@ -154,7 +147,7 @@ mod tests {
         fn run(
             self: Arc<Self>,
             _t: ActivityTask,
-            _s: ActivitySettings,
+            _s: Arc<ActivitySettings>,
             _h: HeartbeatHandle,
         ) -> BoxFuture<'static, Outcome> {
             Box::pin(async move {
@@ -197,7 +190,7 @@ mod tests {
             metrics: Arc::new(Metrics::new()),
             shutdown: Shutdown::new(),
         });
-        let list = TaskList::new("tl", 2);
+        let list = TaskList::new("tl", 2, &d.metrics);
         let tracker = TaskTracker::new();
         for _ in 0..3 {
             tokio::spawn(run_poller(d.clone(), list.clone(), tracker.clone()));

@@ -120,7 +120,7 @@ pub async fn register_all(config: &Config, swf: &dyn SwfClient) -> Result<Report
         });
     }
     for (task_list, ty) in discover(config)? {
-        let wanted = config.settings_for(&ty).registration;
+        let wanted = config.settings_for(&ty).registration.clone();
         let status = match swf.register_activity_type(&ty, &task_list, &wanted).await {
             Ok(()) => Status::Registered,
             Err(SwfError::AlreadyExists(_)) => {

@@ -290,19 +290,22 @@ impl SwfClient for AwsSwf {
             if out.task_token.is_empty() {
                 return Ok(None);
             }
-            let ty = out.activity_type.as_ref();
-            let we = out.workflow_execution.as_ref();
+            let (name, version) = out
+                .activity_type
+                .map(|t| (t.name, t.version))
+                .unwrap_or_default();
+            let (workflow_id, run_id) = out
+                .workflow_execution
+                .map(|w| (w.workflow_id, w.run_id))
+                .unwrap_or_default();
             let task = ActivityTask {
-                activity_id: out.activity_id.clone(),
-                activity_type: ActivityType::new(
-                    ty.map(|t| t.name.clone()).unwrap_or_default(),
-                    ty.map(|t| t.version.clone()).unwrap_or_default(),
-                ),
-                workflow_id: we.map(|w| w.workflow_id.clone()).unwrap_or_default(),
-                run_id: we.map(|w| w.run_id.clone()).unwrap_or_default(),
+                activity_id: out.activity_id,
+                activity_type: ActivityType { name, version },
+                workflow_id,
+                run_id,
                 started_event_id: out.started_event_id,
                 task_list,
-                input: out.input.clone(),
+                input: out.input,
             };
             Ok(Some(PolledTask {
                 token: out.task_token,

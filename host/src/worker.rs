@@ -84,7 +84,7 @@ pub async fn run_with(
     let tracker = TaskTracker::new();
     let mut pollers = JoinSet::new();
     for tl in &config.task_lists {
-        let list = TaskList::new(&tl.name, tl.max_concurrent);
+        let list = TaskList::new(&tl.name, tl.max_concurrent, &metrics);
         for _ in 0..tl.pollers {
             pollers.spawn(run_poller(
                 dispatcher.clone(),
@@ -184,25 +184,21 @@ struct RegistryActivities(Arc<Registry>);
 
 impl Activities for RegistryActivities {
     fn lookup(&self, task_list: &str, ty: &ActivityType) -> Option<Arc<dyn Runner>> {
-        self.0
-            .lookup(task_list, ty)
-            .map(|p| Arc::new(PluginRunner(p)) as Arc<dyn Runner>)
+        self.0.lookup(task_list, ty).map(|p| p as Arc<dyn Runner>)
     }
     fn served(&self, task_list: &str) -> Vec<ActivityType> {
         self.0.served(task_list)
     }
 }
 
-struct PluginRunner(Arc<Plugin>);
-
-impl Runner for PluginRunner {
+impl Runner for Plugin {
     fn run(
         self: Arc<Self>,
         task: ActivityTask,
-        settings: ActivitySettings,
+        settings: Arc<ActivitySettings>,
         heartbeat: HeartbeatHandle,
     ) -> BoxFuture<'static, Outcome> {
-        Box::pin(async move { self.0.run(task, &settings, heartbeat).await })
+        Box::pin(async move { Plugin::run(&self, task, &settings, heartbeat).await })
     }
 }
 
