@@ -12,7 +12,7 @@ use runtime_common::*;
 use swasm::activity::{ActivityType, Outcome};
 use swasm::config::Config;
 use swasm::registry::Registry;
-use swasm::runtime::Runtime;
+use swasm::runtime::{Compiler, Runtime};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -82,6 +82,32 @@ async fn wait_result(reg: &Registry, t: &str, input: &str, expected: &str) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The start-up load of a small file goes straight to Cranelift; a file dropped in while the
+/// registry serves, with no cached code, serves from Winch code at once and is then upgraded
+/// to Cranelift code compiled in the background.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_loads_serve_winch_code_first_then_upgrade() {
+    let f = Fixture::new("tier", "");
+    f.put(&example("echo@1.wasm"), "echo@1.wasm");
+    let reg = f.start().await;
+    let compiler = || reg.lookup("tl", &ty("echo@1")).unwrap().compiler;
+    assert_eq!(compiler(), Compiler::Cranelift);
+    assert_eq!(reg.stats().winch_loads.load(Ordering::Relaxed), 0);
+
+    f.put(&guest("echo-b.wasm"), "echo@1.wasm");
+    wait_result(&reg, "echo@1", "x", "B:x").await;
+    assert_eq!(reg.stats().winch_loads.load(Ordering::Relaxed), 1);
+    wait_for("the Cranelift upgrade", LIMIT, || {
+        compiler() == Compiler::Cranelift
+    })
+    .await;
+    assert_eq!(reg.stats().upgrades.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        echo_result(&reg, "echo@1", "y").await.as_deref(),
+        Some("B:y")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,13 +21,19 @@
 //! waits for it), caches the result, and the type's entry is swapped to the Cranelift
 //! plugin if the file still holds the same content. Counted in
 //! [`RegistryStats::winch_loads`] and [`RegistryStats::upgrades`].
+//!
+//! Once the registry serves (after the start-up load), every file without cached
+//! Cranelift code takes that path, small ones too: a live load competes for the 2 cores
+//! with the tasks flowing, where even a 50 KB Rust component needed 100-200 ms of Cranelift
+//! before its first task, against 15-30 ms of Winch. At start-up nothing flows yet, and
+//! small files go straight to Cranelift.
 
 mod cache;
 mod scan;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -126,12 +132,15 @@ pub struct Registry {
     /// One permit: background Cranelift compiles run one at a time, so they never take
     /// both cores from the tasks.
     upgrade_gate: Arc<tokio::sync::Semaphore>,
+    /// Set once the start-up load is done: later loads happen while tasks run.
+    live: AtomicBool,
 }
 
 impl Registry {
     /// Loads every plugin dir of the config, then watches them.
     pub async fn start(config: &Config, runtime: Arc<Runtime>) -> Result<Arc<Registry>> {
         let registry = Self::load(config, runtime).await?;
+        registry.live.store(true, Ordering::Relaxed);
         registry.watch()?;
         Ok(registry)
     }
@@ -170,6 +179,7 @@ impl Registry {
             stats: RegistryStats::default(),
             watchers: Mutex::new(Vec::new()),
             upgrade_gate: Arc::new(tokio::sync::Semaphore::new(1)),
+            live: AtomicBool::new(false),
         });
         for list in registry.lists.values() {
             registry.rescan(list).await;
@@ -324,7 +334,7 @@ impl Registry {
             }
             let bytes = Arc::new(bytes);
             let compiled = self.compile(bytes.clone(), hash.clone()).await;
-            let compiled = match compiled {
+            let (compiled, fresh) = match compiled {
                 Ok(c) => c,
                 Err(e) => {
                     if entry.young(SETTLE) {
@@ -373,6 +383,11 @@ impl Registry {
                 );
             }
             list.table.store(Arc::new(table));
+            // Only now the cache write (serialize, checksum, two synced files): new tasks
+            // already run the new code meanwhile.
+            if fresh {
+                store(&self.runtime, self.cache.as_ref(), &compiled, &hash).await;
+            }
             if compiled.compiler != self.runtime.primary_compiler() {
                 self.upgrade_later(list, &entry.file_name, &hash, bytes);
             }
@@ -415,10 +430,23 @@ impl Registry {
         );
     }
 
-    /// Compiled code for `bytes`: from the disk cache, or compiled (off the executor) and
-    /// then cached.
-    async fn compile(&self, bytes: Arc<Vec<u8>>, hash: String) -> Result<Compiled, LoadError> {
-        load_code(&self.runtime, self.cache.as_ref(), &self.stats, bytes, hash).await
+    /// Compiled code for `bytes`, from the disk cache or compiled (off the executor), and
+    /// whether it was compiled (then the caller stores it, once it serves).
+    async fn compile(
+        &self,
+        bytes: Arc<Vec<u8>>,
+        hash: String,
+    ) -> Result<(Compiled, bool), LoadError> {
+        let live = self.live.load(Ordering::Relaxed);
+        load_code(
+            &self.runtime,
+            self.cache.as_ref(),
+            &self.stats,
+            bytes,
+            hash,
+            live,
+        )
+        .await
     }
 
     /// Compiles `file_name` (content `hash`) with Cranelift in the background and swaps its
@@ -548,21 +576,40 @@ pub(crate) async fn compile_cached(
     bytes: Vec<u8>,
     hash: String,
 ) -> Result<Compiled, LoadError> {
-    load_code(runtime, cache, stats, Arc::new(bytes), hash).await
+    let (compiled, fresh) =
+        load_code(runtime, cache, stats, Arc::new(bytes), hash.clone(), false).await?;
+    if fresh {
+        store(runtime, cache, &compiled, &hash).await;
+    }
+    Ok(compiled)
 }
 
+/// Writes freshly compiled code to `cache` (off the executor); failures are logged inside.
+async fn store(runtime: &Arc<Runtime>, cache: Option<&Cache>, compiled: &Compiled, hash: &str) {
+    let Some(cache) = cache.cloned() else {
+        return;
+    };
+    let (rt, compiled, hash) = (runtime.clone(), compiled.clone(), hash.to_string());
+    if let Err(e) = tokio::task::spawn_blocking(move || cache.put(&rt, &hash, &compiled)).await {
+        tracing::warn!(error = %e, "the compiled-code cache write failed");
+    }
+}
+
+/// `live`: tasks are running, so a cold load takes Winch first whatever its size.
 async fn load_code(
     runtime: &Arc<Runtime>,
     cache: Option<&Cache>,
     stats: &RegistryStats,
     bytes: Arc<Vec<u8>>,
     hash: String,
-) -> Result<Compiled, LoadError> {
+    live: bool,
+) -> Result<(Compiled, bool), LoadError> {
     let rt = runtime.clone();
     let cache = cache.cloned();
     let counted = tokio::task::spawn_blocking(move || {
         let primary = rt.primary_compiler();
-        let winch_first = rt.winch_first(bytes.len() as u64);
+        let size = if live { u64::MAX } else { bytes.len() as u64 };
+        let winch_first = rt.winch_first(size);
         // Cranelift code first: it is what every plugin ends up on.
         let mut wanted = vec![primary];
         if winch_first {
@@ -578,9 +625,6 @@ async fn load_code(
         } else {
             rt.compile(&bytes)
         };
-        if let (Some(c), Ok(compiled)) = (&cache, &compiled) {
-            c.put(&rt, &hash, compiled);
-        }
         (compiled, false)
     })
     .await;
@@ -597,5 +641,5 @@ async fn load_code(
     {
         RegistryStats::bump(&stats.winch_loads);
     }
-    compiled
+    Ok((compiled?, !hit))
 }

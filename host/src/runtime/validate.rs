@@ -45,7 +45,9 @@ pub struct ComponentInfo {
     pub exports: Vec<String>,
 }
 
-/// A compiled component, checked against the world, ready to become a [`Plugin`].
+/// A compiled component, checked against the world, ready to become a [`Plugin`]. Cheap to
+/// clone: the code and the pre-instance are shared.
+#[derive(Clone)]
 pub struct Compiled {
     pub(crate) component: Component,
     pre: PluginPre<super::sandbox::StoreState>,
