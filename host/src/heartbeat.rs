@@ -55,7 +55,7 @@ impl ThrottlePolicy {
         let timeout = cell
             .get_or_try_init(|| async {
                 match self.swf.describe_activity_type(ty).await {
-                    Ok(d) => Ok(d.heartbeat_timeout_s),
+                    Ok(d) => Ok(d.registration.heartbeat_timeout_s),
                     Err(e) if e.is_retryable() => Err(e),
                     Err(e) => {
                         tracing::warn!(activity_type = %ty, error = %e, "DescribeActivityType failed; throttling heartbeats by heartbeat_interval_s only");

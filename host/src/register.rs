@@ -151,7 +151,7 @@ pub async fn register_all(config: &Config, swf: &dyn SwfClient) -> Result<Report
     Ok(report)
 }
 
-fn differences(have: &TypeDefaults, task_list: &str, want: &Registration) -> Vec<String> {
+fn differences(registered: &TypeDefaults, task_list: &str, want: &Registration) -> Vec<String> {
     fn secs(v: Option<u64>) -> String {
         v.map_or("NONE".into(), |s| s.to_string())
     }
@@ -165,9 +165,10 @@ fn differences(have: &TypeDefaults, task_list: &str, want: &Registration) -> Vec
     };
     cmp(
         "default task list",
-        have.task_list.clone().unwrap_or_default(),
+        registered.task_list.clone().unwrap_or_default(),
         task_list.to_string(),
     );
+    let have = &registered.registration;
     cmp(
         "schedule_to_start_timeout_s",
         secs(have.schedule_to_start_timeout_s),
@@ -230,8 +231,10 @@ mod tests {
     fn differences_name_the_field() {
         let have = TypeDefaults {
             task_list: Some("tl".into()),
-            heartbeat_timeout_s: Some(10),
-            ..Default::default()
+            registration: Registration {
+                heartbeat_timeout_s: Some(10),
+                ..Default::default()
+            },
         };
         let want = Registration {
             heartbeat_timeout_s: Some(20),

@@ -76,16 +76,12 @@ pub struct PolledTask {
     pub task: ActivityTask,
 }
 
-/// What DescribeActivityType says about a type's registered defaults (seconds; `None` = NONE).
+/// What DescribeActivityType says about a type's registered defaults: the same shape as
+/// what `swasm register` gives it, plus the default task list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TypeDefaults {
     pub task_list: Option<String>,
-    pub schedule_to_start_timeout_s: Option<u64>,
-    pub start_to_close_timeout_s: Option<u64>,
-    pub schedule_to_close_timeout_s: Option<u64>,
-    pub heartbeat_timeout_s: Option<u64>,
-    pub task_priority: Option<i32>,
-    pub description: Option<String>,
+    pub registration: Registration,
 }
 
 pub type SwfResult<T> = std::result::Result<T, SwfError>;
@@ -378,16 +374,20 @@ impl SwfClient for AwsSwf {
             });
             Ok(TypeDefaults {
                 task_list: c.default_task_list().map(|t| t.name.clone()),
-                schedule_to_start_timeout_s: parse_duration(
-                    c.default_task_schedule_to_start_timeout(),
-                ),
-                start_to_close_timeout_s: parse_duration(c.default_task_start_to_close_timeout()),
-                schedule_to_close_timeout_s: parse_duration(
-                    c.default_task_schedule_to_close_timeout(),
-                ),
-                heartbeat_timeout_s: parse_duration(c.default_task_heartbeat_timeout()),
-                task_priority: c.default_task_priority().and_then(|p| p.parse().ok()),
-                description: out.type_info.and_then(|i| i.description),
+                registration: Registration {
+                    schedule_to_start_timeout_s: parse_duration(
+                        c.default_task_schedule_to_start_timeout(),
+                    ),
+                    start_to_close_timeout_s: parse_duration(
+                        c.default_task_start_to_close_timeout(),
+                    ),
+                    schedule_to_close_timeout_s: parse_duration(
+                        c.default_task_schedule_to_close_timeout(),
+                    ),
+                    heartbeat_timeout_s: parse_duration(c.default_task_heartbeat_timeout()),
+                    task_priority: c.default_task_priority().and_then(|p| p.parse().ok()),
+                    description: out.type_info.and_then(|i| i.description),
+                },
             })
         })
     }
@@ -626,7 +626,10 @@ pub(crate) mod testing {
             let t = *self.heartbeat_timeout_s.lock().unwrap();
             Box::pin(async move {
                 Ok(TypeDefaults {
-                    heartbeat_timeout_s: t,
+                    registration: Registration {
+                        heartbeat_timeout_s: t,
+                        ..Default::default()
+                    },
                     ..Default::default()
                 })
             })
