@@ -211,6 +211,14 @@ impl Decider {
     }
 }
 
+/// The decisions that close the workflow with `close`, cancelling its timer first if one is
+/// pending.
+fn close(events: &[HistoryEvent], close: Decision) -> Result<Vec<Decision>> {
+    let mut decisions = cancel_timer_if_pending(events)?;
+    decisions.push(close);
+    Ok(decisions)
+}
+
 /// The decisions for a workflow whose full history is `events`.
 pub fn decide(events: &[HistoryEvent]) -> Result<Vec<Decision>> {
     let started = events
@@ -224,8 +232,8 @@ pub fn decide(events: &[HistoryEvent]) -> Result<Vec<Decision>> {
         .iter()
         .find_map(|e| e.activity_task_completed_event_attributes())
     {
-        let mut decisions = cancel_timer_if_pending(events)?;
-        decisions.push(
+        return close(
+            events,
             Decision::builder()
                 .decision_type(DecisionType::CompleteWorkflowExecution)
                 .complete_workflow_execution_decision_attributes(
@@ -235,7 +243,6 @@ pub fn decide(events: &[HistoryEvent]) -> Result<Vec<Decision>> {
                 )
                 .build()?,
         );
-        return Ok(decisions);
     }
     let failure = events.iter().find_map(|e| {
         if let Some(a) = e.activity_task_failed_event_attributes() {
@@ -258,8 +265,8 @@ pub fn decide(events: &[HistoryEvent]) -> Result<Vec<Decision>> {
         }
     });
     if let Some((reason, details)) = failure {
-        let mut decisions = cancel_timer_if_pending(events)?;
-        decisions.push(
+        return close(
+            events,
             Decision::builder()
                 .decision_type(DecisionType::FailWorkflowExecution)
                 .fail_workflow_execution_decision_attributes(
@@ -270,14 +277,13 @@ pub fn decide(events: &[HistoryEvent]) -> Result<Vec<Decision>> {
                 )
                 .build()?,
         );
-        return Ok(decisions);
     }
     if let Some(a) = events
         .iter()
         .find_map(|e| e.activity_task_canceled_event_attributes())
     {
-        let mut decisions = cancel_timer_if_pending(events)?;
-        decisions.push(
+        return close(
+            events,
             Decision::builder()
                 .decision_type(DecisionType::CancelWorkflowExecution)
                 .cancel_workflow_execution_decision_attributes(
@@ -287,7 +293,6 @@ pub fn decide(events: &[HistoryEvent]) -> Result<Vec<Decision>> {
                 )
                 .build()?,
         );
-        return Ok(decisions);
     }
 
     if !has(EventType::ActivityTaskScheduled) {
