@@ -77,69 +77,13 @@ async fn fill(c: &Client, tasks: usize) {
         .send()
         .await
         .unwrap();
-    let mut left = tasks;
-    let mut w = 0;
-    while left > 0 {
-        let n = left.min(500);
-        left -= n;
-        w += 1;
-        let wt = WorkflowType::builder()
-            .name("wf")
-            .version("1")
-            .build()
-            .unwrap();
-        c.start_workflow_execution()
-            .domain("bench")
-            .workflow_id(format!("w{w}"))
-            .workflow_type(wt)
-            .send()
-            .await
-            .unwrap();
-        let dt = loop {
-            let dt = c
-                .poll_for_decision_task()
-                .domain("bench")
-                .task_list(tl("deciders"))
-                .send()
-                .await
-                .unwrap();
-            if !dt.task_token.is_empty() {
-                break dt;
-            }
-        };
-        let decisions = (0..n)
-            .map(|i| {
-                Decision::builder()
-                    .decision_type(DecisionType::ScheduleActivityTask)
-                    .schedule_activity_task_decision_attributes(
-                        ScheduleActivityTaskDecisionAttributes::builder()
-                            .activity_type(
-                                ActivityType::builder()
-                                    .name("act")
-                                    .version("1")
-                                    .build()
-                                    .unwrap(),
-                            )
-                            .activity_id(format!("a{i}"))
-                            .input("x".repeat(64))
-                            .build()
-                            .unwrap(),
-                    )
-                    .build()
-                    .unwrap()
-            })
-            .collect();
-        c.respond_decision_task_completed()
-            .task_token(dt.task_token)
-            .set_decisions(Some(decisions))
-            .send()
-            .await
-            .unwrap();
-    }
+    schedule(c, tasks, "w").await;
 }
 
-/// Schedules `tasks` more activities on new workflows of the registered types.
-async fn fill_more(c: &Client, tasks: usize) {
+/// Schedules `tasks` activities (500 per workflow) on new workflows `<prefix>1`,
+/// `<prefix>2`, ... of the registered types; decision tasks of other workflows are answered
+/// with no decisions.
+async fn schedule(c: &Client, tasks: usize, prefix: &str) {
     let mut left = tasks;
     let mut w = 0;
     while left > 0 {
@@ -153,7 +97,7 @@ async fn fill_more(c: &Client, tasks: usize) {
             .unwrap();
         c.start_workflow_execution()
             .domain("bench")
-            .workflow_id(format!("more{w}"))
+            .workflow_id(format!("{prefix}{w}"))
             .workflow_type(wt)
             .send()
             .await
@@ -167,7 +111,7 @@ async fn fill_more(c: &Client, tasks: usize) {
                 .await
                 .unwrap();
             if !dt.task_token.is_empty()
-                && dt.workflow_execution.as_ref().unwrap().workflow_id == format!("more{w}")
+                && dt.workflow_execution.as_ref().unwrap().workflow_id == format!("{prefix}{w}")
             {
                 break dt;
             }
@@ -384,7 +328,7 @@ fn main() {
         let ours = drain(&c, tasks, workers).await;
         let cpu_per_pair_us = (cpu_ticks() - cpu0) as f64 * 10_000.0 / tasks as f64;
         // Refill (a second domain would need new types; the same workflows take more tasks).
-        fill_more(&c, tasks).await;
+        schedule(&c, tasks, "more").await;
         let cpu0 = cpu_ticks();
         let raw = drain_raw(addr, tasks, workers).await;
         let raw_cpu_per_pair_us = (cpu_ticks() - cpu0) as f64 * 10_000.0 / tasks as f64;
