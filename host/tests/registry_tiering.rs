@@ -139,10 +139,13 @@ async fn no_tiering_when_disabled_or_small() {
         ..Default::default()
     })
     .unwrap();
-    assert!(!rt.winch_first(100 << 20));
+    assert!(!rt.winch_first(100 << 20, false));
+    assert!(!rt.winch_first(100 << 20, true));
     let rt = Runtime::for_invoke().unwrap();
-    assert!(rt.winch_first(swasm::runtime::WINCH_MIN_BYTES));
-    assert!(!rt.winch_first(swasm::runtime::WINCH_MIN_BYTES - 1));
+    assert!(rt.winch_first(swasm::runtime::WINCH_MIN_BYTES, false));
+    assert!(!rt.winch_first(swasm::runtime::WINCH_MIN_BYTES - 1, false));
+    // A live load (after start-up) takes Winch first at any size.
+    assert!(rt.winch_first(1, true));
 }
 
 fn winch_plugin(rt: &Runtime, path: &std::path::Path, t: &str) -> Arc<swasm::runtime::Plugin> {

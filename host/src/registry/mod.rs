@@ -595,7 +595,7 @@ async fn store(runtime: &Arc<Runtime>, cache: Option<&Cache>, compiled: &Compile
     }
 }
 
-/// `live`: tasks are running, so a cold load takes Winch first whatever its size.
+/// `live`: tasks are running (see [`Runtime::winch_first`]).
 async fn load_code(
     runtime: &Arc<Runtime>,
     cache: Option<&Cache>,
@@ -608,8 +608,7 @@ async fn load_code(
     let cache = cache.cloned();
     let counted = tokio::task::spawn_blocking(move || {
         let primary = rt.primary_compiler();
-        let size = if live { u64::MAX } else { bytes.len() as u64 };
-        let winch_first = rt.winch_first(size);
+        let winch_first = rt.winch_first(bytes.len() as u64, live);
         // Cranelift code first: it is what every plugin ends up on.
         let mut wanted = vec![primary];
         if winch_first {

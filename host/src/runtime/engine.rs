@@ -251,13 +251,15 @@ impl Runtime {
         quick.as_ref().ok()
     }
 
-    /// Whether a component of `size` bytes should first be compiled with Winch.
-    pub fn winch_first(&self, size: u64) -> bool {
+    /// Whether a component of `size` bytes, with no Cranelift code cached, should first be
+    /// compiled with Winch. `live`: tasks are running (a load after start-up), where any
+    /// size goes through Winch first, so a drop-in serves in tens of milliseconds.
+    pub fn winch_first(&self, size: u64, live: bool) -> bool {
         self.primary.compiler == Compiler::Cranelift
             && self
                 .options
                 .winch_first_min_bytes
-                .is_some_and(|min| size >= min)
+                .is_some_and(|min| live || size >= min)
     }
 
     /// The compile-only engine for background Cranelift compiles, if its code loads into
