@@ -137,14 +137,14 @@ impl TaskHeartbeat {
     /// Spawns the pump on the first beat.
     fn start_pump(&self) {
         let mut state = self.shared.pump.lock().unwrap();
-        if matches!(*state, PumpState::Idle(_)) {
-            let PumpState::Idle(pump) = std::mem::replace(&mut *state, PumpState::Finished) else {
-                unreachable!()
-            };
-            let stop = pump.stop.clone();
-            let task = pump.runtime.clone().spawn(pump.run(self.shared.clone()));
-            *state = PumpState::Running { task, stop };
-        }
+        *state = match std::mem::replace(&mut *state, PumpState::Finished) {
+            PumpState::Idle(pump) => {
+                let stop = pump.stop.clone();
+                let task = pump.runtime.clone().spawn(pump.run(self.shared.clone()));
+                PumpState::Running { task, stop }
+            }
+            running_or_finished => running_or_finished,
+        };
     }
 }
 

@@ -120,15 +120,16 @@ pub async fn register_all(config: &Config, swf: &dyn SwfClient) -> Result<Report
         });
     }
     for (task_list, ty) in discover(config)? {
-        let wanted = config.settings_for(&ty).registration.clone();
-        let status = match swf.register_activity_type(&ty, &task_list, &wanted).await {
+        let settings = config.settings_for(&ty);
+        let wanted = &settings.registration;
+        let status = match swf.register_activity_type(&ty, &task_list, wanted).await {
             Ok(()) => Status::Registered,
             Err(SwfError::AlreadyExists(_)) => {
                 let have = swf
                     .describe_activity_type(&ty)
                     .await
                     .with_context(|| format!("DescribeActivityType {ty} in domain {domain:?}"))?;
-                let diffs = differences(&have, &task_list, &wanted);
+                let diffs = differences(&have, &task_list, wanted);
                 if diffs.is_empty() {
                     Status::Unchanged
                 } else {
