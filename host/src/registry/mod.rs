@@ -2,7 +2,7 @@
 //!
 //! Each task list's `plugin_dir` holds `<name>@<version>.wasm` files (or files mapped by
 //! `[activity."name@version"] file = "x.wasm"`). The registry loads them at start, then a
-//! `notify` watcher (debounced) re-scans a directory whenever something in it changes:
+//! `notify` watcher re-scans a directory whenever something in it changes:
 //! new files are added, changed files replace their type's code, removed files retire
 //! their types. Each task list's table (`ActivityType -> Arc<Plugin>`) sits behind an
 //! `ArcSwap`: a lookup is one atomic load, a swap never blocks a lookup, and a task keeps
@@ -39,7 +39,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use arc_swap::ArcSwap;
-use notify_debouncer_full::notify::RecursiveMode;
+use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 pub(crate) use cache::Cache;
@@ -227,29 +227,33 @@ impl Registry {
         &self.stats
     }
 
-    /// Starts one debounced watcher per plugin dir; changes trigger a re-scan of that dir.
+    /// Starts one watcher per plugin dir; a change re-scans that dir once the dir has been
+    /// quiet for [`DEBOUNCE`].
+    ///
+    /// The watchers block in the kernel (inotify on Linux) and the debounce is a tokio
+    /// timer that exists only while events arrive, so an idle host does not wake up for
+    /// its plugin dirs. Access events (a file or the dir opened, read or closed unwritten)
+    /// are ignored: the re-scan itself reads the dir and its files, and reacting to that
+    /// would re-scan the dir forever.
     fn watch(self: &Arc<Self>) -> Result<()> {
         let (tx, mut rx) = mpsc::unbounded_channel::<String>();
         let mut watchers = self.watchers.lock().expect("watchers lock");
         for list in self.lists.values() {
             let name = list.name.clone();
             let tx = tx.clone();
-            let mut debouncer = notify_debouncer_full::new_debouncer(
-                DEBOUNCE,
-                None,
-                move |res: notify_debouncer_full::DebounceEventResult| match res {
-                    Ok(events) if !events.is_empty() => {
+            let mut watcher =
+                notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+                    Ok(event) if changes_dir(&event.kind) => {
                         let _ = tx.send(name.clone());
                     }
                     Ok(_) => {}
-                    Err(errors) => tracing::warn!(?errors, "plugin dir watcher error"),
-                },
-            )
-            .context("cannot start the plugin dir watcher")?;
-            debouncer
+                    Err(error) => tracing::warn!(%error, "plugin dir watcher error"),
+                })
+                .context("cannot start the plugin dir watcher")?;
+            watcher
                 .watch(&list.dir, RecursiveMode::NonRecursive)
                 .with_context(|| format!("cannot watch plugin dir {}", list.dir.display()))?;
-            watchers.push(Box::new(debouncer));
+            watchers.push(Box::new(watcher));
         }
         drop(watchers);
         // One more scan of every dir now that the watchers run: it catches changes made
@@ -263,9 +267,17 @@ impl Registry {
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 let mut names = vec![first];
-                while let Ok(n) = rx.try_recv() {
-                    if !names.contains(&n) {
-                        names.push(n);
+                // Wait until no event came for DEBOUNCE: a copy in progress is scanned
+                // once, after its last write, not once per write.
+                loop {
+                    match tokio::time::timeout(DEBOUNCE, rx.recv()).await {
+                        Ok(Some(n)) => {
+                            if !names.contains(&n) {
+                                names.push(n);
+                            }
+                        }
+                        Ok(None) => return,
+                        Err(_quiet) => break,
                     }
                 }
                 let Some(registry) = weak.upgrade() else {
@@ -641,4 +653,10 @@ async fn load_code(
         RegistryStats::bump(&stats.winch_loads);
     }
     Ok((compiled?, !hit))
+}
+
+/// Whether a watcher event can change what the dir serves. Access events (open, read,
+/// close without writing) cannot, and the registry's own scans cause them.
+fn changes_dir(kind: &EventKind) -> bool {
+    !matches!(kind, EventKind::Access(_))
 }
