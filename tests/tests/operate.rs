@@ -212,3 +212,71 @@ async fn metrics_and_status_match_the_history() {
         serde_json::from_str(&http::get(&format!("{base}/status")).await.unwrap()).unwrap();
     assert_eq!(status["in_flight"].as_array().map(Vec::len), Some(0));
 }
+
+/// Voluntary context switches of every thread of process `pid` so far: one per time a
+/// thread went to sleep and was woken again.
+fn wakeups(pid: u32) -> u64 {
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let status =
+            std::fs::read_to_string(task.unwrap().path().join("status")).unwrap_or_default();
+        total += status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    total
+}
+
+/// An idle host sleeps: with no task to run, its threads wait in the kernel (long polls,
+/// the plugin dir watcher) instead of waking on timers. Before, the dir watcher reacted to
+/// the re-scan's own reads of the dir (about 80 re-scans a second, forever), its debouncer
+/// ticked every 2.5 ms and the epoch ticker every 10 ms: over 1,000 wake-ups a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_host_sleeps() {
+    // Polls are held for 60 s, as SWF holds them, so they wake nobody during the window.
+    let swf_local =
+        LocalSwf::start_with(&["--listen", "127.0.0.1:0", "--poll-timeout-ms", "60000"]);
+    let swf = Swf::new(&swf_local.url, "idle").await;
+    swf.setup(&[("echo@1", None)]).await.unwrap();
+    let _decider = Decider::start(&swf);
+    let port = free_port();
+    let mut config = HostConfig::new(
+        &swf_local.url,
+        "idle",
+        vec![TaskListSpec::new("main", &["echo@1.wasm"])],
+    );
+    config.metrics_listen = Some(format!("127.0.0.1:{port}"));
+    let host = Host::start(&config.write(), &[]);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until("/readyz", MINUTE, || async {
+        (http::status(&format!("{base}/readyz")).await.ok()? == 200).then_some(())
+    })
+    .await;
+    // One task first, so guest code has run and the epoch ticker has been woken.
+    swf.start(
+        "w-idle",
+        &[Activity::new("e", "echo@1", "main", Some("x"))],
+        false,
+    )
+    .await
+    .unwrap();
+    let closed = swf.wait_closed("w-idle", 1, MINUTE).await;
+    assert!(
+        matches!(closed["e"][..], [Closed::Completed(_)]),
+        "{closed:?}"
+    );
+
+    // The window is a measurement, not a synchronisation: count what the host's threads
+    // do in 2 s with nothing to do. The ticker's last ticks after the task (two at most)
+    // and the pollers' new long polls fit well under the bound.
+    let before = wakeups(host.pid());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let woken = wakeups(host.pid()) - before;
+    assert!(
+        woken < 40,
+        "an idle host woke {woken} times in 2 s\n{}",
+        host.logs()
+    );
+}

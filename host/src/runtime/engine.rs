@@ -13,7 +13,7 @@
 //! compatibility hash; otherwise the Cranelift tier compiles itself).
 
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -131,6 +131,13 @@ pub(crate) struct Tier {
     /// wasmtime version and the engine's compile-affecting settings. Part of cache keys.
     pub(crate) compat_key: String,
     ticker: Ticker,
+}
+
+impl Tier {
+    /// The epoch clock every store of this tier keeps awake.
+    pub(crate) fn clock(&self) -> Arc<Clock> {
+        self.ticker.clock.clone()
+    }
 }
 
 impl Tier {
@@ -344,34 +351,95 @@ fn engine_config(
     Ok(c)
 }
 
-/// Increments an engine's epoch every [`EPOCH_TICK`] until stopped.
+/// Increments an engine's epoch every [`EPOCH_TICK`] while guest code may run, until
+/// stopped.
+///
+/// Only stores need the epoch (deadlines, yields of looping guests), so the thread parks
+/// once a whole tick went by with no store alive and none created, and the next store
+/// wakes it ([`Clock::awake`]). An idle host then has no thread that wakes 100 times a
+/// second, while under load the thread never parks and a store costs a few atomic
+/// operations.
 struct Ticker {
-    stop: Arc<AtomicBool>,
+    clock: Arc<Clock>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// What stores and the ticker thread share.
+#[derive(Default)]
+pub(crate) struct Clock {
+    stop: AtomicBool,
+    /// Stores alive now.
+    live: AtomicUsize,
+    /// Stores ever created: tells the ticker whether one came and went during a tick.
+    created: AtomicU64,
+    /// The ticker is parked, or about to park (see `Ticker::start`).
+    parked: AtomicBool,
+    thread: OnceLock<std::thread::Thread>,
+}
+
+impl Clock {
+    /// Keeps the epoch ticking while the returned guard lives (one per store).
+    pub(crate) fn awake(self: &Arc<Self>) -> Awake {
+        self.created.fetch_add(1, Ordering::Relaxed);
+        self.live.fetch_add(1, Ordering::SeqCst);
+        if self.parked.load(Ordering::SeqCst)
+            && let Some(t) = self.thread.get()
+        {
+            t.unpark();
+        }
+        Awake(self.clone())
+    }
+}
+
+/// A store's claim on the epoch ticker; see [`Clock::awake`].
+pub(crate) struct Awake(Arc<Clock>);
+
+impl Drop for Awake {
+    fn drop(&mut self) {
+        self.0.live.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Ticker {
     fn start(engine: Engine) -> Ticker {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let clock = Arc::new(Clock::default());
+        let shared = clock.clone();
         let thread = std::thread::Builder::new()
             .name("swasm-epoch".into())
             .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
+                let c = shared;
+                // Set before the first park, so a parked ticker is always one that
+                // `Clock::awake` can unpark.
+                let _ = c.thread.set(std::thread::current());
+                let mut seen = c.created.load(Ordering::Relaxed);
+                while !c.stop.load(Ordering::Relaxed) {
+                    let created = c.created.load(Ordering::Relaxed);
+                    if created == seen && c.live.load(Ordering::SeqCst) == 0 {
+                        // Announce the park, then look again: a store that started in
+                        // between either is seen here or sees `parked` and unparks us
+                        // (an unpark before the park makes the park return at once).
+                        c.parked.store(true, Ordering::SeqCst);
+                        if c.live.load(Ordering::SeqCst) == 0 && !c.stop.load(Ordering::SeqCst) {
+                            std::thread::park();
+                        }
+                        c.parked.store(false, Ordering::SeqCst);
+                    }
+                    seen = c.created.load(Ordering::Relaxed);
                     std::thread::sleep(EPOCH_TICK);
                     engine.increment_epoch();
                 }
             })
             .expect("cannot spawn the epoch ticker thread");
         Ticker {
-            stop,
+            clock,
             thread: Some(thread),
         }
     }
 
     fn stop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.clock.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
+            t.thread().unpark();
             let _ = t.join();
         }
     }
@@ -390,5 +458,37 @@ mod tests {
         let winch = rt.tier(Compiler::Winch).expect("the Winch engine builds");
         assert_ne!(winch.compat_key, rt.primary.compat_key);
         assert!(winch.compat_key.contains("winch"));
+    }
+
+    /// Waits (up to 10 s) until `f` holds, checking every millisecond.
+    fn eventually(what: &str, f: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !f() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// With no store, the epoch ticker parks; a store wakes it and keeps it ticking; once
+    /// the last store is gone it parks again.
+    #[test]
+    fn the_epoch_ticker_runs_only_while_stores_live() {
+        let rt = Runtime::for_invoke().unwrap();
+        let clock = rt.primary.clock();
+        let parked = || clock.parked.load(Ordering::SeqCst);
+        eventually("the idle ticker to park", parked);
+
+        let store = clock.awake();
+        eventually("a store to wake the ticker", || !parked());
+        // Three ticks later it still runs: a store is alive.
+        std::thread::sleep(EPOCH_TICK * 3);
+        assert!(!parked(), "the ticker parked while a store was alive");
+
+        drop(store);
+        eventually("the ticker to park after the last store", parked);
+        assert_eq!(clock.live.load(Ordering::SeqCst), 0);
     }
 }

@@ -3,11 +3,12 @@
 //! [`Outcome`].
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::bindings::PluginPre;
 use super::bindings::swasm::activity::types as wit;
-use super::engine::Compiler;
+use super::engine::{Clock, Compiler};
 use super::sandbox::{self, DeadlineExceeded, StoreState, truncate_chars};
 use super::{MAX_DETAILS_CHARS, MAX_RESULT_CHARS};
 use crate::activity::{ActivityTask, ActivityType, HeartbeatHandle, Outcome, reason};
@@ -28,6 +29,8 @@ pub struct Plugin {
     /// Cranelift code, for big components).
     pub compiler: Compiler,
     pub(crate) pre: PluginPre<StoreState>,
+    /// Kept awake by each task's store, so the epoch ticks while guest code runs.
+    pub(crate) clock: Arc<Clock>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -61,11 +64,17 @@ impl Plugin {
     ) -> Outcome {
         let timeout = Duration::from_secs(settings.timeout_s);
         let deadline = Instant::now() + timeout;
-        let mut store =
-            match sandbox::new_store(self.pre.engine(), &task, settings, heartbeat, deadline) {
-                Ok(store) => store,
-                Err(e) => return Outcome::failed(reason::INSTANTIATE, format!("{e:#}")),
-            };
+        let mut store = match sandbox::new_store(
+            self.pre.engine(),
+            self.clock.awake(),
+            &task,
+            settings,
+            heartbeat,
+            deadline,
+        ) {
+            Ok(store) => store,
+            Err(e) => return Outcome::failed(reason::INSTANTIATE, format!("{e:#}")),
+        };
         let wit_task = to_wit(task);
         let result = {
             let run = async {

@@ -12,6 +12,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 use super::bindings;
+use super::engine::Awake;
 use super::guest_log::GuestLog;
 use crate::activity::{ActivityTask, HeartbeatHandle};
 use crate::config::ActivitySettings;
@@ -24,6 +25,8 @@ pub(crate) struct StoreState {
     gate: HttpGate,
     pub(crate) limits: GuestLimits,
     heartbeat: HeartbeatHandle,
+    /// Keeps the epoch ticking while this store lives.
+    _awake: Awake,
 }
 
 impl WasiView for StoreState {
@@ -69,6 +72,7 @@ impl std::error::Error for DeadlineExceeded {}
 /// A fresh store for one task, with its grants, limits and deadline.
 pub(crate) fn new_store(
     engine: &Engine,
+    awake: Awake,
     task: &ActivityTask,
     settings: &ActivitySettings,
     heartbeat: HeartbeatHandle,
@@ -110,6 +114,7 @@ pub(crate) fn new_store(
             denied: None,
         },
         heartbeat,
+        _awake: awake,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limits);

@@ -10,7 +10,7 @@ use wasmtime::component::Component;
 
 use super::ACTIVITY_EXPORT;
 use super::bindings::PluginPre;
-use super::engine::{Compiler, Runtime, Tier};
+use super::engine::{Clock, Compiler, Runtime, Tier};
 use super::plugin::Plugin;
 use crate::activity::ActivityType;
 
@@ -51,6 +51,8 @@ pub struct ComponentInfo {
 pub struct Compiled {
     pub(crate) component: Component,
     pre: PluginPre<super::sandbox::StoreState>,
+    /// The epoch ticker of the engine the code belongs to.
+    clock: Arc<Clock>,
     /// Which compiler made the code (and so which engine it runs on).
     pub compiler: Compiler,
     pub info: ComponentInfo,
@@ -229,6 +231,7 @@ impl Runtime {
         Ok(Compiled {
             component,
             pre,
+            clock: tier.clock(),
             compiler: tier.compiler,
             info: ComponentInfo { imports, exports },
         })
@@ -251,6 +254,7 @@ impl Runtime {
             loaded_at: SystemTime::now(),
             compiler: compiled.compiler,
             pre: compiled.pre.clone(),
+            clock: compiled.clock.clone(),
         })
     }
 }
