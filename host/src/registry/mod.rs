@@ -303,6 +303,23 @@ impl Registry {
     /// Brings one task list's table in line with its directory. Returns true when some
     /// file is still settling and the directory should be scanned again later.
     async fn rescan(self: &Arc<Self>, list: &Arc<TaskList>) -> bool {
+        let (retry, to_cache) = self.rescan_locked(list).await;
+        // The cache writes (serialize, checksum, two synced files) come after the dir's
+        // lock is released: the new code already serves, and a file dropped in meanwhile
+        // need not wait for them.
+        for (compiled, hash) in to_cache {
+            store(&self.runtime, self.cache.as_ref(), &compiled, &hash).await;
+        }
+        retry
+    }
+
+    /// [`Self::rescan`] under the dir's lock. Returns whether to look again later, and the
+    /// freshly compiled code to write to the cache.
+    async fn rescan_locked(
+        self: &Arc<Self>,
+        list: &Arc<TaskList>,
+    ) -> (bool, Vec<(Compiled, String)>) {
+        let mut to_cache = Vec::new();
         let mut files = list.files.lock().await;
         let entries = scan::list_dir(&list.dir, &list.mapped);
         let mut retry = false;
@@ -395,10 +412,8 @@ impl Registry {
                 );
             }
             list.table.store(Arc::new(table));
-            // Only now the cache write (serialize, checksum, two synced files): new tasks
-            // already run the new code meanwhile.
             if fresh {
-                store(&self.runtime, self.cache.as_ref(), &compiled, &hash).await;
+                to_cache.push((compiled.clone(), hash.clone()));
             }
             if compiled.compiler != self.runtime.primary_compiler() {
                 self.upgrade_later(list, &entry.file_name, &hash, bytes);
@@ -430,7 +445,7 @@ impl Registry {
             }
             list.table.store(Arc::new(table));
         }
-        retry
+        (retry, to_cache)
     }
 
     fn reject(&self, list: &TaskList, file_name: &str, why: &str) {
