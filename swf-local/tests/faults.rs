@@ -16,11 +16,7 @@ async fn each_fault_kind_maps_to_the_sdk_error_a_worker_sees() {
     let c = &env.client;
     setup(c, "d", ["60", "120", "60", "30"]).await;
     let f = &env.faults;
-    let list = || {
-        c.list_domains()
-            .registration_status(RegistrationStatus::Registered)
-            .send()
-    };
+    let list = || list_domains(c, RegistrationStatus::Registered).send();
 
     f.inject(Some("ListDomains"), FaultKind::Status500, Some(1));
     let err = list().await.unwrap_err();
@@ -42,13 +38,7 @@ async fn each_fault_kind_maps_to_the_sdk_error_a_worker_sees() {
         FaultKind::OperationNotPermitted,
         Some(1),
     );
-    let err = c
-        .poll_for_activity_task()
-        .domain("d")
-        .task_list(tl("x"))
-        .send()
-        .await
-        .unwrap_err();
+    let err = poll_activity(c, "d", "x").send().await.unwrap_err();
     assert!(err.into_service_error().is_operation_not_permitted_fault());
 
     f.inject(
@@ -56,13 +46,7 @@ async fn each_fault_kind_maps_to_the_sdk_error_a_worker_sees() {
         FaultKind::UnknownResource,
         Some(1),
     );
-    let err = c
-        .poll_for_activity_task()
-        .domain("d")
-        .task_list(tl("x"))
-        .send()
-        .await
-        .unwrap_err();
+    let err = poll_activity(c, "d", "x").send().await.unwrap_err();
     assert!(err.into_service_error().is_unknown_resource_fault());
 
     f.inject(Some("ListDomains"), FaultKind::Reset, Some(1));
@@ -115,16 +99,10 @@ async fn control_endpoints_set_faults_and_count_calls() {
     let env = Env::start(300).await;
     let c = &env.client;
     setup(c, "d", ["60", "120", "60", "30"]).await;
-    start_wf(c, "d", "w").await;
-    let dt = next_decision(c, "d").await;
-    decide(c, &dt.task_token, vec![schedule("a", "act")]).await;
+    start_and_decide(c, "d", "w", vec![schedule("a", "act")]).await;
     let task = next_activity(c, "d").await;
     for _ in 0..3 {
-        c.record_activity_task_heartbeat()
-            .task_token(&task.task_token)
-            .send()
-            .await
-            .unwrap();
+        heartbeat(c, &task.task_token).send().await.unwrap();
     }
     let (status, stats) = raw_http(env.addr, "GET", "/_stats", "", "").await;
     assert_eq!(status, 200);
@@ -136,19 +114,10 @@ async fn control_endpoints_set_faults_and_count_calls() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["rules"].as_array().unwrap().len(), 2);
     for _ in 0..2 {
-        let err = c
-            .record_activity_task_heartbeat()
-            .task_token(&task.task_token)
-            .send()
-            .await
-            .unwrap_err();
+        let err = heartbeat(c, &task.task_token).send().await.unwrap_err();
         assert_eq!(code(&err), "ThrottlingException");
     }
-    c.record_activity_task_heartbeat()
-        .task_token(&task.task_token)
-        .send()
-        .await
-        .unwrap();
+    heartbeat(c, &task.task_token).send().await.unwrap();
     assert_eq!(
         env.state.calls("RecordActivityTaskHeartbeat"),
         6,
@@ -176,9 +145,7 @@ async fn restart_on_the_same_port_keeps_the_state() {
     let exec = start_wf(&c, "d", "w").await;
     let addr = env.addr;
     let state = env.stop().await;
-    let err = c
-        .list_domains()
-        .registration_status(RegistrationStatus::Registered)
+    let err = list_domains(&c, RegistrationStatus::Registered)
         .send()
         .await
         .unwrap_err();
@@ -201,16 +168,13 @@ async fn endpoint_down_at_start_then_up() {
         .local_addr()
         .unwrap();
     let c = client(&format!("http://{port}"), Duration::from_secs(5));
-    let err = c
-        .list_domains()
-        .registration_status(RegistrationStatus::Registered)
+    let err = list_domains(&c, RegistrationStatus::Registered)
         .send()
         .await
         .unwrap_err();
     assert!(matches!(err, SdkError::DispatchFailure(_)), "{err:?}");
     let _env = Env::start_at(port, 300, State::new(), Faults::default()).await;
-    c.list_domains()
-        .registration_status(RegistrationStatus::Registered)
+    list_domains(&c, RegistrationStatus::Registered)
         .send()
         .await
         .unwrap();

@@ -35,43 +35,28 @@ async fn boto3_smoke_script_passes() {
 /// the workflow; returns the history's event types.
 async fn happy_path(c: &Client) -> Vec<String> {
     setup(c, "diff", ["60", "120", "60", "30"]).await;
-    let exec = start_wf(c, "diff", "wf").await;
-    let dt = next_decision(c, "diff").await;
-    decide(
-        c,
-        &dt.task_token,
-        vec![
-            schedule("a1", "act"),
-            schedule("a2", "act"),
-            schedule("a3", "act"),
-        ],
-    )
-    .await;
+    let exec = start_and_decide(c, "diff", "wf", schedules(["a1", "a2", "a3"])).await;
     let mut tasks = Vec::new();
     for _ in 0..3 {
         tasks.push(next_activity(c, "diff").await);
     }
     tasks.sort_by(|a, b| a.activity_id.cmp(&b.activity_id));
-    c.respond_activity_task_completed()
-        .task_token(&tasks[0].task_token)
+    activity_completed(c, &tasks[0].task_token)
         .result("ok")
         .send()
         .await
         .unwrap();
-    c.respond_activity_task_failed()
-        .task_token(&tasks[1].task_token)
+    activity_failed(c, &tasks[1].task_token)
         .reason("bad")
         .send()
         .await
         .unwrap();
-    c.record_activity_task_heartbeat()
-        .task_token(&tasks[2].task_token)
+    heartbeat(c, &tasks[2].task_token)
         .details("half")
         .send()
         .await
         .unwrap();
-    c.respond_activity_task_completed()
-        .task_token(&tasks[2].task_token)
+    activity_completed(c, &tasks[2].task_token)
         .result("ok")
         .send()
         .await

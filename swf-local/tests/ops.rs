@@ -10,21 +10,13 @@ async fn domains_and_types_register_describe_list_deprecate_delete() {
     let env = Env::start(500).await;
     let c = &env.client;
     setup(c, "d1", ["60", "120", "60", "30"]).await;
-    c.register_domain()
-        .name("d2")
-        .workflow_execution_retention_period_in_days("3")
+    register_domain(c, "d2", "3")
         .description("second")
         .send()
         .await
         .unwrap();
 
-    let err = c
-        .register_domain()
-        .name("d1")
-        .workflow_execution_retention_period_in_days("1")
-        .send()
-        .await
-        .unwrap_err();
+    let err = register_domain(c, "d1", "1").send().await.unwrap_err();
     assert!(err.into_service_error().is_domain_already_exists_fault());
 
     let d = c.describe_domain().name("d2").send().await.unwrap();
@@ -40,18 +32,14 @@ async fn domains_and_types_register_describe_list_deprecate_delete() {
     );
 
     // Paging of ListDomains: one per page.
-    let p1 = c
-        .list_domains()
-        .registration_status(RegistrationStatus::Registered)
+    let p1 = list_domains(c, RegistrationStatus::Registered)
         .maximum_page_size(1)
         .send()
         .await
         .unwrap();
     assert_eq!(p1.domain_infos.len(), 1);
     let token = p1.next_page_token.expect("a second page");
-    let p2 = c
-        .list_domains()
-        .registration_status(RegistrationStatus::Registered)
+    let p2 = list_domains(c, RegistrationStatus::Registered)
         .maximum_page_size(1)
         .next_page_token(token)
         .send()
@@ -64,9 +52,7 @@ async fn domains_and_types_register_describe_list_deprecate_delete() {
     c.deprecate_domain().name("d2").send().await.unwrap();
     let err = c.deprecate_domain().name("d2").send().await.unwrap_err();
     assert!(err.into_service_error().is_domain_deprecated_fault());
-    let dep = c
-        .list_domains()
-        .registration_status(RegistrationStatus::Deprecated)
+    let dep = list_domains(c, RegistrationStatus::Deprecated)
         .send()
         .await
         .unwrap();
@@ -82,33 +68,14 @@ async fn domains_and_types_register_describe_list_deprecate_delete() {
     assert!(err.into_service_error().is_unknown_resource_fault());
 
     // Activity types.
-    let err = c
-        .register_activity_type()
-        .domain("d1")
-        .name("act")
-        .version("1")
-        .send()
-        .await
-        .unwrap_err();
+    let err = register_activity(c, "d1", "act").send().await.unwrap_err();
     assert!(err.into_service_error().is_type_already_exists_fault());
-    let at = c
-        .describe_activity_type()
-        .domain("d1")
-        .activity_type(atype("act"))
-        .send()
-        .await
-        .unwrap();
+    let at = describe_activity(c, "d1", "act").send().await.unwrap();
     let conf = at.configuration.unwrap();
     assert_eq!(conf.default_task_heartbeat_timeout.as_deref(), Some("30"));
     assert_eq!(conf.default_task_list.unwrap().name, ACTIVITY_TL);
     assert_eq!(at.type_info.unwrap().status, RegistrationStatus::Registered);
-    c.register_activity_type()
-        .domain("d1")
-        .name("other")
-        .version("1")
-        .send()
-        .await
-        .unwrap();
+    register_activity(c, "d1", "other").send().await.unwrap();
     let list = c
         .list_activity_types()
         .domain("d1")
@@ -126,32 +93,15 @@ async fn domains_and_types_register_describe_list_deprecate_delete() {
         .await
         .unwrap();
     assert_eq!(named.type_infos.len(), 1);
-    let err = c
-        .delete_activity_type()
-        .domain("d1")
-        .activity_type(atype("other"))
-        .send()
-        .await
-        .unwrap_err();
+    let err = delete_activity(c, "d1", "other").send().await.unwrap_err();
     assert!(err.into_service_error().is_operation_not_permitted_fault());
-    c.deprecate_activity_type()
-        .domain("d1")
-        .activity_type(atype("other"))
-        .send()
-        .await
-        .unwrap();
-    let err = c
-        .deprecate_activity_type()
-        .domain("d1")
-        .activity_type(atype("other"))
+    deprecate_activity(c, "d1", "other").send().await.unwrap();
+    let err = deprecate_activity(c, "d1", "other")
         .send()
         .await
         .unwrap_err();
     assert!(err.into_service_error().is_type_deprecated_fault());
-    let info = c
-        .describe_activity_type()
-        .domain("d1")
-        .activity_type(atype("other"))
+    let info = describe_activity(c, "d1", "other")
         .send()
         .await
         .unwrap()
@@ -165,22 +115,9 @@ async fn domains_and_types_register_describe_list_deprecate_delete() {
         .send()
         .await
         .unwrap();
-    c.deprecate_activity_type()
-        .domain("d1")
-        .activity_type(atype("other"))
-        .send()
-        .await
-        .unwrap();
-    c.delete_activity_type()
-        .domain("d1")
-        .activity_type(atype("other"))
-        .send()
-        .await
-        .unwrap();
-    let err = c
-        .describe_activity_type()
-        .domain("d1")
-        .activity_type(atype("other"))
+    deprecate_activity(c, "d1", "other").send().await.unwrap();
+    delete_activity(c, "d1", "other").send().await.unwrap();
+    let err = describe_activity(c, "d1", "other")
         .send()
         .await
         .unwrap_err();
@@ -190,7 +127,7 @@ async fn domains_and_types_register_describe_list_deprecate_delete() {
     let wt = c
         .describe_workflow_type()
         .domain("d1")
-        .workflow_type(wtype())
+        .workflow_type(wtype("wf"))
         .send()
         .await
         .unwrap();
@@ -206,78 +143,29 @@ async fn domains_and_types_register_describe_list_deprecate_delete() {
         .await
         .unwrap();
     assert_eq!(list.type_infos.len(), 1);
-    c.deprecate_workflow_type()
-        .domain("d1")
-        .workflow_type(wtype())
-        .send()
-        .await
-        .unwrap();
-    let err = c
-        .start_workflow_execution()
-        .domain("d1")
-        .workflow_id("w")
-        .workflow_type(wtype())
-        .send()
-        .await
-        .unwrap_err();
+    deprecate_workflow(c, "d1", "wf").send().await.unwrap();
+    let err = start_workflow(c, "d1", "w").send().await.unwrap_err();
     assert!(err.into_service_error().is_type_deprecated_fault());
-    c.undeprecate_workflow_type()
-        .domain("d1")
-        .workflow_type(wtype())
-        .send()
-        .await
-        .unwrap();
-    let err = c
-        .undeprecate_workflow_type()
-        .domain("d1")
-        .workflow_type(wtype())
+    undeprecate_workflow(c, "d1", "wf").send().await.unwrap();
+    let err = undeprecate_workflow(c, "d1", "wf")
         .send()
         .await
         .unwrap_err();
     assert!(err.into_service_error().is_type_already_exists_fault());
-    c.register_workflow_type()
-        .domain("d1")
-        .name("bare")
-        .version("1")
-        .send()
-        .await
-        .unwrap();
+    register_workflow(c, "d1", "bare").send().await.unwrap();
     let err = c
         .start_workflow_execution()
         .domain("d1")
         .workflow_id("w")
-        .workflow_type(
-            WorkflowType::builder()
-                .name("bare")
-                .version("1")
-                .build()
-                .unwrap(),
-        )
+        .workflow_type(wtype("bare"))
         .send()
         .await
         .unwrap_err();
     assert!(err.into_service_error().is_default_undefined_fault());
-    c.deprecate_workflow_type()
-        .domain("d1")
-        .workflow_type(
-            WorkflowType::builder()
-                .name("bare")
-                .version("1")
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    deprecate_workflow(c, "d1", "bare").send().await.unwrap();
     c.delete_workflow_type()
         .domain("d1")
-        .workflow_type(
-            WorkflowType::builder()
-                .name("bare")
-                .version("1")
-                .build()
-                .unwrap(),
-        )
+        .workflow_type(wtype("bare"))
         .send()
         .await
         .unwrap();
@@ -289,14 +177,7 @@ async fn happy_path_workflow_with_every_activity_outcome() {
     let c = &env.client;
     setup(c, "d", ["60", "120", "60", "30"]).await;
     let exec = start_wf(c, "d", "wf-1").await;
-    let err = c
-        .start_workflow_execution()
-        .domain("d")
-        .workflow_id("wf-1")
-        .workflow_type(wtype())
-        .send()
-        .await
-        .unwrap_err();
+    let err = start_workflow(c, "d", "wf-1").send().await.unwrap_err();
     assert!(
         err.into_service_error()
             .is_workflow_execution_already_started_fault()
@@ -316,25 +197,9 @@ async fn happy_path_workflow_with_every_activity_outcome() {
         ]
     );
     assert_eq!(dt.started_event_id, 3);
-    decide(
-        c,
-        &dt.task_token,
-        vec![
-            schedule("a1", "act"),
-            schedule("a2", "act"),
-            schedule("a3", "act"),
-        ],
-    )
-    .await;
+    decide(c, &dt.task_token, schedules(["a1", "a2", "a3"])).await;
 
-    let pending = c
-        .count_pending_activity_tasks()
-        .domain("d")
-        .task_list(tl(ACTIVITY_TL))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(pending.count, 3);
+    assert_eq!(pending_activities(c, "d").await, 3);
     let t1 = next_activity(c, "d").await;
     let t2 = next_activity(c, "d").await;
     let t3 = next_activity(c, "d").await;
@@ -350,50 +215,37 @@ async fn happy_path_workflow_with_every_activity_outcome() {
     assert_eq!(t1.activity_type.as_ref().unwrap().name, "act");
     assert_eq!(t1.workflow_execution.as_ref().unwrap().workflow_id, "wf-1");
 
-    c.respond_activity_task_completed()
-        .task_token(&t1.task_token)
+    activity_completed(c, &t1.task_token)
         .result("r1")
         .send()
         .await
         .unwrap();
-    c.respond_activity_task_failed()
-        .task_token(&t2.task_token)
+    activity_failed(c, &t2.task_token)
         .reason("bad")
         .details("why")
         .send()
         .await
         .unwrap();
-    let hb = c
-        .record_activity_task_heartbeat()
-        .task_token(&t3.task_token)
+    let hb = heartbeat(c, &t3.task_token)
         .details("50%")
         .send()
         .await
         .unwrap();
     assert!(!hb.cancel_requested);
-    c.respond_activity_task_completed()
-        .task_token(&t3.task_token)
+    activity_completed(c, &t3.task_token)
         .result("r3")
         .send()
         .await
         .unwrap();
 
     // A closed task's token is unknown from now on.
-    let err = c
-        .respond_activity_task_completed()
-        .task_token(&t1.task_token)
+    let err = activity_completed(c, &t1.task_token)
         .send()
         .await
         .unwrap_err();
     assert!(err.into_service_error().is_unknown_resource_fault());
 
-    let desc = c
-        .describe_workflow_execution()
-        .domain("d")
-        .execution(exec.clone())
-        .send()
-        .await
-        .unwrap();
+    let desc = describe_execution(c, "d", &exec).send().await.unwrap();
     assert_eq!(
         desc.execution_info.unwrap().execution_status,
         ExecutionStatus::Open
@@ -439,9 +291,7 @@ async fn happy_path_workflow_with_every_activity_outcome() {
         Some("bad")
     );
     decide(c, &dt.task_token, vec![complete_wf("done")]).await;
-    let err = c
-        .respond_decision_task_completed()
-        .task_token(&dt.task_token)
+    let err = decision_completed(c, &dt.task_token)
         .send()
         .await
         .unwrap_err();
@@ -468,13 +318,7 @@ async fn happy_path_workflow_with_every_activity_outcome() {
         3
     );
 
-    let desc = c
-        .describe_workflow_execution()
-        .domain("d")
-        .execution(exec.clone())
-        .send()
-        .await
-        .unwrap();
+    let desc = describe_execution(c, "d", &exec).send().await.unwrap();
     let info = desc.execution_info.unwrap();
     assert_eq!(info.execution_status, ExecutionStatus::Closed);
     assert_eq!(info.close_status, Some(CloseStatus::Completed));
@@ -540,13 +384,8 @@ async fn signal_cancel_terminate_and_close_decisions() {
     setup(c, "d", ["60", "120", "60", "30"]).await;
 
     // Signal, then RequestCancelWorkflowExecution -> CancelWorkflowExecution.
-    let exec = start_wf(c, "d", "sig").await;
-    let dt = next_decision(c, "d").await;
-    decide(c, &dt.task_token, vec![]).await;
-    c.signal_workflow_execution()
-        .domain("d")
-        .workflow_id("sig")
-        .signal_name("go")
+    let exec = start_and_decide(c, "d", "sig", vec![]).await;
+    signal(c, "d", "sig", "go")
         .input("payload")
         .send()
         .await
@@ -589,21 +428,11 @@ async fn signal_cancel_terminate_and_close_decisions() {
         .build()
         .unwrap();
     decide(c, &dt.task_token, vec![cancel]).await;
-    let info = c
-        .describe_workflow_execution()
-        .domain("d")
-        .execution(exec.clone())
-        .send()
-        .await
-        .unwrap()
-        .execution_info
-        .unwrap();
+    let info = execution_info(c, "d", &exec).await;
     assert_eq!(info.close_status, Some(CloseStatus::Canceled));
     assert!(info.cancel_requested);
 
     // FailWorkflowExecution.
-    let exec = start_wf(c, "d", "fail").await;
-    let dt = next_decision(c, "d").await;
     let fail = Decision::builder()
         .decision_type(DecisionType::FailWorkflowExecution)
         .fail_workflow_execution_decision_attributes(
@@ -614,7 +443,7 @@ async fn signal_cancel_terminate_and_close_decisions() {
         )
         .build()
         .unwrap();
-    decide(c, &dt.task_token, vec![fail]).await;
+    let exec = start_and_decide(c, "d", "fail", vec![fail]).await;
     let ev = wait_event(c, "d", &exec, EventType::WorkflowExecutionFailed).await;
     assert_eq!(
         ev.workflow_execution_failed_event_attributes
@@ -625,9 +454,7 @@ async fn signal_cancel_terminate_and_close_decisions() {
     );
 
     // Terminate: open tasks' tokens become unknown.
-    let exec = start_wf(c, "d", "term").await;
-    let dt = next_decision(c, "d").await;
-    decide(c, &dt.task_token, vec![schedule("x", "act")]).await;
+    let exec = start_and_decide(c, "d", "term", vec![schedule("x", "act")]).await;
     let task = next_activity(c, "d").await;
     c.terminate_workflow_execution()
         .domain("d")
@@ -636,12 +463,7 @@ async fn signal_cancel_terminate_and_close_decisions() {
         .send()
         .await
         .unwrap();
-    let err = c
-        .record_activity_task_heartbeat()
-        .task_token(&task.task_token)
-        .send()
-        .await
-        .unwrap_err();
+    let err = heartbeat(c, &task.task_token).send().await.unwrap_err();
     assert!(err.into_service_error().is_unknown_resource_fault());
     let ev = wait_event(c, "d", &exec, EventType::WorkflowExecutionTerminated).await;
     assert_eq!(
@@ -651,19 +473,10 @@ async fn signal_cancel_terminate_and_close_decisions() {
             .as_deref(),
         Some("stop")
     );
-    let err = c
-        .signal_workflow_execution()
-        .domain("d")
-        .workflow_id("term")
-        .signal_name("x")
-        .send()
-        .await
-        .unwrap_err();
+    let err = signal(c, "d", "term", "x").send().await.unwrap_err();
     assert!(err.into_service_error().is_unknown_resource_fault());
 
     // ContinueAsNew: a new run with the same workflow id.
-    let exec = start_wf(c, "d", "can").await;
-    let dt = next_decision(c, "d").await;
     let can = Decision::builder()
         .decision_type(DecisionType::ContinueAsNewWorkflowExecution)
         .continue_as_new_workflow_execution_decision_attributes(
@@ -673,7 +486,7 @@ async fn signal_cancel_terminate_and_close_decisions() {
         )
         .build()
         .unwrap();
-    decide(c, &dt.task_token, vec![can]).await;
+    let exec = start_and_decide(c, "d", "can", vec![can]).await;
     let ev = wait_event(c, "d", &exec, EventType::WorkflowExecutionContinuedAsNew).await;
     let new_run = ev
         .workflow_execution_continued_as_new_event_attributes
@@ -690,15 +503,7 @@ async fn signal_cancel_terminate_and_close_decisions() {
         started.continued_execution_run_id.as_deref(),
         Some(exec.run_id.as_str())
     );
-    let info = c
-        .describe_workflow_execution()
-        .domain("d")
-        .execution(exec)
-        .send()
-        .await
-        .unwrap()
-        .execution_info
-        .unwrap();
+    let info = execution_info(c, "d", &exec).await;
     assert_eq!(info.close_status, Some(CloseStatus::ContinuedAsNew));
     decide(c, &dt.task_token, vec![complete_wf("")]).await;
 }
@@ -708,26 +513,12 @@ async fn timers_markers_and_failed_decisions() {
     let env = Env::start(500).await;
     let c = &env.client;
     setup(c, "d", ["60", "120", "60", "30"]).await;
-    c.register_activity_type()
-        .domain("d")
-        .name("nodefaults")
-        .version("1")
+    register_activity(c, "d", "nodefaults")
         .send()
         .await
         .unwrap();
-    c.register_activity_type()
-        .domain("d")
-        .name("old")
-        .version("1")
-        .send()
-        .await
-        .unwrap();
-    c.deprecate_activity_type()
-        .domain("d")
-        .activity_type(atype("old"))
-        .send()
-        .await
-        .unwrap();
+    register_activity(c, "d", "old").send().await.unwrap();
+    deprecate_activity(c, "d", "old").send().await.unwrap();
     let exec = start_wf(c, "d", "t").await;
     let dt = next_decision(c, "d").await;
     let timer = |id: &str, secs: &str| {
@@ -849,24 +640,12 @@ async fn timers_markers_and_failed_decisions() {
     decide(c, &dt.task_token, vec![]).await;
     let fired = wait_event(c, "d", &exec, EventType::TimerFired).await;
     assert_eq!(fired.timer_fired_event_attributes.unwrap().timer_id, "fire");
-    let desc = c
-        .describe_workflow_execution()
-        .domain("d")
-        .execution(exec.clone())
-        .send()
-        .await
-        .unwrap();
+    let desc = describe_execution(c, "d", &exec).send().await.unwrap();
     assert_eq!(desc.open_counts.unwrap().open_timers, 0);
 
     // A close decision while unseen events exist fails with UNHANDLED_DECISION.
     let dt = next_decision(c, "d").await;
-    c.signal_workflow_execution()
-        .domain("d")
-        .workflow_id("t")
-        .signal_name("late")
-        .send()
-        .await
-        .unwrap();
+    signal(c, "d", "t", "late").send().await.unwrap();
     decide(c, &dt.task_token, vec![complete_wf("x")]).await;
     let ev = wait_event(c, "d", &exec, EventType::CompleteWorkflowExecutionFailed).await;
     assert_eq!(
@@ -885,9 +664,7 @@ async fn cancel_of_started_and_of_scheduled_tasks() {
     let env = Env::start(500).await;
     let c = &env.client;
     setup(c, "d", ["60", "120", "60", "30"]).await;
-    let exec = start_wf(c, "d", "c").await;
-    let dt = next_decision(c, "d").await;
-    decide(c, &dt.task_token, vec![schedule("started", "act")]).await;
+    let exec = start_and_decide(c, "d", "c", vec![schedule("started", "act")]).await;
     let task = next_activity(c, "d").await;
     let dt = next_decision_or_none(c).await;
     assert!(
@@ -895,13 +672,7 @@ async fn cancel_of_started_and_of_scheduled_tasks() {
         "ActivityTaskStarted schedules no decision task"
     );
     // A second decision: needs an event. Signal, then cancel both a started and a scheduled one.
-    c.signal_workflow_execution()
-        .domain("d")
-        .workflow_id("c")
-        .signal_name("s")
-        .send()
-        .await
-        .unwrap();
+    signal(c, "d", "c", "s").send().await.unwrap();
     let dt = next_decision(c, "d").await;
     decide(
         c,
@@ -929,15 +700,9 @@ async fn cancel_of_started_and_of_scheduled_tasks() {
             .count(),
         2
     );
-    let hb = c
-        .record_activity_task_heartbeat()
-        .task_token(&task.task_token)
-        .send()
-        .await
-        .unwrap();
+    let hb = heartbeat(c, &task.task_token).send().await.unwrap();
     assert!(hb.cancel_requested);
-    c.respond_activity_task_canceled()
-        .task_token(&task.task_token)
+    activity_canceled(c, &task.task_token)
         .details("stopped")
         .send()
         .await
@@ -954,32 +719,14 @@ async fn cancel_of_started_and_of_scheduled_tasks() {
         .unwrap();
     assert_eq!(attrs.details.as_deref(), Some("stopped"));
     assert!(attrs.latest_cancel_requested_event_id > 0);
-    let err = c
-        .record_activity_task_heartbeat()
-        .task_token(&task.task_token)
-        .send()
-        .await
-        .unwrap_err();
+    let err = heartbeat(c, &task.task_token).send().await.unwrap_err();
     assert!(err.into_service_error().is_unknown_resource_fault());
-    let pending = c
-        .count_pending_activity_tasks()
-        .domain("d")
-        .task_list(tl(ACTIVITY_TL))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(pending.count, 0);
+    assert_eq!(pending_activities(c, "d").await, 0);
 }
 
 /// One decision poll (held for the poll timeout); None when it came back empty.
 async fn next_decision_or_none(c: &aws_sdk_swf::Client) -> Option<String> {
-    let out = c
-        .poll_for_decision_task()
-        .domain("d")
-        .task_list(tl(TL))
-        .send()
-        .await
-        .unwrap();
+    let out = poll_decision(c, "d", TL).send().await.unwrap();
     (!out.task_token.is_empty()).then_some(out.task_token)
 }
 
@@ -987,16 +734,8 @@ async fn next_decision_or_none(c: &aws_sdk_swf::Client) -> Option<String> {
 async fn retention_zero_drops_closed_executions_and_unknown_operations_are_named() {
     let env = Env::start(500).await;
     let c = &env.client;
-    c.register_domain()
-        .name("r")
-        .workflow_execution_retention_period_in_days("0")
-        .send()
-        .await
-        .unwrap();
-    c.register_workflow_type()
-        .domain("r")
-        .name("wf")
-        .version("1")
+    register_domain(c, "r", "0").send().await.unwrap();
+    register_workflow(c, "r", "wf")
         .default_task_list(tl(TL))
         .default_child_policy(ChildPolicy::Terminate)
         .default_execution_start_to_close_timeout("60")
@@ -1013,13 +752,7 @@ async fn retention_zero_drops_closed_executions_and_unknown_operations_are_named
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        match c
-            .describe_workflow_execution()
-            .domain("r")
-            .execution(exec.clone())
-            .send()
-            .await
-        {
+        match describe_execution(c, "r", &exec).send().await {
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|e| e.is_unknown_resource_fault()) =>

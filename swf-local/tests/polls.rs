@@ -16,35 +16,17 @@ async fn empty_poll_is_held_for_the_poll_timeout_and_returns_an_empty_token() {
     let c = &env.client;
     setup(c, "d", ["60", "120", "60", "30"]).await;
     let t0 = Instant::now();
-    let out = c
-        .poll_for_activity_task()
-        .domain("d")
-        .task_list(tl("idle"))
-        .send()
-        .await
-        .unwrap();
+    let out = poll_activity(c, "d", "idle").send().await.unwrap();
     assert_eq!(out.task_token, "");
     assert!(
         t0.elapsed() >= Duration::from_millis(690),
         "returned after {:?}, before the poll timeout",
         t0.elapsed()
     );
-    let out = c
-        .poll_for_decision_task()
-        .domain("d")
-        .task_list(tl("idle"))
-        .send()
-        .await
-        .unwrap();
+    let out = poll_decision(c, "d", "idle").send().await.unwrap();
     assert_eq!(out.task_token, "");
     assert!(out.events.is_empty());
-    let err = c
-        .poll_for_activity_task()
-        .domain("nope")
-        .task_list(tl("x"))
-        .send()
-        .await
-        .unwrap_err();
+    let err = poll_activity(c, "nope", "x").send().await.unwrap_err();
     assert!(err.into_service_error().is_unknown_resource_fault());
 }
 
@@ -56,25 +38,11 @@ async fn held_poll_wakes_up_when_a_task_arrives() {
     setup(&c, "d", ["60", "120", "60", "30"]).await;
     let activity_poll = {
         let c = c.clone();
-        tokio::spawn(async move {
-            c.poll_for_activity_task()
-                .domain("d")
-                .task_list(tl(ACTIVITY_TL))
-                .send()
-                .await
-                .unwrap()
-        })
+        tokio::spawn(async move { poll_activity(&c, "d", ACTIVITY_TL).send().await.unwrap() })
     };
     let decision_poll = {
         let c = c.clone();
-        tokio::spawn(async move {
-            c.poll_for_decision_task()
-                .domain("d")
-                .task_list(tl(TL))
-                .send()
-                .await
-                .unwrap()
-        })
+        tokio::spawn(async move { poll_decision(&c, "d", TL).send().await.unwrap() })
     };
     // Wait until both polls are held (their calls were counted), then feed them.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -105,21 +73,11 @@ async fn each_task_goes_to_exactly_one_of_8_concurrent_pollers() {
             tokio::spawn(async move {
                 let mut got = Vec::new();
                 while done.load(Ordering::SeqCst) < WORKFLOWS * PER {
-                    let t = c
-                        .poll_for_activity_task()
-                        .domain("d")
-                        .task_list(tl(ACTIVITY_TL))
-                        .send()
-                        .await
-                        .unwrap();
+                    let t = poll_activity(&c, "d", ACTIVITY_TL).send().await.unwrap();
                     if t.task_token.is_empty() {
                         continue;
                     }
-                    c.respond_activity_task_completed()
-                        .task_token(&t.task_token)
-                        .send()
-                        .await
-                        .unwrap();
+                    activity_completed(&c, &t.task_token).send().await.unwrap();
                     got.push(format!(
                         "{}/{}",
                         t.workflow_execution.unwrap().workflow_id,
@@ -140,9 +98,7 @@ async fn each_task_goes_to_exactly_one_of_8_concurrent_pollers() {
         let dt = next_decision(&c, "d").await;
         let wf = dt.workflow_execution.as_ref().unwrap().workflow_id.clone();
         let decisions = if filled.insert(wf) {
-            (0..PER)
-                .map(|i| schedule(&format!("a{i}"), "act"))
-                .collect()
+            schedules((0..PER).map(|i| format!("a{i}")))
         } else {
             vec![]
         };
@@ -168,21 +124,10 @@ async fn each_task_goes_to_exactly_one_of_8_concurrent_pollers() {
 /// Starts a workflow whose first decision schedules `n` activities and completes them, so
 /// the next decision task has a long history.
 async fn long_history(c: &aws_sdk_swf::Client, n: usize) -> WorkflowExecution {
-    let exec = start_wf(c, "d", "paged").await;
-    let dt = next_decision(c, "d").await;
-    decide(
-        c,
-        &dt.task_token,
-        (0..n).map(|i| schedule(&format!("a{i}"), "act")).collect(),
-    )
-    .await;
+    let exec = start_and_decide(c, "d", "paged", schedules((0..n).map(|i| format!("a{i}")))).await;
     for _ in 0..n {
         let t = next_activity(c, "d").await;
-        c.respond_activity_task_completed()
-            .task_token(&t.task_token)
-            .send()
-            .await
-            .unwrap();
+        activity_completed(c, &t.task_token).send().await.unwrap();
     }
     exec
 }
@@ -195,10 +140,7 @@ async fn decision_task_history_pages_belong_to_the_same_task() {
     let exec = long_history(c, 5).await;
     let full = history(c, "d", &exec).await;
 
-    let first = c
-        .poll_for_decision_task()
-        .domain("d")
-        .task_list(tl(TL))
+    let first = poll_decision(c, "d", TL)
         .maximum_page_size(4)
         .send()
         .await
@@ -208,10 +150,7 @@ async fn decision_task_history_pages_belong_to_the_same_task() {
     let mut events = first.events.clone();
     let mut token = first.next_page_token.clone();
     while let Some(t) = token {
-        let page = c
-            .poll_for_decision_task()
-            .domain("d")
-            .task_list(tl(TL))
+        let page = poll_decision(c, "d", TL)
             .maximum_page_size(4)
             .next_page_token(t)
             .send()
@@ -232,10 +171,7 @@ async fn decision_task_history_pages_belong_to_the_same_task() {
 
     // A decision page token is not valid for GetWorkflowExecutionHistory.
     let first_page_token = first.next_page_token.clone().unwrap();
-    let err = c
-        .get_workflow_execution_history()
-        .domain("d")
-        .execution(exec.clone())
+    let err = history_of(c, "d", &exec)
         .next_page_token(first_page_token)
         .send()
         .await
@@ -243,18 +179,9 @@ async fn decision_task_history_pages_belong_to_the_same_task() {
     assert_eq!(code(&err), "ValidationException");
 
     decide(c, &first.task_token, vec![]).await;
-    c.signal_workflow_execution()
-        .domain("d")
-        .workflow_id("paged")
-        .signal_name("s")
-        .send()
-        .await
-        .unwrap();
+    signal(c, "d", "paged", "s").send().await.unwrap();
     // Reverse order and startAtPreviousStartedEvent.
-    let rev = c
-        .poll_for_decision_task()
-        .domain("d")
-        .task_list(tl(TL))
+    let rev = poll_decision(c, "d", TL)
         .reverse_order(true)
         .start_at_previous_started_event(true)
         .send()
@@ -280,11 +207,7 @@ async fn get_workflow_execution_history_pages_and_tokens_expire() {
     let mut got = Vec::new();
     let mut token = None;
     loop {
-        let mut req = c
-            .get_workflow_execution_history()
-            .domain("d")
-            .execution(exec.clone())
-            .maximum_page_size(2);
+        let mut req = history_of(c, "d", &exec).maximum_page_size(2);
         if let Some(t) = token {
             req = req.next_page_token(t);
         }
@@ -300,10 +223,7 @@ async fn get_workflow_execution_history_pages_and_tokens_expire() {
         got.iter().map(|e| e.event_id).collect::<Vec<_>>(),
         full.iter().map(|e| e.event_id).collect::<Vec<_>>()
     );
-    let rev = c
-        .get_workflow_execution_history()
-        .domain("d")
-        .execution(exec.clone())
+    let rev = history_of(c, "d", &exec)
         .reverse_order(true)
         .send()
         .await
@@ -313,10 +233,7 @@ async fn get_workflow_execution_history_pages_and_tokens_expire() {
     // Expiry: shorten the lifetime, then wait until the token is refused with SWF's text.
     env.state
         .set_page_token_lifetime(Duration::from_millis(200));
-    let page = c
-        .get_workflow_execution_history()
-        .domain("d")
-        .execution(exec.clone())
+    let page = history_of(c, "d", &exec)
         .maximum_page_size(1)
         .send()
         .await
@@ -324,14 +241,7 @@ async fn get_workflow_execution_history_pages_and_tokens_expire() {
     let t = page.next_page_token.unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     let err = loop {
-        match c
-            .get_workflow_execution_history()
-            .domain("d")
-            .execution(exec.clone())
-            .next_page_token(&t)
-            .send()
-            .await
-        {
+        match history_of(c, "d", &exec).next_page_token(&t).send().await {
             Err(e) => break e,
             Ok(_) => assert!(Instant::now() < deadline, "token never expired"),
         }
@@ -341,10 +251,7 @@ async fn get_workflow_execution_history_pages_and_tokens_expire() {
         message(&err),
         "Specified token has exceeded its maximum lifetime"
     );
-    let err = c
-        .poll_for_decision_task()
-        .domain("d")
-        .task_list(tl(TL))
+    let err = poll_decision(c, "d", TL)
         .next_page_token("never-issued")
         .send()
         .await

@@ -13,9 +13,7 @@ use common::*;
 async fn scheduled(timeouts: [&str; 4]) -> (Env, WorkflowExecution) {
     let env = Env::start(500).await;
     setup(&env.client, "d", timeouts).await;
-    let exec = start_wf(&env.client, "d", "w").await;
-    let dt = next_decision(&env.client, "d").await;
-    decide(&env.client, &dt.task_token, vec![schedule("a", "act")]).await;
+    let exec = start_and_decide(&env.client, "d", "w", vec![schedule("a", "act")]).await;
     (env, exec)
 }
 
@@ -33,11 +31,7 @@ async fn schedule_to_start_timeout() {
     );
     assert_eq!(timeout_of(&ev).started_event_id, 0);
     // The timed-out task is no longer handed out, and the decider hears about it.
-    let out = env
-        .client
-        .poll_for_activity_task()
-        .domain("d")
-        .task_list(tl(ACTIVITY_TL))
+    let out = poll_activity(&env.client, "d", ACTIVITY_TL)
         .send()
         .await
         .unwrap();
@@ -60,10 +54,7 @@ async fn start_to_close_timeout() {
         ActivityTaskTimeoutType::StartToClose
     );
     assert_eq!(timeout_of(&ev).started_event_id, task.started_event_id);
-    let err = env
-        .client
-        .respond_activity_task_completed()
-        .task_token(&task.task_token)
+    let err = activity_completed(&env.client, &task.task_token)
         .send()
         .await
         .unwrap_err();
@@ -79,10 +70,7 @@ async fn schedule_to_close_timeout() {
         timeout_of(&ev).timeout_type,
         ActivityTaskTimeoutType::ScheduleToClose
     );
-    let err = env
-        .client
-        .record_activity_task_heartbeat()
-        .task_token(&task.task_token)
+    let err = heartbeat(&env.client, &task.task_token)
         .send()
         .await
         .unwrap_err();
@@ -98,9 +86,7 @@ async fn heartbeats_reset_the_heartbeat_timeout_which_carries_the_last_details()
     let until = Instant::now() + Duration::from_secs(3);
     let mut n = 0;
     while Instant::now() < until {
-        let out = c
-            .record_activity_task_heartbeat()
-            .task_token(&task.task_token)
+        let out = heartbeat(c, &task.task_token)
             .details(format!("beat {n}"))
             .send()
             .await;
@@ -127,28 +113,13 @@ async fn decision_task_start_to_close_timeout_reschedules_the_decision() {
     let env = Env::start(500).await;
     let c = &env.client;
     setup(c, "d", ["60", "120", "60", "30"]).await;
-    let out = c
-        .start_workflow_execution()
-        .domain("d")
-        .workflow_id("w")
-        .workflow_type(wtype())
-        .task_start_to_close_timeout("1")
-        .send()
-        .await
-        .unwrap();
-    let exec = WorkflowExecution::builder()
-        .workflow_id("w")
-        .run_id(out.run_id.unwrap())
-        .build()
-        .unwrap();
+    let exec = started(start_workflow(c, "d", "w").task_start_to_close_timeout("1")).await;
     let dt = next_decision(c, "d").await;
     let ev = wait_event(c, "d", &exec, EventType::DecisionTaskTimedOut).await;
     let attrs = ev.decision_task_timed_out_event_attributes.unwrap();
     assert_eq!(attrs.timeout_type, DecisionTaskTimeoutType::StartToClose);
     assert_eq!(attrs.started_event_id, dt.started_event_id);
-    let err = c
-        .respond_decision_task_completed()
-        .task_token(&dt.task_token)
+    let err = decision_completed(c, &dt.task_token)
         .send()
         .await
         .unwrap_err();
@@ -170,20 +141,7 @@ async fn workflow_execution_start_to_close_timeout() {
     let env = Env::start(500).await;
     let c = &env.client;
     setup(c, "d", ["60", "120", "60", "30"]).await;
-    let out = c
-        .start_workflow_execution()
-        .domain("d")
-        .workflow_id("w")
-        .workflow_type(wtype())
-        .execution_start_to_close_timeout("1")
-        .send()
-        .await
-        .unwrap();
-    let exec = WorkflowExecution::builder()
-        .workflow_id("w")
-        .run_id(out.run_id.unwrap())
-        .build()
-        .unwrap();
+    let exec = started(start_workflow(c, "d", "w").execution_start_to_close_timeout("1")).await;
     let ev = wait_event(c, "d", &exec, EventType::WorkflowExecutionTimedOut).await;
     assert_eq!(
         ev.workflow_execution_timed_out_event_attributes
@@ -191,14 +149,6 @@ async fn workflow_execution_start_to_close_timeout() {
             .timeout_type,
         WorkflowExecutionTimeoutType::StartToClose
     );
-    let info = c
-        .describe_workflow_execution()
-        .domain("d")
-        .execution(exec)
-        .send()
-        .await
-        .unwrap()
-        .execution_info
-        .unwrap();
+    let info = execution_info(c, "d", &exec).await;
     assert_eq!(info.close_status, Some(CloseStatus::TimedOut));
 }

@@ -94,9 +94,7 @@ async fn lengths_and_ranges() {
     let dt = next_decision(c, "d").await;
     let long_id = "a".repeat(257);
     // A bad decision is refused as a whole, before any is applied.
-    let err = c
-        .respond_decision_task_completed()
-        .task_token(&dt.task_token)
+    let err = decision_completed(c, &dt.task_token)
         .decisions(schedule("ok", "act"))
         .decisions(schedule(&long_id, "act"))
         .send()
@@ -117,9 +115,7 @@ async fn lengths_and_ranges() {
     decide(c, &dt.task_token, vec![schedule("ok", "act")]).await;
     let task = next_activity(c, "d").await;
 
-    let err = c
-        .record_activity_task_heartbeat()
-        .task_token(&task.task_token)
+    let err = heartbeat(c, &task.task_token)
         .details("x".repeat(2049))
         .send()
         .await
@@ -130,67 +126,48 @@ async fn lengths_and_ranges() {
         "{}",
         message(&err)
     );
-    c.record_activity_task_heartbeat()
-        .task_token(&task.task_token)
+    heartbeat(c, &task.task_token)
         .details("x".repeat(2048))
         .send()
         .await
         .unwrap();
     // Lengths count characters, not bytes.
-    c.record_activity_task_heartbeat()
-        .task_token(&task.task_token)
+    heartbeat(c, &task.task_token)
         .details("é".repeat(2048))
         .send()
         .await
         .unwrap();
 
-    let err = c
-        .respond_activity_task_failed()
-        .task_token(&task.task_token)
+    let err = activity_failed(c, &task.task_token)
         .reason("r".repeat(257))
         .send()
         .await
         .unwrap_err();
     assert!(is_validation(&err));
-    let err = c
-        .respond_activity_task_failed()
-        .task_token(&task.task_token)
+    let err = activity_failed(c, &task.task_token)
         .details("d".repeat(32769))
         .send()
         .await
         .unwrap_err();
     assert!(is_validation(&err));
-    let err = c
-        .respond_activity_task_completed()
-        .task_token(&task.task_token)
+    let err = activity_completed(c, &task.task_token)
         .result("r".repeat(32769))
         .send()
         .await
         .unwrap_err();
     assert!(is_validation(&err));
-    let err = c
-        .respond_activity_task_completed()
-        .task_token("t".repeat(1025))
+    let err = activity_completed(c, &"t".repeat(1025))
         .send()
         .await
         .unwrap_err();
     assert!(is_validation(&err));
-    let err = c
-        .poll_for_activity_task()
-        .domain("d")
-        .task_list(tl("x"))
+    let err = poll_activity(c, "d", "x")
         .identity("i".repeat(257))
         .send()
         .await
         .unwrap_err();
     assert!(is_validation(&err));
-    let err = c
-        .register_domain()
-        .name("")
-        .workflow_execution_retention_period_in_days("1")
-        .send()
-        .await
-        .unwrap_err();
+    let err = register_domain(c, "", "1").send().await.unwrap_err();
     assert!(is_validation(&err));
     let err = c
         .register_activity_type()
@@ -201,16 +178,13 @@ async fn lengths_and_ranges() {
         .await
         .unwrap_err();
     assert!(is_validation(&err));
-    let err = c
-        .list_domains()
-        .registration_status(RegistrationStatus::Registered)
+    let err = list_domains(c, RegistrationStatus::Registered)
         .maximum_page_size(1001)
         .send()
         .await
         .unwrap_err();
     assert!(is_validation(&err));
-    c.respond_activity_task_completed()
-        .task_token(&task.task_token)
+    activity_completed(c, &task.task_token)
         .result("r".repeat(32768))
         .send()
         .await
@@ -225,68 +199,32 @@ async fn swf_name_rule_and_durations() {
     for bad in [
         " lead", "trail ", "a:b", "a/b", "a|b", "a\u{1}b", "a\u{7f}b", "a\u{85}b", "arn",
     ] {
-        let err = c
-            .poll_for_activity_task()
-            .domain("d")
-            .task_list(tl(bad))
-            .send()
-            .await
-            .unwrap_err();
+        let err = poll_activity(c, "d", bad).send().await.unwrap_err();
         assert!(is_validation(&err), "task list {bad:?} accepted");
-        let err = c
-            .start_workflow_execution()
-            .domain("d")
-            .workflow_id(bad)
-            .workflow_type(wtype())
-            .send()
-            .await
-            .unwrap_err();
+        let err = start_workflow(c, "d", bad).send().await.unwrap_err();
         assert!(is_validation(&err), "workflowId {bad:?} accepted");
-        let err = c
-            .register_activity_type()
-            .domain("d")
-            .name(bad)
-            .version("1")
-            .send()
-            .await
-            .unwrap_err();
+        let err = register_activity(c, "d", bad).send().await.unwrap_err();
         assert!(is_validation(&err), "type name {bad:?} accepted");
     }
     // Not the name rule: 'arnold' and inner spaces are fine.
-    c.register_activity_type()
-        .domain("d")
-        .name("arnold has spaces")
-        .version("1")
+    register_activity(c, "d", "arnold has spaces")
         .send()
         .await
         .unwrap();
     for bad in ["abc", "-1", "1.5", ""] {
-        let err = c
-            .start_workflow_execution()
-            .domain("d")
-            .workflow_id("w")
-            .workflow_type(wtype())
+        let err = start_workflow(c, "d", "w")
             .task_start_to_close_timeout(bad)
             .send()
             .await
             .unwrap_err();
         assert!(is_validation(&err), "duration {bad:?} accepted");
     }
-    c.start_workflow_execution()
-        .domain("d")
-        .workflow_id("w")
-        .workflow_type(wtype())
+    start_workflow(c, "d", "w")
         .task_start_to_close_timeout("NONE")
         .send()
         .await
         .unwrap();
-    let err = c
-        .register_domain()
-        .name("e")
-        .workflow_execution_retention_period_in_days("ten")
-        .send()
-        .await
-        .unwrap_err();
+    let err = register_domain(c, "e", "ten").send().await.unwrap_err();
     assert!(is_validation(&err));
 }
 
@@ -295,16 +233,9 @@ async fn unknown_and_closed_tokens_are_unknown_resources() {
     let env = Env::start(300).await;
     let c = &env.client;
     setup(c, "d", ["60", "120", "60", "30"]).await;
-    let err = c
-        .record_activity_task_heartbeat()
-        .task_token("no-such-token")
-        .send()
-        .await
-        .unwrap_err();
+    let err = heartbeat(c, "no-such-token").send().await.unwrap_err();
     assert!(err.into_service_error().is_unknown_resource_fault());
-    let err = c
-        .respond_decision_task_completed()
-        .task_token("no-such-token")
+    let err = decision_completed(c, "no-such-token")
         .send()
         .await
         .unwrap_err();
@@ -312,30 +243,22 @@ async fn unknown_and_closed_tokens_are_unknown_resources() {
     start_wf(c, "d", "w").await;
     let dt = next_decision(c, "d").await;
     // A decision token is not an activity token.
-    let err = c
-        .respond_activity_task_completed()
-        .task_token(&dt.task_token)
+    let err = activity_completed(c, &dt.task_token)
         .send()
         .await
         .unwrap_err();
     assert!(err.into_service_error().is_unknown_resource_fault());
     decide(c, &dt.task_token, vec![schedule("a", "act")]).await;
     let task = next_activity(c, "d").await;
-    c.respond_activity_task_failed()
-        .task_token(&task.task_token)
-        .send()
-        .await
-        .unwrap();
+    activity_failed(c, &task.task_token).send().await.unwrap();
     for e in [
-        c.respond_activity_task_failed()
-            .task_token(&task.task_token)
+        activity_failed(c, &task.task_token)
             .send()
             .await
             .unwrap_err()
             .into_service_error()
             .is_unknown_resource_fault(),
-        c.respond_activity_task_canceled()
-            .task_token(&task.task_token)
+        activity_canceled(c, &task.task_token)
             .send()
             .await
             .unwrap_err()

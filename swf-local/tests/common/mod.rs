@@ -10,6 +10,28 @@ use aws_sdk_swf::config::retry::RetryConfig;
 use aws_sdk_swf::config::timeout::TimeoutConfig;
 use aws_sdk_swf::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_swf::error::ProvideErrorMetadata;
+use aws_sdk_swf::operation::delete_activity_type::builders::DeleteActivityTypeFluentBuilder;
+use aws_sdk_swf::operation::deprecate_activity_type::builders::DeprecateActivityTypeFluentBuilder;
+use aws_sdk_swf::operation::deprecate_workflow_type::builders::DeprecateWorkflowTypeFluentBuilder;
+use aws_sdk_swf::operation::describe_activity_type::builders::DescribeActivityTypeFluentBuilder;
+use aws_sdk_swf::operation::describe_workflow_execution::builders::DescribeWorkflowExecutionFluentBuilder;
+use aws_sdk_swf::operation::get_workflow_execution_history::builders::GetWorkflowExecutionHistoryFluentBuilder;
+use aws_sdk_swf::operation::list_domains::builders::ListDomainsFluentBuilder;
+use aws_sdk_swf::operation::poll_for_activity_task::PollForActivityTaskOutput;
+use aws_sdk_swf::operation::poll_for_activity_task::builders::PollForActivityTaskFluentBuilder;
+use aws_sdk_swf::operation::poll_for_decision_task::PollForDecisionTaskOutput;
+use aws_sdk_swf::operation::poll_for_decision_task::builders::PollForDecisionTaskFluentBuilder;
+use aws_sdk_swf::operation::record_activity_task_heartbeat::builders::RecordActivityTaskHeartbeatFluentBuilder;
+use aws_sdk_swf::operation::register_activity_type::builders::RegisterActivityTypeFluentBuilder;
+use aws_sdk_swf::operation::register_domain::builders::RegisterDomainFluentBuilder;
+use aws_sdk_swf::operation::register_workflow_type::builders::RegisterWorkflowTypeFluentBuilder;
+use aws_sdk_swf::operation::respond_activity_task_canceled::builders::RespondActivityTaskCanceledFluentBuilder;
+use aws_sdk_swf::operation::respond_activity_task_completed::builders::RespondActivityTaskCompletedFluentBuilder;
+use aws_sdk_swf::operation::respond_activity_task_failed::builders::RespondActivityTaskFailedFluentBuilder;
+use aws_sdk_swf::operation::respond_decision_task_completed::builders::RespondDecisionTaskCompletedFluentBuilder;
+use aws_sdk_swf::operation::signal_workflow_execution::builders::SignalWorkflowExecutionFluentBuilder;
+use aws_sdk_swf::operation::start_workflow_execution::builders::StartWorkflowExecutionFluentBuilder;
+use aws_sdk_swf::operation::undeprecate_workflow_type::builders::UndeprecateWorkflowTypeFluentBuilder;
 use aws_sdk_swf::types::*;
 use swf_local::{Options, Server, State};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -166,9 +188,10 @@ pub fn atype(name: &str) -> ActivityType {
         .unwrap()
 }
 
-pub fn wtype() -> WorkflowType {
+/// The workflow type `name@1` (`setup` registers `wf@1`).
+pub fn wtype(name: &str) -> WorkflowType {
     WorkflowType::builder()
-        .name("wf")
+        .name(name)
         .version("1")
         .build()
         .unwrap()
@@ -178,19 +201,183 @@ pub fn tl(name: &str) -> TaskList {
     TaskList::builder().name(name).build().unwrap()
 }
 
+// Request builders: each fills in the members its callers always set and is sent by the
+// caller, so a test still sees the SDK's own Result (and can add optional members).
+
+/// RegisterDomain of `name` keeping closed executions `days` days.
+pub fn register_domain(c: &Client, name: &str, days: &str) -> RegisterDomainFluentBuilder {
+    c.register_domain()
+        .name(name)
+        .workflow_execution_retention_period_in_days(days)
+}
+
+/// RegisterWorkflowType of `name@1` in `domain`, without defaults.
+pub fn register_workflow(
+    c: &Client,
+    domain: &str,
+    name: &str,
+) -> RegisterWorkflowTypeFluentBuilder {
+    c.register_workflow_type()
+        .domain(domain)
+        .name(name)
+        .version("1")
+}
+
+/// RegisterActivityType of `name@1` in `domain`, without defaults.
+pub fn register_activity(
+    c: &Client,
+    domain: &str,
+    name: &str,
+) -> RegisterActivityTypeFluentBuilder {
+    c.register_activity_type()
+        .domain(domain)
+        .name(name)
+        .version("1")
+}
+
+/// DescribeActivityType of `name@1`.
+pub fn describe_activity(
+    c: &Client,
+    domain: &str,
+    name: &str,
+) -> DescribeActivityTypeFluentBuilder {
+    c.describe_activity_type()
+        .domain(domain)
+        .activity_type(atype(name))
+}
+
+/// DeprecateActivityType of `name@1`.
+pub fn deprecate_activity(
+    c: &Client,
+    domain: &str,
+    name: &str,
+) -> DeprecateActivityTypeFluentBuilder {
+    c.deprecate_activity_type()
+        .domain(domain)
+        .activity_type(atype(name))
+}
+
+/// DeleteActivityType of `name@1`.
+pub fn delete_activity(c: &Client, domain: &str, name: &str) -> DeleteActivityTypeFluentBuilder {
+    c.delete_activity_type()
+        .domain(domain)
+        .activity_type(atype(name))
+}
+
+/// DeprecateWorkflowType of `name@1`.
+pub fn deprecate_workflow(
+    c: &Client,
+    domain: &str,
+    name: &str,
+) -> DeprecateWorkflowTypeFluentBuilder {
+    c.deprecate_workflow_type()
+        .domain(domain)
+        .workflow_type(wtype(name))
+}
+
+/// UndeprecateWorkflowType of `name@1`.
+pub fn undeprecate_workflow(
+    c: &Client,
+    domain: &str,
+    name: &str,
+) -> UndeprecateWorkflowTypeFluentBuilder {
+    c.undeprecate_workflow_type()
+        .domain(domain)
+        .workflow_type(wtype(name))
+}
+
+/// StartWorkflowExecution of `wf@1` with workflow id `id`, on the type's defaults.
+pub fn start_workflow(c: &Client, domain: &str, id: &str) -> StartWorkflowExecutionFluentBuilder {
+    c.start_workflow_execution()
+        .domain(domain)
+        .workflow_id(id)
+        .workflow_type(wtype("wf"))
+}
+
+/// SignalWorkflowExecution of `signal` to the open run of `id`.
+pub fn signal(
+    c: &Client,
+    domain: &str,
+    id: &str,
+    signal: &str,
+) -> SignalWorkflowExecutionFluentBuilder {
+    c.signal_workflow_execution()
+        .domain(domain)
+        .workflow_id(id)
+        .signal_name(signal)
+}
+
+/// DescribeWorkflowExecution of `exec`.
+pub fn describe_execution(
+    c: &Client,
+    domain: &str,
+    exec: &WorkflowExecution,
+) -> DescribeWorkflowExecutionFluentBuilder {
+    c.describe_workflow_execution()
+        .domain(domain)
+        .execution(exec.clone())
+}
+
+/// GetWorkflowExecutionHistory of `exec`.
+pub fn history_of(
+    c: &Client,
+    domain: &str,
+    exec: &WorkflowExecution,
+) -> GetWorkflowExecutionHistoryFluentBuilder {
+    c.get_workflow_execution_history()
+        .domain(domain)
+        .execution(exec.clone())
+}
+
+/// ListDomains in `status`.
+pub fn list_domains(c: &Client, status: RegistrationStatus) -> ListDomainsFluentBuilder {
+    c.list_domains().registration_status(status)
+}
+
+/// One PollForActivityTask on task list `list` (held up to the poll timeout).
+pub fn poll_activity(c: &Client, domain: &str, list: &str) -> PollForActivityTaskFluentBuilder {
+    c.poll_for_activity_task()
+        .domain(domain)
+        .task_list(tl(list))
+}
+
+/// One PollForDecisionTask on task list `list` (held up to the poll timeout).
+pub fn poll_decision(c: &Client, domain: &str, list: &str) -> PollForDecisionTaskFluentBuilder {
+    c.poll_for_decision_task()
+        .domain(domain)
+        .task_list(tl(list))
+}
+
+/// RespondDecisionTaskCompleted for `token`, with no decisions yet.
+pub fn decision_completed(c: &Client, token: &str) -> RespondDecisionTaskCompletedFluentBuilder {
+    c.respond_decision_task_completed().task_token(token)
+}
+
+/// RespondActivityTaskCompleted for `token`.
+pub fn activity_completed(c: &Client, token: &str) -> RespondActivityTaskCompletedFluentBuilder {
+    c.respond_activity_task_completed().task_token(token)
+}
+
+/// RespondActivityTaskFailed for `token`.
+pub fn activity_failed(c: &Client, token: &str) -> RespondActivityTaskFailedFluentBuilder {
+    c.respond_activity_task_failed().task_token(token)
+}
+
+/// RespondActivityTaskCanceled for `token`.
+pub fn activity_canceled(c: &Client, token: &str) -> RespondActivityTaskCanceledFluentBuilder {
+    c.respond_activity_task_canceled().task_token(token)
+}
+
+/// RecordActivityTaskHeartbeat for `token`.
+pub fn heartbeat(c: &Client, token: &str) -> RecordActivityTaskHeartbeatFluentBuilder {
+    c.record_activity_task_heartbeat().task_token(token)
+}
+
 /// Registers `domain` with a workflow type `wf@1` and an activity type `act@1` that have
 /// every default (timeouts in seconds as given).
 pub async fn setup(c: &Client, domain: &str, activity_timeouts: [&str; 4]) {
-    c.register_domain()
-        .name(domain)
-        .workflow_execution_retention_period_in_days("1")
-        .send()
-        .await
-        .unwrap();
-    c.register_workflow_type()
-        .domain(domain)
-        .name("wf")
-        .version("1")
+    register_domain(c, domain, "1").send().await.unwrap();
+    register_workflow(c, domain, "wf")
         .default_task_list(tl(TL))
         .default_child_policy(ChildPolicy::Terminate)
         .default_execution_start_to_close_timeout("3600")
@@ -198,10 +385,7 @@ pub async fn setup(c: &Client, domain: &str, activity_timeouts: [&str; 4]) {
         .send()
         .await
         .unwrap();
-    c.register_activity_type()
-        .domain(domain)
-        .name("act")
-        .version("1")
+    register_activity(c, domain, "act")
         .default_task_list(tl(ACTIVITY_TL))
         .default_task_schedule_to_start_timeout(activity_timeouts[0])
         .default_task_schedule_to_close_timeout(activity_timeouts[1])
@@ -212,15 +396,10 @@ pub async fn setup(c: &Client, domain: &str, activity_timeouts: [&str; 4]) {
         .unwrap();
 }
 
-pub async fn start_wf(c: &Client, domain: &str, id: &str) -> WorkflowExecution {
-    let out = c
-        .start_workflow_execution()
-        .domain(domain)
-        .workflow_id(id)
-        .workflow_type(wtype())
-        .send()
-        .await
-        .unwrap();
+/// Sends a StartWorkflowExecution and returns the execution (workflow id and run id) it started.
+pub async fn started(req: StartWorkflowExecutionFluentBuilder) -> WorkflowExecution {
+    let id = req.get_workflow_id().clone().expect("a workflow id");
+    let out = req.send().await.unwrap();
     WorkflowExecution::builder()
         .workflow_id(id)
         .run_id(out.run_id.unwrap())
@@ -228,17 +407,39 @@ pub async fn start_wf(c: &Client, domain: &str, id: &str) -> WorkflowExecution {
         .unwrap()
 }
 
-/// Polls decision tasks until one arrives (or panics after 20 s).
-pub async fn next_decision(
+pub async fn start_wf(c: &Client, domain: &str, id: &str) -> WorkflowExecution {
+    started(start_workflow(c, domain, id)).await
+}
+
+/// Starts workflow `id` and answers its first decision task with `decisions`.
+pub async fn start_and_decide(
     c: &Client,
     domain: &str,
-) -> aws_sdk_swf::operation::poll_for_decision_task::PollForDecisionTaskOutput {
+    id: &str,
+    decisions: Vec<Decision>,
+) -> WorkflowExecution {
+    let exec = start_wf(c, domain, id).await;
+    let dt = next_decision(c, domain).await;
+    decide(c, &dt.task_token, decisions).await;
+    exec
+}
+
+/// Activity tasks waiting on `ACTIVITY_TL`, from CountPendingActivityTasks.
+pub async fn pending_activities(c: &Client, domain: &str) -> i32 {
+    c.count_pending_activity_tasks()
+        .domain(domain)
+        .task_list(tl(ACTIVITY_TL))
+        .send()
+        .await
+        .unwrap()
+        .count
+}
+
+/// Polls decision tasks until one arrives (or panics after 20 s).
+pub async fn next_decision(c: &Client, domain: &str) -> PollForDecisionTaskOutput {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let out = c
-            .poll_for_decision_task()
-            .domain(domain)
-            .task_list(tl(TL))
+        let out = poll_decision(c, domain, TL)
             .identity("decider")
             .send()
             .await
@@ -250,16 +451,11 @@ pub async fn next_decision(
     }
 }
 
-pub async fn next_activity(
-    c: &Client,
-    domain: &str,
-) -> aws_sdk_swf::operation::poll_for_activity_task::PollForActivityTaskOutput {
+/// Polls activity tasks on `ACTIVITY_TL` until one arrives (or panics after 20 s).
+pub async fn next_activity(c: &Client, domain: &str) -> PollForActivityTaskOutput {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let out = c
-            .poll_for_activity_task()
-            .domain(domain)
-            .task_list(tl(ACTIVITY_TL))
+        let out = poll_activity(c, domain, ACTIVITY_TL)
             .identity("worker")
             .send()
             .await
@@ -271,28 +467,32 @@ pub async fn next_activity(
     }
 }
 
+/// Completes decision task `token` with `decisions`.
 pub async fn decide(c: &Client, token: &str, decisions: Vec<Decision>) {
-    c.respond_decision_task_completed()
-        .task_token(token)
+    decision_completed(c, token)
         .set_decisions(Some(decisions))
         .send()
         .await
         .unwrap();
 }
 
+/// ScheduleActivityTask of `name@1` as activity `id`, with input `in-{id}`.
 pub fn schedule(id: &str, name: &str) -> Decision {
-    Decision::builder()
-        .decision_type(DecisionType::ScheduleActivityTask)
-        .schedule_activity_task_decision_attributes(
-            ScheduleActivityTaskDecisionAttributes::builder()
-                .activity_type(atype(name))
-                .activity_id(id)
-                .input(format!("in-{id}"))
-                .build()
-                .unwrap(),
-        )
-        .build()
-        .unwrap()
+    schedule_with(
+        ScheduleActivityTaskDecisionAttributes::builder()
+            .activity_type(atype(name))
+            .activity_id(id)
+            .input(format!("in-{id}"))
+            .build()
+            .unwrap(),
+    )
+}
+
+/// ScheduleActivityTask decisions of `act@1`, one per activity id.
+pub fn schedules(ids: impl IntoIterator<Item = impl AsRef<str>>) -> Vec<Decision> {
+    ids.into_iter()
+        .map(|id| schedule(id.as_ref(), "act"))
+        .collect()
 }
 
 pub fn schedule_with(attrs: ScheduleActivityTaskDecisionAttributes) -> Decision {
@@ -328,14 +528,22 @@ pub fn complete_wf(result: &str) -> Decision {
         .unwrap()
 }
 
-pub async fn history(c: &Client, domain: &str, exec: &WorkflowExecution) -> Vec<HistoryEvent> {
-    c.get_workflow_execution_history()
-        .domain(domain)
-        .execution(exec.clone())
+/// The execution info of `exec`, from DescribeWorkflowExecution.
+pub async fn execution_info(
+    c: &Client,
+    domain: &str,
+    exec: &WorkflowExecution,
+) -> WorkflowExecutionInfo {
+    describe_execution(c, domain, exec)
         .send()
         .await
         .unwrap()
-        .events
+        .execution_info
+        .unwrap()
+}
+
+pub async fn history(c: &Client, domain: &str, exec: &WorkflowExecution) -> Vec<HistoryEvent> {
+    history_of(c, domain, exec).send().await.unwrap().events
 }
 
 pub async fn event_types(c: &Client, domain: &str, exec: &WorkflowExecution) -> Vec<String> {
