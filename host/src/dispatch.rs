@@ -14,6 +14,7 @@ use tracing::Instrument;
 
 use crate::activity::{ActivityTask, ActivityType, HeartbeatHandle, Outcome, reason};
 use crate::config::{ActivitySettings, Config};
+use crate::guests::GuestThreads;
 use crate::heartbeat::{HeartbeatPump, ThrottlePolicy, truncate_chars};
 use crate::metrics::{FailedLabels, Metrics, TaskListMetrics};
 use crate::shutdown::Shutdown;
@@ -50,6 +51,8 @@ pub struct Dispatcher {
     pub metrics: Arc<Metrics>,
     pub policy: Arc<ThrottlePolicy>,
     pub shutdown: Shutdown,
+    /// Where guest code runs, apart from the SWF traffic on the main runtime.
+    pub guests: Arc<GuestThreads>,
 }
 
 impl Dispatcher {
@@ -91,11 +94,11 @@ impl Dispatcher {
                 );
                 // A backstop only: the runtime interrupts the guest at `timeout_s` itself.
                 let backstop = Duration::from_secs(settings.timeout_s) + Duration::from_secs(30);
-                let run = runner.run(
+                let run = self.guests.run(runner.run(
                     ActivityTask::clone(&task),
                     settings,
                     Arc::new(pump.handle()),
-                );
+                ));
                 let outcome = tokio::select! {
                     outcome = run => outcome,
                     _ = self.shutdown.aborting() => {
@@ -310,6 +313,7 @@ mod tests {
             config: Arc::new(config),
             metrics: Arc::new(Metrics::new()),
             shutdown: Shutdown::new(),
+            guests: Arc::new(GuestThreads::inline()),
         })
     }
 

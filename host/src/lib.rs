@@ -22,6 +22,7 @@ pub mod cli;
 pub mod config;
 pub mod dev;
 pub mod dispatch;
+pub mod guests;
 pub mod heartbeat;
 pub mod logging;
 pub mod metrics;

@@ -189,6 +189,7 @@ mod tests {
             config: Arc::new(config),
             metrics: Arc::new(Metrics::new()),
             shutdown: Shutdown::new(),
+            guests: Arc::new(crate::guests::GuestThreads::inline()),
         });
         let list = TaskList::new("tl", 2, &d.metrics);
         let tracker = TaskTracker::new();

@@ -18,6 +18,7 @@ use tokio_util::task::TaskTracker;
 use crate::activity::{ActivityTask, ActivityType, HeartbeatHandle, Outcome};
 use crate::config::{ActivitySettings, Config};
 use crate::dispatch::{Activities, Dispatcher, Runner};
+use crate::guests::GuestThreads;
 use crate::heartbeat::ThrottlePolicy;
 use crate::metrics::{Metrics, PluginSource, PluginStatus};
 use crate::poller::{TaskList, run_poller};
@@ -80,6 +81,7 @@ pub async fn run_with(
         config: config.clone(),
         metrics: metrics.clone(),
         shutdown: shutdown.clone(),
+        guests: Arc::new(GuestThreads::per_core()?),
     });
     let tracker = TaskTracker::new();
     let mut pollers = JoinSet::new();

@@ -1,0 +1,330 @@
+//! [`GuestThreads`]: the threads guest code runs on, apart from the SWF traffic.
+//!
+//! Each thread drives a current-thread tokio runtime; there is one per core. A task's run
+//! goes to the first thread that is not executing guest code at that moment, else to the
+//! one with the fewest runs in flight. Short tasks then follow one another on the first
+//! thread, whose caches still hold the code and data of the last instantiation, and runs
+//! that wait (timers, I/O) do not hold a thread; guest code that computes keeps its thread
+//! busy, so the next run goes to the next thread and CPU-heavy tasks use every core. The
+//! aws-sdk requests (polls, answers, heartbeats) stay on the main runtime, so the two
+//! working sets stop evicting each other on every task.
+//!
+//! Measured with the throughput benchmark's echo tasks on 2 cores, 6 interleaved runs each
+//! (BENCHMARKS.md, "Where swasm-Rust's throughput goes"): the worker CPU swasm-Rust spends
+//! per task beyond the native worker's fell from a median 206 µs (guest code on the main
+//! runtime) to 140 µs. Sending each run to the least-loaded thread instead gained nothing
+//! measurable: with two runtimes busy in turn, neither stays warm.
+//!
+//! A run stays cancel-safe: dropping the future [`GuestThreads::run`] returns aborts the
+//! run on its thread, which drops the store and so interrupts the guest, as dropping the
+//! run itself would.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+
+use anyhow::{Context, Result};
+use futures::future::BoxFuture;
+use tokio::sync::oneshot;
+use tokio_util::task::AbortOnDropHandle;
+use tracing::Instrument;
+
+use crate::activity::{Outcome, reason};
+
+/// The guest threads of a worker. Dropping it stops them; runs still on them are dropped.
+pub struct GuestThreads {
+    threads: Vec<GuestThread>,
+}
+
+struct GuestThread {
+    runtime: tokio::runtime::Handle,
+    /// Runs sent to this thread and not finished or dropped yet.
+    in_flight: Arc<AtomicUsize>,
+    /// Non-zero while the thread polls a run (runs guest code or the host calls it makes).
+    busy: Arc<AtomicUsize>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl GuestThreads {
+    /// One guest thread per core.
+    pub fn per_core() -> Result<GuestThreads> {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self::new(n)
+    }
+
+    /// `n` guest threads (at least one).
+    pub fn new(n: usize) -> Result<GuestThreads> {
+        let threads = (0..n.max(1))
+            .map(GuestThread::start)
+            .collect::<Result<_>>()?;
+        Ok(GuestThreads { threads })
+    }
+
+    /// No guest threads: runs stay on the caller's runtime. For tests on paused time,
+    /// whose clock only advances when every task of that one runtime waits.
+    pub fn inline() -> GuestThreads {
+        GuestThreads {
+            threads: Vec::new(),
+        }
+    }
+
+    /// Runs `run` on the guest thread with the fewest runs in flight (the first on ties).
+    /// Dropping the returned future aborts the run. A panic in the run becomes a failed
+    /// outcome instead of a lost task.
+    pub fn run(&self, run: BoxFuture<'static, Outcome>) -> BoxFuture<'static, Outcome> {
+        // The first thread not running guest code right now, else the least loaded.
+        let Some(thread) = self
+            .threads
+            .iter()
+            .find(|t| t.busy.load(Ordering::Relaxed) == 0)
+            .or_else(|| {
+                self.threads
+                    .iter()
+                    .min_by_key(|t| t.in_flight.load(Ordering::Relaxed))
+            })
+        else {
+            return run;
+        };
+        let count = InFlight::enter(&thread.in_flight);
+        // The task's span (ids, type) follows the run, so what the guest's host calls log
+        // is tagged as before.
+        let span = tracing::Span::current();
+        let busy = thread.busy.clone();
+        let handle = AbortOnDropHandle::new(
+            thread.runtime.spawn(
+                async move {
+                    let _count = count;
+                    Busy { run, busy }.await
+                }
+                .instrument(span),
+            ),
+        );
+        Box::pin(async move {
+            match handle.await {
+                Ok(outcome) => outcome,
+                Err(e) if e.is_panic() => Outcome::failed(
+                    reason::TRAP,
+                    format!("the host failed while running the guest (a panic): {e}"),
+                ),
+                Err(e) => Outcome::failed(
+                    reason::SHUTDOWN,
+                    format!("the guest thread stopped before the task finished: {e}"),
+                ),
+            }
+        })
+    }
+
+    /// Runs in flight on each thread, in thread order.
+    pub fn in_flight(&self) -> Vec<usize> {
+        self.threads
+            .iter()
+            .map(|t| t.in_flight.load(Ordering::Relaxed))
+            .collect()
+    }
+}
+
+impl GuestThread {
+    fn start(index: usize) -> Result<GuestThread> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot build a guest thread's runtime")?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(format!("swasm-guest-{index}"))
+            .spawn(move || {
+                // Runs until the owner stops it; then dropping the runtime drops the runs
+                // left on it.
+                let _ = runtime.block_on(stopped);
+            })
+            .context("cannot start a guest thread")?;
+        Ok(GuestThread {
+            runtime: handle,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            busy: Arc::new(AtomicUsize::new(0)),
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for GuestThreads {
+    fn drop(&mut self) {
+        for t in &mut self.threads {
+            if let Some(stop) = t.stop.take() {
+                let _ = stop.send(());
+            }
+        }
+        for t in &mut self.threads {
+            if let Some(thread) = t.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+/// A run that marks its thread busy while it is polled.
+struct Busy {
+    run: BoxFuture<'static, Outcome>,
+    busy: Arc<AtomicUsize>,
+}
+
+impl std::future::Future for Busy {
+    type Output = Outcome;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Outcome> {
+        self.busy.fetch_add(1, Ordering::Relaxed);
+        let poll = self.run.as_mut().poll(cx);
+        self.busy.fetch_sub(1, Ordering::Relaxed);
+        poll
+    }
+}
+
+/// One run counted in a thread's `in_flight` until it finishes or is dropped.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn enter(count: &Arc<AtomicUsize>) -> InFlight {
+        count.fetch_add(1, Ordering::Relaxed);
+        InFlight(count.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+
+    /// Sends on drop: tells a test that a run's future was dropped on its thread.
+    struct DropSignal(Option<oneshot::Sender<()>>);
+
+    impl Drop for DropSignal {
+        fn drop(&mut self) {
+            if let Some(tx) = self.0.take() {
+                let _ = tx.send(());
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_run_answers_on_a_guest_thread() {
+        let guests = GuestThreads::new(2).unwrap();
+        let outcome = guests
+            .run(async { Outcome::Completed(Some(thread_name())) }.boxed())
+            .await;
+        assert_eq!(outcome, Outcome::Completed(Some("swasm-guest-0".into())));
+        assert_eq!(guests.in_flight(), [0, 0]);
+    }
+
+    /// Runs waiting on something (a timer, a host call's I/O) leave their thread free: the
+    /// next run goes to the same first thread, whose caches are warm.
+    #[tokio::test]
+    async fn waiting_runs_leave_the_first_thread_free() {
+        let guests = GuestThreads::new(2).unwrap();
+        let (release, released) = tokio::sync::watch::channel(false);
+        let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let hold = |tag: &'static str| {
+            let mut released = released.clone();
+            let started = started_tx.clone();
+            async move {
+                let _ = started.send(());
+                let _ = released.wait_for(|r| *r).await;
+                Outcome::Completed(Some(format!("{tag} {}", thread_name())))
+            }
+            .boxed()
+        };
+        let a = tokio::spawn(guests.run(hold("a")));
+        started.recv().await.unwrap();
+        let b = tokio::spawn(guests.run(hold("b")));
+        started.recv().await.unwrap();
+        assert_eq!(guests.in_flight(), [2, 0]);
+        release.send(true).unwrap();
+        assert_eq!(completed(a.await.unwrap()), "a swasm-guest-0");
+        assert_eq!(completed(b.await.unwrap()), "b swasm-guest-0");
+        assert_eq!(guests.in_flight(), [0, 0]);
+    }
+
+    /// A run executing on its thread (guest code, which does not yield for up to a tick)
+    /// makes the next run go to the next thread, so CPU-heavy tasks use every core.
+    #[tokio::test]
+    async fn a_busy_thread_sends_the_next_run_to_the_next_thread() {
+        let guests = GuestThreads::new(2).unwrap();
+        let (running_tx, running) = oneshot::channel::<()>();
+        let (finish, finish_rx) = std::sync::mpsc::channel::<()>();
+        // Blocks its thread inside one poll, as guest code between two epoch ticks does.
+        let busy = async move {
+            let _ = running_tx.send(());
+            let _ = finish_rx.recv();
+            Outcome::Completed(Some(format!("busy {}", thread_name())))
+        }
+        .boxed();
+        let a = tokio::spawn(guests.run(busy));
+        running.await.unwrap();
+        let b = guests
+            .run(async { Outcome::Completed(Some(format!("next {}", thread_name()))) }.boxed())
+            .await;
+        assert_eq!(completed(b), "next swasm-guest-1");
+        finish.send(()).unwrap();
+        assert_eq!(completed(a.await.unwrap()), "busy swasm-guest-0");
+    }
+
+    fn thread_name() -> String {
+        std::thread::current().name().unwrap_or("").to_string()
+    }
+
+    fn completed(o: Outcome) -> String {
+        match o {
+            Outcome::Completed(Some(s)) => s,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Dropping the caller's future drops the run on its guest thread (for a guest: its
+    /// store, which interrupts it) and frees the thread's count.
+    #[tokio::test]
+    async fn dropping_the_future_drops_the_run() {
+        let guests = GuestThreads::new(1).unwrap();
+        let (started_tx, started) = oneshot::channel::<()>();
+        let (dropped_tx, dropped) = oneshot::channel::<()>();
+        let run = guests.run(
+            async move {
+                let _signal = DropSignal(Some(dropped_tx));
+                let _ = started_tx.send(());
+                std::future::pending::<Outcome>().await
+            }
+            .boxed(),
+        );
+        let waiting = tokio::spawn(run);
+        started.await.expect("the run started");
+        waiting.abort();
+        dropped.await.expect("the run was dropped on its thread");
+        assert_eq!(guests.in_flight(), [0]);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_run_fails_the_task_instead_of_losing_it() {
+        let guests = GuestThreads::new(1).unwrap();
+        let outcome = guests.run(async { panic!("boom") }.boxed()).await;
+        match outcome {
+            Outcome::Failed { reason: r, details } => {
+                assert_eq!(r, reason::TRAP);
+                assert!(details.unwrap_or_default().contains("panic"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // The thread survives the panic and runs the next task.
+        let next = guests.run(async { Outcome::Completed(None) }.boxed()).await;
+        assert_eq!(next, Outcome::Completed(None));
+    }
+}
