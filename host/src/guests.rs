@@ -1,11 +1,12 @@
 //! [`GuestThreads`]: the threads guest code runs on, apart from the SWF traffic.
 //!
 //! Each thread drives a current-thread tokio runtime; there is one per core. A task's run
-//! goes to the first thread that is not executing guest code at that moment, else to the
+//! goes to the first thread that has no run executing or waiting to start, else to the
 //! one with the fewest runs in flight. Short tasks then follow one another on the first
 //! thread, whose caches still hold the code and data of the last instantiation, and runs
 //! that wait (timers, I/O) do not hold a thread; guest code that computes keeps its thread
-//! busy, so the next run goes to the next thread and CPU-heavy tasks use every core. The
+//! busy, and a burst of new runs counts as work before it starts, so CPU-heavy tasks use
+//! every core. The
 //! aws-sdk requests (polls, answers, heartbeats) stay on the main runtime, so the two
 //! working sets stop evicting each other on every task.
 //!
@@ -73,7 +74,7 @@ impl GuestThreads {
     /// Dropping the returned future aborts the run. A panic in the run becomes a failed
     /// outcome instead of a lost task.
     pub fn run(&self, run: BoxFuture<'static, Outcome>) -> BoxFuture<'static, Outcome> {
-        // The first thread not running guest code right now, else the least loaded.
+        // The first thread with no run executing or about to start, else the least loaded.
         let Some(thread) = self
             .threads
             .iter()
@@ -90,12 +91,12 @@ impl GuestThreads {
         // The task's span (ids, type) follows the run, so what the guest's host calls log
         // is tagged as before.
         let span = tracing::Span::current();
-        let busy = thread.busy.clone();
+        let run = Busy::queued(run, &thread.busy);
         let handle = AbortOnDropHandle::new(
             thread.runtime.spawn(
                 async move {
                     let _count = count;
-                    Busy { run, busy }.await
+                    run.await
                 }
                 .instrument(span),
             ),
@@ -165,10 +166,24 @@ impl Drop for GuestThreads {
     }
 }
 
-/// A run that marks its thread busy while it is polled.
+/// A run that counts as its thread's work while it waits to be polled the first time and
+/// while it is polled: placement then sees a burst of new runs as work, and spreads it.
 struct Busy {
     run: BoxFuture<'static, Outcome>,
     busy: Arc<AtomicUsize>,
+    /// Counted in `busy` now.
+    counted: bool,
+}
+
+impl Busy {
+    fn queued(run: BoxFuture<'static, Outcome>, busy: &Arc<AtomicUsize>) -> Busy {
+        busy.fetch_add(1, Ordering::Relaxed);
+        Busy {
+            run,
+            busy: busy.clone(),
+            counted: true,
+        }
+    }
 }
 
 impl std::future::Future for Busy {
@@ -178,10 +193,21 @@ impl std::future::Future for Busy {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Outcome> {
-        self.busy.fetch_add(1, Ordering::Relaxed);
+        if !self.counted {
+            self.busy.fetch_add(1, Ordering::Relaxed);
+        }
         let poll = self.run.as_mut().poll(cx);
         self.busy.fetch_sub(1, Ordering::Relaxed);
+        self.counted = false;
         poll
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        if self.counted {
+            self.busy.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -246,6 +272,8 @@ mod tests {
         };
         let a = tokio::spawn(guests.run(hold("a")));
         started.recv().await.unwrap();
+        // `a` is waiting once its first poll has returned.
+        until(|| guests.threads[0].busy.load(Ordering::Relaxed) == 0).await;
         let b = tokio::spawn(guests.run(hold("b")));
         started.recv().await.unwrap();
         assert_eq!(guests.in_flight(), [2, 0]);
@@ -279,6 +307,41 @@ mod tests {
         assert_eq!(completed(a.await.unwrap()), "busy swasm-guest-0");
     }
 
+    /// Runs placed back to back, before any of them started, spread over the threads:
+    /// a burst of CPU-heavy tasks must not pile up on the first one.
+    #[tokio::test]
+    async fn a_burst_spreads_before_it_starts() {
+        let guests = GuestThreads::new(2).unwrap();
+        let (finish, finish_rx) = std::sync::mpsc::channel::<()>();
+        let finish_rx = Arc::new(std::sync::Mutex::new(finish_rx));
+        let blocking = |tag: &'static str| {
+            let finish_rx = finish_rx.clone();
+            async move {
+                // Holds its thread, as computing guest code does.
+                let _ = finish_rx.lock().unwrap().recv();
+                Outcome::Completed(Some(format!("{tag} {}", thread_name())))
+            }
+            .boxed()
+        };
+        let a = tokio::spawn(guests.run(blocking("a")));
+        let b = tokio::spawn(guests.run(blocking("b")));
+        assert_eq!(guests.in_flight(), [1, 1]);
+        finish.send(()).unwrap();
+        finish.send(()).unwrap();
+        let mut got = [completed(a.await.unwrap()), completed(b.await.unwrap())];
+        got.sort();
+        assert_eq!(got, ["a swasm-guest-0", "b swasm-guest-1"]);
+    }
+
+    /// Waits (up to 10 s) until `f` holds; what it checks is set by a guest thread.
+    async fn until(f: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !f() {
+            assert!(std::time::Instant::now() < deadline, "timed out");
+            tokio::task::yield_now().await;
+        }
+    }
+
     fn thread_name() -> String {
         std::thread::current().name().unwrap_or("").to_string()
     }
@@ -309,7 +372,8 @@ mod tests {
         started.await.expect("the run started");
         waiting.abort();
         dropped.await.expect("the run was dropped on its thread");
-        assert_eq!(guests.in_flight(), [0]);
+        // The count goes with the rest of the run's state, right after.
+        until(|| guests.in_flight() == [0]).await;
     }
 
     #[tokio::test]
