@@ -230,21 +230,23 @@ impl Registry {
     /// Starts one watcher per plugin dir; a change re-scans that dir once the dir has been
     /// quiet for [`DEBOUNCE`].
     ///
-    /// The watchers block in the kernel (inotify on Linux) and the debounce is a tokio
-    /// timer that exists only while events arrive, so an idle host does not wake up for
-    /// its plugin dirs. Access events (a file or the dir opened, read or closed unwritten)
+    /// The watchers and the debounce thread block in the kernel (inotify on Linux, a
+    /// channel) while nothing changes, so an idle host does not wake up for its plugin
+    /// dirs. Access events (a file or the dir opened, read or closed unwritten)
     /// are ignored: the re-scan itself reads the dir and its files, and reacting to that
     /// would re-scan the dir forever.
     fn watch(self: &Arc<Self>) -> Result<()> {
+        // Watchers -> debounce thread -> re-scan loop.
+        let (changed_tx, changed) = std::sync::mpsc::channel::<String>();
         let (tx, mut rx) = mpsc::unbounded_channel::<String>();
         let mut watchers = self.watchers.lock().expect("watchers lock");
         for list in self.lists.values() {
             let name = list.name.clone();
-            let tx = tx.clone();
+            let changed_tx = changed_tx.clone();
             let mut watcher =
                 notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
                     Ok(event) if changes_dir(&event.kind) => {
-                        let _ = tx.send(name.clone());
+                        let _ = changed_tx.send(name.clone());
                     }
                     Ok(_) => {}
                     Err(error) => tracing::warn!(%error, "plugin dir watcher error"),
@@ -256,6 +258,13 @@ impl Registry {
             watchers.push(Box::new(watcher));
         }
         drop(watchers);
+        // Only the watchers hold senders now: the thread ends with the registry.
+        drop(changed_tx);
+        let debounced = tx.clone();
+        std::thread::Builder::new()
+            .name("swasm-watch".into())
+            .spawn(move || debounce(&changed, &debounced))
+            .context("cannot start the plugin dir debounce thread")?;
         // One more scan of every dir now that the watchers run: it catches changes made
         // between the initial scan and this point, and files that scan found still being
         // written (the loop below keeps rescanning those until they settle).
@@ -267,17 +276,9 @@ impl Registry {
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 let mut names = vec![first];
-                // Wait until no event came for DEBOUNCE: a copy in progress is scanned
-                // once, after its last write, not once per write.
-                loop {
-                    match tokio::time::timeout(DEBOUNCE, rx.recv()).await {
-                        Ok(Some(n)) => {
-                            if !names.contains(&n) {
-                                names.push(n);
-                            }
-                        }
-                        Ok(None) => return,
-                        Err(_quiet) => break,
+                while let Ok(n) = rx.try_recv() {
+                    if !names.contains(&n) {
+                        names.push(n);
                     }
                 }
                 let Some(registry) = weak.upgrade() else {
@@ -668,6 +669,34 @@ async fn load_code(
         RegistryStats::bump(&stats.winch_loads);
     }
     Ok((compiled?, !hit))
+}
+
+/// Forwards the names of changed dirs once no change came for [`DEBOUNCE`], so a copy in
+/// progress is scanned once, after its last write. A thread of its own: blocked in `recv`
+/// it costs nothing while idle, and its timing does not depend on how busy the runtime's
+/// threads are with tasks (a tokio timer there fired up to 10 ms late under load, which
+/// doubled a warm swap).
+fn debounce(changed: &std::sync::mpsc::Receiver<String>, out: &mpsc::UnboundedSender<String>) {
+    use std::sync::mpsc::RecvTimeoutError;
+    while let Ok(first) = changed.recv() {
+        let mut names = vec![first];
+        loop {
+            match changed.recv_timeout(DEBOUNCE) {
+                Ok(n) => {
+                    if !names.contains(&n) {
+                        names.push(n);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+        for name in names {
+            if out.send(name).is_err() {
+                return;
+            }
+        }
+    }
 }
 
 /// Whether a watcher event can change what the dir serves. Access events (open, read,
