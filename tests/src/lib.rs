@@ -99,6 +99,15 @@ where
     }
 }
 
+/// Waits (up to a minute) until the host whose metrics listen at `base`
+/// (`http://127.0.0.1:<port>`) answers `/readyz` with 200.
+pub async fn wait_ready(base: &str) {
+    wait_until("/readyz", Duration::from_secs(60), || async {
+        (http::status(&format!("{base}/readyz")).await.ok()? == 200).then_some(())
+    })
+    .await;
+}
+
 /// A fresh directory under the system temp dir.
 pub fn temp_dir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("swasm-e2e-{tag}-{}", uuid::Uuid::new_v4()));

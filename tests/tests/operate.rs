@@ -102,10 +102,7 @@ async fn metrics_and_status_match_the_history() {
     config.extra = "[defaults]\nheartbeat_interval_s = 1\n".into();
     let _host = Host::start(&config.write(), &["--register"]);
     let base = format!("http://127.0.0.1:{port}");
-    wait_until("/readyz", MINUTE, || async {
-        (http::status(&format!("{base}/readyz")).await.ok()? == 200).then_some(())
-    })
-    .await;
+    wait_ready(&base).await;
 
     let mut acts: Vec<_> = (0..3)
         .map(|i| Activity::new(&format!("e{i}"), "echo@1", "main", Some("x")))
@@ -250,10 +247,7 @@ async fn an_idle_host_sleeps() {
     config.metrics_listen = Some(format!("127.0.0.1:{port}"));
     let host = Host::start(&config.write(), &[]);
     let base = format!("http://127.0.0.1:{port}");
-    wait_until("/readyz", MINUTE, || async {
-        (http::status(&format!("{base}/readyz")).await.ok()? == 200).then_some(())
-    })
-    .await;
+    wait_ready(&base).await;
     // One task first, so guest code has run and the epoch ticker has been woken.
     swf.start(
         "w-idle",
