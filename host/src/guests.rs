@@ -6,9 +6,8 @@
 //! thread, whose caches still hold the code and data of the last instantiation, and runs
 //! that wait (timers, I/O) do not hold a thread; guest code that computes keeps its thread
 //! busy, and a burst of new runs counts as work before it starts, so CPU-heavy tasks use
-//! every core. The
-//! aws-sdk requests (polls, answers, heartbeats) stay on the main runtime, so the two
-//! working sets stop evicting each other on every task.
+//! every core. The aws-sdk requests (polls, answers, heartbeats) stay on the main runtime,
+//! so the two working sets stop evicting each other on every task.
 //!
 //! Measured with the throughput benchmark's echo tasks on 2 cores, 6 interleaved runs each
 //! (BENCHMARKS.md, "Where swasm-Rust's throughput goes"): the worker CPU swasm-Rust spends
@@ -39,12 +38,19 @@ pub struct GuestThreads {
 
 struct GuestThread {
     runtime: tokio::runtime::Handle,
-    /// Runs sent to this thread and not finished or dropped yet.
-    in_flight: Arc<AtomicUsize>,
-    /// Non-zero while the thread polls a run (runs guest code or the host calls it makes).
-    busy: Arc<AtomicUsize>,
+    load: Arc<Load>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// What placement reads of one guest thread.
+#[derive(Default)]
+struct Load {
+    /// Runs sent to this thread and not finished or dropped yet.
+    in_flight: AtomicUsize,
+    /// Runs waiting for their first poll, plus the run being polled (guest code, or the
+    /// host calls it makes): non-zero while the thread has work to do now.
+    busy: AtomicUsize,
 }
 
 impl GuestThreads {
@@ -70,37 +76,28 @@ impl GuestThreads {
         }
     }
 
-    /// Runs `run` on the guest thread with the fewest runs in flight (the first on ties).
-    /// Dropping the returned future aborts the run. A panic in the run becomes a failed
-    /// outcome instead of a lost task.
+    /// Runs `run` on the first guest thread with no work to do now, else on the one with
+    /// the fewest runs in flight; without guest threads, returns `run` itself. Dropping the
+    /// returned future aborts the run. A panic in the run becomes a failed outcome instead
+    /// of a lost task.
     pub fn run(&self, run: BoxFuture<'static, Outcome>) -> BoxFuture<'static, Outcome> {
-        // The first thread with no run executing or about to start, else the least loaded.
         let Some(thread) = self
             .threads
             .iter()
-            .find(|t| t.busy.load(Ordering::Relaxed) == 0)
+            .find(|t| t.load.busy.load(Ordering::Relaxed) == 0)
             .or_else(|| {
                 self.threads
                     .iter()
-                    .min_by_key(|t| t.in_flight.load(Ordering::Relaxed))
+                    .min_by_key(|t| t.load.in_flight.load(Ordering::Relaxed))
             })
         else {
             return run;
         };
-        let count = InFlight::enter(&thread.in_flight);
         // The task's span (ids, type) follows the run, so what the guest's host calls log
         // is tagged as before.
         let span = tracing::Span::current();
-        let run = Busy::queued(run, &thread.busy);
-        let handle = AbortOnDropHandle::new(
-            thread.runtime.spawn(
-                async move {
-                    let _count = count;
-                    run.await
-                }
-                .instrument(span),
-            ),
-        );
+        let run = Placed::new(run, &thread.load).instrument(span);
+        let handle = AbortOnDropHandle::new(thread.runtime.spawn(run));
         Box::pin(async move {
             match handle.await {
                 Ok(outcome) => outcome,
@@ -120,7 +117,7 @@ impl GuestThreads {
     pub fn in_flight(&self) -> Vec<usize> {
         self.threads
             .iter()
-            .map(|t| t.in_flight.load(Ordering::Relaxed))
+            .map(|t| t.load.in_flight.load(Ordering::Relaxed))
             .collect()
     }
 }
@@ -143,8 +140,7 @@ impl GuestThread {
             .context("cannot start a guest thread")?;
         Ok(GuestThread {
             runtime: handle,
-            in_flight: Arc::new(AtomicUsize::new(0)),
-            busy: Arc::new(AtomicUsize::new(0)),
+            load: Arc::default(),
             stop: Some(stop),
             thread: Some(thread),
         })
@@ -166,64 +162,51 @@ impl Drop for GuestThreads {
     }
 }
 
-/// A run that counts as its thread's work while it waits to be polled the first time and
-/// while it is polled: placement then sees a burst of new runs as work, and spreads it.
-struct Busy {
+/// A run placed on a thread, counted in its [`Load`]: in `in_flight` until it finishes or
+/// is dropped, and in `busy` while it waits for its first poll (so placement sees a burst
+/// of new runs as work, and spreads it) and while it is polled.
+struct Placed {
     run: BoxFuture<'static, Outcome>,
-    busy: Arc<AtomicUsize>,
-    /// Counted in `busy` now.
-    counted: bool,
+    load: Arc<Load>,
+    /// Counted in `load.busy` now.
+    busy: bool,
 }
 
-impl Busy {
-    fn queued(run: BoxFuture<'static, Outcome>, busy: &Arc<AtomicUsize>) -> Busy {
-        busy.fetch_add(1, Ordering::Relaxed);
-        Busy {
+impl Placed {
+    fn new(run: BoxFuture<'static, Outcome>, load: &Arc<Load>) -> Placed {
+        load.in_flight.fetch_add(1, Ordering::Relaxed);
+        load.busy.fetch_add(1, Ordering::Relaxed);
+        Placed {
             run,
-            busy: busy.clone(),
-            counted: true,
+            load: load.clone(),
+            busy: true,
         }
     }
 }
 
-impl std::future::Future for Busy {
+impl std::future::Future for Placed {
     type Output = Outcome;
 
     fn poll(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Outcome> {
-        if !self.counted {
-            self.busy.fetch_add(1, Ordering::Relaxed);
+        if !self.busy {
+            self.load.busy.fetch_add(1, Ordering::Relaxed);
         }
         let poll = self.run.as_mut().poll(cx);
-        self.busy.fetch_sub(1, Ordering::Relaxed);
-        self.counted = false;
+        self.load.busy.fetch_sub(1, Ordering::Relaxed);
+        self.busy = false;
         poll
     }
 }
 
-impl Drop for Busy {
+impl Drop for Placed {
     fn drop(&mut self) {
-        if self.counted {
-            self.busy.fetch_sub(1, Ordering::Relaxed);
+        if self.busy {
+            self.load.busy.fetch_sub(1, Ordering::Relaxed);
         }
-    }
-}
-
-/// One run counted in a thread's `in_flight` until it finishes or is dropped.
-struct InFlight(Arc<AtomicUsize>);
-
-impl InFlight {
-    fn enter(count: &Arc<AtomicUsize>) -> InFlight {
-        count.fetch_add(1, Ordering::Relaxed);
-        InFlight(count.clone())
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.load.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -273,7 +256,7 @@ mod tests {
         let a = tokio::spawn(guests.run(hold("a")));
         started.recv().await.unwrap();
         // `a` is waiting once its first poll has returned.
-        until(|| guests.threads[0].busy.load(Ordering::Relaxed) == 0).await;
+        until(|| guests.threads[0].load.busy.load(Ordering::Relaxed) == 0).await;
         let b = tokio::spawn(guests.run(hold("b")));
         started.recv().await.unwrap();
         assert_eq!(guests.in_flight(), [2, 0]);

@@ -134,13 +134,6 @@ pub(crate) struct Tier {
 }
 
 impl Tier {
-    /// The epoch clock every store of this tier keeps awake.
-    pub(crate) fn clock(&self) -> Arc<Clock> {
-        self.ticker.clock.clone()
-    }
-}
-
-impl Tier {
     fn new(options: &RuntimeOptions, compiler: Compiler) -> Result<Tier> {
         let engine = Engine::new(&engine_config(options, compiler, true)?)
             .map_err(anyhow::Error::from)
@@ -168,6 +161,11 @@ impl Tier {
             compat_key,
             ticker,
         })
+    }
+
+    /// The epoch clock every store of this tier keeps awake.
+    pub(crate) fn clock(&self) -> Arc<Clock> {
+        self.ticker.clock.clone()
     }
 }
 
