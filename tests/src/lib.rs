@@ -256,6 +256,14 @@ impl HostConfig {
         }
     }
 
+    /// Serves `[metrics]` on a free loopback port; returns its base URL
+    /// (`http://127.0.0.1:<port>`).
+    pub fn serve_metrics(&mut self) -> String {
+        let port = free_port();
+        self.metrics_listen = Some(format!("127.0.0.1:{port}"));
+        format!("http://127.0.0.1:{port}")
+    }
+
     /// Writes the config and copies the plugins; returns the config path.
     pub fn write(&self) -> PathBuf {
         let mut toml = format!(

@@ -53,15 +53,14 @@ async fn assert_no_timeouts(swf: &Swf, workflow_id: &str) {
 async fn endpoint_down_at_start() {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let metrics_port = free_port();
     let mut config = HostConfig::new(
         &url,
         "down",
         vec![TaskListSpec::new("main", &["echo@1.wasm"])],
     );
-    config.metrics_listen = Some(format!("127.0.0.1:{metrics_port}"));
+    let metrics = config.serve_metrics();
     let host = Host::start(&config.write(), &[]);
-    let readyz = format!("http://127.0.0.1:{metrics_port}/readyz");
+    let readyz = format!("{metrics}/readyz");
     // Up (healthz answers) but not ready while nothing listens on the endpoint.
     wait_until("the metrics server", MINUTE, || async {
         http::status(&readyz).await.ok()
@@ -69,9 +68,7 @@ async fn endpoint_down_at_start() {
     .await;
     assert_eq!(http::status(&readyz).await.unwrap(), 503);
     assert_eq!(
-        http::status(&format!("http://127.0.0.1:{metrics_port}/healthz"))
-            .await
-            .unwrap(),
+        http::status(&format!("{metrics}/healthz")).await.unwrap(),
         200
     );
     assert!(

@@ -291,7 +291,6 @@ async fn restart_with_a_warm_cache_does_not_compile() {
         .await
         .unwrap();
     let _decider = Decider::start(&swf);
-    let metrics_port = free_port();
     let mut config = HostConfig::new(
         &swf_local.url,
         "warm",
@@ -301,9 +300,8 @@ async fn restart_with_a_warm_cache_does_not_compile() {
         )],
     );
     config.cache_dir = Some(temp_dir("cache"));
-    config.metrics_listen = Some(format!("127.0.0.1:{metrics_port}"));
+    let metrics_url = format!("{}/metrics", config.serve_metrics());
     let path = config.write();
-    let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
 
     for (round, (compiles, hits)) in [(2.0, 0.0), (0.0, 2.0)].into_iter().enumerate() {
         let mut host = Host::start(&path, &[]);
@@ -349,15 +347,13 @@ async fn bad_files_are_rejected_while_the_old_version_serves() {
     let swf = Swf::new(&swf_local.url, "bad").await;
     swf.setup(&[("echo@1", None)]).await.unwrap();
     let _decider = Decider::start(&swf);
-    let metrics_port = free_port();
     let mut config = HostConfig::new(
         &swf_local.url,
         "bad",
         vec![TaskListSpec::new("main", &["echo@1.wasm"])],
     );
-    config.metrics_listen = Some(format!("127.0.0.1:{metrics_port}"));
+    let metrics_url = format!("{}/metrics", config.serve_metrics());
     let host = Host::start(&config.write(), &[]);
-    let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
     let dir = plugin_dir(&config, "main");
     let echo = read("echo@1.wasm");
     // Serving first: a file changed before the host watches its dir is not what this tests.

@@ -88,7 +88,6 @@ async fn metrics_and_status_match_the_history() {
     let swf = Swf::new(&swf_local.url, "metrics").await;
     swf.setup(&[("countdown@1", None)]).await.unwrap();
     let _decider = Decider::start(&swf);
-    let port = free_port();
     let mut config = HostConfig::new(
         &swf_local.url,
         "metrics",
@@ -97,11 +96,10 @@ async fn metrics_and_status_match_the_history() {
             &["echo@1.wasm", "validate@1.wasm", "countdown@1.wasm"],
         )],
     );
-    config.metrics_listen = Some(format!("127.0.0.1:{port}"));
+    let base = config.serve_metrics();
     config.register_domain = false;
     config.extra = "[defaults]\nheartbeat_interval_s = 1\n".into();
     let _host = Host::start(&config.write(), &["--register"]);
-    let base = format!("http://127.0.0.1:{port}");
     wait_ready(&base).await;
 
     let mut acts: Vec<_> = (0..3)
@@ -238,15 +236,13 @@ async fn an_idle_host_sleeps() {
     let swf = Swf::new(&swf_local.url, "idle").await;
     swf.setup(&[("echo@1", None)]).await.unwrap();
     let _decider = Decider::start(&swf);
-    let port = free_port();
     let mut config = HostConfig::new(
         &swf_local.url,
         "idle",
         vec![TaskListSpec::new("main", &["echo@1.wasm"])],
     );
-    config.metrics_listen = Some(format!("127.0.0.1:{port}"));
+    let base = config.serve_metrics();
     let host = Host::start(&config.write(), &[]);
-    let base = format!("http://127.0.0.1:{port}");
     wait_ready(&base).await;
     // One task first, so guest code has run and the epoch ticker has been woken.
     swf.start(
