@@ -208,6 +208,7 @@ def table(records, crit):
             out.append(f"| {title} | – | – | – | – | | not run | no output file |")
             continue
         ours = next((v for i, v, u, _ in rows if i == "swf-local" and u == "pairs/s"), None)
+        warm = next((v for i, v, u, _ in rows if i.endswith("rust_echo_lookup_instantiate_run")), None)
         for ident, value, unit, detail in rows:
             goal = ""
             ratio = ""
@@ -216,7 +217,6 @@ def table(records, crit):
             ):
                 goal = "≤ 20 µs per task"
                 ratio = f"{value / 20:.2f}× goal, " + ("**meets goal**" if value <= 20 else "**misses goal**")
-            warm = next((v for i, v, u, _ in rows if i.endswith("rust_echo_lookup_instantiate_run")), None)
             if title == "dispatch" and "evict" in ident and warm:
                 ratio = f"{value / warm:.1f}× with warm caches (row above)"
             if ident.startswith("swf-local") and unit == "pairs/s":

@@ -79,14 +79,14 @@ fn per_task(c: &mut Criterion) {
     let s = settings();
     let hb: swasm::activity::HeartbeatHandle = Arc::new(NoHeartbeat);
     let mut g = c.benchmark_group("task");
-    g.bench_function("rust_echo_lookup_instantiate_run", |b| {
-        b.iter(|| {
-            let p = reg.lookup("bench", &ty).unwrap();
-            let o = rt.block_on(p.run(task(&ty), &s, hb.clone()));
-            assert!(matches!(o, Outcome::Completed(_)));
-            black_box(o)
-        })
-    });
+    // One task, as the worker runs it: lookup, fresh store and instance, run, result.
+    let echo = || {
+        let p = reg.lookup("bench", &ty).unwrap();
+        let o = rt.block_on(p.run(task(&ty), &s, hb.clone()));
+        assert!(matches!(o, Outcome::Completed(_)));
+        black_box(o)
+    };
+    g.bench_function("rust_echo_lookup_instantiate_run", |b| b.iter(echo));
     // What a worker sees: between two tasks its SWF traffic (signing, JSON, HTTP) runs
     // through the same core's caches. Writing 8 MB between tasks (not timed) evicts the
     // instantiation's code and data from L1 and L2, as that traffic does.
@@ -98,12 +98,7 @@ fn per_task(c: &mut Criterion) {
                     junk[i] = junk[i].wrapping_add(1);
                 }
             },
-            |()| {
-                let p = reg.lookup("bench", &ty).unwrap();
-                let o = rt.block_on(p.run(task(&ty), &s, hb.clone()));
-                assert!(matches!(o, Outcome::Completed(_)));
-                black_box(o)
-            },
+            |()| echo(),
             criterion::BatchSize::PerIteration,
         )
     });
