@@ -452,3 +452,61 @@ async fn bad_files_are_rejected_while_the_old_version_serves() {
     }
     assert_eq!(plugin_counter(&metrics_url, "swaps").await, Some(0.0));
 }
+
+/// A plugin copied into the live dir slowly, in place (no temp file, no rename: what `cp`
+/// over a network mount does), with pauses longer than the watcher's debounce between its
+/// chunks: scans that see a part of the file do not reject it, and once the writer closes
+/// the file the new version serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_copy_in_place_is_loaded_once_complete() {
+    use std::io::Write;
+
+    let swf_local = LocalSwf::start();
+    let swf = Swf::new(&swf_local.url, "slow").await;
+    swf.setup(&[("echo@1", None), ("echo@2", None)])
+        .await
+        .unwrap();
+    let _decider = Decider::start(&swf);
+    let mut config = HostConfig::new(
+        &swf_local.url,
+        "slow",
+        vec![TaskListSpec::new("main", &["echo@1.wasm"])],
+    );
+    let metrics_url = format!("{}/metrics", config.serve_metrics());
+    let host = Host::start(&config.write(), &[]);
+    swf.start(
+        "w-slow-first",
+        &[Activity::new("e", "echo@1", "main", Some("first"))],
+        false,
+    )
+    .await
+    .unwrap();
+    swf.wait_closed("w-slow-first", 1, MINUTE).await;
+
+    let bytes = read("echo-b.wasm");
+    let mut file = std::fs::File::create(plugin_dir(&config, "main").join("echo@2.wasm")).unwrap();
+    for chunk in bytes.chunks(bytes.len().div_ceil(4)) {
+        file.write_all(chunk).unwrap();
+        file.sync_data().unwrap();
+        // The slow writer, not synchronisation: each pause lets the debounce expire.
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    drop(file);
+    wait_log(&host, &["plugin loaded", "echo@2"], 1).await;
+
+    swf.start(
+        "w-slow",
+        &[Activity::new("e", "echo@2", "main", Some("whole"))],
+        false,
+    )
+    .await
+    .unwrap();
+    let closed = swf.wait_closed("w-slow", 1, MINUTE).await;
+    assert_eq!(closed["e"], vec![Closed::Completed(Some("B:whole".into()))]);
+    assert_eq!(
+        plugin_counter(&metrics_url, "rejects").await,
+        Some(0.0),
+        "a part of the file was rejected:\n{}",
+        host.logs()
+    );
+}

@@ -50,9 +50,9 @@ use crate::config::Config;
 use crate::runtime::{Compiled, Compiler, LoadError, Plugin, Runtime};
 use scan::{Stamp, Verdict};
 
-/// How long a directory must be quiet before it is re-scanned. Short, because it is most of
-/// a warm swap's latency; a file still being written when the scan comes is not lost but
-/// looked at again once it settles (see `SETTLE`).
+/// How long a directory must be quiet before it is re-scanned, unless a file was just
+/// renamed into it or closed after writing (see [`Change`]). A file still being written when
+/// the scan comes is not lost but looked at again once it settles (see `SETTLE`).
 const DEBOUNCE: Duration = Duration::from_millis(10);
 /// A file that fails to load and was modified less than this long ago is probably still
 /// being written: it is looked at again later instead of being rejected.
@@ -228,7 +228,8 @@ impl Registry {
     }
 
     /// Starts one watcher per plugin dir; a change re-scans that dir once the dir has been
-    /// quiet for [`DEBOUNCE`].
+    /// quiet for [`DEBOUNCE`], or at once when the change completes a file (a rename into
+    /// the dir, a writer closing the file).
     ///
     /// The watchers and the debounce thread block in the kernel (inotify on Linux, a
     /// channel) while nothing changes, so an idle host does not wake up for its plugin
@@ -237,7 +238,7 @@ impl Registry {
     /// would re-scan the dir forever.
     fn watch(self: &Arc<Self>) -> Result<()> {
         // Watchers -> debounce thread -> re-scan loop.
-        let (changed_tx, changed) = std::sync::mpsc::channel::<String>();
+        let (changed_tx, changed) = std::sync::mpsc::channel::<(String, Change)>();
         let (tx, mut rx) = mpsc::unbounded_channel::<String>();
         let mut watchers = self.watchers.lock().expect("watchers lock");
         for list in self.lists.values() {
@@ -245,10 +246,11 @@ impl Registry {
             let changed_tx = changed_tx.clone();
             let mut watcher =
                 notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
-                    Ok(event) if changes_dir(&event.kind) => {
-                        let _ = changed_tx.send(name.clone());
+                    Ok(event) => {
+                        if let Some(change) = Change::of(&event.kind) {
+                            let _ = changed_tx.send((name.clone(), change));
+                        }
                     }
-                    Ok(_) => {}
                     Err(error) => tracing::warn!(%error, "plugin dir watcher error"),
                 })
                 .context("cannot start the plugin dir watcher")?;
@@ -671,21 +673,53 @@ async fn load_code(
     Ok((compiled?, !hit))
 }
 
+/// What a watcher event means for the dir's re-scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// Something may still be on its way (a file created or written to, removed, its
+    /// metadata changed): wait until the dir is quiet for [`DEBOUNCE`].
+    Pending,
+    /// A file is complete now: renamed into the dir (the atomic way to swap a plugin) or
+    /// closed by a writer. Scanning at once takes the debounce wait out of a swap.
+    Complete,
+}
+
+impl Change {
+    /// `None` for events that cannot change what the dir serves: opening, reading or
+    /// closing a file unwritten. The registry's own scans cause those.
+    fn of(kind: &EventKind) -> Option<Change> {
+        use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+        match kind {
+            EventKind::Access(AccessKind::Close(AccessMode::Write))
+            | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both)) => {
+                Some(Change::Complete)
+            }
+            EventKind::Access(_) => None,
+            _ => Some(Change::Pending),
+        }
+    }
+}
+
 /// Forwards the names of changed dirs once no change came for [`DEBOUNCE`], so a copy in
-/// progress is scanned once, after its last write. A thread of its own: blocked in `recv`
-/// it costs nothing while idle, and its timing does not depend on how busy the runtime's
-/// threads are with tasks (a tokio timer there fired up to 10 ms late under load, which
-/// doubled a warm swap).
-fn debounce(changed: &std::sync::mpsc::Receiver<String>, out: &mpsc::UnboundedSender<String>) {
+/// progress is scanned once, after its last write; a [`Change::Complete`] forwards what has
+/// gathered at once. A thread of its own: blocked in `recv` it costs nothing while idle,
+/// and its timing does not depend on how busy the runtime's threads are with tasks (a tokio
+/// timer there fired up to 10 ms late under load, which doubled a warm swap).
+fn debounce(
+    changed: &std::sync::mpsc::Receiver<(String, Change)>,
+    out: &mpsc::UnboundedSender<String>,
+) {
     use std::sync::mpsc::RecvTimeoutError;
-    while let Ok(first) = changed.recv() {
+    while let Ok((first, change)) = changed.recv() {
         let mut names = vec![first];
-        loop {
+        let mut complete = change == Change::Complete;
+        while !complete {
             match changed.recv_timeout(DEBOUNCE) {
-                Ok(n) => {
+                Ok((n, change)) => {
                     if !names.contains(&n) {
                         names.push(n);
                     }
+                    complete = change == Change::Complete;
                 }
                 Err(RecvTimeoutError::Timeout) => break,
                 Err(RecvTimeoutError::Disconnected) => return,
@@ -697,10 +731,4 @@ fn debounce(changed: &std::sync::mpsc::Receiver<String>, out: &mpsc::UnboundedSe
             }
         }
     }
-}
-
-/// Whether a watcher event can change what the dir serves. Access events (open, read,
-/// close without writing) cannot, and the registry's own scans cause them.
-fn changes_dir(kind: &EventKind) -> bool {
-    !matches!(kind, EventKind::Access(_))
 }
