@@ -388,6 +388,13 @@ async fn bad_files_are_rejected_while_the_old_version_serves() {
             "not built for world swasm:activity/plugin",
             b"\0asm\x0d\0\x01\0".to_vec(),
         ),
+        // Exports swasm:activity/activity@0.1.0, but its `run` takes and returns a string.
+        (
+            "the wrong `run` signature",
+            "echo@1.wasm",
+            "does not have the signature of the host's wit/world.wit",
+            read("wrongsig@1.wasm"),
+        ),
         (
             "truncated",
             "echo@1.wasm",

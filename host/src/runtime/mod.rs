@@ -6,7 +6,8 @@
 //! - `engine`: [`Runtime`]: engine configuration (pooling allocator, epoch interruption),
 //!   the epoch ticker thread, the linker (WASI p2 + wasi:http + `swasm:activity/host`).
 //! - `validate`: turns bytes into a component for `swasm:activity/plugin`, with errors that
-//!   say what is wrong (not wasm, core module, wrong world, truncated, extra imports).
+//!   say what is wrong (not wasm, core module, wrong world, truncated, extra imports, a `run`
+//!   of another signature, found by instantiating it once when it loads).
 //! - `sandbox`: the per-task `Store` data: `WasiCtx` with nothing granted but what the
 //!   settings grant, the wasi:http gate, the memory limiter.
 //! - `guest_log`: guest stdout/stderr as `tracing` lines tagged with the task.

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::bindings::PluginPre;
+use wasmtime::component::{ComponentExportIndex, InstancePre, TypedFunc};
+
 use super::bindings::swasm::activity::types as wit;
 use super::engine::{Clock, Compiler};
 use super::sandbox::{self, DeadlineExceeded, StoreState, truncate_chars};
@@ -28,7 +29,10 @@ pub struct Plugin {
     /// Which compiler made the code it runs (Winch until a background upgrade swaps in
     /// Cranelift code, for big components).
     pub compiler: Compiler,
-    pub(crate) pre: PluginPre<StoreState>,
+    pub(crate) pre: InstancePre<StoreState>,
+    /// The `run` export, whose type was checked when the code was loaded
+    /// (`Runtime::check_run`).
+    pub(crate) run: ComponentExportIndex,
     /// Kept awake by each task's store, so the epoch ticks while guest code runs.
     pub(crate) clock: Arc<Clock>,
 }
@@ -44,6 +48,11 @@ impl std::fmt::Debug for Plugin {
             .finish_non_exhaustive()
     }
 }
+
+/// The parameters of the `run` export, as the host's bindings type them.
+pub(crate) type RunParams<'a> = (&'a wit::ActivityTask,);
+/// The results of the `run` export, as the host's bindings type them.
+pub(crate) type RunResults = (Result<Option<String>, wit::ActivityError>,);
 
 /// Where a run failed, to tell instantiation failures from traps.
 enum RunError {
@@ -83,11 +92,19 @@ impl Plugin {
                     .instantiate_async(&mut store)
                     .await
                     .map_err(RunError::Instantiate)?;
-                instance
-                    .swasm_activity_activity()
-                    .call_run(&mut store, &wit_task)
+                let func = instance.get_func(&mut store, self.run).ok_or_else(|| {
+                    RunError::Instantiate(wasmtime::format_err!("the instance has no `run`"))
+                })?;
+                // SAFETY: `Runtime::check_run` type-checked `run` as `RunParams ->
+                // RunResults` on an instance of this same component when it was loaded, and
+                // a component's types are the same in each of its instances. (bindgen checks
+                // it again for each instance; skipping that is about 5% of a Rust task.)
+                let run = unsafe { TypedFunc::<RunParams<'_>, RunResults>::new_unchecked(func) };
+                let (result,) = run
+                    .call_async(&mut store, (&wit_task,))
                     .await
-                    .map_err(RunError::Call)
+                    .map_err(RunError::Call)?;
+                Ok(result)
             };
             // The epoch callback interrupts running guest code at the deadline; this
             // backstop also ends a guest that waits in a host call (e.g. a long sleep).

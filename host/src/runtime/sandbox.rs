@@ -96,27 +96,54 @@ pub(crate) fn new_store(
             .map_err(anyhow::Error::from)
             .with_context(|| format!("cannot open granted dir {}", grant.host.display()))?;
     }
-    // No network: every socket address is refused and names are not resolved.
-    b.socket_addr_check(|_, _| Box::pin(async { false }));
-    b.allow_ip_name_lookup(false);
-    b.allow_tcp(false);
-    b.allow_udp(false);
     let state = StoreState {
-        wasi: b.build(),
+        wasi: no_network(b).build(),
         table: ResourceTable::new(),
         http: WasiHttpCtx::new(),
         gate: HttpGate {
             allowed: settings.allowed_hosts.clone(),
         },
-        limits: GuestLimits {
-            memory_bytes: usize::try_from(settings.memory_mb.saturating_mul(1 << 20))
-                .unwrap_or(usize::MAX),
-            denied: None,
-        },
+        limits: GuestLimits::new(settings.memory_mb),
         heartbeat,
         _awake: awake,
     };
-    let mut store = Store::new(engine, state);
+    Ok(with_deadline(Store::new(engine, state), deadline))
+}
+
+/// A store that grants nothing (no env, files, HTTP; stdout and stderr discarded), for
+/// instantiating a component once when it is loaded, with `memory_mb` of memory and
+/// `timeout` of time.
+pub(crate) fn load_check_store(
+    engine: &Engine,
+    awake: Awake,
+    memory_mb: u64,
+    timeout: std::time::Duration,
+) -> Store<StoreState> {
+    let state = StoreState {
+        wasi: no_network(WasiCtxBuilder::new()).build(),
+        table: ResourceTable::new(),
+        http: WasiHttpCtx::new(),
+        gate: HttpGate {
+            allowed: Vec::new(),
+        },
+        limits: GuestLimits::new(memory_mb),
+        heartbeat: Arc::new(crate::activity::NoHeartbeat),
+        _awake: awake,
+    };
+    with_deadline(Store::new(engine, state), Instant::now() + timeout)
+}
+
+/// No network: every socket address is refused and names are not resolved.
+fn no_network(mut b: WasiCtxBuilder) -> WasiCtxBuilder {
+    b.socket_addr_check(|_, _| Box::pin(async { false }));
+    b.allow_ip_name_lookup(false);
+    b.allow_tcp(false);
+    b.allow_udp(false);
+    b
+}
+
+/// Caps the store's memory and interrupts its guest code at `deadline`.
+fn with_deadline(mut store: Store<StoreState>, deadline: Instant) -> Store<StoreState> {
     store.limiter(|s| &mut s.limits);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
@@ -126,7 +153,7 @@ pub(crate) fn new_store(
             Ok(UpdateDeadline::Yield(1))
         }
     });
-    Ok(store)
+    store
 }
 
 /// Memory limit of one store; remembers a denial so a resulting trap can be reported as
@@ -134,6 +161,15 @@ pub(crate) fn new_store(
 pub(crate) struct GuestLimits {
     memory_bytes: usize,
     pub(crate) denied: Option<String>,
+}
+
+impl GuestLimits {
+    fn new(memory_mb: u64) -> GuestLimits {
+        GuestLimits {
+            memory_bytes: usize::try_from(memory_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
+            denied: None,
+        }
+    }
 }
 
 impl ResourceLimiter for GuestLimits {

@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::Context;
-use wasmtime::component::Component;
+use wasmtime::component::{Component, ComponentExportIndex};
 
 use super::ACTIVITY_EXPORT;
 use super::bindings::PluginPre;
 use super::engine::{Clock, Compiler, Runtime, Tier};
-use super::plugin::Plugin;
+use super::plugin::{Plugin, RunParams, RunResults};
+use super::sandbox;
 use crate::activity::ActivityType;
 
 /// Why bytes cannot be served as a plugin. Callers branch on it only to count rejects; the
@@ -36,6 +37,12 @@ pub enum LoadError {
     UnsupportedImports(Vec<String>),
     #[error("cannot link against the host: {0}")]
     Link(String),
+    #[error(
+        "`run` of `{ACTIVITY_EXPORT}` does not have the signature of the host's wit/world.wit (built against another copy of the WIT?): {0}"
+    )]
+    WrongSignature(String),
+    #[error("cannot be instantiated, so no task could run it: {0}")]
+    Instantiate(String),
 }
 
 /// What a component imports and exports, by name.
@@ -51,12 +58,19 @@ pub struct ComponentInfo {
 pub struct Compiled {
     pub(crate) component: Component,
     pre: PluginPre<super::sandbox::StoreState>,
+    /// The `run` export, type-checked against the bindings when the code was loaded.
+    run: ComponentExportIndex,
     /// The epoch ticker of the engine the code belongs to.
     clock: Arc<Clock>,
     /// Which compiler made the code (and so which engine it runs on).
     pub compiler: Compiler,
     pub info: ComponentInfo,
 }
+
+/// How long instantiating a component may take when it is loaded (see
+/// [`Runtime::check_run`]); instantiating runs no guest code unless a core module has a
+/// start function.
+const LOAD_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Interfaces the linker provides (WASI 0.2.x, wasi:http 0.2.x, and the swasm host), by
 /// `namespace:package/interface` without version.
@@ -228,13 +242,51 @@ impl Runtime {
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Link(format!("{e:#}")))?;
         let pre = PluginPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        let run = self.check_run(tier, &pre)?;
         Ok(Compiled {
             component,
             pre,
+            run,
             clock: tier.clock(),
             compiler: tier.compiler,
             info: ComponentInfo { imports, exports },
         })
+    }
+
+    /// Instantiates the component once, in a store that grants nothing, and checks the type
+    /// of its `run` export against the host's bindings. A component built against another
+    /// copy of the WIT is rejected here, so the version serving before it keeps serving,
+    /// and tasks call `run` without checking its type again: every instance of one
+    /// component has the same types.
+    ///
+    /// Instantiating runs no guest function except core start functions, which are bounded
+    /// by [`LOAD_CHECK_TIMEOUT`] and the largest `memory_mb`. It takes a pool slot of the
+    /// margin [`RuntimeOptions::max_instances`](super::RuntimeOptions) keeps beyond the
+    /// task slots.
+    fn check_run(
+        &self,
+        tier: &Tier,
+        pre: &PluginPre<sandbox::StoreState>,
+    ) -> Result<ComponentExportIndex, LoadError> {
+        let component = pre.instance_pre().component();
+        let run = component
+            .get_export_index(None, ACTIVITY_EXPORT)
+            .and_then(|iface| component.get_export_index(Some(&iface), "run"))
+            .ok_or_else(|| LoadError::Link(format!("`{ACTIVITY_EXPORT}` has no `run`")))?;
+        let mut store = sandbox::load_check_store(
+            &tier.engine,
+            tier.clock().awake(),
+            self.options.max_memory_mb,
+            LOAD_CHECK_TIMEOUT,
+        );
+        // Called on blocking threads (compiles are): a plain executor is enough.
+        let instance =
+            futures::executor::block_on(pre.instance_pre().instantiate_async(&mut store))
+                .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+        instance
+            .get_typed_func::<RunParams<'_>, RunResults>(&mut store, &run)
+            .map_err(|e| LoadError::WrongSignature(format!("{e:#}")))?;
+        Ok(run)
     }
 
     /// Makes a servable [`Plugin`] of compiled code.
@@ -253,7 +305,8 @@ impl Runtime {
             size,
             loaded_at: SystemTime::now(),
             compiler: compiled.compiler,
-            pre: compiled.pre.clone(),
+            pre: compiled.pre.instance_pre().clone(),
+            run: compiled.run,
             clock: compiled.clock.clone(),
         })
     }
