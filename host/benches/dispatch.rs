@@ -17,6 +17,11 @@ use swasm::config::{ActivitySettings, Config, Registration};
 use swasm::registry::Registry;
 use swasm::runtime::{Compiler, Runtime};
 
+/// The allocator the `swasm` binary ships with (`host/src/main.rs`), so the figures are the
+/// host's: a task's store, `WasiCtx` and strings are a few dozen allocations.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn dist() -> PathBuf {
     std::env::var_os("SWASM_PLUGINS_DIST")
         .map(PathBuf::from)
