@@ -173,3 +173,52 @@ async fn dropping_a_run_mid_flight_is_safe() {
         .await;
     assert_eq!(completed(&o), "after");
 }
+
+/// Says when the guest's first heartbeat came: the run is then instantiated and holds its
+/// pool slot.
+struct FirstBeat(std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>);
+
+impl swasm::activity::Heartbeat for FirstBeat {
+    fn beat(&self, _details: Option<String>) -> bool {
+        if let Some(tx) = self.0.lock().unwrap().take() {
+            let _ = tx.send(());
+        }
+        false
+    }
+}
+
+/// Loading checks a component on an instance of its own. While tasks hold every pool slot
+/// that check cannot run: the load fails as busy (the registry tries it again), not as a
+/// broken file, and succeeds once a slot is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_while_every_slot_is_taken_is_busy_not_broken() {
+    let rt = Runtime::with_options(RuntimeOptions {
+        max_instances: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    let countdown = load(&rt, &example("countdown@1.wasm"), "countdown@1");
+    let (tx, started) = tokio::sync::oneshot::channel();
+    let hb: swasm::activity::HeartbeatHandle = Arc::new(FirstBeat(std::sync::Mutex::new(Some(tx))));
+    let run = tokio::spawn(async move {
+        let input = r#"{"steps":1000000,"step_ms":1}"#;
+        countdown
+            .run(task("countdown@1", Some(input)), &settings(), hb)
+            .await
+    });
+    started.await.expect("the countdown heartbeats");
+
+    let echo = std::fs::read(example("echo@1.wasm")).unwrap();
+    let err = rt
+        .compile(&echo)
+        .err()
+        .expect("no slot is free for the check");
+    assert!(
+        matches!(err, swasm::runtime::LoadError::Busy(_)) && err.is_transient(),
+        "{err}"
+    );
+
+    run.abort();
+    assert!(run.await.unwrap_err().is_cancelled());
+    rt.compile(&echo).expect("loads once the slot is free");
+}

@@ -369,7 +369,10 @@ impl Registry {
             let (compiled, fresh) = match compiled {
                 Ok(c) => c,
                 Err(e) => {
-                    if entry.young(SETTLE) {
+                    if e.is_transient() {
+                        tracing::info!(task_list = %list.name, file = %entry.file_name, error = %e, "plugin not loaded yet");
+                        retry = true;
+                    } else if entry.young(SETTLE) {
                         retry = true;
                     } else {
                         self.reject(list, &entry.file_name, &e.to_string());

@@ -43,6 +43,15 @@ pub enum LoadError {
     WrongSignature(String),
     #[error("cannot be instantiated, so no task could run it: {0}")]
     Instantiate(String),
+    #[error("every instance slot is taken, so it cannot be checked now (it is tried again): {0}")]
+    Busy(String),
+}
+
+impl LoadError {
+    /// Whether the same bytes may load later: the error is about this moment, not the file.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, LoadError::Busy(_))
+    }
 }
 
 /// What a component imports and exports, by name.
@@ -280,9 +289,16 @@ impl Runtime {
             LOAD_CHECK_TIMEOUT,
         );
         // Called on blocking threads (compiles are): a plain executor is enough.
-        let instance =
-            futures::executor::block_on(pre.instance_pre().instantiate_async(&mut store))
-                .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+        let instance = futures::executor::block_on(
+            pre.instance_pre().instantiate_async(&mut store),
+        )
+        .map_err(|e| {
+            if e.is::<wasmtime::PoolConcurrencyLimitError>() {
+                LoadError::Busy(format!("{e:#}"))
+            } else {
+                LoadError::Instantiate(format!("{e:#}"))
+            }
+        })?;
         instance
             .get_typed_func::<RunParams<'_>, RunResults>(&mut store, &run)
             .map_err(|e| LoadError::WrongSignature(format!("{e:#}")))?;
