@@ -6,10 +6,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::Context;
-use wasmtime::component::{Component, ComponentExportIndex};
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre};
 
 use super::ACTIVITY_EXPORT;
-use super::bindings::PluginPre;
 use super::engine::{Clock, Compiler, Runtime, Tier};
 use super::plugin::{Plugin, RunParams, RunResults};
 use super::sandbox;
@@ -66,7 +65,7 @@ pub struct ComponentInfo {
 #[derive(Clone)]
 pub struct Compiled {
     pub(crate) component: Component,
-    pre: PluginPre<super::sandbox::StoreState>,
+    pre: InstancePre<sandbox::StoreState>,
     /// The `run` export, type-checked against the bindings when the code was loaded.
     run: ComponentExportIndex,
     /// The epoch ticker of the engine the code belongs to.
@@ -250,7 +249,6 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Link(format!("{e:#}")))?;
-        let pre = PluginPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
         let run = self.check_run(tier, &pre)?;
         Ok(Compiled {
             component,
@@ -275,13 +273,13 @@ impl Runtime {
     fn check_run(
         &self,
         tier: &Tier,
-        pre: &PluginPre<sandbox::StoreState>,
+        pre: &InstancePre<sandbox::StoreState>,
     ) -> Result<ComponentExportIndex, LoadError> {
-        let component = pre.instance_pre().component();
+        let component = pre.component();
         let run = component
             .get_export_index(None, ACTIVITY_EXPORT)
             .and_then(|iface| component.get_export_index(Some(&iface), "run"))
-            .ok_or_else(|| LoadError::Link(format!("`{ACTIVITY_EXPORT}` has no `run`")))?;
+            .ok_or_else(|| LoadError::WrongSignature("it exports no `run` function".into()))?;
         let mut store = sandbox::load_check_store(
             &tier.engine,
             tier.clock().awake(),
@@ -289,16 +287,14 @@ impl Runtime {
             LOAD_CHECK_TIMEOUT,
         );
         // Called on blocking threads (compiles are): a plain executor is enough.
-        let instance = futures::executor::block_on(
-            pre.instance_pre().instantiate_async(&mut store),
-        )
-        .map_err(|e| {
-            if e.is::<wasmtime::PoolConcurrencyLimitError>() {
-                LoadError::Busy(format!("{e:#}"))
-            } else {
-                LoadError::Instantiate(format!("{e:#}"))
-            }
-        })?;
+        let instance =
+            futures::executor::block_on(pre.instantiate_async(&mut store)).map_err(|e| {
+                if e.is::<wasmtime::PoolConcurrencyLimitError>() {
+                    LoadError::Busy(format!("{e:#}"))
+                } else {
+                    LoadError::Instantiate(format!("{e:#}"))
+                }
+            })?;
         instance
             .get_typed_func::<RunParams<'_>, RunResults>(&mut store, &run)
             .map_err(|e| LoadError::WrongSignature(format!("{e:#}")))?;
@@ -321,7 +317,7 @@ impl Runtime {
             size,
             loaded_at: SystemTime::now(),
             compiler: compiled.compiler,
-            pre: compiled.pre.instance_pre().clone(),
+            pre: compiled.pre.clone(),
             run: compiled.run,
             clock: compiled.clock.clone(),
         })
