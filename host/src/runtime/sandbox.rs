@@ -96,18 +96,15 @@ pub(crate) fn new_store(
             .map_err(anyhow::Error::from)
             .with_context(|| format!("cannot open granted dir {}", grant.host.display()))?;
     }
-    let state = StoreState {
-        wasi: no_network(b).build(),
-        table: ResourceTable::new(),
-        http: WasiHttpCtx::new(),
-        gate: HttpGate {
-            allowed: settings.allowed_hosts.clone(),
-        },
-        limits: GuestLimits::new(settings.memory_mb),
+    Ok(store(
+        engine,
+        b,
+        settings.allowed_hosts.clone(),
+        settings.memory_mb,
         heartbeat,
-        _awake: awake,
-    };
-    Ok(with_deadline(Store::new(engine, state), deadline))
+        awake,
+        deadline,
+    ))
 }
 
 /// A store that grants nothing (no env, files, HTTP; stdout and stderr discarded), for
@@ -119,31 +116,45 @@ pub(crate) fn load_check_store(
     memory_mb: u64,
     timeout: std::time::Duration,
 ) -> Store<StoreState> {
+    store(
+        engine,
+        WasiCtxBuilder::new(),
+        Vec::new(),
+        memory_mb,
+        Arc::new(crate::activity::NoHeartbeat),
+        awake,
+        Instant::now() + timeout,
+    )
+}
+
+/// The one place a `Store` is made: `wasi` (its grants) with no network, HTTP only to
+/// `allowed_hosts`, `memory_mb` of memory, and guest code interrupted at `deadline`.
+fn store(
+    engine: &Engine,
+    mut wasi: WasiCtxBuilder,
+    allowed_hosts: Vec<String>,
+    memory_mb: u64,
+    heartbeat: HeartbeatHandle,
+    awake: Awake,
+    deadline: Instant,
+) -> Store<StoreState> {
+    // No network: every socket address is refused and names are not resolved.
+    wasi.socket_addr_check(|_, _| Box::pin(async { false }));
+    wasi.allow_ip_name_lookup(false);
+    wasi.allow_tcp(false);
+    wasi.allow_udp(false);
     let state = StoreState {
-        wasi: no_network(WasiCtxBuilder::new()).build(),
+        wasi: wasi.build(),
         table: ResourceTable::new(),
         http: WasiHttpCtx::new(),
         gate: HttpGate {
-            allowed: Vec::new(),
+            allowed: allowed_hosts,
         },
         limits: GuestLimits::new(memory_mb),
-        heartbeat: Arc::new(crate::activity::NoHeartbeat),
+        heartbeat,
         _awake: awake,
     };
-    with_deadline(Store::new(engine, state), Instant::now() + timeout)
-}
-
-/// No network: every socket address is refused and names are not resolved.
-fn no_network(mut b: WasiCtxBuilder) -> WasiCtxBuilder {
-    b.socket_addr_check(|_, _| Box::pin(async { false }));
-    b.allow_ip_name_lookup(false);
-    b.allow_tcp(false);
-    b.allow_udp(false);
-    b
-}
-
-/// Caps the store's memory and interrupts its guest code at `deadline`.
-fn with_deadline(mut store: Store<StoreState>, deadline: Instant) -> Store<StoreState> {
+    let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limits);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
