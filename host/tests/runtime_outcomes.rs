@@ -10,8 +10,13 @@ use swasm::activity::{Outcome, reason};
 use swasm::runtime::{Runtime, RuntimeOptions};
 
 fn runtime() -> Arc<Runtime> {
+    runtime_with_slots(32)
+}
+
+/// A runtime whose pool holds `n` instances at once (256 MB memories, the default).
+fn runtime_with_slots(n: u32) -> Arc<Runtime> {
     Runtime::with_options(RuntimeOptions {
-        max_instances: 32,
+        max_instances: n,
         max_memory_mb: 256,
         ..Default::default()
     })
@@ -152,11 +157,7 @@ async fn missing_granted_dir_fails_instantiation() {
 /// pooling slot, so later tasks still instantiate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_a_run_mid_flight_is_safe() {
-    let rt = Runtime::with_options(RuntimeOptions {
-        max_instances: 4,
-        ..Default::default()
-    })
-    .unwrap();
+    let rt = runtime_with_slots(4);
     let spin = load(&rt, &guest("spin@1.wasm"), "spin@1");
     let echo = load(&rt, &example("echo@1.wasm"), "echo@1");
     for _ in 0..12 {
@@ -192,11 +193,7 @@ impl swasm::activity::Heartbeat for FirstBeat {
 /// broken file, and succeeds once a slot is free.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_load_while_every_slot_is_taken_is_busy_not_broken() {
-    let rt = Runtime::with_options(RuntimeOptions {
-        max_instances: 1,
-        ..Default::default()
-    })
-    .unwrap();
+    let rt = runtime_with_slots(1);
     let countdown = load(&rt, &example("countdown@1.wasm"), "countdown@1");
     let (tx, started) = tokio::sync::oneshot::channel();
     let hb: swasm::activity::HeartbeatHandle = Arc::new(FirstBeat(std::sync::Mutex::new(Some(tx))));

@@ -282,6 +282,52 @@ async fn plugin_counter(metrics_url: &str, name: &str) -> Option<f64> {
     metric(&text, &format!("swasm_plugin_{name}_total"))
 }
 
+/// A host with metrics serving `echo@1.wasm` on task list "main" of `domain`.
+struct Serving {
+    // Fields drop in this order: the host before the endpoint it polls.
+    host: Host,
+    metrics_url: String,
+    /// The live plugin dir of "main".
+    dir: PathBuf,
+    _decider: Decider,
+    swf: Swf,
+    _swf_local: LocalSwf,
+}
+
+/// Starts swf-local (with `types` registered in `domain`), a decider and a host serving
+/// echo@1, and returns once the host has completed a first echo task: what these tests
+/// change is the dir of a host that already watches it.
+async fn serving_echo(domain: &str, types: &[(&str, Option<u64>)]) -> Serving {
+    let swf_local = LocalSwf::start();
+    let swf = Swf::new(&swf_local.url, domain).await;
+    swf.setup(types).await.unwrap();
+    let decider = Decider::start(&swf);
+    let mut config = HostConfig::new(
+        &swf_local.url,
+        domain,
+        vec![TaskListSpec::new("main", &["echo@1.wasm"])],
+    );
+    let metrics_url = format!("{}/metrics", config.serve_metrics());
+    let host = Host::start(&config.write(), &[]);
+    let first = format!("w-{domain}-first");
+    swf.start(
+        &first,
+        &[Activity::new("e", "echo@1", "main", Some("first"))],
+        false,
+    )
+    .await
+    .unwrap();
+    swf.wait_closed(&first, 1, MINUTE).await;
+    Serving {
+        host,
+        metrics_url,
+        dir: plugin_dir(&config, "main"),
+        _decider: decider,
+        swf,
+        _swf_local: swf_local,
+    }
+}
+
 /// A restart with the same `[cache] dir` loads from the cache: the compile counter stays 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_with_a_warm_cache_does_not_compile() {
@@ -343,28 +389,14 @@ async fn restart_with_a_warm_cache_does_not_compile() {
 /// counter) while echo@1 keeps completing tasks with code A.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_files_are_rejected_while_the_old_version_serves() {
-    let swf_local = LocalSwf::start();
-    let swf = Swf::new(&swf_local.url, "bad").await;
-    swf.setup(&[("echo@1", None)]).await.unwrap();
-    let _decider = Decider::start(&swf);
-    let mut config = HostConfig::new(
-        &swf_local.url,
-        "bad",
-        vec![TaskListSpec::new("main", &["echo@1.wasm"])],
-    );
-    let metrics_url = format!("{}/metrics", config.serve_metrics());
-    let host = Host::start(&config.write(), &[]);
-    let dir = plugin_dir(&config, "main");
+    let Serving {
+        host,
+        metrics_url,
+        dir,
+        swf,
+        ..
+    } = &serving_echo("bad", &[("echo@1", None)]).await;
     let echo = read("echo@1.wasm");
-    // Serving first: a file changed before the host watches its dir is not what this tests.
-    swf.start(
-        "w-bad-first",
-        &[Activity::new("e", "echo@1", "main", Some("first"))],
-        false,
-    )
-    .await
-    .unwrap();
-    swf.wait_closed("w-bad-first", 1, MINUTE).await;
 
     // (kind, file name, what its log line must say, bytes)
     let bad: Vec<(&str, &str, &str, Vec<u8>)> = vec![
@@ -409,12 +441,12 @@ async fn bad_files_are_rejected_while_the_old_version_serves() {
         ),
     ];
     for (i, (kind, name, why, bytes)) in bad.iter().enumerate() {
-        drop_in(&dir, name, bytes);
+        drop_in(dir, name, bytes);
         wait_until(
             &format!("the {kind} file to be rejected"),
             MINUTE,
             || async {
-                let n = plugin_counter(&metrics_url, "rejects").await?;
+                let n = plugin_counter(metrics_url, "rejects").await?;
                 (n >= (i + 1) as f64).then_some(())
             },
         )
@@ -457,7 +489,7 @@ async fn bad_files_are_rejected_while_the_old_version_serves() {
             );
         }
     }
-    assert_eq!(plugin_counter(&metrics_url, "swaps").await, Some(0.0));
+    assert_eq!(plugin_counter(metrics_url, "swaps").await, Some(0.0));
 }
 
 /// A plugin copied into the live dir slowly, in place (no temp file, no rename: what `cp`
@@ -468,30 +500,16 @@ async fn bad_files_are_rejected_while_the_old_version_serves() {
 async fn a_slow_copy_in_place_is_loaded_once_complete() {
     use std::io::Write;
 
-    let swf_local = LocalSwf::start();
-    let swf = Swf::new(&swf_local.url, "slow").await;
-    swf.setup(&[("echo@1", None), ("echo@2", None)])
-        .await
-        .unwrap();
-    let _decider = Decider::start(&swf);
-    let mut config = HostConfig::new(
-        &swf_local.url,
-        "slow",
-        vec![TaskListSpec::new("main", &["echo@1.wasm"])],
-    );
-    let metrics_url = format!("{}/metrics", config.serve_metrics());
-    let host = Host::start(&config.write(), &[]);
-    swf.start(
-        "w-slow-first",
-        &[Activity::new("e", "echo@1", "main", Some("first"))],
-        false,
-    )
-    .await
-    .unwrap();
-    swf.wait_closed("w-slow-first", 1, MINUTE).await;
+    let Serving {
+        host,
+        metrics_url,
+        dir,
+        swf,
+        ..
+    } = &serving_echo("slow", &[("echo@1", None), ("echo@2", None)]).await;
 
     let bytes = read("echo-b.wasm");
-    let mut file = std::fs::File::create(plugin_dir(&config, "main").join("echo@2.wasm")).unwrap();
+    let mut file = std::fs::File::create(dir.join("echo@2.wasm")).unwrap();
     for chunk in bytes.chunks(bytes.len().div_ceil(4)) {
         file.write_all(chunk).unwrap();
         file.sync_data().unwrap();
@@ -499,7 +517,7 @@ async fn a_slow_copy_in_place_is_loaded_once_complete() {
         tokio::time::sleep(Duration::from_millis(60)).await;
     }
     drop(file);
-    wait_log(&host, &["plugin loaded", "echo@2"], 1).await;
+    wait_log(host, &["plugin loaded", "echo@2"], 1).await;
 
     swf.start(
         "w-slow",
@@ -511,7 +529,7 @@ async fn a_slow_copy_in_place_is_loaded_once_complete() {
     let closed = swf.wait_closed("w-slow", 1, MINUTE).await;
     assert_eq!(closed["e"], vec![Closed::Completed(Some("B:whole".into()))]);
     assert_eq!(
-        plugin_counter(&metrics_url, "rejects").await,
+        plugin_counter(metrics_url, "rejects").await,
         Some(0.0),
         "a part of the file was rejected:\n{}",
         host.logs()
