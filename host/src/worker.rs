@@ -240,6 +240,7 @@ impl PluginSource for RegistrySource {
             ("cache_hits", s.cache_hits.load(Relaxed)),
             ("winch_loads", s.winch_loads.load(Relaxed)),
             ("upgrades", s.upgrades.load(Relaxed)),
+            ("busy", s.busy.load(Relaxed)),
         ]
     }
 }

@@ -12,7 +12,7 @@ use runtime_common::*;
 use swasm::activity::{ActivityType, Outcome};
 use swasm::config::Config;
 use swasm::registry::Registry;
-use swasm::runtime::{Compiler, Runtime};
+use swasm::runtime::{Compiler, Runtime, RuntimeOptions};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -108,6 +108,50 @@ async fn live_loads_serve_winch_code_first_then_upgrade() {
         echo_result(&reg, "echo@1", "y").await.as_deref(),
         Some("B:y")
     );
+}
+
+/// Cranelift code that is ready while tasks hold every instance slot cannot be checked
+/// (that takes an instance): the upgrade is put off, not dropped. The Winch code serves
+/// meanwhile, and the upgrade lands once a slot is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_that_finds_every_slot_taken_lands_once_one_is_free() {
+    let f = Fixture::new("busy", "");
+    f.put(&example("countdown@1.wasm"), "countdown@1.wasm");
+    let rt = Runtime::with_options(RuntimeOptions {
+        max_instances: 2,
+        max_memory_mb: 256,
+        ..Default::default()
+    })
+    .unwrap();
+    let reg = Registry::start(&f.config, rt).await.unwrap();
+    let stats = reg.stats();
+    let countdown = reg.lookup("tl", &ty("countdown@1")).unwrap();
+    let first = hold_a_slot(countdown.clone()).await;
+
+    // The Winch load checks its code on the one free slot. hostile@1 (200 KB) then takes
+    // a few hundred ms of Cranelift in the background: time to take that slot too.
+    f.put(&guest("hostile@1.wasm"), "hostile@1.wasm");
+    wait_for("the Winch load", LIMIT, || {
+        stats.winch_loads.load(Ordering::Relaxed) == 1
+    })
+    .await;
+    let second = hold_a_slot(countdown).await;
+    wait_for("the upgrade to find every slot taken", LIMIT, || {
+        stats.busy.load(Ordering::Relaxed) >= 1
+    })
+    .await;
+    let compiler = || reg.lookup("tl", &ty("hostile@1")).unwrap().compiler;
+    assert_eq!(compiler(), Compiler::Winch);
+    assert_eq!(stats.upgrades.load(Ordering::Relaxed), 0);
+
+    second.abort();
+    wait_for("the upgrade once a slot is free", LIMIT, || {
+        compiler() == Compiler::Cranelift
+    })
+    .await;
+    assert_eq!(stats.upgrades.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.rejects.load(Ordering::Relaxed), 0);
+    first.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -177,17 +177,6 @@ async fn dropping_a_run_mid_flight_is_safe() {
 
 /// Says when the guest's first heartbeat came: the run is then instantiated and holds its
 /// pool slot.
-struct FirstBeat(std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>);
-
-impl swasm::activity::Heartbeat for FirstBeat {
-    fn beat(&self, _details: Option<String>) -> bool {
-        if let Some(tx) = self.0.lock().unwrap().take() {
-            let _ = tx.send(());
-        }
-        false
-    }
-}
-
 /// Loading checks a component on an instance of its own. While tasks hold every pool slot
 /// that check cannot run: the load fails as busy (the registry tries it again), not as a
 /// broken file, and succeeds once a slot is free.
@@ -195,15 +184,7 @@ impl swasm::activity::Heartbeat for FirstBeat {
 async fn a_load_while_every_slot_is_taken_is_busy_not_broken() {
     let rt = runtime_with_slots(1);
     let countdown = load(&rt, &example("countdown@1.wasm"), "countdown@1");
-    let (tx, started) = tokio::sync::oneshot::channel();
-    let hb: swasm::activity::HeartbeatHandle = Arc::new(FirstBeat(std::sync::Mutex::new(Some(tx))));
-    let run = tokio::spawn(async move {
-        let input = r#"{"steps":1000000,"step_ms":1}"#;
-        countdown
-            .run(task("countdown@1", Some(input)), &settings(), hb)
-            .await
-    });
-    started.await.expect("the countdown heartbeats");
+    let run = hold_a_slot(countdown).await;
 
     let echo = std::fs::read(example("echo@1.wasm")).unwrap();
     let err = rt

@@ -22,6 +22,11 @@
 //! plugin if the file still holds the same content. Counted in
 //! [`RegistryStats::winch_loads`] and [`RegistryStats::upgrades`].
 //!
+//! Loading code instantiates it once to check it, which takes an instance slot. When tasks
+//! hold every slot, a load or an upgrade is put off, not rejected: the file is scanned
+//! again, and an upgrade's code tried again, once a slot may be free (counted in
+//! [`RegistryStats::busy`]).
+//!
 //! Once the registry serves (after the start-up load), every file without cached
 //! Cranelift code takes that path, small ones too: a live load competes for the 2 cores
 //! with the tasks flowing, where even a 50 KB Rust component needed 100-200 ms of Cranelift
@@ -57,6 +62,9 @@ const DEBOUNCE: Duration = Duration::from_millis(10);
 /// A file that fails to load and was modified less than this long ago is probably still
 /// being written: it is looked at again later instead of being rejected.
 const SETTLE: Duration = Duration::from_millis(500);
+/// The longest wait between two tries to load a background upgrade's code while every
+/// instance slot is taken.
+const UPGRADE_RETRY_MAX: Duration = Duration::from_secs(10);
 
 /// Counters of what the registry did, for metrics and tests.
 #[derive(Debug, Default)]
@@ -78,6 +86,9 @@ pub struct RegistryStats {
     pub winch_loads: AtomicU64,
     /// Types swapped from Winch code to Cranelift code compiled in the background.
     pub upgrades: AtomicU64,
+    /// Loads and upgrades put off because every instance slot was taken when their code
+    /// was to be checked (see [`LoadError::Busy`]); each is tried again later.
+    pub busy: AtomicU64,
 }
 
 impl RegistryStats {
@@ -370,6 +381,7 @@ impl Registry {
                 Ok(c) => c,
                 Err(e) => {
                     if e.is_transient() {
+                        RegistryStats::bump(&self.stats.busy);
                         tracing::info!(task_list = %list.name, file = %entry.file_name, error = %e, "plugin not loaded yet");
                         retry = true;
                     } else if entry.young(SETTLE) {
@@ -505,45 +517,40 @@ impl Registry {
             }
             let started = Instant::now();
             let (tx, rx) = tokio::sync::oneshot::channel();
-            let h = hash.clone();
+            let (rt, h) = (runtime.clone(), hash.clone());
             // A thread of its own, not `spawn_blocking`: a runtime shutting down waits for
             // blocking tasks, and this one can take tens of seconds.
             let spawned = std::thread::Builder::new()
                 .name("swasm-upgrade".into())
                 .spawn(move || {
-                    let result = (|| {
-                        let code = runtime.compile_in_background(&bytes)?;
-                        if let Some(c) = &cache {
-                            c.put_code(&runtime, Compiler::Cranelift, &h, &code);
-                        }
-                        // SAFETY: `code` was just produced by this runtime's Cranelift
-                        // engine (or one with the same compatibility hash).
-                        unsafe { runtime.deserialize(&code, Compiler::Cranelift) }
-                    })();
-                    let _ = tx.send(result);
+                    let code = rt.compile_in_background(&bytes);
+                    if let (Ok(code), Some(c)) = (&code, &cache) {
+                        c.put_code(&rt, Compiler::Cranelift, &h, code);
+                    }
+                    let _ = tx.send(code);
                 });
             if let Err(e) = spawned {
                 tracing::warn!(error = %e, "cannot start a background compile; Winch code keeps serving");
                 return;
             }
-            let Ok(result) = rx.await else { return };
-            let Some(registry) = weak.upgrade() else {
-                return;
-            };
-            RegistryStats::bump(&registry.stats.compiles);
-            match result {
-                Ok(compiled) => {
-                    registry
-                        .install_upgrade(&list, &file_name, &hash, compiled, started)
-                        .await
-                }
-                Err(e) => tracing::warn!(
-                    task_list = %list.name,
-                    file = %list.dir.join(&file_name).display(),
-                    error = %format!("{e:#}"),
-                    "background Cranelift compile failed; the Winch code keeps serving"
-                ),
+            let Ok(code) = rx.await else { return };
+            if let Some(registry) = weak.upgrade() {
+                RegistryStats::bump(&registry.stats.compiles);
             }
+            let code = match code {
+                Ok(code) => Arc::new(code),
+                Err(e) => {
+                    tracing::warn!(
+                        task_list = %list.name,
+                        file = %list.dir.join(&file_name).display(),
+                        error = %format!("{e:#}"),
+                        "background Cranelift compile failed; the Winch code keeps serving"
+                    );
+                    return;
+                }
+            };
+            install_when_a_slot_is_free(weak, runtime, &list, &file_name, &hash, code, started)
+                .await;
         });
     }
 
@@ -589,6 +596,69 @@ impl Registry {
             );
         }
         list.table.store(Arc::new(table));
+    }
+}
+
+/// Loads the Cranelift code of a background upgrade and installs it. Loading checks the
+/// code in an instance of its own (`Runtime::check_run`), which needs a free instance
+/// slot: while tasks hold every one, this waits and tries again, for as long as the file
+/// holds the same content and the registry lives.
+async fn install_when_a_slot_is_free(
+    weak: Weak<Registry>,
+    runtime: Arc<Runtime>,
+    list: &TaskList,
+    file_name: &str,
+    hash: &str,
+    code: Arc<Vec<u8>>,
+    started: Instant,
+) {
+    let mut delay = SETTLE;
+    loop {
+        let (rt, code) = (runtime.clone(), code.clone());
+        // SAFETY: `code` was just produced by this runtime's Cranelift engine (or
+        // one with the same compatibility hash).
+        let loaded = tokio::task::spawn_blocking(move || unsafe {
+            rt.deserialize(&code, Compiler::Cranelift)
+        })
+        .await;
+        let Some(registry) = weak.upgrade() else {
+            return;
+        };
+        let e = match loaded {
+            Ok(Ok(compiled)) => {
+                registry
+                    .install_upgrade(list, file_name, hash, compiled, started)
+                    .await;
+                return;
+            }
+            Ok(Err(e)) => e,
+            Err(e) => anyhow::anyhow!("the load task failed: {e}"),
+        };
+        if !e
+            .downcast_ref::<LoadError>()
+            .is_some_and(LoadError::is_transient)
+        {
+            tracing::warn!(
+                task_list = %list.name,
+                file = %list.dir.join(file_name).display(),
+                error = %format!("{e:#}"),
+                "loading the background Cranelift code failed; the Winch code keeps serving"
+            );
+            return;
+        }
+        RegistryStats::bump(&registry.stats.busy);
+        tracing::info!(
+            task_list = %list.name,
+            file = %file_name,
+            retry_in = ?delay,
+            "Cranelift code ready, but every instance slot is taken; the Winch code serves meanwhile"
+        );
+        drop(registry);
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(UPGRADE_RETRY_MAX);
+        if !is_current(list, file_name, hash).await {
+            return;
+        }
     }
 }
 

@@ -126,3 +126,32 @@ pub fn load(
         bytes.len() as u64,
     )
 }
+
+/// Sends once, on the first heartbeat.
+struct FirstBeat(Mutex<Option<tokio::sync::oneshot::Sender<()>>>);
+
+impl Heartbeat for FirstBeat {
+    fn beat(&self, _details: Option<String>) -> bool {
+        if let Some(tx) = self.0.lock().unwrap().take() {
+            let _ = tx.send(());
+        }
+        false
+    }
+}
+
+/// Starts a `countdown` task that runs until aborted and returns once it runs (its first
+/// heartbeat): it holds one instance slot until the handle is aborted.
+pub async fn hold_a_slot(
+    countdown: Arc<swasm::runtime::Plugin>,
+) -> tokio::task::JoinHandle<Outcome> {
+    let (tx, started) = tokio::sync::oneshot::channel();
+    let hb: HeartbeatHandle = Arc::new(FirstBeat(Mutex::new(Some(tx))));
+    let run = tokio::spawn(async move {
+        let input = r#"{"steps":1000000,"step_ms":1}"#;
+        countdown
+            .run(task("countdown@1", Some(input)), &settings(), hb)
+            .await
+    });
+    started.await.expect("the countdown heartbeats");
+    run
+}
