@@ -44,6 +44,9 @@ pub struct Ctx {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Sizes {
     pub reps: usize,
+    /// Throughput repetitions of the pair the goal compares (native, swasm-rust): single
+    /// pairs spread from 0.6x to 1.0x on this VM, so the goal is judged on more of them.
+    pub pair_reps: usize,
     pub throughput_tasks: usize,
     /// The boto3 worker runs ~8x slower than native: fewer tasks keep its runs to ~20 s
     /// (the row says how many).
@@ -60,6 +63,7 @@ impl Sizes {
     pub fn full() -> Sizes {
         Sizes {
             reps: 3,
+            pair_reps: 9,
             throughput_tasks: 20_000,
             boto3_tasks: 5_000,
             hotswap_reps: 2,
@@ -73,6 +77,7 @@ impl Sizes {
     pub fn quick() -> Sizes {
         Sizes {
             reps: 1,
+            pair_reps: 1,
             throughput_tasks: 500,
             boto3_tasks: 500,
             hotswap_reps: 1,

@@ -45,7 +45,7 @@ struct Args {
     /// Scratch dir for configs, plugin dirs and caches (default: a new dir under /tmp).
     #[arg(long)]
     work: Option<PathBuf>,
-    /// Repetitions (default: 3, or 1 with --quick).
+    /// Repetitions (default: 3, and 9 for throughput's native and swasm-rust; 1 with --quick).
     #[arg(long)]
     reps: Option<usize>,
     /// Throughput tasks per run (default: 20000, or 500 with --quick).
@@ -66,6 +66,7 @@ async fn main() -> Result<()> {
     };
     if let Some(r) = args.reps {
         sizes.reps = r;
+        sizes.pair_reps = r;
         sizes.startup_reps = r;
         sizes.hotswap_reps = r;
     }

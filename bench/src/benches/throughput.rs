@@ -73,8 +73,13 @@ pub fn variants(ctx: &Ctx, cache_dir: PathBuf) -> Vec<Variant> {
     ]
 }
 
-/// Runs every variant `reps` times, interleaved (native, swasm, ..., native, swasm, ...)
-/// so a slow phase of the machine does not land on one worker only.
+/// The two workers the goal compares; they run `pair_reps` times, the others `reps`.
+const PAIR: [&str; 2] = ["native", "swasm-rust"];
+
+/// Runs every variant `reps` times (the goal's pair `pair_reps` times), interleaved
+/// (native, swasm, ..., native, swasm, ...) so a slow phase of the machine does not land
+/// on one worker only. Also records swasm-rust's rate over native's per repetition: the
+/// two run back to back, in the same phase of the machine.
 pub async fn run(ctx: &Ctx, only: &[String]) -> Vec<Record> {
     let cache = ctx.work.join("throughput-cache");
     let variants: Vec<Variant> = variants(ctx, cache)
@@ -99,8 +104,16 @@ pub async fn run(ctx: &Ctx, only: &[String]) -> Vec<Record> {
             r
         })
         .collect();
-    for rep in 0..ctx.sizes.reps {
+    let mut paired = Record::new("throughput", "swasm-rust / native", "×");
+    paired.note("swasm-rust's rate over native's, per repetition (the two run back to back)");
+    let reps = ctx.sizes.reps.max(ctx.sizes.pair_reps);
+    for rep in 0..reps {
+        let mut rates = [None; 2];
         for ((v, rec), cpu_rec) in variants.iter().zip(records.iter_mut()).zip(cpu.iter_mut()) {
+            let in_pair = PAIR.iter().position(|p| *p == v.label);
+            if rep >= ctx.sizes.reps && (in_pair.is_none() || rep >= ctx.sizes.pair_reps) {
+                continue;
+            }
             match once(ctx, v, rep).await {
                 Ok((rate, cpu_us)) => {
                     eprintln!(
@@ -109,6 +122,9 @@ pub async fn run(ctx: &Ctx, only: &[String]) -> Vec<Record> {
                     );
                     rec.values.push(rate);
                     cpu_rec.values.push(cpu_us);
+                    if let Some(i) = in_pair {
+                        rates[i] = Some(rate);
+                    }
                 }
                 Err(e) => {
                     eprintln!("throughput {} rep {rep}: {e:#}", v.label);
@@ -116,6 +132,12 @@ pub async fn run(ctx: &Ctx, only: &[String]) -> Vec<Record> {
                 }
             }
         }
+        if let [Some(native), Some(swasm)] = rates {
+            paired.values.push(swasm / native);
+        }
+    }
+    if !paired.values.is_empty() {
+        records.push(paired);
     }
     records.extend(cpu);
     for r in &records {
