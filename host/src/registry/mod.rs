@@ -509,7 +509,7 @@ impl Registry {
         let cache = self.cache.clone();
         let (list, file_name, hash) = (list.clone(), file_name.to_string(), hash.to_string());
         tokio::spawn(async move {
-            let Ok(_permit) = gate.acquire_owned().await else {
+            let Ok(permit) = gate.acquire_owned().await else {
                 return;
             };
             if weak.strong_count() == 0 || !is_current(&list, &file_name, &hash).await {
@@ -534,6 +534,8 @@ impl Registry {
                 return;
             }
             let Ok(code) = rx.await else { return };
+            // The gate spaces out compiles; waiting for a free slot below holds no core.
+            drop(permit);
             if let Some(registry) = weak.upgrade() {
                 RegistryStats::bump(&registry.stats.compiles);
             }
