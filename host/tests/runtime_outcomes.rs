@@ -175,8 +175,6 @@ async fn dropping_a_run_mid_flight_is_safe() {
     assert_eq!(completed(&o), "after");
 }
 
-/// Says when the guest's first heartbeat came: the run is then instantiated and holds its
-/// pool slot.
 /// Loading checks a component on an instance of its own. While tasks hold every pool slot
 /// that check cannot run: the load fails as busy (the registry tries it again), not as a
 /// broken file, and succeeds once a slot is free.

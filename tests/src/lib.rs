@@ -620,6 +620,20 @@ impl Swf {
         Ok(closed_activities(&self.history(workflow_id).await?))
     }
 
+    /// Starts a workflow of the one `activity` and waits (up to `timeout`) until it has a
+    /// final outcome; returns how each of its attempts closed.
+    pub async fn run_one(
+        &self,
+        workflow_id: &str,
+        activity: Activity,
+        timeout: Duration,
+    ) -> Vec<Closed> {
+        let id = activity.id.clone();
+        self.start(workflow_id, &[activity], false).await.unwrap();
+        let mut closed = self.wait_closed(workflow_id, 1, timeout).await;
+        closed.remove(&id).unwrap_or_default()
+    }
+
     /// Waits until every activity in `ids` has a final outcome (not a retried timeout).
     pub async fn wait_closed(
         &self,

@@ -258,18 +258,14 @@ async fn long_task_finishes_on_the_old_code() {
         "the countdown ended before the swap: make it longer"
     );
 
-    swf.start(
-        "w-new",
-        &[Activity::new("new", "countdown@1", "main", Some(input))],
-        false,
-    )
-    .await
-    .unwrap();
-    let new = swf.wait_closed("w-new", 1, MINUTE).await;
-    assert_eq!(
-        new["new"],
-        vec![Closed::Completed(Some(format!("B:{input}")))]
-    );
+    let new = swf
+        .run_one(
+            "w-new",
+            Activity::new("new", "countdown@1", "main", Some(input)),
+            MINUTE,
+        )
+        .await;
+    assert_eq!(new, vec![Closed::Completed(Some(format!("B:{input}")))]);
     let old = swf.wait_closed("w-long", 1, MINUTE).await;
     assert_eq!(
         old["old"],
@@ -309,15 +305,12 @@ async fn serving_echo(domain: &str, types: &[(&str, Option<u64>)]) -> Serving {
     );
     let metrics_url = format!("{}/metrics", config.serve_metrics());
     let host = Host::start(&config.write(), &[]);
-    let first = format!("w-{domain}-first");
-    swf.start(
-        &first,
-        &[Activity::new("e", "echo@1", "main", Some("first"))],
-        false,
+    swf.run_one(
+        &format!("w-{domain}-first"),
+        Activity::new("e", "echo@1", "main", Some("first")),
+        MINUTE,
     )
-    .await
-    .unwrap();
-    swf.wait_closed(&first, 1, MINUTE).await;
+    .await;
     Serving {
         host,
         metrics_url,
@@ -369,16 +362,14 @@ async fn restart_with_a_warm_cache_does_not_compile() {
             "round {round}"
         );
         // The code loaded from the cache runs.
-        let wf = format!("w-warm-{round}");
-        swf.start(
-            &wf,
-            &[Activity::new("e", "echo@1", "main", Some("warm"))],
-            false,
-        )
-        .await
-        .unwrap();
-        let closed = swf.wait_closed(&wf, 1, MINUTE).await;
-        assert_eq!(closed["e"], vec![Closed::Completed(Some("warm".into()))]);
+        let closed = swf
+            .run_one(
+                &format!("w-warm-{round}"),
+                Activity::new("e", "echo@1", "main", Some("warm")),
+                MINUTE,
+            )
+            .await;
+        assert_eq!(closed, vec![Closed::Completed(Some("warm".into()))]);
         host.signal("TERM");
         let status = host.wait_exit(MINUTE).await.expect("the host should exit");
         assert!(status.success(), "{status:?}");
@@ -519,15 +510,14 @@ async fn a_slow_copy_in_place_is_loaded_once_complete() {
     drop(file);
     wait_log(host, &["plugin loaded", "echo@2"], 1).await;
 
-    swf.start(
-        "w-slow",
-        &[Activity::new("e", "echo@2", "main", Some("whole"))],
-        false,
-    )
-    .await
-    .unwrap();
-    let closed = swf.wait_closed("w-slow", 1, MINUTE).await;
-    assert_eq!(closed["e"], vec![Closed::Completed(Some("B:whole".into()))]);
+    let closed = swf
+        .run_one(
+            "w-slow",
+            Activity::new("e", "echo@2", "main", Some("whole")),
+            MINUTE,
+        )
+        .await;
+    assert_eq!(closed, vec![Closed::Completed(Some("B:whole".into()))]);
     assert_eq!(
         plugin_counter(metrics_url, "rejects").await,
         Some(0.0),

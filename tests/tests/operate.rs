@@ -245,18 +245,14 @@ async fn an_idle_host_sleeps() {
     let host = Host::start(&config.write(), &[]);
     wait_ready(&base).await;
     // One task first, so guest code has run and the epoch ticker has been woken.
-    swf.start(
-        "w-idle",
-        &[Activity::new("e", "echo@1", "main", Some("x"))],
-        false,
-    )
-    .await
-    .unwrap();
-    let closed = swf.wait_closed("w-idle", 1, MINUTE).await;
-    assert!(
-        matches!(closed["e"][..], [Closed::Completed(_)]),
-        "{closed:?}"
-    );
+    let closed = swf
+        .run_one(
+            "w-idle",
+            Activity::new("e", "echo@1", "main", Some("x")),
+            MINUTE,
+        )
+        .await;
+    assert!(matches!(closed[..], [Closed::Completed(_)]), "{closed:?}");
 
     // The window is a measurement, not a synchronisation: count what the host's threads
     // do in 2 s with nothing to do. The ticker's last ticks after the task (two at most)

@@ -67,16 +67,15 @@ async fn hostile_guest_is_refused_everything() {
         tcp.port(),
         web.port()
     );
-    swf.start(
-        "w-hostile",
-        &[Activity::new("h", "hostile@1", "main", Some(&input))],
-        false,
-    )
-    .await
-    .unwrap();
-    let closed = swf.wait_closed("w-hostile", 1, MINUTE).await;
-    let [Closed::Completed(Some(result))] = &closed["h"][..] else {
-        panic!("hostile@1 should report, got {:?}", closed["h"]);
+    let closed = swf
+        .run_one(
+            "w-hostile",
+            Activity::new("h", "hostile@1", "main", Some(&input)),
+            MINUTE,
+        )
+        .await;
+    let [Closed::Completed(Some(result))] = &closed[..] else {
+        panic!("hostile@1 should report, got {closed:?}");
     };
     let report: Value = serde_json::from_str(result).unwrap();
 
