@@ -213,6 +213,7 @@ impl Drop for Placed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::eventually;
     use futures::FutureExt;
 
     /// Sends on drop: tells a test that a run's future was dropped on its thread.
@@ -256,7 +257,9 @@ mod tests {
         let a = tokio::spawn(guests.run(hold("a")));
         started.recv().await.unwrap();
         // `a` is waiting once its first poll has returned.
-        until(|| guests.threads[0].load.busy.load(Ordering::Relaxed) == 0).await;
+        eventually("the first run to wait", || {
+            guests.threads[0].load.busy.load(Ordering::Relaxed) == 0
+        });
         let b = tokio::spawn(guests.run(hold("b")));
         started.recv().await.unwrap();
         assert_eq!(guests.in_flight(), [2, 0]);
@@ -316,15 +319,6 @@ mod tests {
         assert_eq!(got, ["a swasm-guest-0", "b swasm-guest-1"]);
     }
 
-    /// Waits (up to 10 s) until `f` holds; what it checks is set by a guest thread.
-    async fn until(f: impl Fn() -> bool) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !f() {
-            assert!(std::time::Instant::now() < deadline, "timed out");
-            tokio::task::yield_now().await;
-        }
-    }
-
     fn thread_name() -> String {
         std::thread::current().name().unwrap_or("").to_string()
     }
@@ -356,7 +350,7 @@ mod tests {
         waiting.abort();
         dropped.await.expect("the run was dropped on its thread");
         // The count goes with the rest of the run's state, right after.
-        until(|| guests.in_flight() == [0]).await;
+        eventually("the run's count to go", || guests.in_flight() == [0]);
     }
 
     #[tokio::test]

@@ -32,5 +32,7 @@ pub mod registry;
 pub mod runtime;
 pub mod shutdown;
 pub mod swf;
+#[cfg(test)]
+mod testing;
 pub mod tools;
 pub mod worker;

@@ -446,6 +446,7 @@ impl Ticker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::eventually;
 
     /// Background upgrades compile on a one-thread engine whose code must load into the
     /// serving engine; if the two ever differ, upgrades silently use both cores again.
@@ -456,18 +457,6 @@ mod tests {
         let winch = rt.tier(Compiler::Winch).expect("the Winch engine builds");
         assert_ne!(winch.compat_key, rt.primary.compat_key);
         assert!(winch.compat_key.contains("winch"));
-    }
-
-    /// Waits (up to 10 s) until `f` holds, checking every millisecond.
-    fn eventually(what: &str, f: impl Fn() -> bool) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !f() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "timed out waiting for {what}"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
     }
 
     /// With no store, the epoch ticker parks; a store wakes it and keeps it ticking; once
