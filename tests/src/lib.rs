@@ -12,6 +12,8 @@
 //! - [`Swf`]: an aws-sdk-swf client plus domain set-up, workflow start, history reading.
 //! - [`Decider`]: schedules the activities a workflow's input lists, turns `cancel` signals
 //!   into RequestCancelActivityTask, and optionally reschedules timed-out activities.
+//! - [`Scenario`]: swf-local, a client with the domain and types registered, and a decider:
+//!   what a test starts before its host.
 //! - [`http`]: a tiny HTTP/1.1 client for the control and metrics endpoints.
 //! - [`wait_until`]: the only way tests wait.
 
@@ -758,6 +760,51 @@ impl Decider {
 impl Drop for Decider {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// Everything a test runs but its host: a `swasm local-swf`, an [`Swf`] client with the
+/// domain, the test workflow type and the given activity types registered, and a [`Decider`].
+/// Bind it before the test's [`Host`]: locals drop in reverse order, so the host stops first.
+pub struct Scenario {
+    // Fields drop in this order: the decider and the client before the endpoint they call.
+    _decider: Decider,
+    pub swf: Swf,
+    pub swf_local: LocalSwf,
+}
+
+impl Scenario {
+    /// On a [`LocalSwf::start`] (free port, 1 s polls); `activity_types` as in [`Swf::setup`].
+    pub async fn start(domain: &str, activity_types: &[(&str, Option<u64>)]) -> Scenario {
+        Self::on(LocalSwf::start(), domain, activity_types).await
+    }
+
+    /// On a [`LocalSwf::start_with`] `args`, for a fixed port or another poll timeout.
+    pub async fn start_with(
+        args: &[&str],
+        domain: &str,
+        activity_types: &[(&str, Option<u64>)],
+    ) -> Scenario {
+        Self::on(LocalSwf::start_with(args), domain, activity_types).await
+    }
+
+    async fn on(
+        swf_local: LocalSwf,
+        domain: &str,
+        activity_types: &[(&str, Option<u64>)],
+    ) -> Scenario {
+        let swf = Swf::new(&swf_local.url, domain).await;
+        swf.setup(activity_types).await.unwrap();
+        Scenario {
+            _decider: Decider::start(&swf),
+            swf,
+            swf_local,
+        }
+    }
+
+    /// A host config for this swf-local and domain, so a test names its domain once.
+    pub fn host_config(&self, task_lists: Vec<TaskListSpec>) -> HostConfig {
+        HostConfig::new(&self.swf_local.url, &self.swf.domain, task_lists)
     }
 }
 

@@ -11,33 +11,29 @@ const MINUTE: Duration = Duration::from_secs(60);
 /// Completed, failed by the guest, unknown type, trap, local timeout, oversized result.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outcomes_reach_the_history() {
-    let swf_local = LocalSwf::start();
-    let swf = Swf::new(&swf_local.url, "behaviour").await;
-    swf.setup(&[
-        ("echo@1", None),
-        ("validate@1", None),
-        ("nope@1", None),
-        ("trap@1", None),
-        ("bigresult@1", None),
-        ("spin@1", None),
-    ])
-    .await
-    .unwrap();
-    let _decider = Decider::start(&swf);
-    let mut config = HostConfig::new(
-        &swf_local.url,
+    let scenario = Scenario::start(
         "behaviour",
-        vec![TaskListSpec::new(
-            "main",
-            &[
-                "echo@1.wasm",
-                "validate@1.wasm",
-                "trap@1.wasm",
-                "bigresult@1.wasm",
-                "spin@1.wasm",
-            ],
-        )],
-    );
+        &[
+            ("echo@1", None),
+            ("validate@1", None),
+            ("nope@1", None),
+            ("trap@1", None),
+            ("bigresult@1", None),
+            ("spin@1", None),
+        ],
+    )
+    .await;
+    let swf = &scenario.swf;
+    let mut config = scenario.host_config(vec![TaskListSpec::new(
+        "main",
+        &[
+            "echo@1.wasm",
+            "validate@1.wasm",
+            "trap@1.wasm",
+            "bigresult@1.wasm",
+            "spin@1.wasm",
+        ],
+    )]);
     config.extra = "[activity.\"spin@1\"]\ntimeout_s = 2\n".into();
     let _host = Host::start(&config.write(), &[]);
 
@@ -81,15 +77,9 @@ async fn outcomes_reach_the_history() {
 /// RequestCancelActivityTask -> heartbeat() true -> RespondActivityTaskCanceled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_request_reaches_the_guest() {
-    let swf_local = LocalSwf::start();
-    let swf = Swf::new(&swf_local.url, "cancel").await;
-    swf.setup(&[("countdown@1", None)]).await.unwrap();
-    let _decider = Decider::start(&swf);
-    let mut config = HostConfig::new(
-        &swf_local.url,
-        "cancel",
-        vec![TaskListSpec::new("main", &["countdown@1.wasm"])],
-    );
+    let scenario = Scenario::start("cancel", &[("countdown@1", None)]).await;
+    let Scenario { swf, swf_local, .. } = &scenario;
+    let mut config = scenario.host_config(vec![TaskListSpec::new("main", &["countdown@1.wasm"])]);
     // Heartbeats at most every second, so the cancel flag arrives quickly.
     config.extra = "[defaults]\nheartbeat_interval_s = 1\n".into();
     let _host = Host::start(&config.write(), &[]);
@@ -124,16 +114,10 @@ async fn cancel_request_reaches_the_guest() {
 /// calls with a 30 s throttle (the first at once, the latest flushed before the response).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeats_are_throttled() {
-    let swf_local = LocalSwf::start();
-    let swf = Swf::new(&swf_local.url, "throttle").await;
     // The type's registered heartbeat timeout is long: the throttle is heartbeat_interval_s.
-    swf.setup(&[("countdown@1", Some(600))]).await.unwrap();
-    let _decider = Decider::start(&swf);
-    let config = HostConfig::new(
-        &swf_local.url,
-        "throttle",
-        vec![TaskListSpec::new("main", &["countdown@1.wasm"])],
-    );
+    let scenario = Scenario::start("throttle", &[("countdown@1", Some(600))]).await;
+    let Scenario { swf, swf_local, .. } = &scenario;
+    let config = scenario.host_config(vec![TaskListSpec::new("main", &["countdown@1.wasm"])]);
     let _host = Host::start(&config.write(), &[]);
 
     swf.start(
@@ -163,14 +147,12 @@ async fn heartbeats_are_throttled() {
 /// With max_concurrent = 2 (and 3 pollers), no third task is polled while two run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slots_cap_running_tasks() {
-    let swf_local = LocalSwf::start();
-    let swf = Swf::new(&swf_local.url, "slots").await;
-    swf.setup(&[("countdown@1", None)]).await.unwrap();
-    let _decider = Decider::start(&swf);
+    let scenario = Scenario::start("slots", &[("countdown@1", None)]).await;
+    let swf = &scenario.swf;
     let mut tl = TaskListSpec::new("main", &["countdown@1.wasm"]);
     tl.max_concurrent = 2;
     tl.pollers = 3;
-    let config = HostConfig::new(&swf_local.url, "slots", vec![tl]);
+    let config = scenario.host_config(vec![tl]);
     let _host = Host::start(&config.write(), &[]);
 
     let acts: Vec<_> = (0..5)

@@ -85,16 +85,19 @@ async fn endpoint_down_at_start() {
     );
 
     let port_s = format!("127.0.0.1:{port}");
-    let swf_local = LocalSwf::start_with(&["--listen", &port_s, "--poll-timeout-ms", "1000"]);
-    let swf = Swf::new(&swf_local.url, "down").await;
-    swf.setup(&[("echo@1", None)]).await.unwrap();
-    let _decider = Decider::start(&swf);
+    let scenario = Scenario::start_with(
+        &["--listen", &port_s, "--poll-timeout-ms", "1000"],
+        "down",
+        &[("echo@1", None)],
+    )
+    .await;
+    let swf = &scenario.swf;
     let acts = echoes(5, "e");
     swf.start("w-down", &acts, false).await.unwrap();
     // Backoff tops out at 60 s; the first retries come much sooner.
     let closed = swf.wait_closed("w-down", acts.len(), 2 * MINUTE).await;
     assert_all_echoed(&closed, &acts);
-    assert_no_timeouts(&swf, "w-down").await;
+    assert_no_timeouts(swf, "w-down").await;
     assert_eq!(http::status(&readyz).await.unwrap(), 200);
     // The streak was logged once, not per retry.
     assert_eq!(
@@ -109,20 +112,12 @@ async fn endpoint_down_at_start() {
 /// polls back off, heartbeats and responses retry, no task is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_faults_lose_nothing() {
-    let swf_local = LocalSwf::start();
-    let swf = Swf::new(&swf_local.url, "faults").await;
-    swf.setup(&[("echo@1", None), ("countdown@1", None)])
-        .await
-        .unwrap();
-    let _decider = Decider::start(&swf);
-    let mut config = HostConfig::new(
-        &swf_local.url,
-        "faults",
-        vec![TaskListSpec::new(
-            "main",
-            &["echo@1.wasm", "countdown@1.wasm"],
-        )],
-    );
+    let scenario = Scenario::start("faults", &[("echo@1", None), ("countdown@1", None)]).await;
+    let Scenario { swf, swf_local, .. } = &scenario;
+    let mut config = scenario.host_config(vec![TaskListSpec::new(
+        "main",
+        &["echo@1.wasm", "countdown@1.wasm"],
+    )]);
     config.extra = "[defaults]\nheartbeat_interval_s = 0\n".into();
     let host = Host::start(&config.write(), &[]);
 
@@ -180,7 +175,7 @@ async fn transient_faults_lose_nothing() {
             matches!(closed[&acts[4].id][..], [Closed::Completed(_)]),
             "{closed:?}"
         );
-        assert_no_timeouts(&swf, &wf).await;
+        assert_no_timeouts(swf, &wf).await;
     }
     // Logged before the answer that closed the workflow; the test reads the host's output
     // through a pipe, so the line may still be on its way.
@@ -233,13 +228,11 @@ async fn poll_permission_errors_are_logged_once_per_streak() {
 /// swasm.Shutdown after the grace period, and the process exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_answers_everything_in_flight() {
-    let swf_local = LocalSwf::start();
-    let swf = Swf::new(&swf_local.url, "sigterm").await;
-    swf.setup(&[("countdown@1", None)]).await.unwrap();
-    let _decider = Decider::start(&swf);
+    let scenario = Scenario::start("sigterm", &[("countdown@1", None)]).await;
+    let swf = &scenario.swf;
     let mut tl = TaskListSpec::new("main", &["countdown@1.wasm"]);
     tl.max_concurrent = 20;
-    let mut config = HostConfig::new(&swf_local.url, "sigterm", vec![tl]);
+    let mut config = scenario.host_config(vec![tl]);
     config.shutdown_grace_s = 4;
     let mut host = Host::start(&config.write(), &[]);
 
@@ -286,7 +279,7 @@ async fn sigterm_answers_everything_in_flight() {
             other => panic!("long{i}: {other:?}"),
         }
     }
-    assert_no_timeouts(&swf, "w-sigterm").await;
+    assert_no_timeouts(swf, "w-sigterm").await;
 }
 
 /// Two hosts, 2,000 tasks (one in ten a 1.5 s countdown), one host SIGKILLed half-way while
@@ -295,17 +288,13 @@ async fn sigterm_answers_everything_in_flight() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hosts_sigkill_and_restart_exactly_once() {
     use aws_sdk_swf::types::{EventType, HistoryEvent};
-    let swf_local = LocalSwf::start();
-    let swf = Swf::new(&swf_local.url, "kill").await;
-    swf.setup(&[("echo@1", None), ("countdown@1", None)])
-        .await
-        .unwrap();
-    let _decider = Decider::start(&swf);
+    let scenario = Scenario::start("kill", &[("echo@1", None), ("countdown@1", None)]).await;
+    let swf = &scenario.swf;
     let mut tl = TaskListSpec::new("main", &["echo@1.wasm", "countdown@1.wasm"]);
     tl.max_concurrent = 20;
     tl.pollers = 4;
-    let config_a = HostConfig::new(&swf_local.url, "kill", vec![tl.clone()]).write();
-    let config_b = HostConfig::new(&swf_local.url, "kill", vec![tl]).write();
+    let config_a = scenario.host_config(vec![tl.clone()]).write();
+    let config_b = scenario.host_config(vec![tl]).write();
     let mut host_a = Host::start(&config_a, &[]);
     let _host_b = Host::start(&config_b, &[]);
     // The host's default identity is `hostname:pid`.

@@ -90,15 +90,11 @@ fn runs(history: &[HistoryEvent]) -> BTreeMap<String, Run> {
 /// first B result ran B, echo@2 serves once its load is logged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swap_while_500_tasks_flow() {
-    let swf_local = LocalSwf::start();
-    let swf = Swf::new(&swf_local.url, "swap").await;
-    swf.setup(&[("echo@1", None), ("echo@2", None)])
-        .await
-        .unwrap();
-    let _decider = Decider::start(&swf);
+    let scenario = Scenario::start("swap", &[("echo@1", None), ("echo@2", None)]).await;
+    let swf = &scenario.swf;
     let mut tl = TaskListSpec::new("main", &["echo@1.wasm"]);
     tl.pollers = 4;
-    let config = HostConfig::new(&swf_local.url, "swap", vec![tl]);
+    let config = scenario.host_config(vec![tl]);
     let host = Host::start(&config.write(), &[]);
     let dir = plugin_dir(&config, "main");
 
@@ -221,15 +217,9 @@ async fn swap_while_500_tasks_flow() {
 /// completes on the old code, while a task started after the swap runs the new code.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_task_finishes_on_the_old_code() {
-    let swf_local = LocalSwf::start();
-    let swf = Swf::new(&swf_local.url, "long").await;
-    swf.setup(&[("countdown@1", None)]).await.unwrap();
-    let _decider = Decider::start(&swf);
-    let config = HostConfig::new(
-        &swf_local.url,
-        "long",
-        vec![TaskListSpec::new("main", &["countdown@1.wasm"])],
-    );
+    let scenario = Scenario::start("long", &[("countdown@1", None)]).await;
+    let swf = &scenario.swf;
+    let config = scenario.host_config(vec![TaskListSpec::new("main", &["countdown@1.wasm"])]);
     let host = Host::start(&config.write(), &[]);
     let input = r#"{"steps":40,"step_ms":50}"#;
 
@@ -278,66 +268,50 @@ async fn plugin_counter(metrics_url: &str, name: &str) -> Option<f64> {
     metric(&text, &format!("swasm_plugin_{name}_total"))
 }
 
-/// A host with metrics serving `echo@1.wasm` on task list "main" of `domain`.
+/// A host with metrics serving `echo@1.wasm` on task list "main" of `domain`, and the
+/// scenario it polls.
 struct Serving {
     // Fields drop in this order: the host before the endpoint it polls.
     host: Host,
     metrics_url: String,
     /// The live plugin dir of "main".
     dir: PathBuf,
-    _decider: Decider,
-    swf: Swf,
-    _swf_local: LocalSwf,
+    scenario: Scenario,
 }
 
-/// Starts swf-local (with `types` registered in `domain`), a decider and a host serving
-/// echo@1, and returns once the host has completed a first echo task: what these tests
-/// change is the dir of a host that already watches it.
+/// Starts a [`Scenario`] (with `types` registered in `domain`) and a host serving echo@1,
+/// and returns once the host has completed a first echo task: what these tests change is
+/// the dir of a host that already watches it.
 async fn serving_echo(domain: &str, types: &[(&str, Option<u64>)]) -> Serving {
-    let swf_local = LocalSwf::start();
-    let swf = Swf::new(&swf_local.url, domain).await;
-    swf.setup(types).await.unwrap();
-    let decider = Decider::start(&swf);
-    let mut config = HostConfig::new(
-        &swf_local.url,
-        domain,
-        vec![TaskListSpec::new("main", &["echo@1.wasm"])],
-    );
+    let scenario = Scenario::start(domain, types).await;
+    let mut config = scenario.host_config(vec![TaskListSpec::new("main", &["echo@1.wasm"])]);
     let metrics_url = format!("{}/metrics", config.serve_metrics());
     let host = Host::start(&config.write(), &[]);
-    swf.run_one(
-        &format!("w-{domain}-first"),
-        Activity::new("e", "echo@1", "main", Some("first")),
-        MINUTE,
-    )
-    .await;
+    scenario
+        .swf
+        .run_one(
+            &format!("w-{domain}-first"),
+            Activity::new("e", "echo@1", "main", Some("first")),
+            MINUTE,
+        )
+        .await;
     Serving {
         host,
         metrics_url,
         dir: plugin_dir(&config, "main"),
-        _decider: decider,
-        swf,
-        _swf_local: swf_local,
+        scenario,
     }
 }
 
 /// A restart with the same `[cache] dir` loads from the cache: the compile counter stays 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_with_a_warm_cache_does_not_compile() {
-    let swf_local = LocalSwf::start();
-    let swf = Swf::new(&swf_local.url, "warm").await;
-    swf.setup(&[("echo@1", None), ("countdown@1", None)])
-        .await
-        .unwrap();
-    let _decider = Decider::start(&swf);
-    let mut config = HostConfig::new(
-        &swf_local.url,
-        "warm",
-        vec![TaskListSpec::new(
-            "main",
-            &["echo@1.wasm", "countdown@1.wasm"],
-        )],
-    );
+    let scenario = Scenario::start("warm", &[("echo@1", None), ("countdown@1", None)]).await;
+    let swf = &scenario.swf;
+    let mut config = scenario.host_config(vec![TaskListSpec::new(
+        "main",
+        &["echo@1.wasm", "countdown@1.wasm"],
+    )]);
     config.cache_dir = Some(temp_dir("cache"));
     let metrics_url = format!("{}/metrics", config.serve_metrics());
     let path = config.write();
@@ -384,8 +358,7 @@ async fn bad_files_are_rejected_while_the_old_version_serves() {
         host,
         metrics_url,
         dir,
-        swf,
-        ..
+        scenario: Scenario { swf, .. },
     } = &serving_echo("bad", &[("echo@1", None)]).await;
     let echo = read("echo@1.wasm");
 
@@ -495,8 +468,7 @@ async fn a_slow_copy_in_place_is_loaded_once_complete() {
         host,
         metrics_url,
         dir,
-        swf,
-        ..
+        scenario: Scenario { swf, .. },
     } = &serving_echo("slow", &[("echo@1", None), ("echo@2", None)]).await;
 
     let bytes = read("echo-b.wasm");

@@ -29,23 +29,23 @@ fn entry<'a>(list: &'a Value, workflow_id: &str, activity_id: &str) -> Option<&'
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_language_echoes_fails_heartbeats_and_cancels() {
-    let swf_local = LocalSwf::start();
-    let swf = Swf::new(&swf_local.url, "languages").await;
     let types: Vec<String> = LANGUAGES
         .iter()
         .flat_map(|(_, s)| [format!("echo{s}@1"), format!("countdown{s}@1")])
         .collect();
-    swf.setup(&types.iter().map(|t| (t.as_str(), None)).collect::<Vec<_>>())
-        .await
-        .unwrap();
-    let _decider = Decider::start(&swf);
+    let scenario = Scenario::start(
+        "languages",
+        &types.iter().map(|t| (t.as_str(), None)).collect::<Vec<_>>(),
+    )
+    .await;
+    let Scenario { swf, swf_local, .. } = &scenario;
     let files: Vec<String> = types.iter().map(|t| format!("{t}.wasm")).collect();
     let mut tl = TaskListSpec::new(
         "main",
         &files.iter().map(String::as_str).collect::<Vec<_>>(),
     );
     tl.max_concurrent = 12;
-    let mut config = HostConfig::new(&swf_local.url, "languages", vec![tl]);
+    let mut config = scenario.host_config(vec![tl]);
     // Python and JavaScript take seconds to compile: keep their code across runs.
     config.cache_dir = Some(
         std::env::var_os("HOME")

@@ -84,18 +84,12 @@ async fn register_is_idempotent() {
 /// After a scripted run, `/metrics` and `/status` agree with the history.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_and_status_match_the_history() {
-    let swf_local = LocalSwf::start();
-    let swf = Swf::new(&swf_local.url, "metrics").await;
-    swf.setup(&[("countdown@1", None)]).await.unwrap();
-    let _decider = Decider::start(&swf);
-    let mut config = HostConfig::new(
-        &swf_local.url,
-        "metrics",
-        vec![TaskListSpec::new(
-            "main",
-            &["echo@1.wasm", "validate@1.wasm", "countdown@1.wasm"],
-        )],
-    );
+    let scenario = Scenario::start("metrics", &[("countdown@1", None)]).await;
+    let Scenario { swf, swf_local, .. } = &scenario;
+    let mut config = scenario.host_config(vec![TaskListSpec::new(
+        "main",
+        &["echo@1.wasm", "validate@1.wasm", "countdown@1.wasm"],
+    )]);
     let base = config.serve_metrics();
     config.register_domain = false;
     config.extra = "[defaults]\nheartbeat_interval_s = 1\n".into();
@@ -231,16 +225,14 @@ fn wakeups(pid: u32) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_host_sleeps() {
     // Polls are held for 60 s, as SWF holds them, so they wake nobody during the window.
-    let swf_local =
-        LocalSwf::start_with(&["--listen", "127.0.0.1:0", "--poll-timeout-ms", "60000"]);
-    let swf = Swf::new(&swf_local.url, "idle").await;
-    swf.setup(&[("echo@1", None)]).await.unwrap();
-    let _decider = Decider::start(&swf);
-    let mut config = HostConfig::new(
-        &swf_local.url,
+    let scenario = Scenario::start_with(
+        &["--listen", "127.0.0.1:0", "--poll-timeout-ms", "60000"],
         "idle",
-        vec![TaskListSpec::new("main", &["echo@1.wasm"])],
-    );
+        &[("echo@1", None)],
+    )
+    .await;
+    let swf = &scenario.swf;
+    let mut config = scenario.host_config(vec![TaskListSpec::new("main", &["echo@1.wasm"])]);
     let base = config.serve_metrics();
     let host = Host::start(&config.write(), &[]);
     wait_ready(&base).await;

@@ -44,15 +44,9 @@ impl Listener {
 /// listener, and cannot reach a non-allowed HTTP authority (another listener).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_guest_is_refused_everything() {
-    let swf_local = LocalSwf::start();
-    let swf = Swf::new(&swf_local.url, "hostile").await;
-    swf.setup(&[("hostile@1", None)]).await.unwrap();
-    let _decider = Decider::start(&swf);
-    let mut config = HostConfig::new(
-        &swf_local.url,
-        "hostile",
-        vec![TaskListSpec::new("main", &["hostile@1.wasm"])],
-    );
+    let scenario = Scenario::start("hostile", &[("hostile@1", None)]).await;
+    let swf = &scenario.swf;
+    let mut config = scenario.host_config(vec![TaskListSpec::new("main", &["hostile@1.wasm"])]);
     config.extra = concat!(
         "[activity.\"hostile@1\"]\n",
         "env = { MODE = \"fast\" }\n",
@@ -106,16 +100,14 @@ async fn hostile_guest_is_refused_everything() {
 /// completes, each bad guest fails with its own reason, the host stays up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn misbehaving_guests_fail_alone() {
-    let swf_local = LocalSwf::start();
-    let swf = Swf::new(&swf_local.url, "limits").await;
     let types = ["echo@1", "spin@1", "hog@1", "recurse@1"];
-    swf.setup(&types.map(|t| (t, None))).await.unwrap();
-    let _decider = Decider::start(&swf);
+    let scenario = Scenario::start("limits", &types.map(|t| (t, None))).await;
+    let swf = &scenario.swf;
     let files = types.map(|t| format!("{t}.wasm"));
     let mut tl = TaskListSpec::new("main", &files.each_ref().map(String::as_str));
     tl.max_concurrent = 50;
     tl.pollers = 4;
-    let mut config = HostConfig::new(&swf_local.url, "limits", vec![tl]);
+    let mut config = scenario.host_config(vec![tl]);
     config.extra = concat!(
         "[activity.\"spin@1\"]\ntimeout_s = 2\n\n",
         "[activity.\"hog@1\"]\nmemory_mb = 32\n\n",
