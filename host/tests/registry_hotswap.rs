@@ -12,7 +12,7 @@ use runtime_common::*;
 use swasm::activity::{ActivityType, Outcome};
 use swasm::config::Config;
 use swasm::registry::Registry;
-use swasm::runtime::{Compiler, Runtime, RuntimeOptions};
+use swasm::runtime::{Compiler, Runtime};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -117,13 +117,9 @@ async fn live_loads_serve_winch_code_first_then_upgrade() {
 async fn an_upgrade_that_finds_every_slot_taken_lands_once_one_is_free() {
     let f = Fixture::new("busy", "");
     f.put(&example("countdown@1.wasm"), "countdown@1.wasm");
-    let rt = Runtime::with_options(RuntimeOptions {
-        max_instances: 2,
-        max_memory_mb: 256,
-        ..Default::default()
-    })
-    .unwrap();
-    let reg = Registry::start(&f.config, rt).await.unwrap();
+    let reg = Registry::start(&f.config, runtime_with_slots(2))
+        .await
+        .unwrap();
     let stats = reg.stats();
     let countdown = reg.lookup("tl", &ty("countdown@1")).unwrap();
     let first = hold_a_slot(countdown.clone()).await;

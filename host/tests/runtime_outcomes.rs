@@ -7,20 +7,10 @@ use std::time::Duration;
 
 use runtime_common::*;
 use swasm::activity::{Outcome, reason};
-use swasm::runtime::{Runtime, RuntimeOptions};
+use swasm::runtime::Runtime;
 
 fn runtime() -> Arc<Runtime> {
     runtime_with_slots(32)
-}
-
-/// A runtime whose pool holds `n` instances at once (256 MB memories, the default).
-fn runtime_with_slots(n: u32) -> Arc<Runtime> {
-    Runtime::with_options(RuntimeOptions {
-        max_instances: n,
-        max_memory_mb: 256,
-        ..Default::default()
-    })
-    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

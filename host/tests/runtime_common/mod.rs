@@ -155,3 +155,13 @@ pub async fn hold_a_slot(
     started.await.expect("the countdown heartbeats");
     run
 }
+
+/// A runtime whose pool holds `n` instances at once (256 MB memories, the default).
+pub fn runtime_with_slots(n: u32) -> Arc<swasm::runtime::Runtime> {
+    swasm::runtime::Runtime::with_options(swasm::runtime::RuntimeOptions {
+        max_instances: n,
+        max_memory_mb: 256,
+        ..Default::default()
+    })
+    .unwrap()
+}
