@@ -287,7 +287,7 @@ async fn serving_echo(domain: &str, types: &[(&str, Option<u64>)]) -> Serving {
     let mut config = scenario.host_config(vec![TaskListSpec::new("main", &["echo@1.wasm"])]);
     let metrics_url = format!("{}/metrics", config.serve_metrics());
     let host = Host::start(&config.write(), &[]);
-    scenario
+    let first = scenario
         .swf
         .run_one(
             &format!("w-{domain}-first"),
@@ -295,6 +295,7 @@ async fn serving_echo(domain: &str, types: &[(&str, Option<u64>)]) -> Serving {
             MINUTE,
         )
         .await;
+    assert_eq!(first, vec![Closed::Completed(Some("first".into()))]);
     Serving {
         host,
         metrics_url,
