@@ -1,6 +1,8 @@
 //! Log setup: `tracing` to stderr, filtered by `RUST_LOG` (default `info`), as text for
 //! people or JSON lines for machines (`--log-format json`).
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// `--log-format`.
@@ -16,6 +18,7 @@ pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour())
         .with_writer(std::io::stderr);
     let result = match format {
         LogFormat::Text => builder.try_init(),
@@ -29,4 +32,10 @@ pub fn init(format: LogFormat) {
     if let Err(e) = result {
         eprintln!("logging already set up: {e}");
     }
+}
+
+/// Colours only on a terminal, and not when `NO_COLOR` is set (no-color.org): a log file,
+/// a pipe or the journal gets plain `key=value` text that grep and log shippers can read.
+fn colour() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

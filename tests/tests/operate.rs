@@ -258,3 +258,35 @@ async fn an_idle_host_sleeps() {
         host.logs()
     );
 }
+
+/// A host whose stderr goes to a file (as under systemd, or `2> host.log`) logs plain text:
+/// no terminal colour codes between a field's name and its value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_to_a_file_are_plain_text() {
+    let scenario = Scenario::start("plainlog", &[("echo@1", None)]).await;
+    let config = scenario.host_config(vec![TaskListSpec::new("main", &["echo@1.wasm"])]);
+    let host = Host::start(&config.write(), &[]);
+    let closed = scenario
+        .swf
+        .run_one(
+            "w-plain",
+            Activity::new("e", "echo@1", "main", Some("x")),
+            MINUTE,
+        )
+        .await;
+    assert!(matches!(closed[..], [Closed::Completed(_)]), "{closed:?}");
+    // `task started` is written before the guest runs, so it is in the file by now.
+    let logs = host.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("task started"))
+        .unwrap_or_else(|| panic!("no `task started` line:\n{logs}"));
+    assert!(
+        !logs.contains('\x1b'),
+        "colour codes in a log file:\n{logs}"
+    );
+    assert!(
+        line.contains("activity_type=echo@1") && line.contains("workflow_id=w-plain"),
+        "{line}"
+    );
+}
