@@ -111,7 +111,12 @@ pub async fn run(ctx: &Ctx, only: &[String]) -> Vec<Record> {
         let mut rates = [None; 2];
         for ((v, rec), cpu_rec) in variants.iter().zip(records.iter_mut()).zip(cpu.iter_mut()) {
             let in_pair = PAIR.iter().position(|p| *p == v.label);
-            if rep >= ctx.sizes.reps && (in_pair.is_none() || rep >= ctx.sizes.pair_reps) {
+            let runs = if in_pair.is_some() {
+                reps
+            } else {
+                ctx.sizes.reps
+            };
+            if rep >= runs {
                 continue;
             }
             match once(ctx, v, rep).await {
