@@ -150,6 +150,70 @@ async fn an_upgrade_that_finds_every_slot_taken_lands_once_one_is_free() {
     first.abort();
 }
 
+/// A file dropped in while tasks hold every instance slot cannot be checked yet (that takes
+/// an instance): its load is put off, not rejected, and tried again until a slot is free.
+/// Its code is compiled, or read from the cache, once for all those tries, and a cached
+/// entry stays in the cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_load_that_finds_every_slot_taken_is_compiled_once_and_lands_once_a_slot_is_free() {
+    let f = Fixture::new("busyload", "");
+    f.put(&example("countdown@1.wasm"), "countdown@1.wasm");
+    f.put(&example("echo@1.wasm"), "echo@1.wasm");
+    // One slot, and Cranelift for live loads too: a Winch load would be checked in the
+    // Winch engine's own pool, which the held task does not fill.
+    let rt = Runtime::with_options(swasm::runtime::RuntimeOptions {
+        max_instances: 1,
+        winch_first_min_bytes: None,
+        ..Default::default()
+    })
+    .unwrap();
+    let reg = Registry::start(&f.config, rt).await.unwrap();
+    let stats = reg.stats();
+    let count = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    std::fs::remove_file(f.dir.join("echo@1.wasm")).unwrap();
+    wait_for("echo@1 retired", LIMIT, || {
+        reg.lookup("tl", &ty("echo@1")).is_none()
+    })
+    .await;
+    let cached = cache_entries(&f.root);
+    assert_eq!(cached.len(), 2, "{cached:?}");
+    let held = hold_a_slot(reg.lookup("tl", &ty("countdown@1")).unwrap()).await;
+    let (compiles, hits) = (count(&stats.compiles), count(&stats.cache_hits));
+
+    // New content (compiled), and content whose code is cached (echo@1, loaded at start).
+    f.put(&guest("echo-b.wasm"), "other@1.wasm");
+    f.put(&example("echo@1.wasm"), "echo@1.wasm");
+    wait_for("each file to find every slot taken twice", LIMIT, || {
+        count(&stats.busy) >= 4
+    })
+    .await;
+    assert_eq!(
+        count(&stats.compiles),
+        compiles + 1,
+        "compiled again on a retry"
+    );
+    assert_eq!(count(&stats.cache_hits), hits + 1, "read again on a retry");
+    assert_eq!(
+        cache_entries(&f.root),
+        cached,
+        "the cached entry was dropped"
+    );
+    assert!(reg.lookup("tl", &ty("other@1")).is_none());
+    assert!(reg.lookup("tl", &ty("echo@1")).is_none());
+
+    held.abort();
+    wait_result(&reg, "other@1", "x", "B:x").await;
+    wait_result(&reg, "echo@1", "x", "x").await;
+    assert_eq!(count(&stats.compiles), compiles + 1);
+    assert_eq!(count(&stats.cache_hits), hits + 1);
+    assert_eq!(count(&stats.rejects), 0);
+    // The compiled code was cached once it served.
+    wait_for("other@1's code cached", LIMIT, || {
+        cache_entries(&f.root).len() == 3
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn add_replace_retire() {
     let f = Fixture::new("arr", "");
@@ -311,6 +375,7 @@ fn cache_entries(root: &Path) -> Vec<PathBuf> {
             }
         }
     }
+    out.sort();
     out
 }
 

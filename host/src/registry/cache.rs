@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
-use crate::runtime::{Compiled, Compiler, Runtime};
+use crate::runtime::{Code, Compiled, Compiler, Runtime};
 
 #[derive(Debug, Clone)]
 pub(crate) struct Cache {
@@ -42,13 +42,10 @@ impl Cache {
     }
 
     /// `compiler`'s code for the component with sha256 `hash`, if a verified entry exists.
-    /// A bad entry is removed (and `None` returned) so that it is rewritten.
-    pub(crate) fn get(
-        &self,
-        runtime: &Runtime,
-        compiler: Compiler,
-        hash: &str,
-    ) -> Option<Compiled> {
+    /// A bad entry is removed (and `None` returned) so that it is rewritten. The code is not
+    /// checked against the world yet ([`Runtime::check`]): that needs an instance slot,
+    /// and a check put off for want of one must not cost the entry.
+    pub(crate) fn get(&self, runtime: &Runtime, compiler: Compiler, hash: &str) -> Option<Code> {
         let dir = self.dir(runtime, compiler)?;
         let (code_path, sum_path) = Self::paths(&dir, hash);
         let code = std::fs::read(&code_path).ok()?;
@@ -62,8 +59,8 @@ impl Cache {
         }
         // SAFETY: the bytes are exactly what `put` wrote for this engine's compat key: their
         // checksum, written after them by `put`, matches.
-        match unsafe { runtime.deserialize(&code, compiler) } {
-            Ok(compiled) => Some(compiled),
+        match unsafe { runtime.deserialize_code(&code, compiler) } {
+            Ok(code) => Some(code),
             Err(e) => {
                 tracing::warn!(entry = %code_path.display(), error = %format!("{e:#}"), "stale compiled-code cache entry; recompiling");
                 Self::remove(&dir, hash);

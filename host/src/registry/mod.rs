@@ -25,7 +25,8 @@
 //! Loading code instantiates it once to check it, which takes an instance slot. When tasks
 //! hold every slot, a load or an upgrade is put off, not rejected: the file is scanned
 //! again, and an upgrade's code tried again, once a slot may be free (counted in
-//! [`RegistryStats::busy`]).
+//! [`RegistryStats::busy`]). The code is kept meanwhile, so a put-off load is compiled (or
+//! read from the cache) once, not on every try.
 //!
 //! Once the registry serves (after the start-up load), every file without cached
 //! Cranelift code takes that path, small ones too: a live load competes for the 2 cores
@@ -52,7 +53,7 @@ pub use scan::{FileReport, inspect};
 
 use crate::activity::ActivityType;
 use crate::config::Config;
-use crate::runtime::{Compiled, Compiler, LoadError, Plugin, Runtime};
+use crate::runtime::{Code, Compiled, Compiler, LoadError, Plugin, Runtime};
 use scan::{Stamp, Verdict};
 
 /// How long a directory must be quiet before it is re-scanned, unless a file was just
@@ -122,6 +123,16 @@ struct FileState {
     types: Vec<ActivityType>,
 }
 
+/// Code of a file whose check found every instance slot taken, kept for the file's next
+/// scan (see [`LoadError::Busy`]).
+struct Parked {
+    /// sha256 of the content the code was made from.
+    hash: String,
+    code: Code,
+    /// Compiled for this load (not read from the cache): cache it once it serves.
+    fresh: bool,
+}
+
 struct TaskList {
     name: String,
     dir: PathBuf,
@@ -130,6 +141,9 @@ struct TaskList {
     table: ArcSwap<Table>,
     /// File name -> state; the lock also serialises re-scans of this directory.
     files: tokio::sync::Mutex<HashMap<String, FileState>>,
+    /// File name -> code waiting for a free instance slot. Only re-scans touch it, under
+    /// the `files` lock.
+    parked: Mutex<HashMap<String, Parked>>,
 }
 
 /// The plugins every task list serves.
@@ -179,6 +193,7 @@ impl Registry {
                     mapped: scan::mapped_files(config),
                     table: ArcSwap::from_pointee(Table::new()),
                     files: tokio::sync::Mutex::new(HashMap::new()),
+                    parked: Mutex::new(HashMap::new()),
                 }),
             );
         }
@@ -376,7 +391,9 @@ impl Registry {
                 continue;
             }
             let bytes = Arc::new(bytes);
-            let compiled = self.compile(bytes.clone(), hash.clone()).await;
+            let compiled = self
+                .compile(list, &entry.file_name, bytes.clone(), hash.clone())
+                .await;
             let (compiled, fresh) = match compiled {
                 Ok(c) => c,
                 Err(e) => {
@@ -445,6 +462,10 @@ impl Registry {
                 },
             );
         }
+        list.parked
+            .lock()
+            .expect("parked lock")
+            .retain(|f, _| present.contains(f));
         let gone: Vec<String> = files
             .keys()
             .filter(|f| !present.contains(*f))
@@ -475,23 +496,52 @@ impl Registry {
         );
     }
 
-    /// Compiled code for `bytes`, from the disk cache or compiled (off the executor), and
-    /// whether it was compiled (then the caller stores it, once it serves).
+    /// Checked code for `file_name` of `list` (content `bytes`, sha256 `hash`), and whether
+    /// it was compiled now (then the caller stores it, once it serves). The code comes
+    /// from the file's last try if that found every instance slot taken, else from the disk
+    /// cache or the compiler (off the executor); a check that finds every slot taken again
+    /// keeps it for the next try.
     async fn compile(
         &self,
+        list: &TaskList,
+        file_name: &str,
         bytes: Arc<Vec<u8>>,
         hash: String,
     ) -> Result<(Compiled, bool), LoadError> {
-        let live = self.live.load(Ordering::Relaxed);
-        load_code(
-            &self.runtime,
-            self.cache.as_ref(),
-            &self.stats,
-            bytes,
-            hash,
-            live,
-        )
-        .await
+        let parked = list
+            .parked
+            .lock()
+            .expect("parked lock")
+            .remove(file_name)
+            .filter(|p| p.hash == hash);
+        let (code, fresh) = match parked {
+            Some(p) => (p.code, p.fresh),
+            None => {
+                let live = self.live.load(Ordering::Relaxed);
+                load_code(
+                    &self.runtime,
+                    self.cache.as_ref(),
+                    &self.stats,
+                    bytes,
+                    &hash,
+                    live,
+                )
+                .await?
+            }
+        };
+        match check(&self.runtime, &self.stats, code.clone()).await {
+            Ok(compiled) => Ok((compiled, fresh)),
+            Err(e) => {
+                if e.is_transient() {
+                    let parked = Parked { hash, code, fresh };
+                    list.parked
+                        .lock()
+                        .expect("parked lock")
+                        .insert(file_name.to_string(), parked);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Compiles `file_name` (content `hash`) with Cranelift in the background and swaps its
@@ -603,8 +653,8 @@ impl Registry {
 
 /// Loads the Cranelift code of a background upgrade and installs it. Loading checks the
 /// code in an instance of its own (`Runtime::check_run`), which needs a free instance
-/// slot: while tasks hold every one, this waits and tries again, for as long as the file
-/// holds the same content and the registry lives.
+/// slot: while tasks hold every one, this waits and checks the same code again, for as long
+/// as the file holds the same content and the registry lives.
 async fn install_when_a_slot_is_free(
     weak: Weak<Registry>,
     runtime: Arc<Runtime>,
@@ -614,39 +664,40 @@ async fn install_when_a_slot_is_free(
     code: Arc<Vec<u8>>,
     started: Instant,
 ) {
+    let warn = |e: &dyn std::fmt::Display| {
+        tracing::warn!(
+            task_list = %list.name,
+            file = %list.dir.join(file_name).display(),
+            error = %e,
+            "loading the background Cranelift code failed; the Winch code keeps serving"
+        );
+    };
+    let rt = runtime.clone();
+    // SAFETY: `code` was just produced by this runtime's Cranelift engine (or one with the
+    // same compatibility hash).
+    let loaded = tokio::task::spawn_blocking(move || unsafe {
+        rt.deserialize_code(&code, Compiler::Cranelift)
+    })
+    .await;
+    let code = match loaded {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => return warn(&format!("{e:#}")),
+        Err(e) => return warn(&format!("the load task failed: {e}")),
+    };
     let mut delay = SETTLE;
     loop {
-        let (rt, code) = (runtime.clone(), code.clone());
-        // SAFETY: `code` was just produced by this runtime's Cranelift engine (or
-        // one with the same compatibility hash).
-        let loaded = tokio::task::spawn_blocking(move || unsafe {
-            rt.deserialize(&code, Compiler::Cranelift)
-        })
-        .await;
         let Some(registry) = weak.upgrade() else {
             return;
         };
-        let e = match loaded {
-            Ok(Ok(compiled)) => {
+        match check(&runtime, &registry.stats, code.clone()).await {
+            Ok(compiled) => {
                 registry
                     .install_upgrade(list, file_name, hash, compiled, started)
                     .await;
                 return;
             }
-            Ok(Err(e)) => e,
-            Err(e) => anyhow::anyhow!("the load task failed: {e}"),
-        };
-        if !e
-            .downcast_ref::<LoadError>()
-            .is_some_and(LoadError::is_transient)
-        {
-            tracing::warn!(
-                task_list = %list.name,
-                file = %list.dir.join(file_name).display(),
-                error = %format!("{e:#}"),
-                "loading the background Cranelift code failed; the Winch code keeps serving"
-            );
-            return;
+            Err(e) if !e.is_transient() => return warn(&e),
+            Err(_) => {}
         }
         RegistryStats::bump(&registry.stats.busy);
         tracing::info!(
@@ -672,8 +723,9 @@ async fn is_current(list: &TaskList, file_name: &str, hash: &str) -> bool {
         .is_some_and(|f| f.hash.as_deref() == Some(hash))
 }
 
-/// Loads compiled code from `cache` or compiles it, counting what happened in `stats`.
-/// A big component without cached Cranelift code gets Winch code (see the module doc).
+/// Loads compiled code from `cache` or compiles it, and checks it, counting what happened
+/// in `stats`. A big component without cached Cranelift code gets Winch code (see the
+/// module doc).
 pub(crate) async fn compile_cached(
     runtime: &Arc<Runtime>,
     cache: Option<&Cache>,
@@ -681,8 +733,8 @@ pub(crate) async fn compile_cached(
     bytes: Vec<u8>,
     hash: String,
 ) -> Result<Compiled, LoadError> {
-    let (compiled, fresh) =
-        load_code(runtime, cache, stats, Arc::new(bytes), hash.clone(), false).await?;
+    let (code, fresh) = load_code(runtime, cache, stats, Arc::new(bytes), &hash, false).await?;
+    let compiled = check(runtime, stats, code).await?;
     if fresh {
         store(runtime, cache, &compiled, &hash).await;
     }
@@ -700,17 +752,20 @@ async fn store(runtime: &Arc<Runtime>, cache: Option<&Cache>, compiled: &Compile
     }
 }
 
-/// `live`: tasks are running (see [`Runtime::winch_first`]).
+/// Code for `bytes` (sha256 `hash`) from `cache` or compiled, off the executor, and
+/// whether it was compiled (then the caller stores it, once it serves). Not checked yet
+/// (see [`check`]). `live`: tasks are running (see [`Runtime::winch_first`]).
 async fn load_code(
     runtime: &Arc<Runtime>,
     cache: Option<&Cache>,
     stats: &RegistryStats,
     bytes: Arc<Vec<u8>>,
-    hash: String,
+    hash: &str,
     live: bool,
-) -> Result<(Compiled, bool), LoadError> {
+) -> Result<(Code, bool), LoadError> {
     let rt = runtime.clone();
     let cache = cache.cloned();
+    let hash = hash.to_string();
     let counted = tokio::task::spawn_blocking(move || {
         let primary = rt.primary_compiler();
         let winch_first = rt.winch_first(bytes.len() as u64, live);
@@ -724,28 +779,39 @@ async fn load_code(
                 return (Ok(hit), true);
             }
         }
-        let compiled = if winch_first {
-            rt.compile_with(&bytes, Compiler::Winch)
+        let compiler = if winch_first {
+            Compiler::Winch
         } else {
-            rt.compile(&bytes)
+            primary
         };
-        (compiled, false)
+        (rt.compile_code(&bytes, compiler), false)
     })
     .await;
-    let (compiled, hit) =
+    let (code, hit) =
         counted.map_err(|e| LoadError::Invalid(format!("the compile task failed: {e}")))?;
     RegistryStats::bump(if hit {
         &stats.cache_hits
     } else {
         &stats.compiles
     });
-    if compiled
-        .as_ref()
-        .is_ok_and(|c| c.compiler != runtime.primary_compiler())
-    {
+    Ok((code?, !hit))
+}
+
+/// Checks `code` against the world (off the executor: it instantiates the component once),
+/// counting a load of Winch code in `stats`.
+async fn check(
+    runtime: &Arc<Runtime>,
+    stats: &RegistryStats,
+    code: Code,
+) -> Result<Compiled, LoadError> {
+    let rt = runtime.clone();
+    let checked = tokio::task::spawn_blocking(move || rt.check(&code))
+        .await
+        .map_err(|e| LoadError::Invalid(format!("the check task failed: {e}")))??;
+    if checked.compiler != runtime.primary_compiler() {
         RegistryStats::bump(&stats.winch_loads);
     }
-    Ok((compiled?, !hit))
+    Ok(checked)
 }
 
 /// What a watcher event means for the dir's re-scan.

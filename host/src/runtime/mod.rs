@@ -24,7 +24,7 @@ mod validate;
 
 pub use engine::{Compiler, Runtime, RuntimeOptions, WINCH_MIN_BYTES};
 pub use plugin::Plugin;
-pub use validate::{Compiled, ComponentInfo, LoadError};
+pub use validate::{Code, Compiled, ComponentInfo, LoadError};
 
 /// The one `bindgen!` of the host, for world `swasm:activity/plugin`.
 mod bindings {

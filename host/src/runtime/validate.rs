@@ -60,6 +60,25 @@ pub struct ComponentInfo {
     pub exports: Vec<String>,
 }
 
+/// Machine code of a component, not yet checked against the world (see [`Runtime::check`]).
+/// Cheap to clone: the code is shared. A check that finds every instance slot taken
+/// ([`LoadError::Busy`]) can be tried again on the same code, without compiling again.
+#[derive(Clone)]
+pub struct Code {
+    component: Component,
+    /// Which compiler made the code (and so which engine it runs on).
+    pub compiler: Compiler,
+}
+
+impl Tier {
+    fn code(&self, component: Component) -> Code {
+        Code {
+            component,
+            compiler: self.compiler,
+        }
+    }
+}
+
 /// A compiled component, checked against the world, ready to become a [`Plugin`]. Cheap to
 /// clone: the code and the pre-instance are shared.
 #[derive(Clone)]
@@ -171,24 +190,30 @@ impl Runtime {
         self.compile_with(bytes, self.primary.compiler)
     }
 
-    /// Like [`Runtime::compile`], with `compiler`. Falls back to the primary compiler when
-    /// this runtime has no such engine, or when Winch cannot compile the component (a
-    /// proposal it does not support): the result says which compiler made it.
+    /// Like [`Runtime::compile`], with `compiler`: [`Runtime::compile_code`], then
+    /// [`Runtime::check`].
     pub fn compile_with(&self, bytes: &[u8], compiler: Compiler) -> Result<Compiled, LoadError> {
+        self.check(&self.compile_code(bytes, compiler)?)
+    }
+
+    /// Validates and compiles a component with `compiler`, without checking it against the
+    /// world. Falls back to the primary compiler when this runtime has no such engine, or
+    /// when Winch cannot compile the component (a proposal it does not support): the
+    /// result says which compiler made it.
+    pub fn compile_code(&self, bytes: &[u8], compiler: Compiler) -> Result<Code, LoadError> {
         check_header(bytes)?;
         let primary = &self.primary;
         let tier = self.tier(compiler).unwrap_or(primary);
-        match Component::new(&tier.engine, bytes) {
-            Ok(component) => self.check(tier, component),
+        let component = match Component::new(&tier.engine, bytes) {
+            Ok(component) => return Ok(tier.code(component)),
             Err(e) if tier.compiler != primary.compiler => {
                 // Winch lacks some proposals; a broken file fails the same way below.
                 tracing::info!(error = %format!("{e:#}"), "Winch cannot compile this component; compiling with Cranelift");
-                let component =
-                    Component::new(&primary.engine, bytes).map_err(|e| classify_parse_error(&e))?;
-                self.check(primary, component)
+                Component::new(&primary.engine, bytes).map_err(|e| classify_parse_error(&e))?
             }
-            Err(e) => Err(classify_parse_error(&e)),
-        }
+            Err(e) => return Err(classify_parse_error(&e)),
+        };
+        Ok(primary.code(component))
     }
 
     /// Cranelift code for `bytes`, serialized for the primary engine, compiled with one
@@ -199,19 +224,35 @@ impl Runtime {
         Ok(engine.precompile_component(bytes)?)
     }
 
-    /// Loads code this runtime serialized before ([`Runtime::serialize`]) for `compiler`.
+    /// Loads code this runtime serialized before ([`Runtime::serialize`]) for `compiler`,
+    /// and checks it ([`Runtime::check`]).
+    ///
+    /// # Safety
+    /// As for [`Runtime::deserialize_code`].
+    pub unsafe fn deserialize(&self, bytes: &[u8], compiler: Compiler) -> anyhow::Result<Compiled> {
+        // SAFETY: passed on to the caller.
+        let code = unsafe { self.deserialize_code(bytes, compiler) }?;
+        Ok(self.check(&code)?)
+    }
+
+    /// Loads code this runtime serialized before ([`Runtime::serialize`]) for `compiler`,
+    /// without checking it against the world.
     ///
     /// # Safety
     /// `bytes` must be exactly what `serialize` of an engine with the same
     /// [`Runtime::compat_key`] of `compiler` produced (wasmtime trusts the machine code in
     /// it).
-    pub unsafe fn deserialize(&self, bytes: &[u8], compiler: Compiler) -> anyhow::Result<Compiled> {
+    pub unsafe fn deserialize_code(
+        &self,
+        bytes: &[u8],
+        compiler: Compiler,
+    ) -> anyhow::Result<Code> {
         let tier = self
             .tier(compiler)
             .with_context(|| format!("this runtime has no {compiler} engine"))?;
         // SAFETY: the caller guarantees the bytes are our own verified serialized output.
         let component = unsafe { Component::deserialize(&tier.engine, bytes) }?;
-        Ok(self.check(tier, component)?)
+        Ok(tier.code(component))
     }
 
     /// The cache key of `compiler`'s engine, if this runtime has (or can build) it.
@@ -224,7 +265,14 @@ impl Runtime {
         Ok(compiled.component.serialize()?)
     }
 
-    fn check(&self, tier: &Tier, component: Component) -> Result<Compiled, LoadError> {
+    /// Checks that `code` serves `swasm:activity/plugin` with no imports beyond what the host
+    /// provides, links it, and type-checks its `run` in an instance of its own
+    /// ([`Runtime::check_run`]). Only [`LoadError::Busy`] can change on another try.
+    pub fn check(&self, code: &Code) -> Result<Compiled, LoadError> {
+        let tier = self
+            .tier(code.compiler)
+            .expect("code is made by one of this runtime's engines");
+        let component = code.component.clone();
         let engine = &tier.engine;
         let ty = component.component_type();
         let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
