@@ -152,8 +152,8 @@ async fn an_upgrade_that_finds_every_slot_taken_lands_once_one_is_free() {
 
 /// A file dropped in while tasks hold every instance slot cannot be checked yet (that takes
 /// an instance): its load is put off, not rejected, and tried again until a slot is free.
-/// Its code is compiled, or read from the cache, once for all those tries, and a cached
-/// entry stays in the cache.
+/// Its code is compiled, or read from the cache, once for all those tries, a cached entry
+/// stays in the cache, and a file changed meanwhile loads its new content.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_load_that_finds_every_slot_taken_is_compiled_once_and_lands_once_a_slot_is_free() {
     let f = Fixture::new("busyload", "");
@@ -201,14 +201,31 @@ async fn a_live_load_that_finds_every_slot_taken_is_compiled_once_and_lands_once
     assert!(reg.lookup("tl", &ty("other@1")).is_none());
     assert!(reg.lookup("tl", &ty("echo@1")).is_none());
 
+    // A file changed while it waits: its new content is compiled, the kept code dropped.
+    f.put(&guest("echo-b.wasm"), "echo@1.wasm");
+    wait_for("the changed file compiled", LIMIT, || {
+        count(&stats.compiles) == compiles + 2
+    })
+    .await;
+    let busy = count(&stats.busy);
+    wait_for("both files tried again", LIMIT, || {
+        count(&stats.busy) >= busy + 2
+    })
+    .await;
+    assert_eq!(
+        count(&stats.compiles),
+        compiles + 2,
+        "compiled again on a retry"
+    );
+
     held.abort();
     wait_result(&reg, "other@1", "x", "B:x").await;
-    wait_result(&reg, "echo@1", "x", "x").await;
-    assert_eq!(count(&stats.compiles), compiles + 1);
+    wait_result(&reg, "echo@1", "x", "B:x").await;
+    assert_eq!(count(&stats.compiles), compiles + 2);
     assert_eq!(count(&stats.cache_hits), hits + 1);
     assert_eq!(count(&stats.rejects), 0);
     // The compiled code was cached once it served.
-    wait_for("other@1's code cached", LIMIT, || {
+    wait_for("echo-b's code cached", LIMIT, || {
         cache_entries(&f.root).len() == 3
     })
     .await;

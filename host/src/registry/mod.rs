@@ -26,7 +26,8 @@
 //! hold every slot, a load or an upgrade is put off, not rejected: the file is scanned
 //! again, and an upgrade's code tried again, once a slot may be free (counted in
 //! [`RegistryStats::busy`]). The code is kept meanwhile, so a put-off load is compiled (or
-//! read from the cache) once, not on every try.
+//! read from the cache) once, not on every try, and its file is read and hashed again only
+//! if it changes.
 //!
 //! Once the registry serves (after the start-up load), every file without cached
 //! Cranelift code takes that path, small ones too: a live load competes for the 2 cores
@@ -126,7 +127,11 @@ struct FileState {
 /// Code of a file whose check found every instance slot taken, kept for the file's next
 /// scan (see [`LoadError::Busy`]).
 struct Parked {
-    /// sha256 of the content the code was made from.
+    /// The file's stamp when it was read: while it stays the same, the file is not read
+    /// (and hashed) again.
+    stamp: Stamp,
+    bytes: Arc<Vec<u8>>,
+    /// sha256 of `bytes`, which the code was made from.
     hash: String,
     code: Code,
     /// Compiled for this load (not read from the cache): cache it once it serves.
@@ -361,25 +366,35 @@ impl Registry {
                 continue;
             }
             let started = Instant::now();
-            let verdict = scan::examine(&entry).await;
-            let (bytes, hash) = match verdict {
-                Verdict::Changing => {
-                    retry = true;
-                    continue;
-                }
-                Verdict::Reject(why) => {
-                    self.reject(list, &entry.file_name, &why);
-                    files.insert(
-                        entry.file_name.clone(),
-                        FileState {
-                            stamp: entry.stamp,
-                            hash: None,
-                            types: known.map(|k| k.types.clone()).unwrap_or_default(),
-                        },
-                    );
-                    continue;
-                }
-                Verdict::Read { bytes, hash } => (bytes, hash),
+            // A file put off for want of a slot and unchanged since: its bytes are kept.
+            let kept = list
+                .parked
+                .lock()
+                .expect("parked lock")
+                .get(&entry.file_name)
+                .filter(|p| p.stamp == entry.stamp && entry.problem.is_none())
+                .map(|p| (p.bytes.clone(), p.hash.clone()));
+            let (bytes, hash) = match kept {
+                Some(kept) => kept,
+                None => match scan::examine(&entry).await {
+                    Verdict::Changing => {
+                        retry = true;
+                        continue;
+                    }
+                    Verdict::Reject(why) => {
+                        self.reject(list, &entry.file_name, &why);
+                        files.insert(
+                            entry.file_name.clone(),
+                            FileState {
+                                stamp: entry.stamp,
+                                hash: None,
+                                types: known.map(|k| k.types.clone()).unwrap_or_default(),
+                            },
+                        );
+                        continue;
+                    }
+                    Verdict::Read { bytes, hash } => (Arc::new(bytes), hash),
+                },
             };
             if known
                 .is_some_and(|k| k.hash.as_deref() == Some(hash.as_str()) && !k.types.is_empty())
@@ -390,9 +405,8 @@ impl Registry {
                 }
                 continue;
             }
-            let bytes = Arc::new(bytes);
             let compiled = self
-                .compile(list, &entry.file_name, bytes.clone(), hash.clone())
+                .compile(list, &entry, bytes.clone(), hash.clone())
                 .await;
             let (compiled, fresh) = match compiled {
                 Ok(c) => c,
@@ -496,7 +510,7 @@ impl Registry {
         );
     }
 
-    /// Checked code for `file_name` of `list` (content `bytes`, sha256 `hash`), and whether
+    /// Checked code for file `entry` of `list` (content `bytes`, sha256 `hash`), and whether
     /// it was compiled now (then the caller stores it, once it serves). The code comes
     /// from the file's last try if that found every instance slot taken, else from the disk
     /// cache or the compiler (off the executor); a check that finds every slot taken again
@@ -504,7 +518,7 @@ impl Registry {
     async fn compile(
         &self,
         list: &TaskList,
-        file_name: &str,
+        entry: &scan::Entry,
         bytes: Arc<Vec<u8>>,
         hash: String,
     ) -> Result<(Compiled, bool), LoadError> {
@@ -512,7 +526,7 @@ impl Registry {
             .parked
             .lock()
             .expect("parked lock")
-            .remove(file_name)
+            .remove(&entry.file_name)
             .filter(|p| p.hash == hash);
         let (code, fresh) = match parked {
             Some(p) => (p.code, p.fresh),
@@ -522,7 +536,7 @@ impl Registry {
                     &self.runtime,
                     self.cache.as_ref(),
                     &self.stats,
-                    bytes,
+                    bytes.clone(),
                     &hash,
                     live,
                 )
@@ -533,11 +547,17 @@ impl Registry {
             Ok(compiled) => Ok((compiled, fresh)),
             Err(e) => {
                 if e.is_transient() {
-                    let parked = Parked { hash, code, fresh };
+                    let parked = Parked {
+                        stamp: entry.stamp,
+                        bytes,
+                        hash,
+                        code,
+                        fresh,
+                    };
                     list.parked
                         .lock()
                         .expect("parked lock")
-                        .insert(file_name.to_string(), parked);
+                        .insert(entry.file_name.clone(), parked);
                 }
                 Err(e)
             }
