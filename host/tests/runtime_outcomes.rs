@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use runtime_common::*;
 use swasm::activity::{Outcome, reason};
-use swasm::runtime::Runtime;
+use swasm::runtime::{Compiler, Runtime};
 
 fn runtime() -> Arc<Runtime> {
     runtime_with_slots(32)
@@ -187,4 +187,21 @@ async fn a_load_while_every_slot_is_taken_is_busy_not_broken() {
     run.abort();
     assert!(run.await.unwrap_err().is_cancelled());
     rt.compile(&echo).expect("loads once the slot is free");
+}
+
+/// Code is checked by the runtime whose engine made it; another runtime's code is an error
+/// that says so.
+#[test]
+fn code_of_another_runtime_is_refused() {
+    let echo = std::fs::read(example("echo@1.wasm")).unwrap();
+    let (a, b) = (runtime_with_slots(2), runtime_with_slots(2));
+    let code = a.compile_code(&echo, Compiler::Cranelift).unwrap();
+    let err = b.check(&code).err().expect("another runtime's code");
+    assert!(
+        matches!(err, swasm::runtime::LoadError::Link(_))
+            && !err.is_transient()
+            && err.to_string().contains("made by another runtime"),
+        "{err}"
+    );
+    a.check(&code).expect("its own runtime's code");
 }

@@ -271,7 +271,8 @@ impl Runtime {
     pub fn check(&self, code: &Code) -> Result<Compiled, LoadError> {
         let tier = self
             .tier(code.compiler)
-            .expect("code is made by one of this runtime's engines");
+            .filter(|t| wasmtime::Engine::same(&t.engine, code.component.engine()))
+            .ok_or_else(|| LoadError::Link("the code was made by another runtime".into()))?;
         let component = code.component.clone();
         let engine = &tier.engine;
         let ty = component.component_type();
