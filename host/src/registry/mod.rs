@@ -147,7 +147,8 @@ struct TaskList {
     /// File name -> state; the lock also serialises re-scans of this directory.
     files: tokio::sync::Mutex<HashMap<String, FileState>>,
     /// File name -> code waiting for a free instance slot. Only re-scans touch it, under
-    /// the `files` lock.
+    /// the `files` lock: a scan takes a file's entry out and puts it back while the file
+    /// is still put off.
     parked: Mutex<HashMap<String, Parked>>,
 }
 
@@ -366,12 +367,15 @@ impl Registry {
                 continue;
             }
             let started = Instant::now();
-            // A file put off for want of a slot and unchanged since: its bytes are kept.
-            let kept = list
+            // A file put off before for want of a slot: its code is kept, and its bytes
+            // too while the file is unchanged.
+            let parked = list
                 .parked
                 .lock()
                 .expect("parked lock")
-                .get(&entry.file_name)
+                .remove(&entry.file_name);
+            let kept = parked
+                .as_ref()
                 .filter(|p| p.stamp == entry.stamp && entry.problem.is_none())
                 .map(|p| (p.bytes.clone(), p.hash.clone()));
             let (bytes, hash) = match kept {
@@ -406,7 +410,7 @@ impl Registry {
                 continue;
             }
             let compiled = self
-                .compile(list, &entry, bytes.clone(), hash.clone())
+                .compile(list, &entry, parked, bytes.clone(), hash.clone())
                 .await;
             let (compiled, fresh) = match compiled {
                 Ok(c) => c,
@@ -512,23 +516,18 @@ impl Registry {
 
     /// Checked code for file `entry` of `list` (content `bytes`, sha256 `hash`), and whether
     /// it was compiled now (then the caller stores it, once it serves). The code comes
-    /// from the file's last try if that found every instance slot taken, else from the disk
-    /// cache or the compiler (off the executor); a check that finds every slot taken again
-    /// keeps it for the next try.
+    /// from `parked`, the file's last try, if that was of the same content, else from the
+    /// disk cache or the compiler (off the executor); a check that finds every instance
+    /// slot taken parks it again for the next try.
     async fn compile(
         &self,
         list: &TaskList,
         entry: &scan::Entry,
+        parked: Option<Parked>,
         bytes: Arc<Vec<u8>>,
         hash: String,
     ) -> Result<(Compiled, bool), LoadError> {
-        let parked = list
-            .parked
-            .lock()
-            .expect("parked lock")
-            .remove(&entry.file_name)
-            .filter(|p| p.hash == hash);
-        let (code, fresh) = match parked {
+        let (code, fresh) = match parked.filter(|p| p.hash == hash) {
             Some(p) => (p.code, p.fresh),
             None => {
                 let live = self.live.load(Ordering::Relaxed);
