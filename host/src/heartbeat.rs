@@ -18,6 +18,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, OnceCell};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::activity::{ActivityType, Heartbeat};
 use crate::metrics::{InFlightGuard, Metrics};
@@ -134,13 +135,18 @@ impl Heartbeat for TaskHeartbeat {
 }
 
 impl TaskHeartbeat {
-    /// Spawns the pump on the first beat.
+    /// Spawns the pump on the first beat, in the span of the guest's run (the task's), so
+    /// what the pump logs names the task.
     fn start_pump(&self) {
         let mut state = self.shared.pump.lock().unwrap();
         *state = match std::mem::replace(&mut *state, PumpState::Finished) {
             PumpState::Idle(pump) => {
                 let stop = pump.stop.clone();
-                let task = pump.runtime.clone().spawn(pump.run(self.shared.clone()));
+                let runtime = pump.runtime.clone();
+                let run = pump
+                    .run(self.shared.clone())
+                    .instrument(tracing::Span::current());
+                let task = runtime.spawn(run);
                 PumpState::Running { task, stop }
             }
             running_or_finished => running_or_finished,

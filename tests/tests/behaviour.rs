@@ -82,7 +82,7 @@ async fn cancel_request_reaches_the_guest() {
     let mut config = scenario.host_config(vec![TaskListSpec::new("main", &["countdown@1.wasm"])]);
     // Heartbeats at most every second, so the cancel flag arrives quickly.
     config.extra = "[defaults]\nheartbeat_interval_s = 1\n".into();
-    let _host = Host::start(&config.write(), &[]);
+    let host = Host::start(&config.write(), &[]);
 
     let mut act = Activity::new(
         "long",
@@ -107,6 +107,16 @@ async fn cancel_request_reaches_the_guest() {
         history
             .iter()
             .any(|e| e.event_type == EventType::ActivityTaskCancelRequested)
+    );
+    // The heartbeat pump logs in the task's span: an operator can tell which task was asked.
+    let logs = host.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("SWF requested cancellation"))
+        .unwrap_or_else(|| panic!("no cancellation line in the host's log:\n{logs}"));
+    assert!(
+        line.contains("activity_id=long") && line.contains("workflow_id=w-cancel"),
+        "{line}"
     );
 }
 
