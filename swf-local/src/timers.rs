@@ -58,7 +58,7 @@ pub(crate) async fn drive(shared: Weak<Shared>) {
         tokio::pin!(notified);
         notified.as_mut().enable();
         let next = {
-            let mut core = s.core.lock().unwrap();
+            let mut core = s.core.lock().unwrap_or_else(|e| e.into_inner());
             fire_due(&mut core, Instant::now());
             core.sched.timers.keys().next().map(|k| k.0)
         };
