@@ -233,7 +233,7 @@ pub fn delete_type(core: &mut Core, input: &Value, kind: Kind) -> SwfResult<Valu
         .ok_or_else(|| unknown_type(kind, &key.0, &key.1))?;
     if t.status != Status::Deprecated {
         return Err(SwfError::new(
-            Fault::OperationNotPermitted,
+            Fault::TypeNotDeprecated,
             format!(
                 "{}=[name={}, version={}] must be deprecated before it is deleted",
                 kind.label(),

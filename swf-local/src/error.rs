@@ -13,6 +13,8 @@ pub enum Fault {
     OperationNotPermitted,
     DefaultUndefined,
     TypeDeprecated,
+    /// Delete*Type of a type that is still registered.
+    TypeNotDeprecated,
     DomainDeprecated,
     WorkflowExecutionAlreadyStarted,
     Validation,
@@ -37,6 +39,7 @@ impl Fault {
             }
             Fault::DefaultUndefined => "com.amazonaws.swf.base.model#DefaultUndefinedFault",
             Fault::TypeDeprecated => "com.amazonaws.swf.base.model#TypeDeprecatedFault",
+            Fault::TypeNotDeprecated => "com.amazonaws.swf.base.model#TypeNotDeprecatedFault",
             Fault::DomainDeprecated => "com.amazonaws.swf.base.model#DomainDeprecatedFault",
             Fault::WorkflowExecutionAlreadyStarted => {
                 "com.amazonaws.swf.base.model#WorkflowExecutionAlreadyStartedFault"

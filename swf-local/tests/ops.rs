@@ -93,8 +93,13 @@ async fn domains_and_types_register_describe_list_deprecate_delete() {
         .await
         .unwrap();
     assert_eq!(named.type_infos.len(), 1);
+    // SWF: TypeNotDeprecatedFault, the fault the model lists for a type still registered.
     let err = delete_activity(c, "d1", "other").send().await.unwrap_err();
-    assert!(err.into_service_error().is_operation_not_permitted_fault());
+    assert!(
+        err.as_service_error()
+            .is_some_and(|e| e.is_type_not_deprecated_fault()),
+        "{err:?}"
+    );
     deprecate_activity(c, "d1", "other").send().await.unwrap();
     let err = deprecate_activity(c, "d1", "other")
         .send()
@@ -162,6 +167,18 @@ async fn domains_and_types_register_describe_list_deprecate_delete() {
         .await
         .unwrap_err();
     assert!(err.into_service_error().is_default_undefined_fault());
+    let err = c
+        .delete_workflow_type()
+        .domain("d1")
+        .workflow_type(wtype("bare"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err.as_service_error()
+            .is_some_and(|e| e.is_type_not_deprecated_fault()),
+        "{err:?}"
+    );
     deprecate_workflow(c, "d1", "bare").send().await.unwrap();
     c.delete_workflow_type()
         .domain("d1")
