@@ -69,8 +69,17 @@ async fn trap_reports_message_and_backtrace() {
     assert_eq!(r, reason::TRAP);
     assert!(details.contains("unreachable"), "{details}");
     assert!(
-        details.contains("backtrace"),
+        details.contains("wasm backtrace"),
         "no wasm backtrace in: {details}"
+    );
+    // The panic message is written to stderr before the trap: the details carry it.
+    let tail = details
+        .split_once("guest stderr, last lines:\n")
+        .unwrap_or_else(|| panic!("no stderr lines in: {details}"))
+        .1;
+    assert!(
+        tail.contains("panicked at") && tail.contains("boom"),
+        "{details}"
     );
 }
 

@@ -9,11 +9,17 @@ use std::process::{Command, Output};
 use runtime_common::*;
 
 fn swasm(args: &[&str]) -> Output {
+    swasm_with_env(args, &[])
+}
+
+/// `swasm ARGS` with `env` added to the test's environment.
+fn swasm_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let cache = std::env::temp_dir().join("swasm-tools-test-cache");
     Command::new(env!("CARGO_BIN_EXE_swasm"))
         .args(args)
         .env("XDG_CACHE_HOME", cache)
         .env("RUST_LOG", "warn,swasm::guest=info")
+        .envs(env.iter().copied())
         .output()
         .expect("run swasm")
 }
@@ -94,6 +100,26 @@ fn invoke_countdown_lists_heartbeats_and_simulates_cancel() {
             "{lang}: {v}"
         );
     }
+}
+
+/// A trap's details name the panic and the wasm frames, never the host's own Rust
+/// backtrace, which wasmtime captures when the host runs with `RUST_BACKTRACE=1`.
+#[test]
+fn a_trap_reports_the_guest_panic_without_the_host_backtrace() {
+    let trap = guest("trap@1.wasm");
+    let o = swasm_with_env(
+        &["invoke", path(&trap), "--input", "x"],
+        &[("RUST_BACKTRACE", "1")],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("failed: swasm.Trap"), "{out}");
+    assert!(out.contains("boom"), "{out}");
+    assert!(out.contains("wasm backtrace"), "{out}");
+    assert!(
+        !out.contains("Stack backtrace") && !out.contains("wasmtime::runtime"),
+        "the host's backtrace reached the details: {out}"
+    );
 }
 
 #[test]

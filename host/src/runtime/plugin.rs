@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use wasmtime::WasmBacktrace;
 use wasmtime::component::{ComponentExportIndex, InstancePre, TypedFunc};
 
 use super::bindings::swasm::activity::types as wit;
@@ -114,15 +115,20 @@ impl Plugin {
             }
         };
         let memory_denied = store.data_mut().limits.denied.take();
-        outcome(result, memory_denied, timeout)
+        let stderr = store.data().stderr.as_ref().and_then(|t| t.text());
+        outcome(result, memory_denied, stderr, timeout)
     }
 }
 
+/// What happened, as SWF will record it. When the host ends the run (trap, memory limit,
+/// timeout, failed instantiation), the details also hold the guest's last stderr lines.
 fn outcome(
     result: Result<Result<Option<String>, wit::ActivityError>, RunError>,
     memory_denied: Option<String>,
+    stderr: Option<String>,
     timeout: Duration,
 ) -> Outcome {
+    let stderr = stderr.as_deref();
     match result {
         Ok(Ok(Some(r))) if r.chars().count() > MAX_RESULT_CHARS => Outcome::failed(
             reason::RESULT_TOO_LARGE,
@@ -140,32 +146,54 @@ fn outcome(
         Err(RunError::Instantiate(e)) => match memory_denied {
             Some(m) => Outcome::failed(
                 reason::MEMORY_LIMIT,
-                format!("{m} while instantiating: {e:#}"),
+                describe(&format!("{m} while instantiating"), Some(&e), stderr),
             ),
-            None => Outcome::failed(
-                reason::INSTANTIATE,
-                truncate_chars(format!("{e:?}"), MAX_DETAILS_CHARS),
-            ),
+            None => Outcome::failed(reason::INSTANTIATE, describe("", Some(&e), stderr)),
         },
         Err(RunError::Call(e)) => {
             if e.downcast_ref::<DeadlineExceeded>().is_some() {
-                Outcome::failed(
-                    reason::TIMEOUT,
-                    format!("interrupted after timeout_s = {} s", timeout.as_secs()),
-                )
+                let what = format!("interrupted after timeout_s = {} s", timeout.as_secs());
+                Outcome::failed(reason::TIMEOUT, describe(&what, None, stderr))
             } else if let Some(m) = memory_denied {
                 Outcome::failed(
                     reason::MEMORY_LIMIT,
-                    truncate_chars(format!("{m}; then: {e:?}"), MAX_DETAILS_CHARS),
+                    describe(&format!("{m}; then"), Some(&e), stderr),
                 )
             } else {
-                Outcome::failed(
-                    reason::TRAP,
-                    truncate_chars(format!("{e:?}"), MAX_DETAILS_CHARS),
-                )
+                Outcome::failed(reason::TRAP, describe("", Some(&e), stderr))
             }
         }
     }
+}
+
+/// Failure details: `what` and the error's causes on one line, the guest's last stderr
+/// lines (a panic message, an exception), then the wasm backtrace. The host's own Rust
+/// backtrace, which wasmtime captures under `RUST_BACKTRACE`, is left out: it says nothing
+/// about the guest and would fill the history.
+fn describe(what: &str, error: Option<&wasmtime::Error>, stderr: Option<&str>) -> String {
+    let backtrace = error
+        .and_then(|e| e.downcast_ref::<WasmBacktrace>())
+        .map(|b| b.to_string());
+    let mut parts: Vec<String> = Vec::new();
+    if !what.is_empty() {
+        parts.push(what.to_string());
+    }
+    for cause in error.into_iter().flat_map(|e| e.chain()) {
+        let cause = cause.to_string();
+        if Some(&cause) != backtrace.as_ref() {
+            parts.push(cause);
+        }
+    }
+    let mut details = parts.join(": ");
+    if let Some(lines) = stderr {
+        details.push_str("\n\nguest stderr, last lines:\n");
+        details.push_str(lines);
+    }
+    if let Some(backtrace) = backtrace {
+        details.push_str("\n\n");
+        details.push_str(&backtrace);
+    }
+    truncate_chars(details, MAX_DETAILS_CHARS)
 }
 
 fn to_wit(t: ActivityTask) -> wit::ActivityTask {

@@ -13,7 +13,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpVi
 
 use super::bindings;
 use super::engine::Awake;
-use super::guest_log::GuestLog;
+use super::guest_log::{GuestLog, StderrTail};
 use crate::activity::{ActivityTask, HeartbeatHandle};
 use crate::config::ActivitySettings;
 
@@ -25,6 +25,9 @@ pub(crate) struct StoreState {
     gate: HttpGate,
     pub(crate) limits: GuestLimits,
     heartbeat: HeartbeatHandle,
+    /// The last lines the guest wrote to stderr, for the details of a trap (`None` in a
+    /// load check, whose output is discarded).
+    pub(crate) stderr: Option<StderrTail>,
     /// Keeps the epoch ticking while this store lives.
     _awake: Awake,
 }
@@ -81,8 +84,9 @@ pub(crate) fn new_store(
     let mut b = WasiCtxBuilder::new();
     let ty: Arc<str> = task.activity_type.to_string().into();
     let id: Arc<str> = task.activity_id.as_str().into();
-    b.stdout(GuestLog::new(id.clone(), ty.clone(), "stdout"));
-    b.stderr(GuestLog::new(id, ty, "stderr"));
+    let stderr = StderrTail::default();
+    b.stdout(GuestLog::stdout(id.clone(), ty.clone()));
+    b.stderr(GuestLog::stderr(id, ty, stderr.clone()));
     for (k, v) in &settings.env {
         b.env(k, v);
     }
@@ -96,7 +100,7 @@ pub(crate) fn new_store(
             .map_err(anyhow::Error::from)
             .with_context(|| format!("cannot open granted dir {}", grant.host.display()))?;
     }
-    Ok(store(
+    let mut store = store(
         engine,
         b,
         settings.allowed_hosts.clone(),
@@ -104,7 +108,9 @@ pub(crate) fn new_store(
         heartbeat,
         awake,
         deadline,
-    ))
+    );
+    store.data_mut().stderr = Some(stderr);
+    Ok(store)
 }
 
 /// A store that grants nothing (no env, files, HTTP; stdout and stderr discarded), for
@@ -152,6 +158,7 @@ fn store(
         },
         limits: GuestLimits::new(memory_mb),
         heartbeat,
+        stderr: None,
         _awake: awake,
     };
     let mut store = Store::new(engine, state);
