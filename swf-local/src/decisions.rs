@@ -52,22 +52,144 @@ const OPTIONAL_ATTRS: &[&str] = &[
     "ContinueAsNewWorkflowExecution",
 ];
 
-fn attrs_of(i: usize, d: &Value) -> SwfResult<(&str, Value)> {
+/// Stands in for attributes a decision may leave out.
+static NO_ATTRS: Value = Value::Null;
+
+/// One decision, checked completely before any decision of its batch is applied: applying
+/// it can only record events (the `*Failed` ones included), never refuse the call.
+enum Parsed<'a> {
+    ScheduleActivity {
+        name: &'a str,
+        version: &'a str,
+        activity_id: &'a str,
+        attrs: &'a Value,
+    },
+    RequestCancelActivity {
+        activity_id: &'a str,
+    },
+    StartTimer {
+        timer_id: &'a str,
+        fire: &'a str,
+        secs: u64,
+        attrs: &'a Value,
+    },
+    CancelTimer {
+        timer_id: &'a str,
+    },
+    RecordMarker {
+        name: &'a str,
+        attrs: &'a Value,
+    },
+    /// Complete, Fail, Cancel or ContinueAsNew.
+    Close {
+        ty: &'a str,
+        attrs: &'a Value,
+    },
+}
+
+/// A value at `path` that breaks a rule, in the validator's wording.
+fn invalid(path: &str, v: &str, why: &str) -> SwfError {
+    SwfError::validation(format!(
+        "1 validation error detected: Value '{v}' at '{path}' failed to satisfy constraint: {why}"
+    ))
+}
+
+/// A required string member of decision attributes.
+fn member<'a>(a: &'a Value, path: &str, key: &str) -> SwfResult<&'a str> {
+    get_str(a, key).ok_or_else(|| {
+        SwfError::validation(format!(
+            "1 validation error detected: Value null at '{path}.{key}' failed to satisfy constraint: Member must not be null"
+        ))
+    })
+}
+
+/// Checks an optional duration member ("NONE" or whole seconds).
+fn duration(a: &Value, path: &str, key: &str) -> SwfResult<()> {
+    if let Some(v) = get_str(a, key) {
+        parse_duration(v, key).map_err(|_| {
+            invalid(
+                &format!("{path}.{key}"),
+                v,
+                "Member must be a whole number of seconds or NONE",
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Checks decision `i` (0-based) of a batch and takes what applying it needs.
+fn parse(i: usize, d: &Value) -> SwfResult<Parsed<'_>> {
     let ty = req_str(d, "decisionType")?;
-    let Some((_, member)) = SUPPORTED.iter().find(|(t, _)| *t == ty) else {
+    let Some((_, attrs_key)) = SUPPORTED.iter().find(|(t, _)| *t == ty) else {
         return Err(SwfError::validation(format!(
             "decisions.{}: swf-local does not support the decision type {ty}",
             i + 1
         )));
     };
-    match d.get(*member).filter(|v| !v.is_null()) {
-        Some(a) => Ok((ty, a.clone())),
-        None if OPTIONAL_ATTRS.contains(&ty) => Ok((ty, json!({}))),
-        None => Err(SwfError::validation(format!(
-            "decisions.{}: {member} is required for decision type {ty}",
-            i + 1
-        ))),
-    }
+    let a = match d.get(*attrs_key).filter(|v| !v.is_null()) {
+        Some(a) => a,
+        None if OPTIONAL_ATTRS.contains(&ty) => &NO_ATTRS,
+        None => {
+            return Err(SwfError::validation(format!(
+                "decisions.{}: {attrs_key} is required for decision type {ty}",
+                i + 1
+            )));
+        }
+    };
+    let path = format!("decisions.{}.member.{attrs_key}", i + 1);
+    Ok(match ty {
+        "ScheduleActivityTask" => {
+            let at = a.get("activityType").unwrap_or(&NO_ATTRS);
+            let at_path = format!("{path}.activityType");
+            for key in [
+                "scheduleToStartTimeout",
+                "scheduleToCloseTimeout",
+                "startToCloseTimeout",
+                "heartbeatTimeout",
+            ] {
+                duration(a, &path, key)?;
+            }
+            Parsed::ScheduleActivity {
+                name: member(at, &at_path, "name")?,
+                version: member(at, &at_path, "version")?,
+                activity_id: member(a, &path, "activityId")?,
+                attrs: a,
+            }
+        }
+        "RequestCancelActivityTask" => Parsed::RequestCancelActivity {
+            activity_id: member(a, &path, "activityId")?,
+        },
+        "StartTimer" => {
+            let fire = member(a, &path, "startToFireTimeout")?;
+            // "An integer greater than or equal to 0": unlike the other durations, no NONE.
+            let secs = fire.parse::<u64>().map_err(|_| {
+                invalid(
+                    &format!("{path}.startToFireTimeout"),
+                    fire,
+                    "Member must be a whole number of seconds",
+                )
+            })?;
+            Parsed::StartTimer {
+                timer_id: member(a, &path, "timerId")?,
+                fire,
+                secs,
+                attrs: a,
+            }
+        }
+        "CancelTimer" => Parsed::CancelTimer {
+            timer_id: member(a, &path, "timerId")?,
+        },
+        "RecordMarker" => Parsed::RecordMarker {
+            name: member(a, &path, "markerName")?,
+            attrs: a,
+        },
+        _ => {
+            for key in ["executionStartToCloseTimeout", "taskStartToCloseTimeout"] {
+                duration(a, &path, key)?;
+            }
+            Parsed::Close { ty, attrs: a }
+        }
+    })
 }
 
 pub fn respond_decision_task_completed(core: &mut Core, input: &Value) -> SwfResult<Value> {
@@ -85,7 +207,7 @@ pub fn respond_decision_task_completed(core: &mut Core, input: &Value) -> SwfRes
     let parsed = decisions
         .iter()
         .enumerate()
-        .map(|(i, d)| attrs_of(i, d))
+        .map(|(i, d)| parse(i, d))
         .collect::<SwfResult<Vec<_>>>()?;
     let exec = *core.sched.decision_tokens.get(token).ok_or_else(unknown)?;
     let ex = core
@@ -104,6 +226,7 @@ pub fn respond_decision_task_completed(core: &mut Core, input: &Value) -> SwfRes
     if current != token {
         return Err(unknown());
     }
+    // Nothing below refuses the call: from here on, every outcome is an event.
     let mut attrs = json!({"scheduledEventId": scheduled_id, "startedEventId": started_id});
     if let Some(c) = get_str(input, "executionContext") {
         attrs["executionContext"] = json!(c);
@@ -116,25 +239,47 @@ pub fn respond_decision_task_completed(core: &mut Core, input: &Value) -> SwfRes
     core.sched.decision_tokens.remove(token);
 
     let mut needs_decision = unhandled;
-    for (ty, a) in parsed {
+    for d in parsed {
         let mut ctx = Ctx {
             core,
             exec,
             completed,
             needs_decision: &mut needs_decision,
         };
-        let closed = match ty {
-            "ScheduleActivityTask" => ctx.schedule_activity(&a).map(|_| false)?,
-            "RequestCancelActivityTask" => ctx.request_cancel_activity(&a).map(|_| false)?,
-            "StartTimer" => ctx.start_timer(&a).map(|_| false)?,
-            "CancelTimer" => ctx.cancel_timer(&a).map(|_| false)?,
-            "RecordMarker" => {
-                let mut ev = json!({"markerName": req_str(&a, "markerName")?, "decisionTaskCompletedEventId": completed});
-                copy(&a, &mut ev, "details");
+        let closed = match d {
+            Parsed::ScheduleActivity {
+                name,
+                version,
+                activity_id,
+                attrs,
+            } => {
+                ctx.schedule_activity(name, version, activity_id, attrs);
+                false
+            }
+            Parsed::RequestCancelActivity { activity_id } => {
+                ctx.request_cancel_activity(activity_id);
+                false
+            }
+            Parsed::StartTimer {
+                timer_id,
+                fire,
+                secs,
+                attrs,
+            } => {
+                ctx.start_timer(timer_id, fire, secs, attrs);
+                false
+            }
+            Parsed::CancelTimer { timer_id } => {
+                ctx.cancel_timer(timer_id);
+                false
+            }
+            Parsed::RecordMarker { name, attrs } => {
+                let mut ev = json!({"markerName": name, "decisionTaskCompletedEventId": completed});
+                copy(attrs, &mut ev, "details");
                 ctx.push("MarkerRecorded", ev);
                 false
             }
-            close => ctx.close(close, &a, unhandled)?,
+            Parsed::Close { ty, attrs } => ctx.close(ty, attrs, unhandled),
         };
         if closed {
             return Ok(json!({}));
@@ -181,10 +326,7 @@ impl Ctx<'_> {
         *self.needs_decision = true;
     }
 
-    fn schedule_activity(&mut self, a: &Value) -> SwfResult<()> {
-        let at = &a["activityType"];
-        let (name, version) = (req_str(at, "name")?, req_str(at, "version")?);
-        let activity_id = req_str(a, "activityId")?;
+    fn schedule_activity(&mut self, name: &str, version: &str, activity_id: &str, a: &Value) {
         let base =
             json!({"activityType": {"name": name, "version": version}, "activityId": activity_id});
         let domain = self.ex().domain.clone();
@@ -200,7 +342,7 @@ impl Ctx<'_> {
                 base,
                 "ACTIVITY_TYPE_DOES_NOT_EXIST",
             );
-            return Ok(());
+            return;
         };
         if ty.status == Status::Deprecated {
             self.failed(
@@ -208,7 +350,7 @@ impl Ctx<'_> {
                 base,
                 "ACTIVITY_TYPE_DEPRECATED",
             );
-            return Ok(());
+            return;
         }
         if self.ex().activity_ids.contains_key(activity_id) {
             self.failed(
@@ -216,7 +358,7 @@ impl Ctx<'_> {
                 base,
                 "ACTIVITY_ID_ALREADY_IN_USE",
             );
-            return Ok(());
+            return;
         }
         if self.ex().activities.len() >= 1000 {
             self.failed(
@@ -224,7 +366,7 @@ impl Ctx<'_> {
                 base,
                 "OPEN_ACTIVITIES_LIMIT_EXCEEDED",
             );
-            return Ok(());
+            return;
         }
         let mut timeouts = [None, None, None, None];
         for (i, (key, default, cause)) in [
@@ -256,7 +398,7 @@ impl Ctx<'_> {
                 Some(v) => timeouts[i] = Some((key, v.to_owned())),
                 None => {
                     self.failed("ScheduleActivityTaskFailed", base, cause);
-                    return Ok(());
+                    return;
                 }
             }
         }
@@ -269,13 +411,14 @@ impl Ctx<'_> {
                 base,
                 "DEFAULT_TASK_LIST_UNDEFINED",
             );
-            return Ok(());
+            return;
         };
         let mut ev = base.clone();
         let mut secs = [None; 4];
         for (i, t) in timeouts.iter().enumerate() {
             let (key, v) = t.as_ref().expect("all set above");
-            secs[i] = parse_duration(v, key)?;
+            // Given values were checked by `parse`, registered defaults by Register*Type.
+            secs[i] = parse_duration(v, key).unwrap_or(None);
             ev[*key] = json!(v);
         }
         ev["taskList"] = json!({"name": task_list});
@@ -323,18 +466,16 @@ impl Ctx<'_> {
                 TimerKind::ScheduleToClose { exec, scheduled },
             );
         }
-        Ok(())
     }
 
-    fn request_cancel_activity(&mut self, a: &Value) -> SwfResult<()> {
-        let activity_id = req_str(a, "activityId")?;
+    fn request_cancel_activity(&mut self, activity_id: &str) {
         let Some(&scheduled) = self.ex().activity_ids.get(activity_id) else {
             self.failed(
                 "RequestCancelActivityTaskFailed",
                 json!({"activityId": activity_id}),
                 "ACTIVITY_ID_UNKNOWN",
             );
-            return Ok(());
+            return;
         };
         let completed = self.completed;
         let requested = self.push(
@@ -348,7 +489,7 @@ impl Ctx<'_> {
             .expect("activity_ids and activities agree");
         if act.started_id.is_some() {
             act.cancel_requested = Some(requested);
-            return Ok(());
+            return;
         }
         // Not started yet: SWF cancels it at once.
         ex.activities.remove(&scheduled);
@@ -358,23 +499,17 @@ impl Ctx<'_> {
             json!({"scheduledEventId": scheduled, "startedEventId": 0, "latestCancelRequestedEventId": requested}),
         );
         *self.needs_decision = true;
-        Ok(())
     }
 
-    fn start_timer(&mut self, a: &Value) -> SwfResult<()> {
-        let timer_id = req_str(a, "timerId")?;
+    fn start_timer(&mut self, timer_id: &str, fire: &str, secs: u64, a: &Value) {
         if self.ex().timers.contains_key(timer_id) {
             self.failed(
                 "StartTimerFailed",
                 json!({"timerId": timer_id}),
                 "TIMER_ID_ALREADY_IN_USE",
             );
-            return Ok(());
+            return;
         }
-        let fire = req_str(a, "startToFireTimeout")?;
-        let secs = parse_duration(fire, "startToFireTimeout")?.ok_or_else(|| {
-            SwfError::validation("startToFireTimeout must be a number of seconds")
-        })?;
         let mut ev = json!({"timerId": timer_id, "startToFireTimeout": fire, "decisionTaskCompletedEventId": self.completed});
         copy(a, &mut ev, "control");
         let started = self.push("TimerStarted", ev);
@@ -388,34 +523,31 @@ impl Ctx<'_> {
                 started,
             },
         );
-        Ok(())
     }
 
-    fn cancel_timer(&mut self, a: &Value) -> SwfResult<()> {
-        let timer_id = req_str(a, "timerId")?;
+    fn cancel_timer(&mut self, timer_id: &str) {
         let Some(started) = self.ex().timers.remove(timer_id) else {
             self.failed(
                 "CancelTimerFailed",
                 json!({"timerId": timer_id}),
                 "TIMER_ID_UNKNOWN",
             );
-            return Ok(());
+            return;
         };
         let completed = self.completed;
         self.push(
             "TimerCanceled",
             json!({"timerId": timer_id, "startedEventId": started, "decisionTaskCompletedEventId": completed}),
         );
-        Ok(())
     }
 
     /// A closing decision; returns true when the execution closed. With events the decider
     /// has not seen yet, SWF fails it with UNHANDLED_DECISION.
-    fn close(&mut self, ty: &str, a: &Value, unhandled: bool) -> SwfResult<bool> {
+    fn close(&mut self, ty: &str, a: &Value, unhandled: bool) -> bool {
         let failed = format!("{ty}Failed");
         if unhandled {
             self.failed(&failed, json!({}), "UNHANDLED_DECISION");
-            return Ok(false);
+            return false;
         }
         let mut ev = json!({"decisionTaskCompletedEventId": self.completed});
         let (event, status) = match ty {
@@ -436,10 +568,10 @@ impl Ctx<'_> {
         };
         self.push(event, ev);
         self.core.close_execution(self.exec, status);
-        Ok(true)
+        true
     }
 
-    fn continue_as_new(&mut self, a: &Value) -> SwfResult<bool> {
+    fn continue_as_new(&mut self, a: &Value) -> bool {
         let ex = self.ex();
         let (domain, workflow_id) = (ex.domain.clone(), ex.workflow_id.clone());
         let mut wf_type = ex.workflow_type.clone();
@@ -474,7 +606,7 @@ impl Ctx<'_> {
                     _ => "OPERATION_NOT_PERMITTED",
                 };
                 self.failed("ContinueAsNewWorkflowExecutionFailed", json!({}), cause);
-                return Ok(false);
+                return false;
             }
         };
         let old_run = self.ex().run_id.clone();
@@ -498,13 +630,13 @@ impl Ctx<'_> {
                 continued_from: Some(old_run),
                 ..params
             },
-        )?;
+        );
         ev["newExecutionRunId"] = json!(self.core.execs[&new_id].run_id);
         self.core
             .execs
             .get_mut(&exec)
             .expect("closed, not dropped")
             .push("WorkflowExecutionContinuedAsNew", ev);
-        Ok(true)
+        true
     }
 }

@@ -21,6 +21,8 @@ pub struct StartParams {
     pub workflow_type: Value,
     pub task_list: String,
     pub execution_start_to_close: String,
+    /// `execution_start_to_close` in seconds; `None` = no limit.
+    pub execution_timeout: Option<u64>,
     pub task_start_to_close: String,
     pub child_policy: String,
     pub task_priority: Option<String>,
@@ -77,18 +79,24 @@ pub fn resolve_params(
     let task_list = task_list_of(attrs)
         .or_else(|| t.default_task_list())
         .ok_or_else(|| undefined("taskList"))?;
+    let execution_start_to_close = pick(
+        "executionStartToCloseTimeout",
+        "defaultExecutionStartToCloseTimeout",
+    )
+    .ok_or_else(|| undefined("executionStartToCloseTimeout"))?;
+    let task_start_to_close = pick("taskStartToCloseTimeout", "defaultTaskStartToCloseTimeout")
+        .ok_or_else(|| undefined("taskStartToCloseTimeout"))?;
+    let execution_timeout =
+        parse_duration(&execution_start_to_close, "executionStartToCloseTimeout")?;
+    parse_duration(&task_start_to_close, "taskStartToCloseTimeout")?;
     Ok(StartParams {
         domain: domain.to_owned(),
         workflow_id: workflow_id.to_owned(),
         workflow_type: json!({"name": name, "version": version}),
         task_list: task_list.to_owned(),
-        execution_start_to_close: pick(
-            "executionStartToCloseTimeout",
-            "defaultExecutionStartToCloseTimeout",
-        )
-        .ok_or_else(|| undefined("executionStartToCloseTimeout"))?,
-        task_start_to_close: pick("taskStartToCloseTimeout", "defaultTaskStartToCloseTimeout")
-            .ok_or_else(|| undefined("taskStartToCloseTimeout"))?,
+        execution_start_to_close,
+        execution_timeout,
+        task_start_to_close,
         child_policy: pick("childPolicy", "defaultChildPolicy")
             .ok_or_else(|| undefined("childPolicy"))?,
         task_priority: pick("taskPriority", "defaultTaskPriority"),
@@ -104,9 +112,8 @@ pub fn resolve_params(
 }
 
 /// Starts a run: WorkflowExecutionStarted, the first decision task, the run's timeout.
-pub fn start(core: &mut Core, p: StartParams) -> SwfResult<u64> {
-    let exec_timeout = parse_duration(&p.execution_start_to_close, "executionStartToCloseTimeout")?;
-    parse_duration(&p.task_start_to_close, "taskStartToCloseTimeout")?;
+/// `p` comes from [`resolve_params`], which did every check.
+pub fn start(core: &mut Core, p: StartParams) -> u64 {
     let id = core.next_exec;
     core.next_exec += 1;
     let run_id = random_token();
@@ -161,7 +168,7 @@ pub fn start(core: &mut Core, p: StartParams) -> SwfResult<u64> {
     }
     ex.push("WorkflowExecutionStarted", attrs);
     schedule_decision(&mut ex, &mut core.sched);
-    if let Some(secs) = exec_timeout {
+    if let Some(secs) = p.execution_timeout {
         core.sched.add_timer(
             Instant::now() + Duration::from_secs(secs),
             TimerKind::WorkflowStartToClose { exec: id },
@@ -171,7 +178,7 @@ pub fn start(core: &mut Core, p: StartParams) -> SwfResult<u64> {
         .insert((p.domain.clone(), p.workflow_id.clone()), id);
     core.by_run.insert((p.domain, p.workflow_id, run_id), id);
     core.execs.insert(id, ex);
-    Ok(id)
+    id
 }
 
 pub fn start_workflow_execution(core: &mut Core, input: &Value) -> SwfResult<Value> {
@@ -189,7 +196,7 @@ pub fn start_workflow_execution(core: &mut Core, input: &Value) -> SwfResult<Val
             ),
         ));
     }
-    let id = start(core, params)?;
+    let id = start(core, params);
     Ok(json!({"runId": core.execs[&id].run_id}))
 }
 
