@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::error::{Fault, SwfError, SwfResult};
-use crate::history::{list_page, page_size, schedule_decision, slice_page};
+use crate::history::{list_page, page_size, schedule_decision};
 use crate::model::{
     Core, DecisionState, Execution, PageKind, PageState, Status, get_str, now_ts, parse_duration,
     random_token, req_str, task_list_of,
@@ -253,7 +253,11 @@ pub fn describe_workflow_execution(core: &mut Core, input: &Value) -> SwfResult<
 
 pub fn get_workflow_execution_history(core: &mut Core, input: &Value) -> SwfResult<Value> {
     let id = core.find_execution(req_str(input, "domain")?, &input["execution"])?;
-    let (offset, size, reverse) = match get_str(input, "nextPageToken") {
+    let events = &core.execs[&id].events;
+    // The token holds where the listing goes on: forward, the index of the next event (new
+    // events are appended after it); in reverse, how many of the oldest events are still to
+    // come, so events appended since the first page are not listed.
+    let (next, size, reverse) = match get_str(input, "nextPageToken") {
         Some(t) => {
             let st = core.sched.page_token(t)?;
             match st.kind {
@@ -265,22 +269,37 @@ pub fn get_workflow_execution_history(core: &mut Core, input: &Value) -> SwfResu
                 }
             }
         }
-        None => (
-            0,
-            page_size(input),
-            input
+        None => {
+            let reverse = input
                 .get("reverseOrder")
                 .and_then(Value::as_bool)
-                .unwrap_or(false),
-        ),
+                .unwrap_or(false);
+            (
+                if reverse { events.len() } else { 0 },
+                page_size(input),
+                reverse,
+            )
+        }
     };
-    let (events, more) = slice_page(&core.execs[&id].events, offset, size, reverse);
-    let mut out = json!({"events": events});
+    let (page, next, more): (Vec<Value>, usize, bool) = if reverse {
+        let end = next.min(events.len());
+        let from = end.saturating_sub(size);
+        (
+            events[from..end].iter().rev().cloned().collect(),
+            from,
+            from > 0,
+        )
+    } else {
+        let from = next.min(events.len());
+        let end = (from + size).min(events.len());
+        (events[from..end].to_vec(), end, end < events.len())
+    };
+    let mut out = json!({"events": page});
     if more {
         out["nextPageToken"] = json!(core.sched.issue_page_token(PageState {
             issued: Instant::now(),
             kind: PageKind::History { exec: id },
-            offset: offset + size,
+            offset: next,
             page_size: size,
             reverse,
         }));

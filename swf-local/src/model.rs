@@ -247,7 +247,8 @@ pub enum PageKind {
         events_end: usize,
         start: usize,
     },
-    /// Next page of GetWorkflowExecutionHistory.
+    /// Next page of GetWorkflowExecutionHistory; `offset` is an event index (see
+    /// `executions::get_workflow_execution_history`).
     History { exec: u64 },
     /// Next page of a List* call: the remaining items were snapshotted.
     List {

@@ -261,3 +261,49 @@ async fn get_workflow_execution_history_pages_and_tokens_expire() {
         "Specified token has exceeded its maximum lifetime"
     );
 }
+
+/// Pages GetWorkflowExecutionHistory two events at a time, with a signal (one more event)
+/// after every page; returns the event ids collected and the history length at the start.
+async fn page_while_growing(c: &aws_sdk_swf::Client, id: &str, reverse: bool) -> (Vec<i64>, i64) {
+    let exec = start_wf(c, "d", id).await;
+    for _ in 0..3 {
+        signal(c, "d", id, "s").send().await.unwrap();
+    }
+    let at_start = history(c, "d", &exec).await.len() as i64;
+    let mut ids = Vec::new();
+    let mut token = None;
+    loop {
+        let mut req = history_of(c, "d", &exec)
+            .maximum_page_size(2)
+            .reverse_order(reverse);
+        if let Some(t) = token {
+            req = req.next_page_token(t);
+        }
+        let page = req.send().await.unwrap();
+        ids.extend(page.events.iter().map(|e| e.event_id));
+        signal(c, "d", id, "s").send().await.unwrap();
+        token = page.next_page_token;
+        if token.is_none() {
+            break;
+        }
+        assert!(ids.len() < 100, "paging does not end: {ids:?}");
+    }
+    (ids, at_start)
+}
+
+/// A nextPageToken continues the same listing: events appended between two pages make no
+/// page repeat or skip events, in either order.
+#[tokio::test]
+async fn history_pages_neither_repeat_nor_skip_while_the_history_grows() {
+    let env = Env::start(500).await;
+    let c = &env.client;
+    setup(c, "d", ["60", "120", "60", "30"]).await;
+
+    let (ids, at_start) = page_while_growing(c, "rev", true).await;
+    assert_eq!(ids, (1..=at_start).rev().collect::<Vec<_>>());
+
+    let (ids, at_start) = page_while_growing(c, "fwd", false).await;
+    let last = *ids.last().unwrap();
+    assert!(last >= at_start, "{ids:?}");
+    assert_eq!(ids, (1..=last).collect::<Vec<_>>());
+}
