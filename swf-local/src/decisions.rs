@@ -9,7 +9,8 @@ use crate::error::{SwfError, SwfResult};
 use crate::executions::{resolve_params, start};
 use crate::history::schedule_decision;
 use crate::model::{
-    Activity, Core, DecisionState, Status, get_str, parse_duration, req_str, task_list_of,
+    Activity, Core, DecisionState, Status, check_execution_timeout, get_str, parse_duration,
+    req_str, task_list_of,
 };
 use crate::timers::TimerKind;
 
@@ -186,6 +187,10 @@ fn parse(i: usize, d: &Value) -> SwfResult<Parsed<'_>> {
         _ => {
             for key in ["executionStartToCloseTimeout", "taskStartToCloseTimeout"] {
                 duration(a, &path, key)?;
+            }
+            if let Some(v) = get_str(a, "executionStartToCloseTimeout") {
+                let path = format!("{path}.executionStartToCloseTimeout");
+                check_execution_timeout(v, &path, true)?;
             }
             Parsed::Close { ty, attrs: a }
         }

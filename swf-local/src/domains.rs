@@ -7,7 +7,9 @@ use serde_json::{Map, Value, json};
 
 use crate::error::{Fault, SwfError, SwfResult};
 use crate::history::list_page;
-use crate::model::{Core, Domain, Status, TypeRec, get_str, now_ts, req_str};
+use crate::model::{
+    Core, Domain, Status, TypeRec, check_execution_timeout, get_str, now_ts, req_str,
+};
 
 pub fn register_domain(core: &mut Core, input: &Value) -> SwfResult<Value> {
     let name = req_str(input, "name")?;
@@ -129,6 +131,11 @@ fn type_key(v: &Value) -> SwfResult<(String, String)> {
 
 pub fn register_type(core: &mut Core, input: &Value, kind: Kind) -> SwfResult<Value> {
     let key = type_key(input)?;
+    if kind == Kind::Workflow
+        && let Some(v) = get_str(input, "defaultExecutionStartToCloseTimeout")
+    {
+        check_execution_timeout(v, "defaultExecutionStartToCloseTimeout", false)?;
+    }
     let d = core.domain_mut(req_str(input, "domain")?)?;
     if d.status == Status::Deprecated {
         return Err(SwfError::new(

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use crate::error::{Fault, SwfError, SwfResult};
 use crate::history::{list_page, page_size, schedule_decision};
 use crate::model::{
-    Core, DecisionState, Execution, PageKind, PageState, Status, get_str, now_ts, parse_duration,
-    random_token, req_str, task_list_of,
+    Core, DecisionState, Execution, PageKind, PageState, Status, check_execution_timeout, get_str,
+    now_ts, parse_duration, random_token, req_str, task_list_of,
 };
 use crate::timers::TimerKind;
 
@@ -185,6 +185,12 @@ pub fn start_workflow_execution(core: &mut Core, input: &Value) -> SwfResult<Val
     let domain = req_str(input, "domain")?;
     let workflow_id = req_str(input, "workflowId")?;
     let params = resolve_params(core, domain, workflow_id, &input["workflowType"], input)?;
+    // Given or the type's default (checked at registration too).
+    check_execution_timeout(
+        &params.execution_start_to_close,
+        "executionStartToCloseTimeout",
+        false,
+    )?;
     if core
         .open_by_workflow_id
         .contains_key(&(domain.to_owned(), workflow_id.to_owned()))

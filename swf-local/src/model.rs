@@ -29,6 +29,26 @@ pub fn random_token() -> String {
     format!("{a:032x}{b:016x}")
 }
 
+/// SWF's one-year maximum on how long a workflow execution runs, in seconds.
+pub const ONE_YEAR_SECS: u64 = 365 * 86_400;
+
+/// Checks an `executionStartToCloseTimeout` (or its registered default) at `path`: at most
+/// one year, and NONE only where SWF allows it (ContinueAsNew's member says "You can use
+/// NONE"; StartWorkflowExecution's and RegisterWorkflowType's say you cannot).
+pub fn check_execution_timeout(v: &str, path: &str, none_allowed: bool) -> SwfResult<()> {
+    let why = match parse_duration(v, path)? {
+        None if none_allowed => return Ok(()),
+        None => "Member must not be NONE: a workflow execution runs at most one year",
+        Some(s) if s > ONE_YEAR_SECS => {
+            "Member must be at most 31536000 seconds: a workflow execution runs at most one year"
+        }
+        Some(_) => return Ok(()),
+    };
+    Err(SwfError::validation(format!(
+        "1 validation error detected: Value '{v}' at '{path}' failed to satisfy constraint: {why}"
+    )))
+}
+
 /// Parses an SWF duration ("123" or "NONE"); `Ok(None)` = no limit.
 pub fn parse_duration(s: &str, field: &str) -> SwfResult<Option<u64>> {
     if s == "NONE" {
