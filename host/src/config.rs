@@ -89,8 +89,13 @@ pub struct Defaults {
     /// Local start-to-close deadline.
     #[serde(default = "default_timeout_s")]
     pub timeout_s: u64,
+    /// At most one RecordActivityTaskHeartbeat per task per throttle interval: the smaller
+    /// of this and 0.8 x the type's registered default heartbeat timeout. A decider's
+    /// per-schedule `heartbeatTimeout` is not visible to the host.
     #[serde(default = "default_heartbeat_interval_s")]
     pub heartbeat_interval_s: u64,
+    /// The wasm stack limit. One limit for the whole engine: the largest of this and every
+    /// `[activity]` value applies to every activity.
     #[serde(default = "default_max_stack_kb")]
     pub max_stack_kb: u64,
     /// Registration default (`swasm register`): seconds, or absent for `NONE`.
@@ -99,8 +104,9 @@ pub struct Defaults {
     pub start_to_close_timeout_s: Option<u64>,
     /// Registration default: seconds, or absent for `NONE`.
     pub schedule_to_close_timeout_s: Option<u64>,
-    /// Registration default: seconds, or absent for `NONE`. Also sets the heartbeat throttle
-    /// (0.8 x this) when smaller than `heartbeat_interval_s`.
+    /// Registration default: seconds, or absent for `NONE`. The heartbeat throttle does not
+    /// read this value: it uses the timeout registered in SWF (DescribeActivityType), which
+    /// is this one only if `swasm register` registered the type with it.
     pub heartbeat_timeout_s: Option<u64>,
     pub task_priority: Option<i32>,
     pub description: Option<String>,
@@ -127,6 +133,8 @@ pub struct ActivityConfig {
     pub memory_mb: Option<u64>,
     pub timeout_s: Option<u64>,
     pub heartbeat_interval_s: Option<u64>,
+    /// Raises the engine-wide stack limit for every activity, not only this one (see
+    /// [`Defaults::max_stack_kb`]).
     pub max_stack_kb: Option<u64>,
     /// Only these variables, never the host's.
     #[serde(default)]
@@ -142,8 +150,9 @@ pub struct ActivityConfig {
     pub start_to_close_timeout_s: Option<u64>,
     /// Registration default: seconds, or absent for `NONE`.
     pub schedule_to_close_timeout_s: Option<u64>,
-    /// Registration default: seconds, or absent for `NONE`. Also sets the heartbeat throttle
-    /// (0.8 x this) when smaller than `heartbeat_interval_s`.
+    /// Registration default: seconds, or absent for `NONE`. The heartbeat throttle does not
+    /// read this value: it uses the timeout registered in SWF (DescribeActivityType), which
+    /// is this one only if `swasm register` registered the type with it.
     pub heartbeat_timeout_s: Option<u64>,
     pub task_priority: Option<i32>,
     pub description: Option<String>,

@@ -149,14 +149,16 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
     }
 
     if args.serve {
-        println!("\nserving until Ctrl-C. Try, with boto3 or the AWS CLI:");
         println!(
-            "  aws swf start-workflow-execution --endpoint-url {url} --region {REGION} --domain {DOMAIN} \\\n    --workflow-id my-1 --workflow-type name={},version={} \\\n    --input '{{\"activity\":\"echo@1\",\"task_list\":\"{TASK_LIST}\",\"input\":\"hi\"}}'",
+            "\nserving until Ctrl-C. Try, with boto3 or the AWS CLI (they need a region and some credentials; swf-local checks none):"
+        );
+        println!(
+            "  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws swf start-workflow-execution --endpoint-url {url} --region {REGION} --domain {DOMAIN} \\\n    --workflow-id my-1 --workflow-type name={},version={} \\\n    --input '{{\"activity\":\"echo@1\",\"task_list\":\"{TASK_LIST}\",\"input\":\"hi\"}}'",
             swasm_demo::WORKFLOW_NAME,
             swasm_demo::WORKFLOW_VERSION
         );
         println!(
-            "  aws swf list-closed-workflow-executions --endpoint-url {url} --region {REGION} --domain {DOMAIN} --start-time-filter oldestDate=0"
+            "  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws swf list-closed-workflow-executions --endpoint-url {url} --region {REGION} --domain {DOMAIN} --start-time-filter oldestDate=0"
         );
         let decide = {
             let decider = decider.clone();
