@@ -256,13 +256,23 @@ impl Config {
                 bail!("{at}.pollers: must be at least 1");
             }
         }
-        if self.defaults.memory_mb == 0 || self.defaults.timeout_s == 0 {
-            bail!("[defaults]: memory_mb and timeout_s must be at least 1");
-        }
+        let d = &self.defaults;
+        check_limits(
+            "defaults",
+            Some(d.memory_mb),
+            Some(d.timeout_s),
+            Some(d.heartbeat_interval_s),
+        )?;
         for (key, activity) in &self.activities {
             let at = format!("activity.{key:?}");
             let ty = ActivityType::parse(key)
                 .with_context(|| format!("{at}: the key must be \"name@version\""))?;
+            check_limits(
+                &at,
+                activity.memory_mb,
+                activity.timeout_s,
+                activity.heartbeat_interval_s,
+            )?;
             check_len(&format!("{at} name"), &ty.name, 1, 256)?;
             check_len(&format!("{at} version"), &ty.version, 1, 64)?;
             for name in activity.env.keys() {
@@ -289,13 +299,16 @@ impl Config {
                     bail!("{at}.allowed_hosts: {authority:?} must be \"host:port\"");
                 }
             }
-            if let Some(file) = &activity.file
-                && file.components().count() != 1
-            {
-                bail!(
-                    "{at}.file: {} must be a file name inside the plugin dir",
-                    file.display()
-                );
+            if let Some(file) = &activity.file {
+                let name = file.to_string_lossy();
+                if file.components().count() != 1 {
+                    bail!("{at}.file: {name} must be a file name inside the plugin dir");
+                }
+                // The plugin dir is scanned for visible `*.wasm` files only: any other name
+                // would never be loaded.
+                if !name.ends_with(".wasm") || name.starts_with('.') {
+                    bail!("{at}.file: {name} must end in .wasm and not start with a dot");
+                }
             }
         }
         Ok(())
@@ -379,6 +392,34 @@ pub fn validate_task_list_name(name: &str) -> Result<()> {
     }
     if name == "arn" {
         bail!("task list name must not be \"arn\"");
+    }
+    Ok(())
+}
+
+/// Largest `timeout_s` and `heartbeat_interval_s`: one year, SWF's longest timeout.
+pub const MAX_SECONDS: u64 = 365 * 24 * 3600;
+/// Largest `memory_mb`: a 32-bit WebAssembly memory holds at most 4 GiB.
+pub const MAX_MEMORY_MB: u64 = 4096;
+
+/// The numbers a task runs with, where `at` sets them: each must be at least 1 (a zero
+/// would fail every task of the type, or, for the heartbeat interval, switch throttling
+/// off) and no larger than what can be honoured.
+fn check_limits(
+    at: &str,
+    memory_mb: Option<u64>,
+    timeout_s: Option<u64>,
+    heartbeat_interval_s: Option<u64>,
+) -> Result<()> {
+    for (key, value, max) in [
+        ("memory_mb", memory_mb, MAX_MEMORY_MB),
+        ("timeout_s", timeout_s, MAX_SECONDS),
+        ("heartbeat_interval_s", heartbeat_interval_s, MAX_SECONDS),
+    ] {
+        if let Some(v) = value
+            && !(1..=max).contains(&v)
+        {
+            bail!("{at}.{key}: must be between 1 and {max}, not {v}");
+        }
     }
     Ok(())
 }

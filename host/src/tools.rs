@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::activity::{ActivityTask, ActivityType, Heartbeat, Outcome};
 use crate::config::{ActivitySettings, Config, Registration};
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, RuntimeOptions};
 
 /// Run one component locally, as SWF would, and print what it did.
 #[derive(Debug, Clone, clap::Args)]
@@ -31,11 +31,13 @@ pub struct InvokeArgs {
     /// `invoke@0`).
     #[arg(long = "type")]
     pub activity_type: Option<String>,
-    /// Local deadline in seconds (default 300).
-    #[arg(long, default_value_t = 300)]
+    /// Local deadline in seconds, 1 to 31536000 (default 300).
+    #[arg(long, default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..=crate::config::MAX_SECONDS))]
     pub timeout_s: u64,
-    /// Memory limit in MiB (default 256).
-    #[arg(long, default_value_t = 256)]
+    /// Memory limit in MiB, 1 to 4096 (default 256).
+    #[arg(long, default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(1..=crate::config::MAX_MEMORY_MB))]
     pub memory_mb: u64,
     /// Grant an environment variable, `KEY=VALUE`; repeatable (default: none).
     #[arg(long = "env", value_name = "KEY=VALUE")]
@@ -77,7 +79,12 @@ pub async fn invoke(args: InvokeArgs) -> Result<ExitCode> {
             .with_context(|| format!("--env {kv:?}: must be KEY=VALUE"))?;
         env.insert(k.to_string(), v.to_string());
     }
-    let runtime = Runtime::for_invoke()?;
+    // Sized for this one task, so `--memory-mb` above the usual 256 is honoured.
+    let runtime = Runtime::with_options(RuntimeOptions {
+        max_instances: 16,
+        max_memory_mb: args.memory_mb,
+        ..RuntimeOptions::default()
+    })?;
     let compiled = match compile(&runtime, bytes).await {
         Ok(c) => c,
         Err(e) => {
@@ -199,7 +206,9 @@ pub async fn check(args: CheckArgs) -> Result<ExitCode> {
         Err(e) => (vec![], Some(e.to_string())),
     };
     let needs_grant = |i: &str| {
-        if i.starts_with("wasi:sockets/") || i.starts_with("wasi:http/") {
+        if i.starts_with("wasi:sockets/") {
+            Some("always denied")
+        } else if i.starts_with("wasi:http/") {
             Some("denied unless allowed_hosts grants it")
         } else if i.starts_with("wasi:filesystem/") {
             Some("no files unless dirs grants them")

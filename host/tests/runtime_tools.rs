@@ -122,6 +122,20 @@ fn a_trap_reports_the_guest_panic_without_the_host_backtrace() {
     );
 }
 
+/// `invoke --memory-mb` above the run-time default of 256 is the limit the guest meets.
+#[test]
+fn invoke_honours_a_memory_limit_above_the_default() {
+    let hog = guest("hog@1.wasm");
+    let o = swasm(&["invoke", path(&hog), "--memory-mb", "600"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("failed: swasm.MemoryLimit"), "{out}");
+    assert!(
+        out.contains("(limit 629145600 bytes = memory_mb)"),
+        "the guest did not reach its own 600 MiB limit: {out}"
+    );
+}
+
 #[test]
 fn check_accepts_every_language() {
     for lang in LANGS {
