@@ -576,6 +576,9 @@ impl Ctx<'_> {
         true
     }
 
+    /// Each setting of the new run is the decision's, else the (new) workflow type's
+    /// registered default, else the decision fails with that setting's DEFAULT_*_UNDEFINED
+    /// cause; nothing is taken from this run.
     fn continue_as_new(&mut self, a: &Value) -> bool {
         let ex = self.ex();
         let (domain, workflow_id) = (ex.domain.clone(), ex.workflow_id.clone());
@@ -583,34 +586,14 @@ impl Ctx<'_> {
         if let Some(v) = get_str(a, "workflowTypeVersion") {
             wf_type["version"] = json!(v);
         }
-        // Unset members fall back to the type's defaults, then to this run's values.
-        let mut attrs = a.clone();
-        for (key, current) in [
-            (
-                "executionStartToCloseTimeout",
-                ex.execution_start_to_close.clone(),
-            ),
-            ("taskStartToCloseTimeout", ex.task_start_to_close.clone()),
-            ("childPolicy", Some(ex.child_policy.clone())),
-        ] {
-            if attrs.get(key).is_none()
-                && let Some(c) = current
-            {
-                attrs[key] = json!(c);
-            }
-        }
-        if attrs.get("taskList").is_none() {
-            attrs["taskList"] = json!({"name": ex.task_list});
-        }
-        let params = match resolve_params(self.core, &domain, &workflow_id, &wf_type, &attrs) {
+        let params = match resolve_params(self.core, &domain, &workflow_id, &wf_type, a) {
             Ok(p) => p,
-            Err(e) => {
-                let cause = match e.kind {
-                    crate::error::Fault::TypeDeprecated => "WORKFLOW_TYPE_DEPRECATED",
-                    crate::error::Fault::UnknownResource => "WORKFLOW_TYPE_DOES_NOT_EXIST",
-                    _ => "OPERATION_NOT_PERMITTED",
-                };
-                self.failed("ContinueAsNewWorkflowExecutionFailed", json!({}), cause);
+            Err(refusal) => {
+                self.failed(
+                    "ContinueAsNewWorkflowExecutionFailed",
+                    json!({}),
+                    refusal.cause,
+                );
                 return false;
             }
         };
@@ -625,8 +608,12 @@ impl Ctx<'_> {
         });
         copy(a, &mut ev, "input");
         copy(a, &mut ev, "tagList");
-        copy(a, &mut ev, "taskPriority");
-        copy(a, &mut ev, "lambdaRole");
+        if let Some(p) = &params.task_priority {
+            ev["taskPriority"] = json!(p);
+        }
+        if let Some(r) = &params.lambda_role {
+            ev["lambdaRole"] = json!(r);
+        }
         let exec = self.exec;
         self.core.close_execution(exec, "CONTINUED_AS_NEW");
         let new_id = start(

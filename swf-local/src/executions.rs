@@ -32,42 +32,73 @@ pub struct StartParams {
     pub continued_from: Option<String>,
 }
 
-fn undefined(what: &str) -> SwfError {
-    SwfError::new(
+/// Why [`resolve_params`] refused: the fault for StartWorkflowExecution and the
+/// ContinueAsNewWorkflowExecutionFailed cause for the decision.
+#[derive(Debug)]
+pub struct Refusal {
+    pub error: SwfError,
+    pub cause: &'static str,
+}
+
+impl From<Refusal> for SwfError {
+    fn from(r: Refusal) -> SwfError {
+        r.error
+    }
+}
+
+fn refusal(kind: Fault, cause: &'static str, message: String) -> Refusal {
+    Refusal {
+        error: SwfError::new(kind, message),
+        cause,
+    }
+}
+
+fn undefined(what: &str, cause: &'static str) -> Refusal {
+    refusal(
         Fault::DefaultUndefined,
+        cause,
         format!("{what} was neither given nor registered as a default of the workflow type"),
     )
 }
 
 /// Resolves `attrs` (StartWorkflowExecution input or ContinueAsNew attributes) against the
-/// workflow type's registered defaults.
+/// workflow type's registered defaults: each member is the one given, else the type's
+/// default, else a refusal.
 pub fn resolve_params(
     core: &Core,
     domain: &str,
     workflow_id: &str,
     workflow_type: &Value,
     attrs: &Value,
-) -> SwfResult<StartParams> {
-    let d = core.domain(domain)?;
+) -> Result<StartParams, Refusal> {
+    let not_permitted = |e: SwfError| Refusal {
+        error: e,
+        cause: "OPERATION_NOT_PERMITTED",
+    };
+    let d = core.domain(domain).map_err(not_permitted)?;
     if d.status == Status::Deprecated {
-        return Err(SwfError::new(
+        return Err(refusal(
             Fault::DomainDeprecated,
+            "OPERATION_NOT_PERMITTED",
             format!("Domain is deprecated: {domain}"),
         ));
     }
-    let name = req_str(workflow_type, "name")?;
-    let version = req_str(workflow_type, "version")?;
+    let name = req_str(workflow_type, "name").map_err(not_permitted)?;
+    let version = req_str(workflow_type, "version").map_err(not_permitted)?;
     let t = d
         .workflow_types
         .get(&(name.to_owned(), version.to_owned()))
         .ok_or_else(|| {
-            SwfError::unknown(format!(
-                "Unknown type: WorkflowType=[name={name}, version={version}]"
-            ))
+            refusal(
+                Fault::UnknownResource,
+                "WORKFLOW_TYPE_DOES_NOT_EXIST",
+                format!("Unknown type: WorkflowType=[name={name}, version={version}]"),
+            )
         })?;
     if t.status == Status::Deprecated {
-        return Err(SwfError::new(
+        return Err(refusal(
             Fault::TypeDeprecated,
+            "WORKFLOW_TYPE_DEPRECATED",
             format!("WorkflowType=[name={name}, version={version}] is deprecated"),
         ));
     }
@@ -78,17 +109,30 @@ pub fn resolve_params(
     };
     let task_list = task_list_of(attrs)
         .or_else(|| t.default_task_list())
-        .ok_or_else(|| undefined("taskList"))?;
+        .ok_or_else(|| undefined("taskList", "DEFAULT_TASK_LIST_UNDEFINED"))?;
     let execution_start_to_close = pick(
         "executionStartToCloseTimeout",
         "defaultExecutionStartToCloseTimeout",
     )
-    .ok_or_else(|| undefined("executionStartToCloseTimeout"))?;
+    .ok_or_else(|| {
+        undefined(
+            "executionStartToCloseTimeout",
+            "DEFAULT_EXECUTION_START_TO_CLOSE_TIMEOUT_UNDEFINED",
+        )
+    })?;
     let task_start_to_close = pick("taskStartToCloseTimeout", "defaultTaskStartToCloseTimeout")
-        .ok_or_else(|| undefined("taskStartToCloseTimeout"))?;
+        .ok_or_else(|| {
+            undefined(
+                "taskStartToCloseTimeout",
+                "DEFAULT_TASK_START_TO_CLOSE_TIMEOUT_UNDEFINED",
+            )
+        })?;
+    let child_policy = pick("childPolicy", "defaultChildPolicy")
+        .ok_or_else(|| undefined("childPolicy", "DEFAULT_CHILD_POLICY_UNDEFINED"))?;
     let execution_timeout =
-        parse_duration(&execution_start_to_close, "executionStartToCloseTimeout")?;
-    parse_duration(&task_start_to_close, "taskStartToCloseTimeout")?;
+        parse_duration(&execution_start_to_close, "executionStartToCloseTimeout")
+            .map_err(not_permitted)?;
+    parse_duration(&task_start_to_close, "taskStartToCloseTimeout").map_err(not_permitted)?;
     Ok(StartParams {
         domain: domain.to_owned(),
         workflow_id: workflow_id.to_owned(),
@@ -97,8 +141,7 @@ pub fn resolve_params(
         execution_start_to_close,
         execution_timeout,
         task_start_to_close,
-        child_policy: pick("childPolicy", "defaultChildPolicy")
-            .ok_or_else(|| undefined("childPolicy"))?,
+        child_policy,
         task_priority: pick("taskPriority", "defaultTaskPriority"),
         lambda_role: pick("lambdaRole", "defaultLambdaRole"),
         input: get_str(attrs, "input").map(str::to_owned),

@@ -66,3 +66,132 @@ async fn a_batch_with_an_invalid_decision_is_refused_before_any_is_applied() {
     );
     assert_eq!(next_activity(c, "d").await.activity_id, "ok");
 }
+
+/// Polls decision tasks on `list` until one arrives (or panics after 20 s).
+async fn next_decision_on(
+    c: &aws_sdk_swf::Client,
+    domain: &str,
+    list: &str,
+) -> aws_sdk_swf::operation::poll_for_decision_task::PollForDecisionTaskOutput {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let out = poll_decision(c, domain, list).send().await.unwrap();
+        if !out.task_token.is_empty() {
+            return out;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no decision task on {list} within 20 s"
+        );
+    }
+}
+
+fn continue_as_new(attrs: ContinueAsNewWorkflowExecutionDecisionAttributes) -> Decision {
+    Decision::builder()
+        .decision_type(DecisionType::ContinueAsNewWorkflowExecution)
+        .continue_as_new_workflow_execution_decision_attributes(attrs)
+        .build()
+        .unwrap()
+}
+
+/// ContinueAsNew takes each setting from the decision, else from the (new) workflow type's
+/// registered defaults, else fails with that setting's DEFAULT_*_UNDEFINED cause. The old
+/// run's settings are not inherited.
+#[tokio::test]
+async fn continue_as_new_takes_the_decision_then_the_new_types_defaults() {
+    let env = Env::start(300).await;
+    let c = &env.client;
+    setup(c, "d", ["60", "120", "60", "30"]).await;
+    c.register_workflow_type()
+        .domain("d")
+        .name("wf")
+        .version("2")
+        .default_task_list(tl("main2"))
+        .default_execution_start_to_close_timeout("7200")
+        .default_task_start_to_close_timeout("20")
+        .default_child_policy(ChildPolicy::Abandon)
+        .send()
+        .await
+        .unwrap();
+    c.register_workflow_type()
+        .domain("d")
+        .name("wf")
+        .version("3")
+        .send()
+        .await
+        .unwrap();
+    let exec = started(start_workflow(c, "d", "w").execution_start_to_close_timeout("100")).await;
+    let dt = next_decision(c, "d").await;
+    decide(
+        c,
+        &dt.task_token,
+        vec![continue_as_new(
+            ContinueAsNewWorkflowExecutionDecisionAttributes::builder()
+                .workflow_type_version("2")
+                .build(),
+        )],
+    )
+    .await;
+    let ev = wait_event(c, "d", &exec, EventType::WorkflowExecutionContinuedAsNew).await;
+    let a = ev
+        .workflow_execution_continued_as_new_event_attributes
+        .unwrap();
+    assert_eq!(a.workflow_type.unwrap().version, "2");
+    assert_eq!(a.task_list.unwrap().name, "main2");
+    assert_eq!(a.execution_start_to_close_timeout.as_deref(), Some("7200"));
+    assert_eq!(a.task_start_to_close_timeout.as_deref(), Some("20"));
+    assert_eq!(a.child_policy, ChildPolicy::Abandon);
+
+    // The new run's decision tasks go to v2's default task list.
+    let dt = next_decision_on(c, "d", "main2").await;
+    assert_eq!(
+        dt.workflow_execution.unwrap().run_id,
+        a.new_execution_run_id
+    );
+
+    // v3 has no defaults: each setting left out fails with its own cause.
+    let full = || {
+        ContinueAsNewWorkflowExecutionDecisionAttributes::builder()
+            .workflow_type_version("3")
+            .task_list(tl("main3"))
+            .execution_start_to_close_timeout("60")
+            .task_start_to_close_timeout("10")
+            .child_policy(ChildPolicy::Terminate)
+    };
+    let mut token = dt.task_token;
+    let run = WorkflowExecution::builder()
+        .workflow_id("w")
+        .run_id(a.new_execution_run_id)
+        .build()
+        .unwrap();
+    for (attrs, cause) in [
+        (
+            full().set_task_list(None),
+            ContinueAsNewWorkflowExecutionFailedCause::DefaultTaskListUndefined,
+        ),
+        (
+            full().set_execution_start_to_close_timeout(None),
+            ContinueAsNewWorkflowExecutionFailedCause::DefaultExecutionStartToCloseTimeoutUndefined,
+        ),
+        (
+            full().set_task_start_to_close_timeout(None),
+            ContinueAsNewWorkflowExecutionFailedCause::DefaultTaskStartToCloseTimeoutUndefined,
+        ),
+        (
+            full().set_child_policy(None),
+            ContinueAsNewWorkflowExecutionFailedCause::DefaultChildPolicyUndefined,
+        ),
+    ] {
+        decide(c, &token, vec![continue_as_new(attrs.build())]).await;
+        let failed = history(c, "d", &run)
+            .await
+            .into_iter()
+            .rev()
+            .find_map(|e| e.continue_as_new_workflow_execution_failed_event_attributes)
+            .expect("a ContinueAsNewWorkflowExecutionFailed event");
+        assert_eq!(failed.cause, cause);
+        token = next_decision_on(c, "d", "main2").await.task_token;
+    }
+    decide(c, &token, vec![continue_as_new(full().build())]).await;
+    next_decision_on(c, "d", "main3").await;
+}
