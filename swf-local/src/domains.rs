@@ -59,6 +59,10 @@ pub fn list_domains(core: &mut Core, input: &Value) -> SwfResult<Value> {
     list_page(&mut core.sched, "ListDomains", "domainInfos", items, input)
 }
 
+/// DeprecateDomain / UndeprecateDomain. Deprecating also deprecates every type registered in
+/// the domain (SWF's DeprecateDomain docs); its open executions go on. Undeprecating leaves
+/// the types deprecated: SWF's UndeprecateDomain docs say nothing of them, and
+/// Undeprecate*Type brings each back.
 pub fn set_domain_status(core: &mut Core, input: &Value, to: Status) -> SwfResult<Value> {
     let name = req_str(input, "name")?;
     let d = core.domain_mut(name)?;
@@ -75,6 +79,18 @@ pub fn set_domain_status(core: &mut Core, input: &Value, to: Status) -> SwfResul
         });
     }
     d.status = to;
+    if to == Status::Deprecated {
+        let now = now_ts();
+        for t in d
+            .activity_types
+            .values_mut()
+            .chain(d.workflow_types.values_mut())
+            .filter(|t| t.status == Status::Registered)
+        {
+            t.status = Status::Deprecated;
+            t.deprecated = Some(now);
+        }
+    }
     Ok(json!({}))
 }
 
