@@ -10,20 +10,27 @@
 #   make test         setup plugins test-guests check-components build, then every test
 #   make bench        bench/run, when it exists
 #
-# Env: CARGO_TARGET_DIR (host builds, default $HOME/.cache/swasm/target); guests always use
-# $HOME/.cache/swasm/guest-target so they never wait on the host build's lock.
+# Env: CACHE or SWASM_CACHE (default $HOME/.cache/swasm): the venv, stamps, guest target dir
+# ($(CACHE)/guest-target, so guests never wait on the host build's lock) and the default
+# CARGO_TARGET_DIR of host builds ($(CACHE)/target). Exported to scripts/setup.sh,
+# plugins/c/build.sh and bench/run, so they all use the same one.
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
 MAKEFLAGS += --no-print-directory
 
-CACHE ?= $(HOME)/.cache/swasm
+SWASM_CACHE ?= $(HOME)/.cache/swasm
+CACHE ?= $(SWASM_CACHE)
 export CARGO_TARGET_DIR ?= $(CACHE)/target
 GUEST_TARGET := $(CACHE)/guest-target
 VENV := $(CACHE)/venv
 WASM_OUT := $(GUEST_TARGET)/wasm32-wasip2/release
 COMPONENTIZE_C := $(GUEST_TARGET)/release/componentize-c
+# What scripts/setup.sh installs into, plugins/c/build.sh runs and bench/run reads.
+export SWASM_CACHE := $(CACHE)
+export SWASM_GUEST_TARGET := $(GUEST_TARGET)
+export COMPONENTIZE_C
 WIT := wit/world.wit
 PLUGIN_DIST := plugins/dist
 GUEST_DIST := tests/guests/dist
@@ -38,7 +45,7 @@ need = test -x $(1) || { echo "$(1) is missing: run 'make setup' first" >&2; exi
 .PHONY: help setup plugins test-guests build dev test bench check-components
 
 help:
-	@sed -n '1,14p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '1,16p' Makefile | sed 's/^# \{0,1\}//'
 
 setup:
 	@scripts/setup.sh
