@@ -153,11 +153,13 @@ pub fn register_type(core: &mut Core, input: &Value, kind: Kind) -> SwfResult<Va
         check_execution_timeout(v, "defaultExecutionStartToCloseTimeout", false)?;
     }
     let d = core.domain_mut(req_str(input, "domain")?)?;
+    // "No longer available for this operation": UnknownResourceFault is among
+    // Register*Type's faults, DomainDeprecatedFault is not (SDKs would not recognise it).
     if d.status == Status::Deprecated {
-        return Err(SwfError::new(
-            Fault::DomainDeprecated,
-            format!("Domain is deprecated: {}", d.name),
-        ));
+        return Err(SwfError::unknown(format!(
+            "Domain is deprecated, no types can be registered in it: {}",
+            d.name
+        )));
     }
     if kind.of(d).contains_key(&key) {
         return Err(SwfError::new(

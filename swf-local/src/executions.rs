@@ -76,11 +76,13 @@ pub fn resolve_params(
         cause: "OPERATION_NOT_PERMITTED",
     };
     let d = core.domain(domain).map_err(not_permitted)?;
+    // Deprecating the domain deprecated its types. DomainDeprecatedFault is not among
+    // StartWorkflowExecution's faults (SDKs would not recognise it).
     if d.status == Status::Deprecated {
         return Err(refusal(
-            Fault::DomainDeprecated,
-            "OPERATION_NOT_PERMITTED",
-            format!("Domain is deprecated: {domain}"),
+            Fault::TypeDeprecated,
+            "WORKFLOW_TYPE_DEPRECATED",
+            format!("Domain is deprecated, and so are its workflow types: {domain}"),
         ));
     }
     let name = req_str(workflow_type, "name").map_err(not_permitted)?;
