@@ -6,16 +6,17 @@
 //! shutdown) is decided here, so that `poller` only moves tasks and `runtime` only runs them.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use rand::Rng;
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::activity::{ActivityTask, ActivityType, HeartbeatHandle, Outcome, reason};
 use crate::config::{ActivitySettings, Config};
 use crate::guests::GuestThreads;
-use crate::heartbeat::{HeartbeatPump, ThrottlePolicy, truncate_chars};
+use crate::heartbeat::{HeartbeatEnd, HeartbeatPump, ThrottlePolicy, truncate_chars};
 use crate::metrics::{FailedLabels, Metrics, TaskListMetrics};
 use crate::shutdown::Shutdown;
 use crate::swf::{PolledTask, SwfClient, SwfError};
@@ -24,6 +25,10 @@ use crate::swf::{PolledTask, SwfClient, SwfError};
 pub const MAX_RESULT: usize = 32768;
 pub const MAX_REASON: usize = 256;
 pub const MAX_DETAILS: usize = 32768;
+
+/// How long a task interrupted at the end of its shutdown grace still tries to send its
+/// last heartbeat details before answering.
+const FLUSH_AFTER_GRACE: Duration = Duration::from_secs(2);
 
 /// A runnable plugin: `runtime::Plugin`, adapted in `worker` (or a fake in tests).
 pub trait Runner: Send + Sync + 'static {
@@ -101,13 +106,23 @@ impl Dispatcher {
                 ));
                 let outcome = tokio::select! {
                     outcome = run => outcome,
-                    _ = self.shutdown.aborting() => {
+                    _ = self.shutdown.task_over(started) => {
                         tracing::warn!("shutdown grace period over: interrupting the task");
                         Outcome::failed(reason::SHUTDOWN, "the worker shut down before the task finished; it can be retried at once".to_string())
                     }
                     _ = tokio::time::sleep(backstop) => Outcome::failed(reason::TIMEOUT, format!("the task ran past timeout_s + 30 s ({backstop:?})")),
                 };
-                let end = pump.finish().await;
+                let end = if self.shutdown.is_task_over(started) {
+                    // Past its grace: the last details are not worth holding up the exit.
+                    tokio::time::timeout(FLUSH_AFTER_GRACE, pump.finish())
+                        .await
+                        .unwrap_or(HeartbeatEnd {
+                            gone: false,
+                            cancel_requested: false,
+                        })
+                } else {
+                    pump.finish().await
+                };
                 if end.gone {
                     tracing::warn!(
                         ?outcome,
@@ -120,7 +135,7 @@ impl Dispatcher {
             }
         };
         let outcome = limit(outcome);
-        let answered = self.respond(&token, &outcome).await;
+        let answered = self.respond(&token, &outcome, started).await;
         let elapsed = started.elapsed();
         counts.duration.observe(elapsed.as_secs_f64());
         if !answered {
@@ -149,7 +164,7 @@ impl Dispatcher {
 
     /// Sends the answer, retrying throttling, 5xx and connection errors with backoff.
     /// Returns whether SWF took it.
-    async fn respond(&self, token: &str, outcome: &Outcome) -> bool {
+    async fn respond(&self, token: &str, outcome: &Outcome, started: Instant) -> bool {
         let mut delay = Duration::from_millis(100);
         let mut abandon_at: Option<Instant> = None;
         loop {
@@ -168,7 +183,7 @@ impl Dispatcher {
                 }
                 Err(e) if e.is_retryable() => {
                     // After the grace period, keep trying only briefly: the process must exit.
-                    if self.shutdown.is_aborting() {
+                    if self.shutdown.is_task_over(started) {
                         let at = *abandon_at
                             .get_or_insert_with(|| Instant::now() + Duration::from_secs(10));
                         if Instant::now() >= at {
@@ -312,7 +327,7 @@ mod tests {
             )),
             config: Arc::new(config),
             metrics: Arc::new(Metrics::new()),
-            shutdown: Shutdown::new(),
+            shutdown: Shutdown::new(Duration::ZERO),
             guests: Arc::new(GuestThreads::inline()),
         })
     }

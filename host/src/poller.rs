@@ -188,7 +188,7 @@ mod tests {
             activities: Arc::new(One(Arc::new(Gate(gate.clone())))),
             config: Arc::new(config),
             metrics: Arc::new(Metrics::new()),
-            shutdown: Shutdown::new(),
+            shutdown: Shutdown::new(std::time::Duration::ZERO),
             guests: Arc::new(crate::guests::GuestThreads::inline()),
         });
         let list = TaskList::new("tl", 2, &d.metrics);

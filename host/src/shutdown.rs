@@ -1,34 +1,50 @@
 //! The two-phase shutdown signal.
 //!
 //! Phase one, [`Shutdown::initiate`]: pollers stop starting new polls (a poll already sent is
-//! left to return, so no task is lost on the wire) and running tasks go on. Phase two,
-//! [`Shutdown::abort_runs`], once the grace period is over: whatever still runs is dropped
-//! (which interrupts the guest) and answered Failed `swasm.Shutdown` so SWF can reschedule it.
+//! left to return, so no task is lost on the wire) and running tasks go on. Phase two comes
+//! per task: a task may run for the grace period from the shutdown, or from its own start if
+//! it arrived later on a poll that was still in flight. Then it is dropped (which interrupts
+//! the guest) and answered Failed `swasm.Shutdown`, which the decider can schedule again.
+//! [`Shutdown::abort_runs`] ends every task at once.
 
 use std::future::Future;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Cheap to clone; every poller and every dispatched task holds one.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Shutdown {
     stop_polling: CancellationToken,
     abort_runs: CancellationToken,
+    /// When phase one began: each task's grace period counts from it (or from the task's
+    /// start, if later).
+    stopped_at: Arc<OnceLock<Instant>>,
+    /// How long a task may go on once the shutdown began (`shutdown_grace_s`).
+    grace: Duration,
 }
 
 impl Shutdown {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(grace: Duration) -> Self {
+        Shutdown {
+            stop_polling: CancellationToken::new(),
+            abort_runs: CancellationToken::new(),
+            stopped_at: Arc::default(),
+            grace,
+        }
     }
 
-    /// Phase one: no new polls.
+    /// Phase one: no new polls; each task's grace period starts.
     pub fn initiate(&self) {
+        self.stopped_at.get_or_init(Instant::now);
         self.stop_polling.cancel();
     }
 
-    /// Phase two: interrupt the runs still going (implies phase one).
+    /// Ends every run now, whatever its grace (implies phase one).
     pub fn abort_runs(&self) {
-        self.stop_polling.cancel();
+        self.initiate();
         self.abort_runs.cancel();
     }
 
@@ -36,18 +52,37 @@ impl Shutdown {
         self.stop_polling.is_cancelled()
     }
 
-    pub fn is_aborting(&self) -> bool {
-        self.abort_runs.is_cancelled()
-    }
-
     /// Resolves when phase one begins.
     pub async fn stopping(&self) {
         self.stop_polling.cancelled().await
     }
 
-    /// Resolves when phase two begins.
-    pub async fn aborting(&self) {
-        self.abort_runs.cancelled().await
+    /// When a task that started at `started` must end, once the shutdown began.
+    fn task_deadline(&self, started: Instant) -> Option<Instant> {
+        let stopped_at = *self.stopped_at.get()?;
+        Some(stopped_at.max(started) + self.grace)
+    }
+
+    /// Resolves when the task that started at `started` has had its grace period.
+    pub async fn task_over(&self, started: Instant) {
+        let graced = async {
+            self.stop_polling.cancelled().await;
+            if let Some(deadline) = self.task_deadline(started) {
+                tokio::time::sleep_until(deadline).await;
+            }
+        };
+        tokio::select! {
+            _ = graced => {}
+            _ = self.abort_runs.cancelled() => {}
+        }
+    }
+
+    /// Whether the task that started at `started` has had its grace period.
+    pub fn is_task_over(&self, started: Instant) -> bool {
+        self.abort_runs.is_cancelled()
+            || self
+                .task_deadline(started)
+                .is_some_and(|deadline| Instant::now() >= deadline)
     }
 }
 
@@ -83,11 +118,39 @@ mod tests {
 
     #[tokio::test]
     async fn abort_implies_stop() {
-        let s = Shutdown::new();
+        let s = Shutdown::new(Duration::from_secs(60));
         assert!(!s.is_stopping());
         s.abort_runs();
         assert!(s.is_stopping());
         s.stopping().await;
-        s.aborting().await;
+        s.task_over(Instant::now()).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_task_gets_its_grace_from_the_shutdown_or_from_its_own_start() {
+        let grace = Duration::from_secs(10);
+        let s = Shutdown::new(grace);
+        let early = Instant::now();
+        assert!(!s.is_task_over(early), "no shutdown, no end");
+        tokio::time::advance(Duration::from_secs(100)).await;
+        s.initiate();
+        let signal = Instant::now();
+        tokio::time::advance(Duration::from_secs(5)).await;
+        // Arrived on a poll that was in flight at the signal.
+        let late = Instant::now();
+        s.task_over(early).await;
+        assert_eq!(
+            Instant::now(),
+            signal + grace,
+            "grace counts from the signal"
+        );
+        assert!(!s.is_task_over(late));
+        s.task_over(late).await;
+        assert_eq!(
+            Instant::now(),
+            late + grace,
+            "grace counts from the late start"
+        );
+        assert!(s.is_task_over(late));
     }
 }

@@ -2,9 +2,10 @@
 //! together, and runs the two-phase shutdown.
 //!
 //! Shutdown, as the operator sees it: the first signal stops new polls; polls already sent
-//! return (within the poll timeout) and their tasks run; running tasks get
-//! `shutdown_grace_s`; what is still running then is interrupted and answered Failed
-//! `swasm.Shutdown`; heartbeats are flushed; `run` returns `Ok` (exit 0).
+//! return (within the poll timeout) and their tasks run; each task gets `shutdown_grace_s`
+//! from the signal, or from its arrival if it came on a poll still in flight; what is still
+//! running then is interrupted and answered Failed `swasm.Shutdown`; heartbeats are
+//! flushed; `run` returns `Ok` (exit 0).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -63,7 +64,7 @@ pub async fn run_with(
     if let Some(listen) = &config.metrics.listen {
         crate::metrics::serve(listen, metrics.clone(), plugins).await?;
     }
-    let shutdown = Shutdown::new();
+    let shutdown = Shutdown::new(Duration::from_secs(config.shutdown_grace_s));
     let mut shutdown_signal = std::pin::pin!(shutdown_signal);
 
     if opts.register {
@@ -98,30 +99,18 @@ pub async fn run_with(
     }
 
     shutdown_signal.await;
-    let grace = Duration::from_secs(config.shutdown_grace_s);
     tracing::info!(
-        ?grace,
+        grace = ?Duration::from_secs(config.shutdown_grace_s),
         running = tracker.len(),
         "shutting down: no new polls; waiting for polls in flight and running tasks"
     );
     shutdown.initiate();
-    let drained = async {
-        while pollers.join_next().await.is_some() {}
-        tracker.close();
-        tracker.wait().await;
-    };
-    if tokio::time::timeout(grace, drained).await.is_err() {
-        tracing::warn!(
-            running = tracker.len(),
-            "grace period over: interrupting running tasks and answering them swasm.Shutdown"
-        );
-        shutdown.abort_runs();
-        // Polls still in flight come back within the poll timeout; their tasks are answered
-        // swasm.Shutdown at once. Responses give up 10 s after the abort.
-        while pollers.join_next().await.is_some() {}
-        tracker.close();
-        tracker.wait().await;
-    }
+    // A poll in flight returns within SWF's poll time (60 s): cancelling it could lose the
+    // task SWF is handing out. A task it brings runs with a grace period of its own, and
+    // each task ends itself when its grace is over (`Shutdown::task_over`).
+    while pollers.join_next().await.is_some() {}
+    tracker.close();
+    tracker.wait().await;
     tracing::info!("shutdown complete");
     Ok(())
 }

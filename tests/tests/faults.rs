@@ -282,6 +282,56 @@ async fn sigterm_answers_everything_in_flight() {
     assert_no_timeouts(swf, "w-sigterm").await;
 }
 
+/// A task that arrives after the grace period, on a poll that was in flight at SIGTERM, runs
+/// with a grace period of its own: the host has to wait for that poll anyway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_polled_during_shutdown_runs_with_its_own_grace() {
+    let scenario = Scenario::start_with(
+        &["--listen", "127.0.0.1:0", "--poll-timeout-ms", "10000"],
+        "late",
+        &[("countdown@1", None)],
+    )
+    .await;
+    let Scenario { swf, swf_local, .. } = &scenario;
+    let mut tl = TaskListSpec::new("main", &["countdown@1.wasm"]);
+    tl.pollers = 1;
+    let mut config = scenario.host_config(vec![tl]);
+    config.shutdown_grace_s = 2;
+    let mut host = Host::start(&config.write(), &[]);
+    // The host's first poll has just been sent: it is held for 10 s.
+    wait_until("the host's first poll", MINUTE, || async {
+        (swf_local.calls("PollForActivityTask").await > 0).then_some(())
+    })
+    .await;
+    host.signal("TERM");
+    // The scenario: the task is scheduled once the grace period since the signal is over.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let act = Activity::new(
+        "late",
+        "countdown@1",
+        "main",
+        Some(r#"{"steps":3,"step_ms":100}"#),
+    );
+    swf.start("w-late", &[act], false).await.unwrap();
+    let status = host
+        .wait_exit(MINUTE)
+        .await
+        .expect("the host should exit once the poll and its task are done");
+    assert!(status.success(), "exit status {status:?}\n{}", host.logs());
+    let closed = swf.wait_closed("w-late", 1, MINUTE).await;
+    assert_eq!(
+        closed["late"],
+        vec![Closed::Completed(Some(r#"{"done":3}"#.into()))],
+        "{}",
+        host.logs()
+    );
+    assert!(
+        !host.logs().contains("interrupting"),
+        "nothing should have been interrupted: {}",
+        host.logs()
+    );
+}
+
 /// Two hosts, 2,000 tasks (one in ten a 1.5 s countdown), one host SIGKILLed half-way while
 /// it runs countdowns, then restarted: every task completes exactly once (the killed host's
 /// in-flight tasks time out and the decider reschedules them), none is answered twice.
