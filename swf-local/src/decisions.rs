@@ -438,6 +438,8 @@ impl Ctx<'_> {
         let scheduled = self.push("ActivityTaskScheduled", ev);
         let exec = self.exec;
         let ex = self.ex();
+        // "The time when the last activity task was scheduled": the event's own timestamp.
+        ex.latest_activity_ts = ex.events.last().and_then(|e| e["eventTimestamp"].as_f64());
         ex.activity_ids.insert(activity_id.to_owned(), scheduled);
         ex.activities.insert(
             scheduled,

@@ -192,6 +192,7 @@ pub struct Execution {
     pub decision_needed: bool,
     pub previous_started: i64,
     pub latest_context: Option<String>,
+    /// When the last activity task was scheduled (DescribeWorkflowExecution).
     pub latest_activity_ts: Option<f64>,
 }
 

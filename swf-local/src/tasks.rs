@@ -118,7 +118,6 @@ fn take_activity(
         let started = ex.push("ActivityTaskStarted", attrs);
         let token = random_token();
         let now = Instant::now();
-        ex.latest_activity_ts = Some(crate::model::now_ts());
         let workflow_execution = ex.execution_json();
         let a = ex.activities.get_mut(&scheduled).expect("checked above");
         a.started_id = Some(started);

@@ -814,3 +814,30 @@ async fn retention_zero_drops_closed_executions_and_unknown_operations_are_named
         "{body}"
     );
 }
+
+/// WorkflowExecutionDetail.latestActivityTaskTimestamp: "The time when the last activity task
+/// was scheduled for this workflow execution" — set before any worker polls, which is the
+/// stuck case it is there to reveal.
+#[tokio::test]
+async fn latest_activity_task_timestamp_is_the_last_scheduling() {
+    let env = Env::start(300).await;
+    let c = &env.client;
+    setup(c, "d", ["60", "120", "60", "30"]).await;
+    let exec = start_wf(c, "d", "w").await;
+    let before = describe_execution(c, "d", &exec).send().await.unwrap();
+    assert!(before.latest_activity_task_timestamp.is_none());
+
+    let dt = next_decision(c, "d").await;
+    decide(c, &dt.task_token, vec![schedule("a1", "act")]).await;
+    let scheduled = wait_event(c, "d", &exec, EventType::ActivityTaskScheduled)
+        .await
+        .event_timestamp;
+    let d = describe_execution(c, "d", &exec).send().await.unwrap();
+    assert_eq!(d.open_counts.unwrap().open_activity_tasks, 1);
+    assert_eq!(d.latest_activity_task_timestamp, Some(scheduled));
+
+    // Starting the task does not move it.
+    next_activity(c, "d").await;
+    let d = describe_execution(c, "d", &exec).send().await.unwrap();
+    assert_eq!(d.latest_activity_task_timestamp, Some(scheduled));
+}
