@@ -17,7 +17,7 @@ use crate::activity::{ActivityTask, ActivityType, HeartbeatHandle, Outcome, reas
 use crate::config::{ActivitySettings, Config};
 use crate::guests::GuestThreads;
 use crate::heartbeat::{HeartbeatEnd, HeartbeatPump, ThrottlePolicy, truncate_chars};
-use crate::metrics::{FailedLabels, Metrics, TaskListMetrics};
+use crate::metrics::{Metrics, TaskListMetrics};
 use crate::shutdown::Shutdown;
 use crate::swf::{PolledTask, SwfClient, SwfError};
 
@@ -148,11 +148,7 @@ impl Dispatcher {
                 tracing::info!(?elapsed, "task completed");
             }
             Outcome::Failed { reason, details } => {
-                let labels = FailedLabels {
-                    task_list: task.task_list.clone(),
-                    reason: reason.clone(),
-                };
-                self.metrics.tasks_failed.get_or_create(&labels).inc();
+                self.metrics.count_failed(&task.task_list, reason);
                 tracing::info!(?elapsed, %reason, details = details.as_deref().unwrap_or(""), "task failed");
             }
             Outcome::Canceled(_) => {

@@ -5,7 +5,7 @@
 //! and `/status`. Plugin facts come from the registry through [`PluginSource`], so this
 //! module never depends on the registry's types.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -16,7 +16,9 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -26,22 +28,49 @@ use serde::Serialize;
 
 use crate::activity::{ActivityTask, ActivityType};
 
+/// A label value as the text exposition needs it: `\`, `"` and newlines escaped.
+/// (prometheus-client writes label values as they are, and SWF allows `"` in a task list
+/// name; one such value would make every scrape invalid.)
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct LabelValue(pub String);
+
+impl From<&str> for LabelValue {
+    fn from(s: &str) -> Self {
+        LabelValue(s.to_string())
+    }
+}
+
+impl EncodeLabelValue for LabelValue {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
+        use std::fmt::Write;
+        for c in self.0.chars() {
+            match c {
+                '\\' => encoder.write_str("\\\\")?,
+                '"' => encoder.write_str("\\\"")?,
+                '\n' => encoder.write_str("\\n")?,
+                c => encoder.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PollLabels {
-    pub task_list: String,
+    pub task_list: LabelValue,
     /// `empty`, `task` or `error`.
     pub result: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TaskListLabels {
-    pub task_list: String,
+    pub task_list: LabelValue,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FailedLabels {
-    pub task_list: String,
-    pub reason: String,
+    pub task_list: LabelValue,
+    pub reason: LabelValue,
 }
 
 /// A plugin as `/status` shows it.
@@ -126,12 +155,18 @@ pub struct Metrics {
     pub heartbeats_skipped_throttled: Counter,
     pub slots_in_use: Family<TaskListLabels, Gauge>,
     pub respond_retries: Counter,
+    /// The failure reasons chosen by guests that have a series, per task list (at most
+    /// [`MAX_GUEST_REASONS`] each).
+    guest_reasons: Mutex<HashMap<String, HashSet<String>>>,
     /// The endpoint answered the last poll or DescribeDomain.
     ready: AtomicBool,
     in_flight: Mutex<BTreeMap<u64, InFlight>>,
     next_id: AtomicU64,
     started: Instant,
 }
+
+/// Guest-chosen failure reasons with a series of their own, per task list.
+pub const MAX_GUEST_REASONS: usize = 64;
 
 fn duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 4.0, 12))
@@ -158,6 +193,7 @@ impl Metrics {
             heartbeats_skipped_throttled: Counter::default(),
             slots_in_use: Family::default(),
             respond_retries: Counter::default(),
+            guest_reasons: Mutex::default(),
             ready: AtomicBool::new(false),
             in_flight: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(0),
@@ -252,15 +288,39 @@ impl Metrics {
         out
     }
 
+    /// Counts a task answered Failed with `reason`. The host's own reasons (`swasm.*`) each
+    /// have a series; a guest's reason has one if it looks like a code (letters, digits and
+    /// `._:-`, as SWF's reasons usually are) and the task list has fewer than
+    /// [`MAX_GUEST_REASONS`] of them yet. Others count as `other`: reasons that carry ids or
+    /// messages would otherwise add series for the life of the process.
+    pub fn count_failed(&self, task_list: &str, reason: &str) {
+        let looks_like_code = !reason.is_empty()
+            && reason
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._:-".contains(c));
+        let kept = reason.starts_with("swasm.")
+            || looks_like_code && {
+                let mut seen = self.guest_reasons.lock().unwrap();
+                let seen = seen.entry(task_list.to_string()).or_default();
+                seen.contains(reason)
+                    || seen.len() < MAX_GUEST_REASONS && seen.insert(reason.to_string())
+            };
+        let labels = FailedLabels {
+            task_list: task_list.into(),
+            reason: if kept { reason } else { "other" }.into(),
+        };
+        self.tasks_failed.get_or_create(&labels).inc();
+    }
+
     /// The series of `task_list`.
     pub fn task_list(&self, task_list: &str) -> TaskListMetrics {
         let tl = TaskListLabels {
-            task_list: task_list.to_string(),
+            task_list: task_list.into(),
         };
         let poll = |result| {
             self.polls
                 .get_or_create(&PollLabels {
-                    task_list: task_list.to_string(),
+                    task_list: task_list.into(),
                     result,
                 })
                 .clone()
@@ -462,6 +522,44 @@ mod tests {
             text.contains(r#"swasm_tasks_failed_total{task_list="a",reason="x.Y"} 1"#),
             "{text}"
         );
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let m = Metrics::new();
+        m.task_list("say \"hi\"\\now\n").started.inc();
+        let text = m.encode();
+        assert!(
+            text.contains(r#"swasm_tasks_started_total{task_list="say \"hi\"\\now\n"} 1"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn guest_reasons_get_a_series_only_while_they_look_like_codes_and_are_few() {
+        let m = Metrics::new();
+        m.count_failed("a", "swasm.Trap");
+        m.count_failed("a", "BadInput");
+        m.count_failed("a", "BadInput");
+        m.count_failed("a", "record 4711 not found");
+        for i in 0..MAX_GUEST_REASONS + 10 {
+            m.count_failed("a", &format!("E{i}"));
+        }
+        m.count_failed("b", "Fresh");
+        let text = m.encode();
+        for line in [
+            r#"swasm_tasks_failed_total{task_list="a",reason="swasm.Trap"} 1"#,
+            r#"swasm_tasks_failed_total{task_list="a",reason="BadInput"} 2"#,
+            r#"swasm_tasks_failed_total{task_list="b",reason="Fresh"} 1"#,
+            // The message, and the ten codes past the cap (BadInput took one of its places).
+            r#"swasm_tasks_failed_total{task_list="a",reason="other"} 12"#,
+        ] {
+            assert!(text.contains(line), "{line} missing in:\n{text}");
+        }
+        let series = text
+            .matches("swasm_tasks_failed_total{task_list=\"a\"")
+            .count();
+        assert_eq!(series, 1 + MAX_GUEST_REASONS + 1, "{text}");
     }
 
     #[test]
