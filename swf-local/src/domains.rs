@@ -8,13 +8,32 @@ use serde_json::{Map, Value, json};
 use crate::error::{Fault, SwfError, SwfResult};
 use crate::history::list_page;
 use crate::model::{
-    Core, Domain, Status, TypeRec, check_execution_timeout, get_str, now_ts, req_str,
+    Core, Domain, Status, TypeRec, check_execution_timeout, get_str, now_ts, parse_duration,
+    req_str,
 };
+
+/// RegisterDomain: "The maximum workflow execution retention period is 90 days."
+const MAX_RETENTION_DAYS: u64 = 90;
+
+/// SWF's quota of registered types of each kind (activity, workflow) per domain, deprecated
+/// ones included.
+const MAX_TYPES_PER_DOMAIN: usize = 10_000;
 
 pub fn register_domain(core: &mut Core, input: &Value) -> SwfResult<Value> {
     let name = req_str(input, "name")?;
     if core.domains.contains_key(name) {
         return Err(SwfError::new(Fault::DomainAlreadyExists, name.to_owned()));
+    }
+    let retention = req_str(input, "workflowExecutionRetentionPeriodInDays")?;
+    if parse_duration(retention, "workflowExecutionRetentionPeriodInDays")?
+        .is_some_and(|days| days > MAX_RETENTION_DAYS)
+    {
+        return Err(SwfError::new(
+            Fault::LimitExceeded,
+            format!(
+                "workflowExecutionRetentionPeriodInDays {retention}: the maximum workflow execution retention period is {MAX_RETENTION_DAYS} days"
+            ),
+        ));
     }
     core.domains.insert(
         name.to_owned(),
@@ -22,7 +41,7 @@ pub fn register_domain(core: &mut Core, input: &Value) -> SwfResult<Value> {
             name: name.to_owned(),
             description: get_str(input, "description").map(str::to_owned),
             status: Status::Registered,
-            retention: req_str(input, "workflowExecutionRetentionPeriodInDays")?.to_owned(),
+            retention: retention.to_owned(),
             activity_types: HashMap::new(),
             workflow_types: HashMap::new(),
         },
@@ -165,6 +184,16 @@ pub fn register_type(core: &mut Core, input: &Value, kind: Kind) -> SwfResult<Va
         return Err(SwfError::new(
             Fault::TypeAlreadyExists,
             format!("{}=[name={}, version={}]", kind.label(), key.0, key.1),
+        ));
+    }
+    if kind.of(d).len() >= MAX_TYPES_PER_DOMAIN {
+        return Err(SwfError::new(
+            Fault::LimitExceeded,
+            format!(
+                "Domain {} already has {MAX_TYPES_PER_DOMAIN} {}s (registered or deprecated): delete one first",
+                d.name,
+                kind.label()
+            ),
         ));
     }
     let config: Map<String, Value> = input

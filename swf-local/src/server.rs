@@ -109,6 +109,8 @@ impl Server {
             poll_timeout: self.opts.poll_timeout,
         };
         let router: Router = Router::new()
+            // `swf` reads the body itself, with SWF's limit and error (no axum body limit:
+            // a `Body` extractor has none).
             .route("/", post(swf))
             .route("/_faults", get(get_faults).post(post_faults))
             .route("/_stats", get(stats))
@@ -226,10 +228,44 @@ fn error_response(e: &SwfError) -> Response<Body> {
     json_response(e.kind.status(), e.body())
 }
 
-async fn swf(AxState(ctx): AxState<Ctx>, headers: HeaderMap, body: Bytes) -> Response<Body> {
-    let result = match operation(&headers) {
-        Some(op) => handle(&ctx, op, &body).await,
-        None => Err(SwfError::new(
+/// SWF-LIMITS.md: "one request: 1 MB".
+pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+
+/// How much of a too large body is read (and dropped) so the client, still sending, gets the
+/// error instead of a reset connection; past this the connection is closed.
+const MAX_DRAINED_BYTES: usize = 64 * 1024 * 1024;
+
+/// Reads a request body of at most [`MAX_REQUEST_BYTES`]; a bigger one is an SWF error (never
+/// the plain-text 413 of a body limit).
+async fn read_body(body: Body) -> SwfResult<Bytes> {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::new();
+    let mut total = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| SwfError::validation(format!("reading the request body: {e}")))?;
+        total += chunk.len();
+        if total <= MAX_REQUEST_BYTES {
+            buf.extend_from_slice(&chunk);
+        } else if total > MAX_DRAINED_BYTES {
+            break;
+        }
+    }
+    if total > MAX_REQUEST_BYTES {
+        return Err(SwfError::validation(format!(
+            "Request of {total}{} bytes exceeds SWF's limit of 1 MB ({MAX_REQUEST_BYTES} bytes)",
+            if total > MAX_DRAINED_BYTES { "+" } else { "" }
+        )));
+    }
+    Ok(Bytes::from(buf))
+}
+
+async fn swf(AxState(ctx): AxState<Ctx>, headers: HeaderMap, body: Body) -> Response<Body> {
+    let result = match (operation(&headers), read_body(body).await) {
+        (_, Err(e)) => Err(e),
+        (Some(op), Ok(body)) => handle(&ctx, op, &body).await,
+        (None, Ok(_)) => Err(SwfError::new(
             Fault::UnknownOperation,
             "Missing X-Amz-Target header (SimpleWorkflowService.<Operation>)",
         )),
