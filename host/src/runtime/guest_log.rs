@@ -2,13 +2,15 @@
 //! activity id and type. Bytes are buffered until a newline (or until the stream is
 //! dropped, so a last line without newline is not lost); very long lines are cut.
 //!
-//! The last lines of stderr are also kept per task ([`StderrTail`]): when the guest traps,
-//! they go into the failure details, because that is where a panic message or a Python or
-//! JavaScript exception is written.
+//! Per task ([`TaskOutput`]), at most [`MAX_LINES`] lines are logged: a guest printing in a
+//! loop must not flood the host's log. The last lines of stderr are also kept: when the
+//! guest traps, they go into the failure details, because that is where a panic message or
+//! a Python or JavaScript exception is written.
 
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -18,32 +20,40 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 /// Longest line logged; the rest of a longer line is dropped.
 const MAX_LINE: usize = 16 * 1024;
+/// Lines of one task logged (stdout and stderr together); later ones are dropped.
+pub(crate) const MAX_LINES: usize = 1000;
 /// Lines of stderr kept for the failure details of a trap.
 const TAIL_LINES: usize = 20;
 /// Longest line kept in the tail (characters); the rest is cut.
 const TAIL_LINE_CHARS: usize = 400;
 
-/// The last lines a task's guest wrote to stderr.
+/// What one task's guest has written: how many lines, and the last lines of stderr.
 #[derive(Clone, Default)]
-pub(crate) struct StderrTail(Arc<Mutex<VecDeque<String>>>);
+pub(crate) struct TaskOutput(Arc<Output>);
 
-impl StderrTail {
-    fn push(&self, line: &str) {
+#[derive(Default)]
+struct Output {
+    lines: AtomicUsize,
+    stderr_tail: Mutex<VecDeque<String>>,
+}
+
+impl TaskOutput {
+    fn keep_stderr(&self, line: &str) {
         let line = match line.char_indices().nth(TAIL_LINE_CHARS) {
             Some((i, _)) => format!("{}…", &line[..i]),
             None => line.to_string(),
         };
-        let mut lines = self.0.lock().unwrap();
+        let mut lines = self.0.stderr_tail.lock().unwrap();
         if lines.len() == TAIL_LINES {
             lines.pop_front();
         }
         lines.push_back(line);
     }
 
-    /// The kept lines, oldest first, without blank lines at either end; `None` if the guest
-    /// wrote nothing else.
-    pub(crate) fn text(&self) -> Option<String> {
-        let lines = self.0.lock().unwrap();
+    /// The last lines of stderr, oldest first, without blank lines at either end; `None` if
+    /// the guest wrote nothing else there.
+    pub(crate) fn stderr_tail(&self) -> Option<String> {
+        let lines = self.0.stderr_tail.lock().unwrap();
         let text = lines
             .iter()
             .map(String::as_str)
@@ -60,26 +70,34 @@ pub(crate) struct GuestLog {
     activity_id: Arc<str>,
     activity_type: Arc<str>,
     stream: &'static str,
-    /// Where stderr's lines are also kept (`None` for stdout).
-    tail: Option<StderrTail>,
+    /// Shared by the task's stdout and stderr.
+    output: TaskOutput,
 }
 
 impl GuestLog {
-    pub(crate) fn stdout(activity_id: Arc<str>, activity_type: Arc<str>) -> Self {
+    pub(crate) fn stdout(
+        activity_id: Arc<str>,
+        activity_type: Arc<str>,
+        output: TaskOutput,
+    ) -> Self {
         GuestLog {
             activity_id,
             activity_type,
             stream: "stdout",
-            tail: None,
+            output,
         }
     }
 
-    pub(crate) fn stderr(activity_id: Arc<str>, activity_type: Arc<str>, tail: StderrTail) -> Self {
+    pub(crate) fn stderr(
+        activity_id: Arc<str>,
+        activity_type: Arc<str>,
+        output: TaskOutput,
+    ) -> Self {
         GuestLog {
             activity_id,
             activity_type,
             stream: "stderr",
-            tail: Some(tail),
+            output,
         }
     }
 
@@ -131,15 +149,26 @@ impl LineWriter {
     fn emit(&mut self) {
         let line = String::from_utf8_lossy(&self.buf);
         let line = line.trim_end_matches('\r');
-        tracing::info!(
-            target: "swasm::guest",
-            activity_id = %self.log.activity_id,
-            activity_type = %self.log.activity_type,
-            stream = self.log.stream,
-            "{line}"
-        );
-        if let Some(tail) = &self.log.tail {
-            tail.push(line);
+        let output = &self.log.output;
+        let n = output.0.lines.fetch_add(1, Ordering::Relaxed) + 1;
+        if n <= MAX_LINES {
+            tracing::info!(
+                target: "swasm::guest",
+                activity_id = %self.log.activity_id,
+                activity_type = %self.log.activity_type,
+                stream = self.log.stream,
+                "{line}"
+            );
+        } else if n == MAX_LINES + 1 {
+            tracing::warn!(
+                target: "swasm::guest",
+                activity_id = %self.log.activity_id,
+                activity_type = %self.log.activity_type,
+                "the guest wrote more than {MAX_LINES} lines: the rest of this task's output is not logged"
+            );
+        }
+        if self.log.stream == "stderr" {
+            output.keep_stderr(line);
         }
         self.buf.clear();
     }
@@ -198,22 +227,58 @@ mod tests {
 
     #[test]
     fn the_tail_keeps_the_last_lines_cut_short() {
-        let tail = StderrTail::default();
-        assert_eq!(tail.text(), None);
-        let log = GuestLog::stderr("a".into(), "t@1".into(), tail.clone());
-        let mut w = log.writer();
-        w.push(b"\n");
-        assert_eq!(tail.text(), None, "a blank line alone is nothing to report");
+        let output = TaskOutput::default();
+        assert_eq!(output.stderr_tail(), None);
+        let mut err = GuestLog::stderr("a".into(), "t@1".into(), output.clone()).writer();
+        let mut out = GuestLog::stdout("a".into(), "t@1".into(), output.clone()).writer();
+        err.push(b"\n");
+        out.push(b"stdout is not kept\n");
+        assert_eq!(
+            output.stderr_tail(),
+            None,
+            "a blank line alone is nothing to report"
+        );
         for i in 0..TAIL_LINES + 5 {
-            w.push(format!("line {i}\n").as_bytes());
+            err.push(format!("line {i}\n").as_bytes());
         }
-        w.push("é".repeat(TAIL_LINE_CHARS + 10).as_bytes());
-        w.push(b"\n");
-        let text = tail.text().unwrap();
+        err.push("é".repeat(TAIL_LINE_CHARS + 10).as_bytes());
+        err.push(b"\n");
+        let text = output.stderr_tail().unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), TAIL_LINES, "{text}");
         assert_eq!(lines[0], "line 6");
         assert_eq!(lines[TAIL_LINES - 1].chars().count(), TAIL_LINE_CHARS + 1);
         assert!(lines[TAIL_LINES - 1].ends_with('…'));
     }
+
+    #[test]
+    fn a_task_logs_at_most_max_lines_but_keeps_its_stderr_tail() {
+        let logged = Arc::new(AtomicUsize::new(0));
+        let subscriber = tracing_subscriber::registry().with(Count(logged.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            // Other tests may have run these callsites with no subscriber: ask again.
+            tracing::callsite::rebuild_interest_cache();
+            let output = TaskOutput::default();
+            let mut out = GuestLog::stdout("a".into(), "t@1".into(), output.clone()).writer();
+            let mut err = GuestLog::stderr("a".into(), "t@1".into(), output.clone()).writer();
+            for i in 0..MAX_LINES {
+                out.push(format!("out {i}\n").as_bytes());
+            }
+            err.push(b"err 1\nerr 2\n");
+            // The lines within the budget, then one line saying the rest is dropped.
+            assert_eq!(logged.load(Ordering::Relaxed), MAX_LINES + 1);
+            assert_eq!(output.stderr_tail().as_deref(), Some("err 1\nerr 2"));
+        });
+    }
+
+    /// Counts the events it sees.
+    struct Count(Arc<AtomicUsize>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Count {
+        fn on_event(&self, _: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    use tracing_subscriber::layer::SubscriberExt;
 }

@@ -115,7 +115,7 @@ impl Plugin {
             }
         };
         let memory_denied = store.data_mut().limits.denied.take();
-        let stderr = store.data().stderr.as_ref().and_then(|t| t.text());
+        let stderr = store.data().output.as_ref().and_then(|o| o.stderr_tail());
         outcome(result, memory_denied, stderr, timeout)
     }
 }

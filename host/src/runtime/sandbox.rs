@@ -13,7 +13,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpVi
 
 use super::bindings;
 use super::engine::Awake;
-use super::guest_log::{GuestLog, StderrTail};
+use super::guest_log::{GuestLog, TaskOutput};
 use crate::activity::{ActivityTask, HeartbeatHandle};
 use crate::config::ActivitySettings;
 
@@ -25,9 +25,9 @@ pub(crate) struct StoreState {
     gate: HttpGate,
     pub(crate) limits: GuestLimits,
     heartbeat: HeartbeatHandle,
-    /// The last lines the guest wrote to stderr, for the details of a trap (`None` in a
-    /// load check, whose output is discarded).
-    pub(crate) stderr: Option<StderrTail>,
+    /// What the guest wrote, for the details of a trap (`None` in a load check, whose
+    /// output is discarded).
+    pub(crate) output: Option<TaskOutput>,
     /// Keeps the epoch ticking while this store lives.
     _awake: Awake,
 }
@@ -84,9 +84,9 @@ pub(crate) fn new_store(
     let mut b = WasiCtxBuilder::new();
     let ty: Arc<str> = task.activity_type.to_string().into();
     let id: Arc<str> = task.activity_id.as_str().into();
-    let stderr = StderrTail::default();
-    b.stdout(GuestLog::stdout(id.clone(), ty.clone()));
-    b.stderr(GuestLog::stderr(id, ty, stderr.clone()));
+    let output = TaskOutput::default();
+    b.stdout(GuestLog::stdout(id.clone(), ty.clone(), output.clone()));
+    b.stderr(GuestLog::stderr(id, ty, output.clone()));
     for (k, v) in &settings.env {
         b.env(k, v);
     }
@@ -109,7 +109,7 @@ pub(crate) fn new_store(
         awake,
         deadline,
     );
-    store.data_mut().stderr = Some(stderr);
+    store.data_mut().output = Some(output);
     Ok(store)
 }
 
@@ -158,7 +158,7 @@ fn store(
         },
         limits: GuestLimits::new(memory_mb),
         heartbeat,
-        stderr: None,
+        output: None,
         _awake: awake,
     };
     let mut store = Store::new(engine, state);
