@@ -104,12 +104,17 @@ fn member<'a>(a: &'a Value, path: &str, key: &str) -> SwfResult<&'a str> {
     })
 }
 
-/// Checks an optional duration member ("NONE" or whole seconds).
+/// Checks an optional duration member ("NONE" or whole seconds) of the object at `path`
+/// ("" = the request).
 fn duration(a: &Value, path: &str, key: &str) -> SwfResult<()> {
     if let Some(v) = get_str(a, key) {
         parse_duration(v, key).map_err(|_| {
             invalid(
-                &format!("{path}.{key}"),
+                &if path.is_empty() {
+                    key.to_owned()
+                } else {
+                    format!("{path}.{key}")
+                },
                 v,
                 "Member must be a whole number of seconds or NONE",
             )
@@ -214,6 +219,9 @@ pub fn respond_decision_task_completed(core: &mut Core, input: &Value) -> SwfRes
         .enumerate()
         .map(|(i, d)| parse(i, d))
         .collect::<SwfResult<Vec<_>>>()?;
+    let task_list = task_list_of(input);
+    duration(input, "", "taskListScheduleToStartTimeout")?;
+    let schedule_to_start = get_str(input, "taskListScheduleToStartTimeout");
     let exec = *core.sched.decision_tokens.get(token).ok_or_else(unknown)?;
     let ex = core
         .execs
@@ -236,6 +244,16 @@ pub fn respond_decision_task_completed(core: &mut Core, input: &Value) -> SwfRes
     if let Some(c) = get_str(input, "executionContext") {
         attrs["executionContext"] = json!(c);
         ex.latest_context = Some(c.to_owned());
+    }
+    // Where (and with which schedule-to-start timeout) this run's next decision tasks go.
+    if let Some(tl) = task_list {
+        attrs["taskList"] = json!({"name": tl});
+        ex.decision_task_list = Some(tl.to_owned());
+        ex.decision_schedule_to_start = None;
+    }
+    if let Some(t) = schedule_to_start {
+        attrs["taskListScheduleToStartTimeout"] = json!(t);
+        ex.decision_schedule_to_start = Some(t.to_owned());
     }
     ex.previous_started = *started_id;
     ex.decision = DecisionState::None;

@@ -183,6 +183,8 @@ pub fn start(core: &mut Core, p: StartParams) -> u64 {
         activity_ids: HashMap::new(),
         timers: HashMap::new(),
         decision: DecisionState::None,
+        decision_task_list: None,
+        decision_schedule_to_start: None,
         decision_needed: false,
         previous_started: 0,
         latest_context: None,

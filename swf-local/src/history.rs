@@ -20,16 +20,29 @@ pub fn schedule_decision(ex: &mut Execution, sched: &mut Sched) {
     }
     match ex.decision {
         DecisionState::None => {
+            let task_list = ex.decision_list().to_owned();
             let mut attrs = json!({
-                "taskList": {"name": ex.task_list},
+                "taskList": {"name": task_list},
                 "startToCloseTimeout": ex.task_start_to_close.as_deref().unwrap_or("NONE"),
             });
             if let Some(p) = &ex.task_priority {
                 attrs["taskPriority"] = json!(p);
             }
+            if let Some(t) = &ex.decision_schedule_to_start {
+                attrs["scheduleToStartTimeout"] = json!(t);
+            }
             let id = ex.push("DecisionTaskScheduled", attrs);
             ex.decision = DecisionState::Scheduled { scheduled_id: id };
-            sched.enqueue_decision(&ex.domain, &ex.task_list, ex.id);
+            sched.enqueue_decision(&ex.domain, &task_list, ex.id, id);
+            if let Some(secs) = ex.decision_schedule_to_start_secs() {
+                sched.add_timer(
+                    Instant::now() + Duration::from_secs(secs),
+                    TimerKind::DecisionScheduleToStart {
+                        exec: ex.id,
+                        scheduled: id,
+                    },
+                );
+            }
         }
         DecisionState::Scheduled { .. } => {}
         DecisionState::Started { .. } => ex.decision_needed = true,

@@ -188,6 +188,13 @@ pub struct Execution {
     /// timerId -> TimerStarted event id.
     pub timers: HashMap<String, i64>,
     pub decision: DecisionState,
+    /// RespondDecisionTaskCompleted's `taskList`: where decision tasks go instead of
+    /// `task_list` until it is changed or reverted.
+    pub decision_task_list: Option<String>,
+    /// RespondDecisionTaskCompleted's `taskListScheduleToStartTimeout`, as given. A number
+    /// makes the override temporary: a decision task not started in time (or not completed
+    /// once started) times out and the override is reverted.
+    pub decision_schedule_to_start: Option<String>,
     /// Events arrived while the decision task was started: schedule another one on completion.
     pub decision_needed: bool,
     pub previous_started: i64,
@@ -222,6 +229,28 @@ impl Execution {
 
     pub fn execution_json(&self) -> Value {
         json!({"workflowId": self.workflow_id, "runId": self.run_id})
+    }
+
+    /// The task list the next decision task goes to.
+    pub fn decision_list(&self) -> &str {
+        self.decision_task_list
+            .as_deref()
+            .unwrap_or(&self.task_list)
+    }
+
+    /// Seconds a decision task may wait on a temporary task list override.
+    pub fn decision_schedule_to_start_secs(&self) -> Option<u64> {
+        self.decision_schedule_to_start
+            .as_deref()
+            .and_then(|s| s.parse().ok())
+    }
+
+    /// Back to the original task list (a temporary override timed out).
+    pub fn revert_task_list_override(&mut self) {
+        if self.decision_schedule_to_start_secs().is_some() {
+            self.decision_task_list = None;
+            self.decision_schedule_to_start = None;
+        }
     }
 
     pub fn open_decision_tasks(&self) -> i64 {
@@ -324,12 +353,13 @@ impl Sched {
         q.notify.notify_one();
     }
 
-    pub fn enqueue_decision(&mut self, domain: &str, task_list: &str, exec: u64) {
+    /// Queues decision task `scheduled` (its DecisionTaskScheduled event id) of `exec`.
+    pub fn enqueue_decision(&mut self, domain: &str, task_list: &str, exec: u64, scheduled: i64) {
         let q = self
             .decision_queues
             .entry((domain.to_owned(), task_list.to_owned()))
             .or_default();
-        q.items.push_back((exec, 0));
+        q.items.push_back((exec, scheduled));
         q.notify.notify_one();
     }
 

@@ -204,15 +204,19 @@ fn take_decision(
     from_previous: bool,
 ) -> SwfResult<Option<Value>> {
     loop {
-        let Some((exec, _)) = pop(core, Which::Decision, domain, task_list) else {
+        let Some((exec, queued)) = pop(core, Which::Decision, domain, task_list) else {
             return Ok(None);
         };
         let Some(ex) = core.execs.get_mut(&exec).filter(|e| e.is_open()) else {
             continue;
         };
+        // An entry left behind by a decision task that timed out on another list is stale.
         let DecisionState::Scheduled { scheduled_id } = ex.decision else {
             continue;
         };
+        if scheduled_id != queued {
+            continue;
+        }
         let mut attrs = json!({"scheduledEventId": scheduled_id});
         if let Some(i) = identity {
             attrs["identity"] = json!(i);
@@ -425,7 +429,12 @@ fn count_pending(core: &mut Core, input: &Value, which: Which) -> SwfResult<Valu
                             .activities
                             .get(scheduled)
                             .is_some_and(|a| a.started_id.is_none()),
-                        Which::Decision => matches!(e.decision, DecisionState::Scheduled { .. }),
+                        Which::Decision => {
+                            e.decision
+                                == DecisionState::Scheduled {
+                                    scheduled_id: *scheduled,
+                                }
+                        }
                     })
             })
             .count()

@@ -30,6 +30,11 @@ pub enum TimerKind {
         exec: u64,
         scheduled: i64,
     },
+    /// A decision task on a temporary task list override, not started in time.
+    DecisionScheduleToStart {
+        exec: u64,
+        scheduled: i64,
+    },
     DecisionStartToClose {
         exec: u64,
         started: i64,
@@ -142,6 +147,26 @@ fn fire(core: &mut Core, kind: TimerKind, now: Instant) {
             );
             ex.decision = DecisionState::None;
             ex.decision_needed = false;
+            ex.revert_task_list_override();
+            schedule_decision(ex, &mut core.sched);
+        }
+        TimerKind::DecisionScheduleToStart { exec, scheduled } => {
+            let Some(ex) = core.execs.get_mut(&exec).filter(|e| e.is_open()) else {
+                return;
+            };
+            if ex.decision
+                != (DecisionState::Scheduled {
+                    scheduled_id: scheduled,
+                })
+            {
+                return;
+            }
+            ex.push(
+                "DecisionTaskTimedOut",
+                json!({"timeoutType": "SCHEDULE_TO_START", "scheduledEventId": scheduled, "startedEventId": 0}),
+            );
+            ex.decision = DecisionState::None;
+            ex.revert_task_list_override();
             schedule_decision(ex, &mut core.sched);
         }
         TimerKind::WorkflowStartToClose { exec } => {

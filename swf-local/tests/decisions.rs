@@ -195,3 +195,92 @@ async fn continue_as_new_takes_the_decision_then_the_new_types_defaults() {
     decide(c, &token, vec![continue_as_new(full().build())]).await;
     next_decision_on(c, "d", "main3").await;
 }
+
+async fn pending_decisions(c: &aws_sdk_swf::Client, list: &str) -> i32 {
+    c.count_pending_decision_tasks()
+        .domain("d")
+        .task_list(tl(list))
+        .send()
+        .await
+        .unwrap()
+        .count
+}
+
+/// RespondDecisionTaskCompleted.taskList: "The task list to use for the future decision tasks
+/// of this workflow execution." With taskListScheduleToStartTimeout the override is
+/// temporary: a decision task not started in time times out (SCHEDULE_TO_START), and SWF
+/// "will revert the override and schedule a new decision task to the original task list".
+#[tokio::test]
+async fn decision_task_list_override_permanent_and_temporary() {
+    let env = Env::start(300).await;
+    let c = &env.client;
+    setup(c, "d", ["60", "120", "60", "30"]).await;
+    let exec = start_wf(c, "d", "w").await;
+    let dt = next_decision(c, "d").await;
+
+    // Permanent: every later decision task goes to "other".
+    decision_completed(c, &dt.task_token)
+        .task_list(tl("other"))
+        .send()
+        .await
+        .unwrap();
+    let completed = wait_event(c, "d", &exec, EventType::DecisionTaskCompleted)
+        .await
+        .decision_task_completed_event_attributes
+        .unwrap();
+    assert_eq!(completed.task_list.unwrap().name, "other");
+    signal(c, "d", "w", "s1").send().await.unwrap();
+    assert_eq!(pending_decisions(c, TL).await, 0);
+    assert_eq!(pending_decisions(c, "other").await, 1);
+    let dt = next_decision_on(c, "d", "other").await;
+    let scheduled = history(c, "d", &exec)
+        .await
+        .into_iter()
+        .filter_map(|e| e.decision_task_scheduled_event_attributes)
+        .next_back()
+        .unwrap();
+    assert_eq!(scheduled.task_list.unwrap().name, "other");
+    assert_eq!(scheduled.schedule_to_start_timeout, None);
+
+    // Temporary: not started within 1 s on "temp", so it times out and goes back to "main".
+    decision_completed(c, &dt.task_token)
+        .task_list(tl("temp"))
+        .task_list_schedule_to_start_timeout("1")
+        .send()
+        .await
+        .unwrap();
+    signal(c, "d", "w", "s2").send().await.unwrap();
+    let scheduled = history(c, "d", &exec)
+        .await
+        .into_iter()
+        .filter_map(|e| e.decision_task_scheduled_event_attributes)
+        .next_back()
+        .unwrap();
+    assert_eq!(scheduled.task_list.unwrap().name, "temp");
+    assert_eq!(scheduled.schedule_to_start_timeout.as_deref(), Some("1"));
+    let timed_out = wait_event(c, "d", &exec, EventType::DecisionTaskTimedOut)
+        .await
+        .decision_task_timed_out_event_attributes
+        .unwrap();
+    assert_eq!(
+        timed_out.timeout_type,
+        DecisionTaskTimeoutType::ScheduleToStart
+    );
+    assert_eq!(timed_out.started_event_id, 0);
+    assert_eq!(pending_decisions(c, "temp").await, 0);
+    let dt = next_decision(c, "d").await;
+    let last = dt.events.last().unwrap();
+    assert_eq!(last.event_type, EventType::DecisionTaskStarted);
+    let rescheduled = &dt.events[dt.events.len() - 2];
+    assert_eq!(
+        rescheduled
+            .decision_task_scheduled_event_attributes
+            .as_ref()
+            .unwrap()
+            .task_list
+            .as_ref()
+            .unwrap()
+            .name,
+        TL
+    );
+}
