@@ -9,7 +9,16 @@
 //! empty task), each task handed to exactly one poller, history paging with 60 s page
 //! tokens, heartbeats with `cancelRequested`, the four activity timeouts, decision task and
 //! workflow timeouts driven by timers, cancellation, validation from botocore's service
-//! model, SWF's error shapes, retention-based cleanup of closed executions.
+//! model, SWF's error shapes, retention-based cleanup of closed executions, decision task
+//! list overrides (`taskList` / `taskListScheduleToStartTimeout` of
+//! RespondDecisionTaskCompleted), and these limits: requests of at most 1 MB (a larger one is
+//! a ValidationException), at most 10,000 types of each kind per domain and a retention of at
+//! most 90 days (LimitExceededFault), executions of at most one year, 1,000 open activity
+//! tasks per execution.
+//!
+//! What it does not do: child workflows, external signals and cancels, Lambda tasks and
+//! resource tags (refused by name); the API rate quotas and the pollers-per-task-list quota
+//! (emulate throttling with the `throttle` fault rule below).
 //!
 //! # Layout
 //! - [`server`]: accept loop, fault injection in front, router, `X-Amz-Target` dispatch.
