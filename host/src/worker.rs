@@ -230,6 +230,7 @@ impl PluginSource for RegistrySource {
             ("winch_loads", s.winch_loads.load(Relaxed)),
             ("upgrades", s.upgrades.load(Relaxed)),
             ("busy", s.busy.load(Relaxed)),
+            ("unreadable", s.unreadable.load(Relaxed)),
         ]
     }
 }

@@ -383,6 +383,127 @@ async fn symlinks_are_followed_only_inside_the_dir() {
     );
 }
 
+/// `plugin_dir` as a symlink to a release dir, switched atomically to the next release (the
+/// usual deploy): the new release's files serve, and removing the old release changes
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_dir_symlink_switched_to_another_release_is_followed() {
+    let f = Fixture::new("release", "");
+    std::fs::remove_dir(&f.dir).unwrap();
+    let (v1, v2) = (f.root.join("releases/v1"), f.root.join("releases/v2"));
+    for (dir, files) in [
+        (&v1, vec![(example("echo@1.wasm"), "echo@1.wasm")]),
+        (
+            &v2,
+            vec![
+                (guest("echo-b.wasm"), "echo@1.wasm"),
+                (example("validate@1.wasm"), "validate@1.wasm"),
+            ],
+        ),
+    ] {
+        std::fs::create_dir_all(dir).unwrap();
+        for (from, name) in files {
+            std::fs::copy(from, dir.join(name)).unwrap();
+        }
+    }
+    std::os::unix::fs::symlink("releases/v1", &f.dir).unwrap();
+    let reg = f.start().await;
+    assert_eq!(reg.served("tl"), vec![ty("echo@1")]);
+    assert_eq!(echo_result(&reg, "echo@1", "x").await.as_deref(), Some("x"));
+
+    let next = f.root.join("plugins.next");
+    std::os::unix::fs::symlink("releases/v2", &next).unwrap();
+    std::fs::rename(&next, &f.dir).unwrap();
+    wait_result(&reg, "echo@1", "x", "B:x").await;
+    wait_for("validate@1 from the new release", LIMIT, || {
+        reg.served("tl") == vec![ty("echo@1"), ty("validate@1")]
+    })
+    .await;
+    let served_from = reg.lookup("tl", &ty("echo@1")).unwrap().path.clone();
+    assert!(
+        served_from.ends_with("releases/v2/echo@1.wasm"),
+        "{served_from:?}"
+    );
+
+    std::fs::remove_dir_all(&v1).unwrap();
+    // A change in the new release is seen, and the old release's removal retired nothing.
+    std::fs::copy(
+        example("countdown@1.wasm"),
+        v2.join(".countdown@1.wasm.tmp"),
+    )
+    .unwrap();
+    std::fs::rename(
+        v2.join(".countdown@1.wasm.tmp"),
+        v2.join("countdown@1.wasm"),
+    )
+    .unwrap();
+    wait_for("countdown@1 from the new release", LIMIT, || {
+        reg.lookup("tl", &ty("countdown@1")).is_some()
+    })
+    .await;
+    assert_eq!(
+        reg.served("tl"),
+        vec![ty("countdown@1"), ty("echo@1"), ty("validate@1")]
+    );
+    assert_eq!(reg.stats().retirements.load(Ordering::Relaxed), 0);
+}
+
+/// A plugin dir that cannot be read (removed, unmounted, permissions) says nothing about
+/// which files it holds: the plugins loaded keep serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_dir_that_cannot_be_read_keeps_its_plugins_serving() {
+    let f = Fixture::new("unreadable", "");
+    f.put(&example("echo@1.wasm"), "echo@1.wasm");
+    let reg = f.start().await;
+    std::fs::remove_dir_all(&f.dir).unwrap();
+    wait_for("a scan of the removed dir", LIMIT, || {
+        reg.stats().unreadable.load(Ordering::Relaxed) > 0
+    })
+    .await;
+    assert_eq!(reg.served("tl"), vec![ty("echo@1")]);
+    assert_eq!(echo_result(&reg, "echo@1", "x").await.as_deref(), Some("x"));
+    assert_eq!(reg.stats().retirements.load(Ordering::Relaxed), 0);
+}
+
+/// A new version of a file with the same size and modification time, renamed into place
+/// (`cp -p`, `rsync -a`, reproducible builds), is loaded: its inode tells it apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replacement_with_the_same_size_and_mtime_is_loaded() {
+    use sha2::{Digest, Sha256};
+    let f = Fixture::new("samestamp", "");
+    // Two versions of one component, told apart by a custom section of the same length.
+    let echo = std::fs::read(example("echo@1.wasm")).unwrap();
+    let version = |fill: u8| {
+        let mut bytes = echo.clone();
+        // Custom section: id 0, size 17, name "pad" (length 3), 13 bytes of `fill`.
+        bytes.extend_from_slice(&[0, 17, 3, b'p', b'a', b'd']);
+        bytes.extend_from_slice(&[fill; 13]);
+        bytes
+    };
+    let served = f.dir.join("echo@1.wasm");
+    std::fs::write(&served, version(b'a')).unwrap();
+    let reg = f.start().await;
+    let mtime = std::fs::metadata(&served).unwrap().modified().unwrap();
+
+    let next = f.dir.join(".echo@1.wasm.tmp");
+    let b = version(b'b');
+    std::fs::write(&next, &b).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&next)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    std::fs::rename(&next, &served).unwrap();
+    let want = hex::encode(Sha256::digest(&b));
+    wait_for("the new version's hash", LIMIT, || {
+        reg.lookup("tl", &ty("echo@1"))
+            .is_some_and(|p| p.hash == want)
+    })
+    .await;
+    assert_eq!(reg.stats().swaps.load(Ordering::Relaxed), 1);
+}
+
 fn cache_entries(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for d in std::fs::read_dir(root.join("cache")).unwrap().flatten() {

@@ -39,7 +39,7 @@ mod cache;
 mod scan;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
@@ -91,6 +91,8 @@ pub struct RegistryStats {
     /// Loads and upgrades put off because every instance slot was taken when their code
     /// was to be checked (see [`LoadError::Busy`]); each is tried again later.
     pub busy: AtomicU64,
+    /// Scans that could not read their plugin dir (what served kept serving).
+    pub unreadable: AtomicU64,
 }
 
 impl RegistryStats {
@@ -140,7 +142,13 @@ struct Parked {
 
 struct TaskList {
     name: String,
-    dir: PathBuf,
+    /// `plugin_dir` as configured: it is resolved again at each scan, so a symlink switched
+    /// to another release is followed.
+    configured: PathBuf,
+    /// Where `configured` led at the last scan (canonical).
+    dir: ArcSwap<PathBuf>,
+    /// The last scan could not read the dir (logged once until it can again).
+    unreadable: AtomicBool,
     /// File name -> types, from `[activity."n@v"] file = "..."`.
     mapped: BTreeMap<String, Vec<ActivityType>>,
     table: ArcSwap<Table>,
@@ -152,14 +160,22 @@ struct TaskList {
     parked: Mutex<HashMap<String, Parked>>,
 }
 
+impl TaskList {
+    /// Where `plugin_dir` led at the last scan.
+    fn dir(&self) -> Arc<PathBuf> {
+        self.dir.load_full()
+    }
+}
+
 /// The plugins every task list serves.
 pub struct Registry {
     runtime: Arc<Runtime>,
     lists: BTreeMap<String, Arc<TaskList>>,
     cache: Option<Cache>,
     stats: RegistryStats,
-    /// Kept alive so the watchers keep running; dropped with the registry.
-    watchers: Mutex<Vec<Box<dyn std::any::Any + Send>>>,
+    /// Task list name -> its watcher (of the plugin dir and of the dir holding it); kept
+    /// alive so they keep running, and moved when `plugin_dir` leads somewhere else.
+    watchers: Mutex<HashMap<String, notify::RecommendedWatcher>>,
     /// One permit: background Cranelift compiles run one at a time, so they never take
     /// both cores from the tasks.
     upgrade_gate: Arc<tokio::sync::Semaphore>,
@@ -195,7 +211,9 @@ impl Registry {
                 tl.name.clone(),
                 Arc::new(TaskList {
                     name: tl.name.clone(),
-                    dir,
+                    configured: tl.plugin_dir.clone(),
+                    dir: ArcSwap::from_pointee(dir),
+                    unreadable: AtomicBool::new(false),
                     mapped: scan::mapped_files(config),
                     table: ArcSwap::from_pointee(Table::new()),
                     files: tokio::sync::Mutex::new(HashMap::new()),
@@ -209,7 +227,7 @@ impl Registry {
             lists,
             cache,
             stats: RegistryStats::default(),
-            watchers: Mutex::new(Vec::new()),
+            watchers: Mutex::new(HashMap::new()),
             upgrade_gate: Arc::new(tokio::sync::Semaphore::new(1)),
             live: AtomicBool::new(false),
         });
@@ -276,20 +294,41 @@ impl Registry {
         for list in self.lists.values() {
             let name = list.name.clone();
             let changed_tx = changed_tx.clone();
+            // The dir holding `plugin_dir` is watched too, for `plugin_dir` itself being
+            // replaced (a symlink switched to another release, a dir renamed into place);
+            // its other entries are none of this task list's business.
+            let holder = list.configured.parent().and_then(|p| p.canonicalize().ok());
+            let own_name = list.configured.file_name().map(|n| n.to_os_string());
+            let concerns = {
+                let holder = holder.clone();
+                move |path: &Path| {
+                    holder.as_deref() != path.parent() || path.file_name() == own_name.as_deref()
+                }
+            };
             let mut watcher =
                 notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
                     Ok(event) => {
-                        if let Some(change) = Change::of(&event.kind) {
+                        let ours =
+                            event.paths.is_empty() || event.paths.iter().any(|p| concerns(p));
+                        if let Some(change) = Change::of(&event.kind)
+                            && ours
+                        {
                             let _ = changed_tx.send((name.clone(), change));
                         }
                     }
                     Err(error) => tracing::warn!(%error, "plugin dir watcher error"),
                 })
                 .context("cannot start the plugin dir watcher")?;
+            let dir = list.dir();
             watcher
-                .watch(&list.dir, RecursiveMode::NonRecursive)
-                .with_context(|| format!("cannot watch plugin dir {}", list.dir.display()))?;
-            watchers.push(Box::new(watcher));
+                .watch(&dir, RecursiveMode::NonRecursive)
+                .with_context(|| format!("cannot watch plugin dir {}", dir.display()))?;
+            if let Some(holder) = &holder
+                && let Err(error) = watcher.watch(holder, RecursiveMode::NonRecursive)
+            {
+                tracing::warn!(%error, dir = %holder.display(), "cannot watch the dir holding plugin_dir: a switch of plugin_dir is seen only at the next change inside it");
+            }
+            watchers.insert(list.name.clone(), watcher);
         }
         drop(watchers);
         // Only the watchers hold senders now: the thread ends with the registry.
@@ -356,7 +395,35 @@ impl Registry {
     ) -> (bool, Vec<(Compiled, String)>) {
         let mut to_cache = Vec::new();
         let mut files = list.files.lock().await;
-        let entries = scan::list_dir(&list.dir, &list.mapped);
+        let listed = list
+            .configured
+            .canonicalize()
+            .and_then(|dir| Ok((scan::list_dir(&dir, &list.mapped)?, dir)));
+        let (entries, dir) = match listed {
+            Ok(listed) => listed,
+            Err(error) => {
+                // Not "the dir is empty": what serves keeps serving, and the dir is looked
+                // at again until it can be read.
+                RegistryStats::bump(&self.stats.unreadable);
+                if !list.unreadable.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(task_list = %list.name, dir = %list.configured.display(), %error, "cannot read plugin dir; the plugins loaded keep serving");
+                }
+                return (true, to_cache);
+            }
+        };
+        if list.unreadable.swap(false, Ordering::Relaxed) {
+            tracing::info!(task_list = %list.name, dir = %dir.display(), "plugin dir readable again");
+        }
+        // `plugin_dir` leads to another directory now: its files are new files, and those
+        // of the old one are gone (types they alone served are retired below).
+        let mut left_behind = None;
+        if dir != **list.dir.load() {
+            let old = list.dir();
+            tracing::info!(task_list = %list.name, from = %old.display(), to = %dir.display(), "plugin_dir leads to another directory now");
+            self.rewatch(list, &old, &dir);
+            list.dir.store(Arc::new(dir.clone()));
+            left_behind = Some((old, std::mem::take(&mut *files)));
+        }
         let mut retry = false;
         let mut present = std::collections::HashSet::new();
         for entry in entries {
@@ -436,7 +503,7 @@ impl Registry {
                     continue;
                 }
             };
-            let path = list.dir.join(&entry.file_name);
+            let path = dir.join(&entry.file_name);
             let mut table = Table::clone(&list.table.load());
             for ty in &entry.types {
                 let plugin = self.runtime.plugin(
@@ -491,25 +558,48 @@ impl Registry {
             .collect();
         for file_name in gone {
             let state = files.remove(&file_name).expect("listed key");
-            let path = list.dir.join(&file_name);
-            let mut table = Table::clone(&list.table.load());
-            for ty in &state.types {
-                if table.get(ty).is_some_and(|p| p.path == path) {
-                    table.remove(ty);
-                    RegistryStats::bump(&self.stats.retirements);
-                    tracing::info!(task_list = %list.name, activity_type = %ty, file = %path.display(), "plugin retired: its file is gone");
-                }
-            }
-            list.table.store(Arc::new(table));
+            self.retire(list, &dir.join(&file_name), &state.types);
+        }
+        for (old, state) in left_behind.into_iter().flat_map(|(old, files)| {
+            files
+                .into_iter()
+                .map(move |(f, state)| (old.join(f), state))
+        }) {
+            self.retire(list, &old, &state.types);
         }
         (retry, to_cache)
+    }
+
+    /// Stops serving `types` from `path`, a file that is gone (a type another file serves
+    /// now stays).
+    fn retire(&self, list: &TaskList, path: &Path, types: &[ActivityType]) {
+        let mut table = Table::clone(&list.table.load());
+        for ty in types {
+            if table.get(ty).is_some_and(|p| p.path == path) {
+                table.remove(ty);
+                RegistryStats::bump(&self.stats.retirements);
+                tracing::info!(task_list = %list.name, activity_type = %ty, file = %path.display(), "plugin retired: its file is gone");
+            }
+        }
+        list.table.store(Arc::new(table));
+    }
+
+    /// Moves `list`'s watcher from its old plugin dir to the new one.
+    fn rewatch(&self, list: &TaskList, old: &Path, new: &Path) {
+        let mut watchers = self.watchers.lock().expect("watchers lock");
+        if let Some(watcher) = watchers.get_mut(&list.name) {
+            let _ = watcher.unwatch(old);
+            if let Err(error) = watcher.watch(new, RecursiveMode::NonRecursive) {
+                tracing::warn!(task_list = %list.name, dir = %new.display(), %error, "cannot watch plugin dir: changes are seen only when the dir holding it changes");
+            }
+        }
     }
 
     fn reject(&self, list: &TaskList, file_name: &str, why: &str) {
         RegistryStats::bump(&self.stats.rejects);
         tracing::error!(
             task_list = %list.name,
-            file = %list.dir.join(file_name).display(),
+            file = %list.dir().join(file_name).display(),
             "plugin rejected, the version serving before (if any) keeps serving: {why}"
         );
     }
@@ -613,7 +703,7 @@ impl Registry {
                 Err(e) => {
                     tracing::warn!(
                         task_list = %list.name,
-                        file = %list.dir.join(&file_name).display(),
+                        file = %list.dir().join(&file_name).display(),
                         error = %format!("{e:#}"),
                         "background Cranelift compile failed; the Winch code keeps serving"
                     );
@@ -686,7 +776,7 @@ async fn install_when_a_slot_is_free(
     let warn = |e: &dyn std::fmt::Display| {
         tracing::warn!(
             task_list = %list.name,
-            file = %list.dir.join(file_name).display(),
+            file = %list.dir().join(file_name).display(),
             error = %e,
             "loading the background Cranelift code failed; the Winch code keeps serving"
         );

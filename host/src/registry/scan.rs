@@ -14,11 +14,28 @@ use crate::activity::ActivityType;
 use crate::config::Config;
 use crate::runtime::Runtime;
 
-/// Size and modification time: a file whose stamp is unchanged is not looked at again.
+/// What tells one version of a file from another without reading it: a file whose stamp
+/// is unchanged is not looked at again. Size and mtime alone miss a same-size file renamed
+/// into place with its mtime kept (`cp -p`, `rsync -a`, reproducible builds); the inode and
+/// the change time do not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Stamp {
     pub size: u64,
     pub mtime: Option<SystemTime>,
+    pub inode: u64,
+    pub ctime: (i64, i64),
+}
+
+impl Stamp {
+    pub fn of(meta: &std::fs::Metadata) -> Stamp {
+        use std::os::unix::fs::MetadataExt;
+        Stamp {
+            size: meta.len(),
+            mtime: meta.modified().ok(),
+            inode: meta.ino(),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
 }
 
 /// One `.wasm` file of a plugin dir.
@@ -58,12 +75,13 @@ pub(crate) fn mapped_files(config: &Config) -> BTreeMap<String, Vec<ActivityType
 }
 
 /// The `.wasm` files of `dir` (canonical), sorted by name. Hidden files are skipped
-/// (editors and `cp` tools write temp files as `.name`).
-pub(crate) fn list_dir(dir: &Path, mapped: &BTreeMap<String, Vec<ActivityType>>) -> Vec<Entry> {
-    let Ok(read) = std::fs::read_dir(dir) else {
-        tracing::warn!(dir = %dir.display(), "cannot read plugin dir");
-        return Vec::new();
-    };
+/// (editors and `cp` tools write temp files as `.name`). An error means the dir could not be
+/// read at all: that says nothing about which files it holds.
+pub(crate) fn list_dir(
+    dir: &Path,
+    mapped: &BTreeMap<String, Vec<ActivityType>>,
+) -> std::io::Result<Vec<Entry>> {
+    let read = std::fs::read_dir(dir)?;
     let mut entries = Vec::new();
     for item in read.flatten() {
         let Ok(file_name) = item.file_name().into_string() else {
@@ -100,10 +118,7 @@ pub(crate) fn list_dir(dir: &Path, mapped: &BTreeMap<String, Vec<ActivityType>>)
         if problem.is_none() && !meta.is_file() {
             continue;
         }
-        let stamp = Stamp {
-            size: meta.len(),
-            mtime: meta.modified().ok(),
-        };
+        let stamp = Stamp::of(&meta);
         let mut types = mapped.get(&file_name).cloned().unwrap_or_default();
         if let Some(ty) = ActivityType::parse(file_name.trim_end_matches(".wasm"))
             && !types.contains(&ty)
@@ -125,7 +140,7 @@ pub(crate) fn list_dir(dir: &Path, mapped: &BTreeMap<String, Vec<ActivityType>>)
         });
     }
     entries.sort_by(|a, b| a.file_name.cmp(&b.file_name));
-    entries
+    Ok(entries)
 }
 
 pub(crate) enum Verdict {
@@ -147,10 +162,7 @@ pub(crate) async fn examine(entry: &Entry) -> Verdict {
         Ok(b) => b,
         Err(e) => return Verdict::Reject(format!("cannot read: {e}")),
     };
-    let after = std::fs::metadata(&entry.source).ok().map(|m| Stamp {
-        size: m.len(),
-        mtime: m.modified().ok(),
-    });
+    let after = std::fs::metadata(&entry.source).ok().map(|m| Stamp::of(&m));
     if after != Some(entry.stamp) || bytes.len() as u64 != entry.stamp.size {
         return Verdict::Changing;
     }
@@ -178,8 +190,12 @@ pub async fn inspect(config: &Config, runtime: &Arc<Runtime>) -> Result<Vec<File
     let mapped = mapped_files(config);
     let mut reports = Vec::new();
     for tl in &config.task_lists {
-        let dir = match tl.plugin_dir.canonicalize() {
-            Ok(d) => d,
+        let listed = tl
+            .plugin_dir
+            .canonicalize()
+            .and_then(|dir| Ok((list_dir(&dir, &mapped)?, dir)));
+        let (entries, dir) = match listed {
+            Ok(listed) => listed,
             Err(e) => {
                 reports.push(FileReport {
                     task_list: tl.name.clone(),
@@ -192,7 +208,7 @@ pub async fn inspect(config: &Config, runtime: &Arc<Runtime>) -> Result<Vec<File
                 continue;
             }
         };
-        for entry in list_dir(&dir, &mapped) {
+        for entry in entries {
             let mut report = FileReport {
                 task_list: tl.name.clone(),
                 path: dir.join(&entry.file_name),
