@@ -239,6 +239,14 @@ impl Config {
         if let Some(identity) = &self.swf.identity {
             check_len("swf.identity", identity, 0, 256)?;
         }
+        // SWF keeps closed histories at most 90 days; more is refused with LimitExceededFault,
+        // which reads like throttling.
+        if self.swf.retention_days > 90 {
+            bail!(
+                "swf.retention_days: SWF retains closed executions at most 90 days, not {}",
+                self.swf.retention_days
+            );
+        }
         if self.task_lists.is_empty() {
             bail!("no [[task_list]]: the host would have nothing to poll");
         }
