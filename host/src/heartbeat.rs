@@ -288,7 +288,7 @@ impl Pump {
 
     /// Sends one heartbeat, retrying throttling and 5xx with backoff; while finishing, gives
     /// up after a few attempts so a response is never held up for long.
-    async fn send(&self, shared: &Shared, details: Option<String>, finishing: bool) -> Sent {
+    async fn send(&self, shared: &Shared, mut details: Option<String>, finishing: bool) -> Sent {
         let mut delay = Duration::from_millis(100);
         let mut attempts = 0;
         loop {
@@ -311,7 +311,6 @@ impl Pump {
                 }
                 Err(e) if e.is_retryable() && !(finishing && attempts >= 3) => {
                     tracing::debug!(error = %e, "heartbeat failed; retrying in {delay:?}");
-                    // Newer details replace the ones being retried.
                     let wait = tokio::time::sleep(delay);
                     if finishing {
                         wait.await;
@@ -320,6 +319,10 @@ impl Pump {
                             _ = wait => {}
                             _ = self.stop.cancelled() => return Sent::GaveUp,
                         }
+                    }
+                    // Details the guest gave meanwhile replace the ones being retried.
+                    if let Some(newer) = shared.pending.lock().unwrap().take() {
+                        details = newer;
                     }
                     delay = (delay * 2).min(Duration::from_secs(5));
                 }
@@ -433,6 +436,26 @@ pub(crate) mod tests {
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert!(hb.beat(None));
         assert!(pump.finish().await.gone);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retried_heartbeat_carries_the_details_given_meanwhile() {
+        let fake = Arc::new(FakeSwf::default());
+        fake.fail_next.lock().unwrap().extend([
+            SwfError::Throttled("x".into()),
+            SwfError::Throttled("x".into()),
+        ]);
+        let (pump, _) = start(&fake, 30);
+        let hb = pump.handle();
+        hb.beat(Some("old".into()));
+        // The first try was throttled at once; the retry comes 100 ms later.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        hb.beat(Some("new".into()));
+        fake.wait_heartbeats(1).await;
+        assert_eq!(fake.heartbeat_details(), vec![Some("new".to_string())]);
+        assert_eq!(fake.heartbeat_attempts(), 3);
+        pump.finish().await;
+        assert_eq!(fake.heartbeat_details().len(), 1, "nothing left to flush");
     }
 
     #[tokio::test(start_paused = true)]
