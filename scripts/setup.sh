@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything a fresh machine needs to build the guests in four languages and run the tests.
-# Each step checks first and skips what is already satisfied, so a warm run takes a second
-# or two and prints nothing but the summary line. `make setup` runs this.
+# Each step checks first and skips what is already satisfied, so a warm run takes under a second
+# and prints nothing but the summary line. `make setup` runs this.
 #
 # Needs (present on the project's machines): rustup, Python 3.11 with pip, node 20 + npm,
 # Debian (apt-get, as root or via sudo).
