@@ -118,7 +118,8 @@ async fn transient_faults_lose_nothing() {
         "main",
         &["echo@1.wasm", "countdown@1.wasm"],
     )]);
-    config.extra = "[defaults]\nheartbeat_interval_s = 0\n".into();
+    // The shortest throttle, so heartbeats meet the faults too.
+    config.extra = "[defaults]\nheartbeat_interval_s = 1\n".into();
     let host = Host::start(&config.write(), &[]);
 
     let mut round = 0;
