@@ -193,6 +193,8 @@ impl std::future::Future for Placed {
     ) -> std::task::Poll<Outcome> {
         if !self.busy {
             self.load.busy.fetch_add(1, Ordering::Relaxed);
+            // Set before polling: if the run panics, `drop` takes the count back.
+            self.busy = true;
         }
         let poll = self.run.as_mut().poll(cx);
         self.load.busy.fetch_sub(1, Ordering::Relaxed);
@@ -356,7 +358,16 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_run_fails_the_task_instead_of_losing_it() {
         let guests = GuestThreads::new(1).unwrap();
-        let outcome = guests.run(async { panic!("boom") }.boxed()).await;
+        // It panics on its second poll, after a first that counted it as busy.
+        let outcome = guests
+            .run(
+                async {
+                    tokio::task::yield_now().await;
+                    panic!("boom")
+                }
+                .boxed(),
+            )
+            .await;
         match outcome {
             Outcome::Failed { reason: r, details } => {
                 assert_eq!(r, reason::TRAP);
@@ -367,5 +378,10 @@ mod tests {
         // The thread survives the panic and runs the next task.
         let next = guests.run(async { Outcome::Completed(None) }.boxed()).await;
         assert_eq!(next, Outcome::Completed(None));
+        // And the panic left no count behind: the thread looks idle again.
+        let load = &guests.threads[0].load;
+        eventually("the counts to go", || {
+            load.busy.load(Ordering::Relaxed) == 0 && load.in_flight.load(Ordering::Relaxed) == 0
+        });
     }
 }
