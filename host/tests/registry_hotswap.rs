@@ -504,6 +504,35 @@ async fn a_replacement_with_the_same_size_and_mtime_is_loaded() {
     assert_eq!(reg.stats().swaps.load(Ordering::Relaxed), 1);
 }
 
+/// A type that `[activity] file` maps to a file is served from that file, even when a
+/// `<name>@<version>.wasm` of the same type lies beside it; removing that other file
+/// retires nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mapped_type_is_served_from_its_mapped_file_only() {
+    let f = Fixture::new("mapped", "[activity.\"echo@1\"]\nfile = \"echo-b.wasm\"\n");
+    f.put(&guest("echo-b.wasm"), "echo-b.wasm");
+    f.put(&example("echo@1.wasm"), "echo@1.wasm");
+    let reg = f.start().await;
+    assert_eq!(reg.served("tl"), vec![ty("echo@1")]);
+    assert_eq!(
+        echo_result(&reg, "echo@1", "q").await.as_deref(),
+        Some("B:q")
+    );
+    assert_eq!(reg.stats().rejects.load(Ordering::Relaxed), 1);
+
+    std::fs::remove_file(f.dir.join("echo@1.wasm")).unwrap();
+    f.put(&example("validate@1.wasm"), "validate@1.wasm");
+    wait_for("validate@1", LIMIT, || {
+        reg.lookup("tl", &ty("validate@1")).is_some()
+    })
+    .await;
+    assert_eq!(
+        echo_result(&reg, "echo@1", "q").await.as_deref(),
+        Some("B:q")
+    );
+    assert_eq!(reg.stats().retirements.load(Ordering::Relaxed), 0);
+}
+
 fn cache_entries(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for d in std::fs::read_dir(root.join("cache")).unwrap().flatten() {

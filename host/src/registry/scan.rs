@@ -123,7 +123,20 @@ pub(crate) fn list_dir(
         if let Some(ty) = ActivityType::parse(file_name.trim_end_matches(".wasm"))
             && !types.contains(&ty)
         {
-            types.push(ty);
+            // A type `[activity] file` maps to another file is served from that file only:
+            // one type, one file, whatever order the dir is read in.
+            match mapped
+                .iter()
+                .find(|(f, tys)| **f != file_name && tys.contains(&ty))
+            {
+                Some((other, _)) if problem.is_none() && types.is_empty() => {
+                    problem = Some(format!(
+                        "{ty} is served from {other}, as [activity.\"{ty}\"] file says"
+                    ));
+                }
+                Some(_) => {}
+                None => types.push(ty),
+            }
         }
         if types.is_empty() && problem.is_none() {
             problem = Some(
