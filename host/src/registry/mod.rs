@@ -14,6 +14,11 @@
 //! still being written (young mtime, or changing while read) is looked at again once it
 //! settles instead of being rejected.
 //!
+//! `plugin_dir` is resolved again at each scan, and the directory holding it is watched
+//! for its name, so a symlink switched to another release is followed. A directory that
+//! cannot be read says nothing about its files: what serves keeps serving (counted in
+//! [`RegistryStats::unreadable`]) and the directory is looked at again until it can be.
+//!
 //! Big components (Python, JavaScript: 10-20 MB) take Cranelift many seconds to compile.
 //! When no Cranelift code of such a file is cached, it is compiled with Winch (a fraction of
 //! the time) and served from that code at once; Cranelift then compiles it in the
