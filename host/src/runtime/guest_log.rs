@@ -64,39 +64,43 @@ impl TaskOutput {
     }
 }
 
+/// Which of a guest's output streams.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    fn name(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
 /// The `StdoutStream` given to `WasiCtxBuilder::stdout` / `stderr`.
 #[derive(Clone)]
 pub(crate) struct GuestLog {
     activity_id: Arc<str>,
     activity_type: Arc<str>,
-    stream: &'static str,
+    stream: Stream,
     /// Shared by the task's stdout and stderr.
     output: TaskOutput,
 }
 
 impl GuestLog {
-    pub(crate) fn stdout(
+    pub(crate) fn new(
         activity_id: Arc<str>,
         activity_type: Arc<str>,
+        stream: Stream,
         output: TaskOutput,
     ) -> Self {
         GuestLog {
             activity_id,
             activity_type,
-            stream: "stdout",
-            output,
-        }
-    }
-
-    pub(crate) fn stderr(
-        activity_id: Arc<str>,
-        activity_type: Arc<str>,
-        output: TaskOutput,
-    ) -> Self {
-        GuestLog {
-            activity_id,
-            activity_type,
-            stream: "stderr",
+            stream,
             output,
         }
     }
@@ -156,7 +160,7 @@ impl LineWriter {
                 target: "swasm::guest",
                 activity_id = %self.log.activity_id,
                 activity_type = %self.log.activity_type,
-                stream = self.log.stream,
+                stream = self.log.stream.name(),
                 "{line}"
             );
         } else if n == MAX_LINES + 1 {
@@ -167,7 +171,7 @@ impl LineWriter {
                 "the guest wrote more than {MAX_LINES} lines: the rest of this task's output is not logged"
             );
         }
-        if self.log.stream == "stderr" {
+        if self.log.stream == Stream::Stderr {
             output.keep_stderr(line);
         }
         self.buf.clear();
@@ -229,8 +233,10 @@ mod tests {
     fn the_tail_keeps_the_last_lines_cut_short() {
         let output = TaskOutput::default();
         assert_eq!(output.stderr_tail(), None);
-        let mut err = GuestLog::stderr("a".into(), "t@1".into(), output.clone()).writer();
-        let mut out = GuestLog::stdout("a".into(), "t@1".into(), output.clone()).writer();
+        let mut err =
+            GuestLog::new("a".into(), "t@1".into(), Stream::Stderr, output.clone()).writer();
+        let mut out =
+            GuestLog::new("a".into(), "t@1".into(), Stream::Stdout, output.clone()).writer();
         err.push(b"\n");
         out.push(b"stdout is not kept\n");
         assert_eq!(
@@ -259,8 +265,10 @@ mod tests {
             // Other tests may have run these callsites with no subscriber: ask again.
             tracing::callsite::rebuild_interest_cache();
             let output = TaskOutput::default();
-            let mut out = GuestLog::stdout("a".into(), "t@1".into(), output.clone()).writer();
-            let mut err = GuestLog::stderr("a".into(), "t@1".into(), output.clone()).writer();
+            let mut out =
+                GuestLog::new("a".into(), "t@1".into(), Stream::Stdout, output.clone()).writer();
+            let mut err =
+                GuestLog::new("a".into(), "t@1".into(), Stream::Stderr, output.clone()).writer();
             for i in 0..MAX_LINES {
                 out.push(format!("out {i}\n").as_bytes());
             }

@@ -13,7 +13,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpVi
 
 use super::bindings;
 use super::engine::Awake;
-use super::guest_log::{GuestLog, TaskOutput};
+use super::guest_log::{GuestLog, Stream, TaskOutput};
 use crate::activity::{ActivityTask, HeartbeatHandle};
 use crate::config::ActivitySettings;
 
@@ -85,8 +85,13 @@ pub(crate) fn new_store(
     let ty: Arc<str> = task.activity_type.to_string().into();
     let id: Arc<str> = task.activity_id.as_str().into();
     let output = TaskOutput::default();
-    b.stdout(GuestLog::stdout(id.clone(), ty.clone(), output.clone()));
-    b.stderr(GuestLog::stderr(id, ty, output.clone()));
+    b.stdout(GuestLog::new(
+        id.clone(),
+        ty.clone(),
+        Stream::Stdout,
+        output.clone(),
+    ));
+    b.stderr(GuestLog::new(id, ty, Stream::Stderr, output.clone()));
     for (k, v) in &settings.env {
         b.env(k, v);
     }
