@@ -5,7 +5,6 @@
 //! per task: a task may run for the grace period from the shutdown, or from its own start if
 //! it arrived later on a poll that was still in flight. Then it is dropped (which interrupts
 //! the guest) and answered Failed `swasm.Shutdown`, which the decider can schedule again.
-//! [`Shutdown::abort_runs`] ends every task at once.
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
@@ -18,7 +17,6 @@ use tokio_util::sync::CancellationToken;
 #[derive(Clone)]
 pub struct Shutdown {
     stop_polling: CancellationToken,
-    abort_runs: CancellationToken,
     /// When phase one began: each task's grace period counts from it (or from the task's
     /// start, if later).
     stopped_at: Arc<OnceLock<Instant>>,
@@ -30,7 +28,6 @@ impl Shutdown {
     pub fn new(grace: Duration) -> Self {
         Shutdown {
             stop_polling: CancellationToken::new(),
-            abort_runs: CancellationToken::new(),
             stopped_at: Arc::default(),
             grace,
         }
@@ -40,12 +37,6 @@ impl Shutdown {
     pub fn initiate(&self) {
         self.stopped_at.get_or_init(Instant::now);
         self.stop_polling.cancel();
-    }
-
-    /// Ends every run now, whatever its grace (implies phase one).
-    pub fn abort_runs(&self) {
-        self.initiate();
-        self.abort_runs.cancel();
     }
 
     pub fn is_stopping(&self) -> bool {
@@ -65,24 +56,16 @@ impl Shutdown {
 
     /// Resolves when the task that started at `started` has had its grace period.
     pub async fn task_over(&self, started: Instant) {
-        let graced = async {
-            self.stop_polling.cancelled().await;
-            if let Some(deadline) = self.task_deadline(started) {
-                tokio::time::sleep_until(deadline).await;
-            }
-        };
-        tokio::select! {
-            _ = graced => {}
-            _ = self.abort_runs.cancelled() => {}
+        self.stop_polling.cancelled().await;
+        if let Some(deadline) = self.task_deadline(started) {
+            tokio::time::sleep_until(deadline).await;
         }
     }
 
     /// Whether the task that started at `started` has had its grace period.
     pub fn is_task_over(&self, started: Instant) -> bool {
-        self.abort_runs.is_cancelled()
-            || self
-                .task_deadline(started)
-                .is_some_and(|deadline| Instant::now() >= deadline)
+        self.task_deadline(started)
+            .is_some_and(|deadline| Instant::now() >= deadline)
     }
 }
 
@@ -117,13 +100,15 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn abort_implies_stop() {
-        let s = Shutdown::new(Duration::from_secs(60));
-        assert!(!s.is_stopping());
-        s.abort_runs();
+    async fn with_no_grace_a_task_is_over_when_the_shutdown_begins() {
+        let s = Shutdown::new(Duration::ZERO);
+        let started = Instant::now();
+        assert!(!s.is_stopping() && !s.is_task_over(started));
+        s.initiate();
         assert!(s.is_stopping());
         s.stopping().await;
-        s.task_over(Instant::now()).await;
+        s.task_over(started).await;
+        assert!(s.is_task_over(started));
     }
 
     #[tokio::test(start_paused = true)]
