@@ -374,6 +374,35 @@ fn in_time_filter(filter: Option<&Value>, ts: Option<f64>) -> bool {
     ts >= oldest && ts <= latest
 }
 
+/// SWF's List*/Count* docs: "executionFilter, typeFilter and tagFilter are mutually
+/// exclusive. You can specify at most one of these in a request", with closeStatusFilter in
+/// the set for closed executions. The operations model no fault for it: a ValidationException.
+fn check_exclusive_filters(input: &Value, open: bool) -> SwfResult<()> {
+    let set: &[&str] = if open {
+        &["executionFilter", "typeFilter", "tagFilter"]
+    } else {
+        &[
+            "closeStatusFilter",
+            "executionFilter",
+            "typeFilter",
+            "tagFilter",
+        ]
+    };
+    let given: Vec<&str> = set
+        .iter()
+        .copied()
+        .filter(|k| input.get(k).is_some_and(|v| !v.is_null()))
+        .collect();
+    if given.len() > 1 {
+        return Err(SwfError::validation(format!(
+            "{} are mutually exclusive: specify at most one of them (given: {})",
+            set.join(", "),
+            given.join(", ")
+        )));
+    }
+    Ok(())
+}
+
 /// Executions matching a List*/Count* request's filters, newest first.
 fn matching<'a>(core: &'a Core, input: &Value, open: bool) -> SwfResult<Vec<&'a Execution>> {
     let domain = req_str(input, "domain")?;
@@ -385,6 +414,7 @@ fn matching<'a>(core: &'a Core, input: &Value, open: bool) -> SwfResult<Vec<&'a 
             "Exactly one of startTimeFilter and closeTimeFilter must be given",
         ));
     }
+    check_exclusive_filters(input, open)?;
     let wf = input
         .get("executionFilter")
         .and_then(|f| get_str(f, "workflowId"));

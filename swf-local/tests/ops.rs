@@ -841,3 +841,114 @@ async fn latest_activity_task_timestamp_is_the_last_scheduling() {
     let d = describe_execution(c, "d", &exec).send().await.unwrap();
     assert_eq!(d.latest_activity_task_timestamp, Some(scheduled));
 }
+
+/// List/Count*WorkflowExecutions: "executionFilter, typeFilter and tagFilter are mutually
+/// exclusive. You can specify at most one of these in a request"; for closed executions
+/// "closeStatusFilter, executionFilter, typeFilter and tagFilter" are. The operations model no
+/// fault for it, so two of them are a ValidationException naming the filters given.
+#[tokio::test]
+async fn list_and_count_filters_are_mutually_exclusive() {
+    let env = Env::start(300).await;
+    let c = &env.client;
+    setup(c, "d", ["60", "120", "60", "30"]).await;
+    start_wf(c, "d", "w").await;
+    let since = ExecutionTimeFilter::builder()
+        .oldest_date(aws_smithy_types::DateTime::from_secs(0))
+        .build()
+        .unwrap();
+    let by_id = WorkflowExecutionFilter::builder()
+        .workflow_id("w")
+        .build()
+        .unwrap();
+    let by_type = WorkflowTypeFilter::builder().name("wf").build().unwrap();
+    let by_tag = TagFilter::builder().tag("t").build().unwrap();
+    let by_status = CloseStatusFilter::builder()
+        .status(CloseStatus::Completed)
+        .build()
+        .unwrap();
+    let refused = |code_: String, msg: String, given: &[&str]| {
+        assert_eq!(code_, "ValidationException", "{msg}");
+        assert!(msg.contains("mutually exclusive"), "{msg}");
+        for f in given {
+            assert!(msg.contains(f), "{msg} does not name {f}");
+        }
+    };
+
+    let e = c
+        .list_open_workflow_executions()
+        .domain("d")
+        .start_time_filter(since.clone())
+        .execution_filter(by_id.clone())
+        .type_filter(by_type.clone())
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    refused(code(&e), message(&e), &["executionFilter", "typeFilter"]);
+    let e = c
+        .count_open_workflow_executions()
+        .domain("d")
+        .start_time_filter(since.clone())
+        .type_filter(by_type.clone())
+        .tag_filter(by_tag.clone())
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    refused(code(&e), message(&e), &["typeFilter", "tagFilter"]);
+    let e = c
+        .list_closed_workflow_executions()
+        .domain("d")
+        .start_time_filter(since.clone())
+        .close_status_filter(by_status.clone())
+        .execution_filter(by_id.clone())
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    refused(
+        code(&e),
+        message(&e),
+        &["closeStatusFilter", "executionFilter"],
+    );
+    let e = c
+        .count_closed_workflow_executions()
+        .domain("d")
+        .start_time_filter(since.clone())
+        .close_status_filter(by_status.clone())
+        .tag_filter(by_tag)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    refused(code(&e), message(&e), &["closeStatusFilter", "tagFilter"]);
+
+    // One filter at a time is fine.
+    let open = c
+        .list_open_workflow_executions()
+        .domain("d")
+        .start_time_filter(since.clone())
+        .execution_filter(by_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(open.execution_infos.len(), 1);
+    let n = c
+        .count_open_workflow_executions()
+        .domain("d")
+        .start_time_filter(since.clone())
+        .type_filter(by_type)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(n.count, 1);
+    let n = c
+        .count_closed_workflow_executions()
+        .domain("d")
+        .start_time_filter(since)
+        .close_status_filter(by_status)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(n.count, 0);
+}
