@@ -90,7 +90,9 @@ pub async fn poll_for_activity_task(
         |core| Ok(take_activity(core, domain, task_list, identity)),
     )
     .await?;
-    Ok(task.unwrap_or_else(|| json!({"startedEventId": 0})))
+    // SWF: with no task "an ActivityTask is returned, but the value of taskToken is an
+    // empty string".
+    Ok(task.unwrap_or_else(|| json!({"taskToken": "", "startedEventId": 0})))
 }
 
 fn take_activity(
@@ -191,7 +193,11 @@ pub async fn poll_for_decision_task(
         },
     )
     .await?;
-    Ok(task.unwrap_or_else(|| json!({"startedEventId": 0, "previousStartedEventId": 0})))
+    // SWF: with no task "a DecisionTask is returned, but the value of taskToken is an
+    // empty string".
+    Ok(task.unwrap_or_else(
+        || json!({"taskToken": "", "startedEventId": 0, "previousStartedEventId": 0}),
+    ))
 }
 
 fn take_decision(

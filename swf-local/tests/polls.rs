@@ -30,6 +30,56 @@ async fn empty_poll_is_held_for_the_poll_timeout_and_returns_an_empty_token() {
     assert!(err.into_service_error().is_unknown_resource_fault());
 }
 
+/// Keeps the raw JSON body of every response the client deserializes, to see what is on the
+/// wire (the SDK fills a missing required `taskToken` with "" itself).
+#[derive(Debug, Default, Clone)]
+struct RawBodies(Arc<std::sync::Mutex<Vec<serde_json::Value>>>);
+
+impl aws_sdk_swf::config::Intercept for RawBodies {
+    fn name(&self) -> &'static str {
+        "RawBodies"
+    }
+
+    fn read_after_deserialization(
+        &self,
+        context: &aws_sdk_swf::config::interceptors::AfterDeserializationInterceptorContextRef<'_>,
+        _: &aws_sdk_swf::config::RuntimeComponents,
+        _: &mut aws_sdk_swf::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let bytes = context.response().body().bytes().unwrap_or_default();
+        let body = serde_json::from_slice(bytes).unwrap_or(serde_json::Value::Null);
+        self.0.lock().unwrap().push(body);
+        Ok(())
+    }
+}
+
+/// SWF-LIMITS.md and the PollFor*Task docs: with no task "an ActivityTask [DecisionTask] is
+/// returned, but the value of taskToken is an empty string" — the member is there, empty,
+/// and clients (the host, the bench worker) read that as "no task".
+#[tokio::test]
+async fn empty_poll_result_carries_an_empty_task_token() {
+    let env = Env::start(200).await;
+    setup(&env.client, "d", ["60", "120", "60", "30"]).await;
+    let bodies = RawBodies::default();
+    let c = aws_sdk_swf::Client::from_conf(
+        env.client
+            .config()
+            .to_builder()
+            .interceptor(bodies.clone())
+            .build(),
+    );
+    let task = poll_activity(&c, "d", "idle").send().await.unwrap();
+    assert!(task.task_token.is_empty());
+    let task = poll_decision(&c, "d", "idle").send().await.unwrap();
+    assert!(task.task_token.is_empty());
+    let bodies = bodies.0.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 2);
+    for body in &bodies {
+        assert_eq!(body["taskToken"], serde_json::json!(""), "{body}");
+        assert_eq!(body["startedEventId"], serde_json::json!(0), "{body}");
+    }
+}
+
 #[tokio::test]
 async fn held_poll_wakes_up_when_a_task_arrives() {
     // A 30 s poll timeout: the poll can only return the task if the wake-up works.
