@@ -14,11 +14,11 @@
 //! RespondDecisionTaskCompleted), and these limits: requests of at most 1 MB (a larger one is
 //! a ValidationException), at most 10,000 types of each kind per domain and a retention of at
 //! most 90 days (LimitExceededFault), executions of at most one year, 1,000 open activity
-//! tasks per execution.
+//! tasks per execution, 1,000 pollers per task list (LimitExceededFault).
 //!
 //! What it does not do: child workflows, external signals and cancels, Lambda tasks and
-//! resource tags (refused by name); the API rate quotas and the pollers-per-task-list quota
-//! (emulate throttling with the `throttle` fault rule below).
+//! resource tags (refused by name); the API rate quotas (emulate throttling with the
+//! `throttle` fault rule below).
 //!
 //! # Layout
 //! - [`server`]: accept loop, fault injection in front, router, `X-Amz-Target` dispatch.
@@ -80,13 +80,21 @@ pub struct Options {
     pub poll_timeout: Duration,
     /// Fault injection rules (default: none); keep a clone to change them at run time.
     pub faults: Faults,
+    /// How many long polls one task list (activity or decision) holds at once; one more gets
+    /// LimitExceededFault. Default [`MAX_POLLERS_PER_TASK_LIST`] (1000, as SWF). Only tests
+    /// lower it, to reach the limit with a few polls; `swasm local-swf` has no flag for it.
+    pub max_pollers_per_task_list: usize,
 }
+
+/// SWF-LIMITS.md: "Pollers per task list: 1000".
+pub const MAX_POLLERS_PER_TASK_LIST: usize = 1000;
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             poll_timeout: Duration::from_secs(60),
             faults: Faults::default(),
+            max_pollers_per_task_list: MAX_POLLERS_PER_TASK_LIST,
         }
     }
 }
@@ -123,6 +131,7 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
     let opts = Options {
         poll_timeout: Duration::from_millis(args.poll_timeout_ms),
         faults,
+        ..Options::default()
     };
     let server = Server::bind(args.listen, opts)
         .await

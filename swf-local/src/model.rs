@@ -283,6 +283,10 @@ pub struct TaskQueue {
     /// (execution id, scheduled event id); entries whose task is gone are skipped on take.
     pub items: VecDeque<(u64, i64)>,
     pub notify: Arc<Notify>,
+    /// Long polls held on this task list now: SWF allows 1000 pollers per task list
+    /// ([`crate::Options::max_pollers_per_task_list`]). Each held poll owns one through a
+    /// guard that gives it back when the poll returns or its connection is dropped.
+    pub pollers: usize,
 }
 
 /// Whatever a page token continues.

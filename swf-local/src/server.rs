@@ -41,6 +41,7 @@ struct Ctx {
     state: State,
     faults: Faults,
     poll_timeout: Duration,
+    max_pollers: usize,
 }
 
 /// Returned by the service to make hyper drop the connection without a response.
@@ -107,6 +108,7 @@ impl Server {
             state: self.state.clone(),
             faults: self.opts.faults.clone(),
             poll_timeout: self.opts.poll_timeout,
+            max_pollers: self.opts.max_pollers_per_task_list,
         };
         let router: Router = Router::new()
             // `swf` reads the body itself, with SWF's limit and error (no axum body limit:
@@ -298,10 +300,12 @@ async fn handle(ctx: &Ctx, op: &str, body: &[u8]) -> SwfResult<Value> {
     validate::validate(op, &input)?;
     match op {
         "PollForActivityTask" => {
-            tasks::poll_for_activity_task(&ctx.state, &input, ctx.poll_timeout).await
+            tasks::poll_for_activity_task(&ctx.state, &input, ctx.poll_timeout, ctx.max_pollers)
+                .await
         }
         "PollForDecisionTask" => {
-            tasks::poll_for_decision_task(&ctx.state, &input, ctx.poll_timeout).await
+            tasks::poll_for_decision_task(&ctx.state, &input, ctx.poll_timeout, ctx.max_pollers)
+                .await
         }
         _ => dispatch(&mut ctx.state.lock(), op, &input),
     }

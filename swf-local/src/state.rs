@@ -63,6 +63,20 @@ impl State {
         self.shared.core.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// How many long polls are held now on task list `task_list` of `domain`, as
+    /// (activity polls, decision polls); for tests and debugging.
+    pub fn pollers(&self, domain: &str, task_list: &str) -> (usize, usize) {
+        let core = self.lock();
+        let key = (domain.to_owned(), task_list.to_owned());
+        let held = |q: &std::collections::HashMap<_, crate::model::TaskQueue>| {
+            q.get(&key).map_or(0, |q| q.pollers)
+        };
+        (
+            held(&core.sched.activity_queues),
+            held(&core.sched.decision_queues),
+        )
+    }
+
     /// How many calls of `operation` arrived so far.
     pub fn calls(&self, operation: &str) -> u64 {
         self.shared

@@ -2,15 +2,16 @@
 //! list's `Notify`, no CPU while held), hand-out to exactly one poller, heartbeats, and the
 //! activity responses.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::error::{SwfError, SwfResult};
+use crate::error::{Fault, SwfError, SwfResult};
 use crate::history::{page_size, schedule_decision, slice_page};
 use crate::model::{
-    Activity, Core, DecisionState, Execution, PageKind, PageState, get_str, random_token, req_str,
-    task_list_of,
+    Activity, Core, DecisionState, Execution, PageKind, PageState, TaskQueue, get_str,
+    random_token, req_str, task_list_of,
 };
 use crate::state::State;
 use crate::timers::TimerKind;
@@ -21,28 +22,57 @@ enum Which {
     Decision,
 }
 
+fn queues(core: &mut Core, which: Which) -> &mut HashMap<(String, String), TaskQueue> {
+    match which {
+        Which::Activity => &mut core.sched.activity_queues,
+        Which::Decision => &mut core.sched.decision_queues,
+    }
+}
+
+/// One held poll counted in its task list's [`TaskQueue::pollers`]; dropping it (the poll
+/// returned, or hyper dropped the request because the client went away) gives it back.
+struct PollerSlot<'a> {
+    state: &'a State,
+    which: Which,
+    key: (String, String),
+}
+
+impl Drop for PollerSlot<'_> {
+    fn drop(&mut self) {
+        if let Some(q) = queues(&mut self.state.lock(), self.which).get_mut(&self.key) {
+            q.pollers = q.pollers.saturating_sub(1);
+        }
+    }
+}
+
 /// Holds the poll until `take` finds a task or `poll_timeout` passes (then `Ok(None)`).
+/// A poll beyond `max_pollers` held on the task list is a LimitExceededFault.
 async fn long_poll(
     state: &State,
     domain: &str,
     task_list: &str,
     which: Which,
-    poll_timeout: Duration,
+    (poll_timeout, max_pollers): (Duration, usize),
     mut take: impl FnMut(&mut Core) -> SwfResult<Option<Value>>,
 ) -> SwfResult<Option<Value>> {
     let deadline = tokio::time::Instant::now() + poll_timeout;
-    let notify = {
+    let key = (domain.to_owned(), task_list.to_owned());
+    let (notify, _slot) = {
         let mut core = state.lock();
         core.domain(domain)?;
-        let queues = match which {
-            Which::Activity => &mut core.sched.activity_queues,
-            Which::Decision => &mut core.sched.decision_queues,
-        };
-        queues
-            .entry((domain.to_owned(), task_list.to_owned()))
-            .or_default()
-            .notify
-            .clone()
+        let q = queues(&mut core, which).entry(key.clone()).or_default();
+        if q.pollers >= max_pollers {
+            return Err(SwfError::new(
+                Fault::LimitExceeded,
+                format!(
+                    "Task list {task_list} already has {} pollers, the most SWF allows per task list",
+                    q.pollers
+                ),
+            ));
+        }
+        q.pollers += 1;
+        let slot = PollerSlot { state, which, key };
+        (q.notify.clone(), slot)
     };
     loop {
         let notified = notify.notified();
@@ -60,11 +90,7 @@ async fn long_poll(
 
 /// Pops the next entry of a queue; wakes another poller if more remain.
 fn pop(core: &mut Core, which: Which, domain: &str, task_list: &str) -> Option<(u64, i64)> {
-    let queues = match which {
-        Which::Activity => &mut core.sched.activity_queues,
-        Which::Decision => &mut core.sched.decision_queues,
-    };
-    let q = queues.get_mut(&(domain.to_owned(), task_list.to_owned()))?;
+    let q = queues(core, which).get_mut(&(domain.to_owned(), task_list.to_owned()))?;
     let item = q.items.pop_front()?;
     if !q.items.is_empty() {
         q.notify.notify_one();
@@ -76,6 +102,7 @@ pub async fn poll_for_activity_task(
     state: &State,
     input: &Value,
     poll_timeout: Duration,
+    max_pollers: usize,
 ) -> SwfResult<Value> {
     let domain = req_str(input, "domain")?;
     let task_list =
@@ -86,7 +113,7 @@ pub async fn poll_for_activity_task(
         domain,
         task_list,
         Which::Activity,
-        poll_timeout,
+        (poll_timeout, max_pollers),
         |core| Ok(take_activity(core, domain, task_list, identity)),
     )
     .await?;
@@ -157,6 +184,7 @@ pub async fn poll_for_decision_task(
     state: &State,
     input: &Value,
     poll_timeout: Duration,
+    max_pollers: usize,
 ) -> SwfResult<Value> {
     let domain = req_str(input, "domain")?;
     let task_list =
@@ -179,7 +207,7 @@ pub async fn poll_for_decision_task(
         domain,
         task_list,
         Which::Decision,
-        poll_timeout,
+        (poll_timeout, max_pollers),
         |core| {
             take_decision(
                 core,

@@ -216,3 +216,97 @@ async fn requests_over_1_mb_get_an_swf_error() {
     assert_eq!(pending_activities(c, "d").await, 30);
     assert!(execution_info(c, "d", &exec).await.close_status.is_none());
 }
+
+/// Waits (up to 10 s) until `cond` holds; the server's state changes on its own tasks.
+async fn wait_until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not within 10 s: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// SWF-LIMITS.md: "Pollers per task list: 1000"; PollForActivityTask and PollForDecisionTask
+/// list LimitExceededFault. A poll beyond the limit held on one task list is refused; a poll
+/// that returns, or whose client goes away, frees its place. (The limit is lowered to 2 here.)
+#[tokio::test]
+async fn at_most_1000_pollers_per_task_list() {
+    use futures::future::select_all;
+    use std::time::Duration;
+    assert_eq!(
+        swf_local::Options::default().max_pollers_per_task_list,
+        1000
+    );
+    let opts = swf_local::Options {
+        poll_timeout: Duration::from_secs(30),
+        max_pollers_per_task_list: 2,
+        ..swf_local::Options::default()
+    };
+    let env = Env::start_with(
+        "127.0.0.1:0".parse().unwrap(),
+        opts,
+        swf_local::State::new(),
+    )
+    .await;
+    let c = env.client.clone();
+    setup(&c, "d", ["60", "120", "60", "30"]).await;
+    let held = |list: &str| env.state.pollers("d", list);
+    let spawn_activity_poll = || {
+        let c = c.clone();
+        tokio::spawn(async move { poll_activity(&c, "d", ACTIVITY_TL).send().await })
+    };
+    let spawn_decision_poll = || {
+        let c = c.clone();
+        tokio::spawn(async move { poll_decision(&c, "d", TL).send().await })
+    };
+    let mut activity_polls = vec![spawn_activity_poll(), spawn_activity_poll()];
+    let decision_polls = vec![spawn_decision_poll(), spawn_decision_poll()];
+    wait_until("2 activity and 2 decision polls held", || {
+        held(ACTIVITY_TL) == (2, 0) && held(TL) == (0, 2)
+    })
+    .await;
+
+    // The third poll of either kind is refused at once and holds nothing.
+    let err = poll_activity(&c, "d", ACTIVITY_TL)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_limit_exceeded_fault(), "{err:?}");
+    let err = poll_decision(&c, "d", TL)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_limit_exceeded_fault(), "{err:?}");
+    assert_eq!((held(ACTIVITY_TL), held(TL)), ((2, 0), (0, 2)));
+
+    // A poll that returns with a task frees its place.
+    start_wf(&c, "d", "w").await;
+    let (returned, _, mut decision_polls) = select_all(decision_polls).await;
+    let dt = returned.unwrap().unwrap();
+    assert!(!dt.task_token.is_empty());
+    wait_until("the returned decision poll let go", || held(TL) == (0, 1)).await;
+    decision_polls.push(spawn_decision_poll());
+    wait_until("a new decision poll held", || held(TL) == (0, 2)).await;
+
+    // A poll whose client goes away (the SDK call dropped: its connection closes) frees
+    // its place, and the task goes to a live poller.
+    activity_polls.remove(0).abort();
+    wait_until("the dropped activity poll let go", || {
+        held(ACTIVITY_TL) == (1, 0)
+    })
+    .await;
+    activity_polls.push(spawn_activity_poll());
+    wait_until("a new activity poll held", || held(ACTIVITY_TL) == (2, 0)).await;
+    decide(&c, &dt.task_token, vec![schedule("a", "act")]).await;
+    let (got, _, _rest) = select_all(activity_polls).await;
+    assert_eq!(got.unwrap().unwrap().activity_id, "a");
+    wait_until("the returned activity poll let go", || {
+        held(ACTIVITY_TL) == (1, 0)
+    })
+    .await;
+}

@@ -68,17 +68,20 @@ impl Env {
         state: State,
         faults: swf_local::Faults,
     ) -> Env {
-        let poll_timeout = Duration::from_millis(poll_ms);
-        let server = Server::bind_with_state(
-            addr,
-            Options {
-                poll_timeout,
-                faults,
-            },
-            state,
-        )
-        .await
-        .expect("bind");
+        let opts = Options {
+            poll_timeout: Duration::from_millis(poll_ms),
+            faults,
+            ..Options::default()
+        };
+        Self::start_with(addr, opts, state).await
+    }
+
+    /// A server on `addr` with `opts`, serving `state`.
+    pub async fn start_with(addr: SocketAddr, opts: Options, state: State) -> Env {
+        let poll_timeout = opts.poll_timeout;
+        let server = Server::bind_with_state(addr, opts, state)
+            .await
+            .expect("bind");
         let (url, addr, faults, state) = (
             server.url(),
             server.local_addr(),
