@@ -9,8 +9,8 @@ use crate::error::{SwfError, SwfResult};
 use crate::executions::{resolve_params, start};
 use crate::history::schedule_decision;
 use crate::model::{
-    Activity, Core, DecisionState, Status, check_execution_timeout, get_str, parse_duration,
-    req_str, task_list_of,
+    Activity, Core, DecisionState, Status, check_activity_timeout, check_execution_timeout,
+    get_str, parse_duration, req_str, task_list_of,
 };
 use crate::timers::TimerKind;
 
@@ -154,6 +154,9 @@ fn parse(i: usize, d: &Value) -> SwfResult<Parsed<'_>> {
                 "heartbeatTimeout",
             ] {
                 duration(a, &path, key)?;
+                if let Some(v) = get_str(a, key) {
+                    check_activity_timeout(v, &format!("{path}.{key}"))?;
+                }
             }
             Parsed::ScheduleActivity {
                 name: member(at, &at_path, "name")?,

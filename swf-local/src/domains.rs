@@ -8,8 +8,8 @@ use serde_json::{Map, Value, json};
 use crate::error::{Fault, SwfError, SwfResult};
 use crate::history::list_page;
 use crate::model::{
-    Core, Domain, Status, TypeRec, check_execution_timeout, get_str, now_ts, parse_duration,
-    req_str,
+    Core, Domain, Status, TypeRec, check_activity_timeout, check_execution_timeout, get_str,
+    now_ts, parse_duration, req_str,
 };
 
 /// RegisterDomain: "The maximum workflow execution retention period is 90 days."
@@ -170,6 +170,18 @@ pub fn register_type(core: &mut Core, input: &Value, kind: Kind) -> SwfResult<Va
         && let Some(v) = get_str(input, "defaultExecutionStartToCloseTimeout")
     {
         check_execution_timeout(v, "defaultExecutionStartToCloseTimeout", false)?;
+    }
+    if kind == Kind::Activity {
+        for key in [
+            "defaultTaskScheduleToStartTimeout",
+            "defaultTaskScheduleToCloseTimeout",
+            "defaultTaskStartToCloseTimeout",
+            "defaultTaskHeartbeatTimeout",
+        ] {
+            if let Some(v) = get_str(input, key) {
+                check_activity_timeout(v, key)?;
+            }
+        }
     }
     let d = core.domain_mut(req_str(input, "domain")?)?;
     // "No longer available for this operation": UnknownResourceFault is among

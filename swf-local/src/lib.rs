@@ -13,8 +13,9 @@
 //! list overrides (`taskList` / `taskListScheduleToStartTimeout` of
 //! RespondDecisionTaskCompleted), and these limits: requests of at most 1 MB (a larger one is
 //! a ValidationException), at most 10,000 types of each kind per domain and a retention of at
-//! most 90 days (LimitExceededFault), executions of at most one year, 1,000 open activity
-//! tasks per execution, 1,000 pollers per task list (LimitExceededFault).
+//! most 90 days (LimitExceededFault), executions and activity task timeouts of at most one
+//! year, 1,000 open activity tasks per execution, 1,000 pollers per task list
+//! (LimitExceededFault).
 //!
 //! What it does not do: child workflows, external signals and cancels, Lambda tasks and
 //! resource tags (refused by name); the API rate quotas (emulate throttling with the

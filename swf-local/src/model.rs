@@ -49,6 +49,18 @@ pub fn check_execution_timeout(v: &str, path: &str, none_allowed: bool) -> SwfRe
     )))
 }
 
+/// Checks an activity task timeout at `path` (a ScheduleActivityTask member or a
+/// RegisterActivityType default): SWF-LIMITS.md "Maximum task run time: 1 year", so at most
+/// one year; NONE stays allowed, as each of these members says ("You can use NONE").
+pub fn check_activity_timeout(v: &str, path: &str) -> SwfResult<()> {
+    match parse_duration(v, path)? {
+        Some(s) if s > ONE_YEAR_SECS => Err(SwfError::validation(format!(
+            "1 validation error detected: Value '{v}' at '{path}' failed to satisfy constraint: Member must be at most 31536000 seconds: an activity task runs at most one year"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Parses an SWF duration ("123" or "NONE"); `Ok(None)` = no limit.
 pub fn parse_duration(s: &str, field: &str) -> SwfResult<Option<u64>> {
     if s == "NONE" {

@@ -310,3 +310,129 @@ async fn at_most_1000_pollers_per_task_list() {
     })
     .await;
 }
+
+/// ScheduleActivityTask of `act@1` as `id` with `timeouts` as [scheduleToStart,
+/// scheduleToClose, startToClose, heartbeat] (None: the type's default).
+fn schedule_timeouts(id: &str, timeouts: [Option<&str>; 4]) -> Decision {
+    let [to_start, to_close, start_to_close, heartbeat] = timeouts.map(|t| t.map(str::to_owned));
+    schedule_with(
+        ScheduleActivityTaskDecisionAttributes::builder()
+            .activity_type(atype("act"))
+            .activity_id(id)
+            .set_schedule_to_start_timeout(to_start)
+            .set_schedule_to_close_timeout(to_close)
+            .set_start_to_close_timeout(start_to_close)
+            .set_heartbeat_timeout(heartbeat)
+            .build()
+            .unwrap(),
+    )
+}
+
+/// SWF-LIMITS.md: "Maximum task run time: 1 year". Each timeout of an activity task (the
+/// ScheduleActivityTask members and the RegisterActivityType defaults) is refused over one
+/// year, like Start's executionStartToCloseTimeout (ValidationException naming the member);
+/// NONE stays allowed, as each of these members documents ("You can use NONE"). A decision
+/// batch holding such a decision is refused as a whole and its token stays usable.
+#[tokio::test]
+async fn activity_task_timeouts_are_at_most_one_year() {
+    let env = Env::start(300).await;
+    let c = &env.client;
+    setup(c, "d", ["60", "120", "60", "30"]).await;
+    let defaults = [
+        "defaultTaskScheduleToStartTimeout",
+        "defaultTaskScheduleToCloseTimeout",
+        "defaultTaskStartToCloseTimeout",
+        "defaultTaskHeartbeatTimeout",
+    ];
+    for (i, member) in defaults.into_iter().enumerate() {
+        let req = register_activity(c, "d", &format!("long{i}"));
+        let req = match i {
+            0 => req.default_task_schedule_to_start_timeout(OVER_ONE_YEAR),
+            1 => req.default_task_schedule_to_close_timeout(OVER_ONE_YEAR),
+            2 => req.default_task_start_to_close_timeout(OVER_ONE_YEAR),
+            _ => req.default_task_heartbeat_timeout(OVER_ONE_YEAR),
+        };
+        let err = req.send().await.unwrap_err();
+        assert_eq!(code(&err), "ValidationException", "{member}: {err:?}");
+        assert!(message(&err).contains(member), "{}", message(&err));
+    }
+    for (name, value) in [("year", ONE_YEAR), ("unlimited", "NONE")] {
+        register_activity(c, "d", name)
+            .default_task_schedule_to_start_timeout(value)
+            .default_task_schedule_to_close_timeout(value)
+            .default_task_start_to_close_timeout(value)
+            .default_task_heartbeat_timeout(value)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let exec = start_wf(c, "d", "w").await;
+    let dt = next_decision(c, "d").await;
+    let members = [
+        "scheduleToStartTimeout",
+        "scheduleToCloseTimeout",
+        "startToCloseTimeout",
+        "heartbeatTimeout",
+    ];
+    for (i, member) in members.into_iter().enumerate() {
+        let mut timeouts = [None; 4];
+        timeouts[i] = Some(OVER_ONE_YEAR);
+        let err = decision_completed(c, &dt.task_token)
+            .decisions(schedule("ok", "act"))
+            .decisions(schedule_timeouts("long", timeouts))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&err), "ValidationException", "{member}: {err:?}");
+        assert!(message(&err).contains(member), "{}", message(&err));
+    }
+    let types = event_types(c, "d", &exec).await;
+    assert!(
+        !types
+            .iter()
+            .any(|t| t == "DecisionTaskCompleted" || t == "ActivityTaskScheduled"),
+        "{types:?}"
+    );
+
+    decide(
+        c,
+        &dt.task_token,
+        vec![
+            schedule_timeouts("year", [Some(ONE_YEAR); 4]),
+            schedule_timeouts("unlimited", [Some("NONE"); 4]),
+        ],
+    )
+    .await;
+    let scheduled: Vec<_> = history(c, "d", &exec)
+        .await
+        .into_iter()
+        .filter_map(|e| e.activity_task_scheduled_event_attributes)
+        .map(|a| {
+            (
+                a.activity_id,
+                [
+                    a.schedule_to_start_timeout,
+                    a.schedule_to_close_timeout,
+                    a.start_to_close_timeout,
+                    a.heartbeat_timeout,
+                ],
+            )
+        })
+        .collect();
+    let all = |v: &str| {
+        [
+            Some(v.to_owned()),
+            Some(v.to_owned()),
+            Some(v.to_owned()),
+            Some(v.to_owned()),
+        ]
+    };
+    assert_eq!(
+        scheduled,
+        vec![
+            ("year".to_owned(), all(ONE_YEAR)),
+            ("unlimited".to_owned(), all("NONE")),
+        ]
+    );
+}
