@@ -271,6 +271,15 @@ impl Config {
             Some(d.timeout_s),
             Some(d.heartbeat_interval_s),
         )?;
+        check_registration(
+            "defaults",
+            [
+                d.schedule_to_start_timeout_s,
+                d.start_to_close_timeout_s,
+                d.schedule_to_close_timeout_s,
+                d.heartbeat_timeout_s,
+            ],
+        )?;
         for (key, activity) in &self.activities {
             let at = format!("activity.{key:?}");
             let ty = ActivityType::parse(key)
@@ -280,6 +289,15 @@ impl Config {
                 activity.memory_mb,
                 activity.timeout_s,
                 activity.heartbeat_interval_s,
+            )?;
+            check_registration(
+                &at,
+                [
+                    activity.schedule_to_start_timeout_s,
+                    activity.start_to_close_timeout_s,
+                    activity.schedule_to_close_timeout_s,
+                    activity.heartbeat_timeout_s,
+                ],
             )?;
             check_len(&format!("{at} name"), &ty.name, 1, 256)?;
             check_len(&format!("{at} version"), &ty.version, 1, 64)?;
@@ -427,6 +445,25 @@ fn check_limits(
             && !(1..=max).contains(&v)
         {
             bail!("{at}.{key}: must be between 1 and {max}, not {v}");
+        }
+    }
+    Ok(())
+}
+
+/// The registration timeouts `at` sets (schedule-to-start, start-to-close,
+/// schedule-to-close, heartbeat): SWF refuses an activity task timeout over a year.
+fn check_registration(at: &str, timeouts: [Option<u64>; 4]) -> Result<()> {
+    let keys = [
+        "schedule_to_start_timeout_s",
+        "start_to_close_timeout_s",
+        "schedule_to_close_timeout_s",
+        "heartbeat_timeout_s",
+    ];
+    for (key, value) in keys.into_iter().zip(timeouts) {
+        if let Some(v) = value
+            && v > MAX_SECONDS
+        {
+            bail!("{at}.{key}: SWF allows at most {MAX_SECONDS} (one year), not {v}");
         }
     }
     Ok(())
