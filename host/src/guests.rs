@@ -122,6 +122,9 @@ impl GuestThreads {
     }
 }
 
+/// How long a stopping guest thread waits for the blocking operations of its runs.
+const BLOCKING_AT_EXIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl GuestThread {
     fn start(index: usize) -> Result<GuestThread> {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -133,9 +136,13 @@ impl GuestThread {
         let thread = std::thread::Builder::new()
             .name(format!("swasm-guest-{index}"))
             .spawn(move || {
-                // Runs until the owner stops it; then dropping the runtime drops the runs
-                // left on it.
+                // Runs until the owner stops it; then the runs left on it are dropped. A
+                // blocking operation a guest started (file I/O or a DNS lookup, which
+                // wasmtime-wasi runs on tokio's blocking threads) cannot be interrupted:
+                // it is waited for at most a moment, not until it ends, so it never holds
+                // up the process's exit.
                 let _ = runtime.block_on(stopped);
+                runtime.shutdown_timeout(BLOCKING_AT_EXIT);
             })
             .context("cannot start a guest thread")?;
         Ok(GuestThread {
@@ -353,6 +360,40 @@ mod tests {
         dropped.await.expect("the run was dropped on its thread");
         // The count goes with the rest of the run's state, right after.
         eventually("the run's count to go", || guests.in_flight() == [0]);
+    }
+
+    /// A run stuck in a blocking operation (a hung file system, a slow DNS lookup) does not
+    /// keep the guest threads, and so the process, from stopping.
+    #[tokio::test]
+    async fn stopping_does_not_wait_for_a_blocked_operation() {
+        let guests = GuestThreads::new(1).unwrap();
+        let (release, blocked) = std::sync::mpsc::channel::<()>();
+        let (started_tx, started) = oneshot::channel();
+        let run = guests.run(
+            async move {
+                let blocking = tokio::task::spawn_blocking(move || {
+                    let _ = started_tx.send(());
+                    let _ = blocked.recv();
+                });
+                let _ = blocking.await;
+                Outcome::Completed(None)
+            }
+            .boxed(),
+        );
+        let run = tokio::spawn(run);
+        started.await.unwrap();
+        run.abort();
+        let (dropped_tx, dropped) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(guests);
+            let _ = dropped_tx.send(());
+        });
+        let stopped = dropped.recv_timeout(std::time::Duration::from_secs(30));
+        let _ = release.send(());
+        assert!(
+            stopped.is_ok(),
+            "dropping the guest threads waited for the blocked operation"
+        );
     }
 
     #[tokio::test]
