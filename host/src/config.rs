@@ -4,6 +4,7 @@
 //! paths are resolved against the directory holding the config file.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -228,51 +229,62 @@ impl Config {
                 grant.host = base.join(&grant.host);
             }
         }
-        config
-            .validate()
-            .map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))?;
+        if let Err(invalid) = config.validate() {
+            return Err(match invalid.key.as_ref().and_then(|k| k.line_in(text)) {
+                Some(line) => anyhow::anyhow!("{}:{line}: {invalid}", path.display()),
+                None => anyhow::anyhow!("{}: {invalid}", path.display()),
+            });
+        }
         Ok(config)
     }
 
-    fn validate(&self) -> Result<()> {
-        check_len("swf.domain", &self.swf.domain, 1, 256)?;
+    fn validate(&self) -> Result<(), Invalid> {
+        let swf = KeyPath::root("swf");
+        check_len(&self.swf.domain, 1, 256).map_err(|m| swf.key("domain").invalid(m))?;
         if let Some(identity) = &self.swf.identity {
-            check_len("swf.identity", identity, 0, 256)?;
+            check_len(identity, 0, 256).map_err(|m| swf.key("identity").invalid(m))?;
         }
         // SWF keeps closed histories at most 90 days; more is refused with LimitExceededFault,
         // which reads like throttling.
         if self.swf.retention_days > 90 {
-            bail!(
-                "swf.retention_days: SWF retains closed executions at most 90 days, not {}",
+            return Err(swf.key("retention_days").invalid(format!(
+                "SWF retains closed executions at most 90 days, not {}",
                 self.swf.retention_days
-            );
+            )));
         }
         if self.task_lists.is_empty() {
-            bail!("no [[task_list]]: the host would have nothing to poll");
+            return Err(Invalid {
+                key: None,
+                message: "no [[task_list]]: the host would have nothing to poll".into(),
+            });
         }
         let mut seen = std::collections::HashSet::new();
         for (i, tl) in self.task_lists.iter().enumerate() {
-            let at = format!("task_list[{i}]");
-            validate_task_list_name(&tl.name).with_context(|| format!("{at}.name"))?;
+            let at = KeyPath::root("task_list").index(i);
+            validate_task_list_name(&tl.name)
+                .map_err(|e| at.key("name").invalid(format!("{e:#}")))?;
             if !seen.insert(&tl.name) {
-                bail!("{at}.name: task list {:?} is listed twice", tl.name);
+                return Err(at
+                    .key("name")
+                    .invalid(format!("task list {:?} is listed twice", tl.name)));
             }
             if tl.max_concurrent == 0 {
-                bail!("{at}.max_concurrent: must be at least 1");
+                return Err(at.key("max_concurrent").invalid("must be at least 1"));
             }
             if tl.pollers == 0 {
-                bail!("{at}.pollers: must be at least 1");
+                return Err(at.key("pollers").invalid("must be at least 1"));
             }
         }
         let d = &self.defaults;
+        let defaults = KeyPath::root("defaults");
         check_limits(
-            "defaults",
+            &defaults,
             Some(d.memory_mb),
             Some(d.timeout_s),
             Some(d.heartbeat_interval_s),
         )?;
         check_registration(
-            "defaults",
+            &defaults,
             [
                 d.schedule_to_start_timeout_s,
                 d.start_to_close_timeout_s,
@@ -281,9 +293,9 @@ impl Config {
             ],
         )?;
         for (key, activity) in &self.activities {
-            let at = format!("activity.{key:?}");
+            let at = KeyPath::root("activity").key(key);
             let ty = ActivityType::parse(key)
-                .with_context(|| format!("{at}: the key must be \"name@version\""))?;
+                .ok_or_else(|| at.invalid("the key must be \"name@version\""))?;
             check_limits(
                 &at,
                 activity.memory_mb,
@@ -299,22 +311,26 @@ impl Config {
                     activity.heartbeat_timeout_s,
                 ],
             )?;
-            check_len(&format!("{at} name"), &ty.name, 1, 256)?;
-            check_len(&format!("{at} version"), &ty.version, 1, 64)?;
+            check_len(&ty.name, 1, 256).map_err(|m| at.invalid(format!("name: {m}")))?;
+            check_len(&ty.version, 1, 64).map_err(|m| at.invalid(format!("version: {m}")))?;
             for name in activity.env.keys() {
                 if name.is_empty() || name.contains('=') {
-                    bail!("{at}.env: {name:?} is not a valid variable name");
+                    return Err(at
+                        .key("env")
+                        .invalid(format!("{name:?} is not a valid variable name")));
                 }
             }
             for grant in &activity.dirs {
                 if !grant.host.is_dir() {
-                    bail!(
-                        "{at}.dirs: host path {} does not exist or is not a directory",
+                    return Err(at.key("dirs").invalid(format!(
+                        "host path {} does not exist or is not a directory",
                         grant.host.display()
-                    );
+                    )));
                 }
                 if !grant.guest.starts_with('/') {
-                    bail!("{at}.dirs: guest path {:?} must be absolute", grant.guest);
+                    return Err(at
+                        .key("dirs")
+                        .invalid(format!("guest path {:?} must be absolute", grant.guest)));
                 }
             }
             for authority in &activity.allowed_hosts {
@@ -322,18 +338,24 @@ impl Config {
                     .rsplit_once(':')
                     .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
                 if !ok {
-                    bail!("{at}.allowed_hosts: {authority:?} must be \"host:port\"");
+                    return Err(at
+                        .key("allowed_hosts")
+                        .invalid(format!("{authority:?} must be \"host:port\"")));
                 }
             }
             if let Some(file) = &activity.file {
                 let name = file.to_string_lossy();
                 if file.components().count() != 1 {
-                    bail!("{at}.file: {name} must be a file name inside the plugin dir");
+                    return Err(at
+                        .key("file")
+                        .invalid(format!("{name} must be a file name inside the plugin dir")));
                 }
                 // The plugin dir is scanned for visible `*.wasm` files only: any other name
                 // would never be loaded.
                 if !name.ends_with(".wasm") || name.starts_with('.') {
-                    bail!("{at}.file: {name} must end in .wasm and not start with a dot");
+                    return Err(at
+                        .key("file")
+                        .invalid(format!("{name} must end in .wasm and not start with a dot")));
                 }
             }
         }
@@ -405,7 +427,7 @@ impl Config {
 /// SWF's task list name rules (1..256 characters, no leading/trailing whitespace, no `:` `/`
 /// `|` or control characters, not the literal `arn`).
 pub fn validate_task_list_name(name: &str) -> Result<()> {
-    check_len("task list name", name, 1, 256)?;
+    check_len(name, 1, 256).map_err(|m| anyhow::anyhow!("task list name: {m}"))?;
     if name.trim() != name {
         bail!("task list name {name:?} must not start or end with whitespace");
     }
@@ -431,11 +453,11 @@ pub const MAX_MEMORY_MB: u64 = 4096;
 /// would fail every task of the type, or, for the heartbeat interval, switch throttling
 /// off) and no larger than what can be honoured.
 fn check_limits(
-    at: &str,
+    at: &KeyPath,
     memory_mb: Option<u64>,
     timeout_s: Option<u64>,
     heartbeat_interval_s: Option<u64>,
-) -> Result<()> {
+) -> Result<(), Invalid> {
     for (key, value, max) in [
         ("memory_mb", memory_mb, MAX_MEMORY_MB),
         ("timeout_s", timeout_s, MAX_SECONDS),
@@ -444,7 +466,9 @@ fn check_limits(
         if let Some(v) = value
             && !(1..=max).contains(&v)
         {
-            bail!("{at}.{key}: must be between 1 and {max}, not {v}");
+            return Err(at
+                .key(key)
+                .invalid(format!("must be between 1 and {max}, not {v}")));
         }
     }
     Ok(())
@@ -452,7 +476,7 @@ fn check_limits(
 
 /// The registration timeouts `at` sets (schedule-to-start, start-to-close,
 /// schedule-to-close, heartbeat): SWF refuses an activity task timeout over a year.
-fn check_registration(at: &str, timeouts: [Option<u64>; 4]) -> Result<()> {
+fn check_registration(at: &KeyPath, timeouts: [Option<u64>; 4]) -> Result<(), Invalid> {
     let keys = [
         "schedule_to_start_timeout_s",
         "start_to_close_timeout_s",
@@ -463,18 +487,122 @@ fn check_registration(at: &str, timeouts: [Option<u64>; 4]) -> Result<()> {
         if let Some(v) = value
             && v > MAX_SECONDS
         {
-            bail!("{at}.{key}: SWF allows at most {MAX_SECONDS} (one year), not {v}");
+            return Err(at.key(key).invalid(format!(
+                "SWF allows at most {MAX_SECONDS} (one year), not {v}"
+            )));
         }
     }
     Ok(())
 }
 
-fn check_len(what: &str, value: &str, min: usize, max: usize) -> Result<()> {
+fn check_len(value: &str, min: usize, max: usize) -> Result<(), String> {
     let n = value.chars().count();
     if n < min || n > max {
-        bail!("{what}: {n} characters, must be {min} to {max}");
+        return Err(format!("{n} characters, must be {min} to {max}"));
     }
     Ok(())
+}
+
+/// A value swasm cannot run with, and the key that holds it (none when the problem is
+/// something missing from the whole file).
+#[derive(Debug)]
+struct Invalid {
+    key: Option<KeyPath>,
+    message: String,
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.key {
+            Some(key) => write!(f, "{key}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// A key of the file as errors name it: `task_list[0].pollers`, `activity."echo@1".file`.
+#[derive(Debug, Clone)]
+struct KeyPath(Vec<Step>);
+
+#[derive(Debug, Clone)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+impl KeyPath {
+    fn root(key: &str) -> KeyPath {
+        KeyPath(vec![Step::Key(key.to_owned())])
+    }
+
+    fn key(&self, key: &str) -> KeyPath {
+        let mut path = self.clone();
+        path.0.push(Step::Key(key.to_owned()));
+        path
+    }
+
+    fn index(&self, i: usize) -> KeyPath {
+        let mut path = self.clone();
+        path.0.push(Step::Index(i));
+        path
+    }
+
+    fn invalid(&self, message: impl Into<String>) -> Invalid {
+        Invalid {
+            key: Some(self.clone()),
+            message: message.into(),
+        }
+    }
+
+    /// The 1-based line of `text` where this key is written: where the deepest part of it
+    /// that the file spells out starts (a value left to its default has no line of its own).
+    fn line_in(&self, text: &str) -> Option<usize> {
+        use toml::de::{DeTable, DeValue};
+        let root = DeTable::parse(text).ok()?;
+        let mut table = root.get_ref();
+        let mut value = None;
+        let mut start = None;
+        for step in &self.0 {
+            let next = match (step, value.map(toml::Spanned::get_ref)) {
+                (Step::Key(key), None | Some(DeValue::Table(_))) => {
+                    if let Some(DeValue::Table(t)) = value.map(toml::Spanned::get_ref) {
+                        table = t;
+                    }
+                    let (k, v) = table.iter().find(|(k, _)| k.get_ref() == key)?;
+                    start = Some(k.span().start);
+                    v
+                }
+                (Step::Index(i), Some(DeValue::Array(items))) => {
+                    let item = items.get(*i)?;
+                    start = Some(item.span().start);
+                    item
+                }
+                _ => break,
+            };
+            value = Some(next);
+        }
+        start.map(|at| text[..at].matches('\n').count() + 1)
+    }
+}
+
+impl fmt::Display for KeyPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, step) in self.0.iter().enumerate() {
+            match step {
+                Step::Key(key) if i == 0 => f.write_str(key)?,
+                Step::Key(key)
+                    if key
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
+                {
+                    write!(f, ".{key}")?
+                }
+                Step::Key(key) => write!(f, ".{key:?}")?,
+                Step::Index(i) => write!(f, "[{i}]")?,
+            }
+        }
+        Ok(())
+    }
 }
 
 fn default_shutdown_grace_s() -> u64 {

@@ -1,6 +1,6 @@
-//! A bad `swasm.toml` is refused with an error that names the file and the key (and, for a
-//! parse error, the line). Each file in `tests/fixtures/bad-config/` starts with
-//! `# expect: <text the error must contain>`.
+//! A bad `swasm.toml` is refused with an error that names the file, the line and the key,
+//! as `file:line: key: problem` (a parse error: toml's own `line N, column M`). Each file in
+//! `tests/fixtures/bad-config/` starts with `# expect: <text the error must contain>`.
 
 use std::path::Path;
 
