@@ -10,7 +10,7 @@ use crate::executions::{resolve_params, start};
 use crate::history::schedule_decision;
 use crate::model::{
     Activity, Core, DecisionState, Status, check_activity_timeout, check_execution_timeout,
-    get_str, parse_duration, req_str, task_list_of,
+    get_str, parse_duration, priority_of, req_str, task_list_of,
 };
 use crate::timers::TimerKind;
 
@@ -451,11 +451,11 @@ impl Ctx<'_> {
         ev["decisionTaskCompletedEventId"] = json!(self.completed);
         copy(a, &mut ev, "input");
         copy(a, &mut ev, "control");
-        if let Some(p) =
-            get_str(a, "taskPriority").or_else(|| ty.default_str("defaultTaskPriority"))
-        {
+        let priority = get_str(a, "taskPriority").or_else(|| ty.default_str("defaultTaskPriority"));
+        if let Some(p) = priority {
             ev["taskPriority"] = json!(p)
         }
+        let priority = priority_of(priority);
         let scheduled = self.push("ActivityTaskScheduled", ev);
         let exec = self.exec;
         let ex = self.ex();
@@ -481,7 +481,7 @@ impl Ctx<'_> {
         );
         let now = Instant::now();
         let sched = &mut self.core.sched;
-        sched.enqueue_activity(&domain, &task_list, (exec, scheduled));
+        sched.enqueue_activity(&domain, &task_list, priority, (exec, scheduled));
         if let Some(s) = secs[0] {
             sched.add_timer(
                 now + Duration::from_secs(s),

@@ -33,7 +33,7 @@ pub fn schedule_decision(ex: &mut Execution, sched: &mut Sched) {
             }
             let id = ex.push("DecisionTaskScheduled", attrs);
             ex.decision = DecisionState::Scheduled { scheduled_id: id };
-            sched.enqueue_decision(&ex.domain, &task_list, ex.id, id);
+            sched.enqueue_decision(ex, &task_list, id);
             if let Some(secs) = ex.decision_schedule_to_start_secs() {
                 sched.add_timer(
                     Instant::now() + Duration::from_secs(secs),

@@ -6,7 +6,8 @@
 //! loopback only (the default).
 //!
 //! What it does like SWF: long polls held until a task arrives (or the poll timeout, then an
-//! empty task: `"taskToken": ""`), each task handed to exactly one poller, history paging with 60 s page
+//! empty task: `"taskToken": ""`), each task handed to exactly one poller, the highest
+//! `taskPriority` first (oldest first among equals), history paging with 60 s page
 //! tokens, heartbeats with `cancelRequested`, the four activity timeouts, decision task and
 //! workflow timeouts driven by timers, cancellation, validation from botocore's service
 //! model, SWF's error shapes, retention-based cleanup of closed executions, decision task

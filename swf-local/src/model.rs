@@ -2,6 +2,7 @@
 //! the task queues and the token tables. Everything lives in one [`Core`] behind one
 //! `std::sync::Mutex` that is never held across an await.
 
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -289,16 +290,40 @@ impl Execution {
     }
 }
 
+/// A task's `taskPriority` as a number: SWF's priorities are the `i32` range, higher
+/// first, and a task without one has priority 0. The validator has checked given values.
+pub fn priority_of(p: Option<&str>) -> i32 {
+    p.and_then(|p| p.parse().ok()).unwrap_or(0)
+}
+
 /// A task list's queue with the Notify its long polls wait on.
 #[derive(Debug, Default)]
 pub struct TaskQueue {
-    /// (execution id, scheduled event id); entries whose task is gone are skipped on take.
-    pub items: VecDeque<(u64, i64)>,
+    /// (execution id, scheduled event id) by (priority, arrival): SWF hands out the task of
+    /// highest priority first, the oldest first among equals. Entries whose task is gone
+    /// are skipped on take.
+    pub items: BTreeMap<(Reverse<i32>, u64), (u64, i64)>,
+    /// Arrival number of the last entry: orders tasks of equal priority.
+    arrivals: u64,
     pub notify: Arc<Notify>,
     /// Long polls held on this task list now: SWF allows 1000 pollers per task list
     /// ([`crate::Options::max_pollers_per_task_list`]). Each held poll owns one through a
     /// guard that gives it back when the poll returns or its connection is dropped.
     pub pollers: usize,
+}
+
+impl TaskQueue {
+    /// Queues a task of `priority` and wakes one held poll.
+    fn push(&mut self, priority: i32, item: (u64, i64)) {
+        self.arrivals += 1;
+        self.items.insert((Reverse(priority), self.arrivals), item);
+        self.notify.notify_one();
+    }
+
+    /// Takes the next task to hand out: highest priority, then oldest.
+    pub fn pop(&mut self) -> Option<(u64, i64)> {
+        self.items.pop_first().map(|(_, item)| item)
+    }
 }
 
 /// Whatever a page token continues.
@@ -360,23 +385,27 @@ impl Sched {
         }
     }
 
-    pub fn enqueue_activity(&mut self, domain: &str, task_list: &str, item: (u64, i64)) {
-        let q = self
-            .activity_queues
+    /// Queues activity task `item` (execution id, scheduled event id) of `priority`.
+    pub fn enqueue_activity(
+        &mut self,
+        domain: &str,
+        task_list: &str,
+        priority: i32,
+        item: (u64, i64),
+    ) {
+        self.activity_queues
             .entry((domain.to_owned(), task_list.to_owned()))
-            .or_default();
-        q.items.push_back(item);
-        q.notify.notify_one();
+            .or_default()
+            .push(priority, item);
     }
 
-    /// Queues decision task `scheduled` (its DecisionTaskScheduled event id) of `exec`.
-    pub fn enqueue_decision(&mut self, domain: &str, task_list: &str, exec: u64, scheduled: i64) {
-        let q = self
-            .decision_queues
-            .entry((domain.to_owned(), task_list.to_owned()))
-            .or_default();
-        q.items.push_back((exec, scheduled));
-        q.notify.notify_one();
+    /// Queues decision task `scheduled` (its DecisionTaskScheduled event id) of `exec`; its
+    /// priority is the execution's `taskPriority`.
+    pub fn enqueue_decision(&mut self, ex: &Execution, task_list: &str, scheduled: i64) {
+        self.decision_queues
+            .entry((ex.domain.clone(), task_list.to_owned()))
+            .or_default()
+            .push(priority_of(ex.task_priority.as_deref()), (ex.id, scheduled));
     }
 
     pub fn issue_page_token(&mut self, state: PageState) -> String {

@@ -91,7 +91,7 @@ async fn long_poll(
 /// Pops the next entry of a queue; wakes another poller if more remain.
 fn pop(core: &mut Core, which: Which, domain: &str, task_list: &str) -> Option<(u64, i64)> {
     let q = queues(core, which).get_mut(&(domain.to_owned(), task_list.to_owned()))?;
-    let item = q.items.pop_front()?;
+    let item = q.pop()?;
     if !q.items.is_empty() {
         q.notify.notify_one();
     }
@@ -453,7 +453,7 @@ fn count_pending(core: &mut Core, input: &Value, which: Which) -> SwfResult<Valu
     };
     let count = q.map_or(0, |q| {
         q.items
-            .iter()
+            .values()
             .filter(|(exec, scheduled)| {
                 core.execs
                     .get(exec)
