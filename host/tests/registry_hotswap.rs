@@ -449,7 +449,8 @@ async fn a_plugin_dir_symlink_switched_to_another_release_is_followed() {
 }
 
 /// A plugin dir that cannot be read (removed, unmounted, permissions) says nothing about
-/// which files it holds: the plugins loaded keep serving.
+/// which files it holds: the plugins loaded keep serving, and the dir is read again when it
+/// comes back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_dir_that_cannot_be_read_keeps_its_plugins_serving() {
     let f = Fixture::new("unreadable", "");
@@ -465,6 +466,50 @@ async fn a_plugin_dir_that_cannot_be_read_keeps_its_plugins_serving() {
     .await;
     assert_eq!(reg.served("tl"), vec![ty("echo@1")]);
     assert_eq!(echo_result(&reg, "echo@1", "x").await.as_deref(), Some("x"));
+
+    // Back, with one more plugin: the watcher of the dir holding it sees the rename.
+    let elsewhere = f.root.join("elsewhere");
+    std::fs::copy(
+        example("countdown@1.wasm"),
+        elsewhere.join("countdown@1.wasm"),
+    )
+    .unwrap();
+    std::fs::rename(&elsewhere, &f.dir).unwrap();
+    wait_for("countdown@1 once the dir is back", LIMIT, || {
+        reg.lookup("tl", &ty("countdown@1")).is_some()
+    })
+    .await;
+    assert_eq!(reg.served("tl"), vec![ty("countdown@1"), ty("echo@1")]);
+    assert_eq!(reg.stats().retirements.load(Ordering::Relaxed), 0);
+}
+
+/// A plugin dir that went away and is back as another dir at the same path (made again, a
+/// release renamed into place): its files serve, and a file dropped in later is loaded, so
+/// the host watches the new dir, not the one that went away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_dir_made_again_is_watched_again() {
+    let f = Fixture::new("madeagain", "");
+    f.put(&example("echo@1.wasm"), "echo@1.wasm");
+    let reg = f.start().await;
+    std::fs::rename(&f.dir, f.root.join("gone")).unwrap();
+    wait_for("a scan of the vanished dir", LIMIT, || {
+        reg.stats().unreadable.load(Ordering::Relaxed) > 0
+    })
+    .await;
+
+    let next = f.root.join("plugins.next");
+    std::fs::create_dir(&next).unwrap();
+    std::fs::copy(guest("echo-b.wasm"), next.join("echo@1.wasm")).unwrap();
+    std::fs::rename(&next, &f.dir).unwrap();
+    wait_result(&reg, "echo@1", "x", "B:x").await;
+    // Once the looks planned while the dir was away are made, only a watch sees the next file.
+    wait_for("the planned scans", LIMIT, || !reg.scan_planned("tl")).await;
+
+    f.put(&example("countdown@1.wasm"), "countdown@1.wasm");
+    wait_for("countdown@1 dropped into the new dir", LIMIT, || {
+        reg.lookup("tl", &ty("countdown@1")).is_some()
+    })
+    .await;
     assert_eq!(reg.stats().retirements.load(Ordering::Relaxed), 0);
 }
 

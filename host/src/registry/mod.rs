@@ -17,7 +17,9 @@
 //! `plugin_dir` is resolved again at each scan, and the directory holding it is watched
 //! for its name, so a symlink switched to another release is followed. A directory that
 //! cannot be read says nothing about its files: what serves keeps serving (counted in
-//! [`RegistryStats::unreadable`]) and the directory is looked at again until it can be.
+//! [`RegistryStats::unreadable`]) and the directory is looked at again until it can be:
+//! at once when the watchers see it come back, else after a wait that doubles from 0.5 s
+//! to [`UNREADABLE_RETRY_MAX`].
 //!
 //! Big components (Python, JavaScript: 10-20 MB) take Cranelift many seconds to compile.
 //! When no Cranelift code of such a file is cached, it is compiled with Winch (a fraction of
@@ -45,7 +47,7 @@ mod scan;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -69,6 +71,11 @@ const DEBOUNCE: Duration = Duration::from_millis(10);
 /// A file that fails to load and was modified less than this long ago is probably still
 /// being written: it is looked at again later instead of being rejected.
 const SETTLE: Duration = Duration::from_millis(500);
+/// The longest wait between two looks at a plugin dir that cannot be read. The watchers see
+/// the usual ways back (the dir created or renamed into place, its permissions changed) at
+/// once; this wait is for the rest (a network mount coming back), and keeps a host whose dir
+/// is gone for good from waking twice a second.
+const UNREADABLE_RETRY_MAX: Duration = Duration::from_secs(30);
 /// The longest wait between two tries to load a background upgrade's code while every
 /// instance slot is taken.
 const UPGRADE_RETRY_MAX: Duration = Duration::from_secs(10);
@@ -152,8 +159,11 @@ struct TaskList {
     configured: PathBuf,
     /// Where `configured` led at the last scan (canonical).
     dir: ArcSwap<PathBuf>,
-    /// The last scan could not read the dir (logged once until it can again).
-    unreadable: AtomicBool,
+    /// Scans in a row that could not read the dir: the first is logged, and the wait
+    /// before the next look grows with them.
+    unreadable: AtomicU32,
+    /// When the next scan that [`Registry::rescan`] asked for is due, if one is planned.
+    next_look: Mutex<Option<Instant>>,
     /// File name -> types, from `[activity."n@v"] file = "..."`.
     mapped: BTreeMap<String, Vec<ActivityType>>,
     table: ArcSwap<Table>,
@@ -166,6 +176,26 @@ struct TaskList {
 }
 
 impl TaskList {
+    /// Plans a scan `delay` from now, unless one is planned sooner: many scans asking for
+    /// another (a copy's writes, an unreadable dir's events) make one look, not one each.
+    fn plan_look(&self, delay: Duration) -> Option<Instant> {
+        let at = Instant::now() + delay;
+        let mut next = self.next_look.lock().expect("next_look lock");
+        if next.is_some_and(|planned| planned <= at) {
+            return None;
+        }
+        *next = Some(at);
+        Some(at)
+    }
+
+    /// The look planned for `at` is being made.
+    fn looked(&self, at: Instant) {
+        let mut next = self.next_look.lock().expect("next_look lock");
+        if *next == Some(at) {
+            *next = None;
+        }
+    }
+
     /// Where `plugin_dir` led at the last scan.
     fn dir(&self) -> Arc<PathBuf> {
         self.dir.load_full()
@@ -218,7 +248,8 @@ impl Registry {
                     name: tl.name.clone(),
                     configured: tl.plugin_dir.clone(),
                     dir: ArcSwap::from_pointee(dir),
-                    unreadable: AtomicBool::new(false),
+                    unreadable: AtomicU32::new(0),
+                    next_look: Mutex::new(None),
                     mapped: scan::mapped_files(config),
                     table: ArcSwap::from_pointee(Table::new()),
                     files: tokio::sync::Mutex::new(HashMap::new()),
@@ -276,6 +307,14 @@ impl Registry {
         }
         out.sort_by(|a, b| (&a.task_list, &a.ty).cmp(&(&b.task_list, &b.ty)));
         out
+    }
+
+    /// Whether another scan of `task_list`'s dir is planned: a file there is still being
+    /// written, or the dir could not be read or has just come back.
+    pub fn scan_planned(&self, task_list: &str) -> bool {
+        self.lists
+            .get(task_list)
+            .is_some_and(|list| list.next_look.lock().expect("next_look lock").is_some())
     }
 
     pub fn stats(&self) -> &RegistryStats {
@@ -364,12 +403,15 @@ impl Registry {
                 };
                 for name in names {
                     if let Some(list) = registry.lists.get(&name).cloned()
-                        && registry.rescan(&list).await
+                        && let Some(delay) = registry.rescan(&list).await
+                        && let Some(at) = list.plan_look(delay)
                     {
-                        // Something was still being written: look again once it settles.
+                        // Something was still being written, or the dir could not be read:
+                        // look again later.
                         let tx = retry_tx.clone();
                         tokio::spawn(async move {
-                            tokio::time::sleep(SETTLE).await;
+                            tokio::time::sleep_until(at.into()).await;
+                            list.looked(at);
                             let _ = tx.send(name);
                         });
                     }
@@ -379,9 +421,9 @@ impl Registry {
         Ok(())
     }
 
-    /// Brings one task list's table in line with its directory. Returns true when some
-    /// file is still settling and the directory should be scanned again later.
-    async fn rescan(self: &Arc<Self>, list: &Arc<TaskList>) -> bool {
+    /// Brings one task list's table in line with its directory. Returns when to scan it
+    /// again: some file is still settling, or the directory could not be read.
+    async fn rescan(self: &Arc<Self>, list: &Arc<TaskList>) -> Option<Duration> {
         let (retry, to_cache) = self.rescan_locked(list).await;
         // The cache writes (serialize, checksum, two synced files) come after the dir's
         // lock is released: the new code already serves, and a file dropped in meanwhile
@@ -392,12 +434,12 @@ impl Registry {
         retry
     }
 
-    /// [`Self::rescan`] under the dir's lock. Returns whether to look again later, and the
+    /// [`Self::rescan`] under the dir's lock. Returns when to look again, and the
     /// freshly compiled code to write to the cache.
     async fn rescan_locked(
         self: &Arc<Self>,
         list: &Arc<TaskList>,
-    ) -> (bool, Vec<(Compiled, String)>) {
+    ) -> (Option<Duration>, Vec<(Compiled, String)>) {
         let mut to_cache = Vec::new();
         let mut files = list.files.lock().await;
         let listed = list
@@ -410,15 +452,18 @@ impl Registry {
                 // Not "the dir is empty": what serves keeps serving, and the dir is looked
                 // at again until it can be read.
                 RegistryStats::bump(&self.stats.unreadable);
-                if !list.unreadable.swap(true, Ordering::Relaxed) {
+                let streak = list.unreadable.fetch_add(1, Ordering::Relaxed);
+                if streak == 0 {
                     tracing::warn!(task_list = %list.name, dir = %list.configured.display(), %error, "cannot read plugin dir; the plugins loaded keep serving");
                 }
-                return (true, to_cache);
+                return (Some(unreadable_wait(streak + 1)), to_cache);
             }
         };
-        if list.unreadable.swap(false, Ordering::Relaxed) {
+        let back = list.unreadable.swap(0, Ordering::Relaxed) > 0;
+        if back {
             tracing::info!(task_list = %list.name, dir = %dir.display(), "plugin dir readable again");
         }
+        let mut retry = false;
         // `plugin_dir` leads to another directory now: its files are new files, and those
         // of the old one are gone (types they alone served are retired below).
         let mut left_behind = None;
@@ -428,8 +473,13 @@ impl Registry {
             self.rewatch(list, &old, &dir);
             list.dir.store(Arc::new(dir.clone()));
             left_behind = Some((old, std::mem::take(&mut *files)));
+        } else if back {
+            // It may be another dir at the same path (made again, mounted again): the watch
+            // on the one that went away went with it. A file dropped in before the new watch
+            // was in place is caught by one more scan.
+            self.rewatch(list, &dir, &dir);
+            retry = true;
         }
-        let mut retry = false;
         let mut present = std::collections::HashSet::new();
         for entry in entries {
             present.insert(entry.file_name.clone());
@@ -572,7 +622,7 @@ impl Registry {
         }) {
             self.retire(list, &old, &state.types);
         }
-        (retry, to_cache)
+        (retry.then_some(SETTLE), to_cache)
     }
 
     /// Stops serving `types` from `path`, a file that is gone (a type another file serves
@@ -955,6 +1005,15 @@ impl Change {
     }
 }
 
+/// The wait before looking again at a dir that `streak` scans in a row could not read:
+/// [`SETTLE`], doubling up to [`UNREADABLE_RETRY_MAX`].
+fn unreadable_wait(streak: u32) -> Duration {
+    let doublings = streak.saturating_sub(1).min(16);
+    SETTLE
+        .saturating_mul(1 << doublings)
+        .min(UNREADABLE_RETRY_MAX)
+}
+
 /// Forwards the names of changed dirs once no change came for [`DEBOUNCE`], so a copy in
 /// progress is scanned once, after its last write; a [`Change::Complete`] forwards what has
 /// gathered at once. A thread of its own: blocked in `recv` it costs nothing while idle,
@@ -985,5 +1044,20 @@ fn debounce(
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreadable_dir_is_looked_at_less_and_less_often() {
+        let waits: Vec<_> = (1..=9).map(|s| unreadable_wait(s).as_millis()).collect();
+        assert_eq!(
+            waits,
+            [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]
+        );
+        assert_eq!(unreadable_wait(u32::MAX), UNREADABLE_RETRY_MAX);
     }
 }
