@@ -1,21 +1,24 @@
 //! RespondDecisionTaskCompleted: records DecisionTaskCompleted, then applies each decision
-//! in order, recording the events SWF records (the *Failed ones included).
+//! in order, recording the events SWF records (the *Failed ones included). What a decision
+//! sets going in another execution (a child's start, a signal, a cancel request) happens
+//! once the batch is recorded, as SWF does it asynchronously: its outcome follows the
+//! batch's events in the history.
 
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::error::{SwfError, SwfResult};
-use crate::executions::{resolve_params, start};
-use crate::history::schedule_decision;
+use crate::executions::{StartParams, resolve_params, start};
+use crate::history::{record, request_cancel, schedule_decision};
 use crate::model::{
-    Activity, Core, DecisionState, Status, check_activity_timeout, check_execution_timeout,
-    get_str, parse_duration, priority_of, req_str, task_list_of,
+    Activity, ChildRec, Core, DecisionState, ParentLink, Status, check_activity_timeout,
+    check_execution_timeout, get_str, parse_duration, priority_of, req_str, task_list_of,
 };
 use crate::timers::TimerKind;
 
-/// Decision types swf-local applies, with the member holding their attributes.
-const SUPPORTED: &[(&str, &str)] = &[
+/// Every decision type, with the member holding its attributes.
+const ATTRIBUTES: &[(&str, &str)] = &[
     (
         "ScheduleActivityTask",
         "scheduleActivityTaskDecisionAttributes",
@@ -43,7 +46,26 @@ const SUPPORTED: &[(&str, &str)] = &[
     ("StartTimer", "startTimerDecisionAttributes"),
     ("CancelTimer", "cancelTimerDecisionAttributes"),
     ("RecordMarker", "recordMarkerDecisionAttributes"),
+    (
+        "StartChildWorkflowExecution",
+        "startChildWorkflowExecutionDecisionAttributes",
+    ),
+    (
+        "SignalExternalWorkflowExecution",
+        "signalExternalWorkflowExecutionDecisionAttributes",
+    ),
+    (
+        "RequestCancelExternalWorkflowExecution",
+        "requestCancelExternalWorkflowExecutionDecisionAttributes",
+    ),
+    (
+        "ScheduleLambdaFunction",
+        "scheduleLambdaFunctionDecisionAttributes",
+    ),
 ];
+
+/// SWF's quota of open child executions per workflow execution.
+const MAX_OPEN_CHILDREN: usize = 1000;
 
 /// Decision types whose attributes may be absent (all their members are optional).
 const OPTIONAL_ATTRS: &[&str] = &[
@@ -81,9 +103,66 @@ enum Parsed<'a> {
         name: &'a str,
         attrs: &'a Value,
     },
+    StartChild {
+        name: &'a str,
+        version: &'a str,
+        workflow_id: &'a str,
+        attrs: &'a Value,
+    },
+    /// SignalExternalWorkflowExecution or RequestCancelExternalWorkflowExecution.
+    External {
+        kind: External,
+        workflow_id: &'a str,
+        attrs: &'a Value,
+    },
+    ScheduleLambda {
+        id: &'a str,
+        name: &'a str,
+    },
     /// Complete, Fail, Cancel or ContinueAsNew.
     Close {
         ty: &'a str,
+        attrs: &'a Value,
+    },
+}
+
+/// What a decision asks of another execution of the domain.
+#[derive(Clone, Copy)]
+enum External {
+    Signal,
+    RequestCancel,
+}
+
+impl External {
+    /// Its events on the sender: (initiated, done, failed).
+    fn events(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            External::Signal => (
+                "SignalExternalWorkflowExecutionInitiated",
+                "ExternalWorkflowExecutionSignaled",
+                "SignalExternalWorkflowExecutionFailed",
+            ),
+            External::RequestCancel => (
+                "RequestCancelExternalWorkflowExecutionInitiated",
+                "ExternalWorkflowExecutionCancelRequested",
+                "RequestCancelExternalWorkflowExecutionFailed",
+            ),
+        }
+    }
+}
+
+/// What a decision set going beyond its own execution, carried out after the batch's
+/// decisions are recorded (and before a closing decision closes the execution).
+enum Effect<'a> {
+    /// Start the child; `failed` is the StartChildWorkflowExecutionFailed event to record
+    /// if its workflowId is in use by then.
+    StartChild {
+        params: Box<StartParams>,
+        failed: Value,
+    },
+    External {
+        kind: External,
+        initiated: i64,
         attrs: &'a Value,
     },
 }
@@ -123,12 +202,25 @@ fn duration(a: &Value, path: &str, key: &str) -> SwfResult<()> {
     Ok(())
 }
 
+/// Checks the timeouts of a decision that starts a run (ContinueAsNew,
+/// StartChildWorkflowExecution): whole seconds or NONE, and a run of at most one year. Both
+/// members say "You can use NONE to specify unlimited duration".
+fn run_timeouts(a: &Value, path: &str) -> SwfResult<()> {
+    for key in ["executionStartToCloseTimeout", "taskStartToCloseTimeout"] {
+        duration(a, path, key)?;
+    }
+    if let Some(v) = get_str(a, "executionStartToCloseTimeout") {
+        check_execution_timeout(v, &format!("{path}.executionStartToCloseTimeout"), true)?;
+    }
+    Ok(())
+}
+
 /// Checks decision `i` (0-based) of a batch and takes what applying it needs.
 fn parse(i: usize, d: &Value) -> SwfResult<Parsed<'_>> {
     let ty = req_str(d, "decisionType")?;
-    let Some((_, attrs_key)) = SUPPORTED.iter().find(|(t, _)| *t == ty) else {
+    let Some((_, attrs_key)) = ATTRIBUTES.iter().find(|(t, _)| *t == ty) else {
         return Err(SwfError::validation(format!(
-            "decisions.{}: swf-local does not support the decision type {ty}",
+            "decisions.{}: unknown decision type {ty}",
             i + 1
         )));
     };
@@ -192,14 +284,36 @@ fn parse(i: usize, d: &Value) -> SwfResult<Parsed<'_>> {
             name: member(a, &path, "markerName")?,
             attrs: a,
         },
+        "StartChildWorkflowExecution" => {
+            let wt = a.get("workflowType").unwrap_or(&NO_ATTRS);
+            let wt_path = format!("{path}.workflowType");
+            run_timeouts(a, &path)?;
+            Parsed::StartChild {
+                name: member(wt, &wt_path, "name")?,
+                version: member(wt, &wt_path, "version")?,
+                workflow_id: member(a, &path, "workflowId")?,
+                attrs: a,
+            }
+        }
+        "SignalExternalWorkflowExecution" => {
+            member(a, &path, "signalName")?;
+            Parsed::External {
+                kind: External::Signal,
+                workflow_id: member(a, &path, "workflowId")?,
+                attrs: a,
+            }
+        }
+        "RequestCancelExternalWorkflowExecution" => Parsed::External {
+            kind: External::RequestCancel,
+            workflow_id: member(a, &path, "workflowId")?,
+            attrs: a,
+        },
+        "ScheduleLambdaFunction" => Parsed::ScheduleLambda {
+            id: member(a, &path, "id")?,
+            name: member(a, &path, "name")?,
+        },
         _ => {
-            for key in ["executionStartToCloseTimeout", "taskStartToCloseTimeout"] {
-                duration(a, &path, key)?;
-            }
-            if let Some(v) = get_str(a, "executionStartToCloseTimeout") {
-                let path = format!("{path}.executionStartToCloseTimeout");
-                check_execution_timeout(v, &path, true)?;
-            }
+            run_timeouts(a, &path)?;
             Parsed::Close { ty, attrs: a }
         }
     })
@@ -259,61 +373,27 @@ pub fn respond_decision_task_completed(core: &mut Core, input: &Value) -> SwfRes
         ex.decision_schedule_to_start = Some(t.to_owned());
     }
     ex.previous_started = *started_id;
-    ex.decision = DecisionState::None;
+    // The task stays started while its decisions apply, so that what they record on this
+    // run (a signal to itself, a child's start) asks for the next decision task rather
+    // than scheduling it in the middle of the batch.
     let unhandled = std::mem::take(&mut ex.decision_needed);
     let completed = ex.push("DecisionTaskCompleted", attrs);
     core.sched.decision_tokens.remove(token);
 
-    let mut needs_decision = unhandled;
+    let mut ctx = Ctx {
+        core,
+        exec,
+        completed,
+        needs_decision: unhandled,
+        effects: Vec::new(),
+    };
     for d in parsed {
-        let mut ctx = Ctx {
-            core,
-            exec,
-            completed,
-            needs_decision: &mut needs_decision,
-        };
-        let closed = match d {
-            Parsed::ScheduleActivity {
-                name,
-                version,
-                activity_id,
-                attrs,
-            } => {
-                ctx.schedule_activity(name, version, activity_id, attrs);
-                false
-            }
-            Parsed::RequestCancelActivity { activity_id } => {
-                ctx.request_cancel_activity(activity_id);
-                false
-            }
-            Parsed::StartTimer {
-                timer_id,
-                fire,
-                secs,
-                attrs,
-            } => {
-                ctx.start_timer(timer_id, fire, secs, attrs);
-                false
-            }
-            Parsed::CancelTimer { timer_id } => {
-                ctx.cancel_timer(timer_id);
-                false
-            }
-            Parsed::RecordMarker { name, attrs } => {
-                let mut ev = json!({"markerName": name, "decisionTaskCompletedEventId": completed});
-                copy(attrs, &mut ev, "details");
-                ctx.push("MarkerRecorded", ev);
-                false
-            }
-            Parsed::Close { ty, attrs } => ctx.close(ty, attrs, unhandled),
-        };
-        if closed {
+        if ctx.apply(d, unhandled) {
             return Ok(json!({}));
         }
     }
-    if needs_decision && let Some(ex) = core.execs.get_mut(&exec) {
-        schedule_decision(ex, &mut core.sched);
-    }
+    ctx.run_effects();
+    ctx.finish();
     Ok(json!({}))
 }
 
@@ -323,16 +403,82 @@ fn copy(from: &Value, to: &mut Value, key: &str) {
     }
 }
 
-/// One decision being applied.
-struct Ctx<'a> {
-    core: &'a mut Core,
+/// A batch of decisions being applied.
+struct Ctx<'c, 'a> {
+    core: &'c mut Core,
     exec: u64,
     /// The DecisionTaskCompleted event id the decision's events point back to.
     completed: i64,
-    needs_decision: &'a mut bool,
+    /// Something the decider must see was recorded: schedule a decision task at the end.
+    needs_decision: bool,
+    /// What the batch set going elsewhere, in decision order (see [`Effect`]).
+    effects: Vec<Effect<'a>>,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'_, 'a> {
+    /// Applies one decision; returns true when it closed the execution.
+    fn apply(&mut self, d: Parsed<'a>, unhandled: bool) -> bool {
+        match d {
+            Parsed::ScheduleActivity {
+                name,
+                version,
+                activity_id,
+                attrs,
+            } => self.schedule_activity(name, version, activity_id, attrs),
+            Parsed::RequestCancelActivity { activity_id } => {
+                self.request_cancel_activity(activity_id)
+            }
+            Parsed::StartTimer {
+                timer_id,
+                fire,
+                secs,
+                attrs,
+            } => self.start_timer(timer_id, fire, secs, attrs),
+            Parsed::CancelTimer { timer_id } => self.cancel_timer(timer_id),
+            Parsed::RecordMarker { name, attrs } => {
+                let mut ev =
+                    json!({"markerName": name, "decisionTaskCompletedEventId": self.completed});
+                copy(attrs, &mut ev, "details");
+                self.push("MarkerRecorded", ev);
+            }
+            Parsed::StartChild {
+                name,
+                version,
+                workflow_id,
+                attrs,
+            } => self.start_child(name, version, workflow_id, attrs),
+            Parsed::External {
+                kind,
+                workflow_id,
+                attrs,
+            } => self.initiate_external(kind, workflow_id, attrs),
+            // swf-local has no Lambda, so the decision fails with the cause SWF gives where
+            // Lambda cannot be used; the decider gets a decision task to handle it.
+            Parsed::ScheduleLambda { id, name } => self.failed(
+                "ScheduleLambdaFunctionFailed",
+                json!({"id": id, "name": name}),
+                "LAMBDA_SERVICE_NOT_AVAILABLE_IN_REGION",
+            ),
+            Parsed::Close { ty, attrs } => {
+                self.run_effects();
+                return self.close(ty, attrs, unhandled);
+            }
+        }
+        false
+    }
+
+    /// The batch is applied: the decision task is done, and another is scheduled if the
+    /// decider has something new to see.
+    fn finish(self) {
+        let Some(ex) = self.core.execs.get_mut(&self.exec).filter(|e| e.is_open()) else {
+            return;
+        };
+        ex.decision = DecisionState::None;
+        if std::mem::take(&mut ex.decision_needed) || self.needs_decision {
+            schedule_decision(ex, &mut self.core.sched);
+        }
+    }
+
     fn ex(&mut self) -> &mut crate::model::Execution {
         self.core
             .execs
@@ -349,7 +495,17 @@ impl Ctx<'_> {
         attrs["cause"] = json!(cause);
         attrs["decisionTaskCompletedEventId"] = json!(self.completed);
         self.push(ty, attrs);
-        *self.needs_decision = true;
+        self.needs_decision = true;
+    }
+
+    /// Records an outcome the decider must see on this run (it asks for a decision task).
+    fn report(&mut self, ty: &str, attrs: Value) -> i64 {
+        let ex = self
+            .core
+            .execs
+            .get_mut(&self.exec)
+            .expect("execution of a started decision");
+        record(ex, &mut self.core.sched, ty, attrs)
     }
 
     fn schedule_activity(&mut self, name: &str, version: &str, activity_id: &str, a: &Value) {
@@ -526,7 +682,7 @@ impl Ctx<'_> {
             "ActivityTaskCanceled",
             json!({"scheduledEventId": scheduled, "startedEventId": 0, "latestCancelRequestedEventId": requested}),
         );
-        *self.needs_decision = true;
+        self.needs_decision = true;
     }
 
     fn start_timer(&mut self, timer_id: &str, fire: &str, secs: u64, a: &Value) {
@@ -620,29 +776,18 @@ impl Ctx<'_> {
                 return false;
             }
         };
-        let old_run = self.ex().run_id.clone();
-        let mut ev = json!({
-            "decisionTaskCompletedEventId": self.completed,
-            "executionStartToCloseTimeout": params.execution_start_to_close,
-            "taskStartToCloseTimeout": params.task_start_to_close,
-            "childPolicy": params.child_policy,
-            "taskList": {"name": params.task_list},
-            "workflowType": params.workflow_type,
-        });
-        copy(a, &mut ev, "input");
-        copy(a, &mut ev, "tagList");
-        if let Some(p) = &params.task_priority {
-            ev["taskPriority"] = json!(p);
-        }
-        if let Some(r) = &params.lambda_role {
-            ev["lambdaRole"] = json!(r);
-        }
+        let ex = self.ex();
+        let (old_run, parent) = (ex.run_id.clone(), ex.parent.clone());
+        let mut ev = params.event_attrs();
+        ev["decisionTaskCompletedEventId"] = json!(self.completed);
         let exec = self.exec;
         self.core.close_execution(exec, "CONTINUED_AS_NEW");
+        // A child's new run stays its parent's child.
         let new_id = start(
             self.core,
-            crate::executions::StartParams {
+            StartParams {
                 continued_from: Some(old_run),
+                parent,
                 ..params
             },
         );
@@ -653,5 +798,155 @@ impl Ctx<'_> {
             .expect("closed, not dropped")
             .push("WorkflowExecutionContinuedAsNew", ev);
         true
+    }
+
+    /// Resolves the child's settings as StartWorkflowExecution does (the decision's, else
+    /// the workflow type's defaults) and records StartChildWorkflowExecutionInitiated; the
+    /// child starts after the batch. A refusal is StartChildWorkflowExecutionFailed at once,
+    /// with initiatedEventId 0: SWF records no Initiated event then.
+    fn start_child(&mut self, name: &str, version: &str, workflow_id: &str, a: &Value) {
+        let workflow_type = json!({"name": name, "version": version});
+        let mut failed = json!({"workflowId": workflow_id, "workflowType": workflow_type, "initiatedEventId": 0});
+        copy(a, &mut failed, "control");
+        let starting = self
+            .effects
+            .iter()
+            .filter(|e| matches!(e, Effect::StartChild { .. }))
+            .count();
+        if self.ex().children.len() + starting >= MAX_OPEN_CHILDREN {
+            self.failed(
+                "StartChildWorkflowExecutionFailed",
+                failed,
+                "OPEN_CHILDREN_LIMIT_EXCEEDED",
+            );
+            return;
+        }
+        let domain = self.ex().domain.clone();
+        let mut params = match resolve_params(self.core, &domain, workflow_id, &workflow_type, a) {
+            Ok(p) => p,
+            Err(refusal) => {
+                self.failed("StartChildWorkflowExecutionFailed", failed, refusal.cause);
+                return;
+            }
+        };
+        let mut ev = params.event_attrs();
+        ev["workflowId"] = json!(workflow_id);
+        ev["decisionTaskCompletedEventId"] = json!(self.completed);
+        copy(a, &mut ev, "control");
+        let initiated = self.push("StartChildWorkflowExecutionInitiated", ev);
+        failed["initiatedEventId"] = json!(initiated);
+        let ex = self.ex();
+        params.parent = Some(ParentLink {
+            exec: ex.id,
+            execution: ex.execution_json(),
+            initiated,
+        });
+        self.effects.push(Effect::StartChild {
+            params: Box::new(params),
+            failed,
+        });
+    }
+
+    /// Records the Initiated event of a signal or cancel request to another execution; it
+    /// reaches its target after the batch.
+    fn initiate_external(&mut self, kind: External, workflow_id: &str, a: &'a Value) {
+        let mut ev =
+            json!({"workflowId": workflow_id, "decisionTaskCompletedEventId": self.completed});
+        for key in ["runId", "signalName", "input", "control"] {
+            copy(a, &mut ev, key);
+        }
+        let initiated = self.push(kind.events().0, ev);
+        self.effects.push(Effect::External {
+            kind,
+            initiated,
+            attrs: a,
+        });
+    }
+
+    /// Carries out what the decisions so far set going elsewhere, in their order.
+    fn run_effects(&mut self) {
+        for effect in std::mem::take(&mut self.effects) {
+            match effect {
+                Effect::StartChild { params, failed } => self.launch_child(*params, failed),
+                Effect::External {
+                    kind,
+                    initiated,
+                    attrs,
+                } => self.reach_external(kind, initiated, attrs),
+            }
+        }
+    }
+
+    /// Starts a child whose Initiated event is recorded: ChildWorkflowExecutionStarted, or
+    /// StartChildWorkflowExecutionFailed (WORKFLOW_ALREADY_RUNNING) when an open execution
+    /// of the domain has its workflowId.
+    fn launch_child(&mut self, params: StartParams, failed: Value) {
+        let key = (params.domain.clone(), params.workflow_id.clone());
+        if self.core.open_by_workflow_id.contains_key(&key) {
+            self.failed(
+                "StartChildWorkflowExecutionFailed",
+                failed,
+                "WORKFLOW_ALREADY_RUNNING",
+            );
+            return;
+        }
+        let initiated = params
+            .parent
+            .as_ref()
+            .expect("a child has a parent")
+            .initiated;
+        let workflow_type = params.workflow_type.clone();
+        let child = start(self.core, params);
+        let execution = self.core.execs[&child].execution_json();
+        let started = self.report(
+            "ChildWorkflowExecutionStarted",
+            json!({"workflowExecution": execution, "workflowType": workflow_type, "initiatedEventId": initiated}),
+        );
+        self.ex().children.insert(
+            initiated,
+            ChildRec {
+                exec: child,
+                started,
+            },
+        );
+    }
+
+    /// Delivers a signal or cancel request to the open execution of the domain it names
+    /// (its current run when no runId is given), which gets a decision task; this run
+    /// learns the outcome: done, or failed with UNKNOWN_EXTERNAL_WORKFLOW_EXECUTION.
+    fn reach_external(&mut self, kind: External, initiated: i64, a: &Value) {
+        let (_, done, failed) = kind.events();
+        let domain = self.ex().domain.clone();
+        let named = json!({"workflowId": a["workflowId"], "runId": a.get("runId")});
+        let target = self
+            .core
+            .find_execution(&domain, &named)
+            .ok()
+            .filter(|id| self.core.execs[id].is_open());
+        let Some(target) = target else {
+            let mut ev = json!({"workflowId": a["workflowId"], "initiatedEventId": initiated});
+            copy(a, &mut ev, "runId");
+            copy(a, &mut ev, "control");
+            self.failed(failed, ev, "UNKNOWN_EXTERNAL_WORKFLOW_EXECUTION");
+            return;
+        };
+        let mut from = json!({
+            "externalWorkflowExecution": self.ex().execution_json(),
+            "externalInitiatedEventId": initiated,
+        });
+        let t = self.core.execs.get_mut(&target).expect("found above");
+        let execution = t.execution_json();
+        match kind {
+            External::Signal => {
+                copy(a, &mut from, "signalName");
+                copy(a, &mut from, "input");
+                record(t, &mut self.core.sched, "WorkflowExecutionSignaled", from);
+            }
+            External::RequestCancel => request_cancel(t, &mut self.core.sched, from),
+        }
+        self.report(
+            done,
+            json!({"workflowExecution": execution, "initiatedEventId": initiated}),
+        );
     }
 }

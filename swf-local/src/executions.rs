@@ -1,16 +1,16 @@
 //! Workflow executions: start, describe, history, list, count, signal, cancel request,
 //! terminate.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::error::{Fault, SwfError, SwfResult};
-use crate::history::{list_page, page_size, schedule_decision};
+use crate::history::{list_page, page_size, record, request_cancel, schedule_decision};
 use crate::model::{
-    Core, DecisionState, Execution, PageKind, PageState, Status, check_execution_timeout, get_str,
-    now_ts, parse_duration, random_token, req_str, task_list_of,
+    Core, DecisionState, Execution, PageKind, PageState, ParentLink, Status,
+    check_execution_timeout, get_str, now_ts, parse_duration, random_token, req_str, task_list_of,
 };
 use crate::timers::TimerKind;
 
@@ -30,6 +30,36 @@ pub struct StartParams {
     pub input: Option<String>,
     pub tag_list: Vec<Value>,
     pub continued_from: Option<String>,
+    /// Set for a child (and a child's continued run).
+    pub parent: Option<ParentLink>,
+}
+
+impl StartParams {
+    /// The run's settings as the events that start a run list them
+    /// (WorkflowExecutionStarted, WorkflowExecutionContinuedAsNew,
+    /// StartChildWorkflowExecutionInitiated).
+    pub fn event_attrs(&self) -> Value {
+        let mut attrs = json!({
+            "executionStartToCloseTimeout": self.execution_start_to_close,
+            "taskStartToCloseTimeout": self.task_start_to_close,
+            "childPolicy": self.child_policy,
+            "taskList": {"name": self.task_list},
+            "workflowType": self.workflow_type,
+        });
+        if let Some(v) = &self.input {
+            attrs["input"] = json!(v);
+        }
+        if let Some(v) = &self.task_priority {
+            attrs["taskPriority"] = json!(v);
+        }
+        if let Some(v) = &self.lambda_role {
+            attrs["lambdaRole"] = json!(v);
+        }
+        if !self.tag_list.is_empty() {
+            attrs["tagList"] = json!(self.tag_list);
+        }
+        attrs
+    }
 }
 
 /// Why [`resolve_params`] refused: the fault for StartWorkflowExecution and the
@@ -153,11 +183,13 @@ pub fn resolve_params(
             .cloned()
             .unwrap_or_default(),
         continued_from: None,
+        parent: None,
     })
 }
 
 /// Starts a run: WorkflowExecutionStarted, the first decision task, the run's timeout.
-/// `p` comes from [`resolve_params`], which did every check.
+/// `p` comes from [`resolve_params`], which did every check. A run with a parent becomes
+/// the child its parent follows (the first run, or the continued run of a child).
 pub fn start(core: &mut Core, p: StartParams) -> u64 {
     let id = core.next_exec;
     core.next_exec += 1;
@@ -189,29 +221,24 @@ pub fn start(core: &mut Core, p: StartParams) -> u64 {
         previous_started: 0,
         latest_context: None,
         latest_activity_ts: None,
+        parent: p.parent.clone(),
+        children: BTreeMap::new(),
     };
-    let mut attrs = json!({
-        "executionStartToCloseTimeout": p.execution_start_to_close,
-        "taskStartToCloseTimeout": p.task_start_to_close,
-        "childPolicy": p.child_policy,
-        "taskList": {"name": p.task_list},
-        "workflowType": p.workflow_type,
-        "parentInitiatedEventId": 0,
-    });
-    if let Some(v) = &p.input {
-        attrs["input"] = json!(v);
-    }
-    if let Some(v) = &p.task_priority {
-        attrs["taskPriority"] = json!(v);
-    }
-    if let Some(v) = &p.lambda_role {
-        attrs["lambdaRole"] = json!(v);
-    }
-    if !p.tag_list.is_empty() {
-        attrs["tagList"] = json!(p.tag_list);
-    }
+    let mut attrs = p.event_attrs();
+    attrs["parentInitiatedEventId"] = json!(0);
     if let Some(v) = &p.continued_from {
         attrs["continuedExecutionRunId"] = json!(v);
+    }
+    if let Some(link) = &p.parent {
+        attrs["parentWorkflowExecution"] = link.execution.clone();
+        attrs["parentInitiatedEventId"] = json!(link.initiated);
+        let followed = core
+            .execs
+            .get_mut(&link.exec)
+            .and_then(|parent| parent.children.get_mut(&link.initiated));
+        if let Some(rec) = followed {
+            rec.exec = id;
+        }
     }
     ex.push("WorkflowExecutionStarted", attrs);
     schedule_decision(&mut ex, &mut core.sched);
@@ -291,7 +318,7 @@ pub fn describe_workflow_execution(core: &mut Core, input: &Value) -> SwfResult<
             "openActivityTasks": ex.activities.len(),
             "openDecisionTasks": ex.open_decision_tasks(),
             "openTimers": ex.timers.len(),
-            "openChildWorkflowExecutions": 0,
+            "openChildWorkflowExecutions": ex.children.len(),
             "openLambdaFunctions": 0,
         },
     });
@@ -475,37 +502,26 @@ pub fn signal_workflow_execution(core: &mut Core, input: &Value) -> SwfResult<Va
     }
     let id = open_execution(core, input)?.id;
     let ex = core.execs.get_mut(&id).expect("just found");
-    ex.push("WorkflowExecutionSignaled", attrs);
-    schedule_decision(ex, &mut core.sched);
+    record(ex, &mut core.sched, "WorkflowExecutionSignaled", attrs);
     Ok(json!({}))
 }
 
 pub fn request_cancel_workflow_execution(core: &mut Core, input: &Value) -> SwfResult<Value> {
     let id = open_execution(core, input)?.id;
     let ex = core.execs.get_mut(&id).expect("just found");
-    ex.cancel_requested = true;
-    ex.push(
-        "WorkflowExecutionCancelRequested",
-        json!({"externalInitiatedEventId": 0}),
-    );
-    schedule_decision(ex, &mut core.sched);
+    request_cancel(ex, &mut core.sched, json!({"externalInitiatedEventId": 0}));
     Ok(json!({}))
 }
 
 pub fn terminate_workflow_execution(core: &mut Core, input: &Value) -> SwfResult<Value> {
     let id = open_execution(core, input)?.id;
-    let ex = core.execs.get_mut(&id).expect("just found");
-    let mut attrs = json!({
-        "childPolicy": get_str(input, "childPolicy").unwrap_or(&ex.child_policy),
-        "cause": "OPERATOR_INITIATED",
-    });
+    let mut attrs = json!({"cause": "OPERATOR_INITIATED"});
     if let Some(r) = get_str(input, "reason") {
         attrs["reason"] = json!(r);
     }
     if let Some(d) = get_str(input, "details") {
         attrs["details"] = json!(d);
     }
-    ex.push("WorkflowExecutionTerminated", attrs);
-    core.close_execution(id, "TERMINATED");
+    core.terminate(id, get_str(input, "childPolicy"), attrs);
     Ok(json!({}))
 }

@@ -1,6 +1,7 @@
 //! Event bookkeeping shared by the operations: scheduling the decision task, closing an
 //! execution, and paging (histories and List* results).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -8,7 +9,8 @@ use serde_json::{Map, Value, json};
 
 use crate::error::SwfResult;
 use crate::model::{
-    Core, DecisionState, Execution, PageKind, PageState, Sched, now_ts, parse_duration,
+    ChildRec, Core, DecisionState, Execution, PageKind, PageState, ParentLink, Sched, get_str,
+    now_ts, parse_duration,
 };
 use crate::timers::TimerKind;
 
@@ -49,10 +51,60 @@ pub fn schedule_decision(ex: &mut Execution, sched: &mut Sched) {
     }
 }
 
+/// Records an event the decider must see and schedules its decision task: the one path of
+/// signals, activity results, fired timers and what other executions report.
+pub fn record(ex: &mut Execution, sched: &mut Sched, event_type: &str, attrs: Value) -> i64 {
+    let id = ex.push(event_type, attrs);
+    schedule_decision(ex, sched);
+    id
+}
+
+/// Records WorkflowExecutionCancelRequested (`attrs` say who asked, or why) and marks the
+/// run as asked to cancel; its decider decides what to do.
+pub fn request_cancel(ex: &mut Execution, sched: &mut Sched, attrs: Value) {
+    ex.cancel_requested = true;
+    record(ex, sched, "WorkflowExecutionCancelRequested", attrs);
+}
+
+/// What a parent records when its child closes with a close status, and the members of
+/// the child's close event it carries over. A child that continued as new is still running
+/// (under its new run), so CONTINUED_AS_NEW has none.
+fn child_closed_event(status: &str) -> Option<(&'static str, &'static [&'static str])> {
+    Some(match status {
+        "COMPLETED" => ("ChildWorkflowExecutionCompleted", &["result"]),
+        "FAILED" => ("ChildWorkflowExecutionFailed", &["reason", "details"]),
+        "CANCELED" => ("ChildWorkflowExecutionCanceled", &["details"]),
+        "TERMINATED" => ("ChildWorkflowExecutionTerminated", &[]),
+        "TIMED_OUT" => ("ChildWorkflowExecutionTimedOut", &["timeoutType"]),
+        _ => return None,
+    })
+}
+
 impl Core {
+    /// Records WorkflowExecutionTerminated with `attrs` (cause, reason, details) and closes
+    /// the run. `child_policy` (the run's own when `None`) goes into the event and is
+    /// applied to the run's open children.
+    pub fn terminate(&mut self, id: u64, child_policy: Option<&str>, mut attrs: Value) {
+        let Some(ex) = self.execs.get_mut(&id).filter(|e| e.is_open()) else {
+            return;
+        };
+        let policy = child_policy.unwrap_or(&ex.child_policy).to_owned();
+        attrs["childPolicy"] = json!(policy);
+        ex.push("WorkflowExecutionTerminated", attrs);
+        self.close_applying(id, "TERMINATED", &policy);
+    }
+
     /// Marks an execution closed (its close event is already recorded): its tasks and
-    /// tokens go away, and it is dropped after the domain's retention period.
+    /// tokens go away, its parent learns how it closed, its own child policy is applied to
+    /// its open children, and it is dropped after the domain's retention period.
     pub fn close_execution(&mut self, id: u64, status: &'static str) {
+        if let Some(policy) = self.execs.get(&id).map(|e| e.child_policy.clone()) {
+            self.close_applying(id, status, &policy);
+        }
+    }
+
+    /// [`Core::close_execution`] with `child_policy` for the open children.
+    fn close_applying(&mut self, id: u64, status: &'static str, child_policy: &str) {
         let Some(ex) = self.execs.get_mut(&id) else {
             return;
         };
@@ -60,6 +112,8 @@ impl Core {
             return;
         }
         ex.closed = Some((now_ts(), status));
+        let children = std::mem::take(&mut ex.children);
+        let parent = ex.parent.clone();
         for a in ex.activities.values() {
             if let Some(t) = &a.token {
                 self.sched.activity_tokens.remove(t);
@@ -89,6 +143,56 @@ impl Core {
             .unwrap_or(0);
         let at = Instant::now() + Duration::from_secs(days.saturating_mul(86_400));
         self.sched.add_timer(at, TimerKind::Retention { exec: id });
+        if let Some(link) = parent {
+            self.tell_parent(id, &link, status);
+        }
+        self.apply_child_policy(&children, child_policy);
+    }
+
+    /// A child closed: its open parent records the matching ChildWorkflowExecution* event
+    /// (with the child's result, reason, details or timeout type) and gets a decision task.
+    fn tell_parent(&mut self, child: u64, link: &ParentLink, status: &str) {
+        let Some((event, carried)) = child_closed_event(status) else {
+            return;
+        };
+        let ch = &self.execs[&child];
+        let mut attrs = json!({
+            "workflowExecution": ch.execution_json(),
+            "workflowType": ch.workflow_type,
+            "initiatedEventId": link.initiated,
+        });
+        if let Some(closed) = ch.last_event_attrs() {
+            for key in carried {
+                if let Some(v) = get_str(closed, key) {
+                    attrs[*key] = json!(v);
+                }
+            }
+        }
+        let Some(parent) = self.execs.get_mut(&link.exec).filter(|p| p.is_open()) else {
+            return;
+        };
+        let Some(rec) = parent.children.remove(&link.initiated) else {
+            return;
+        };
+        attrs["startedEventId"] = json!(rec.started);
+        record(parent, &mut self.sched, event, attrs);
+    }
+
+    /// A parent closed: TERMINATE terminates each open child and REQUEST_CANCEL asks each
+    /// to cancel (both with cause CHILD_POLICY_APPLIED); ABANDON leaves them running.
+    fn apply_child_policy(&mut self, children: &BTreeMap<i64, ChildRec>, policy: &str) {
+        let applied = json!({"cause": "CHILD_POLICY_APPLIED"});
+        for rec in children.values() {
+            match policy {
+                "TERMINATE" => self.terminate(rec.exec, None, applied.clone()),
+                "REQUEST_CANCEL" => {
+                    if let Some(ch) = self.execs.get_mut(&rec.exec).filter(|e| e.is_open()) {
+                        request_cancel(ch, &mut self.sched, applied.clone());
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Drops a closed execution for good (retention elapsed).

@@ -18,9 +18,15 @@
 //! year, 1,000 open activity tasks per execution, 1,000 pollers per task list
 //! (LimitExceededFault).
 //!
-//! What it does not do: child workflows, external signals and cancels, Lambda tasks and
-//! resource tags (refused by name); the API rate quotas (emulate throttling with the
-//! `throttle` fault rule below).
+//! Every decision, with SWF's events: child workflows (StartChildWorkflowExecution, the
+//! parent told of the child's start and close, the parent's child policy applied to its
+//! open children when it closes, at most 1,000 open children), signals and cancel requests
+//! to other executions of the domain (UNKNOWN_EXTERNAL_WORKFLOW_EXECUTION when there is no
+//! such open execution). There is no Lambda: ScheduleLambdaFunction records
+//! ScheduleLambdaFunctionFailed with cause LAMBDA_SERVICE_NOT_AVAILABLE_IN_REGION.
+//!
+//! What it does not do: run Lambda tasks (see above), resource tags (refused by name), the
+//! API rate quotas (emulate throttling with the `throttle` fault rule below).
 //!
 //! # Layout
 //! - [`server`]: accept loop, fault injection in front, router, `X-Amz-Target` dispatch.

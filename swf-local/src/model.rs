@@ -175,6 +175,25 @@ pub struct Activity {
     pub cancel_requested: Option<i64>,
 }
 
+/// Where a child run came from: its parent and the StartChildWorkflowExecutionInitiated
+/// event there. The continued runs of a child keep it (see [`crate::history`]).
+#[derive(Debug, Clone)]
+pub struct ParentLink {
+    pub exec: u64,
+    /// The parent's `{workflowId, runId}`, shown even after the parent is forgotten.
+    pub execution: Value,
+    pub initiated: i64,
+}
+
+/// An open child as its parent sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct ChildRec {
+    /// The child's current run (a child that continued as new is followed to its new run).
+    pub exec: u64,
+    /// The parent's ChildWorkflowExecutionStarted event id.
+    pub started: i64,
+}
+
 #[derive(Debug)]
 pub struct Execution {
     pub id: u64,
@@ -214,6 +233,11 @@ pub struct Execution {
     pub latest_context: Option<String>,
     /// When the last activity task was scheduled (DescribeWorkflowExecution).
     pub latest_activity_ts: Option<f64>,
+    /// Set when this run is a child (or continues one): whom to tell when it closes.
+    pub parent: Option<ParentLink>,
+    /// Open children by their StartChildWorkflowExecutionInitiated event id: the parent's
+    /// child policy applies to them when it closes.
+    pub children: BTreeMap<i64, ChildRec>,
 }
 
 impl Execution {
@@ -234,6 +258,14 @@ impl Execution {
         ev.insert(key, attrs);
         self.events.push(Value::Object(ev));
         id
+    }
+
+    /// The attributes of the newest event (the close event, once closed).
+    pub fn last_event_attrs(&self) -> Option<&Value> {
+        let ev = self.events.last()?.as_object()?;
+        ev.iter()
+            .find(|(k, _)| k.ends_with("EventAttributes"))
+            .map(|(_, v)| v)
     }
 
     pub fn is_open(&self) -> bool {
@@ -285,6 +317,9 @@ impl Execution {
         }
         if !self.tag_list.is_empty() {
             v["tagList"] = json!(self.tag_list);
+        }
+        if let Some(p) = &self.parent {
+            v["parent"] = p.execution.clone();
         }
         v
     }

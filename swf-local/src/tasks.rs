@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::error::{Fault, SwfError, SwfResult};
-use crate::history::{page_size, schedule_decision, slice_page};
+use crate::history::{page_size, record, slice_page};
 use crate::model::{
     Activity, Core, DecisionState, Execution, PageKind, PageState, TaskQueue, get_str,
     random_token, req_str, task_list_of,
@@ -434,8 +434,7 @@ pub fn respond_activity_task(core: &mut Core, input: &Value, outcome: Outcome) -
             "ActivityTaskCanceled"
         }
     };
-    ex.push(event, attrs);
-    schedule_decision(ex, &mut core.sched);
+    record(ex, &mut core.sched, event, attrs);
     if let Some(t) = &a.token {
         core.sched.activity_tokens.remove(t);
     }

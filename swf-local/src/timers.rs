@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::history::schedule_decision;
+use crate::history::{record, schedule_decision};
 use crate::model::{Core, DecisionState};
 use crate::state::Shared;
 
@@ -192,11 +192,12 @@ fn fire(core: &mut Core, kind: TimerKind, now: Instant) {
                 return;
             }
             ex.timers.remove(&timer_id);
-            ex.push(
+            record(
+                ex,
+                &mut core.sched,
                 "TimerFired",
                 json!({"timerId": timer_id, "startedEventId": started}),
             );
-            schedule_decision(ex, &mut core.sched);
         }
         TimerKind::Retention { exec } => core.forget_execution(exec),
         TimerKind::PageTokenExpiry(token) => {
@@ -228,6 +229,5 @@ pub fn activity_timed_out(core: &mut Core, exec: u64, scheduled: i64, timeout_ty
     if let Some(d) = a.details {
         attrs["details"] = json!(d);
     }
-    ex.push("ActivityTaskTimedOut", attrs);
-    schedule_decision(ex, &mut core.sched);
+    record(ex, &mut core.sched, "ActivityTaskTimedOut", attrs);
 }

@@ -67,25 +67,6 @@ async fn a_batch_with_an_invalid_decision_is_refused_before_any_is_applied() {
     assert_eq!(next_activity(c, "d").await.activity_id, "ok");
 }
 
-/// Polls decision tasks on `list` until one arrives (or panics after 20 s).
-async fn next_decision_on(
-    c: &aws_sdk_swf::Client,
-    domain: &str,
-    list: &str,
-) -> aws_sdk_swf::operation::poll_for_decision_task::PollForDecisionTaskOutput {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let out = poll_decision(c, domain, list).send().await.unwrap();
-        if !out.task_token.is_empty() {
-            return out;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no decision task on {list} within 20 s"
-        );
-    }
-}
-
 fn continue_as_new(attrs: ContinueAsNewWorkflowExecutionDecisionAttributes) -> Decision {
     Decision::builder()
         .decision_type(DecisionType::ContinueAsNewWorkflowExecution)

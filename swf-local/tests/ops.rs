@@ -435,32 +435,13 @@ async fn signal_cancel_terminate_and_close_decisions() {
             .iter()
             .any(|e| e.event_type == EventType::WorkflowExecutionCancelRequested)
     );
-    let cancel = Decision::builder()
-        .decision_type(DecisionType::CancelWorkflowExecution)
-        .cancel_workflow_execution_decision_attributes(
-            CancelWorkflowExecutionDecisionAttributes::builder()
-                .details("bye")
-                .build(),
-        )
-        .build()
-        .unwrap();
-    decide(c, &dt.task_token, vec![cancel]).await;
+    decide(c, &dt.task_token, vec![cancel_wf("bye")]).await;
     let info = execution_info(c, "d", &exec).await;
     assert_eq!(info.close_status, Some(CloseStatus::Canceled));
     assert!(info.cancel_requested);
 
     // FailWorkflowExecution.
-    let fail = Decision::builder()
-        .decision_type(DecisionType::FailWorkflowExecution)
-        .fail_workflow_execution_decision_attributes(
-            FailWorkflowExecutionDecisionAttributes::builder()
-                .reason("r")
-                .details("d")
-                .build(),
-        )
-        .build()
-        .unwrap();
-    let exec = start_and_decide(c, "d", "fail", vec![fail]).await;
+    let exec = start_and_decide(c, "d", "fail", vec![fail_wf("r", "d")]).await;
     let ev = wait_event(c, "d", &exec, EventType::WorkflowExecutionFailed).await;
     assert_eq!(
         ev.workflow_execution_failed_event_attributes

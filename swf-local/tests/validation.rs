@@ -68,7 +68,7 @@ async fn required_members_and_enums_are_checked_by_the_server() {
     )
     .await;
     assert_eq!(status, 400, "{body}");
-    // A decision type swf-local does not apply is refused by name.
+    // A decision without the attributes its type requires is refused, naming the type.
     let (status, body) = raw_call(
         env.addr,
         Some("RespondDecisionTaskCompleted"),

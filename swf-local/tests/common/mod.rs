@@ -440,9 +440,14 @@ pub async fn pending_activities(c: &Client, domain: &str) -> i32 {
 
 /// Polls decision tasks until one arrives (or panics after 20 s).
 pub async fn next_decision(c: &Client, domain: &str) -> PollForDecisionTaskOutput {
+    next_decision_on(c, domain, TL).await
+}
+
+/// Polls decision tasks on `list` until one arrives (or panics after 20 s).
+pub async fn next_decision_on(c: &Client, domain: &str, list: &str) -> PollForDecisionTaskOutput {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let out = poll_decision(c, domain, TL)
+        let out = poll_decision(c, domain, list)
             .identity("decider")
             .send()
             .await
@@ -450,7 +455,10 @@ pub async fn next_decision(c: &Client, domain: &str) -> PollForDecisionTaskOutpu
         if !out.task_token.is_empty() {
             return out;
         }
-        assert!(Instant::now() < deadline, "no decision task within 20 s");
+        assert!(
+            Instant::now() < deadline,
+            "no decision task on {list} within 20 s"
+        );
     }
 }
 
@@ -529,6 +537,107 @@ pub fn complete_wf(result: &str) -> Decision {
         )
         .build()
         .unwrap()
+}
+
+pub fn cancel_wf(details: &str) -> Decision {
+    Decision::builder()
+        .decision_type(DecisionType::CancelWorkflowExecution)
+        .cancel_workflow_execution_decision_attributes(
+            CancelWorkflowExecutionDecisionAttributes::builder()
+                .details(details)
+                .build(),
+        )
+        .build()
+        .unwrap()
+}
+
+pub fn fail_wf(reason: &str, details: &str) -> Decision {
+    Decision::builder()
+        .decision_type(DecisionType::FailWorkflowExecution)
+        .fail_workflow_execution_decision_attributes(
+            FailWorkflowExecutionDecisionAttributes::builder()
+                .reason(reason)
+                .details(details)
+                .build(),
+        )
+        .build()
+        .unwrap()
+}
+
+/// StartChildWorkflowExecution of `wf@1` as workflow `id`, whose decision tasks go to task
+/// list `id` (so a test polls the child apart from its parent).
+pub fn start_child(id: &str) -> Decision {
+    start_child_with(
+        StartChildWorkflowExecutionDecisionAttributes::builder()
+            .workflow_type(wtype("wf"))
+            .workflow_id(id)
+            .task_list(tl(id))
+            .build()
+            .unwrap(),
+    )
+}
+
+pub fn start_child_with(attrs: StartChildWorkflowExecutionDecisionAttributes) -> Decision {
+    Decision::builder()
+        .decision_type(DecisionType::StartChildWorkflowExecution)
+        .start_child_workflow_execution_decision_attributes(attrs)
+        .build()
+        .unwrap()
+}
+
+/// SignalExternalWorkflowExecution of `signal` to workflow `id` (run `run`, else its open
+/// run), with input `in-{signal}` and control `ctl-{signal}`.
+pub fn signal_external(id: &str, run: Option<&str>, signal: &str) -> Decision {
+    Decision::builder()
+        .decision_type(DecisionType::SignalExternalWorkflowExecution)
+        .signal_external_workflow_execution_decision_attributes(
+            SignalExternalWorkflowExecutionDecisionAttributes::builder()
+                .workflow_id(id)
+                .set_run_id(run.map(str::to_owned))
+                .signal_name(signal)
+                .input(format!("in-{signal}"))
+                .control(format!("ctl-{signal}"))
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap()
+}
+
+/// RequestCancelExternalWorkflowExecution of workflow `id` (run `run`, else its open run),
+/// with control `ctl-cancel`.
+pub fn cancel_external(id: &str, run: Option<&str>) -> Decision {
+    Decision::builder()
+        .decision_type(DecisionType::RequestCancelExternalWorkflowExecution)
+        .request_cancel_external_workflow_execution_decision_attributes(
+            RequestCancelExternalWorkflowExecutionDecisionAttributes::builder()
+                .workflow_id(id)
+                .set_run_id(run.map(str::to_owned))
+                .control("ctl-cancel")
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap()
+}
+
+/// The workflow execution `id` / `run`.
+pub fn execution(id: &str, run: &str) -> WorkflowExecution {
+    WorkflowExecution::builder()
+        .workflow_id(id)
+        .run_id(run)
+        .build()
+        .unwrap()
+}
+
+/// The newest event of `ty` in `events` (panics when there is none).
+pub fn last_of(events: &[HistoryEvent], ty: EventType) -> HistoryEvent {
+    events
+        .iter()
+        .rev()
+        .find(|e| e.event_type == ty)
+        .unwrap_or_else(|| panic!("no {ty:?} event in {events:#?}"))
+        .clone()
 }
 
 /// The execution info of `exec`, from DescribeWorkflowExecution.
