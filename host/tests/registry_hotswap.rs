@@ -448,27 +448,36 @@ async fn a_plugin_dir_symlink_switched_to_another_release_is_followed() {
     assert_eq!(reg.stats().retirements.load(Ordering::Relaxed), 0);
 }
 
-/// A plugin dir that cannot be read (removed, unmounted, permissions) says nothing about
-/// which files it holds: the plugins loaded keep serving, and the dir is read again when it
-/// comes back.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_plugin_dir_that_cannot_be_read_keeps_its_plugins_serving() {
-    let f = Fixture::new("unreadable", "");
+/// A registry serving echo@1 from a plugin dir that was then moved away, once a scan has
+/// found the dir gone; and where the dir went.
+async fn serving_echo_from_a_dir_that_then_vanishes(
+    name: &str,
+) -> (Fixture, Arc<Registry>, PathBuf) {
+    let f = Fixture::new(name, "");
     f.put(&example("echo@1.wasm"), "echo@1.wasm");
     let reg = f.start().await;
     // Moved away in one step, as an unmount does: `remove_dir_all` deletes the files before
     // the dir, and a scan in between (the one the watcher makes as it starts) rightly sees
     // a readable dir without echo@1.wasm, which retires the type.
-    std::fs::rename(&f.dir, f.root.join("elsewhere")).unwrap();
+    let elsewhere = f.root.join("elsewhere");
+    std::fs::rename(&f.dir, &elsewhere).unwrap();
     wait_for("a scan of the vanished dir", LIMIT, || {
         reg.stats().unreadable.load(Ordering::Relaxed) > 0
     })
     .await;
+    (f, reg, elsewhere)
+}
+
+/// A plugin dir that cannot be read (removed, unmounted, permissions) says nothing about
+/// which files it holds: the plugins loaded keep serving, and the dir is read again when it
+/// comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_dir_that_cannot_be_read_keeps_its_plugins_serving() {
+    let (f, reg, elsewhere) = serving_echo_from_a_dir_that_then_vanishes("unreadable").await;
     assert_eq!(reg.served("tl"), vec![ty("echo@1")]);
     assert_eq!(echo_result(&reg, "echo@1", "x").await.as_deref(), Some("x"));
 
     // Back, with one more plugin: the watcher of the dir holding it sees the rename.
-    let elsewhere = f.root.join("elsewhere");
     std::fs::copy(
         example("countdown@1.wasm"),
         elsewhere.join("countdown@1.wasm"),
@@ -488,14 +497,7 @@ async fn a_plugin_dir_that_cannot_be_read_keeps_its_plugins_serving() {
 /// the host watches the new dir, not the one that went away.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_dir_made_again_is_watched_again() {
-    let f = Fixture::new("madeagain", "");
-    f.put(&example("echo@1.wasm"), "echo@1.wasm");
-    let reg = f.start().await;
-    std::fs::rename(&f.dir, f.root.join("gone")).unwrap();
-    wait_for("a scan of the vanished dir", LIMIT, || {
-        reg.stats().unreadable.load(Ordering::Relaxed) > 0
-    })
-    .await;
+    let (f, reg, _) = serving_echo_from_a_dir_that_then_vanishes("madeagain").await;
 
     let next = f.root.join("plugins.next");
     std::fs::create_dir(&next).unwrap();
