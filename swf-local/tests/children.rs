@@ -482,3 +482,45 @@ async fn a_batch_with_an_invalid_child_start_is_refused_before_any_is_applied() 
     decide(c, &dt.task_token, vec![start_child("c")]).await;
     next_decision_on(c, "d", "c").await;
 }
+
+/// SWF allows 1,000 open children per execution: the 1,001st start in one batch records
+/// StartChildWorkflowExecutionFailed (OPEN_CHILDREN_LIMIT_EXCEEDED) and starts nothing.
+#[tokio::test]
+async fn the_1001st_open_child_fails_to_start() {
+    let env = Env::start(300).await;
+    let c = &env.client;
+    setup(c, "d", ["60", "120", "60", "30"]).await;
+    let parent = start_wf(c, "d", "p").await;
+    let dt = next_decision(c, "d").await;
+    let children = (0..1001).map(|i| start_child(&format!("c{i}"))).collect();
+    decide(c, &dt.task_token, children).await;
+
+    let mut events = Vec::new();
+    let mut page = None;
+    loop {
+        let out = history_of(c, "d", &parent)
+            .set_next_page_token(page)
+            .send()
+            .await
+            .unwrap();
+        events.extend(out.events);
+        page = out.next_page_token;
+        if page.is_none() {
+            break;
+        }
+    }
+    let count = |ty: EventType| events.iter().filter(|e| e.event_type == ty).count();
+    assert_eq!(count(EventType::StartChildWorkflowExecutionInitiated), 1000);
+    assert_eq!(count(EventType::ChildWorkflowExecutionStarted), 1000);
+    let failed = last_of(&events, EventType::StartChildWorkflowExecutionFailed)
+        .start_child_workflow_execution_failed_event_attributes
+        .clone()
+        .unwrap();
+    assert_eq!(
+        failed.cause,
+        StartChildWorkflowExecutionFailedCause::OpenChildrenLimitExceeded
+    );
+    assert_eq!(failed.workflow_id, "c1000");
+    assert_eq!(failed.initiated_event_id, 0);
+    assert_eq!(open_children(c, &parent).await, 1000);
+}
