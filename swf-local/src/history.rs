@@ -95,12 +95,19 @@ impl Core {
     }
 
     /// Marks an execution closed (its close event is already recorded): its tasks and
-    /// tokens go away, its parent learns how it closed, its own child policy is applied to
-    /// its open children, and it is dropped after the domain's retention period.
+    /// tokens go away, its parent learns how it closed, and it is dropped after the
+    /// domain's retention period. SWF applies a run's child policy when it is terminated
+    /// or times out (the two close events that carry `childPolicy`); a run its decider
+    /// closes leaves its open children running.
     pub fn close_execution(&mut self, id: u64, status: &'static str) {
-        if let Some(policy) = self.execs.get(&id).map(|e| e.child_policy.clone()) {
-            self.close_applying(id, status, &policy);
-        }
+        let Some(ex) = self.execs.get(&id) else {
+            return;
+        };
+        let policy = match status {
+            "TIMED_OUT" => ex.child_policy.clone(),
+            _ => "ABANDON".to_owned(),
+        };
+        self.close_applying(id, status, &policy);
     }
 
     /// [`Core::close_execution`] with `child_policy` for the open children.
@@ -178,8 +185,9 @@ impl Core {
         record(parent, &mut self.sched, event, attrs);
     }
 
-    /// A parent closed: TERMINATE terminates each open child and REQUEST_CANCEL asks each
-    /// to cancel (both with cause CHILD_POLICY_APPLIED); ABANDON leaves them running.
+    /// A parent was terminated or timed out: TERMINATE terminates each open child and
+    /// REQUEST_CANCEL asks each to cancel (both with cause CHILD_POLICY_APPLIED); ABANDON
+    /// leaves them running.
     fn apply_child_policy(&mut self, children: &BTreeMap<i64, ChildRec>, policy: &str) {
         let applied = json!({"cause": "CHILD_POLICY_APPLIED"});
         for rec in children.values() {

@@ -20,7 +20,8 @@
 //!
 //! Every decision, with SWF's events: child workflows (StartChildWorkflowExecution, the
 //! parent told of the child's start and close, the parent's child policy applied to its
-//! open children when it closes, at most 1,000 open children), signals and cancel requests
+//! open children when it is terminated or times out, at most 1,000 open children), signals
+//! and cancel requests
 //! to other executions of the domain (UNKNOWN_EXTERNAL_WORKFLOW_EXECUTION when there is no
 //! such open execution). There is no Lambda: ScheduleLambdaFunction records
 //! ScheduleLambdaFunctionFailed with cause LAMBDA_SERVICE_NOT_AVAILABLE_IN_REGION.

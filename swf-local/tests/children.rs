@@ -30,7 +30,16 @@ async fn parent_with_child(
     id: &str,
     policy: ChildPolicy,
 ) -> (WorkflowExecution, WorkflowExecution) {
-    let parent = started(start_workflow(c, "d", id).child_policy(policy)).await;
+    started_parent_with_child(c, start_workflow(c, "d", id).child_policy(policy)).await
+}
+
+/// Starts the parent `start` makes and has it start child `{its workflowId}-child`.
+async fn started_parent_with_child(
+    c: &Client,
+    start: aws_sdk_swf::operation::start_workflow_execution::builders::StartWorkflowExecutionFluentBuilder,
+) -> (WorkflowExecution, WorkflowExecution) {
+    let id = start.get_workflow_id().clone().unwrap();
+    let parent = started(start).await;
     let dt = next_decision(c, "d").await;
     decide(c, &dt.task_token, vec![start_child(&format!("{id}-child"))]).await;
     let ev = last_of(
@@ -307,7 +316,8 @@ async fn a_child_of_an_unknown_type_or_a_running_workflow_id_fails_to_start() {
     assert_eq!(open_children(c, &parent).await, 0);
 }
 
-/// The parent's child policy, applied to its open children when it closes.
+/// The parent's child policy, applied to its open children when it is terminated or times
+/// out, and only then.
 #[tokio::test]
 async fn the_child_policy_applies_when_the_parent_closes() {
     let env = Env::start(300).await;
@@ -335,22 +345,26 @@ async fn the_child_policy_applies_when_the_parent_closes() {
         Some(WorkflowExecutionTerminatedCause::ChildPolicyApplied)
     );
 
-    // REQUEST_CANCEL: the parent completes; its child is asked to cancel and gets a decision
-    // task for it.
-    let (parent, child) = parent_with_child(c, "cancel", ChildPolicy::RequestCancel).await;
+    // REQUEST_CANCEL: the parent times out; its child is asked to cancel and gets a
+    // decision task for it.
+    let (parent, child) = started_parent_with_child(
+        c,
+        start_workflow(c, "d", "cancel")
+            .child_policy(ChildPolicy::RequestCancel)
+            .execution_start_to_close_timeout("1"),
+    )
+    .await;
     let child_list = child.workflow_id.clone();
     let first = next_decision_on(c, "d", &child_list).await;
     decide(c, &first.task_token, vec![]).await;
-    let dt = next_decision(c, "d").await;
-    decide(c, &dt.task_token, vec![complete_wf("ok")]).await;
+    let dt = next_decision_on(c, "d", &child_list).await;
     assert_eq!(
         execution_info(c, "d", &parent).await.close_status,
-        Some(CloseStatus::Completed)
+        Some(CloseStatus::TimedOut)
     );
     let info = execution_info(c, "d", &child).await;
     assert_eq!(info.execution_status, ExecutionStatus::Open);
     assert!(info.cancel_requested);
-    let dt = next_decision_on(c, "d", &child_list).await;
     let requested = last_of(&dt.events, EventType::WorkflowExecutionCancelRequested)
         .workflow_execution_cancel_requested_event_attributes
         .unwrap();
@@ -374,6 +388,20 @@ async fn the_child_policy_applies_when_the_parent_closes() {
     assert_eq!(info.execution_status, ExecutionStatus::Open);
     assert!(!info.cancel_requested);
     assert_eq!(info.parent.as_ref(), Some(&parent));
+    assert_eq!(event_types(c, "d", &child).await, before);
+
+    // A parent its decider completes applies no policy, TERMINATE or not: SWF applies it
+    // when a run is terminated or times out.
+    let (parent, child) = parent_with_child(c, "done", ChildPolicy::Terminate).await;
+    let before = event_types(c, "d", &child).await;
+    let dt = next_decision(c, "d").await;
+    decide(c, &dt.task_token, vec![complete_wf("ok")]).await;
+    assert_eq!(
+        execution_info(c, "d", &parent).await.close_status,
+        Some(CloseStatus::Completed)
+    );
+    let info = execution_info(c, "d", &child).await;
+    assert_eq!(info.execution_status, ExecutionStatus::Open);
     assert_eq!(event_types(c, "d", &child).await, before);
 }
 
