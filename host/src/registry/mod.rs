@@ -442,11 +442,7 @@ impl Registry {
     ) -> (Option<Duration>, Vec<(Compiled, String)>) {
         let mut to_cache = Vec::new();
         let mut files = list.files.lock().await;
-        let listed = list
-            .configured
-            .canonicalize()
-            .and_then(|dir| Ok((scan::list_dir(&dir, &list.mapped)?, dir)));
-        let (entries, dir) = match listed {
+        let (dir, entries) = match scan::list_dir(&list.configured, &list.mapped) {
             Ok(listed) => listed,
             Err(error) => {
                 // Not "the dir is empty": what serves keeps serving, and the dir is looked

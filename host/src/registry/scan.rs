@@ -74,14 +74,16 @@ pub(crate) fn mapped_files(config: &Config) -> BTreeMap<String, Vec<ActivityType
     mapped
 }
 
-/// The `.wasm` files of `dir` (canonical), sorted by name. Hidden files are skipped
-/// (editors and `cp` tools write temp files as `.name`). An error means the dir could not be
-/// read at all: that says nothing about which files it holds.
+/// Where `plugin_dir` leads now (canonical: a symlink switched to another release is
+/// followed), and its `.wasm` files, sorted by name. Hidden files are skipped (editors and
+/// `cp` tools write temp files as `.name`). An error means the dir could not be read at
+/// all: that says nothing about which files it holds.
 pub(crate) fn list_dir(
-    dir: &Path,
+    plugin_dir: &Path,
     mapped: &BTreeMap<String, Vec<ActivityType>>,
-) -> std::io::Result<Vec<Entry>> {
-    let read = std::fs::read_dir(dir)?;
+) -> std::io::Result<(PathBuf, Vec<Entry>)> {
+    let dir = plugin_dir.canonicalize()?;
+    let read = std::fs::read_dir(&dir)?;
     let mut entries = Vec::new();
     for item in read.flatten() {
         let Ok(file_name) = item.file_name().into_string() else {
@@ -98,7 +100,7 @@ pub(crate) fn list_dir(
             .unwrap_or(false);
         if is_link {
             match path.canonicalize() {
-                Ok(target) if target.starts_with(dir) => source = target,
+                Ok(target) if target.starts_with(&dir) => source = target,
                 Ok(target) => {
                     problem = Some(format!(
                         "symlink leads outside the plugin dir (to {}); only links inside it are followed",
@@ -153,7 +155,7 @@ pub(crate) fn list_dir(
         });
     }
     entries.sort_by(|a, b| a.file_name.cmp(&b.file_name));
-    Ok(entries)
+    Ok((dir, entries))
 }
 
 pub(crate) enum Verdict {
@@ -203,11 +205,7 @@ pub async fn inspect(config: &Config, runtime: &Arc<Runtime>) -> Result<Vec<File
     let mapped = mapped_files(config);
     let mut reports = Vec::new();
     for tl in &config.task_lists {
-        let listed = tl
-            .plugin_dir
-            .canonicalize()
-            .and_then(|dir| Ok((list_dir(&dir, &mapped)?, dir)));
-        let (entries, dir) = match listed {
+        let (dir, entries) = match list_dir(&tl.plugin_dir, &mapped) {
             Ok(listed) => listed,
             Err(e) => {
                 reports.push(FileReport {
