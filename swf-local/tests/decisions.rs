@@ -28,25 +28,12 @@ async fn a_batch_with_an_invalid_decision_is_refused_before_any_is_applied() {
     let env = Env::start(300).await;
     let c = &env.client;
     setup(c, "d", ["60", "120", "60", "30"]).await;
-    let exec = start_wf(c, "d", "w").await;
-    let dt = next_decision(c, "d").await;
-    let before = event_types(c, "d", &exec).await;
-
-    let err = decision_completed(c, &dt.task_token)
-        .decisions(schedule("ok", "act"))
-        .decisions(start_timer("t1", "NONE"))
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(code(&err), "ValidationException", "{err:?}");
-    assert!(
-        message(&err)
-            .contains("decisions.2.member.startTimerDecisionAttributes.startToFireTimeout"),
-        "{}",
-        message(&err)
-    );
-    assert_eq!(event_types(c, "d", &exec).await, before);
-    assert_eq!(pending_activities(c, "d").await, 0);
+    let (exec, dt, before) = refused_batch(
+        c,
+        start_timer("t1", "NONE"),
+        "startTimerDecisionAttributes.startToFireTimeout",
+    )
+    .await;
 
     // The same token completes the task once the decider fixes its decisions.
     decide(

@@ -439,6 +439,32 @@ pub async fn pending_activities(c: &Client, domain: &str) -> i32 {
 }
 
 /// Polls decision tasks until one arrives (or panics after 20 s).
+/// Starts run `w` in domain `d` and answers its first decision task with a good
+/// ScheduleActivityTask (`ok`) followed by `bad`: SWF refuses the whole batch with a
+/// ValidationException naming `member` of decision 2, and neither records nor schedules
+/// anything. Returns the run, its (still open) decision task and its history before.
+pub async fn refused_batch(
+    c: &Client,
+    bad: Decision,
+    member: &str,
+) -> (WorkflowExecution, PollForDecisionTaskOutput, Vec<String>) {
+    let exec = start_wf(c, "d", "w").await;
+    let dt = next_decision(c, "d").await;
+    let before = event_types(c, "d", &exec).await;
+    let err = decision_completed(c, &dt.task_token)
+        .decisions(schedule("ok", "act"))
+        .decisions(bad)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "ValidationException", "{err:?}");
+    let member = format!("decisions.2.member.{member}");
+    assert!(message(&err).contains(&member), "{}", message(&err));
+    assert_eq!(event_types(c, "d", &exec).await, before);
+    assert_eq!(pending_activities(c, "d").await, 0);
+    (exec, dt, before)
+}
+
 pub async fn next_decision(c: &Client, domain: &str) -> PollForDecisionTaskOutput {
     next_decision_on(c, domain, TL).await
 }
