@@ -314,7 +314,12 @@ fn main() {
         let workers = env_usize("SWF_BENCH_WORKERS", 8);
         let moto_tasks = env_usize("SWF_BENCH_MOTO_TASKS", 300);
 
-        let server = Server::bind("127.0.0.1:0".parse().unwrap(), Options { poll_timeout: Duration::from_secs(2), ..Default::default() })
+        let server = Server::bind("127.0.0.1:0".parse().unwrap(), Options {
+            poll_timeout: Duration::from_secs(2),
+            // Measures swf-local itself, far beyond SWF's default rate quotas.
+            quotas: swf_local::Quotas::new(swf_local::QuotaSet::none()),
+            ..Default::default()
+        })
             .await
             .unwrap();
         let url = server.url();

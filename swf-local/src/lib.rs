@@ -26,8 +26,15 @@
 //! such open execution). There is no Lambda: ScheduleLambdaFunction records
 //! ScheduleLambdaFunctionFailed with cause LAMBDA_SERVICE_NOT_AVAILABLE_IN_REGION.
 //!
-//! What it does not do: run Lambda tasks (see above), resource tags (refused by name), the
-//! API rate quotas (emulate throttling with the `throttle` fault rule below).
+//! SWF's API rate quotas ([`quotas`]): token buckets for PollForActivityTask,
+//! RecordActivityTaskHeartbeat (also per workflow execution), the three activity task
+//! answers and RegisterActivityType, with SWF's default sizes and refill rates. A request
+//! over its quota gets ThrottlingException. `--quotas none` (or [`QuotaSet::none`]) turns
+//! them off, e.g. to measure a worker beyond SWF's default rates; `POST /_quotas` changes
+//! them at run time.
+//!
+//! What it does not do: run Lambda tasks (see above), resource tags (refused by name), rate
+//! quotas for the operations [`QuotaSet::swf`] leaves out (they are never throttled).
 //!
 //! # Layout
 //! - [`server`]: accept loop, fault injection in front, router, `X-Amz-Target` dispatch.
@@ -41,6 +48,7 @@
 //! - [`tasks`]: long polls, heartbeats, activity responses, pending counts.
 //! - [`timers`]: the timer driver (timeouts, user timers, retention, token expiry).
 //! - [`faults`]: fault injection rules.
+//! - [`quotas`]: SWF's API rate quotas (token buckets).
 //! - [`state`]: the [`State`] a server serves, kept across restarts.
 //!
 //! # Control endpoints (for tests that drive a `swasm local-swf` process)
@@ -57,6 +65,11 @@
 //!   the connection without answering), `"hang"` (with `"ms": 5000`: hold the request that
 //!   long, then serve it), `"operation_not_permitted"`, `"unknown_resource"`.
 //!   Example: `curl -XPOST localhost:8700/_faults -d '{"rules":[{"kind":"throttle","count":2}]}'`.
+//! - `GET /_quotas` -> the quotas applied, e.g. `{"operations": {"PollForActivityTask":
+//!   {"bucket": 2000, "refill_per_s": 200.0}, ...}, "heartbeats_per_execution": {"bucket":
+//!   1000, "refill_per_s": 1000.0}}`. `POST /_quotas` with a body of that shape replaces
+//!   them, every bucket full (`{}` = no quotas). `GET /_stats` also has `"throttled":
+//!   {"PollForActivityTask": 3, ...}`: the requests the quotas refused.
 
 pub mod decisions;
 pub mod domains;
@@ -65,6 +78,7 @@ pub mod executions;
 pub mod faults;
 pub mod history;
 pub mod model;
+pub mod quotas;
 pub mod server;
 pub mod state;
 pub mod tasks;
@@ -79,6 +93,7 @@ use anyhow::Context;
 
 pub use error::{Fault, SwfError};
 pub use faults::{FaultKind, FaultRule, Faults};
+pub use quotas::{QuotaSet, Quotas, Rate};
 pub use server::Server;
 pub use state::State;
 
@@ -93,6 +108,9 @@ pub struct Options {
     /// LimitExceededFault. Default [`MAX_POLLERS_PER_TASK_LIST`] (1000, as SWF). Only tests
     /// lower it, to reach the limit with a few polls; `swasm local-swf` has no flag for it.
     pub max_pollers_per_task_list: usize,
+    /// API rate quotas (default: SWF's, [`QuotaSet::swf`]); keep a clone to change them at
+    /// run time. Benchmarks that measure a worker, not SWF's quotas, use [`QuotaSet::none`].
+    pub quotas: Quotas,
 }
 
 /// SWF-LIMITS.md: "Pollers per task list: 1000".
@@ -104,6 +122,7 @@ impl Default for Options {
             poll_timeout: Duration::from_secs(60),
             faults: Faults::default(),
             max_pollers_per_task_list: MAX_POLLERS_PER_TASK_LIST,
+            quotas: Quotas::default(),
         }
     }
 }
@@ -124,6 +143,15 @@ pub struct Args {
     /// (default: none), e.g. '[{"kind":"status503","operation":"PollForActivityTask","count":2}]'.
     #[arg(long)]
     pub faults: Option<String>,
+    /// API rate quotas: "swf" (default: SWF's default quotas, so a worker that calls too
+    /// often is throttled here as on SWF), "none", or a JSON object as `GET /_quotas` shows,
+    /// e.g. '{"operations":{"PollForActivityTask":{"bucket":10,"refill_per_s":2}}}'.
+    #[arg(long, default_value = "swf", value_parser = parse_quotas)]
+    pub quotas: QuotaSet,
+}
+
+fn parse_quotas(arg: &str) -> Result<QuotaSet, String> {
+    QuotaSet::parse(arg)
 }
 
 /// Runs `swasm local-swf`: binds, prints `listening on http://IP:PORT` as the first line of
@@ -140,6 +168,7 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
     let opts = Options {
         poll_timeout: Duration::from_millis(args.poll_timeout_ms),
         faults,
+        quotas: Quotas::new(args.quotas),
         ..Options::default()
     };
     let server = Server::bind(args.listen, opts)
@@ -174,5 +203,37 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn quotas_default_to_swfs_and_a_bad_value_names_the_flag_and_the_fault() {
+        let cli = Cli::try_parse_from(["swf-local"]).unwrap();
+        assert_eq!(cli.args.quotas, QuotaSet::swf());
+        let cli = Cli::try_parse_from(["swf-local", "--quotas", "none"]).unwrap();
+        assert_eq!(cli.args.quotas, QuotaSet::none());
+        let err = Cli::try_parse_from([
+            "swf-local",
+            "--quotas",
+            r#"{"operations":{"Poll":{"bucket":1,"refill_per_s":1}}}"#,
+        ])
+        .err()
+        .expect("an unknown operation is refused")
+        .to_string();
+        assert!(
+            err.contains("--quotas") && err.contains("operations.Poll"),
+            "{err}"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! HTTP: the accept loop (hyper, HTTP/1.1 keep-alive), fault injection in front of
-//! everything, the axum router (`POST /` for SWF, `/_faults`, `/_stats`), `X-Amz-Target`
-//! dispatch and the mapping of errors to SWF's wire shape.
+//! everything, the axum router (`POST /` for SWF, `/_faults`, `/_quotas`, `/_stats`),
+//! the rate quotas, `X-Amz-Target` dispatch and the mapping of errors to SWF's wire shape.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -23,6 +23,7 @@ use crate::error::{Fault, SwfError, SwfResult};
 use crate::executions;
 use crate::faults::{FaultKind, Faults, FaultsRequest};
 use crate::model::{Core, Status};
+use crate::quotas::{QuotaSet, Quotas};
 use crate::state::State;
 use crate::tasks::{self, Outcome};
 use crate::validate;
@@ -40,6 +41,7 @@ pub struct Server {
 struct Ctx {
     state: State,
     faults: Faults,
+    quotas: Quotas,
     poll_timeout: Duration,
     max_pollers: usize,
 }
@@ -92,6 +94,11 @@ impl Server {
         self.opts.faults.clone()
     }
 
+    /// The quota handle; change the quotas while the server runs.
+    pub fn quotas(&self) -> Quotas {
+        self.opts.quotas.clone()
+    }
+
     /// The served state; clone it to hand it to a later server.
     pub fn state(&self) -> State {
         self.state.clone()
@@ -107,6 +114,7 @@ impl Server {
         let ctx = Ctx {
             state: self.state.clone(),
             faults: self.opts.faults.clone(),
+            quotas: self.opts.quotas.clone(),
             poll_timeout: self.opts.poll_timeout,
             max_pollers: self.opts.max_pollers_per_task_list,
         };
@@ -115,6 +123,7 @@ impl Server {
             // a `Body` extractor has none).
             .route("/", post(swf))
             .route("/_faults", get(get_faults).post(post_faults))
+            .route("/_quotas", get(get_quotas).post(post_quotas))
             .route("/_stats", get(stats))
             .route("/_activities", get(activities))
             .with_state(ctx.clone());
@@ -290,6 +299,9 @@ async fn handle(ctx: &Ctx, op: &str, body: &[u8]) -> SwfResult<Value> {
     if NOT_IMPLEMENTED.contains(&op) {
         return Err(not_implemented(op));
     }
+    if !ctx.quotas.take(op) {
+        return Err(throttled(op));
+    }
     let input: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
@@ -307,8 +319,19 @@ async fn handle(ctx: &Ctx, op: &str, body: &[u8]) -> SwfResult<Value> {
             tasks::poll_for_decision_task(&ctx.state, &input, ctx.poll_timeout, ctx.max_pollers)
                 .await
         }
+        "RecordActivityTaskHeartbeat" => {
+            tasks::record_activity_task_heartbeat(&mut ctx.state.lock(), &input, &ctx.quotas)
+        }
         _ => dispatch(&mut ctx.state.lock(), op, &input),
     }
+}
+
+/// SWF's answer to a request over its rate quota.
+fn throttled(op: &str) -> SwfError {
+    SwfError::new(
+        Fault::Throttling,
+        format!("Rate exceeded: {op} is over its quota"),
+    )
 }
 
 /// SWF operations swf-local does not serve (answered with a 400 naming them).
@@ -365,7 +388,6 @@ fn dispatch(core: &mut Core, op: &str, input: &Value) -> SwfResult<Value> {
         "RespondDecisionTaskCompleted" => {
             crate::decisions::respond_decision_task_completed(core, input)
         }
-        "RecordActivityTaskHeartbeat" => tasks::record_activity_task_heartbeat(core, input),
         "RespondActivityTaskCompleted" => {
             tasks::respond_activity_task(core, input, Outcome::Completed)
         }
@@ -403,8 +425,23 @@ async fn post_faults(
     Ok(axum::Json(json!({"rules": ctx.faults.rules()})))
 }
 
+async fn get_quotas(AxState(ctx): AxState<Ctx>) -> axum::Json<QuotaSet> {
+    axum::Json(ctx.quotas.get())
+}
+
+async fn post_quotas(
+    AxState(ctx): AxState<Ctx>,
+    body: Bytes,
+) -> Result<axum::Json<QuotaSet>, (StatusCode, String)> {
+    let bad = |e: String| (StatusCode::BAD_REQUEST, format!("POST /_quotas: {e}"));
+    let set: QuotaSet = serde_json::from_slice(&body).map_err(|e| bad(e.to_string()))?;
+    set.check().map_err(bad)?;
+    ctx.quotas.set(set);
+    Ok(axum::Json(ctx.quotas.get()))
+}
+
 async fn stats(AxState(ctx): AxState<Ctx>) -> axum::Json<Value> {
-    axum::Json(json!({"calls": ctx.state.all_calls()}))
+    axum::Json(json!({"calls": ctx.state.all_calls(), "throttled": ctx.quotas.throttled()}))
 }
 
 /// `GET /_activities?domain=D` (debug): the open activity tasks of D's open executions and

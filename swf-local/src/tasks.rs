@@ -372,8 +372,20 @@ fn activity_by_token(core: &mut Core, input: &Value) -> SwfResult<(u64, i64)> {
     Ok((exec, scheduled))
 }
 
-pub fn record_activity_task_heartbeat(core: &mut Core, input: &Value) -> SwfResult<Value> {
+/// Records a heartbeat; over the execution's heartbeat quota it is throttled instead (and
+/// changes nothing).
+pub fn record_activity_task_heartbeat(
+    core: &mut Core,
+    input: &Value,
+    quotas: &crate::quotas::Quotas,
+) -> SwfResult<Value> {
     let (exec, scheduled) = activity_by_token(core, input)?;
+    if !quotas.take_heartbeat(exec) {
+        return Err(SwfError::new(
+            Fault::Throttling,
+            "Rate exceeded: RecordActivityTaskHeartbeat is over its quota for this workflow execution",
+        ));
+    }
     let a = core
         .execs
         .get_mut(&exec)

@@ -45,6 +45,7 @@ pub struct Env {
     pub addr: SocketAddr,
     pub client: Client,
     pub faults: swf_local::Faults,
+    pub quotas: swf_local::Quotas,
     pub state: State,
     pub poll_timeout: Duration,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -82,10 +83,11 @@ impl Env {
         let server = Server::bind_with_state(addr, opts, state)
             .await
             .expect("bind");
-        let (url, addr, faults, state) = (
+        let (url, addr, faults, quotas, state) = (
             server.url(),
             server.local_addr(),
             server.faults(),
+            server.quotas(),
             server.state(),
         );
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -98,6 +100,7 @@ impl Env {
             addr,
             client,
             faults,
+            quotas,
             state,
             poll_timeout,
             stop: Some(tx),
