@@ -167,13 +167,31 @@ impl LocalSwf {
         .expect("POST /_faults");
     }
 
+    /// `POST /_quotas` with `quotas` (the shape `GET /_quotas` shows): they replace the
+    /// quotas applied, every bucket full.
+    pub async fn set_quotas(&self, quotas: Value) {
+        http::post(&format!("{}/_quotas", self.url), &quotas.to_string())
+            .await
+            .expect("POST /_quotas");
+    }
+
     /// Calls per SWF operation seen so far.
     pub async fn stats(&self) -> BTreeMap<String, u64> {
+        self.counts("calls").await
+    }
+
+    /// Calls per SWF operation that the rate quotas refused (ThrottlingException).
+    pub async fn throttled(&self) -> BTreeMap<String, u64> {
+        self.counts("throttled").await
+    }
+
+    /// One of the counts `GET /_stats` returns, by operation.
+    async fn counts(&self, key: &str) -> BTreeMap<String, u64> {
         let body = http::get(&format!("{}/_stats", self.url))
             .await
             .expect("GET /_stats");
         let v: Value = serde_json::from_str(&body).expect("stats JSON");
-        v["calls"]
+        v[key]
             .as_object()
             .map(|m| {
                 m.iter()

@@ -186,6 +186,50 @@ async fn transient_faults_lose_nothing() {
     .await;
 }
 
+/// SWF's rate quotas, shrunk so a few tasks exceed them: first on polls, then on answers.
+/// Throttled polls back off, throttled answers are retried, and every task completes once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_quotas_slow_the_host_down_but_lose_nothing() {
+    let quota = |op: &str| json!({"operations": {op: {"bucket": 2, "refill_per_s": 4.0}}});
+    let polls = quota("PollForActivityTask").to_string();
+    let scenario = Scenario::start_with(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--poll-timeout-ms",
+            "1000",
+            "--quotas",
+            &polls,
+        ],
+        "quotas",
+        &[("echo@1", None)],
+    )
+    .await;
+    let Scenario { swf, swf_local, .. } = &scenario;
+    let mut tl = TaskListSpec::new("main", &["echo@1.wasm"]);
+    tl.max_concurrent = 8;
+    let host = Host::start(&scenario.host_config(vec![tl]).write(), &[]);
+
+    for (round, op) in ["PollForActivityTask", "RespondActivityTaskCompleted"]
+        .into_iter()
+        .enumerate()
+    {
+        swf_local.set_quotas(quota(op)).await;
+        let acts = echoes(10, &format!("r{round}-"));
+        let wf = format!("w-quotas-{round}");
+        swf.start(&wf, &acts, false).await.unwrap();
+        let closed = swf.wait_closed(&wf, acts.len(), 2 * MINUTE).await;
+        assert_all_echoed(&closed, &acts);
+        assert_no_timeouts(swf, &wf).await;
+        let throttled = swf_local.throttled().await;
+        assert!(
+            throttled.get(op).copied().unwrap_or(0) > 0,
+            "{op} was never throttled: {throttled:?}\n{}",
+            host.logs()
+        );
+    }
+}
+
 /// OperationNotPermittedFault and UnknownResourceFault on poll are logged once per streak,
 /// naming the domain and the task list, and polling resumes when they stop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
