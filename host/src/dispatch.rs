@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use rand::Rng;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -188,7 +187,7 @@ impl Dispatcher {
                         }
                     }
                     self.metrics.respond_retries.inc();
-                    let jittered = delay.mul_f64(rand::rng().random_range(0.5..1.0));
+                    let jittered = crate::swf::jittered(delay);
                     tracing::warn!(error = %e, "response not accepted; retrying in {jittered:?}");
                     tokio::time::sleep(jittered).await;
                     delay = (delay * 2).min(Duration::from_secs(10));

@@ -310,8 +310,9 @@ impl Pump {
                     return Sent::Gone;
                 }
                 Err(e) if e.is_retryable() && !(finishing && attempts >= 3) => {
-                    tracing::debug!(error = %e, "heartbeat failed; retrying in {delay:?}");
-                    let wait = tokio::time::sleep(delay);
+                    let wait = crate::swf::jittered(delay);
+                    tracing::debug!(error = %e, "heartbeat failed; retrying in {wait:?}");
+                    let wait = tokio::time::sleep(wait);
                     if finishing {
                         wait.await;
                     } else {
@@ -448,8 +449,8 @@ pub(crate) mod tests {
         let (pump, _) = start(&fake, 30);
         let hb = pump.handle();
         hb.beat(Some("old".into()));
-        // The first try was throttled at once; the retry comes 100 ms later.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The first try was throttled at once; the retry comes 50-100 ms later.
+        tokio::time::sleep(Duration::from_millis(20)).await;
         hb.beat(Some("new".into()));
         fake.wait_heartbeats(1).await;
         assert_eq!(fake.heartbeat_details(), vec![Some("new".to_string())]);

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use rand::Rng;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
@@ -94,7 +93,7 @@ pub async fn run_poller(dispatcher: Arc<Dispatcher>, list: Arc<TaskList>, tracke
                 if list.error_streak.fetch_add(1, Ordering::Relaxed) == 0 {
                     log_streak_start(&dispatcher.config.swf.domain, &list.name, &e);
                 }
-                let wait = delay.mul_f64(rand::rng().random_range(0.5..1.0));
+                let wait = crate::swf::jittered(delay);
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = shutdown.stopping() => break,

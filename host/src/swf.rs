@@ -48,6 +48,14 @@ pub enum SwfError {
     Other(String),
 }
 
+/// How long to wait before a retry: `delay` (which the caller doubles up to its cap) times a
+/// random factor in [0.5, 1), so callers that failed together (every poller and every task
+/// when SWF throttles the account) do not retry together.
+pub fn jittered(delay: Duration) -> Duration {
+    use rand::Rng;
+    delay.mul_f64(rand::rng().random_range(0.5..1.0))
+}
+
 impl SwfError {
     /// Worth retrying the same call after a pause.
     pub fn is_retryable(&self) -> bool {
@@ -661,6 +669,15 @@ mod tests {
         assert_eq!(duration_str(Some(30)), "30");
         assert_eq!(parse_duration(Some("NONE")), None);
         assert_eq!(parse_duration(Some("45")), Some(45));
+    }
+
+    #[test]
+    fn a_jittered_delay_is_between_half_and_all_of_it() {
+        let d = Duration::from_millis(800);
+        for _ in 0..1000 {
+            let j = jittered(d);
+            assert!(j >= d / 2 && j < d, "{j:?}");
+        }
     }
 
     #[test]
