@@ -15,6 +15,7 @@ use crate::model::{
     Activity, ChildRec, Core, DecisionState, ParentLink, Status, check_activity_timeout,
     check_execution_timeout, get_str, parse_duration, priority_of, req_str, task_list_of,
 };
+use crate::quotas::Quotas;
 use crate::timers::TimerKind;
 
 /// Every decision type, with the member holding its attributes.
@@ -319,7 +320,11 @@ fn parse(i: usize, d: &Value) -> SwfResult<Parsed<'_>> {
     })
 }
 
-pub fn respond_decision_task_completed(core: &mut Core, input: &Value) -> SwfResult<Value> {
+pub fn respond_decision_task_completed(
+    core: &mut Core,
+    input: &Value,
+    quotas: &Quotas,
+) -> SwfResult<Value> {
     let token = req_str(input, "taskToken")?;
     let unknown = || {
         SwfError::unknown(
@@ -382,6 +387,7 @@ pub fn respond_decision_task_completed(core: &mut Core, input: &Value) -> SwfRes
 
     let mut ctx = Ctx {
         core,
+        quotas,
         exec,
         completed,
         needs_decision: unhandled,
@@ -406,6 +412,7 @@ fn copy(from: &Value, to: &mut Value, key: &str) {
 /// A batch of decisions being applied.
 struct Ctx<'c, 'a> {
     core: &'c mut Core,
+    quotas: &'c Quotas,
     exec: u64,
     /// The DecisionTaskCompleted event id the decision's events point back to.
     completed: i64,
@@ -595,6 +602,14 @@ impl<'a> Ctx<'_, 'a> {
             );
             return;
         };
+        if !self.quotas.take_scheduled(&domain, &task_list) {
+            self.failed(
+                "ScheduleActivityTaskFailed",
+                base,
+                "ACTIVITY_CREATION_RATE_EXCEEDED",
+            );
+            return;
+        }
         let mut ev = base.clone();
         let mut secs = [None; 4];
         for (i, t) in timeouts.iter().enumerate() {

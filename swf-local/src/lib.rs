@@ -29,7 +29,8 @@
 //! SWF's API rate quotas ([`quotas`]): token buckets for PollForActivityTask,
 //! RecordActivityTaskHeartbeat (also per workflow execution), the three activity task
 //! answers and RegisterActivityType, with SWF's default sizes and refill rates. A request
-//! over its quota gets ThrottlingException. `--quotas none` (or [`QuotaSet::none`]) turns
+//! over its quota gets ThrottlingException. A ScheduleActivityTask decision beyond 2,000
+//! a second on one task list fails with ACTIVITY_CREATION_RATE_EXCEEDED. `--quotas none` (or [`QuotaSet::none`]) turns
 //! them off, e.g. to measure a worker beyond SWF's default rates; `POST /_quotas` changes
 //! them at run time.
 //!
@@ -67,9 +68,10 @@
 //!   Example: `curl -XPOST localhost:8700/_faults -d '{"rules":[{"kind":"throttle","count":2}]}'`.
 //! - `GET /_quotas` -> the quotas applied, e.g. `{"operations": {"PollForActivityTask":
 //!   {"bucket": 2000, "refill_per_s": 200.0}, ...}, "heartbeats_per_execution": {"bucket":
-//!   1000, "refill_per_s": 1000.0}}`. `POST /_quotas` with a body of that shape replaces
-//!   them, every bucket full (`{}` = no quotas). `GET /_stats` also has `"throttled":
-//!   {"PollForActivityTask": 3, ...}`: the requests the quotas refused.
+//!   1000, "refill_per_s": 1000.0}, "activities_scheduled_per_task_list": {...}}`.
+//!   `POST /_quotas` with a body of that shape replaces them, every bucket full (`{}` = no
+//!   quotas). `GET /_stats` also has `"throttled": {"PollForActivityTask": 3, ...}`: the
+//!   requests (and ScheduleActivityTask decisions) the quotas refused.
 
 pub mod decisions;
 pub mod domains;

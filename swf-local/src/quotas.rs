@@ -4,6 +4,10 @@
 //! is answered `ThrottlingException` ("Rate exceeded"), as SWF answers it, and changes
 //! nothing.
 //!
+//! Also SWF's limit of 2,000 activity tasks scheduled per second on one task list (SWF
+//! developer guide, "Quotas on task executions"): a ScheduleActivityTask decision over it
+//! records ScheduleActivityTaskFailed with cause ACTIVITY_CREATION_RATE_EXCEEDED.
+//!
 //! A bucket starts full, every request takes one token, and tokens come back at the refill
 //! rate up to the bucket size: a client may burst up to the bucket size, then keep to the
 //! refill rate. Operations without a quota here are never throttled.
@@ -54,6 +58,9 @@ pub struct QuotaSet {
     /// operation quota.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeats_per_execution: Option<Rate>,
+    /// ScheduleActivityTask decisions per (domain, task list).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activities_scheduled_per_task_list: Option<Rate>,
 }
 
 impl QuotaSet {
@@ -70,6 +77,7 @@ impl QuotaSet {
                 op("RegisterActivityType", 200, 60.0),
             ]),
             heartbeats_per_execution: Some(Rate::new(1000, 1000.0)),
+            activities_scheduled_per_task_list: Some(Rate::new(2000, 2000.0)),
         }
     }
 
@@ -104,7 +112,16 @@ impl QuotaSet {
         if let Some(rate) = &self.heartbeats_per_execution {
             rate.check("heartbeats_per_execution")?;
         }
+        if let Some(rate) = &self.activities_scheduled_per_task_list {
+            rate.check("activities_scheduled_per_task_list")?;
+        }
         Ok(())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.operations.is_empty()
+            && self.heartbeats_per_execution.is_none()
+            && self.activities_scheduled_per_task_list.is_none()
     }
 }
 
@@ -161,16 +178,47 @@ pub struct Quotas {
 struct Inner {
     set: QuotaSet,
     operations: HashMap<String, Bucket>,
-    /// Execution id -> its heartbeat bucket, forgotten once full again.
-    executions: HashMap<u64, Bucket>,
+    /// Execution id -> its heartbeat bucket.
+    executions: Keyed<u64>,
+    /// (domain, task list) -> its bucket of activity tasks to schedule.
+    task_lists: Keyed<(String, String)>,
     /// Requests throttled so far, by operation (`GET /_stats`).
     throttled: BTreeMap<String, u64>,
-    /// When `executions` grows to this size, the full buckets are forgotten. It then
-    /// doubles what is left (at least [`PRUNE_AT`]), so pruning stays amortised O(1).
+}
+
+/// Buckets by key (an execution, a task list), each forgotten once full again: a full
+/// bucket and no bucket behave the same.
+#[derive(Debug)]
+struct Keyed<K> {
+    buckets: HashMap<K, Bucket>,
+    /// When `buckets` grows to this size, the full ones are forgotten. It then doubles
+    /// what is left (at least [`PRUNE_AT`]), so pruning stays amortised O(1).
     prune_at: usize,
 }
 
-/// How many per-execution buckets are kept before the full ones are forgotten.
+impl<K> Default for Keyed<K> {
+    fn default() -> Self {
+        Keyed {
+            buckets: HashMap::new(),
+            prune_at: PRUNE_AT,
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq> Keyed<K> {
+    fn take(&mut self, key: K, rate: Rate, now: Instant) -> bool {
+        if self.buckets.len() >= self.prune_at {
+            self.buckets.retain(|_, b| !b.is_full(rate, now));
+            self.prune_at = (2 * self.buckets.len()).max(PRUNE_AT);
+        }
+        self.buckets
+            .entry(key)
+            .or_insert_with(|| Bucket::full(rate, now))
+            .take(rate, now)
+    }
+}
+
+/// How many keyed buckets are kept before the full ones are forgotten.
 const PRUNE_AT: usize = 1024;
 
 impl Default for Quotas {
@@ -193,14 +241,10 @@ impl Quotas {
     /// Applies `set` from now on, every bucket full (the throttle counts are kept).
     pub fn set(&self, set: QuotaSet) {
         let mut inner = self.inner.lock().unwrap();
-        self.any.store(
-            !set.operations.is_empty() || set.heartbeats_per_execution.is_some(),
-            Ordering::Relaxed,
-        );
+        self.any.store(!set.is_empty(), Ordering::Relaxed);
         let throttled = std::mem::take(&mut inner.throttled);
         *inner = Inner {
             set,
-            prune_at: PRUNE_AT,
             throttled,
             ..Inner::default()
         };
@@ -249,17 +293,32 @@ impl Quotas {
         let Some(rate) = inner.set.heartbeats_per_execution else {
             return true;
         };
-        if inner.executions.len() >= inner.prune_at {
-            inner.executions.retain(|_, b| !b.is_full(rate, now));
-            inner.prune_at = (2 * inner.executions.len()).max(PRUNE_AT);
-        }
-        let taken = inner
-            .executions
-            .entry(exec)
-            .or_insert_with(|| Bucket::full(rate, now))
-            .take(rate, now);
+        let taken = inner.executions.take(exec, rate, now);
         if !taken {
             inner.count_throttled("RecordActivityTaskHeartbeat");
+        }
+        taken
+    }
+
+    /// Takes a token for one activity task scheduled on `task_list` of `domain`; false =
+    /// fail the ScheduleActivityTask decision (counted in `throttled` as
+    /// "ScheduleActivityTask").
+    pub fn take_scheduled(&self, domain: &str, task_list: &str) -> bool {
+        self.take_scheduled_at(domain, task_list, Instant::now())
+    }
+
+    fn take_scheduled_at(&self, domain: &str, task_list: &str, now: Instant) -> bool {
+        if !self.any.load(Ordering::Relaxed) {
+            return true;
+        }
+        let mut inner = self.inner.lock().unwrap();
+        let Some(rate) = inner.set.activities_scheduled_per_task_list else {
+            return true;
+        };
+        let key = (domain.to_owned(), task_list.to_owned());
+        let taken = inner.task_lists.take(key, rate, now);
+        if !taken {
+            inner.count_throttled("ScheduleActivityTask");
         }
         taken
     }
@@ -330,8 +389,8 @@ mod tests {
     #[test]
     fn heartbeat_buckets_are_per_execution_and_full_ones_are_forgotten() {
         let q = Quotas::new(QuotaSet {
-            operations: BTreeMap::new(),
             heartbeats_per_execution: Some(Rate::new(2, 1000.0)),
+            ..QuotaSet::none()
         });
         let t0 = Instant::now();
         assert!(q.take_heartbeat_at(1, t0) && q.take_heartbeat_at(1, t0));
@@ -340,12 +399,32 @@ mod tests {
         for exec in 3..PRUNE_AT as u64 {
             q.take_heartbeat_at(exec, t0);
         }
-        assert_eq!(q.inner.lock().unwrap().executions.len(), PRUNE_AT - 1);
+        assert_eq!(
+            q.inner.lock().unwrap().executions.buckets.len(),
+            PRUNE_AT - 1
+        );
         // One second later every bucket is full again: the next new one prunes them all.
         assert!(q.take_heartbeat_at(PRUNE_AT as u64, t0));
         assert!(q.take_heartbeat_at(1, t0 + Duration::from_secs(1)));
-        let kept = q.inner.lock().unwrap().executions.len();
+        let kept = q.inner.lock().unwrap().executions.buckets.len();
         assert!(kept <= 2, "{kept} buckets kept");
+    }
+
+    #[test]
+    fn scheduling_has_a_bucket_per_domain_and_task_list() {
+        let q = Quotas::new(QuotaSet {
+            activities_scheduled_per_task_list: Some(Rate::new(2, 0.0)),
+            ..QuotaSet::none()
+        });
+        let t0 = Instant::now();
+        assert!(q.take_scheduled_at("d", "a", t0) && q.take_scheduled_at("d", "a", t0));
+        assert!(!q.take_scheduled_at("d", "a", t0));
+        assert!(q.take_scheduled_at("d", "b", t0), "another task list");
+        assert!(
+            q.take_scheduled_at("e", "a", t0),
+            "the same name in another domain"
+        );
+        assert_eq!(q.throttled()["ScheduleActivityTask"], 1);
     }
 
     #[test]

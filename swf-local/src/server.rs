@@ -319,6 +319,11 @@ async fn handle(ctx: &Ctx, op: &str, body: &[u8]) -> SwfResult<Value> {
             tasks::poll_for_decision_task(&ctx.state, &input, ctx.poll_timeout, ctx.max_pollers)
                 .await
         }
+        "RespondDecisionTaskCompleted" => crate::decisions::respond_decision_task_completed(
+            &mut ctx.state.lock(),
+            &input,
+            &ctx.quotas,
+        ),
         "RecordActivityTaskHeartbeat" => {
             tasks::record_activity_task_heartbeat(&mut ctx.state.lock(), &input, &ctx.quotas)
         }
@@ -385,9 +390,6 @@ fn dispatch(core: &mut Core, op: &str, input: &Value) -> SwfResult<Value> {
             executions::request_cancel_workflow_execution(core, input)
         }
         "TerminateWorkflowExecution" => executions::terminate_workflow_execution(core, input),
-        "RespondDecisionTaskCompleted" => {
-            crate::decisions::respond_decision_task_completed(core, input)
-        }
         "RespondActivityTaskCompleted" => {
             tasks::respond_activity_task(core, input, Outcome::Completed)
         }

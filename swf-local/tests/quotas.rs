@@ -12,7 +12,7 @@ use swf_local::{QuotaSet, Rate};
 fn only(op: &str, rate: Rate) -> QuotaSet {
     QuotaSet {
         operations: BTreeMap::from([(op.to_owned(), rate)]),
-        heartbeats_per_execution: None,
+        ..QuotaSet::none()
     }
 }
 
@@ -120,8 +120,8 @@ async fn heartbeats_have_a_quota_per_execution() {
     let c = &env.client;
     setup(c, "d", ["60", "120", "60", "30"]).await;
     env.quotas.set(QuotaSet {
-        operations: BTreeMap::new(),
         heartbeats_per_execution: Some(Rate::new(2, 0.0)),
+        ..QuotaSet::none()
     });
     let (_, a) = started_activity(c, "w1", "a1").await;
     let (_, b) = started_activity(c, "w2", "a2").await;
@@ -176,4 +176,71 @@ async fn post_quotas_refuses_what_is_not_a_quota_and_keeps_the_old_ones() {
         assert!(msg.to_string().contains(names), "{body}: {msg}");
     }
     assert_eq!(env.quotas.get(), before);
+}
+
+/// SWF schedules at most 2,000 activity tasks a second on one task list; a
+/// ScheduleActivityTask decision over that fails with ACTIVITY_CREATION_RATE_EXCEEDED, and
+/// the decider gets a decision task to see it. Other task lists have their own rate.
+#[tokio::test]
+async fn scheduling_over_a_task_lists_rate_fails_the_decision() {
+    use aws_sdk_swf::types::{EventType, ScheduleActivityTaskFailedCause};
+    let env = Env::start(300).await;
+    let c = &env.client;
+    setup(c, "d", ["60", "120", "60", "30"]).await;
+    assert_eq!(
+        env.quotas.get().activities_scheduled_per_task_list,
+        Some(Rate::new(2000, 2000.0)),
+        "SWF's rate by default"
+    );
+    env.quotas.set(QuotaSet {
+        activities_scheduled_per_task_list: Some(Rate::new(2, 0.0)),
+        ..QuotaSet::none()
+    });
+    let on_other_list = schedule_with(
+        aws_sdk_swf::types::ScheduleActivityTaskDecisionAttributes::builder()
+            .activity_type(atype("act"))
+            .activity_id("other")
+            .task_list(tl("other-list"))
+            .build()
+            .unwrap(),
+    );
+    let exec = start_and_decide(
+        c,
+        "d",
+        "w",
+        vec![
+            schedule("a1", "act"),
+            schedule("a2", "act"),
+            schedule("a3", "act"),
+            on_other_list,
+        ],
+    )
+    .await;
+    let h = history(c, "d", &exec).await;
+    let scheduled: Vec<_> = h
+        .iter()
+        .filter_map(|e| e.activity_task_scheduled_event_attributes.as_ref())
+        .map(|a| a.activity_id.as_str())
+        .collect();
+    assert_eq!(scheduled, ["a1", "a2", "other"]);
+    let failed: Vec<_> = h
+        .iter()
+        .filter_map(|e| e.schedule_activity_task_failed_event_attributes.as_ref())
+        .map(|a| (a.activity_id.as_str(), a.cause.clone()))
+        .collect();
+    assert_eq!(
+        failed,
+        [(
+            "a3",
+            ScheduleActivityTaskFailedCause::ActivityCreationRateExceeded
+        )]
+    );
+    assert_eq!(pending_activities(c, "d").await, 2);
+    // The failure asks the decider to decide again.
+    let dt = next_decision(c, "d").await;
+    assert!(
+        dt.events
+            .iter()
+            .any(|e| e.event_type == EventType::ScheduleActivityTaskFailed)
+    );
 }
