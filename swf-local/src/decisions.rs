@@ -905,6 +905,14 @@ impl<'a> Ctx<'_, 'a> {
             );
             return;
         }
+        if !self.core.may_open_execution(&params.domain) {
+            self.failed(
+                "StartChildWorkflowExecutionFailed",
+                failed,
+                "OPEN_WORKFLOWS_LIMIT_EXCEEDED",
+            );
+            return;
+        }
         let initiated = params
             .parent
             .as_ref()

@@ -8,8 +8,8 @@ use serde_json::{Map, Value, json};
 use crate::error::{Fault, SwfError, SwfResult};
 use crate::history::list_page;
 use crate::model::{
-    Core, Domain, Status, TypeRec, check_activity_timeout, check_execution_timeout, get_str,
-    now_ts, parse_duration, req_str,
+    Core, Domain, MAX_DOMAINS, Status, TypeRec, check_activity_timeout, check_execution_timeout,
+    get_str, now_ts, parse_duration, req_str,
 };
 
 /// RegisterDomain: "The maximum workflow execution retention period is 90 days."
@@ -23,6 +23,14 @@ pub fn register_domain(core: &mut Core, input: &Value) -> SwfResult<Value> {
     let name = req_str(input, "name")?;
     if core.domains.contains_key(name) {
         return Err(SwfError::new(Fault::DomainAlreadyExists, name.to_owned()));
+    }
+    if core.domains.len() >= MAX_DOMAINS {
+        return Err(SwfError::new(
+            Fault::LimitExceeded,
+            format!(
+                "There are already {MAX_DOMAINS} domains (registered or deprecated), SWF's maximum"
+            ),
+        ));
     }
     let retention = req_str(input, "workflowExecutionRetentionPeriodInDays")?;
     if parse_duration(retention, "workflowExecutionRetentionPeriodInDays")?
@@ -41,6 +49,7 @@ pub fn register_domain(core: &mut Core, input: &Value) -> SwfResult<Value> {
             name: name.to_owned(),
             description: get_str(input, "description").map(str::to_owned),
             status: Status::Registered,
+            open_executions: 0,
             retention: retention.to_owned(),
             activity_types: HashMap::new(),
             workflow_types: HashMap::new(),

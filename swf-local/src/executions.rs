@@ -223,6 +223,7 @@ pub fn start(core: &mut Core, p: StartParams) -> u64 {
         latest_activity_ts: None,
         parent: p.parent.clone(),
         children: BTreeMap::new(),
+        event_limit_hits: core.event_limit_hits.clone(),
     };
     let mut attrs = p.event_attrs();
     attrs["parentInitiatedEventId"] = json!(0);
@@ -247,6 +248,9 @@ pub fn start(core: &mut Core, p: StartParams) -> u64 {
             Instant::now() + Duration::from_secs(secs),
             TimerKind::WorkflowStartToClose { exec: id },
         );
+    }
+    if let Some(d) = core.domains.get_mut(&p.domain) {
+        d.open_executions += 1;
     }
     core.open_by_workflow_id
         .insert((p.domain.clone(), p.workflow_id.clone()), id);
@@ -273,6 +277,15 @@ pub fn start_workflow_execution(core: &mut Core, input: &Value) -> SwfResult<Val
             Fault::WorkflowExecutionAlreadyStarted,
             format!(
                 "An open execution with workflowId {workflow_id} already exists in domain {domain}"
+            ),
+        ));
+    }
+    if !core.may_open_execution(domain) {
+        return Err(SwfError::new(
+            Fault::LimitExceeded,
+            format!(
+                "Domain {domain} already has {} open workflow executions, SWF's maximum",
+                core.open_executions_limit
             ),
         ));
     }

@@ -81,6 +81,30 @@ fn child_closed_event(status: &str) -> Option<(&'static str, &'static [&'static 
 }
 
 impl Core {
+    /// Terminates the runs whose history reached [`crate::model::MAX_HISTORY_EVENTS`]
+    /// (cause EVENT_LIMIT_EXCEEDED, their own child policy applied). Called whenever the
+    /// state is locked, so no caller sees such a run still open.
+    pub fn enforce_event_limit(&mut self) {
+        loop {
+            let hits = std::mem::take(&mut *self.event_limit_hits.lock().unwrap());
+            if hits.is_empty() {
+                return;
+            }
+            // Terminating one run records events in its parent and children, which may
+            // take one of them to the limit in turn: hence the loop.
+            for id in hits {
+                self.terminate(id, None, json!({"cause": "EVENT_LIMIT_EXCEEDED"}));
+            }
+        }
+    }
+
+    /// Whether `domain` may open one more execution.
+    pub fn may_open_execution(&self, domain: &str) -> bool {
+        self.domains
+            .get(domain)
+            .is_none_or(|d| d.open_executions < self.open_executions_limit)
+    }
+
     /// Records WorkflowExecutionTerminated with `attrs` (cause, reason, details) and closes
     /// the run. `child_policy` (the run's own when `None`) goes into the event and is
     /// applied to the run's open children.
@@ -137,6 +161,9 @@ impl Core {
         let key = (ex.domain.clone(), ex.workflow_id.clone());
         if self.open_by_workflow_id.get(&key) == Some(&id) {
             self.open_by_workflow_id.remove(&key);
+        }
+        if let Some(d) = self.domains.get_mut(&key.0) {
+            d.open_executions = d.open_executions.saturating_sub(1);
         }
         let retention = self
             .domains

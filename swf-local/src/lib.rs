@@ -16,7 +16,9 @@
 //! a ValidationException), at most 10,000 types of each kind per domain and a retention of at
 //! most 90 days (LimitExceededFault), executions and activity task timeouts of at most one
 //! year, 1,000 open activity tasks per execution, 1,000 pollers per task list
-//! (LimitExceededFault).
+//! (LimitExceededFault), 100 domains and 100,000 open executions per domain
+//! (LimitExceededFault; a child start over it fails with OPEN_WORKFLOWS_LIMIT_EXCEEDED), and
+//! 25,000 events per history (the run is terminated, cause EVENT_LIMIT_EXCEEDED).
 //!
 //! Every decision, with SWF's events: child workflows (StartChildWorkflowExecution, the
 //! parent told of the child's start and close, the parent's child policy applied to its

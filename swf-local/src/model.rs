@@ -134,6 +134,8 @@ impl TypeRec {
 #[derive(Debug)]
 pub struct Domain {
     pub name: String,
+    /// Open executions (children included), for [`Core::open_executions_limit`].
+    pub open_executions: usize,
     pub description: Option<String>,
     pub status: Status,
     /// `workflowExecutionRetentionPeriodInDays` as given ("0".."90" or "NONE").
@@ -238,7 +240,24 @@ pub struct Execution {
     /// Open children by their StartChildWorkflowExecutionInitiated event id: the parent's
     /// child policy applies to them when it closes.
     pub children: BTreeMap<i64, ChildRec>,
+    /// Where this run reports that its history reached [`MAX_HISTORY_EVENTS`] (shared with
+    /// [`Core::event_limit_hits`]), so the run is terminated wherever the event came from.
+    pub event_limit_hits: EventLimitHits,
 }
+
+/// SWF's hard limit on one run's history (SWF developer guide, "Quotas on workflow
+/// executions": 25,000 events). A run whose history reaches it is terminated with cause
+/// EVENT_LIMIT_EXCEEDED.
+pub const MAX_HISTORY_EVENTS: usize = 25_000;
+
+/// Runs whose history reached [`MAX_HISTORY_EVENTS`] and that are not terminated yet.
+pub type EventLimitHits = Arc<std::sync::Mutex<Vec<u64>>>;
+
+/// SWF's quota of registered domains (registered and deprecated) per account.
+pub const MAX_DOMAINS: usize = 100;
+
+/// SWF's quota of open workflow executions per domain, children included.
+pub const MAX_OPEN_EXECUTIONS_PER_DOMAIN: usize = 100_000;
 
 impl Execution {
     /// Appends an event and returns its id.
@@ -257,6 +276,9 @@ impl Execution {
         ev.insert("eventTimestamp".into(), json!(now_ts()));
         ev.insert(key, attrs);
         self.events.push(Value::Object(ev));
+        if self.events.len() == MAX_HISTORY_EVENTS && self.is_open() {
+            self.event_limit_hits.lock().unwrap().push(self.id);
+        }
         id
     }
 
@@ -478,6 +500,11 @@ pub struct Core {
     /// The last activity tasks that closed, with their last heartbeat details, newest last
     /// (bounded; read by the `GET /_activities` debug route).
     pub recent_activities: VecDeque<Value>,
+    /// Runs to terminate for the size of their history (see [`Core::enforce_event_limit`]).
+    pub event_limit_hits: EventLimitHits,
+    /// Open executions a domain may have ([`MAX_OPEN_EXECUTIONS_PER_DOMAIN`]; tests lower
+    /// it to reach it with a few).
+    pub open_executions_limit: usize,
 }
 
 /// How many closed activity tasks `GET /_activities` remembers.
@@ -510,6 +537,8 @@ impl Core {
             by_run: HashMap::new(),
             next_exec: 1,
             recent_activities: VecDeque::new(),
+            event_limit_hits: EventLimitHits::default(),
+            open_executions_limit: MAX_OPEN_EXECUTIONS_PER_DOMAIN,
             sched: Sched {
                 activity_queues: HashMap::new(),
                 decision_queues: HashMap::new(),

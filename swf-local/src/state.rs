@@ -38,6 +38,14 @@ impl std::fmt::Debug for State {
     }
 }
 
+impl Shared {
+    pub(crate) fn lock_core(&self) -> std::sync::MutexGuard<'_, Core> {
+        let mut core = self.core.lock().unwrap_or_else(|e| e.into_inner());
+        core.enforce_event_limit();
+        core
+    }
+}
+
 impl State {
     pub fn new() -> State {
         let timer_wake = Arc::new(Notify::new());
@@ -59,8 +67,9 @@ impl State {
         });
     }
 
+    /// The state, with every run whose history reached SWF's limit terminated first.
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Core> {
-        self.shared.core.lock().unwrap_or_else(|e| e.into_inner())
+        self.shared.lock_core()
     }
 
     /// How many long polls are held now on task list `task_list` of `domain`, as
@@ -101,6 +110,12 @@ impl State {
                 calls.insert(operation.to_owned(), 1);
             }
         }
+    }
+
+    /// How many open executions a domain may have (SWF: 100,000); tests lower it to reach
+    /// the limit with a few.
+    pub fn set_open_executions_limit(&self, limit: usize) {
+        self.lock().open_executions_limit = limit;
     }
 
     /// Lifetime of `nextPageToken`s (SWF: 60 s); tests shorten it to see expiry.

@@ -63,7 +63,7 @@ pub(crate) async fn drive(shared: Weak<Shared>) {
         tokio::pin!(notified);
         notified.as_mut().enable();
         let next = {
-            let mut core = s.core.lock().unwrap_or_else(|e| e.into_inner());
+            let mut core = s.lock_core();
             fire_due(&mut core, Instant::now());
             core.sched.timers.keys().next().map(|k| k.0)
         };

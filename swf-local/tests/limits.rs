@@ -1,5 +1,6 @@
 //! SWF's limits: the values SWF refuses (run time over one year, retention over 90 days,
-//! request size) and the quotas it counts (types per domain, pollers per task list).
+//! request size) and the quotas it counts (types per domain, pollers per task list,
+//! domains, open executions per domain, events per history).
 
 mod common;
 
@@ -437,4 +438,142 @@ async fn activity_task_timeouts_are_at_most_one_year() {
             ("unlimited".to_owned(), all("NONE")),
         ]
     );
+}
+
+/// SWF's hard limit of 25,000 events per history: the run is terminated with cause
+/// EVENT_LIMIT_EXCEEDED, and what its decider or anyone else sends it afterwards finds it
+/// closed.
+#[tokio::test]
+async fn a_history_that_reaches_25000_events_terminates_its_run() {
+    let env = Env::start(300).await;
+    let c = &env.client;
+    setup(c, "d", ["60", "120", "60", "30"]).await;
+    let exec = start_wf(c, "d", "w").await;
+    let markers: Vec<Decision> = (0..1000)
+        .map(|_| {
+            Decision::builder()
+                .decision_type(DecisionType::RecordMarker)
+                .record_marker_decision_attributes(
+                    RecordMarkerDecisionAttributes::builder()
+                        .marker_name("m")
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap()
+        })
+        .collect();
+    // Each round: a decision task recording 1,000 markers, then a signal for the next one.
+    let mut rounds = 0;
+    let refused = loop {
+        rounds += 1;
+        assert!(rounds <= 30, "still open after {rounds} rounds");
+        let dt = next_decision(c, "d").await;
+        if let Err(e) = decision_completed(c, &dt.task_token)
+            .set_decisions(Some(markers.clone()))
+            .send()
+            .await
+        {
+            break e.into_service_error().is_unknown_resource_fault();
+        }
+        if let Err(e) = signal(c, "d", "w", "more").send().await {
+            break e.into_service_error().is_unknown_resource_fault();
+        }
+    };
+    assert!(refused, "the closed run refuses with UnknownResourceFault");
+    assert_eq!(
+        rounds, 25,
+        "2 + 24 x 1,004 events, then the 25th round crosses 25,000"
+    );
+
+    let last = history_of(c, "d", &exec)
+        .reverse_order(true)
+        .maximum_page_size(1)
+        .send()
+        .await
+        .unwrap()
+        .events
+        .remove(0);
+    assert_eq!(last.event_type, EventType::WorkflowExecutionTerminated);
+    let attrs = last.workflow_execution_terminated_event_attributes.unwrap();
+    assert_eq!(
+        attrs.cause,
+        Some(WorkflowExecutionTerminatedCause::EventLimitExceeded)
+    );
+    assert!(last.event_id > 25_000, "{}", last.event_id);
+    let info = execution_info(c, "d", &exec).await;
+    assert_eq!(info.close_status, Some(CloseStatus::Terminated));
+}
+
+/// SWF's quota of 100 domains per account, deprecated ones included.
+#[tokio::test]
+async fn at_most_100_domains() {
+    let env = Env::start(300).await;
+    let c = &env.client;
+    for i in 0..100 {
+        register_domain(c, &format!("d{i}"), "1")
+            .send()
+            .await
+            .unwrap();
+    }
+    c.deprecate_domain().name("d0").send().await.unwrap();
+    let err = register_domain(c, "one-more", "1")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_limit_exceeded_fault(), "{err:?}");
+    let err = c
+        .describe_domain()
+        .name("one-more")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_unknown_resource_fault(), "{err:?}");
+}
+
+/// SWF's quota of open executions per domain (100,000, lowered here): one more start is a
+/// LimitExceededFault, one more child fails with OPEN_WORKFLOWS_LIMIT_EXCEEDED, and a run
+/// that closes makes room.
+#[tokio::test]
+async fn open_executions_per_domain_are_limited() {
+    let env = Env::start(300).await;
+    let c = &env.client;
+    setup(c, "d", ["60", "120", "60", "30"]).await;
+    env.state.set_open_executions_limit(2);
+    let parent = start_wf(c, "d", "w1").await;
+    start_wf(c, "d", "w2").await;
+    let err = start_workflow(c, "d", "w3")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_limit_exceeded_fault(), "{err:?}");
+
+    let dt = next_decision(c, "d").await;
+    assert_eq!(dt.workflow_execution.as_ref().unwrap().workflow_id, "w1");
+    decide(c, &dt.task_token, vec![start_child("child")]).await;
+    let failed = wait_event(
+        c,
+        "d",
+        &parent,
+        EventType::StartChildWorkflowExecutionFailed,
+    )
+    .await;
+    assert_eq!(
+        failed
+            .start_child_workflow_execution_failed_event_attributes
+            .unwrap()
+            .cause,
+        StartChildWorkflowExecutionFailedCause::OpenWorkflowsLimitExceeded
+    );
+
+    c.terminate_workflow_execution()
+        .domain("d")
+        .workflow_id("w2")
+        .send()
+        .await
+        .unwrap();
+    start_wf(c, "d", "w3").await;
 }
