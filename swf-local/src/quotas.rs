@@ -261,23 +261,15 @@ impl Quotas {
 
     /// Takes a token for one request of `operation`; false = throttle it.
     pub fn take(&self, operation: &str) -> bool {
-        if !self.any.load(Ordering::Relaxed) {
-            return true;
-        }
-        let mut inner = self.inner.lock().unwrap();
-        let Some(&rate) = inner.set.operations.get(operation) else {
-            return true;
-        };
         let now = Instant::now();
-        let taken = inner
-            .operations
-            .entry(operation.to_owned())
-            .or_insert_with(|| Bucket::full(rate, now))
-            .take(rate, now);
-        if !taken {
-            inner.count_throttled(operation);
-        }
-        taken
+        self.take_from(operation, |inner| {
+            let rate = *inner.set.operations.get(operation)?;
+            let bucket = inner
+                .operations
+                .entry(operation.to_owned())
+                .or_insert_with(|| Bucket::full(rate, now));
+            Some(bucket.take(rate, now))
+        })
     }
 
     /// Takes a token from the heartbeat bucket of execution `exec`; false = throttle it.
@@ -286,18 +278,10 @@ impl Quotas {
     }
 
     fn take_heartbeat_at(&self, exec: u64, now: Instant) -> bool {
-        if !self.any.load(Ordering::Relaxed) {
-            return true;
-        }
-        let mut inner = self.inner.lock().unwrap();
-        let Some(rate) = inner.set.heartbeats_per_execution else {
-            return true;
-        };
-        let taken = inner.executions.take(exec, rate, now);
-        if !taken {
-            inner.count_throttled("RecordActivityTaskHeartbeat");
-        }
-        taken
+        self.take_from("RecordActivityTaskHeartbeat", |inner| {
+            let rate = inner.set.heartbeats_per_execution?;
+            Some(inner.executions.take(exec, rate, now))
+        })
     }
 
     /// Takes a token for one activity task scheduled on `task_list` of `domain`; false =
@@ -308,17 +292,23 @@ impl Quotas {
     }
 
     fn take_scheduled_at(&self, domain: &str, task_list: &str, now: Instant) -> bool {
+        self.take_from("ScheduleActivityTask", |inner| {
+            let rate = inner.set.activities_scheduled_per_task_list?;
+            let key = (domain.to_owned(), task_list.to_owned());
+            Some(inner.task_lists.take(key, rate, now))
+        })
+    }
+
+    /// Runs `take` (None: no quota applies) unless no quota is set at all, and counts a
+    /// refusal under `counted_as`.
+    fn take_from(&self, counted_as: &str, take: impl FnOnce(&mut Inner) -> Option<bool>) -> bool {
         if !self.any.load(Ordering::Relaxed) {
             return true;
         }
         let mut inner = self.inner.lock().unwrap();
-        let Some(rate) = inner.set.activities_scheduled_per_task_list else {
-            return true;
-        };
-        let key = (domain.to_owned(), task_list.to_owned());
-        let taken = inner.task_lists.take(key, rate, now);
+        let taken = take(&mut inner).unwrap_or(true);
         if !taken {
-            inner.count_throttled("ScheduleActivityTask");
+            inner.count_throttled(counted_as);
         }
         taken
     }
