@@ -1,7 +1,7 @@
 //! Domains, activity types and workflow types: register, describe, list, deprecate,
 //! undeprecate, delete.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Map, Value, json};
 
@@ -11,6 +11,9 @@ use crate::model::{
     Core, Domain, MAX_DOMAINS, Status, TypeRec, check_activity_timeout, check_execution_timeout,
     get_str, now_ts, parse_duration, req_str,
 };
+
+/// SWF's quota of tags on one resource (a domain); one more is a TooManyTagsFault.
+const MAX_TAGS: usize = 50;
 
 /// RegisterDomain: "The maximum workflow execution retention period is 90 days."
 const MAX_RETENTION_DAYS: u64 = 90;
@@ -43,6 +46,8 @@ pub fn register_domain(core: &mut Core, input: &Value) -> SwfResult<Value> {
             ),
         ));
     }
+    let mut tags = BTreeMap::new();
+    add_tags(&mut tags, input)?;
     core.domains.insert(
         name.to_owned(),
         Domain {
@@ -53,14 +58,77 @@ pub fn register_domain(core: &mut Core, input: &Value) -> SwfResult<Value> {
             retention: retention.to_owned(),
             activity_types: HashMap::new(),
             workflow_types: HashMap::new(),
+            tags,
         },
     );
     Ok(json!({}))
 }
 
+/// The ARN of domain `name`, as DescribeDomain and ListDomains show it.
+fn domain_arn(name: &str) -> String {
+    format!("arn:aws:swf:us-east-1:000000000000:/domain/{name}")
+}
+
+/// The domain a `resourceArn` names (domains are the only resources SWF tags).
+fn tagged_domain<'c>(core: &'c mut Core, input: &Value) -> SwfResult<&'c mut Domain> {
+    let arn = req_str(input, "resourceArn")?;
+    let unknown = || SwfError::unknown(format!("Unknown resource: {arn}"));
+    let name = arn
+        .strip_prefix("arn:aws:swf:")
+        .and_then(|rest| rest.split_once(":/domain/"))
+        .map(|(_, name)| name)
+        .ok_or_else(unknown)?;
+    core.domains.get_mut(name).ok_or_else(unknown)
+}
+
+/// Adds or replaces the request's `tags`; more than [`MAX_TAGS`] in all is refused whole.
+fn add_tags(tags: &mut BTreeMap<String, String>, input: &Value) -> SwfResult<()> {
+    let given = input.get("tags").and_then(Value::as_array);
+    let mut merged = tags.clone();
+    for t in given.into_iter().flatten() {
+        let key = get_str(t, "key").unwrap_or_default();
+        merged.insert(key.to_owned(), get_str(t, "value").unwrap_or("").to_owned());
+    }
+    if merged.len() > MAX_TAGS {
+        return Err(SwfError::new(
+            Fault::TooManyTags,
+            format!(
+                "A resource may have at most {MAX_TAGS} tags; this would make {}",
+                merged.len()
+            ),
+        ));
+    }
+    *tags = merged;
+    Ok(())
+}
+
+pub fn tag_resource(core: &mut Core, input: &Value) -> SwfResult<Value> {
+    add_tags(&mut tagged_domain(core, input)?.tags, input)?;
+    Ok(json!({}))
+}
+
+pub fn untag_resource(core: &mut Core, input: &Value) -> SwfResult<Value> {
+    let d = tagged_domain(core, input)?;
+    for key in input["tagKeys"].as_array().into_iter().flatten() {
+        if let Some(key) = key.as_str() {
+            d.tags.remove(key);
+        }
+    }
+    Ok(json!({}))
+}
+
+pub fn list_tags_for_resource(core: &mut Core, input: &Value) -> SwfResult<Value> {
+    let d = tagged_domain(core, input)?;
+    let tags: Vec<Value> = d
+        .tags
+        .iter()
+        .map(|(k, v)| json!({"key": k, "value": v}))
+        .collect();
+    Ok(json!({"tags": tags}))
+}
+
 fn domain_info(d: &Domain) -> Value {
-    let mut v = json!({"name": d.name, "status": d.status.as_str(),
-        "arn": format!("arn:aws:swf:us-east-1:000000000000:/domain/{}", d.name)});
+    let mut v = json!({"name": d.name, "status": d.status.as_str(), "arn": domain_arn(&d.name)});
     if let Some(desc) = &d.description {
         v["description"] = json!(desc);
     }

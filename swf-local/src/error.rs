@@ -17,6 +17,8 @@ pub enum Fault {
     TypeNotDeprecated,
     DomainDeprecated,
     WorkflowExecutionAlreadyStarted,
+    /// More than 50 tags on one resource.
+    TooManyTags,
     Validation,
     Throttling,
     UnknownOperation,
@@ -44,6 +46,7 @@ impl Fault {
             Fault::WorkflowExecutionAlreadyStarted => {
                 "com.amazonaws.swf.base.model#WorkflowExecutionAlreadyStartedFault"
             }
+            Fault::TooManyTags => "com.amazonaws.swf.base.model#TooManyTagsFault",
             Fault::Validation => "com.amazon.coral.validate#ValidationException",
             Fault::Throttling => "com.amazon.coral.availability#ThrottlingException",
             Fault::UnknownOperation => "com.amazon.coral.service#UnknownOperationException",

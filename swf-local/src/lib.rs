@@ -36,8 +36,11 @@
 //! them off, e.g. to measure a worker beyond SWF's default rates; `POST /_quotas` changes
 //! them at run time.
 //!
-//! What it does not do: run Lambda tasks (see above), resource tags (refused by name), rate
-//! quotas for the operations [`QuotaSet::swf`] leaves out (they are never throttled).
+//! Resource tags on domains (RegisterDomain's `tags`, TagResource, UntagResource,
+//! ListTagsForResource), at most 50 per domain (TooManyTagsFault).
+//!
+//! What it does not do: run Lambda tasks (see above), rate quotas for the operations
+//! [`QuotaSet::swf`] leaves out (they are never throttled).
 //!
 //! # Layout
 //! - [`server`]: accept loop, fault injection in front, router, `X-Amz-Target` dispatch.

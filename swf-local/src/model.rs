@@ -142,6 +142,8 @@ pub struct Domain {
     pub retention: String,
     pub activity_types: HashMap<(String, String), TypeRec>,
     pub workflow_types: HashMap<(String, String), TypeRec>,
+    /// Resource tags (RegisterDomain's `tags`, TagResource), by key.
+    pub tags: BTreeMap<String, String>,
 }
 
 /// Where the one decision task of an execution is.

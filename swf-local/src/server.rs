@@ -296,9 +296,6 @@ async fn handle(ctx: &Ctx, op: &str, body: &[u8]) -> SwfResult<Value> {
             format!("Unknown operation: {op}"),
         ));
     }
-    if NOT_IMPLEMENTED.contains(&op) {
-        return Err(not_implemented(op));
-    }
     if !ctx.quotas.take(op) {
         return Err(throttled(op));
     }
@@ -338,9 +335,6 @@ fn throttled(op: &str) -> SwfError {
         format!("Rate exceeded: {op} is over its quota"),
     )
 }
-
-/// SWF operations swf-local does not serve (answered with a 400 naming them).
-const NOT_IMPLEMENTED: &[&str] = &["TagResource", "UntagResource"];
 
 fn not_implemented(op: &str) -> SwfError {
     SwfError::new(
@@ -399,7 +393,9 @@ fn dispatch(core: &mut Core, op: &str, input: &Value) -> SwfResult<Value> {
         }
         "CountPendingActivityTasks" => tasks::count_pending_activity_tasks(core, input),
         "CountPendingDecisionTasks" => tasks::count_pending_decision_tasks(core, input),
-        "ListTagsForResource" => Ok(json!({"tags": []})),
+        "TagResource" => domains::tag_resource(core, input),
+        "UntagResource" => domains::untag_resource(core, input),
+        "ListTagsForResource" => domains::list_tags_for_resource(core, input),
         other => Err(not_implemented(other)),
     }
 }

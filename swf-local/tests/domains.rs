@@ -1,5 +1,5 @@
 //! Deprecating a domain: what happens to its types, its open executions, and the calls that
-//! use it afterwards.
+//! use it afterwards. Tagging a domain.
 
 mod common;
 
@@ -115,4 +115,96 @@ async fn start_wf_err(
         .await
         .unwrap_err()
         .into_service_error()
+}
+
+fn tag(key: &str, value: &str) -> ResourceTag {
+    ResourceTag::builder()
+        .key(key)
+        .value(value)
+        .build()
+        .unwrap()
+}
+
+/// The tags of the resource `arn`, as (key, value) pairs in key order.
+async fn tags_of(c: &aws_sdk_swf::Client, arn: &str) -> Vec<(String, String)> {
+    let out = c
+        .list_tags_for_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .unwrap();
+    out.tags
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| (t.key, t.value.unwrap_or_default()))
+        .collect()
+}
+
+/// Domains are SWF's taggable resources, named by the ARN DescribeDomain shows: tags come
+/// with RegisterDomain or TagResource (a key given again takes the new value), UntagResource
+/// removes keys, and a domain has at most 50 (TooManyTagsFault, nothing changed).
+#[tokio::test]
+async fn domains_carry_up_to_50_tags() {
+    let env = Env::start(300).await;
+    let c = &env.client;
+    register_domain(c, "d", "1")
+        .tags(tag("team", "media"))
+        .send()
+        .await
+        .unwrap();
+    let arn = c
+        .describe_domain()
+        .name("d")
+        .send()
+        .await
+        .unwrap()
+        .domain_info
+        .unwrap()
+        .arn
+        .unwrap();
+    assert_eq!(tags_of(c, &arn).await, [("team".into(), "media".into())]);
+
+    c.tag_resource()
+        .resource_arn(&arn)
+        .tags(tag("team", "video"))
+        .tags(tag("env", "dev"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        tags_of(c, &arn).await,
+        [
+            ("env".into(), "dev".into()),
+            ("team".into(), "video".into())
+        ]
+    );
+    c.untag_resource()
+        .resource_arn(&arn)
+        .tag_keys("env")
+        .tag_keys("absent")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tags_of(c, &arn).await, [("team".into(), "video".into())]);
+
+    let many = (0..50).map(|i| tag(&format!("k{i}"), "v")).collect();
+    let err = c
+        .tag_resource()
+        .resource_arn(&arn)
+        .set_tags(Some(many))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "TooManyTagsFault", "{err:?}");
+    assert_eq!(tags_of(c, &arn).await.len(), 1, "a refused call adds none");
+
+    let unknown = arn.replace("/domain/d", "/domain/nope");
+    let err = c
+        .list_tags_for_resource()
+        .resource_arn(&unknown)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_unknown_resource_fault(), "{err:?}");
 }
