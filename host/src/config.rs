@@ -175,7 +175,17 @@ pub struct CacheConfig {
     pub dir: Option<PathBuf>,
     /// Set false to always compile.
     pub enabled: Option<bool>,
+    /// Largest size of the cache in MB (default [`DEFAULT_CACHE_MAX_MB`]); the entries used
+    /// least recently go first.
+    pub max_size_mb: Option<u64>,
 }
+
+/// Default `[cache] max_size_mb`: room for about 20 versions of a Python or JavaScript
+/// component (about 100 MB of compiled code each, Winch and Cranelift together).
+pub const DEFAULT_CACHE_MAX_MB: u64 = 2048;
+/// Smallest `[cache] max_size_mb`: below one compiled Python component, every load would
+/// evict the one before.
+pub const MIN_CACHE_MAX_MB: u64 = 64;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -250,6 +260,13 @@ impl Config {
             return Err(swf.key("retention_days").invalid(format!(
                 "SWF retains closed executions at most 90 days, not {}",
                 self.swf.retention_days
+            )));
+        }
+        if let Some(mb) = self.cache.max_size_mb
+            && mb < MIN_CACHE_MAX_MB
+        {
+            return Err(KeyPath::root("cache").key("max_size_mb").invalid(format!(
+                "must be at least {MIN_CACHE_MAX_MB} (one compiled Python component is about 50), not {mb}"
             )));
         }
         if self.task_lists.is_empty() {
@@ -402,6 +419,14 @@ impl Config {
     }
 
     /// The compiled-code cache directory, or `None` when caching is off.
+    /// The cache's size limit in bytes.
+    pub fn cache_max_bytes(&self) -> u64 {
+        self.cache
+            .max_size_mb
+            .unwrap_or(DEFAULT_CACHE_MAX_MB)
+            .saturating_mul(1024 * 1024)
+    }
+
     pub fn cache_dir(&self) -> Option<PathBuf> {
         if self.cache.enabled == Some(false) {
             return None;

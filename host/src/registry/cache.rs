@@ -7,9 +7,16 @@
 //! code first; an entry is used only when its checksum matches, so a torn, corrupt or
 //! foreign file is recompiled, never handed to `Component::deserialize` (which trusts its
 //! input). wasmtime itself rejects code of an incompatible engine; that is recompiled too.
+//!
+//! The cache has a size limit (`[cache] max_size_mb`). A hit marks its entry used (its
+//! modification time); after each write, the entries used least recently go, in any
+//! engine's directory, until the cache fits again. Code of an older wasmtime or of other
+//! settings is never used again, so it goes first. Removing an entry a loaded plugin came
+//! from is safe: the plugin holds its code in memory.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
@@ -19,13 +26,16 @@ use crate::runtime::{Code, Compiled, Compiler, Runtime};
 #[derive(Debug, Clone)]
 pub(crate) struct Cache {
     root: PathBuf,
+    /// Size limit of all entries under `root`, in bytes.
+    max_bytes: u64,
 }
 
 impl Cache {
-    /// The cache for `runtime`'s engines under `root`.
-    pub(crate) fn new(root: &Path, _runtime: &Runtime) -> Cache {
+    /// The cache for `runtime`'s engines under `root`, at most `max_bytes` big.
+    pub(crate) fn new(root: &Path, _runtime: &Runtime, max_bytes: u64) -> Cache {
         Cache {
             root: root.to_path_buf(),
+            max_bytes,
         }
     }
 
@@ -60,7 +70,10 @@ impl Cache {
         // SAFETY: the bytes are exactly what `put` wrote for this engine's compat key: their
         // checksum, written after them by `put`, matches.
         match unsafe { runtime.deserialize_code(&code, compiler) } {
-            Ok(code) => Some(code),
+            Ok(code) => {
+                mark_used(&code_path);
+                Some(code)
+            }
             Err(e) => {
                 tracing::warn!(entry = %code_path.display(), error = %format!("{e:#}"), "stale compiled-code cache entry; recompiling");
                 Self::remove(&dir, hash);
@@ -85,18 +98,74 @@ impl Cache {
         let Some(dir) = self.dir(runtime, compiler) else {
             return;
         };
-        if let Err(e) = Self::try_put(&dir, hash, code) {
-            tracing::warn!(dir = %dir.display(), error = %format!("{e:#}"), "cannot write the compiled-code cache");
+        match Self::try_put(&dir, hash, code) {
+            Ok(written) => self.trim(&written),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %format!("{e:#}"), "cannot write the compiled-code cache")
+            }
         }
     }
 
-    fn try_put(dir: &Path, hash: &str, code: &[u8]) -> Result<()> {
+    /// Removes the entries used least recently, but never `keep`, until the cache is at
+    /// most `max_bytes` big.
+    fn trim(&self, keep: &Path) {
+        let mut entries = self.entries();
+        let mut total: u64 = entries.iter().map(|e| e.bytes).sum();
+        if total <= self.max_bytes {
+            return;
+        }
+        entries.sort_by_key(|e| e.used);
+        for e in entries {
+            if total <= self.max_bytes {
+                break;
+            }
+            if e.code == keep {
+                continue;
+            }
+            let (Some(dir), Some(hash)) = (e.code.parent(), e.code.file_stem()) else {
+                continue;
+            };
+            Self::remove(dir, &hash.to_string_lossy());
+            total = total.saturating_sub(e.bytes);
+            tracing::info!(entry = %e.code.display(), "compiled-code cache over its size limit; removed the entry used least recently");
+        }
+    }
+
+    /// Every entry under the root, in every engine's directory.
+    fn entries(&self) -> Vec<Entry> {
+        let Ok(engines) = std::fs::read_dir(&self.root) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for engine in engines.flatten().filter(|e| e.path().is_dir()) {
+            let Ok(files) = std::fs::read_dir(engine.path()) else {
+                continue;
+            };
+            for f in files.flatten() {
+                let code = f.path();
+                if code.extension().is_none_or(|x| x != "cwasm") {
+                    continue;
+                }
+                let Ok(meta) = f.metadata() else { continue };
+                let sum = std::fs::metadata(code.with_extension("sum")).map_or(0, |m| m.len());
+                out.push(Entry {
+                    used: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                    bytes: meta.len() + sum,
+                    code,
+                });
+            }
+        }
+        out
+    }
+
+    /// Writes an entry; returns the path of its code.
+    fn try_put(dir: &Path, hash: &str, code: &[u8]) -> Result<PathBuf> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let sum = hex::encode(Sha256::digest(code));
         let (code_path, sum_path) = Self::paths(dir, hash);
         write_atomic(&code_path, code)?;
         write_atomic(&sum_path, sum.as_bytes())?;
-        Ok(())
+        Ok(code_path)
     }
 
     fn remove(dir: &Path, hash: &str) {
@@ -104,6 +173,24 @@ impl Cache {
         let _ = std::fs::remove_file(sum);
         let _ = std::fs::remove_file(code);
     }
+}
+
+/// One cache entry as [`Cache::trim`] sees it.
+struct Entry {
+    code: PathBuf,
+    /// Its code and checksum files together.
+    bytes: u64,
+    /// When it was written or last loaded.
+    used: SystemTime,
+}
+
+/// Marks an entry used now, so the size limit removes it after entries used less recently.
+/// A failure only makes the entry look older.
+fn mark_used(code_path: &Path) {
+    let _ = std::fs::File::options()
+        .write(true)
+        .open(code_path)
+        .and_then(|f| f.set_modified(SystemTime::now()));
 }
 
 /// Writes `bytes` to a temp file beside `path`, syncs it, and renames it over `path`.
@@ -123,4 +210,73 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result.with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Writes an entry of `bytes` code bytes (and a checksum file) last used `age` ago.
+    fn entry(root: &Path, engine: &str, hash: &str, bytes: usize, age: Duration) -> PathBuf {
+        let dir = root.join(engine);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (code, sum) = Cache::paths(&dir, hash);
+        std::fs::write(&code, vec![0u8; bytes]).unwrap();
+        std::fs::write(&sum, "x").unwrap();
+        let f = std::fs::File::options().write(true).open(&code).unwrap();
+        f.set_modified(SystemTime::now() - age).unwrap();
+        code
+    }
+
+    fn temp_root(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("swasm-cache-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn the_entries_used_least_recently_go_until_the_cache_fits() {
+        let root = temp_root("trim");
+        let hour = Duration::from_secs(3600);
+        let stale = entry(&root, "wasmtime-47.0.0-old", "a", 400, 5 * hour);
+        let old = entry(&root, "wasmtime-48.0.8-x", "b", 400, 3 * hour);
+        let recent = entry(&root, "wasmtime-48.0.8-x", "c", 400, hour);
+        // The newest write is kept even when it is the oldest by time.
+        let written = entry(&root, "wasmtime-48.0.8-x", "d", 400, 9 * hour);
+        let cache = Cache {
+            root: root.clone(),
+            max_bytes: 900,
+        };
+        cache.trim(&written);
+        assert!(
+            !stale.exists(),
+            "another engine's code, used longest ago, goes first"
+        );
+        assert!(!stale.with_extension("sum").exists(), "with its checksum");
+        assert!(!old.exists());
+        assert!(recent.exists() && written.exists());
+        // Within the limit, nothing goes.
+        cache.trim(&written);
+        assert!(recent.exists());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn marking_an_entry_used_keeps_it_over_newer_ones() {
+        let root = temp_root("used");
+        let hour = Duration::from_secs(3600);
+        let loaded = entry(&root, "e", "a", 400, 5 * hour);
+        let other = entry(&root, "e", "b", 400, hour);
+        let written = entry(&root, "e", "c", 400, Duration::ZERO);
+        mark_used(&loaded);
+        Cache {
+            root: root.clone(),
+            max_bytes: 900,
+        }
+        .trim(&written);
+        assert!(loaded.exists(), "used just now");
+        assert!(!other.exists());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }

@@ -257,7 +257,9 @@ impl Registry {
                 }),
             );
         }
-        let cache = config.cache_dir().map(|d| Cache::new(&d, &runtime));
+        let cache = config
+            .cache_dir()
+            .map(|d| Cache::new(&d, &runtime, config.cache_max_bytes()));
         let registry = Arc::new(Registry {
             runtime,
             lists,
