@@ -110,11 +110,32 @@ pub async fn wait_ready(base: &str) {
     .await;
 }
 
-/// A fresh directory under the system temp dir.
+/// A fresh directory under the system temp dir. It is removed when the test's
+/// [`LocalSwf`] is dropped, unless the test failed: then it is kept, with the host's log,
+/// for a look afterwards.
 pub fn temp_dir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("swasm-e2e-{tag}-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&d).unwrap();
+    TEMP_DIRS.with(|dirs| dirs.borrow_mut().push(d.clone()));
     d
+}
+
+thread_local! {
+    /// The dirs [`temp_dir`] made on this thread. A test runs on a thread of its own (and
+    /// `#[tokio::test]` runs its body there), so a test removes only its own dirs even
+    /// when tests share a process.
+    static TEMP_DIRS: std::cell::RefCell<Vec<PathBuf>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Removes the dirs [`temp_dir`] made on this thread, unless the test is failing. A test
+/// without a [`LocalSwf`] calls it when its endpoint goes.
+pub fn remove_temp_dirs() {
+    if std::thread::panicking() {
+        return;
+    }
+    for d in TEMP_DIRS.with(|dirs| std::mem::take(&mut *dirs.borrow_mut())) {
+        let _ = std::fs::remove_dir_all(d);
+    }
 }
 
 /// Reads the first stdout line of a child (`listening on http://...`).
@@ -216,9 +237,12 @@ impl LocalSwf {
 }
 
 impl Drop for LocalSwf {
+    /// Stops the endpoint; every test that starts hosts holds one until its end, so this
+    /// is also where the test's temp dirs go.
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        remove_temp_dirs();
     }
 }
 

@@ -12,6 +12,7 @@ impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        remove_temp_dirs();
     }
 }
 
