@@ -610,4 +610,7 @@ async fn endpoint_restart_mid_run() {
         );
     }
     assert_no_timeouts(&swf, "w-restart").await;
+    // No LocalSwf here to remove the host's temp dir when the test passes.
+    drop(host);
+    remove_temp_dirs();
 }
