@@ -131,13 +131,17 @@ impl Cache {
         }
     }
 
-    /// Every entry under the root, in every engine's directory.
+    /// Every entry under the root, in every engine's directory (`wasmtime-*`: the cache
+    /// dir may be shared with other tools, whose files are never touched).
     fn entries(&self) -> Vec<Entry> {
         let Ok(engines) = std::fs::read_dir(&self.root) else {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for engine in engines.flatten().filter(|e| e.path().is_dir()) {
+        let is_engine_dir = |e: &std::fs::DirEntry| {
+            e.file_name().to_string_lossy().starts_with("wasmtime-") && e.path().is_dir()
+        };
+        for engine in engines.flatten().filter(is_engine_dir) {
             let Ok(files) = std::fs::read_dir(engine.path()) else {
                 continue;
             };
@@ -266,9 +270,10 @@ mod tests {
     fn marking_an_entry_used_keeps_it_over_newer_ones() {
         let root = temp_root("used");
         let hour = Duration::from_secs(3600);
-        let loaded = entry(&root, "e", "a", 400, 5 * hour);
-        let other = entry(&root, "e", "b", 400, hour);
-        let written = entry(&root, "e", "c", 400, Duration::ZERO);
+        let loaded = entry(&root, "wasmtime-e", "a", 400, 5 * hour);
+        let other = entry(&root, "wasmtime-e", "b", 400, hour);
+        let written = entry(&root, "wasmtime-e", "c", 400, Duration::ZERO);
+        let foreign = entry(&root, "other-tool", "f", 4000, 9 * hour);
         mark_used(&loaded);
         Cache {
             root: root.clone(),
@@ -277,6 +282,10 @@ mod tests {
         .trim(&written);
         assert!(loaded.exists(), "used just now");
         assert!(!other.exists());
+        assert!(
+            foreign.exists(),
+            "files outside the engine dirs are not the cache's"
+        );
         std::fs::remove_dir_all(&root).unwrap();
     }
 }
