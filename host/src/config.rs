@@ -180,6 +180,25 @@ pub struct CacheConfig {
     pub max_size_mb: Option<u64>,
 }
 
+impl CacheConfig {
+    /// The compiled-code cache directory, or `None` when caching is off.
+    pub fn dir(&self) -> Option<PathBuf> {
+        if self.enabled == Some(false) {
+            return None;
+        }
+        self.dir
+            .clone()
+            .or_else(|| dirs::cache_dir().map(|d| d.join("swasm")))
+    }
+
+    /// The cache's size limit in bytes.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_size_mb
+            .unwrap_or(DEFAULT_CACHE_MAX_MB)
+            .saturating_mul(1024 * 1024)
+    }
+}
+
 /// Default `[cache] max_size_mb`: room for about 20 versions of a Python or JavaScript
 /// component (about 100 MB of compiled code each, Winch and Cranelift together).
 pub const DEFAULT_CACHE_MAX_MB: u64 = 2048;
@@ -416,25 +435,6 @@ impl Config {
                 description: a.description.clone().or(d.description.clone()),
             },
         }
-    }
-
-    /// The compiled-code cache directory, or `None` when caching is off.
-    /// The cache's size limit in bytes.
-    pub fn cache_max_bytes(&self) -> u64 {
-        self.cache
-            .max_size_mb
-            .unwrap_or(DEFAULT_CACHE_MAX_MB)
-            .saturating_mul(1024 * 1024)
-    }
-
-    pub fn cache_dir(&self) -> Option<PathBuf> {
-        if self.cache.enabled == Some(false) {
-            return None;
-        }
-        self.cache
-            .dir
-            .clone()
-            .or_else(|| dirs::cache_dir().map(|d| d.join("swasm")))
     }
 
     /// The identity sent to SWF: configured, or `hostname:pid`.

@@ -172,10 +172,7 @@ async fn compile(
     bytes: Vec<u8>,
 ) -> Result<crate::runtime::Compiled, crate::runtime::LoadError> {
     let hash = hex::encode(Sha256::digest(&bytes));
-    let cache = dirs::cache_dir().map(|d| {
-        let max_bytes = crate::config::DEFAULT_CACHE_MAX_MB * 1024 * 1024;
-        crate::registry::Cache::new(&d.join("swasm"), runtime, max_bytes)
-    });
+    let cache = crate::registry::Cache::from_config(&crate::config::CacheConfig::default());
     let stats = crate::registry::RegistryStats::default();
     crate::registry::compile_cached(runtime, cache.as_ref(), &stats, bytes, hash).await
 }

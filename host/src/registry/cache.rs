@@ -21,6 +21,7 @@ use std::time::SystemTime;
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
+use crate::config::CacheConfig;
 use crate::runtime::{Code, Compiled, Compiler, Runtime};
 
 #[derive(Debug, Clone)]
@@ -31,12 +32,12 @@ pub(crate) struct Cache {
 }
 
 impl Cache {
-    /// The cache for `runtime`'s engines under `root`, at most `max_bytes` big.
-    pub(crate) fn new(root: &Path, _runtime: &Runtime, max_bytes: u64) -> Cache {
-        Cache {
-            root: root.to_path_buf(),
-            max_bytes,
-        }
+    /// The cache `config` describes, or `None` when caching is off.
+    pub(crate) fn from_config(config: &CacheConfig) -> Option<Cache> {
+        Some(Cache {
+            root: config.dir()?,
+            max_bytes: config.max_bytes(),
+        })
     }
 
     /// The entry directory of `compiler`'s engine (`None`: the runtime has no such engine).

@@ -257,9 +257,7 @@ impl Registry {
                 }),
             );
         }
-        let cache = config
-            .cache_dir()
-            .map(|d| Cache::new(&d, &runtime, config.cache_max_bytes()));
+        let cache = Cache::from_config(&config.cache);
         let registry = Arc::new(Registry {
             runtime,
             lists,

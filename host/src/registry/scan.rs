@@ -200,9 +200,7 @@ pub struct FileReport {
 /// Looks at every file of every plugin dir of `config` and tries to load it (using and
 /// filling the compiled-code cache), without serving anything.
 pub async fn inspect(config: &Config, runtime: &Arc<Runtime>) -> Result<Vec<FileReport>> {
-    let cache = config
-        .cache_dir()
-        .map(|d| Cache::new(&d, runtime, config.cache_max_bytes()));
+    let cache = Cache::from_config(&config.cache);
     let stats = RegistryStats::default();
     let mapped = mapped_files(config);
     let mut reports = Vec::new();
