@@ -316,15 +316,7 @@ async fn handle(ctx: &Ctx, op: &str, body: &[u8]) -> SwfResult<Value> {
             tasks::poll_for_decision_task(&ctx.state, &input, ctx.poll_timeout, ctx.max_pollers)
                 .await
         }
-        "RespondDecisionTaskCompleted" => crate::decisions::respond_decision_task_completed(
-            &mut ctx.state.lock(),
-            &input,
-            &ctx.quotas,
-        ),
-        "RecordActivityTaskHeartbeat" => {
-            tasks::record_activity_task_heartbeat(&mut ctx.state.lock(), &input, &ctx.quotas)
-        }
-        _ => dispatch(&mut ctx.state.lock(), op, &input),
+        _ => dispatch(&mut ctx.state.lock(), &ctx.quotas, op, &input),
     }
 }
 
@@ -344,7 +336,7 @@ fn not_implemented(op: &str) -> SwfError {
 }
 
 /// The operations answered at once, under the state lock.
-fn dispatch(core: &mut Core, op: &str, input: &Value) -> SwfResult<Value> {
+fn dispatch(core: &mut Core, quotas: &Quotas, op: &str, input: &Value) -> SwfResult<Value> {
     use Kind::{Activity, Workflow};
     match op {
         "RegisterDomain" => domains::register_domain(core, input),
@@ -384,6 +376,10 @@ fn dispatch(core: &mut Core, op: &str, input: &Value) -> SwfResult<Value> {
             executions::request_cancel_workflow_execution(core, input)
         }
         "TerminateWorkflowExecution" => executions::terminate_workflow_execution(core, input),
+        "RespondDecisionTaskCompleted" => {
+            crate::decisions::respond_decision_task_completed(core, input, quotas)
+        }
+        "RecordActivityTaskHeartbeat" => tasks::record_activity_task_heartbeat(core, input, quotas),
         "RespondActivityTaskCompleted" => {
             tasks::respond_activity_task(core, input, Outcome::Completed)
         }
