@@ -449,20 +449,7 @@ async fn a_history_that_reaches_25000_events_terminates_its_run() {
     let c = &env.client;
     setup(c, "d", ["60", "120", "60", "30"]).await;
     let exec = start_wf(c, "d", "w").await;
-    let markers: Vec<Decision> = (0..1000)
-        .map(|_| {
-            Decision::builder()
-                .decision_type(DecisionType::RecordMarker)
-                .record_marker_decision_attributes(
-                    RecordMarkerDecisionAttributes::builder()
-                        .marker_name("m")
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap()
-        })
-        .collect();
+    let markers: Vec<Decision> = (0..1000).map(|_| marker("m", None)).collect();
     // Each round: a decision task recording 1,000 markers, then a signal for the next one.
     let mut rounds = 0;
     let refused = loop {

@@ -544,17 +544,7 @@ async fn timers_markers_and_failed_decisions() {
             .build()
             .unwrap()
     };
-    let marker = Decision::builder()
-        .decision_type(DecisionType::RecordMarker)
-        .record_marker_decision_attributes(
-            RecordMarkerDecisionAttributes::builder()
-                .marker_name("m")
-                .details("md")
-                .build()
-                .unwrap(),
-        )
-        .build()
-        .unwrap();
+    let marker = marker("m", Some("md"));
     decide(
         c,
         &dt.task_token,

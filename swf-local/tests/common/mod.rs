@@ -556,6 +556,21 @@ pub fn cancel_activity(id: &str) -> Decision {
         .unwrap()
 }
 
+/// A RecordMarker decision for marker `name`, with `details` if given.
+pub fn marker(name: &str, details: Option<&str>) -> Decision {
+    Decision::builder()
+        .decision_type(DecisionType::RecordMarker)
+        .record_marker_decision_attributes(
+            RecordMarkerDecisionAttributes::builder()
+                .marker_name(name)
+                .set_details(details.map(str::to_owned))
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap()
+}
+
 pub fn complete_wf(result: &str) -> Decision {
     Decision::builder()
         .decision_type(DecisionType::CompleteWorkflowExecution)
