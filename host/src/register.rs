@@ -1,7 +1,9 @@
 //! `swasm register` and `swasm run --register`: RegisterDomain (when `[swf] register_domain`)
 //! and RegisterActivityType for every plugin file found in the task lists' plugin dirs, with
 //! the defaults of `[activity."name@version"]` over `[defaults]` and the task list the file
-//! was found in as the default task list.
+//! was found in as the default task list. Under `swasm run --register`, a type that starts
+//! serving later (a `name@version.wasm` dropped into a plugin dir while the host runs) is
+//! registered as it loads ([`register_type`]), so a decider can schedule it at once.
 //!
 //! Registering is idempotent: an existing type is described and compared, and a type
 //! registered earlier with other defaults is reported (SWF cannot change them; bump the
@@ -120,36 +122,49 @@ pub async fn register_all(config: &Config, swf: &dyn SwfClient) -> Result<Report
         });
     }
     for (task_list, ty) in discover(config)? {
-        let settings = config.settings_for(&ty);
-        let wanted = &settings.registration;
-        let status = match swf.register_activity_type(&ty, &task_list, wanted).await {
-            Ok(()) => Status::Registered,
-            Err(SwfError::AlreadyExists(_)) => {
-                let have = swf
-                    .describe_activity_type(&ty)
-                    .await
-                    .with_context(|| format!("DescribeActivityType {ty} in domain {domain:?}"))?;
-                let diffs = differences(&have, &task_list, wanted);
-                if diffs.is_empty() {
-                    Status::Unchanged
-                } else {
-                    Status::Conflict(diffs)
-                }
-            }
-            Err(e) => {
-                return Err(e)
-                    .with_context(|| format!("RegisterActivityType {ty} in domain {domain:?}"));
-            }
-        };
-        match &status {
-            Status::Conflict(d) => {
-                tracing::warn!(activity_type = %ty, differences = %d.join("; "), "activity type already registered with different defaults (bump the version to change them)")
-            }
-            s => tracing::info!(activity_type = %ty, %task_list, status = ?s, "activity type"),
-        }
+        let status = register_type(config, swf, &task_list, &ty).await?;
         report.types.push((task_list, ty, status));
     }
     Ok(report)
+}
+
+/// Registers `ty` with `task_list` as its default task list and the configured defaults;
+/// a type already registered is compared with them (a difference is logged, not changed:
+/// SWF cannot change a registered type).
+pub async fn register_type(
+    config: &Config,
+    swf: &dyn SwfClient,
+    task_list: &str,
+    ty: &ActivityType,
+) -> Result<Status> {
+    let domain = &config.swf.domain;
+    let wanted = &config.settings_for(ty).registration;
+    let status = match swf.register_activity_type(ty, task_list, wanted).await {
+        Ok(()) => Status::Registered,
+        Err(SwfError::AlreadyExists(_)) => {
+            let have = swf
+                .describe_activity_type(ty)
+                .await
+                .with_context(|| format!("DescribeActivityType {ty} in domain {domain:?}"))?;
+            let diffs = differences(&have, task_list, wanted);
+            if diffs.is_empty() {
+                Status::Unchanged
+            } else {
+                Status::Conflict(diffs)
+            }
+        }
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("RegisterActivityType {ty} in domain {domain:?}"));
+        }
+    };
+    match &status {
+        Status::Conflict(d) => {
+            tracing::warn!(activity_type = %ty, differences = %d.join("; "), "activity type already registered with different defaults (bump the version to change them)")
+        }
+        s => tracing::info!(activity_type = %ty, %task_list, status = ?s, "activity type"),
+    }
+    Ok(status)
 }
 
 fn differences(registered: &TypeDefaults, task_list: &str, want: &Registration) -> Vec<String> {

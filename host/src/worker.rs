@@ -7,6 +7,7 @@
 //! running then is interrupted and answered Failed `swasm.Shutdown`; heartbeats are
 //! flushed; `run` returns `Ok` (exit 0).
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -14,7 +15,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use futures::future::BoxFuture;
 use tokio::task::JoinSet;
-use tokio_util::task::TaskTracker;
+use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 
 use crate::activity::{ActivityTask, ActivityType, HeartbeatHandle, Outcome};
 use crate::config::{ActivitySettings, Config};
@@ -23,6 +24,7 @@ use crate::guests::GuestThreads;
 use crate::heartbeat::ThrottlePolicy;
 use crate::metrics::{Metrics, PluginSource, PluginStatus};
 use crate::poller::{TaskList, run_poller};
+use crate::register::Report;
 use crate::registry::Registry;
 use crate::runtime::{Plugin, Runtime};
 use crate::shutdown::Shutdown;
@@ -31,7 +33,8 @@ use crate::swf::{SwfClient, SwfError};
 /// Flags of `swasm run` that are not in the config file.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
-    /// Register the domain and activity types before polling.
+    /// Register the domain and activity types before polling, and each type that starts
+    /// serving later (a new file in a plugin dir) as it loads.
     pub register: bool,
 }
 
@@ -67,11 +70,24 @@ pub async fn run_with(
     let shutdown = Shutdown::new(Duration::from_secs(config.shutdown_grace_s));
     let mut shutdown_signal = std::pin::pin!(shutdown_signal);
 
+    // Ends with this function: no registration outlives the worker.
+    let mut _registering = None;
     if opts.register {
-        tokio::select! {
+        // Subscribed first, so a type that loads while the start-up registration runs is
+        // not missed.
+        let loads = registry.subscribe();
+        let report = tokio::select! {
             r = register_with_retry(&config, swf.as_ref()) => r?,
             _ = &mut shutdown_signal => return Ok(()),
-        }
+        };
+        let registered = report.types.into_iter().map(|(_, ty, _)| ty).collect();
+        _registering = Some(AbortOnDropHandle::new(tokio::spawn(register_new_types(
+            config.clone(),
+            swf.clone(),
+            registry.clone(),
+            loads,
+            registered,
+        ))));
     }
     tokio::spawn(probe_domain(config.clone(), swf.clone(), metrics.clone()));
 
@@ -117,7 +133,7 @@ pub async fn run_with(
 
 /// Registers before polling; an unreachable endpoint is retried (the worker is not ready
 /// meanwhile), anything else is fatal.
-async fn register_with_retry(config: &Config, swf: &dyn SwfClient) -> Result<()> {
+async fn register_with_retry(config: &Config, swf: &dyn SwfClient) -> Result<Report> {
     let mut delay = Duration::from_millis(200);
     loop {
         match crate::register::register_all(config, swf).await {
@@ -125,7 +141,7 @@ async fn register_with_retry(config: &Config, swf: &dyn SwfClient) -> Result<()>
                 for line in report.to_string().lines() {
                     tracing::info!("register: {line}");
                 }
-                return Ok(());
+                return Ok(report);
             }
             Err(e)
                 if e.downcast_ref::<SwfError>()
@@ -136,6 +152,54 @@ async fn register_with_retry(config: &Config, swf: &dyn SwfClient) -> Result<()>
                 delay = (delay * 2).min(Duration::from_secs(30));
             }
             Err(e) => return Err(e.context("--register")),
+        }
+    }
+}
+
+/// With `--register`: registers each type that starts serving after start-up (a new
+/// `name@version.wasm` dropped into a plugin dir), so a decider can schedule it without a
+/// restart or a `swasm register`. `registered`: the types start-up registration covered.
+/// A failure SWF may get over (unreachable, throttled, 5xx) is retried with backoff; any
+/// other is logged once and not retried for that type.
+async fn register_new_types(
+    config: Arc<Config>,
+    swf: Arc<dyn SwfClient>,
+    registry: Arc<Registry>,
+    mut loads: tokio::sync::watch::Receiver<()>,
+    mut registered: HashSet<ActivityType>,
+) {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let mut retry = false;
+        for p in registry.plugins() {
+            if registered.contains(&p.ty) {
+                continue;
+            }
+            match crate::register::register_type(&config, swf.as_ref(), &p.task_list, &p.ty).await {
+                Ok(_) => {
+                    registered.insert(p.ty);
+                }
+                Err(e)
+                    if e.downcast_ref::<SwfError>()
+                        .is_some_and(SwfError::is_retryable) =>
+                {
+                    tracing::warn!(activity_type = %p.ty, error = %format!("{e:#}"), "registering a new plugin's type failed; retrying in {delay:?}");
+                    retry = true;
+                }
+                Err(e) => {
+                    tracing::error!(activity_type = %p.ty, error = %format!("{e:#}"), "cannot register a new plugin's type; register it yourself (swasm register)");
+                    registered.insert(p.ty);
+                }
+            }
+        }
+        if retry {
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(30));
+            continue;
+        }
+        delay = Duration::from_millis(200);
+        if loads.changed().await.is_err() {
+            return;
         }
     }
 }

@@ -498,3 +498,61 @@ async fn a_slow_copy_in_place_is_loaded_once_complete() {
         host.logs()
     );
 }
+
+/// With `--register`, a version dropped into the live dir is registered as it loads, with
+/// the task list it was found in: a decider can schedule it at once, with no restart and no
+/// `swasm register`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_register_registers_a_version_dropped_in_later() {
+    let scenario = Scenario::start("newver", &[]).await;
+    let swf = &scenario.swf;
+    let mut config = scenario.host_config(vec![TaskListSpec::new("main", &["echo@1.wasm"])]);
+    let base = config.serve_metrics();
+    let host = Host::start(&config.write(), &["--register"]);
+    // Ready comes after the start-up registration (of echo@1).
+    wait_ready(&base).await;
+    let first = swf
+        .run_one(
+            "w-newver-1",
+            Activity::new("e", "echo@1", "main", Some("one")),
+            MINUTE,
+        )
+        .await;
+    assert_eq!(first, vec![Closed::Completed(Some("one".into()))]);
+
+    drop_in(
+        &plugin_dir(&config, "main"),
+        "echo@2.wasm",
+        &read("echo@1.wasm"),
+    );
+    let info = wait_until("echo@2 to be registered", MINUTE, || async {
+        swf.client
+            .describe_activity_type()
+            .domain(&swf.domain)
+            .activity_type(
+                aws_sdk_swf::types::ActivityType::builder()
+                    .name("echo")
+                    .version("2")
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .ok()
+    })
+    .await;
+    let default_list = info
+        .configuration
+        .and_then(|c| c.default_task_list)
+        .map(|t| t.name);
+    assert_eq!(default_list.as_deref(), Some("main"), "{}", host.logs());
+
+    let second = swf
+        .run_one(
+            "w-newver-2",
+            Activity::new("e", "echo@2", "main", Some("two")),
+            MINUTE,
+        )
+        .await;
+    assert_eq!(second, vec![Closed::Completed(Some("two".into()))]);
+}

@@ -216,6 +216,9 @@ pub struct Registry {
     upgrade_gate: Arc<tokio::sync::Semaphore>,
     /// Set once the start-up load is done: later loads happen while tasks run.
     live: AtomicBool,
+    /// Marked changed whenever a plugin starts serving (a new file, a new version, a
+    /// swap): see [`Registry::subscribe`].
+    loaded: tokio::sync::watch::Sender<()>,
 }
 
 impl Registry {
@@ -266,6 +269,7 @@ impl Registry {
             watchers: Mutex::new(HashMap::new()),
             upgrade_gate: Arc::new(tokio::sync::Semaphore::new(1)),
             live: AtomicBool::new(false),
+            loaded: tokio::sync::watch::Sender::new(()),
         });
         for list in registry.lists.values() {
             registry.rescan(list).await;
@@ -319,6 +323,13 @@ impl Registry {
 
     pub fn stats(&self) -> &RegistryStats {
         &self.stats
+    }
+
+    /// A receiver marked changed each time a plugin starts serving after this call, so a
+    /// watcher can act on types that appear while the host runs (`--register` registers
+    /// them). Read [`Registry::plugins`] for what serves.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<()> {
+        self.loaded.subscribe()
     }
 
     /// Starts one watcher per plugin dir; a change re-scans that dir once the dir has been
@@ -583,6 +594,7 @@ impl Registry {
                 );
             }
             list.table.store(Arc::new(table));
+            self.loaded.send_replace(());
             if fresh {
                 to_cache.push((compiled.clone(), hash.clone()));
             }
