@@ -358,6 +358,34 @@ async fn slow_copy_is_loaded_only_when_complete() {
     );
 }
 
+/// A copy whose writer stops half-way for longer than a file needs to settle (a stalled
+/// network copy) is not rejected: a truncated file gets longer to be finished.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_that_pauses_half_way_is_not_rejected() {
+    let f = Fixture::new("pause", "");
+    f.put(&example("echo@1.wasm"), "echo@1.wasm");
+    let reg = f.start().await;
+    let b = std::fs::read(guest("echo-b.wasm")).unwrap();
+    let (first, rest) = b.split_at(b.len() / 2);
+    let mut out = std::fs::File::create(f.dir.join("echo@1.wasm")).unwrap();
+    {
+        use std::io::Write;
+        out.write_all(first).unwrap();
+        out.flush().unwrap();
+        // The pause is the scenario: three times the 0.5 s a file gets to settle.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(
+            reg.stats().rejects.load(Ordering::Relaxed),
+            0,
+            "the half-written file was rejected during the writer's pause"
+        );
+        out.write_all(rest).unwrap();
+    }
+    drop(out);
+    wait_result(&reg, "echo@1", "p", "B:p").await;
+    assert_eq!(reg.stats().rejects.load(Ordering::Relaxed), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn symlinks_are_followed_only_inside_the_dir() {
     let f = Fixture::new("link", "[activity.\"mapped@1\"]\nfile = \"echo-b.wasm\"\n");

@@ -11,8 +11,8 @@
 //! A file that fails to load (not wasm, core module, wrong world, truncated, no
 //! `@version`, a symlink leading outside the directory) is rejected with one log line and
 //! a count in [`RegistryStats::rejects`]; the version that was serving keeps serving. A file
-//! still being written (young mtime, or changing while read) is looked at again once it
-//! settles instead of being rejected.
+//! still being written (young mtime, or changing while read; a truncated one for longer) is
+//! looked at again once it settles instead of being rejected.
 //!
 //! `plugin_dir` is resolved again at each scan, and the directory holding it is watched
 //! for its name, so a symlink switched to another release is followed. A directory that
@@ -71,6 +71,9 @@ const DEBOUNCE: Duration = Duration::from_millis(10);
 /// A file that fails to load and was modified less than this long ago is probably still
 /// being written: it is looked at again later instead of being rejected.
 const SETTLE: Duration = Duration::from_millis(500);
+/// A file that ends in the middle of a component is almost always a copy still under way
+/// (a slow link, a writer that pauses): it is rejected only once unchanged this long.
+const TRUNCATED_SETTLE: Duration = Duration::from_secs(5);
 /// The longest wait between two looks at a plugin dir that cannot be read. The watchers see
 /// the usual ways back (the dir created or renamed into place, its permissions changed) at
 /// once; this wait is for the rest (a network mount coming back), and keeps a host whose dir
@@ -548,7 +551,10 @@ impl Registry {
                         RegistryStats::bump(&self.stats.busy);
                         tracing::info!(task_list = %list.name, file = %entry.file_name, error = %e, "plugin not loaded yet");
                         retry = true;
-                    } else if entry.young(SETTLE) {
+                    } else if entry.young(SETTLE)
+                        || (matches!(e, LoadError::Truncated(_)) && entry.young(TRUNCATED_SETTLE))
+                    {
+                        tracing::debug!(task_list = %list.name, file = %entry.file_name, error = %e, "plugin still being written; looking again");
                         retry = true;
                     } else {
                         self.reject(list, &entry.file_name, &e.to_string());
@@ -641,7 +647,7 @@ impl Registry {
             if table.get(ty).is_some_and(|p| p.path == path) {
                 table.remove(ty);
                 RegistryStats::bump(&self.stats.retirements);
-                tracing::info!(task_list = %list.name, activity_type = %ty, file = %path.display(), "plugin retired: its file is gone");
+                tracing::info!(task_list = %list.name, activity_type = %ty, file = %path.display(), "plugin retired: its file is no longer in the plugin dir");
             }
         }
         list.table.store(Arc::new(table));

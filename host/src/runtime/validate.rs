@@ -206,10 +206,13 @@ impl Runtime {
         let tier = self.tier(compiler).unwrap_or(primary);
         let component = match Component::new(&tier.engine, bytes) {
             Ok(component) => return Ok(tier.code(component)),
-            Err(e) if tier.compiler != primary.compiler => {
-                // Winch lacks some proposals; a broken file fails the same way below.
-                tracing::info!(error = %format!("{e:#}"), "Winch cannot compile this component; compiling with Cranelift");
-                Component::new(&primary.engine, bytes).map_err(|e| classify_parse_error(&e))?
+            Err(winch) if tier.compiler != primary.compiler => {
+                // Winch lacks some proposals. A broken file fails with Cranelift too, and
+                // then only Cranelift's error is reported: the file is at fault, not Winch.
+                let component =
+                    Component::new(&primary.engine, bytes).map_err(|e| classify_parse_error(&e))?;
+                tracing::info!(error = %format!("{winch:#}"), "Winch cannot compile this component; compiled it with Cranelift");
+                component
             }
             Err(e) => return Err(classify_parse_error(&e)),
         };
