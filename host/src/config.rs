@@ -267,6 +267,20 @@ impl Config {
         Ok(config)
     }
 
+    /// Where `task_list[index].key` is written, as `file:line: task_list[index].key` (the
+    /// line when the file can be read and spells the key out): for problems found after
+    /// parsing, such as a `plugin_dir` that does not exist, named as validation names its.
+    pub fn task_list_key(&self, index: usize, key: &str) -> String {
+        let path = KeyPath::root("task_list").index(index).key(key);
+        let line = std::fs::read_to_string(&self.source)
+            .ok()
+            .and_then(|text| path.line_in(&text));
+        match line {
+            Some(line) => format!("{}:{line}: {path}", self.source.display()),
+            None => format!("{}: {path}", self.source.display()),
+        }
+    }
+
     fn validate(&self) -> Result<(), Invalid> {
         let swf = KeyPath::root("swf");
         check_len(&self.swf.domain, 1, 256).map_err(|m| swf.key("domain").invalid(m))?;

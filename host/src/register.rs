@@ -70,12 +70,13 @@ impl fmt::Display for Report {
 /// with the first.
 pub fn discover(config: &Config) -> Result<Vec<(String, ActivityType)>> {
     let mut found: Vec<(String, ActivityType)> = Vec::new();
-    for tl in &config.task_lists {
+    for (i, tl) in config.task_lists.iter().enumerate() {
         let entries = std::fs::read_dir(&tl.plugin_dir).with_context(|| {
             format!(
-                "task list {:?}: cannot read plugin_dir {}",
+                "{}: cannot read {} (task list {:?})",
+                config.task_list_key(i, "plugin_dir"),
+                tl.plugin_dir.display(),
                 tl.name,
-                tl.plugin_dir.display()
             )
         })?;
         let mut names: Vec<String> = entries

@@ -197,3 +197,59 @@ fn bad_files_are_explained() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A `plugin_dir` that does not exist stops `swasm run` with the file, the line and the key,
+/// as a config validation error does.
+#[test]
+fn a_missing_plugin_dir_is_named_with_its_line() {
+    let dir = std::env::temp_dir().join(format!("swasm-tools-nodir-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("swasm.toml");
+    std::fs::write(
+        &cfg,
+        "[swf]\ndomain = \"d\"\n\n[[task_list]]\nname = \"tl\"\nplugin_dir = \"nope\"\n",
+    )
+    .unwrap();
+    let o = swasm(&["run", "--config", path(&cfg)]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let expect = format!("{}:6: task_list[0].plugin_dir:", cfg.display());
+    assert!(text(&o).contains(&expect), "{expect:?} in {}", text(&o));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A malformed `--env` or `--type` is a usage error (exit 2), as README's exit codes say.
+#[test]
+fn bad_invoke_flags_are_usage_errors() {
+    let echo = example("echo@1.wasm");
+    for (flag, value, expect) in [
+        ("--env", "C", "must be KEY=VALUE"),
+        ("--env", "=v", "must be KEY=VALUE"),
+        ("--type", "echo", "must be name@version"),
+    ] {
+        let o = swasm(&["invoke", path(&echo), flag, value]);
+        assert_eq!(o.status.code(), Some(2), "{flag} {value}: {}", text(&o));
+        assert!(text(&o).contains(expect), "{flag} {value}: {}", text(&o));
+    }
+}
+
+/// `--memory-mb` below what a component needs at start fails the task with
+/// swasm.MemoryLimit, as `swasm run` does, instead of refusing the file as unloadable.
+#[test]
+fn invoke_below_the_initial_memory_is_a_memory_limit_failure() {
+    let echo = example("echo@1.wasm");
+    let o = swasm(&[
+        "invoke",
+        path(&echo),
+        "--memory-mb",
+        "1",
+        "--input",
+        "\"x\"",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("swasm.MemoryLimit"), "{}", text(&o));
+    assert!(
+        text(&o).contains("limit 1048576 bytes = memory_mb"),
+        "{}",
+        text(&o)
+    );
+}

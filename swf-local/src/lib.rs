@@ -181,6 +181,14 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
     let server = Server::bind(args.listen, opts)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
+    if !args.listen.ip().is_loopback() {
+        // stderr, so the first line of stdout stays the address.
+        eprintln!(
+            "warning: --listen {} is not a loopback address: swf-local accepts any request \
+             signature, so anyone who can reach this port can drive its workflows",
+            args.listen
+        );
+    }
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on {}", server.url()).context("writing to stdout")?;

@@ -236,13 +236,13 @@ impl Registry {
     /// Loads every plugin dir once, without watching (tests, `swasm register`).
     pub async fn load(config: &Config, runtime: Arc<Runtime>) -> Result<Arc<Registry>> {
         let mut lists = BTreeMap::new();
-        for tl in &config.task_lists {
+        for (i, tl) in config.task_lists.iter().enumerate() {
             if !tl.plugin_dir.is_dir() {
                 anyhow::bail!(
-                    "{}: task list {:?}: plugin_dir {} does not exist or is not a directory",
-                    config.source.display(),
+                    "{}: {} does not exist or is not a directory (task list {:?})",
+                    config.task_list_key(i, "plugin_dir"),
+                    tl.plugin_dir.display(),
                     tl.name,
-                    tl.plugin_dir.display()
                 );
             }
             let dir = tl.plugin_dir.canonicalize().with_context(|| {
