@@ -693,3 +693,17 @@ async fn a_file_half_written_at_start_is_settled_later() {
     .await;
     assert_eq!(reg.served("tl"), vec![ty("echo@1")]);
 }
+
+/// A type whose `memory_mb` is below what its component needs to start is not served (every
+/// task would fail): the load is rejected naming the setting, and the other types of the
+/// dir serve.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_type_whose_memory_mb_cannot_start_its_component_is_rejected() {
+    let f = Fixture::new("tight", "[activity.\"echo@1\"]\nmemory_mb = 1\n");
+    f.put(&example("echo@1.wasm"), "echo@1.wasm");
+    f.put(&example("echo@1.wasm"), "echo@2.wasm");
+    let reg = f.start().await;
+    assert_eq!(reg.served("tl"), vec![ty("echo@2")]);
+    assert_eq!(reg.stats().rejects.load(Ordering::Relaxed), 1);
+    assert_eq!(echo_result(&reg, "echo@2", "m").await.as_deref(), Some("m"));
+}

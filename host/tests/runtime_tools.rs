@@ -253,3 +253,28 @@ fn invoke_below_the_initial_memory_is_a_memory_limit_failure() {
         text(&o)
     );
 }
+
+/// `swasm plugins` flags a type whose `memory_mb` is below what its component needs to
+/// start, naming the type and the setting, as the host rejects it.
+#[test]
+fn plugins_flags_a_memory_mb_too_small_to_start() {
+    let dir = std::env::temp_dir().join(format!("swasm-tools-tight-{}", std::process::id()));
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(example("echo@1.wasm"), plugins.join("echo@1.wasm")).unwrap();
+    let cfg = dir.join("swasm.toml");
+    std::fs::write(
+        &cfg,
+        "[swf]\ndomain = \"d\"\n[[task_list]]\nname = \"tl\"\nplugin_dir = \"plugins\"\n[activity.\"echo@1\"]\nmemory_mb = 1\n",
+    )
+    .unwrap();
+    let o = swasm(&["plugins", "--config", path(&cfg)]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let line = out.lines().find(|l| l.contains("echo@1.wasm")).expect(&out);
+    assert!(
+        line.contains("ERROR echo@1: the component needs") && line.contains("memory_mb = 1"),
+        "{out}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -219,6 +219,9 @@ pub struct Registry {
     upgrade_gate: Arc<tokio::sync::Semaphore>,
     /// Set once the start-up load is done: later loads happen while tasks run.
     live: AtomicBool,
+    /// The config the dirs came from: each type's `memory_mb`, checked against what its
+    /// component needs to start.
+    config: Config,
     /// Marked changed whenever a plugin starts serving (a new file, a new version, a
     /// swap): see [`Registry::subscribe`].
     loaded: tokio::sync::watch::Sender<()>,
@@ -273,6 +276,7 @@ impl Registry {
             upgrade_gate: Arc::new(tokio::sync::Semaphore::new(1)),
             live: AtomicBool::new(false),
             loaded: tokio::sync::watch::Sender::new(()),
+            config: config.clone(),
         });
         for list in registry.lists.values() {
             registry.rescan(list).await;
@@ -574,6 +578,10 @@ impl Registry {
             let path = dir.join(&entry.file_name);
             let mut table = Table::clone(&list.table.load());
             for ty in &entry.types {
+                if let Err(why) = compiled.fits(self.config.settings_for(ty).memory_mb) {
+                    self.reject(list, &entry.file_name, &format!("{ty}: {why}"));
+                    continue;
+                }
                 let plugin = self.runtime.plugin(
                     &compiled,
                     ty.clone(),

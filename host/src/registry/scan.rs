@@ -233,10 +233,21 @@ pub async fn inspect(config: &Config, runtime: &Arc<Runtime>) -> Result<Vec<File
                 Verdict::Reject(why) => report.error = Some(why),
                 Verdict::Read { bytes, hash } => {
                     report.hash = Some(hash.clone());
-                    if let Err(e) =
-                        compile_cached(runtime, cache.as_ref(), &stats, bytes, hash).await
-                    {
-                        report.error = Some(e.to_string());
+                    match compile_cached(runtime, cache.as_ref(), &stats, bytes, hash).await {
+                        Ok(compiled) => {
+                            let unfit: Vec<String> = entry
+                                .types
+                                .iter()
+                                .filter_map(|ty| {
+                                    let why = compiled.fits(config.settings_for(ty).memory_mb);
+                                    why.err().map(|why| format!("{ty}: {why}"))
+                                })
+                                .collect();
+                            if !unfit.is_empty() {
+                                report.error = Some(unfit.join("; "));
+                            }
+                        }
+                        Err(e) => report.error = Some(e.to_string()),
                     }
                 }
             }

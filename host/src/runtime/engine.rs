@@ -112,6 +112,10 @@ impl RuntimeOptions {
             max_memory_mb = max_memory_mb.max(s.memory_mb);
             max_stack_kb = max_stack_kb.max(s.max_stack_kb);
         }
+        // Never below the default: the pool's slots are sized for it, and a component that
+        // needs more at start than a small `memory_mb` then still loads, so the registry
+        // can name the setting (`Compiled::fits`) instead of the pool refusing the file.
+        let max_memory_mb = max_memory_mb.max(RuntimeOptions::default().max_memory_mb);
         RuntimeOptions {
             // `swasm invoke`-style side runs and the registry's validation need a few more.
             max_instances: u32::try_from(slots + 16).unwrap_or(u32::MAX).min(10_000),

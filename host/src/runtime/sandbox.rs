@@ -184,6 +184,8 @@ fn store(
 pub(crate) struct GuestLimits {
     memory_bytes: usize,
     pub(crate) denied: Option<String>,
+    /// The largest size any memory of the store asked for, granted or not.
+    pub(crate) peak: usize,
 }
 
 impl GuestLimits {
@@ -191,6 +193,7 @@ impl GuestLimits {
         GuestLimits {
             memory_bytes: usize::try_from(memory_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
             denied: None,
+            peak: 0,
         }
     }
 }
@@ -202,6 +205,7 @@ impl ResourceLimiter for GuestLimits {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
+        self.peak = self.peak.max(desired);
         let over_max = maximum.is_some_and(|m| desired > m);
         if desired > self.memory_bytes || over_max {
             self.denied = Some(format!(

@@ -92,6 +92,24 @@ pub struct Compiled {
     /// Which compiler made the code (and so which engine it runs on).
     pub compiler: Compiler,
     pub info: ComponentInfo,
+    /// The most memory one of its linear memories takes when it is instantiated, in bytes:
+    /// a task whose `memory_mb` is below it could never start (see [`Compiled::fits`]).
+    pub start_memory_bytes: usize,
+}
+
+impl Compiled {
+    /// Whether a task with `memory_mb` of memory can instantiate this component; if not,
+    /// why, for a load error that names the setting.
+    pub fn fits(&self, memory_mb: u64) -> Result<(), String> {
+        let limit = memory_mb.saturating_mul(1 << 20);
+        if (self.start_memory_bytes as u64) <= limit {
+            return Ok(());
+        }
+        Err(format!(
+            "the component needs {:.1} MiB of memory to start, more than its memory_mb = {memory_mb}: raise memory_mb for this type",
+            self.start_memory_bytes as f64 / f64::from(1 << 20)
+        ))
+    }
 }
 
 /// How long instantiating a component may take when it is loaded (see
@@ -301,7 +319,7 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Link(format!("{e:#}")))?;
-        let run = self.check_run(tier, &pre)?;
+        let (run, start_memory_bytes) = self.check_run(tier, &pre)?;
         Ok(Compiled {
             component,
             pre,
@@ -309,6 +327,7 @@ impl Runtime {
             clock: tier.clock(),
             compiler: tier.compiler,
             info: ComponentInfo { imports, exports },
+            start_memory_bytes,
         })
     }
 
@@ -322,11 +341,12 @@ impl Runtime {
     /// by [`LOAD_CHECK_TIMEOUT`] and the largest `memory_mb`. It takes a pool slot of the
     /// margin [`RuntimeOptions::max_instances`](super::RuntimeOptions) keeps beyond the
     /// task slots.
+    /// Returns `run`'s index and the largest memory the instance took to start.
     fn check_run(
         &self,
         tier: &Tier,
         pre: &InstancePre<sandbox::StoreState>,
-    ) -> Result<ComponentExportIndex, LoadError> {
+    ) -> Result<(ComponentExportIndex, usize), LoadError> {
         let component = pre.component();
         let run = component
             .get_export_index(None, ACTIVITY_EXPORT)
@@ -350,7 +370,7 @@ impl Runtime {
         instance
             .get_typed_func::<RunParams<'_>, RunResults>(&mut store, &run)
             .map_err(|e| LoadError::WrongSignature(format!("{e:#}")))?;
-        Ok(run)
+        Ok((run, store.data().limits.peak))
     }
 
     /// Makes a servable [`Plugin`] of compiled code.
