@@ -30,7 +30,7 @@ pub struct InvokeArgs {
     /// The activity type of the task, `name@version` (default: from the file name, else
     /// `invoke@0`).
     #[arg(long = "type", value_name = "NAME@VERSION", value_parser = name_at_version)]
-    pub activity_type: Option<String>,
+    pub activity_type: Option<ActivityType>,
     /// Local deadline in seconds, 1 to 31536000 (default 300).
     #[arg(long, default_value_t = 300,
           value_parser = clap::value_parser!(u64).range(1..=crate::config::MAX_SECONDS))]
@@ -41,25 +41,23 @@ pub struct InvokeArgs {
     pub memory_mb: u64,
     /// Grant an environment variable, `KEY=VALUE`; repeatable (default: none).
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = key_value)]
-    pub env: Vec<String>,
+    pub env: Vec<(String, String)>,
     /// Print one JSON object instead of text (default: text).
     #[arg(long)]
     pub json: bool,
 }
 
 /// `--env`: a usage error (exit 2) unless `KEY=VALUE` with a non-empty key.
-fn key_value(s: &str) -> Result<String, String> {
+fn key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
-        Some((k, _)) if !k.is_empty() => Ok(s.to_string()),
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
         _ => Err("must be KEY=VALUE".into()),
     }
 }
 
 /// `--type`: a usage error (exit 2) unless `name@version`.
-fn name_at_version(s: &str) -> Result<String, String> {
-    ActivityType::parse(s)
-        .map(|_| s.to_string())
-        .ok_or_else(|| "must be name@version".into())
+fn name_at_version(s: &str) -> Result<ActivityType, String> {
+    ActivityType::parse(s).ok_or_else(|| "must be name@version".into())
 }
 
 /// Records heartbeats; says "cancel requested" from the Nth on.
@@ -81,27 +79,18 @@ impl Heartbeat for RecordingHeartbeat {
 pub async fn invoke(args: InvokeArgs) -> Result<ExitCode> {
     let bytes = std::fs::read(&args.plugin)
         .with_context(|| format!("cannot read {}", args.plugin.display()))?;
-    let ty = match &args.activity_type {
-        Some(t) => {
-            ActivityType::parse(t).with_context(|| format!("--type {t:?}: must be name@version"))?
-        }
+    let ty = match args.activity_type {
+        Some(t) => t,
         None => file_type(&args.plugin).unwrap_or_else(|| ActivityType::new("invoke", "0")),
     };
-    let mut env = BTreeMap::new();
-    for kv in &args.env {
-        let (k, v) = kv
-            .split_once('=')
-            .with_context(|| format!("--env {kv:?}: must be KEY=VALUE"))?;
-        env.insert(k.to_string(), v.to_string());
-    }
+    let env: BTreeMap<String, String> = args.env.into_iter().collect();
     // Sized for this one task, so `--memory-mb` above the usual 256 is honoured. The limit
     // itself is the store's, as under `swasm run`: a component that needs more memory at
     // start than `--memory-mb` fails its task with swasm.MemoryLimit, not its load.
-    let defaults = RuntimeOptions::default();
     let runtime = Runtime::with_options(RuntimeOptions {
         max_instances: 16,
-        max_memory_mb: args.memory_mb.max(defaults.max_memory_mb),
-        ..defaults
+        max_memory_mb: RuntimeOptions::pool_memory_mb(args.memory_mb),
+        ..RuntimeOptions::default()
     })?;
     let compiled = match compile(&runtime, bytes).await {
         Ok(c) => c,

@@ -143,10 +143,7 @@ async fn register_with_retry(config: &Config, swf: &dyn SwfClient) -> Result<Rep
                 }
                 return Ok(report);
             }
-            Err(e)
-                if e.downcast_ref::<SwfError>()
-                    .is_some_and(SwfError::is_retryable) =>
-            {
+            Err(e) if swf_may_recover(&e) => {
                 tracing::warn!(error = %format!("{e:#}"), "registration failed; retrying in {delay:?}");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(30));
@@ -154,6 +151,13 @@ async fn register_with_retry(config: &Config, swf: &dyn SwfClient) -> Result<Rep
             Err(e) => return Err(e.context("--register")),
         }
     }
+}
+
+/// Whether a registration error is SWF being unreachable, throttling or failing (5xx):
+/// worth another try later.
+fn swf_may_recover(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<SwfError>()
+        .is_some_and(SwfError::is_retryable)
 }
 
 /// With `--register`: registers each type that starts serving after start-up (a new
@@ -179,10 +183,7 @@ async fn register_new_types(
                 Ok(_) => {
                     registered.insert(p.ty);
                 }
-                Err(e)
-                    if e.downcast_ref::<SwfError>()
-                        .is_some_and(SwfError::is_retryable) =>
-                {
+                Err(e) if swf_may_recover(&e) => {
                     tracing::warn!(activity_type = %p.ty, error = %format!("{e:#}"), "registering a new plugin's type failed; retrying in {delay:?}");
                     retry = true;
                 }

@@ -555,9 +555,11 @@ impl Registry {
                         RegistryStats::bump(&self.stats.busy);
                         tracing::info!(task_list = %list.name, file = %entry.file_name, error = %e, "plugin not loaded yet");
                         retry = true;
-                    } else if entry.young(SETTLE)
-                        || (matches!(e, LoadError::Truncated(_)) && entry.young(TRUNCATED_SETTLE))
-                    {
+                    } else if entry.young(if matches!(e, LoadError::Truncated(_)) {
+                        TRUNCATED_SETTLE
+                    } else {
+                        SETTLE
+                    }) {
                         tracing::debug!(task_list = %list.name, file = %entry.file_name, error = %e, "plugin still being written; looking again");
                         retry = true;
                     } else {
@@ -578,8 +580,8 @@ impl Registry {
             let path = dir.join(&entry.file_name);
             let mut table = Table::clone(&list.table.load());
             for ty in &entry.types {
-                if let Err(why) = compiled.fits(self.config.settings_for(ty).memory_mb) {
-                    self.reject(list, &entry.file_name, &format!("{ty}: {why}"));
+                if let Err(why) = compiled.fits(ty, self.config.settings_for(ty).memory_mb) {
+                    self.reject(list, &entry.file_name, &why);
                     continue;
                 }
                 let plugin = self.runtime.plugin(

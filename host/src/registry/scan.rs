@@ -239,8 +239,7 @@ pub async fn inspect(config: &Config, runtime: &Arc<Runtime>) -> Result<Vec<File
                                 .types
                                 .iter()
                                 .filter_map(|ty| {
-                                    let why = compiled.fits(config.settings_for(ty).memory_mb);
-                                    why.err().map(|why| format!("{ty}: {why}"))
+                                    compiled.fits(ty, config.settings_for(ty).memory_mb).err()
                                 })
                                 .collect();
                             if !unfit.is_empty() {

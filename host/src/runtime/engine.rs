@@ -98,6 +98,14 @@ impl Default for RuntimeOptions {
 }
 
 impl RuntimeOptions {
+    /// The pool's memory ceiling for a largest `memory_mb` of `largest`: never below the
+    /// default. A component that needs more at start than a small `memory_mb` then still
+    /// loads, and the setting is named (`Compiled::fits`, or swasm.MemoryLimit when a task
+    /// runs) instead of the pool refusing the file.
+    pub fn pool_memory_mb(largest: u64) -> u64 {
+        largest.max(RuntimeOptions::default().max_memory_mb)
+    }
+
     /// Sizes the engine for everything the config can run at once.
     pub fn from_config(config: &Config) -> RuntimeOptions {
         let slots: usize = config.task_lists.iter().map(|t| t.max_concurrent).sum();
@@ -112,10 +120,7 @@ impl RuntimeOptions {
             max_memory_mb = max_memory_mb.max(s.memory_mb);
             max_stack_kb = max_stack_kb.max(s.max_stack_kb);
         }
-        // Never below the default: the pool's slots are sized for it, and a component that
-        // needs more at start than a small `memory_mb` then still loads, so the registry
-        // can name the setting (`Compiled::fits`) instead of the pool refusing the file.
-        let max_memory_mb = max_memory_mb.max(RuntimeOptions::default().max_memory_mb);
+        let max_memory_mb = Self::pool_memory_mb(max_memory_mb);
         RuntimeOptions {
             // `swasm invoke`-style side runs and the registry's validation need a few more.
             max_instances: u32::try_from(slots + 16).unwrap_or(u32::MAX).min(10_000),

@@ -98,15 +98,15 @@ pub struct Compiled {
 }
 
 impl Compiled {
-    /// Whether a task with `memory_mb` of memory can instantiate this component; if not,
-    /// why, for a load error that names the setting.
-    pub fn fits(&self, memory_mb: u64) -> Result<(), String> {
+    /// Whether a task of `ty` with `memory_mb` of memory can instantiate this component; if
+    /// not, why, for a load error that names the type and the setting.
+    pub fn fits(&self, ty: &ActivityType, memory_mb: u64) -> Result<(), String> {
         let limit = memory_mb.saturating_mul(1 << 20);
         if (self.start_memory_bytes as u64) <= limit {
             return Ok(());
         }
         Err(format!(
-            "the component needs {:.1} MiB of memory to start, more than its memory_mb = {memory_mb}: raise memory_mb for this type",
+            "{ty}: the component needs {:.1} MiB of memory to start, more than its memory_mb = {memory_mb}: raise memory_mb for this type",
             self.start_memory_bytes as f64 / f64::from(1 << 20)
         ))
     }
