@@ -7,7 +7,8 @@
 #   make test-guests  misbehaving guests for the host's tests -> tests/guests/dist/
 #   make build        cargo build -p swasm (dev profile)
 #   make dev          setup plugins build, then `swasm dev --plugins plugins/dist`
-#   make test         setup plugins test-guests check-components build, then every test
+#   make test         setup plugins test-guests check-components, then every test (the test
+#                     build makes target/debug/swasm too)
 #   make bench        bench/run, when it exists
 #
 # Env: CACHE or SWASM_CACHE (default $HOME/.cache/swasm): the venv, stamps, guest target dir
@@ -45,7 +46,7 @@ need = test -x $(1) || { echo "$(1) is missing: run 'make setup' first" >&2; exi
 .PHONY: help setup plugins test-guests build dev test bench check-components
 
 help:
-	@sed -n '1,16p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '1,17p' Makefile | sed 's/^# \{0,1\}//'
 
 setup:
 	@scripts/setup.sh
@@ -130,7 +131,11 @@ build:
 dev: setup plugins build
 	$(CARGO_TARGET_DIR)/debug/swasm dev --plugins $(PLUGIN_DIST)$(if $(SERVE), --serve)
 
-test: setup plugins test-guests check-components build
+# No `build` here: the test build makes target/debug/swasm itself (host's integration tests
+# need the binary), and `cargo build -p swasm` resolves other features than the workspace's
+# test build (tokio's test-util comes from dev-dependencies), so running both compiled about
+# 90 crates twice and doubled a fresh machine's build time.
+test: setup plugins test-guests check-components
 	@export PATH="$(VENV)/bin:$$PATH" SWASM_REQUIRE_MOTO=1 \
 		SWASM_PLUGINS_DIST="$(CURDIR)/$(PLUGIN_DIST)" SWASM_TEST_GUESTS_DIST="$(CURDIR)/$(GUEST_DIST)"; \
 	if cargo nextest --version >/dev/null 2>&1; then \
