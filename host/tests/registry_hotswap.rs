@@ -24,8 +24,7 @@ struct Fixture {
 
 impl Fixture {
     fn new(name: &str, extra: &str) -> Fixture {
-        let root = std::env::temp_dir().join(format!("swasm-reg-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let root = scratch_root("swasm-reg", name);
         let dir = root.join("plugins");
         std::fs::create_dir_all(&dir).unwrap();
         let text = format!(

@@ -27,8 +27,7 @@ struct Fixture {
 
 impl Fixture {
     fn new(name: &str, files: &[&str]) -> Fixture {
-        let root = std::env::temp_dir().join(format!("swasm-tier-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let root = scratch_root("swasm-tier", name);
         let dir = root.join("plugins");
         std::fs::create_dir_all(&dir).unwrap();
         for f in files {

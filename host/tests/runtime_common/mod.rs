@@ -2,7 +2,7 @@
 //! small helpers to run one task.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -10,6 +10,31 @@ use swasm::activity::{
     ActivityTask, ActivityType, Heartbeat, HeartbeatHandle, NoHeartbeat, Outcome,
 };
 use swasm::config::{ActivitySettings, Registration};
+
+/// A fresh scratch dir `$TMPDIR/<prefix>-<name>-<pid>` for one test's fixture. Dirs of this
+/// prefix that test processes no longer running left behind are removed first: a registry's
+/// background work (a Cranelift upgrade, a cache write on a blocking thread) can finish after
+/// its fixture removed the dir, and writing its cache entry creates the dir again.
+pub fn scratch_root(prefix: &str, name: &str) -> PathBuf {
+    let tmp = std::env::temp_dir();
+    for entry in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
+        let file = entry.file_name();
+        let pid = file
+            .to_str()
+            .and_then(|f| f.strip_prefix(prefix))
+            .filter(|rest| rest.starts_with('-'))
+            .and_then(|rest| rest.rsplit('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && !Path::new("/proc").join(pid.to_string()).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let root = tmp.join(format!("{prefix}-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    root
+}
 
 fn dist(env: &str, rel: &str) -> PathBuf {
     std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| {
