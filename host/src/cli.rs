@@ -104,6 +104,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 config,
                 crate::worker::RunOptions {
                     register: args.register,
+                    ..Default::default()
                 },
                 crate::shutdown::signals(),
             )

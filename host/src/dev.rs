@@ -107,9 +107,13 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
         .map(ToString::to_string)
         .collect();
     let (stop_worker, worker_stopped) = oneshot::channel::<()>();
-    let worker = tokio::spawn(crate::worker::run_with(
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let mut worker = tokio::spawn(crate::worker::run_with(
         config.clone(),
-        crate::worker::RunOptions::default(),
+        crate::worker::RunOptions {
+            stopping: Some(stopping.clone()),
+            ..Default::default()
+        },
         swf,
         registry,
         async move {
@@ -179,10 +183,20 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
     }
 
     // The endpoint lives in this process and nothing will schedule work any more: stopping
-    // it right away ends the worker's held long polls now instead of at their 60 s timeout.
+    // it as soon as the worker stops polling ends the worker's held long polls now instead
+    // of at their 60 s timeout. Stopped before that, a poll failing on the closed endpoint
+    // would be logged as an outage.
     let _ = stop_worker.send(());
+    let ended = tokio::select! {
+        _ = stopping.notified() => None,
+        ended = &mut worker => Some(ended),
+    };
     let _ = stop_server.send(());
-    worker.await.context("the worker task panicked")??;
+    let ended = match ended {
+        Some(ended) => ended,
+        None => worker.await,
+    };
+    ended.context("the worker task panicked")??;
     let _ = server_task.await;
     Ok(code)
 }

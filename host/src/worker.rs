@@ -36,6 +36,9 @@ pub struct RunOptions {
     /// Register the domain and activity types before polling, and each type that starts
     /// serving later (a new file in a plugin dir) as it loads.
     pub register: bool,
+    /// Notified once shutdown has begun: no poller starts a new poll after it. `swasm dev`
+    /// stops its embedded endpoint then, so the polls it holds end without an error.
+    pub stopping: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// Runs the worker until `shutdown` resolves, then shuts down gracefully.
@@ -121,6 +124,9 @@ pub async fn run_with(
         "shutting down: no new polls; waiting for polls in flight and running tasks"
     );
     shutdown.initiate();
+    if let Some(stopping) = &opts.stopping {
+        stopping.notify_one();
+    }
     // A poll in flight returns within SWF's poll time (60 s): cancelling it could lose the
     // task SWF is handing out. A task it brings runs with a grace period of its own, and
     // each task ends itself when its grace is over (`Shutdown::task_over`).

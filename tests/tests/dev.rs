@@ -63,6 +63,13 @@ fn swasm_dev_runs_the_demo_to_a_summary() {
         summary.contains("1 canceled") && summary.contains("0 other"),
         "{summary}"
     );
+    // A clean run logs no error, the shutdown of the embedded endpoint included.
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains(" ERROR ")).collect();
+    assert!(
+        errors.is_empty(),
+        "swasm dev logged errors:\n{}",
+        errors.join("\n")
+    );
     // Progress was printed as it happened, before the summary.
     let first_progress = stdout.find("] completed:").expect("progress lines");
     assert!(first_progress < stdout.find("summary:").unwrap());
