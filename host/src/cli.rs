@@ -104,7 +104,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 config,
                 crate::worker::RunOptions {
                     register: args.register,
-                    ..Default::default()
                 },
                 crate::shutdown::signals(),
             )

@@ -18,6 +18,7 @@ use swasm_demo::{Decider, Demo, demo_jobs};
 use tokio::sync::oneshot;
 
 use crate::config::Config;
+use crate::shutdown::Shutdown;
 
 /// The domain, task list and region `swasm dev` uses.
 pub const DOMAIN: &str = "swasm-dev";
@@ -106,19 +107,13 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
         .iter()
         .map(ToString::to_string)
         .collect();
-    let (stop_worker, worker_stopped) = oneshot::channel::<()>();
-    let stopping = Arc::new(tokio::sync::Notify::new());
-    let mut worker = tokio::spawn(crate::worker::run_with(
+    let shutdown = Shutdown::new(Duration::from_secs(config.shutdown_grace_s));
+    let worker = tokio::spawn(crate::worker::run_with(
         config.clone(),
-        crate::worker::RunOptions {
-            stopping: Some(stopping.clone()),
-            ..Default::default()
-        },
+        crate::worker::RunOptions::default(),
         swf,
         registry,
-        async move {
-            let _ = worker_stopped.await;
-        },
+        shutdown.clone(),
     ));
     println!(
         "swasm serving task list {TASK_LIST:?} of domain {DOMAIN:?}: {}",
@@ -183,20 +178,12 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
     }
 
     // The endpoint lives in this process and nothing will schedule work any more: stopping
-    // it as soon as the worker stops polling ends the worker's held long polls now instead
-    // of at their 60 s timeout. Stopped before that, a poll failing on the closed endpoint
-    // would be logged as an outage.
-    let _ = stop_worker.send(());
-    let ended = tokio::select! {
-        _ = stopping.notified() => None,
-        ended = &mut worker => Some(ended),
-    };
+    // it right away ends the worker's held long polls now instead of at their 60 s timeout.
+    // The worker's shutdown begins first, so a poll the closing endpoint cuts is seen as
+    // part of the shutdown, not logged as an outage.
+    shutdown.initiate();
     let _ = stop_server.send(());
-    let ended = match ended {
-        Some(ended) => ended,
-        None => worker.await,
-    };
-    ended.context("the worker task panicked")??;
+    worker.await.context("the worker task panicked")??;
     let _ = server_task.await;
     Ok(code)
 }

@@ -36,16 +36,13 @@ pub struct RunOptions {
     /// Register the domain and activity types before polling, and each type that starts
     /// serving later (a new file in a plugin dir) as it loads.
     pub register: bool,
-    /// Notified once shutdown has begun: no poller starts a new poll after it. `swasm dev`
-    /// stops its embedded endpoint then, so the polls it holds end without an error.
-    pub stopping: Option<Arc<tokio::sync::Notify>>,
 }
 
-/// Runs the worker until `shutdown` resolves, then shuts down gracefully.
+/// Runs the worker until `signal` resolves, then shuts down gracefully.
 pub async fn run(
     config: Config,
     opts: RunOptions,
-    shutdown: impl Future<Output = ()> + Send,
+    signal: impl Future<Output = ()> + Send,
 ) -> Result<()> {
     let config = Arc::new(config);
     let runtime = Runtime::new(&config).context("cannot set up the WebAssembly runtime")?;
@@ -53,16 +50,23 @@ pub async fn run(
         .await
         .context("cannot load the plugins")?;
     let swf: Arc<dyn SwfClient> = Arc::new(crate::swf::connect(&config).await?);
-    run_with(config, opts, swf, registry, shutdown).await
+    let shutdown = Shutdown::new(Duration::from_secs(config.shutdown_grace_s));
+    let mut worker = std::pin::pin!(run_with(config, opts, swf, registry, shutdown.clone()));
+    tokio::select! {
+        ended = &mut worker => return ended,
+        () = signal => shutdown.initiate(),
+    }
+    worker.await
 }
 
-/// [`run`] with its parts supplied, for tests and `swasm dev`.
+/// [`run`] with its parts supplied, for `swasm dev`: serves until `shutdown` is initiated,
+/// then shuts down gracefully. Whoever initiates it knows the pollers already see it.
 pub async fn run_with(
     config: Arc<Config>,
     opts: RunOptions,
     swf: Arc<dyn SwfClient>,
     registry: Arc<Registry>,
-    shutdown_signal: impl Future<Output = ()> + Send,
+    shutdown: Shutdown,
 ) -> Result<()> {
     let metrics = Arc::new(Metrics::new());
     let plugins: Arc<dyn PluginSource> = Arc::new(RegistrySource(registry.clone()));
@@ -70,8 +74,6 @@ pub async fn run_with(
     if let Some(listen) = &config.metrics.listen {
         crate::metrics::serve(listen, metrics.clone(), plugins).await?;
     }
-    let shutdown = Shutdown::new(Duration::from_secs(config.shutdown_grace_s));
-    let mut shutdown_signal = std::pin::pin!(shutdown_signal);
 
     // Ends with this function: no registration outlives the worker.
     let mut _registering = None;
@@ -81,7 +83,7 @@ pub async fn run_with(
         let loads = registry.subscribe();
         let report = tokio::select! {
             r = register_with_retry(&config, swf.as_ref()) => r?,
-            _ = &mut shutdown_signal => return Ok(()),
+            () = shutdown.stopping() => return Ok(()),
         };
         let registered = report.types.into_iter().map(|(_, ty, _)| ty).collect();
         _registering = Some(AbortOnDropHandle::new(tokio::spawn(register_new_types(
@@ -117,16 +119,12 @@ pub async fn run_with(
         tracing::info!(domain = %config.swf.domain, task_list = %tl.name, pollers = tl.pollers, max_concurrent = tl.max_concurrent, "polling");
     }
 
-    shutdown_signal.await;
+    shutdown.stopping().await;
     tracing::info!(
         grace = ?Duration::from_secs(config.shutdown_grace_s),
         running = tracker.len(),
         "shutting down: no new polls; waiting for polls in flight and running tasks"
     );
-    shutdown.initiate();
-    if let Some(stopping) = &opts.stopping {
-        stopping.notify_one();
-    }
     // A poll in flight returns within SWF's poll time (60 s): cancelling it could lose the
     // task SWF is handing out. A task it brings runs with a grace period of its own, and
     // each task ends itself when its grace is over (`Shutdown::task_over`).
