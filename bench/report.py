@@ -196,8 +196,8 @@ def table(records, crit):
                 ok = to_native >= 0.9 and m >= 10 * boto3
                 parts.append("**meets goal**" if ok else "**misses goal**")
             ratio = ", ".join(parts)
-        elif r["bench"] == "worker CPU" and m is not None and med.get(("worker CPU", "native")):
-            ratio = f"{m / med[('worker CPU', 'native')]:.2f}× native"
+        elif r["bench"] in ("worker CPU", "machine CPU") and m is not None and med.get((r["bench"], "native")):
+            ratio = f"{m / med[(r['bench'], 'native')]:.2f}× native"
         elif key == ("memory", "swasm-rust") and m is not None:
             ratio = f"{m / 256:.2f}× goal, " + ("**meets goal**" if m <= 256 else "**misses goal**")
         elif r["bench"] == "memory" and m is not None and med.get(("memory", "swasm-rust")):

@@ -136,6 +136,24 @@ pub fn proc_status_kb(pid: u32, field: &str) -> Result<u64> {
     bail!("{path}: no {field} line")
 }
 
+/// The machine's CPU time so far, in clock ticks of all cores: `(busy, total)`, where busy is
+/// everything but idle and I/O wait (the first line of `/proc/stat`).
+pub fn machine_cpu_ticks() -> Result<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+    let ticks: Vec<u64> = text
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("cpu "))
+        .context("/proc/stat: no cpu line")?
+        .split_whitespace()
+        .map(|f| f.parse().context("/proc/stat: a cpu field is no number"))
+        .collect::<Result<_>>()?;
+    anyhow::ensure!(ticks.len() >= 5, "/proc/stat: fewer than 5 cpu fields");
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let total: u64 = ticks.iter().take(8).sum();
+    Ok((total - ticks[3] - ticks[4], total))
+}
+
 /// MemAvailable of the machine, in bytes (a memory benchmark stops before it starves it).
 pub fn mem_available() -> Result<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").context("reading /proc/meminfo")?;

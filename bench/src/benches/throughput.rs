@@ -10,6 +10,7 @@ use anyhow::{Result, bail};
 use super::watch;
 use crate::Ctx;
 use crate::endpoint::Endpoint;
+use crate::proc::machine_cpu_ticks;
 use crate::report::Record;
 use crate::swf::{self, Activity};
 use crate::workers::{self, Boto3Mode, Kind, THROUGHPUT_POLLERS};
@@ -104,12 +105,37 @@ pub async fn run(ctx: &Ctx, only: &[String]) -> Vec<Record> {
             r
         })
         .collect();
+    // How busy the whole machine was: at 100% the rate is bound by CPU (the worker's, the
+    // endpoint's and the driver's together); below it, by the workers' round trips.
+    let mut busy: Vec<Record> = variants
+        .iter()
+        .map(|v| {
+            let mut r = Record::new("machine CPU busy", v.label, "%");
+            r.note("both cores, all processes (worker, endpoint, driver), between the first and the last answer");
+            r
+        })
+        .collect();
+    // The same CPU time per task: what sets the rate once the machine is saturated.
+    let mut machine: Vec<Record> = variants
+        .iter()
+        .map(|v| {
+            let mut r = Record::new("machine CPU", v.label, "µs/task");
+            r.note("busy CPU of both cores (worker, endpoint, driver) between the first and the last answer, per task");
+            r
+        })
+        .collect();
     let mut paired = Record::new("throughput", "swasm-rust / native", "×");
     paired.note("swasm-rust's rate over native's, per repetition (the two run back to back)");
     let reps = ctx.sizes.reps.max(ctx.sizes.pair_reps);
     for rep in 0..reps {
         let mut rates = [None; 2];
-        for ((v, rec), cpu_rec) in variants.iter().zip(records.iter_mut()).zip(cpu.iter_mut()) {
+        for ((((v, rec), cpu_rec), busy_rec), machine_rec) in variants
+            .iter()
+            .zip(records.iter_mut())
+            .zip(cpu.iter_mut())
+            .zip(busy.iter_mut())
+            .zip(machine.iter_mut())
+        {
             let in_pair = PAIR.iter().position(|p| *p == v.label);
             let runs = if in_pair.is_some() {
                 reps
@@ -120,13 +146,20 @@ pub async fn run(ctx: &Ctx, only: &[String]) -> Vec<Record> {
                 continue;
             }
             match once(ctx, v, rep).await {
-                Ok((rate, cpu_us)) => {
+                Ok(Run {
+                    rate,
+                    cpu_us,
+                    busy_pct,
+                    machine_us,
+                }) => {
                     eprintln!(
-                        "throughput {} rep {rep}: {rate:.0} tasks/s, {cpu_us:.0} µs worker CPU per task",
+                        "throughput {} rep {rep}: {rate:.0} tasks/s, {cpu_us:.0} µs worker CPU per task, machine {busy_pct:.0}% busy",
                         v.label
                     );
                     rec.values.push(rate);
                     cpu_rec.values.push(cpu_us);
+                    busy_rec.values.push(busy_pct);
+                    machine_rec.values.push(machine_us);
                     if let Some(i) = in_pair {
                         rates[i] = Some(rate);
                     }
@@ -145,15 +178,28 @@ pub async fn run(ctx: &Ctx, only: &[String]) -> Vec<Record> {
         records.push(paired);
     }
     records.extend(cpu);
+    records.extend(busy);
+    records.extend(machine);
     for r in &records {
         r.print();
     }
     records
 }
 
+/// What one measurement found.
+struct Run {
+    /// Tasks answered per second.
+    rate: f64,
+    /// The worker process's CPU per task, in µs.
+    cpu_us: f64,
+    /// The share of the machine's CPU time that was busy, in percent.
+    busy_pct: f64,
+    /// The machine's busy CPU per task (every process), in µs.
+    machine_us: f64,
+}
+
 /// One measurement on a fresh endpoint.
-/// Returns tasks/s and the worker's CPU µs per task.
-async fn once(ctx: &Ctx, v: &Variant, rep: usize) -> Result<(f64, f64)> {
+async fn once(ctx: &Ctx, v: &Variant, rep: usize) -> Result<Run> {
     let ep = Endpoint::start().await?;
     let client = swf::client(&ep.url);
     swf::register(&client, &[(v.activity, "1")]).await?;
@@ -189,6 +235,7 @@ async fn once(ctx: &Ctx, v: &Variant, rep: usize) -> Result<(f64, f64)> {
         .await?;
         let at_first = ep.answered();
         let cpu_first = worker.cpu_seconds()?;
+        let machine_first = machine_cpu_ticks()?;
         let deadline = Duration::from_secs(60 + v.tasks as u64 / 20);
         let last = watch(
             &ep,
@@ -200,6 +247,7 @@ async fn once(ctx: &Ctx, v: &Variant, rep: usize) -> Result<(f64, f64)> {
         )
         .await?;
         let cpu_last = worker.cpu_seconds()?;
+        let machine_last = machine_cpu_ticks()?;
         let failed = ep.calls("RespondActivityTaskFailed");
         if failed > 0 {
             bail!(
@@ -224,10 +272,15 @@ async fn once(ctx: &Ctx, v: &Variant, rep: usize) -> Result<(f64, f64)> {
             calls.join(", ")
         );
         let done = (n - at_first) as f64;
-        Ok((
-            done / secs.max(1e-6),
-            (cpu_last - cpu_first) * 1e6 / done.max(1.0),
-        ))
+        let busy = machine_last.0.saturating_sub(machine_first.0) as f64;
+        let total = machine_last.1.saturating_sub(machine_first.1) as f64;
+        Ok(Run {
+            rate: done / secs.max(1e-6),
+            cpu_us: (cpu_last - cpu_first) * 1e6 / done.max(1.0),
+            busy_pct: 100.0 * busy / total.max(1.0),
+            // /proc/stat counts USER_HZ ticks: 100 a second on Linux.
+            machine_us: busy / 100.0 * 1e6 / done.max(1.0),
+        })
     }
     .await;
     worker.stop().await;
