@@ -136,22 +136,50 @@ pub fn proc_status_kb(pid: u32, field: &str) -> Result<u64> {
     bail!("{path}: no {field} line")
 }
 
-/// The machine's CPU time so far, in clock ticks of all cores: `(busy, total)`, where busy is
-/// everything but idle and I/O wait (the first line of `/proc/stat`).
-pub fn machine_cpu_ticks() -> Result<(u64, u64)> {
-    let text = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
-    let ticks: Vec<u64> = text
-        .lines()
-        .next()
-        .and_then(|l| l.strip_prefix("cpu "))
-        .context("/proc/stat: no cpu line")?
-        .split_whitespace()
-        .map(|f| f.parse().context("/proc/stat: a cpu field is no number"))
-        .collect::<Result<_>>()?;
-    anyhow::ensure!(ticks.len() >= 5, "/proc/stat: fewer than 5 cpu fields");
-    // user nice system idle iowait irq softirq steal (guest time is already in user).
-    let total: u64 = ticks.iter().take(8).sum();
-    Ok((total - ticks[3] - ticks[4], total))
+/// The machine's CPU time so far, in clock ticks summed over all cores (the first line of
+/// `/proc/stat`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MachineCpu {
+    /// Time the cores ran this machine's work: user, nice, system, irq and softirq (guest
+    /// time is already in user).
+    pub work: u64,
+    /// Time the hypervisor gave a core to someone else while it had work to run.
+    pub steal: u64,
+    /// Everything, idle and I/O wait included.
+    pub total: u64,
+}
+
+impl MachineCpu {
+    pub fn now() -> Result<MachineCpu> {
+        let text = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+        let ticks: Vec<u64> = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("cpu "))
+            .context("/proc/stat: no cpu line")?
+            .split_whitespace()
+            .map(|f| f.parse().context("/proc/stat: a cpu field is no number"))
+            .collect::<Result<_>>()?;
+        anyhow::ensure!(ticks.len() >= 8, "/proc/stat: fewer than 8 cpu fields");
+        // user nice system idle iowait irq softirq steal
+        let [user, nice, system, idle, iowait, irq, softirq, steal] = ticks[..8] else {
+            unreachable!("length checked above")
+        };
+        Ok(MachineCpu {
+            work: user + nice + system + irq + softirq,
+            steal,
+            total: user + nice + system + idle + iowait + irq + softirq + steal,
+        })
+    }
+
+    /// The ticks from `earlier` to `self`.
+    pub fn since(self, earlier: MachineCpu) -> MachineCpu {
+        MachineCpu {
+            work: self.work.saturating_sub(earlier.work),
+            steal: self.steal.saturating_sub(earlier.steal),
+            total: self.total.saturating_sub(earlier.total),
+        }
+    }
 }
 
 /// MemAvailable of the machine, in bytes (a memory benchmark stops before it starves it).

@@ -10,7 +10,7 @@ use anyhow::{Result, bail};
 use super::watch;
 use crate::Ctx;
 use crate::endpoint::Endpoint;
-use crate::proc::machine_cpu_ticks;
+use crate::proc::MachineCpu;
 use crate::report::Record;
 use crate::swf::{self, Activity};
 use crate::workers::{self, Boto3Mode, Kind, THROUGHPUT_POLLERS};
@@ -111,16 +111,26 @@ pub async fn run(ctx: &Ctx, only: &[String]) -> Vec<Record> {
         .iter()
         .map(|v| {
             let mut r = Record::new("machine CPU busy", v.label, "%");
-            r.note("both cores, all processes (worker, endpoint, driver), between the first and the last answer");
+            r.note("both cores running work of any process (worker, endpoint, driver) or stolen by the hypervisor while they had work, between the first and the last answer");
             r
         })
         .collect();
-    // The same CPU time per task: what sets the rate once the machine is saturated.
+    // Of that, the share the hypervisor took: what makes a phase of this VM slow.
+    let mut stolen: Vec<Record> = variants
+        .iter()
+        .map(|v| {
+            let mut r = Record::new("machine CPU stolen", v.label, "%");
+            r.note("both cores' time the hypervisor gave to other guests, between the first and the last answer");
+            r
+        })
+        .collect();
+    // The CPU time the machine's processes used per task: what sets the rate once the
+    // machine is saturated.
     let mut machine: Vec<Record> = variants
         .iter()
         .map(|v| {
             let mut r = Record::new("machine CPU", v.label, "µs/task");
-            r.note("busy CPU of both cores (worker, endpoint, driver) between the first and the last answer, per task");
+            r.note("CPU of all processes on both cores (worker, endpoint, driver) between the first and the last answer, per task");
             r
         })
         .collect();
@@ -129,11 +139,12 @@ pub async fn run(ctx: &Ctx, only: &[String]) -> Vec<Record> {
     let reps = ctx.sizes.reps.max(ctx.sizes.pair_reps);
     for rep in 0..reps {
         let mut rates = [None; 2];
-        for ((((v, rec), cpu_rec), busy_rec), machine_rec) in variants
+        for (((((v, rec), cpu_rec), busy_rec), stolen_rec), machine_rec) in variants
             .iter()
             .zip(records.iter_mut())
             .zip(cpu.iter_mut())
             .zip(busy.iter_mut())
+            .zip(stolen.iter_mut())
             .zip(machine.iter_mut())
         {
             let in_pair = PAIR.iter().position(|p| *p == v.label);
@@ -150,15 +161,17 @@ pub async fn run(ctx: &Ctx, only: &[String]) -> Vec<Record> {
                     rate,
                     cpu_us,
                     busy_pct,
+                    stolen_pct,
                     machine_us,
                 }) => {
                     eprintln!(
-                        "throughput {} rep {rep}: {rate:.0} tasks/s, {cpu_us:.0} µs worker CPU per task, machine {busy_pct:.0}% busy",
+                        "throughput {} rep {rep}: {rate:.0} tasks/s, {cpu_us:.0} µs worker CPU per task, machine {busy_pct:.0}% busy ({stolen_pct:.0}% stolen)",
                         v.label
                     );
                     rec.values.push(rate);
                     cpu_rec.values.push(cpu_us);
                     busy_rec.values.push(busy_pct);
+                    stolen_rec.values.push(stolen_pct);
                     machine_rec.values.push(machine_us);
                     if let Some(i) = in_pair {
                         rates[i] = Some(rate);
@@ -179,6 +192,7 @@ pub async fn run(ctx: &Ctx, only: &[String]) -> Vec<Record> {
     }
     records.extend(cpu);
     records.extend(busy);
+    records.extend(stolen);
     records.extend(machine);
     for r in &records {
         r.print();
@@ -192,9 +206,11 @@ struct Run {
     rate: f64,
     /// The worker process's CPU per task, in µs.
     cpu_us: f64,
-    /// The share of the machine's CPU time that was busy, in percent.
+    /// The share of the machine's CPU time that was busy or stolen, in percent.
     busy_pct: f64,
-    /// The machine's busy CPU per task (every process), in µs.
+    /// The share the hypervisor took, in percent.
+    stolen_pct: f64,
+    /// The CPU all the machine's processes used per task, in µs.
     machine_us: f64,
 }
 
@@ -235,7 +251,7 @@ async fn once(ctx: &Ctx, v: &Variant, rep: usize) -> Result<Run> {
         .await?;
         let at_first = ep.answered();
         let cpu_first = worker.cpu_seconds()?;
-        let machine_first = machine_cpu_ticks()?;
+        let machine_first = MachineCpu::now()?;
         let deadline = Duration::from_secs(60 + v.tasks as u64 / 20);
         let last = watch(
             &ep,
@@ -247,7 +263,7 @@ async fn once(ctx: &Ctx, v: &Variant, rep: usize) -> Result<Run> {
         )
         .await?;
         let cpu_last = worker.cpu_seconds()?;
-        let machine_last = machine_cpu_ticks()?;
+        let machine = MachineCpu::now()?.since(machine_first);
         let failed = ep.calls("RespondActivityTaskFailed");
         if failed > 0 {
             bail!(
@@ -272,14 +288,14 @@ async fn once(ctx: &Ctx, v: &Variant, rep: usize) -> Result<Run> {
             calls.join(", ")
         );
         let done = (n - at_first) as f64;
-        let busy = machine_last.0.saturating_sub(machine_first.0) as f64;
-        let total = machine_last.1.saturating_sub(machine_first.1) as f64;
+        let total = machine.total.max(1) as f64;
         Ok(Run {
             rate: done / secs.max(1e-6),
             cpu_us: (cpu_last - cpu_first) * 1e6 / done.max(1.0),
-            busy_pct: 100.0 * busy / total.max(1.0),
+            busy_pct: 100.0 * (machine.work + machine.steal) as f64 / total,
+            stolen_pct: 100.0 * machine.steal as f64 / total,
             // /proc/stat counts USER_HZ ticks: 100 a second on Linux.
-            machine_us: busy / 100.0 * 1e6 / done.max(1.0),
+            machine_us: machine.work as f64 / 100.0 * 1e6 / done.max(1.0),
         })
     }
     .await;
