@@ -87,66 +87,13 @@ pub async fn run(ctx: &Ctx, only: &[String]) -> Vec<Record> {
         .into_iter()
         .filter(|v| only.is_empty() || only.iter().any(|o| o == v.label))
         .collect();
-    let mut records: Vec<Record> = variants
-        .iter()
-        .map(|v| {
-            let mut r = Record::new("throughput", v.label, "tasks/s");
-            r.note(format!("{} tasks", v.tasks));
-            r
-        })
-        .collect();
-    // The worker's own CPU per task: on 2 shared cores the rate also depends on what the
-    // endpoint and the scheduler do; this does not.
-    let mut cpu: Vec<Record> = variants
-        .iter()
-        .map(|v| {
-            let mut r = Record::new("worker CPU", v.label, "µs/task");
-            r.note("user + system CPU of the worker process between the first and the last answer");
-            r
-        })
-        .collect();
-    // How busy the whole machine was: at 100% the rate is bound by CPU (the worker's, the
-    // endpoint's and the driver's together); below it, by the workers' round trips.
-    let mut busy: Vec<Record> = variants
-        .iter()
-        .map(|v| {
-            let mut r = Record::new("machine CPU busy", v.label, "%");
-            r.note("both cores running work of any process (worker, endpoint, driver) or stolen by the hypervisor while they had work, between the first and the last answer");
-            r
-        })
-        .collect();
-    // Of that, the share the hypervisor took: what makes a phase of this VM slow.
-    let mut stolen: Vec<Record> = variants
-        .iter()
-        .map(|v| {
-            let mut r = Record::new("machine CPU stolen", v.label, "%");
-            r.note("both cores' time the hypervisor gave to other guests, between the first and the last answer");
-            r
-        })
-        .collect();
-    // The CPU time the machine's processes used per task: what sets the rate once the
-    // machine is saturated.
-    let mut machine: Vec<Record> = variants
-        .iter()
-        .map(|v| {
-            let mut r = Record::new("machine CPU", v.label, "µs/task");
-            r.note("CPU of all processes on both cores (worker, endpoint, driver) between the first and the last answer, per task");
-            r
-        })
-        .collect();
+    let mut rows: Vec<Rows> = variants.iter().map(Rows::new).collect();
     let mut paired = Record::new("throughput", "swasm-rust / native", "×");
     paired.note("swasm-rust's rate over native's, per repetition (the two run back to back)");
     let reps = ctx.sizes.reps.max(ctx.sizes.pair_reps);
     for rep in 0..reps {
         let mut rates = [None; 2];
-        for (((((v, rec), cpu_rec), busy_rec), stolen_rec), machine_rec) in variants
-            .iter()
-            .zip(records.iter_mut())
-            .zip(cpu.iter_mut())
-            .zip(busy.iter_mut())
-            .zip(stolen.iter_mut())
-            .zip(machine.iter_mut())
-        {
+        for (v, rows) in variants.iter().zip(rows.iter_mut()) {
             let in_pair = PAIR.iter().position(|p| *p == v.label);
             let runs = if in_pair.is_some() {
                 reps
@@ -157,29 +104,19 @@ pub async fn run(ctx: &Ctx, only: &[String]) -> Vec<Record> {
                 continue;
             }
             match once(ctx, v, rep).await {
-                Ok(Run {
-                    rate,
-                    cpu_us,
-                    busy_pct,
-                    stolen_pct,
-                    machine_us,
-                }) => {
+                Ok(run) => {
                     eprintln!(
-                        "throughput {} rep {rep}: {rate:.0} tasks/s, {cpu_us:.0} µs worker CPU per task, machine {busy_pct:.0}% busy ({stolen_pct:.0}% stolen)",
-                        v.label
+                        "throughput {} rep {rep}: {:.0} tasks/s, {:.0} µs worker CPU per task, machine {:.0}% busy ({:.0}% stolen)",
+                        v.label, run.rate, run.cpu_us, run.busy_pct, run.stolen_pct
                     );
-                    rec.values.push(rate);
-                    cpu_rec.values.push(cpu_us);
-                    busy_rec.values.push(busy_pct);
-                    stolen_rec.values.push(stolen_pct);
-                    machine_rec.values.push(machine_us);
+                    rows.push(&run);
                     if let Some(i) = in_pair {
-                        rates[i] = Some(rate);
+                        rates[i] = Some(run.rate);
                     }
                 }
                 Err(e) => {
                     eprintln!("throughput {} rep {rep}: {e:#}", v.label);
-                    rec.note(format!("rep {rep} failed: {e:#}"));
+                    rows.rate.note(format!("rep {rep} failed: {e:#}"));
                 }
             }
         }
@@ -187,17 +124,79 @@ pub async fn run(ctx: &Ctx, only: &[String]) -> Vec<Record> {
             paired.values.push(swasm / native);
         }
     }
+    // The table groups rows by figure: every worker's rate, the goal's ratio, then each
+    // CPU figure for every worker.
+    let mut records: Vec<Record> = rows.iter().map(|r| r.rate.clone()).collect();
     if !paired.values.is_empty() {
         records.push(paired);
     }
-    records.extend(cpu);
-    records.extend(busy);
-    records.extend(stolen);
-    records.extend(machine);
+    let figures: [fn(&Rows) -> &Record; 4] =
+        [|r| &r.cpu, |r| &r.busy, |r| &r.stolen, |r| &r.machine];
+    for figure in figures {
+        records.extend(rows.iter().map(|r| figure(r).clone()));
+    }
     for r in &records {
         r.print();
     }
     records
+}
+
+/// The rows of one worker, one value per run.
+struct Rows {
+    rate: Record,
+    /// The worker's own CPU per task: on 2 shared cores the rate also depends on what the
+    /// endpoint and the scheduler do; this does not.
+    cpu: Record,
+    /// How busy the whole machine was: at 100% the rate is bound by CPU (the worker's, the
+    /// endpoint's and the driver's together); below it, by the workers' round trips.
+    busy: Record,
+    /// Of that, the share the hypervisor took: what makes a phase of this VM slow.
+    stolen: Record,
+    /// The CPU time the machine's processes used per task: what sets the rate once the
+    /// machine is saturated.
+    machine: Record,
+}
+
+impl Rows {
+    fn new(v: &Variant) -> Rows {
+        let row = |bench: &str, metric: &str, note: String| {
+            let mut r = Record::new(bench, v.label, metric);
+            r.note(note);
+            r
+        };
+        Rows {
+            rate: row("throughput", "tasks/s", format!("{} tasks", v.tasks)),
+            cpu: row(
+                "worker CPU",
+                "µs/task",
+                "user + system CPU of the worker process between the first and the last answer"
+                    .into(),
+            ),
+            busy: row(
+                "machine CPU busy",
+                "%",
+                "both cores running work of any process (worker, endpoint, driver) or stolen by the hypervisor while they had work, between the first and the last answer".into(),
+            ),
+            stolen: row(
+                "machine CPU stolen",
+                "%",
+                "both cores' time the hypervisor gave to other guests, between the first and the last answer".into(),
+            ),
+            machine: row(
+                "machine CPU",
+                "µs/task",
+                "CPU of all processes on both cores (worker, endpoint, driver) between the first and the last answer, per task".into(),
+            ),
+        }
+    }
+
+    fn push(&mut self, run: &Run) {
+        self.rate.values.push(run.rate);
+        self.cpu.values.push(run.cpu_us);
+        self.busy.values.push(run.busy_pct);
+        self.stolen.values.push(run.stolen_pct);
+        self.machine.values.push(run.machine_us);
+    }
 }
 
 /// What one measurement found.
