@@ -39,6 +39,11 @@ impl Shutdown {
         self.stop_polling.cancel();
     }
 
+    /// How long a task may go on once the shutdown began.
+    pub fn grace(&self) -> Duration {
+        self.grace
+    }
+
     pub fn is_stopping(&self) -> bool {
         self.stop_polling.is_cancelled()
     }

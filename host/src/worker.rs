@@ -121,7 +121,7 @@ pub async fn run_with(
 
     shutdown.stopping().await;
     tracing::info!(
-        grace = ?Duration::from_secs(config.shutdown_grace_s),
+        grace = ?shutdown.grace(),
         running = tracker.len(),
         "shutting down: no new polls; waiting for polls in flight and running tasks"
     );
