@@ -99,7 +99,7 @@ impl Worker {
         let path = format!("/proc/{}/stat", self.pid());
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
         // Fields after the parenthesised command name; utime and stime are fields 14 and 15
-        // of the whole line, in clock ticks (USER_HZ, 100 on Linux).
+        // of the whole line, in clock ticks.
         let rest = text
             .rsplit_once(')')
             .map(|(_, r)| r)
@@ -111,7 +111,7 @@ impl Worker {
                 .and_then(|f| f.parse::<f64>().ok())
                 .with_context(|| format!("{path}: field {} unreadable", i + 3))
         };
-        Ok((ticks(11)? + ticks(12)?) / 100.0)
+        Ok((ticks(11)? + ticks(12)?) / USER_HZ)
     }
 
     /// Kills and reaps the process.
@@ -136,9 +136,12 @@ pub fn proc_status_kb(pid: u32, field: &str) -> Result<u64> {
     bail!("{path}: no {field} line")
 }
 
+/// The clock ticks per second of `/proc/PID/stat` and `/proc/stat` (USER_HZ: 100 on Linux).
+const USER_HZ: f64 = 100.0;
+
 /// The machine's CPU time so far, in clock ticks summed over all cores (the first line of
 /// `/proc/stat`).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct MachineCpu {
     /// Time the cores ran this machine's work: user, nice, system, irq and softirq (guest
     /// time is already in user).
@@ -160,16 +163,20 @@ impl MachineCpu {
             .split_whitespace()
             .map(|f| f.parse().context("/proc/stat: a cpu field is no number"))
             .collect::<Result<_>>()?;
-        anyhow::ensure!(ticks.len() >= 8, "/proc/stat: fewer than 8 cpu fields");
-        // user nice system idle iowait irq softirq steal
-        let [user, nice, system, idle, iowait, irq, softirq, steal] = ticks[..8] else {
-            unreachable!("length checked above")
+        // user nice system idle iowait irq softirq steal (guest, guest_nice)
+        let [user, nice, system, idle, iowait, irq, softirq, steal, ..] = ticks[..] else {
+            bail!("/proc/stat: fewer than 8 cpu fields");
         };
         Ok(MachineCpu {
             work: user + nice + system + irq + softirq,
             steal,
             total: user + nice + system + idle + iowait + irq + softirq + steal,
         })
+    }
+
+    /// The time the cores ran work, in seconds.
+    pub fn work_seconds(&self) -> f64 {
+        self.work as f64 / USER_HZ
     }
 
     /// The ticks from `earlier` to `self`.

@@ -293,8 +293,7 @@ async fn once(ctx: &Ctx, v: &Variant, rep: usize) -> Result<Run> {
             cpu_us: (cpu_last - cpu_first) * 1e6 / done.max(1.0),
             busy_pct: 100.0 * (machine.work + machine.steal) as f64 / total,
             stolen_pct: 100.0 * machine.steal as f64 / total,
-            // /proc/stat counts USER_HZ ticks: 100 a second on Linux.
-            machine_us: machine.work as f64 / 100.0 * 1e6 / done.max(1.0),
+            machine_us: machine.work_seconds() * 1e6 / done.max(1.0),
         })
     }
     .await;
