@@ -103,7 +103,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             crate::worker::run(
                 config,
                 crate::worker::RunOptions {
-                    register: args.register,
+                    register: if args.register {
+                        crate::worker::Registration::All
+                    } else {
+                        crate::worker::Registration::Off
+                    },
                 },
                 crate::shutdown::signals(),
             )

@@ -3,8 +3,9 @@
 //! It builds nothing: it serves the `.wasm` files already in the plugin directory
 //! (`make plugins` puts the examples in `plugins/dist/`). Steps: bind swf-local, register the
 //! domain, the plugins' activity types and the demo workflow type, start the worker as
-//! `swasm run` would, start the demo workflows (see `swasm_demo`), print progress as the
-//! decider sees it, then a summary. With `--serve` it keeps serving afterwards.
+//! `swasm run --register` would (a plugin dropped in later is registered as it loads), start
+//! the demo workflows (see `swasm_demo`), print progress as the decider sees it, then a
+//! summary. With `--serve` it keeps serving afterwards.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -54,7 +55,9 @@ pub struct DevArgs {
 pub async fn dev(args: DevArgs) -> Result<ExitCode> {
     let plugin_dir = std::path::absolute(&args.plugins)
         .with_context(|| format!("plugin directory {}", args.plugins.display()))?;
-    if !has_plugins(&plugin_dir) {
+    // Without the demo, an empty dir is fine: plugins dropped in later are served and
+    // registered as they load.
+    if !args.no_demo && !has_plugins(&plugin_dir) {
         bail!(
             "no <name>@<version>.wasm files in {}: build the examples first with `make plugins` (or pass --plugins DIR)",
             plugin_dir.display()
@@ -110,15 +113,24 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
     let shutdown = Shutdown::new(Duration::from_secs(config.shutdown_grace_s));
     let worker = tokio::spawn(crate::worker::run_with(
         config.clone(),
-        crate::worker::RunOptions::default(),
+        crate::worker::RunOptions {
+            register: crate::worker::Registration::Later(report),
+        },
         swf,
         registry,
         shutdown.clone(),
     ));
-    println!(
-        "swasm serving task list {TASK_LIST:?} of domain {DOMAIN:?}: {}",
-        served.join(", ")
-    );
+    if served.is_empty() {
+        println!(
+            "swasm serving task list {TASK_LIST:?} of domain {DOMAIN:?}: nothing yet; drop <name>@<version>.wasm files into {}",
+            plugin_dir.display()
+        );
+    } else {
+        println!(
+            "swasm serving task list {TASK_LIST:?} of domain {DOMAIN:?}: {}",
+            served.join(", ")
+        );
+    }
 
     let decider = Arc::new(Decider::new(client, DOMAIN).with_page_size(args.page_size));
     let mut code = ExitCode::SUCCESS;
@@ -148,11 +160,17 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
     }
 
     if args.serve {
+        // The example names a type this host serves: echo@1 when the dir has it.
+        let example = served
+            .iter()
+            .find(|t| *t == "echo@1")
+            .or(served.first())
+            .map_or("echo@1", String::as_str);
         println!(
             "\nserving until Ctrl-C. Try, with boto3 or the AWS CLI (they need a region and some credentials; swf-local checks none):"
         );
         println!(
-            "  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws swf start-workflow-execution --endpoint-url {url} --region {REGION} --domain {DOMAIN} \\\n    --workflow-id my-1 --workflow-type name={},version={} \\\n    --input '{{\"activity\":\"echo@1\",\"task_list\":\"{TASK_LIST}\",\"input\":\"hi\"}}'",
+            "  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws swf start-workflow-execution --endpoint-url {url} --region {REGION} --domain {DOMAIN} \\\n    --workflow-id my-1 --workflow-type name={},version={} \\\n    --input '{{\"activity\":\"{example}\",\"task_list\":\"{TASK_LIST}\",\"input\":\"hi\"}}'",
             swasm_demo::WORKFLOW_NAME,
             swasm_demo::WORKFLOW_VERSION
         );

@@ -33,9 +33,21 @@ use crate::swf::{SwfClient, SwfError};
 /// Flags of `swasm run` that are not in the config file.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
-    /// Register the domain and activity types before polling, and each type that starts
+    pub register: Registration,
+}
+
+/// Which activity types the worker registers with SWF.
+#[derive(Debug, Clone, Default)]
+pub enum Registration {
+    /// None: someone else registers them (`swasm register`, a deploy step).
+    #[default]
+    Off,
+    /// `--register`: the domain and every type before polling, then each type that starts
     /// serving later (a new file in a plugin dir) as it loads.
-    pub register: bool,
+    All,
+    /// Only the types that start serving later: the caller registered the domain and the
+    /// types of this report before it started the worker (`swasm dev` prints the report).
+    Later(Report),
 }
 
 /// Runs the worker until `signal` resolves, then shuts down gracefully.
@@ -75,25 +87,28 @@ pub async fn run_with(
         crate::metrics::serve(listen, metrics.clone(), plugins).await?;
     }
 
-    // Ends with this function: no registration outlives the worker.
-    let mut _registering = None;
-    if opts.register {
-        // Subscribed first, so a type that loads while the start-up registration runs is
-        // not missed.
-        let loads = registry.subscribe();
-        let report = tokio::select! {
+    // Subscribed first, so a type that loads while the start-up registration runs is not
+    // missed.
+    let loads = registry.subscribe();
+    let registered = match opts.register {
+        Registration::Off => None,
+        Registration::All => Some(tokio::select! {
             r = register_with_retry(&config, swf.as_ref()) => r?,
             () = shutdown.stopping() => return Ok(()),
-        };
+        }),
+        Registration::Later(report) => Some(report),
+    };
+    // Ends with this function: no registration outlives the worker.
+    let _registering = registered.map(|report| {
         let registered = report.types.into_iter().map(|(_, ty, _)| ty).collect();
-        _registering = Some(AbortOnDropHandle::new(tokio::spawn(register_new_types(
+        AbortOnDropHandle::new(tokio::spawn(register_new_types(
             config.clone(),
             swf.clone(),
             registry.clone(),
             loads,
             registered,
-        ))));
-    }
+        )))
+    });
     tokio::spawn(probe_domain(config.clone(), swf.clone(), metrics.clone()));
 
     let dispatcher = Arc::new(Dispatcher {
@@ -164,9 +179,9 @@ fn swf_may_recover(e: &anyhow::Error) -> bool {
         .is_some_and(SwfError::is_retryable)
 }
 
-/// With `--register`: registers each type that starts serving after start-up (a new
-/// `name@version.wasm` dropped into a plugin dir), so a decider can schedule it without a
-/// restart or a `swasm register`. `registered`: the types start-up registration covered.
+/// With `--register`, and in `swasm dev`: registers each type that starts serving after
+/// start-up (a new `name@version.wasm` dropped into a plugin dir), so a decider can
+/// schedule it without a restart or a `swasm register`. `registered`: the types start-up registration covered.
 /// A failure SWF may get over (unreachable, throttled, 5xx) is retried with backoff; any
 /// other is logged once and not retried for that type.
 async fn register_new_types(

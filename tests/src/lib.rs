@@ -342,7 +342,7 @@ impl HostConfig {
 }
 
 /// Environment every child gets: dummy credentials (swf-local does not check signatures).
-fn aws_env(cmd: &mut Command) -> &mut Command {
+pub fn aws_env(cmd: &mut Command) -> &mut Command {
     cmd.env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_REGION", "us-east-1")

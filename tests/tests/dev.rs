@@ -1,7 +1,14 @@
 //! `swasm dev` (issue 7): swf-local + host + demo decider in one process runs to completion
-//! and its summary shows completed, failed and cancelled workflows in every language.
+//! and its summary shows completed, failed and cancelled workflows in every language; with
+//! `--serve` it keeps serving, and a plugin dropped in meanwhile can be scheduled at once.
 
-use swasm_tests::{repo_root, swasm};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_swf::types::{CloseStatus, EventType, WorkflowExecution, WorkflowType};
+use swasm_tests::{aws_env, bin, plugin, remove_temp_dirs, repo_root, swasm, temp_dir, wait_until};
 
 #[test]
 fn swasm_dev_runs_the_demo_to_a_summary() {
@@ -73,4 +80,162 @@ fn swasm_dev_runs_the_demo_to_a_summary() {
     // Progress was printed as it happened, before the summary.
     let first_progress = stdout.find("] completed:").expect("progress lines");
     assert!(first_progress < stdout.find("summary:").unwrap());
+}
+
+/// A plugin dropped into `swasm dev --serve`'s dir is registered as it loads, so a workflow
+/// can schedule it right away: no restart, no `swasm register` (which has no config file to
+/// read here). The example command `dev` prints names a type it serves.
+#[tokio::test(flavor = "multi_thread")]
+async fn swasm_dev_serve_registers_a_plugin_dropped_in_later() {
+    let dir = temp_dir("dev-serve");
+    std::fs::copy(plugin("countdown@1.wasm"), dir.join("countdown@1.wasm")).unwrap();
+    let log = dir.join("dev.log");
+    let mut child = aws_env(Command::new(bin()).args([
+        "dev",
+        "--serve",
+        "--no-demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--plugins",
+        dir.to_str().unwrap(),
+    ]))
+    .env("RUST_LOG", "info")
+    .stdout(Stdio::piped())
+    .stderr(std::fs::File::create(&log).unwrap())
+    .spawn()
+    .expect("spawn swasm dev");
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut printed = Vec::new();
+    let mut until = |what: &str| -> String {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) => {
+                    printed.push(line.clone());
+                    if line.contains(what) {
+                        return line;
+                    }
+                }
+                Err(e) => panic!(
+                    "no line with {what:?} ({e}); stdout:\n{}\nstderr:\n{}",
+                    printed.join("\n"),
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                ),
+            }
+        }
+    };
+    let url = until("swf-local listening on ")
+        .trim_start_matches("swf-local listening on ")
+        .to_string();
+    let example = until("--input '");
+    assert!(
+        example.contains(r#""activity":"countdown@1""#),
+        "the example should name the one type served: {example}"
+    );
+
+    let swf = swasm_tests::Swf::new(&url, "swasm-dev").await;
+    let described = |name: &'static str| {
+        let client = swf.client.clone();
+        async move {
+            client
+                .describe_activity_type()
+                .domain("swasm-dev")
+                .activity_type(
+                    aws_sdk_swf::types::ActivityType::builder()
+                        .name(name)
+                        .version("1")
+                        .build()
+                        .unwrap(),
+                )
+                .send()
+                .await
+                .is_ok()
+        }
+    };
+    assert!(
+        described("countdown").await,
+        "start-up registered countdown@1"
+    );
+    assert!(!described("echo").await, "echo@1 is not in the dir yet");
+
+    // Dropped in the way the README says: written aside, renamed into place.
+    let tmp = dir.join(".echo@1.wasm.tmp");
+    std::fs::copy(plugin("echo@1.wasm"), &tmp).unwrap();
+    std::fs::rename(&tmp, dir.join("echo@1.wasm")).unwrap();
+    wait_until(
+        "echo@1 to be registered",
+        Duration::from_secs(60),
+        || async { described("echo").await.then_some(()) },
+    )
+    .await;
+
+    // The dev decider runs it: the demo workflow's input names the activity.
+    let started = swf
+        .client
+        .start_workflow_execution()
+        .domain("swasm-dev")
+        .workflow_id("dropped-in")
+        .workflow_type(
+            WorkflowType::builder()
+                .name(swasm_demo::WORKFLOW_NAME)
+                .version(swasm_demo::WORKFLOW_VERSION)
+                .build()
+                .unwrap(),
+        )
+        .input(r#"{"activity":"echo@1","task_list":"demo","input":"dropped in"}"#)
+        .send()
+        .await
+        .unwrap();
+    let run = WorkflowExecution::builder()
+        .workflow_id("dropped-in")
+        .run_id(started.run_id.unwrap())
+        .build()
+        .unwrap();
+    let status = wait_until("the workflow to close", Duration::from_secs(60), || async {
+        let d = swf
+            .client
+            .describe_workflow_execution()
+            .domain("swasm-dev")
+            .execution(run.clone())
+            .send()
+            .await
+            .ok()?;
+        d.execution_info?.close_status
+    })
+    .await;
+    assert_eq!(status, CloseStatus::Completed);
+    let history = swf
+        .client
+        .get_workflow_execution_history()
+        .domain("swasm-dev")
+        .execution(run)
+        .send()
+        .await
+        .unwrap();
+    let result = history
+        .events
+        .iter()
+        .find(|e| e.event_type == EventType::ActivityTaskCompleted)
+        .and_then(|e| e.activity_task_completed_event_attributes()?.result.clone());
+    assert_eq!(result.as_deref(), Some("dropped in"));
+
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "swasm dev exited {status} after Ctrl-C:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    remove_temp_dirs();
 }
