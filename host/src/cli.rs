@@ -124,7 +124,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Register(args) => {
             let config = args.endpoint.load()?;
             let report = crate::register::run(&config).await?;
-            print!("{report}");
+            for line in report.to_string().lines() {
+                say!("{line}");
+            }
             Ok(if report.has_conflicts() {
                 ExitCode::from(2)
             } else {

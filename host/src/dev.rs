@@ -78,13 +78,15 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
     let server_task = tokio::spawn(server.run(async move {
         let _ = server_stopped.await;
     }));
-    println!("swf-local listening on {url}");
+    say!("swf-local listening on {url}");
 
     let config = dev_config(&url, &plugin_dir, args.metrics.as_deref())?;
     let report = crate::register::run(&config)
         .await
         .context("registering the domain and plugins")?;
-    print!("{report}");
+    for line in report.to_string().lines() {
+        say!("{line}");
+    }
     let client = demo_client(&url).await;
     let demo = Demo {
         client: client.clone(),
@@ -94,7 +96,7 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
 
     // Load (compile, or take from the cache) every plugin before any workflow starts, so no
     // demo task waits in the queue for a host that is still compiling.
-    println!(
+    say!(
         "loading plugins from {} (compiled code is cached for the next run)",
         plugin_dir.display()
     );
@@ -121,12 +123,12 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
         shutdown.clone(),
     ));
     if served.is_empty() {
-        println!(
+        say!(
             "swasm serving task list {TASK_LIST:?} of domain {DOMAIN:?}: nothing yet; drop <name>@<version>.wasm files into {}",
             plugin_dir.display()
         );
     } else {
-        println!(
+        say!(
             "swasm serving task list {TASK_LIST:?} of domain {DOMAIN:?}: {}",
             served.join(", ")
         );
@@ -136,7 +138,7 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
     let mut code = ExitCode::SUCCESS;
     if !args.no_demo {
         let jobs = demo_jobs(&served, TASK_LIST)?;
-        println!(
+        say!(
             "demo: starting {} workflows over {} activity types",
             jobs.len(),
             served.len()
@@ -147,11 +149,11 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
                 &decider,
                 &started,
                 Duration::from_secs(args.deadline_s),
-                |p| println!("  {p}"),
+                |p| say!("  {p}"),
             )
             .await;
         match summary {
-            Ok(summary) => println!("\n{summary}"),
+            Ok(summary) => say!("\n{summary}"),
             Err(e) => {
                 eprintln!("demo did not finish: {e:#}");
                 code = ExitCode::FAILURE;
@@ -166,15 +168,15 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
             .find(|t| *t == "echo@1")
             .or(served.first())
             .map_or("echo@1", String::as_str);
-        println!(
+        say!(
             "\nserving until Ctrl-C. Try, with boto3 or the AWS CLI (they need a region and some credentials; swf-local checks none):"
         );
-        println!(
+        say!(
             "  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws swf start-workflow-execution --endpoint-url {url} --region {REGION} --domain {DOMAIN} \\\n    --workflow-id my-1 --workflow-type name={},version={} \\\n    --input '{{\"activity\":\"{example}\",\"task_list\":\"{TASK_LIST}\",\"input\":\"hi\"}}'",
             swasm_demo::WORKFLOW_NAME,
             swasm_demo::WORKFLOW_VERSION
         );
-        println!(
+        say!(
             "  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws swf list-closed-workflow-executions --endpoint-url {url} --region {REGION} --domain {DOMAIN} --start-time-filter oldestDate=0"
         );
         let decide = {
@@ -182,7 +184,7 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
             tokio::spawn(async move {
                 loop {
                     match decider.poll_once().await {
-                        Ok(handled) => handled.progress.iter().for_each(|p| println!("  {p}")),
+                        Ok(handled) => handled.progress.iter().for_each(|p| say!("  {p}")),
                         Err(e) => {
                             eprintln!("decider: {e:#}");
                             tokio::time::sleep(Duration::from_secs(1)).await;

@@ -17,6 +17,27 @@
 //! - [`dev`]: `swasm dev`: swf-local + the worker + the demo decider in one process.
 //! - [`cli`]: the `swasm` command line.
 
+/// `println!` for what a command prints to stdout. A reader that stops reading
+/// (`swasm invoke ... | head -1`) ends the output, not the command, so the exit code still
+/// says how the command went; `println!` would panic instead.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::say_line(format_args!($($arg)*))
+    };
+}
+
+/// Writes one line of [`say!`] output. A closed pipe is not an error; other write errors are
+/// reported on stderr.
+fn say_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{line}")
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("error: cannot write to stdout: {e}");
+    }
+}
+
 pub mod activity;
 pub mod cli;
 pub mod config;

@@ -144,11 +144,11 @@ pub async fn invoke(args: InvokeArgs) -> Result<ExitCode> {
         };
         let mut o = o;
         o["heartbeats"] = serde_json::Value::Array(heartbeats);
-        println!("{o}");
+        say!("{o}");
     } else {
         for (i, (d, c)) in beats.iter().enumerate() {
             let cancel = if *c { "  -> cancel requested" } else { "" };
-            println!(
+            say!(
                 "heartbeat {}: {}{cancel}",
                 i + 1,
                 d.as_deref().unwrap_or("(no details)")
@@ -156,16 +156,16 @@ pub async fn invoke(args: InvokeArgs) -> Result<ExitCode> {
         }
         match &outcome {
             Outcome::Completed(r) => {
-                println!("completed: {}", r.as_deref().unwrap_or("(no result)"))
+                say!("completed: {}", r.as_deref().unwrap_or("(no result)"))
             }
             Outcome::Failed { reason, details } => {
-                println!("failed: {reason}");
+                say!("failed: {reason}");
                 if let Some(d) = details {
-                    println!("{d}");
+                    say!("{d}");
                 }
             }
             Outcome::Canceled(d) => {
-                println!("canceled: {}", d.as_deref().unwrap_or("(no details)"))
+                say!("canceled: {}", d.as_deref().unwrap_or("(no details)"))
             }
         }
     }
@@ -231,29 +231,29 @@ pub async fn check(args: CheckArgs) -> Result<ExitCode> {
             "type": file_type(&args.plugin).map(|t| t.to_string()),
             "imports": imports,
         });
-        println!("{o}");
+        say!("{o}");
     } else {
-        println!("file:    {}", args.plugin.display());
-        println!("size:    {size} bytes");
-        println!("sha256:  {hash}");
+        say!("file:    {}", args.plugin.display());
+        say!("size:    {size} bytes");
+        say!("sha256:  {hash}");
         match file_type(&args.plugin) {
-            Some(t) => println!("type:    {t} (from the file name)"),
-            None => println!(
+            Some(t) => say!("type:    {t} (from the file name)"),
+            None => say!(
                 "type:    none: name the file <name>@<version>.wasm or map it in [activity.\"n@v\"] file"
             ),
         }
         match &error {
             None => {
-                println!("world:   swasm:activity/plugin: ok");
-                println!("imports:");
+                say!("world:   swasm:activity/plugin: ok");
+                say!("imports:");
                 for i in &imports {
                     match needs_grant(i) {
-                        Some(note) => println!("  {i}  ({note})"),
-                        None => println!("  {i}"),
+                        Some(note) => say!("  {i}  ({note})"),
+                        None => say!("  {i}"),
                     }
                 }
             }
-            Some(e) => println!("error:   {e}"),
+            Some(e) => say!("error:   {e}"),
         }
     }
     Ok(if ok {
@@ -286,7 +286,7 @@ pub async fn plugins(args: PluginsArgs) -> Result<ExitCode> {
                 "task_list": r.task_list, "file": r.path, "types": types, "size": r.size,
                 "sha256": r.hash, "error": r.error,
             });
-            println!("{o}");
+            say!("{o}");
         } else {
             let hash = r.hash.as_deref().map(|h| &h[..12]).unwrap_or("-");
             let status = r
@@ -299,7 +299,7 @@ pub async fn plugins(args: PluginsArgs) -> Result<ExitCode> {
             } else {
                 types.join(",")
             };
-            println!(
+            say!(
                 "{}\t{}\t{}\t{} bytes\t{}\t{}",
                 r.task_list,
                 r.path.display(),
@@ -311,7 +311,7 @@ pub async fn plugins(args: PluginsArgs) -> Result<ExitCode> {
         }
     }
     if reports.is_empty() && !args.json {
-        println!(
+        say!(
             "no .wasm files in the plugin dirs of {}",
             args.config.display()
         );

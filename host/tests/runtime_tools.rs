@@ -75,6 +75,30 @@ fn invoke_echo_in_every_language() {
     }
 }
 
+/// `swasm invoke ... | head -1`: a reader that closed its end of stdout ends the output,
+/// not the command. The exit code still says how the task went (1: failed), and nothing
+/// panics. The pipe's read end is closed before the command writes a line: it compiles the
+/// component first.
+#[test]
+fn invoke_into_a_closed_pipe_keeps_its_exit_code() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_swasm"))
+        .args(["invoke", path(&example("echo@1.wasm")), "--input", "fail"])
+        .env(
+            "XDG_CACHE_HOME",
+            std::env::temp_dir().join("swasm-tools-test-cache"),
+        )
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run swasm");
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 #[test]
 fn invoke_countdown_lists_heartbeats_and_simulates_cancel() {
     for lang in LANGS {
