@@ -21,7 +21,7 @@ pub enum LoadError {
     #[error("not a WebAssembly file (it does not start with the \\0asm magic bytes)")]
     NotWasm,
     #[error(
-        "a core WebAssembly module, not a component: build for wasm32-wasip2 (or wrap it with `wasm-tools component new`)"
+        "a core WebAssembly module, not a component: build Rust for wasm32-wasip2, make the component from a C module with `componentize-c component`, or wrap any module with `wasm-tools component new --adapt`"
     )]
     CoreModule,
     #[error("truncated: the file ends in the middle of the component ({0})")]
