@@ -3,6 +3,11 @@
 //! sets going in another execution (a child's start, a signal, a cancel request) happens
 //! once the batch is recorded, as SWF does it asynchronously: its outcome follows the
 //! batch's events in the history.
+//!
+//! A batch is refused whole (ValidationException, nothing recorded, the decision task still
+//! started) when a decision is invalid or a decision that closes the run is not the last.
+//! A batch that fills the run's history (see [`crate::model::MAX_HISTORY_EVENTS`]) stops
+//! there: the decisions left are not applied, and the run is terminated in the same call.
 
 use std::time::{Duration, Instant};
 
@@ -13,7 +18,8 @@ use crate::executions::{StartParams, resolve_params, start};
 use crate::history::{record, request_cancel, schedule_decision};
 use crate::model::{
     Activity, ChildRec, Core, DecisionState, ParentLink, Status, check_activity_timeout,
-    check_execution_timeout, get_str, parse_duration, priority_of, req_str, task_list_of,
+    check_decision_task_timeout, check_execution_timeout, get_str, parse_duration, priority_of,
+    req_str, task_list_of,
 };
 use crate::quotas::Quotas;
 use crate::timers::TimerKind;
@@ -204,14 +210,33 @@ fn duration(a: &Value, path: &str, key: &str) -> SwfResult<()> {
 }
 
 /// Checks the timeouts of a decision that starts a run (ContinueAsNew,
-/// StartChildWorkflowExecution): whole seconds or NONE, and a run of at most one year. Both
-/// members say "You can use NONE to specify unlimited duration".
+/// StartChildWorkflowExecution): whole seconds or NONE, and a run and its decision tasks of
+/// at most one year. Both members say "You can use NONE to specify unlimited duration".
 fn run_timeouts(a: &Value, path: &str) -> SwfResult<()> {
     for key in ["executionStartToCloseTimeout", "taskStartToCloseTimeout"] {
         duration(a, path, key)?;
     }
     if let Some(v) = get_str(a, "executionStartToCloseTimeout") {
         check_execution_timeout(v, &format!("{path}.executionStartToCloseTimeout"), true)?;
+    }
+    if let Some(v) = get_str(a, "taskStartToCloseTimeout") {
+        check_decision_task_timeout(v, &format!("{path}.taskStartToCloseTimeout"))?;
+    }
+    Ok(())
+}
+
+/// A decision that closes the run must be the last of its batch (as SWF: moto, tested
+/// against SWF, refuses such a batch with "Close must be last decision in list").
+fn check_close_is_last(parsed: &[Parsed<'_>]) -> SwfResult<()> {
+    let n = parsed.len();
+    for (i, d) in parsed.iter().enumerate().take(n.saturating_sub(1)) {
+        if let Parsed::Close { ty, .. } = d {
+            return Err(SwfError::validation(format!(
+                "decisions.{}: {ty} closes the workflow execution, so it must be the last decision in the list (it is {} of {n})",
+                i + 1,
+                i + 1
+            )));
+        }
     }
     Ok(())
 }
@@ -341,6 +366,7 @@ pub fn respond_decision_task_completed(
         .enumerate()
         .map(|(i, d)| parse(i, d))
         .collect::<SwfResult<Vec<_>>>()?;
+    check_close_is_last(&parsed)?;
     let task_list = task_list_of(input);
     duration(input, "", "taskListScheduleToStartTimeout")?;
     let schedule_to_start = get_str(input, "taskListScheduleToStartTimeout");
@@ -394,12 +420,19 @@ pub fn respond_decision_task_completed(
         effects: Vec::new(),
     };
     for d in parsed {
-        if ctx.apply(d, unhandled) {
-            return Ok(json!({}));
+        // A full history (the DecisionTaskCompleted event may have filled it) takes no
+        // more decisions.
+        if ctx.done() {
+            break;
         }
+        ctx.apply(d, unhandled);
     }
-    ctx.run_effects();
-    ctx.finish();
+    if !ctx.done() {
+        ctx.run_effects();
+        ctx.finish();
+    }
+    // A history the batch filled up: its run is terminated now, in this call.
+    core.enforce_event_limit();
     Ok(json!({}))
 }
 
@@ -423,8 +456,14 @@ struct Ctx<'c, 'a> {
 }
 
 impl<'a> Ctx<'_, 'a> {
-    /// Applies one decision; returns true when it closed the execution.
-    fn apply(&mut self, d: Parsed<'a>, unhandled: bool) -> bool {
+    /// The batch can go no further: the run is closed, or its history is full.
+    fn done(&mut self) -> bool {
+        let ex = self.ex();
+        !ex.is_open() || ex.history_full()
+    }
+
+    /// Applies one decision.
+    fn apply(&mut self, d: Parsed<'a>, unhandled: bool) {
         match d {
             Parsed::ScheduleActivity {
                 name,
@@ -468,10 +507,11 @@ impl<'a> Ctx<'_, 'a> {
             ),
             Parsed::Close { ty, attrs } => {
                 self.run_effects();
-                return self.close(ty, attrs, unhandled);
+                if !self.done() {
+                    self.close(ty, attrs, unhandled);
+                }
             }
         }
-        false
     }
 
     /// The batch is applied: the decision task is done, and another is scheduled if the
@@ -740,13 +780,13 @@ impl<'a> Ctx<'_, 'a> {
         );
     }
 
-    /// A closing decision; returns true when the execution closed. With events the decider
-    /// has not seen yet, SWF fails it with UNHANDLED_DECISION.
-    fn close(&mut self, ty: &str, a: &Value, unhandled: bool) -> bool {
+    /// A closing decision. With events the decider has not seen yet, SWF fails it with
+    /// UNHANDLED_DECISION.
+    fn close(&mut self, ty: &str, a: &Value, unhandled: bool) {
         let failed = format!("{ty}Failed");
         if unhandled {
             self.failed(&failed, json!({}), "UNHANDLED_DECISION");
-            return false;
+            return;
         }
         let mut ev = json!({"decisionTaskCompletedEventId": self.completed});
         let (event, status) = match ty {
@@ -767,13 +807,12 @@ impl<'a> Ctx<'_, 'a> {
         };
         self.push(event, ev);
         self.core.close_execution(self.exec, status);
-        true
     }
 
     /// Each setting of the new run is the decision's, else the (new) workflow type's
     /// registered default, else the decision fails with that setting's DEFAULT_*_UNDEFINED
     /// cause; nothing is taken from this run.
-    fn continue_as_new(&mut self, a: &Value) -> bool {
+    fn continue_as_new(&mut self, a: &Value) {
         let ex = self.ex();
         let (domain, workflow_id) = (ex.domain.clone(), ex.workflow_id.clone());
         let mut wf_type = ex.workflow_type.clone();
@@ -788,7 +827,7 @@ impl<'a> Ctx<'_, 'a> {
                     json!({}),
                     refusal.cause,
                 );
-                return false;
+                return;
             }
         };
         let ex = self.ex();
@@ -812,7 +851,6 @@ impl<'a> Ctx<'_, 'a> {
             .get_mut(&exec)
             .expect("closed, not dropped")
             .push("WorkflowExecutionContinuedAsNew", ev);
-        true
     }
 
     /// Resolves the child's settings as StartWorkflowExecution does (the decision's, else
@@ -878,9 +916,13 @@ impl<'a> Ctx<'_, 'a> {
         });
     }
 
-    /// Carries out what the decisions so far set going elsewhere, in their order.
+    /// Carries out what the decisions so far set going elsewhere, in their order; none once
+    /// the run's history is full (the run is terminated before they would happen).
     fn run_effects(&mut self) {
         for effect in std::mem::take(&mut self.effects) {
+            if self.done() {
+                return;
+            }
             match effect {
                 Effect::StartChild { params, failed } => self.launch_child(*params, failed),
                 Effect::External {

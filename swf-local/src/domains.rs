@@ -8,8 +8,8 @@ use serde_json::{Map, Value, json};
 use crate::error::{Fault, SwfError, SwfResult};
 use crate::history::list_page;
 use crate::model::{
-    Core, Domain, MAX_DOMAINS, Status, TypeRec, check_activity_timeout, check_execution_timeout,
-    get_str, now_ts, parse_duration, req_str,
+    Core, Domain, MAX_DOMAINS, Status, TypeRec, check_activity_timeout,
+    check_decision_task_timeout, check_execution_timeout, get_str, now_ts, parse_duration, req_str,
 };
 
 /// SWF's quota of tags on one resource (a domain); one more is a TooManyTagsFault.
@@ -243,10 +243,13 @@ fn type_key(v: &Value) -> SwfResult<(String, String)> {
 
 pub fn register_type(core: &mut Core, input: &Value, kind: Kind) -> SwfResult<Value> {
     let key = type_key(input)?;
-    if kind == Kind::Workflow
-        && let Some(v) = get_str(input, "defaultExecutionStartToCloseTimeout")
-    {
-        check_execution_timeout(v, "defaultExecutionStartToCloseTimeout", false)?;
+    if kind == Kind::Workflow {
+        if let Some(v) = get_str(input, "defaultExecutionStartToCloseTimeout") {
+            check_execution_timeout(v, "defaultExecutionStartToCloseTimeout", false)?;
+        }
+        if let Some(v) = get_str(input, "defaultTaskStartToCloseTimeout") {
+            check_decision_task_timeout(v, "defaultTaskStartToCloseTimeout")?;
+        }
     }
     if kind == Kind::Activity {
         for key in [

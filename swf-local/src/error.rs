@@ -20,6 +20,10 @@ pub enum Fault {
     /// More than 50 tags on one resource.
     TooManyTags,
     Validation,
+    /// A body that cannot be deserialized: not JSON, not a JSON object, or a member whose
+    /// JSON type is not its shape's (awsJson services answer these so, not with
+    /// ValidationException).
+    Serialization,
     Throttling,
     UnknownOperation,
     /// HTTP 500, only produced by fault injection.
@@ -48,6 +52,7 @@ impl Fault {
             }
             Fault::TooManyTags => "com.amazonaws.swf.base.model#TooManyTagsFault",
             Fault::Validation => "com.amazon.coral.validate#ValidationException",
+            Fault::Serialization => "com.amazon.coral.service#SerializationException",
             Fault::Throttling => "com.amazon.coral.availability#ThrottlingException",
             Fault::UnknownOperation => "com.amazon.coral.service#UnknownOperationException",
             Fault::InternalFailure => "com.amazon.coral.service#InternalFailure",
@@ -88,6 +93,10 @@ impl SwfError {
 
     pub fn validation(message: impl Into<String>) -> Self {
         Self::new(Fault::Validation, message)
+    }
+
+    pub fn serialization(message: impl Into<String>) -> Self {
+        Self::new(Fault::Serialization, message)
     }
 
     /// The JSON body SWF sends with the error.

@@ -10,7 +10,8 @@ use crate::error::{Fault, SwfError, SwfResult};
 use crate::history::{list_page, page_size, record, request_cancel, schedule_decision};
 use crate::model::{
     Core, DecisionState, Execution, PageKind, PageState, ParentLink, Status,
-    check_execution_timeout, get_str, now_ts, parse_duration, random_token, req_str, task_list_of,
+    check_decision_task_timeout, check_execution_timeout, get_str, now_ts, parse_duration,
+    random_token, req_str, task_list_of,
 };
 use crate::timers::TimerKind;
 
@@ -106,27 +107,31 @@ pub fn resolve_params(
         cause: "OPERATION_NOT_PERMITTED",
     };
     let d = core.domain(domain).map_err(not_permitted)?;
-    // Deprecating the domain deprecated its types. DomainDeprecatedFault is not among
-    // StartWorkflowExecution's faults (SDKs would not recognise it).
-    if d.status == Status::Deprecated {
-        return Err(refusal(
-            Fault::TypeDeprecated,
-            "WORKFLOW_TYPE_DEPRECATED",
-            format!("Domain is deprecated, and so are its workflow types: {domain}"),
-        ));
-    }
     let name = req_str(workflow_type, "name").map_err(not_permitted)?;
     let version = req_str(workflow_type, "version").map_err(not_permitted)?;
-    let t = d
-        .workflow_types
-        .get(&(name.to_owned(), version.to_owned()))
-        .ok_or_else(|| {
-            refusal(
-                Fault::UnknownResource,
-                "WORKFLOW_TYPE_DOES_NOT_EXIST",
-                format!("Unknown type: WorkflowType=[name={name}, version={version}]"),
-            )
-        })?;
+    let t = d.workflow_types.get(&(name.to_owned(), version.to_owned()));
+    // A deprecated domain "cannot be used to create new workflow executions": it is no
+    // longer available for this operation, UnknownResourceFault (as Register*Type answers;
+    // DomainDeprecatedFault is not among StartWorkflowExecution's faults, SDKs would not
+    // recognise it). A decision learns whether the type exists (deprecated with the domain).
+    if d.status == Status::Deprecated {
+        return Err(refusal(
+            Fault::UnknownResource,
+            if t.is_some() {
+                "WORKFLOW_TYPE_DEPRECATED"
+            } else {
+                "WORKFLOW_TYPE_DOES_NOT_EXIST"
+            },
+            format!("Domain is deprecated, no workflow executions can be started in it: {domain}"),
+        ));
+    }
+    let t = t.ok_or_else(|| {
+        refusal(
+            Fault::UnknownResource,
+            "WORKFLOW_TYPE_DOES_NOT_EXIST",
+            format!("Unknown type: WorkflowType=[name={name}, version={version}]"),
+        )
+    })?;
     if t.status == Status::Deprecated {
         return Err(refusal(
             Fault::TypeDeprecated,
@@ -223,7 +228,7 @@ pub fn start(core: &mut Core, p: StartParams) -> u64 {
         latest_activity_ts: None,
         parent: p.parent.clone(),
         children: BTreeMap::new(),
-        event_limit_hits: core.event_limit_hits.clone(),
+        event_limit: core.event_limit.clone(),
     };
     let mut attrs = p.event_attrs();
     attrs["parentInitiatedEventId"] = json!(0);
@@ -269,6 +274,7 @@ pub fn start_workflow_execution(core: &mut Core, input: &Value) -> SwfResult<Val
         "executionStartToCloseTimeout",
         false,
     )?;
+    check_decision_task_timeout(&params.task_start_to_close, "taskStartToCloseTimeout")?;
     if core
         .open_by_workflow_id
         .contains_key(&(domain.to_owned(), workflow_id.to_owned()))
@@ -390,7 +396,6 @@ pub fn get_workflow_execution_history(core: &mut Core, input: &Value) -> SwfResu
     let mut out = json!({"events": page});
     if more {
         out["nextPageToken"] = json!(core.sched.issue_page_token(PageState {
-            issued: Instant::now(),
             kind: PageKind::History { exec: id },
             offset: next,
             page_size: size,

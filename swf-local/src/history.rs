@@ -81,12 +81,14 @@ fn child_closed_event(status: &str) -> Option<(&'static str, &'static [&'static 
 }
 
 impl Core {
-    /// Terminates the runs whose history reached [`crate::model::MAX_HISTORY_EVENTS`]
-    /// (cause EVENT_LIMIT_EXCEEDED, their own child policy applied). Called whenever the
-    /// state is locked, so no caller sees such a run still open.
+    /// Terminates the runs whose history is full (see [`crate::model::MAX_HISTORY_EVENTS`]):
+    /// WorkflowExecutionTerminated, cause EVENT_LIMIT_EXCEEDED, is their last event, and
+    /// their own child policy applies. Called before the state lock is released (and
+    /// between timers), so the operation that filled a history terminates its run and no
+    /// one sees it open.
     pub fn enforce_event_limit(&mut self) {
         loop {
-            let hits = std::mem::take(&mut *self.event_limit_hits.lock().unwrap());
+            let hits = self.event_limit.take_hits();
             if hits.is_empty() {
                 return;
             }
@@ -107,11 +109,15 @@ impl Core {
 
     /// Records WorkflowExecutionTerminated with `attrs` (cause, reason, details) and closes
     /// the run. `child_policy` (the run's own when `None`) goes into the event and is
-    /// applied to the run's open children.
+    /// applied to the run's open children. A run whose history is full is terminated for
+    /// that, whoever asked (cause EVENT_LIMIT_EXCEEDED).
     pub fn terminate(&mut self, id: u64, child_policy: Option<&str>, mut attrs: Value) {
         let Some(ex) = self.execs.get_mut(&id).filter(|e| e.is_open()) else {
             return;
         };
+        if ex.history_full() {
+            attrs = json!({"cause": "EVENT_LIMIT_EXCEEDED"});
+        }
         let policy = child_policy.unwrap_or(&ex.child_policy).to_owned();
         attrs["childPolicy"] = json!(policy);
         ex.push("WorkflowExecutionTerminated", attrs);
@@ -306,7 +312,6 @@ pub fn list_page(
     out.insert(key.to_owned(), Value::Array(page));
     if more {
         let token = sched.issue_page_token(PageState {
-            issued: Instant::now(),
             kind: PageKind::List { op, items },
             offset: offset + size,
             page_size: size,

@@ -7,20 +7,27 @@
 //!
 //! What it does like SWF: long polls held until a task arrives (or the poll timeout, then an
 //! empty task: `"taskToken": ""`), each task handed to exactly one poller, the highest
-//! `taskPriority` first (oldest first among equals), history paging with 60 s page
-//! tokens, heartbeats with `cancelRequested`, the four activity timeouts, decision task and
-//! workflow timeouts driven by timers, cancellation, validation from botocore's service
-//! model, SWF's error shapes, retention-based cleanup of closed executions, decision task
-//! list overrides (`taskList` / `taskListScheduleToStartTimeout` of
+//! `taskPriority` first (oldest first among equals), paging with page tokens that live 24
+//! hours (60 s for PollForDecisionTask's history pages; at most 20,000 live tokens, the
+//! oldest dropped first), heartbeats with `cancelRequested`, the four activity timeouts,
+//! decision task and workflow timeouts driven by timers, cancellation, validation from
+//! botocore's service model (a body that cannot be deserialized, such as one that is not
+//! JSON or has a member of the wrong JSON type, is a SerializationException; a constraint
+//! violation is a ValidationException), SWF's error shapes, retention-based cleanup of closed
+//! executions, decision task list overrides (`taskList` / `taskListScheduleToStartTimeout` of
 //! RespondDecisionTaskCompleted), and these limits: requests of at most 1 MB (a larger one is
 //! a ValidationException), at most 10,000 types of each kind per domain and a retention of at
-//! most 90 days (LimitExceededFault), executions and activity task timeouts of at most one
-//! year, 1,000 open activity tasks per execution, 1,000 pollers per task list
+//! most 90 days (LimitExceededFault), execution, decision task and activity task timeouts of
+//! at most one year, 1,000 open activity tasks per execution, 1,000 pollers per task list
 //! (LimitExceededFault), 100 domains and 100,000 open executions per domain
 //! (LimitExceededFault; a child start over it fails with OPEN_WORKFLOWS_LIMIT_EXCEEDED), and
-//! 25,000 events per history (the run is terminated, cause EVENT_LIMIT_EXCEEDED).
+//! 25,000 events per history: once a history holds 24,999 events nothing more is recorded,
+//! and the run is terminated (cause EVENT_LIMIT_EXCEEDED, the 25,000th event) before the
+//! call that filled it returns; a decision batch stops at the decision that fills it.
 //!
-//! Every decision, with SWF's events: child workflows (StartChildWorkflowExecution, the
+//! Every decision, with SWF's events (a batch with an invalid decision, or with a decision
+//! that closes the run anywhere but last, is refused whole with a ValidationException and
+//! the decision task stays started): child workflows (StartChildWorkflowExecution, the
 //! parent told of the child's start and close, the parent's child policy applied to its
 //! open children when it is terminated or times out, at most 1,000 open children), signals
 //! and cancel requests
@@ -39,6 +46,10 @@
 //! Resource tags on domains (RegisterDomain's `tags`, TagResource, UntagResource,
 //! ListTagsForResource), at most 50 per domain (TooManyTagsFault).
 //!
+//! A deprecated domain takes no new executions or types: StartWorkflowExecution and
+//! Register*Type answer UnknownResourceFault naming it (the faults these operations list);
+//! its open executions go on.
+//!
 //! What it does not do: run Lambda tasks (see above), rate quotas for the operations
 //! [`QuotaSet::swf`] leaves out (they are never throttled).
 //!
@@ -52,10 +63,11 @@
 //! - [`executions`]: start, describe, history, list, signal, cancel, terminate.
 //! - [`decisions`]: RespondDecisionTaskCompleted and every decision.
 //! - [`tasks`]: long polls, heartbeats, activity responses, pending counts.
-//! - [`timers`]: the timer driver (timeouts, user timers, retention, token expiry).
+//! - [`timers`]: the timer driver (timeouts, user timers, retention).
 //! - [`faults`]: fault injection rules.
 //! - [`quotas`]: SWF's API rate quotas (token buckets).
-//! - [`state`]: the [`State`] a server serves, kept across restarts.
+//! - [`state`]: the [`State`] a server serves, kept across restarts, and the test hooks on it
+//!   (page token age, history and open-execution limits).
 //!
 //! # Control endpoints (for tests that drive a `swasm local-swf` process)
 //! - `GET /_stats` -> `{"calls": {"PollForActivityTask": 12, ...}}`: SWF calls received per

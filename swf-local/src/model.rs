@@ -4,7 +4,8 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
@@ -54,9 +55,23 @@ pub fn check_execution_timeout(v: &str, path: &str, none_allowed: bool) -> SwfRe
 /// RegisterActivityType default): SWF-LIMITS.md "Maximum task run time: 1 year", so at most
 /// one year; NONE stays allowed, as each of these members says ("You can use NONE").
 pub fn check_activity_timeout(v: &str, path: &str) -> SwfResult<()> {
+    check_at_most_one_year(v, path, "an activity task runs at most one year")
+}
+
+/// Checks a decision task timeout at `path` (`taskStartToCloseTimeout` of
+/// StartWorkflowExecution, ContinueAsNew and StartChildWorkflowExecution, RegisterWorkflowType's
+/// `defaultTaskStartToCloseTimeout`): SWF's timeouts are "up to a year (31536000 seconds) - the
+/// maximum execution limit for any workflow or activity"; NONE stays allowed, as each of these
+/// members says ("You can use NONE").
+pub fn check_decision_task_timeout(v: &str, path: &str) -> SwfResult<()> {
+    check_at_most_one_year(v, path, "a decision task runs at most one year")
+}
+
+/// A duration at `path` of at most one year, or NONE; `why` ends the message.
+fn check_at_most_one_year(v: &str, path: &str, why: &str) -> SwfResult<()> {
     match parse_duration(v, path)? {
         Some(s) if s > ONE_YEAR_SECS => Err(SwfError::validation(format!(
-            "1 validation error detected: Value '{v}' at '{path}' failed to satisfy constraint: Member must be at most 31536000 seconds: an activity task runs at most one year"
+            "1 validation error detected: Value '{v}' at '{path}' failed to satisfy constraint: Member must be at most 31536000 seconds: {why}"
         ))),
         _ => Ok(()),
     }
@@ -242,18 +257,60 @@ pub struct Execution {
     /// Open children by their StartChildWorkflowExecutionInitiated event id: the parent's
     /// child policy applies to them when it closes.
     pub children: BTreeMap<i64, ChildRec>,
-    /// Where this run reports that its history reached [`MAX_HISTORY_EVENTS`] (shared with
-    /// [`Core::event_limit_hits`]), so the run is terminated wherever the event came from.
-    pub event_limit_hits: EventLimitHits,
+    /// The history limit, and where this run reports that its history is full (shared with
+    /// [`Core::event_limit`]), so the run is terminated wherever the event came from.
+    pub event_limit: Arc<EventLimit>,
 }
 
 /// SWF's hard limit on one run's history (SWF developer guide, "Quotas on workflow
-/// executions": 25,000 events). A run whose history reaches it is terminated with cause
-/// EVENT_LIMIT_EXCEEDED.
+/// executions": 25,000 events, "a hard quota"). Once a run's history holds one event less,
+/// nothing more is recorded for it but WorkflowExecutionTerminated (cause
+/// EVENT_LIMIT_EXCEEDED), the last event, before the operation that filled it ends.
 pub const MAX_HISTORY_EVENTS: usize = 25_000;
 
-/// Runs whose history reached [`MAX_HISTORY_EVENTS`] and that are not terminated yet.
-pub type EventLimitHits = Arc<std::sync::Mutex<Vec<u64>>>;
+/// The history limit of a [`Core`]'s runs and the runs that reached it. The core and each of
+/// its executions share it, so that [`Execution::push`], which sees one run only, can report
+/// a full history; [`Core::enforce_event_limit`] terminates the runs reported.
+#[derive(Debug)]
+pub struct EventLimit {
+    /// Events one history may hold, the termination included ([`MAX_HISTORY_EVENTS`]; tests
+    /// lower it to reach it with a few events).
+    max: AtomicUsize,
+    /// Runs whose history is full and that are not terminated yet.
+    hits: Mutex<Vec<u64>>,
+}
+
+impl Default for EventLimit {
+    fn default() -> Self {
+        EventLimit {
+            max: AtomicUsize::new(MAX_HISTORY_EVENTS),
+            hits: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl EventLimit {
+    /// How many events a history holds when it is full: all but the termination.
+    pub fn full(&self) -> usize {
+        self.max.load(Ordering::Relaxed).saturating_sub(1)
+    }
+
+    pub fn set_max(&self, max: usize) {
+        self.max.store(max, Ordering::Relaxed);
+    }
+
+    fn hit(&self, exec: u64) {
+        let mut hits = self.hits.lock().unwrap_or_else(|e| e.into_inner());
+        if !hits.contains(&exec) {
+            hits.push(exec);
+        }
+    }
+
+    /// The runs reported since the last call.
+    pub fn take_hits(&self) -> Vec<u64> {
+        std::mem::take(&mut *self.hits.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
 
 /// SWF's quota of registered domains (registered and deprecated) per account.
 pub const MAX_DOMAINS: usize = 100;
@@ -262,9 +319,18 @@ pub const MAX_DOMAINS: usize = 100;
 pub const MAX_OPEN_EXECUTIONS_PER_DOMAIN: usize = 100_000;
 
 impl Execution {
-    /// Appends an event and returns its id.
+    /// Appends an event and returns its id. A full history ([`Execution::history_full`])
+    /// takes nothing but WorkflowExecutionTerminated: any other event is dropped (its id is
+    /// returned all the same, and the run, reported full, is terminated before the
+    /// operation ends, which drops what the caller set up for the event).
     pub fn push(&mut self, event_type: &str, attrs: Value) -> i64 {
         let id = self.events.len() as i64 + 1;
+        if self.history_full() && event_type != "WorkflowExecutionTerminated" {
+            if self.is_open() {
+                self.event_limit.hit(self.id);
+            }
+            return id;
+        }
         let mut key = String::with_capacity(event_type.len() + 15);
         let mut chars = event_type.chars();
         if let Some(c) = chars.next() {
@@ -278,10 +344,16 @@ impl Execution {
         ev.insert("eventTimestamp".into(), json!(now_ts()));
         ev.insert(key, attrs);
         self.events.push(Value::Object(ev));
-        if self.events.len() == MAX_HISTORY_EVENTS && self.is_open() {
-            self.event_limit_hits.lock().unwrap().push(self.id);
+        if self.history_full() && self.is_open() {
+            self.event_limit.hit(self.id);
         }
         id
+    }
+
+    /// The history holds all the events it may before its termination (see
+    /// [`MAX_HISTORY_EVENTS`]).
+    pub fn history_full(&self) -> bool {
+        self.events.len() >= self.event_limit.full()
     }
 
     /// The attributes of the newest event (the close event, once closed).
@@ -409,7 +481,6 @@ pub enum PageKind {
 
 #[derive(Debug, Clone)]
 pub struct PageState {
-    pub issued: Instant,
     pub kind: PageKind,
     pub offset: usize,
     pub page_size: usize,
@@ -425,8 +496,7 @@ pub struct Sched {
     pub activity_tokens: HashMap<String, (u64, i64)>,
     /// Decision task token -> execution id.
     pub decision_tokens: HashMap<String, u64>,
-    pub page_tokens: HashMap<String, PageState>,
-    pub page_token_lifetime: Duration,
+    pub page_tokens: PageTokens,
     /// Deadline -> what to check then; the second key part orders equal deadlines.
     pub timers: BTreeMap<(Instant, u64), TimerKind>,
     pub timer_seq: u64,
@@ -468,24 +538,149 @@ impl Sched {
     }
 
     pub fn issue_page_token(&mut self, state: PageState) -> String {
-        let token = random_token();
-        let expiry = Instant::now() + self.page_token_lifetime + Duration::from_secs(1);
-        self.page_tokens.insert(token.clone(), state);
-        self.add_timer(expiry, TimerKind::PageTokenExpiry(token.clone()));
-        token
+        self.page_tokens.issue(state, Instant::now())
     }
 
     /// Looks a page token up; expired tokens give SWF's error text.
     pub fn page_token(&self, token: &str) -> SwfResult<PageState> {
-        let st = self.page_tokens.get(token).ok_or_else(|| {
-            SwfError::validation("Specified token has exceeded its maximum lifetime")
-        })?;
-        if st.issued.elapsed() > self.page_token_lifetime {
-            return Err(SwfError::validation(
-                "Specified token has exceeded its maximum lifetime",
-            ));
+        self.page_tokens.get(token, Instant::now())
+    }
+}
+
+/// How long the `nextPageToken` of PollForDecisionTask lives (SWF-LIMITS.md: "a token lives
+/// 60 s").
+pub const DECISION_PAGE_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+
+/// How long the `nextPageToken` of every other operation lives (ListDomains, List*Types,
+/// List*WorkflowExecutions, GetWorkflowExecutionHistory): the model's nextPageToken docs say
+/// "Each pagination token expires after 24 hours".
+pub const PAGE_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// The most page tokens alive at once. A client that pages a lot could otherwise pile up 24
+/// hours of tokens: beyond this many, the oldest token is dropped, and using it gets the
+/// expired-token error.
+pub const MAX_LIVE_PAGE_TOKENS: usize = 20_000;
+
+/// The most List* items that live page tokens may hold. A List* call's tokens share one
+/// snapshot of the whole listing, which can be large (100,000 open executions), so tokens
+/// are also dropped, oldest first, while their snapshots together hold more than this: room
+/// for several of the largest listings being paged at once, not for a day of them.
+pub const MAX_HELD_LIST_ITEMS: usize = 500_000;
+
+/// The live page tokens, each with its expiry. They are dropped when a token is issued (no
+/// timer per token), oldest first: while the oldest has expired, while there are
+/// [`MAX_LIVE_PAGE_TOKENS`], or while their List* snapshots hold more than
+/// [`MAX_HELD_LIST_ITEMS`]. An expired token behind a live one stays until then, but a
+/// lookup refuses it all the same.
+#[derive(Debug, Default)]
+pub struct PageTokens {
+    /// Token -> (expiry, what it continues).
+    live: HashMap<String, (Instant, PageState)>,
+    /// The tokens of `live`, oldest first.
+    order: VecDeque<String>,
+    /// Each List* snapshot that live tokens hold (by address): (its items, its tokens).
+    snapshots: HashMap<usize, (usize, usize)>,
+    /// The items of all of `snapshots`.
+    held_items: usize,
+}
+
+impl PageTokens {
+    /// Issues a token for `state` at `now`: 60 s for a decision task's history, 24 hours
+    /// for the rest. Expired tokens are dropped first, then the oldest beyond the cap.
+    pub fn issue(&mut self, state: PageState, now: Instant) -> String {
+        let adds = self.snapshot_items(&state);
+        while let Some(oldest) = self.order.front() {
+            let expired = self.live.get(oldest).is_none_or(|(at, _)| *at < now);
+            let full = self.order.len() >= MAX_LIVE_PAGE_TOKENS
+                || self.held_items + adds > MAX_HELD_LIST_ITEMS;
+            if !expired && !full {
+                break;
+            }
+            if let Some((_, st)) = self.order.pop_front().and_then(|t| self.live.remove(&t)) {
+                self.release(&st);
+            }
         }
-        Ok(st.clone())
+        self.hold(&state);
+        let lifetime = match state.kind {
+            PageKind::Decision { .. } => DECISION_PAGE_TOKEN_LIFETIME,
+            PageKind::History { .. } | PageKind::List { .. } => PAGE_TOKEN_LIFETIME,
+        };
+        let token = random_token();
+        self.live.insert(token.clone(), (now + lifetime, state));
+        self.order.push_back(token.clone());
+        token
+    }
+
+    /// The state of a live token at `now`; SWF's error text for one expired (or dropped,
+    /// or never issued).
+    pub fn get(&self, token: &str, now: Instant) -> SwfResult<PageState> {
+        match self.live.get(token) {
+            Some((expiry, st)) if now <= *expiry => Ok(st.clone()),
+            _ => Err(SwfError::validation(
+                "Specified token has exceeded its maximum lifetime",
+            )),
+        }
+    }
+
+    /// The items `state`'s List* snapshot would add to [`PageTokens::held_items`]: none
+    /// when a live token holds it already, or when it is no List*.
+    fn snapshot_items(&self, state: &PageState) -> usize {
+        match &state.kind {
+            PageKind::List { items, .. } if !self.snapshots.contains_key(&snapshot_key(items)) => {
+                items.len()
+            }
+            _ => 0,
+        }
+    }
+
+    /// Counts a token of `state` in its snapshot's holders.
+    fn hold(&mut self, state: &PageState) {
+        if let PageKind::List { items, .. } = &state.kind {
+            let (len, tokens) = self
+                .snapshots
+                .entry(snapshot_key(items))
+                .or_insert_with(|| {
+                    self.held_items += items.len();
+                    (items.len(), 0)
+                });
+            debug_assert_eq!(*len, items.len());
+            *tokens += 1;
+        }
+    }
+
+    /// Drops a token of `state` from its snapshot's holders; the last one frees it.
+    fn release(&mut self, state: &PageState) {
+        if let PageKind::List { items, .. } = &state.kind {
+            let key = snapshot_key(items);
+            if let Some((len, tokens)) = self.snapshots.get_mut(&key) {
+                *tokens -= 1;
+                if *tokens == 0 {
+                    self.held_items -= *len;
+                    self.snapshots.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Makes every live token `by` older (a test hook: expiry without waiting).
+    pub fn age(&mut self, by: Duration) {
+        let now = Instant::now();
+        for (expiry, _) in self.live.values_mut() {
+            *expiry = expiry.checked_sub(by).unwrap_or(now);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.live.len()
+    }
+
+    /// The List* items that live tokens hold (see [`MAX_HELD_LIST_ITEMS`]).
+    pub fn held_items(&self) -> usize {
+        self.held_items
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live.is_empty()
     }
 }
 
@@ -502,8 +697,9 @@ pub struct Core {
     /// The last activity tasks that closed, with their last heartbeat details, newest last
     /// (bounded; read by the `GET /_activities` debug route).
     pub recent_activities: VecDeque<Value>,
-    /// Runs to terminate for the size of their history (see [`Core::enforce_event_limit`]).
-    pub event_limit_hits: EventLimitHits,
+    /// The history limit and the runs to terminate for the size of their history (see
+    /// [`Core::enforce_event_limit`]).
+    pub event_limit: Arc<EventLimit>,
     /// Open executions a domain may have ([`MAX_OPEN_EXECUTIONS_PER_DOMAIN`]; tests lower
     /// it to reach it with a few).
     pub open_executions_limit: usize,
@@ -539,15 +735,14 @@ impl Core {
             by_run: HashMap::new(),
             next_exec: 1,
             recent_activities: VecDeque::new(),
-            event_limit_hits: EventLimitHits::default(),
+            event_limit: Arc::default(),
             open_executions_limit: MAX_OPEN_EXECUTIONS_PER_DOMAIN,
             sched: Sched {
                 activity_queues: HashMap::new(),
                 decision_queues: HashMap::new(),
                 activity_tokens: HashMap::new(),
                 decision_tokens: HashMap::new(),
-                page_tokens: HashMap::new(),
-                page_token_lifetime: Duration::from_secs(60),
+                page_tokens: PageTokens::default(),
                 timers: BTreeMap::new(),
                 timer_seq: 0,
                 timer_wake,
@@ -587,5 +782,102 @@ impl Core {
                 get_str(execution, "runId").unwrap_or("")
             ))
         })
+    }
+}
+
+/// Tells List* snapshots apart: the tokens of one listing share its `Arc`.
+fn snapshot_key(items: &Arc<Vec<Value>>) -> usize {
+    Arc::as_ptr(items) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn history_page() -> PageState {
+        PageState {
+            kind: PageKind::History { exec: 1 },
+            offset: 1,
+            page_size: 1,
+            reverse: false,
+        }
+    }
+
+    #[test]
+    fn page_tokens_live_24_hours_or_60_s_and_at_most_the_cap_are_kept() {
+        let mut tokens = PageTokens::default();
+        let now = Instant::now();
+        let decision = tokens.issue(
+            PageState {
+                kind: PageKind::Decision {
+                    task_token: "t".into(),
+                    exec: 1,
+                    started_id: 3,
+                    previous_started: 0,
+                    events_end: 3,
+                    start: 0,
+                },
+                ..history_page()
+            },
+            now,
+        );
+        let first = tokens.issue(history_page(), now);
+        let second = tokens.issue(history_page(), now);
+        let minute = now + Duration::from_secs(61);
+        assert!(tokens.get(&decision, now + Duration::from_secs(60)).is_ok());
+        assert!(tokens.get(&decision, minute).is_err());
+        assert!(tokens.get(&first, now + PAGE_TOKEN_LIFETIME).is_ok());
+        let day = now + PAGE_TOKEN_LIFETIME + Duration::from_secs(1);
+        assert!(tokens.get(&first, day).is_err());
+
+        // Beyond the cap, the oldest token goes first.
+        while tokens.len() < MAX_LIVE_PAGE_TOKENS {
+            tokens.issue(history_page(), now);
+        }
+        assert!(tokens.get(&decision, now).is_ok());
+        tokens.issue(history_page(), now);
+        assert_eq!(tokens.len(), MAX_LIVE_PAGE_TOKENS);
+        assert!(tokens.get(&decision, now).is_err());
+        assert!(tokens.get(&first, now).is_ok());
+
+        // Expired tokens are dropped when the next one is issued.
+        let last = tokens.issue(history_page(), day);
+        assert_eq!(tokens.len(), 1);
+        assert!(tokens.get(&last, day).is_ok());
+        assert!(tokens.get(&second, day).is_err());
+    }
+
+    fn list_page(items: &Arc<Vec<Value>>, offset: usize) -> PageState {
+        PageState {
+            kind: PageKind::List {
+                op: "ListDomains",
+                items: items.clone(),
+            },
+            offset,
+            page_size: 1,
+            reverse: false,
+        }
+    }
+
+    #[test]
+    fn list_snapshots_are_counted_once_and_bounded() {
+        let mut tokens = PageTokens::default();
+        let now = Instant::now();
+        let big = Arc::new(vec![Value::Null; MAX_HELD_LIST_ITEMS / 2 + 1]);
+        let first = tokens.issue(list_page(&big, 1), now);
+        // The pages of one listing share its snapshot: held once.
+        let next = tokens.issue(list_page(&big, 2), now);
+        assert_eq!(tokens.held_items(), big.len());
+        // A second listing as big does not fit beside it: the oldest tokens go, the ones of
+        // the first listing, and its snapshot with them.
+        let other = Arc::new(vec![Value::Null; MAX_HELD_LIST_ITEMS / 2 + 1]);
+        let third = tokens.issue(list_page(&other, 1), now);
+        assert!(tokens.get(&first, now).is_err());
+        assert!(tokens.get(&next, now).is_err());
+        assert!(tokens.get(&third, now).is_ok());
+        assert_eq!(tokens.held_items(), other.len());
+        // Other tokens hold no snapshot.
+        tokens.issue(history_page(), now);
+        assert_eq!(tokens.held_items(), other.len());
     }
 }

@@ -303,9 +303,15 @@ async fn handle(ctx: &Ctx, op: &str, body: &[u8]) -> SwfResult<Value> {
         json!({})
     } else {
         serde_json::from_slice(body).map_err(|e| {
-            SwfError::validation(format!("{op}: request body is not valid JSON: {e}"))
+            SwfError::serialization(format!("{op}: request body is not valid JSON: {e}"))
         })?
     };
+    if !input.is_object() {
+        return Err(SwfError::serialization(format!(
+            "{op}: request body must be a JSON object, not {}",
+            validate::json_type(&input)
+        )));
+    }
     validate::validate(op, &input)?;
     match op {
         "PollForActivityTask" => {

@@ -2,7 +2,8 @@
 //! server and start another on the same state ("endpoint restarts mid-run").
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, Once};
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, Mutex, MutexGuard, Once};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -38,11 +39,36 @@ impl std::fmt::Debug for State {
     }
 }
 
+/// The locked [`Core`]. Releasing it first terminates the runs whose history the operation
+/// filled up ([`Core::enforce_event_limit`]): the operation that fills a history terminates
+/// its run, so no one sees the run open, and its parent and children learn of it at once.
+pub(crate) struct CoreGuard<'a>(MutexGuard<'a, Core>);
+
+impl Deref for CoreGuard<'_> {
+    type Target = Core;
+
+    fn deref(&self) -> &Core {
+        &self.0
+    }
+}
+
+impl DerefMut for CoreGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Core {
+        &mut self.0
+    }
+}
+
+impl Drop for CoreGuard<'_> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.0.enforce_event_limit();
+        }
+    }
+}
+
 impl Shared {
-    pub(crate) fn lock_core(&self) -> std::sync::MutexGuard<'_, Core> {
-        let mut core = self.core.lock().unwrap_or_else(|e| e.into_inner());
-        core.enforce_event_limit();
-        core
+    pub(crate) fn lock_core(&self) -> CoreGuard<'_> {
+        CoreGuard(self.core.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
@@ -67,8 +93,8 @@ impl State {
         });
     }
 
-    /// The state, with every run whose history reached SWF's limit terminated first.
-    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Core> {
+    /// The state; see [`CoreGuard`] for what releasing it does.
+    pub(crate) fn lock(&self) -> CoreGuard<'_> {
         self.shared.lock_core()
     }
 
@@ -118,8 +144,15 @@ impl State {
         self.lock().open_executions_limit = limit;
     }
 
-    /// Lifetime of `nextPageToken`s (SWF: 60 s); tests shorten it to see expiry.
-    pub fn set_page_token_lifetime(&self, lifetime: Duration) {
-        self.lock().sched.page_token_lifetime = lifetime;
+    /// Makes every live `nextPageToken` `by` older, so tests see tokens expire (after 60 s
+    /// for PollForDecisionTask's, 24 hours for the others') without waiting.
+    pub fn age_page_tokens(&self, by: Duration) {
+        self.lock().sched.page_tokens.age(by);
+    }
+
+    /// How many events one history may hold, its termination included (SWF: 25,000,
+    /// [`crate::model::MAX_HISTORY_EVENTS`]); tests lower it to reach it with a few events.
+    pub fn set_max_history_events(&self, max: usize) {
+        self.lock().event_limit.set_max(max);
     }
 }

@@ -273,7 +273,6 @@ fn take_decision(
             0
         };
         let page = PageState {
-            issued: Instant::now(),
             kind: PageKind::Decision {
                 task_token: token.clone(),
                 exec,
@@ -333,7 +332,6 @@ fn decision_page(core: &mut Core, page: PageState) -> SwfResult<Value> {
     });
     if more {
         let next = PageState {
-            issued: Instant::now(),
             offset: page.offset + page.page_size,
             ..page
         };

@@ -51,7 +51,6 @@ pub enum TimerKind {
     Retention {
         exec: u64,
     },
-    PageTokenExpiry(String),
 }
 
 /// Runs until the state is dropped.
@@ -87,6 +86,8 @@ pub fn fire_due(core: &mut Core, now: Instant) {
         }
         let kind = entry.remove();
         fire(core, kind, now);
+        // A run whose history this filled up is terminated before the next timer sees it.
+        core.enforce_event_limit();
     }
 }
 
@@ -200,9 +201,6 @@ fn fire(core: &mut Core, kind: TimerKind, now: Instant) {
             );
         }
         TimerKind::Retention { exec } => core.forget_execution(exec),
-        TimerKind::PageTokenExpiry(token) => {
-            core.sched.page_tokens.remove(&token);
-        }
     }
 }
 

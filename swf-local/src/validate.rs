@@ -1,6 +1,9 @@
 //! Input validation generated from botocore's SWF service model (`service-model.json`,
 //! extracted by `tools/gen_model.py`): required members, length and range constraints,
-//! enums, plus the rules the model states only in prose (SWF's name rule, durations).
+//! enums, plus the rules the model states only in prose (SWF's name rule, durations). A
+//! member whose JSON type is not its shape's cannot be deserialized: SerializationException,
+//! as awsJson services answer, where the constraints on well-typed values give
+//! ValidationException.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -49,14 +52,30 @@ pub fn known_operation(op: &str) -> bool {
     MODEL.operations.contains_key(op)
 }
 
-/// Validates the input of `op` against the model; the error lists what is wrong, in SWF's
-/// wording ("Value ... at 'path' failed to satisfy constraint: ...").
+/// What is wrong with a request.
+#[derive(Default)]
+struct Errors {
+    /// Members of the wrong JSON type (SerializationException).
+    types: Vec<String>,
+    /// Constraint violations of well-typed values (ValidationException).
+    constraints: Vec<String>,
+}
+
+/// Validates the input of `op` against the model. A member of the wrong JSON type is a
+/// SerializationException naming it; otherwise the error lists the constraints broken, in
+/// SWF's wording ("Value ... at 'path' failed to satisfy constraint: ...").
 pub fn validate(op: &str, input: &Value) -> Result<(), SwfError> {
     let Some(Some(shape)) = MODEL.operations.get(op) else {
         return Ok(());
     };
-    let mut errors = Vec::new();
-    walk(shape, input, "", false, &mut errors);
+    let mut found = Errors::default();
+    walk(shape, input, "", false, &mut found);
+    if let Some(first) = found.types.first() {
+        return Err(SwfError::serialization(format!(
+            "Cannot deserialize the {op} request: {first}"
+        )));
+    }
+    let mut errors = found.constraints;
     if errors.is_empty() {
         return Ok(());
     }
@@ -96,6 +115,18 @@ fn join(path: &str, name: &str) -> String {
     }
 }
 
+/// The JSON type of `v`, as an error message names it.
+pub fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 fn shown(v: &Value) -> String {
     let s = match v {
         Value::String(s) => s.clone(),
@@ -108,24 +139,32 @@ fn shown(v: &Value) -> String {
     }
 }
 
-fn walk(shape_name: &str, v: &Value, path: &str, name_rule: bool, errors: &mut Vec<String>) {
+fn walk(shape_name: &str, v: &Value, path: &str, name_rule: bool, found: &mut Errors) {
     let Some(shape) = MODEL.shapes.get(shape_name) else {
         return;
     };
-    let fail = |errors: &mut Vec<String>, what: &str| {
-        errors.push(format!(
+    let fail = |found: &mut Errors, what: &str| {
+        found.constraints.push(format!(
             "Value '{}' at '{path}' failed to satisfy constraint: {what}",
+            shown(v)
+        ))
+    };
+    // The member's JSON type is not its shape's: `expected` names the shape's.
+    let mistyped = |found: &mut Errors, expected: &str| {
+        found.types.push(format!(
+            "'{path}' is {} ({}), where the model's {shape_name} is {expected}",
+            json_type(v),
             shown(v)
         ))
     };
     match shape.ty.as_str() {
         "structure" => {
             let Some(obj) = v.as_object() else {
-                return fail(errors, "Member must be a structure");
+                return mistyped(found, "a structure (a JSON object)");
             };
             for r in &shape.required {
                 if obj.get(r).is_none_or(Value::is_null) {
-                    errors.push(format!(
+                    found.constraints.push(format!(
                         "Value null at '{}' failed to satisfy constraint: Member must not be null",
                         join(path, r)
                     ));
@@ -135,24 +174,24 @@ fn walk(shape_name: &str, v: &Value, path: &str, name_rule: bool, errors: &mut V
                 if let Some(mv) = obj.get(name).filter(|x| !x.is_null()) {
                     // A rule on a TaskList-like member applies to its `name`.
                     let rule = member.name_rule || (name_rule && name == "name");
-                    walk(&member.shape, mv, &join(path, name), rule, errors);
+                    walk(&member.shape, mv, &join(path, name), rule, found);
                 }
             }
         }
         "string" => {
             let Some(s) = v.as_str() else {
-                return fail(errors, "Member must be a string");
+                return mistyped(found, "a string");
             };
             let len = s.chars().count() as i64;
             if let Some(min) = shape.min.filter(|m| len < *m) {
                 fail(
-                    errors,
+                    found,
                     &format!("Member must have length greater than or equal to {min}"),
                 );
             }
             if let Some(max) = shape.max.filter(|m| len > *m) {
                 fail(
-                    errors,
+                    found,
                     &format!("Member must have length less than or equal to {max}"),
                 );
             }
@@ -160,7 +199,7 @@ fn walk(shape_name: &str, v: &Value, path: &str, name_rule: bool, errors: &mut V
                 && !values.iter().any(|x| x == s)
             {
                 fail(
-                    errors,
+                    found,
                     &format!(
                         "Member must satisfy enum value set: [{}]",
                         values.join(", ")
@@ -168,58 +207,58 @@ fn walk(shape_name: &str, v: &Value, path: &str, name_rule: bool, errors: &mut V
                 );
             }
             if name_rule && let Some(why) = name_rule_violation(s) {
-                fail(errors, why);
+                fail(found, why);
             }
             if shape_name.starts_with("DurationIn") && s != "NONE" && s.parse::<u64>().is_err() {
                 fail(
-                    errors,
+                    found,
                     "Member must be a whole number of seconds (days) or NONE",
                 );
             }
             if shape_name == "TaskPriority" && s.parse::<i32>().is_err() {
                 fail(
-                    errors,
+                    found,
                     "Member must be an integer between -2147483648 and 2147483647",
                 );
             }
         }
         "integer" | "long" => {
             let Some(n) = v.as_i64() else {
-                return fail(errors, "Member must be an integer");
+                return mistyped(found, "an integer");
             };
             if let Some(min) = shape.min.filter(|m| n < *m) {
                 fail(
-                    errors,
+                    found,
                     &format!("Member must have value greater than or equal to {min}"),
                 );
             }
             if let Some(max) = shape.max.filter(|m| n > *m) {
                 fail(
-                    errors,
+                    found,
                     &format!("Member must have value less than or equal to {max}"),
                 );
             }
         }
         "boolean" if !v.is_boolean() => {
-            fail(errors, "Member must be a boolean");
+            mistyped(found, "a boolean");
         }
         "timestamp" if !v.is_number() => {
-            fail(errors, "Member must be a timestamp in epoch seconds");
+            mistyped(found, "a timestamp (a number of seconds since the epoch)");
         }
         "list" => {
             let Some(items) = v.as_array() else {
-                return fail(errors, "Member must be a list");
+                return mistyped(found, "a list (a JSON array)");
             };
             let len = items.len() as i64;
             if let Some(min) = shape.min.filter(|m| len < *m) {
                 fail(
-                    errors,
+                    found,
                     &format!("Member must have length greater than or equal to {min}"),
                 );
             }
             if let Some(max) = shape.max.filter(|m| len > *m) {
                 fail(
-                    errors,
+                    found,
                     &format!("Member must have length less than or equal to {max}"),
                 );
             }
@@ -230,7 +269,7 @@ fn walk(shape_name: &str, v: &Value, path: &str, name_rule: bool, errors: &mut V
                         item,
                         &format!("{path}.{}.member", i + 1),
                         name_rule,
-                        errors,
+                        found,
                     );
                 }
             }

@@ -62,6 +62,81 @@ fn continue_as_new(attrs: ContinueAsNewWorkflowExecutionDecisionAttributes) -> D
         .unwrap()
 }
 
+/// A decision that closes the run (Complete, Fail, Cancel, ContinueAsNew) anywhere but last
+/// refuses the whole batch, as SWF does (moto, whose authors tested against SWF, answers
+/// "Close must be last decision in list"): a ValidationException naming the decision,
+/// nothing recorded, and the decision task still started, so the same token answers again.
+#[tokio::test]
+async fn a_close_decision_that_is_not_the_last_refuses_the_batch() {
+    let env = Env::start(300).await;
+    let c = &env.client;
+    setup(c, "d", ["60", "120", "60", "30"]).await;
+    let exec = start_wf(c, "d", "w").await;
+    let dt = next_decision(c, "d").await;
+    let before = event_types(c, "d", &exec).await;
+    let closes = [
+        ("CompleteWorkflowExecution", complete_wf("done")),
+        ("FailWorkflowExecution", fail_wf("why", "details")),
+        ("CancelWorkflowExecution", cancel_wf("details")),
+        (
+            "ContinueAsNewWorkflowExecution",
+            continue_as_new(ContinueAsNewWorkflowExecutionDecisionAttributes::builder().build()),
+        ),
+    ];
+    for (ty, close) in closes {
+        let batches = [
+            (
+                1,
+                vec![close.clone(), schedule("a", "act"), start_timer("t", "5")],
+            ),
+            (
+                2,
+                vec![schedule("a", "act"), close.clone(), start_timer("t", "5")],
+            ),
+            (1, vec![close.clone(), complete_wf("again")]),
+        ];
+        for (at, batch) in batches {
+            let n = batch.len();
+            let err = decision_completed(c, &dt.task_token)
+                .set_decisions(Some(batch))
+                .send()
+                .await
+                .unwrap_err();
+            assert_eq!(code(&err), "ValidationException", "{err:?}");
+            assert_eq!(
+                message(&err),
+                format!(
+                    "decisions.{at}: {ty} closes the workflow execution, so it must be the last decision in the list (it is {at} of {n})"
+                )
+            );
+        }
+    }
+    assert_eq!(event_types(c, "d", &exec).await, before);
+    assert_eq!(pending_activities(c, "d").await, 0);
+
+    // Last, it closes the run after the decisions before it.
+    decide(
+        c,
+        &dt.task_token,
+        vec![
+            schedule("a", "act"),
+            start_timer("t", "5"),
+            complete_wf("done"),
+        ],
+    )
+    .await;
+    let types = event_types(c, "d", &exec).await;
+    assert_eq!(
+        &types[before.len()..],
+        [
+            "DecisionTaskCompleted",
+            "ActivityTaskScheduled",
+            "TimerStarted",
+            "WorkflowExecutionCompleted"
+        ]
+    );
+}
+
 /// ContinueAsNew takes each setting from the decision, else from the (new) workflow type's
 /// registered defaults, else fails with that setting's DEFAULT_*_UNDEFINED cause. The old
 /// run's settings are not inherited.

@@ -80,19 +80,34 @@ async fn deprecating_a_domain_deprecates_its_types_and_open_runs_go_on() {
 
 /// A deprecated domain "cannot be used to create new workflow executions or register new
 /// types". SWF's model lists DomainDeprecatedFault only for DeprecateDomain, and aws-sdk-swf
-/// turns an unlisted fault into an unhandled error, so the refusals use faults each
-/// operation lists: TypeDeprecatedFault for a start (the domain's types are deprecated with
-/// it), UnknownResourceFault for a registration (the domain "is no longer available for this
-/// operation").
+/// turns an unlisted fault into an unhandled error, so the refusals use a fault each
+/// operation lists: UnknownResourceFault, naming the domain, which "is no longer available
+/// for this operation", for a start (of a registered type or of one that never was) and
+/// for a registration. TypeDeprecatedFault is for a deprecated type of a registered domain.
 #[tokio::test]
 async fn a_deprecated_domain_is_refused_with_faults_the_operation_lists() {
     let env = Env::start(300).await;
     let c = &env.client;
     setup(c, "d", ["60", "120", "60", "30"]).await;
+    setup(c, "e", ["60", "120", "60", "30"]).await;
     c.deprecate_domain().name("d").send().await.unwrap();
 
-    let err = start_wf_err(c).await;
-    assert!(err.is_type_deprecated_fault(), "{err:?}");
+    for ty in ["wf", "no-such-type"] {
+        let err = c
+            .start_workflow_execution()
+            .domain("d")
+            .workflow_id("w")
+            .workflow_type(wtype(ty))
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error();
+        assert!(err.is_unknown_resource_fault(), "{ty}: {err:?}");
+        assert_eq!(
+            message(&err),
+            "Domain is deprecated, no workflow executions can be started in it: d"
+        );
+    }
     let err = register_activity(c, "d", "new")
         .send()
         .await
@@ -105,16 +120,14 @@ async fn a_deprecated_domain_is_refused_with_faults_the_operation_lists() {
         .unwrap_err()
         .into_service_error();
     assert!(err.is_unknown_resource_fault(), "{err:?}");
-}
 
-async fn start_wf_err(
-    c: &aws_sdk_swf::Client,
-) -> aws_sdk_swf::operation::start_workflow_execution::StartWorkflowExecutionError {
-    start_workflow(c, "d", "w")
+    deprecate_workflow(c, "e", "wf").send().await.unwrap();
+    let err = start_workflow(c, "e", "w")
         .send()
         .await
         .unwrap_err()
-        .into_service_error()
+        .into_service_error();
+    assert!(err.is_type_deprecated_fault(), "{err:?}");
 }
 
 fn tag(key: &str, value: &str) -> ResourceTag {

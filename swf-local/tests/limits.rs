@@ -1,5 +1,5 @@
-//! SWF's limits: the values SWF refuses (run time over one year, retention over 90 days,
-//! request size) and the quotas it counts (types per domain, pollers per task list,
+//! SWF's limits: the values SWF refuses (run, activity and decision task time over one
+//! year, retention over 90 days, request size) and the quotas it counts (types per domain, pollers per task list,
 //! domains, open executions per domain, events per history).
 
 mod common;
@@ -440,56 +440,236 @@ async fn activity_task_timeouts_are_at_most_one_year() {
     );
 }
 
-/// SWF's hard limit of 25,000 events per history: the run is terminated with cause
-/// EVENT_LIMIT_EXCEEDED, and what its decider or anyone else sends it afterwards finds it
-/// closed.
+/// A decision task's timeout is at most one year as well ("Timeout values ... can be set to
+/// any number of seconds up to a year (31536000 seconds) - the maximum execution limit for
+/// any workflow or activity"): `taskStartToCloseTimeout` of StartWorkflowExecution,
+/// ContinueAsNew and StartChildWorkflowExecution, and RegisterWorkflowType's
+/// `defaultTaskStartToCloseTimeout`, each refused over one year with a ValidationException
+/// naming it; NONE stays allowed, as each of these members documents ("You can use NONE").
 #[tokio::test]
-async fn a_history_that_reaches_25000_events_terminates_its_run() {
+async fn decision_task_timeouts_are_at_most_one_year() {
+    let env = Env::start(300).await;
+    let c = &env.client;
+    setup(c, "d", ["60", "120", "60", "30"]).await;
+    let err = register_workflow(c, "d", "long")
+        .default_task_start_to_close_timeout(OVER_ONE_YEAR)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "ValidationException", "{err:?}");
+    assert_eq!(
+        message(&err),
+        "1 validation error detected: Value '31536001' at 'defaultTaskStartToCloseTimeout' failed to satisfy constraint: Member must be at most 31536000 seconds: a decision task runs at most one year"
+    );
+    for (name, value) in [("year", ONE_YEAR), ("unlimited", "NONE")] {
+        register_workflow(c, "d", name)
+            .default_task_start_to_close_timeout(value)
+            .send()
+            .await
+            .unwrap();
+    }
+    let err = start_workflow(c, "d", "w")
+        .task_start_to_close_timeout(OVER_ONE_YEAR)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "ValidationException", "{err:?}");
+    assert!(
+        message(&err).contains("at 'taskStartToCloseTimeout'"),
+        "{}",
+        message(&err)
+    );
+    let exec = started(start_workflow(c, "d", "w").task_start_to_close_timeout(ONE_YEAR)).await;
+
+    let dt = next_decision(c, "d").await;
+    let continue_as_new = |timeout: &str| {
+        Decision::builder()
+            .decision_type(DecisionType::ContinueAsNewWorkflowExecution)
+            .continue_as_new_workflow_execution_decision_attributes(
+                ContinueAsNewWorkflowExecutionDecisionAttributes::builder()
+                    .task_start_to_close_timeout(timeout)
+                    .build(),
+            )
+            .build()
+            .unwrap()
+    };
+    let child = start_child_with(
+        StartChildWorkflowExecutionDecisionAttributes::builder()
+            .workflow_type(wtype("wf"))
+            .workflow_id("child")
+            .task_start_to_close_timeout(OVER_ONE_YEAR)
+            .build()
+            .unwrap(),
+    );
+    for (bad, member) in [
+        (
+            continue_as_new(OVER_ONE_YEAR),
+            "decisions.1.member.continueAsNewWorkflowExecutionDecisionAttributes.taskStartToCloseTimeout",
+        ),
+        (
+            child,
+            "decisions.1.member.startChildWorkflowExecutionDecisionAttributes.taskStartToCloseTimeout",
+        ),
+    ] {
+        let err = decision_completed(c, &dt.task_token)
+            .decisions(bad)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&err), "ValidationException", "{err:?}");
+        assert!(
+            message(&err).contains(&format!("at '{member}'"))
+                && message(&err).contains("at most 31536000 seconds"),
+            "{}",
+            message(&err)
+        );
+    }
+    decide(c, &dt.task_token, vec![continue_as_new("NONE")]).await;
+    let ev = wait_event(c, "d", &exec, EventType::WorkflowExecutionContinuedAsNew).await;
+    let attrs = ev
+        .workflow_execution_continued_as_new_event_attributes
+        .unwrap();
+    assert_eq!(attrs.task_start_to_close_timeout.as_deref(), Some("NONE"));
+}
+
+/// SWF's hard limit of 25,000 events per history ("a hard quota"). The decision batch that
+/// fills the history stops there: the decisions left are not applied, and the run is
+/// terminated in the same call (which still succeeds: its DecisionTaskCompleted was
+/// recorded), with WorkflowExecutionTerminated (cause EVENT_LIMIT_EXCEEDED) as the
+/// 25,000th and last event. What anyone sends the run afterwards finds it closed.
+#[tokio::test]
+async fn a_decision_batch_that_fills_the_history_stops_and_terminates_its_run() {
     let env = Env::start(300).await;
     let c = &env.client;
     setup(c, "d", ["60", "120", "60", "30"]).await;
     let exec = start_wf(c, "d", "w").await;
     let markers: Vec<Decision> = (0..1000).map(|_| marker("m", None)).collect();
-    // Each round: a decision task recording 1,000 markers, then a signal for the next one.
-    let mut rounds = 0;
-    let refused = loop {
-        rounds += 1;
-        assert!(rounds <= 30, "still open after {rounds} rounds");
+    // Each round: a decision task recording 1,000 markers, then a signal for the next one:
+    // 2 + 24 x 1,004 = 24,098 events.
+    for _ in 0..24 {
         let dt = next_decision(c, "d").await;
-        if let Err(e) = decision_completed(c, &dt.task_token)
-            .set_decisions(Some(markers.clone()))
-            .send()
-            .await
-        {
-            break e.into_service_error().is_unknown_resource_fault();
-        }
-        if let Err(e) = signal(c, "d", "w", "more").send().await {
-            break e.into_service_error().is_unknown_resource_fault();
-        }
-    };
-    assert!(refused, "the closed run refuses with UnknownResourceFault");
-    assert_eq!(
-        rounds, 25,
-        "2 + 24 x 1,004 events, then the 25th round crosses 25,000"
-    );
-
-    let last = history_of(c, "d", &exec)
-        .reverse_order(true)
-        .maximum_page_size(1)
+        decide(c, &dt.task_token, markers.clone()).await;
+        signal(c, "d", "w", "more").send().await.unwrap();
+    }
+    // The 25th batch: DecisionTaskStarted and DecisionTaskCompleted are events 24,099 and
+    // 24,100, so 899 markers fit before the termination.
+    let dt = next_decision(c, "d").await;
+    decide(c, &dt.task_token, markers.clone()).await;
+    let err = signal(c, "d", "w", "more")
         .send()
         .await
-        .unwrap()
-        .events
-        .remove(0);
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_unknown_resource_fault(), "{err:?}");
+
+    let mut events = Vec::new();
+    let mut token = None;
+    loop {
+        let page = history_of(c, "d", &exec)
+            .set_next_page_token(token)
+            .send()
+            .await
+            .unwrap();
+        events.extend(page.events);
+        token = page.next_page_token;
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(events.len(), 25_000);
+    assert_eq!(
+        events.iter().map(|e| e.event_id).collect::<Vec<_>>(),
+        (1..=25_000).collect::<Vec<_>>()
+    );
+    let markers = events
+        .iter()
+        .filter(|e| e.event_type == EventType::MarkerRecorded)
+        .count();
+    assert_eq!(markers, 24 * 1000 + 899);
+    assert_eq!(events[24_998].event_type, EventType::MarkerRecorded);
+    let last = &events[24_999];
     assert_eq!(last.event_type, EventType::WorkflowExecutionTerminated);
-    let attrs = last.workflow_execution_terminated_event_attributes.unwrap();
+    let attrs = last
+        .workflow_execution_terminated_event_attributes
+        .as_ref()
+        .unwrap();
     assert_eq!(
         attrs.cause,
         Some(WorkflowExecutionTerminatedCause::EventLimitExceeded)
     );
-    assert!(last.event_id > 25_000, "{}", last.event_id);
     let info = execution_info(c, "d", &exec).await;
     assert_eq!(info.close_status, Some(CloseStatus::Terminated));
+}
+
+/// An event from elsewhere than a decision (here a signal) that fills a history is its last
+/// but one: the run records nothing more (not even the decision task the signal asks for)
+/// and is terminated (cause EVENT_LIMIT_EXCEEDED) before the call returns, so its parent
+/// learns of it at once: a held poll of the parent's decider returns the parent's decision
+/// task. (The limit is lowered to 20 events here.)
+#[tokio::test]
+async fn an_event_that_fills_the_history_terminates_the_run_at_once() {
+    let env = Env::start(30_000).await;
+    let c = env.client.clone();
+    setup(&c, "d", ["60", "120", "60", "30"]).await;
+    env.state.set_max_history_events(20);
+    // The parent: 1 started, 2 scheduled, 3 started, 4 completed, 5 initiated, 6 child
+    // started, 7 scheduled, 8 started, 9 completed.
+    let parent = start_and_decide(&c, "d", "parent", vec![start_child("child")]).await;
+    let dt = next_decision(&c, "d").await;
+    decide(&c, &dt.task_token, vec![]).await;
+    // The child: 1 started, 2 scheduled, 3 started, 4 completed, 5..=18 markers.
+    let child = next_decision_on(&c, "d", "child").await;
+    let markers = (0..14).map(|i| marker(&format!("m{i}"), None)).collect();
+    decide(&c, &child.task_token, markers).await;
+
+    let held = {
+        let c = c.clone();
+        tokio::spawn(async move { poll_decision(&c, "d", TL).send().await.unwrap() })
+    };
+    wait_until("the parent's decider poll held", || {
+        env.state.pollers("d", TL) == (0, 1)
+    })
+    .await;
+    signal(&c, "d", "child", "last").send().await.unwrap();
+    // Nothing else touches the state before the held poll returns: the signal's own call
+    // terminated the child and told the parent.
+    let task = tokio::time::timeout(std::time::Duration::from_secs(10), held)
+        .await
+        .expect("the held poll returns at once")
+        .unwrap();
+    assert_eq!(task.workflow_execution.as_ref(), Some(&parent));
+    assert!(
+        task.events
+            .iter()
+            .any(|e| e.event_type == EventType::ChildWorkflowExecutionTerminated),
+        "{:?}",
+        task.events
+    );
+
+    let child_exec = child.workflow_execution.unwrap();
+    let types = event_types(&c, "d", &child_exec).await;
+    assert_eq!(types.len(), 20, "{types:?}");
+    assert_eq!(
+        &types[17..],
+        [
+            "MarkerRecorded",
+            "WorkflowExecutionSignaled",
+            "WorkflowExecutionTerminated"
+        ]
+    );
+    let last = history(&c, "d", &child_exec).await.pop().unwrap();
+    assert_eq!(
+        last.workflow_execution_terminated_event_attributes
+            .unwrap()
+            .cause,
+        Some(WorkflowExecutionTerminatedCause::EventLimitExceeded)
+    );
+    let err = signal(&c, "d", "child", "more")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_unknown_resource_fault(), "{err:?}");
 }
 
 /// SWF's quota of 100 domains per account, deprecated ones included.

@@ -1,5 +1,6 @@
 //! Validation from the service model: required members, lengths, ranges, enums, SWF's name
-//! rule, durations. The SDK checks required members itself, so those go over raw HTTP.
+//! rule, durations, and bodies that cannot be deserialized (SerializationException). The
+//! SDK checks required members and JSON types itself, so those go over raw HTTP.
 
 mod common;
 
@@ -82,6 +83,102 @@ async fn required_members_and_enums_are_checked_by_the_server() {
             .unwrap()
             .contains("ScheduleLambdaFunction"),
         "{body}"
+    );
+}
+
+/// A body that cannot be deserialized (not JSON, not a JSON object, or a member whose JSON
+/// type is not its shape's) is a SerializationException (HTTP 400, `__type`
+/// com.amazon.coral.service#SerializationException), as awsJson services answer; the
+/// constraints on well-typed values stay ValidationException.
+#[tokio::test]
+async fn undeserializable_bodies_are_serialization_exceptions() {
+    let env = Env::start(300).await;
+    setup(&env.client, "d", ["60", "120", "60", "30"]).await;
+    for (op, body, names) in [
+        (
+            "ListDomains",
+            r#"{"registrationStatus":"REGISTERED""#,
+            "not valid JSON",
+        ),
+        ("ListDomains", r#"["REGISTERED"]"#, "not an array"),
+        ("ListDomains", r#""REGISTERED""#, "not a string"),
+        (
+            "ListDomains",
+            r#"{"registrationStatus":"REGISTERED","maximumPageSize":"5"}"#,
+            "'maximumPageSize' is a string",
+        ),
+        (
+            "ListDomains",
+            r#"{"registrationStatus":"REGISTERED","maximumPageSize":1.5}"#,
+            "'maximumPageSize' is a number",
+        ),
+        (
+            "ListDomains",
+            r#"{"registrationStatus":"REGISTERED","reverseOrder":"true"}"#,
+            "'reverseOrder' is a string",
+        ),
+        (
+            "ListDomains",
+            r#"{"registrationStatus":5}"#,
+            "'registrationStatus' is a number",
+        ),
+        (
+            "PollForActivityTask",
+            r#"{"domain":"d","taskList":"atl"}"#,
+            "'taskList' is a string",
+        ),
+        (
+            "RespondDecisionTaskCompleted",
+            r#"{"taskToken":"t","decisions":{"decisionType":"RecordMarker"}}"#,
+            "'decisions' is an object",
+        ),
+        (
+            "ListOpenWorkflowExecutions",
+            r#"{"domain":"d","startTimeFilter":{"oldestDate":"yesterday"}}"#,
+            "'startTimeFilter.oldestDate' is a string",
+        ),
+    ] {
+        let (status, body) = raw_call(env.addr, Some(op), body).await;
+        assert_eq!(status, 400, "{op}: {body}");
+        assert_eq!(
+            body["__type"], "com.amazon.coral.service#SerializationException",
+            "{op}: {body}"
+        );
+        let msg = body["message"].as_str().unwrap();
+        assert!(msg.contains(names), "{op}: {msg}");
+    }
+    // Well-typed values that break a constraint.
+    for body in [
+        r#"{"registrationStatus":"REGISTERED","maximumPageSize":1001}"#,
+        r#"{"registrationStatus":"BOGUS"}"#,
+        r#"{}"#,
+    ] {
+        let (status, body) = raw_call(env.addr, Some("ListDomains"), body).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(
+            body["__type"], "com.amazon.coral.validate#ValidationException",
+            "{body}"
+        );
+    }
+
+    // aws-sdk-swf, which models no SerializationException, surfaces it as an error with
+    // that code and the message. (The SDK sends only well-typed members, so its body is
+    // replaced on the way.)
+    let err = list_domains(&env.client, RegistrationStatus::Registered)
+        .customize()
+        .mutate_request(|req| {
+            let body = r#"{"registrationStatus":"REGISTERED","maximumPageSize":"5"}"#;
+            *req.body_mut() = aws_smithy_types::body::SdkBody::from(body);
+            req.headers_mut()
+                .insert("content-length", body.len().to_string());
+        })
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "SerializationException", "{err:?}");
+    assert_eq!(
+        message(&err),
+        "Cannot deserialize the ListDomains request: 'maximumPageSize' is a string (5), where the model's PageSize is an integer"
     );
 }
 
