@@ -157,8 +157,10 @@ impl Dispatcher {
         }
     }
 
-    /// Sends the answer, retrying throttling, 5xx and connection errors with backoff.
-    /// Returns whether SWF took it.
+    /// Sends the answer, retrying throttling, 5xx and connection errors with backoff, and
+    /// OperationNotPermitted too: a missing IAM action, or a policy still propagating after
+    /// a deploy, must not discard a finished result. SWF ends the retries itself: once the
+    /// task times out, the answer gets UnknownResource. Returns whether SWF took it.
     async fn respond(&self, token: &str, outcome: &Outcome, started: Instant) -> bool {
         let mut delay = Duration::from_millis(100);
         let mut abandon_at: Option<Instant> = None;
@@ -176,7 +178,7 @@ impl Dispatcher {
                     tracing::warn!(%msg, "response dropped: SWF no longer knows this task (timed out, canceled or workflow closed)");
                     return false;
                 }
-                Err(e) if e.is_retryable() => {
+                Err(e) if e.is_retryable() || matches!(e, SwfError::NotPermitted(_)) => {
                     // After the grace period, keep trying only briefly: the process must exit.
                     if self.shutdown.is_task_over(started) {
                         let at = *abandon_at
@@ -188,7 +190,11 @@ impl Dispatcher {
                     }
                     self.metrics.respond_retries.inc();
                     let jittered = crate::swf::jittered(delay);
-                    tracing::warn!(error = %e, "response not accepted; retrying in {jittered:?}");
+                    if let SwfError::NotPermitted(_) = e {
+                        tracing::error!(error = %e, "SWF refuses this identity the response (IAM: swf:RespondActivityTask*); retrying in {jittered:?} until it is allowed or the task times out");
+                    } else {
+                        tracing::warn!(error = %e, "response not accepted; retrying in {jittered:?}");
+                    }
                     tokio::time::sleep(jittered).await;
                     delay = (delay * 2).min(Duration::from_secs(10));
                 }

@@ -24,6 +24,11 @@ use crate::activity::{ActivityType, Heartbeat};
 use crate::metrics::{InFlightGuard, Metrics};
 use crate::swf::{SwfClient, SwfError};
 
+/// How long finishing waits for the last heartbeat details to be recorded before the task
+/// answers anyway. The answer matters more: a task near its timeout must not time out while
+/// a heartbeat call hangs.
+const FINAL_FLUSH: Duration = Duration::from_secs(1);
+
 /// Heartbeat `details` are `LimitedData`: at most 2048 characters.
 pub const MAX_DETAILS: usize = 2048;
 
@@ -279,10 +284,15 @@ impl Pump {
                 );
             }
         }
-        // Finishing: the latest details go out before the response.
+        // Finishing: the latest details go out before the response, if SWF takes them soon.
         let pending = shared.pending.lock().unwrap().take();
         if let Some(details) = pending {
-            self.send(&shared, details, true).await;
+            let flush = self.send(&shared, details, true);
+            if tokio::time::timeout(FINAL_FLUSH, flush).await.is_err() {
+                tracing::debug!(
+                    "the last heartbeat details were not recorded in {FINAL_FLUSH:?}; answering without them"
+                );
+            }
         }
     }
 
@@ -293,7 +303,21 @@ impl Pump {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match self.swf.heartbeat(&self.token, details.as_deref()).await {
+            let call = self.swf.heartbeat(&self.token, details.as_deref());
+            let result = if finishing {
+                call.await
+            } else {
+                // The task is answering: a beat still in flight (an endpoint that hangs)
+                // must not hold the answer up. Its details go into the final flush.
+                tokio::select! {
+                    r = call => r,
+                    _ = self.stop.cancelled() => {
+                        shared.pending.lock().unwrap().get_or_insert(details);
+                        return Sent::GaveUp;
+                    }
+                }
+            };
+            match result {
                 Ok(cancel) => {
                     self.metrics.heartbeats_sent.inc();
                     if cancel && !shared.cancel.swap(true, Ordering::Relaxed) {
@@ -357,6 +381,34 @@ pub(crate) mod tests {
             interval_s,
         );
         (pump, metrics)
+    }
+
+    /// An endpoint that takes a heartbeat and never answers does not hold up the task's
+    /// answer: finishing abandons the beat in flight and gives its details one bounded try.
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_heartbeat_does_not_hold_up_the_answer() {
+        let fake = Arc::new(FakeSwf::default());
+        fake.heartbeat_hangs.store(true, Ordering::Relaxed);
+        let (pump, _) = start(&fake, 30);
+        assert!(!pump.handle().beat(Some("1".into())));
+        while fake.heartbeat_attempts() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let finishing = Instant::now();
+        let end = tokio::time::timeout(Duration::from_secs(60), pump.finish())
+            .await
+            .expect("finishing waited for the hung heartbeat");
+        assert!(!end.gone && !end.cancel_requested);
+        assert_eq!(
+            finishing.elapsed(),
+            FINAL_FLUSH,
+            "on paused time: exactly the flush budget"
+        );
+        assert_eq!(
+            fake.heartbeat_attempts(),
+            2,
+            "the beat, then the flush of its details"
+        );
     }
 
     #[test]

@@ -74,28 +74,53 @@ impl Shutdown {
     }
 }
 
-/// Resolves at the first SIGTERM or SIGINT; a second one exits the process at once (status
-/// 130), for an operator who does not want to wait for the grace period.
+/// A signal this soon after the first is the same stop, delivered twice: `timeout` signals
+/// the process and then its process group, and a shell may pass a hangup on to its jobs. A
+/// person pressing Ctrl-C twice takes longer.
+const SAME_STOP: Duration = Duration::from_millis(100);
+
+/// Resolves at the first SIGTERM, SIGINT or SIGHUP (a closed terminal, e.g. an ssh session
+/// that ended: the host drains, rather than dying with its tasks unanswered). A second
+/// SIGTERM or SIGINT, later than [`SAME_STOP`], exits the process at once (status 130), for
+/// an operator who does not want to wait for the grace period.
 pub fn signals() -> impl Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
-    let streams =
-        signal(SignalKind::terminate()).and_then(|t| Ok((t, signal(SignalKind::interrupt())?)));
+    let streams = (|| {
+        Ok::<_, std::io::Error>((
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::hangup())?,
+        ))
+    })();
     async move {
-        let Ok((mut term, mut int)) = streams else {
+        let Ok((mut term, mut int, mut hup)) = streams else {
             tracing::error!("cannot install signal handlers; the worker can only be killed");
             return futures::future::pending().await;
         };
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: shutting down gracefully (send again to exit now)"),
-            _ = int.recv() => tracing::info!("SIGINT: shutting down gracefully (send again to exit now)"),
-        }
+        let first = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+            _ = hup.recv() => "SIGHUP",
+        };
+        tracing::info!(
+            "{first}: shutting down gracefully (send SIGTERM or SIGINT again to exit now)"
+        );
+        let at = std::time::Instant::now();
         tokio::spawn(async move {
-            tokio::select! {
-                _ = term.recv() => {},
-                _ = int.recv() => {},
+            loop {
+                let again = tokio::select! {
+                    _ = term.recv() => "SIGTERM",
+                    _ = int.recv() => "SIGINT",
+                    // The terminal is gone: no one is asking to exit now.
+                    _ = hup.recv() => continue,
+                };
+                if at.elapsed() < SAME_STOP {
+                    tracing::debug!("{again} right after {first}: the same stop, delivered twice");
+                    continue;
+                }
+                tracing::warn!("second signal ({again}): exiting now");
+                std::process::exit(130);
             }
-            tracing::warn!("second signal: exiting now");
-            std::process::exit(130);
         });
     }
 }

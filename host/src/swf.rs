@@ -514,6 +514,8 @@ pub(crate) mod testing {
         pub heartbeat_timeout_s: Mutex<Option<u64>>,
         pub cancel_requested: AtomicBool,
         pub gone: AtomicBool,
+        /// Heartbeat calls never return (an endpoint that takes requests and hangs).
+        pub heartbeat_hangs: AtomicBool,
         /// Errors returned (in order) by the next heartbeat / respond / poll calls.
         pub fail_next: Mutex<VecDeque<SwfError>>,
         pub tasks: Mutex<VecDeque<PolledTask>>,
@@ -596,6 +598,9 @@ pub(crate) mod testing {
             let details = details.map(str::to_string);
             Box::pin(async move {
                 self.heartbeat_attempts.fetch_add(1, Ordering::Relaxed);
+                if self.heartbeat_hangs.load(Ordering::Relaxed) {
+                    return futures::future::pending().await;
+                }
                 if self.gone.load(Ordering::Relaxed) {
                     return Err(SwfError::TaskGone("gone".into()));
                 }

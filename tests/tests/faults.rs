@@ -269,6 +269,41 @@ async fn poll_permission_errors_are_logged_once_per_streak() {
     );
 }
 
+/// OperationNotPermittedFault on the answer (an IAM policy still propagating): the host keeps
+/// the finished result and retries until SWF takes it, as for 5xx, instead of dropping it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_answer_is_retried_until_it_is_allowed() {
+    let swf_local = LocalSwf::start();
+    let swf = Swf::new(&swf_local.url, "perm-answer").await;
+    swf.setup(&[("echo@1", None)]).await.unwrap();
+    swf_local
+        .set_faults(json!([{"kind":"operation_not_permitted","operation":"RespondActivityTaskCompleted","count":3}]))
+        .await;
+    let _decider = Decider::start(&swf);
+    let config = HostConfig::new(
+        &swf_local.url,
+        "perm-answer",
+        vec![TaskListSpec::new("main", &["echo@1.wasm"])],
+    );
+    let host = Host::start(&config.write(), &[]);
+    let acts = echoes(2, "a");
+    swf.start("w-perm-answer", &acts, false).await.unwrap();
+    let closed = swf.wait_closed("w-perm-answer", 2, MINUTE).await;
+    assert_all_echoed(&closed, &acts);
+    assert_no_timeouts(&swf, "w-perm-answer").await;
+    assert_eq!(
+        swf_local.calls("RespondActivityTaskCompleted").await,
+        5,
+        "3 refused answers, then the 2 results:\n{}",
+        host.logs()
+    );
+    assert!(
+        host.logs().contains("swf:RespondActivityTask"),
+        "{}",
+        host.logs()
+    );
+}
+
 /// SIGTERM with 20 tasks in flight: the short ones complete, the long ones are answered
 /// swasm.Shutdown after the grace period, and the process exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -325,6 +360,66 @@ async fn sigterm_answers_everything_in_flight() {
         }
     }
     assert_no_timeouts(swf, "w-sigterm").await;
+}
+
+/// SIGHUP (the terminal `swasm run` ran in closed) drains like SIGTERM: the task in flight
+/// is answered and the process exits 0. So does a SIGTERM delivered twice at once, as
+/// `timeout` sends it (to the process, then to its process group): one stop, not the
+/// operator's "exit now" that a later second signal is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hangup_or_a_stop_sent_twice_at_once_drains() {
+    let scenario = Scenario::start("hangup", &[("countdown@1", None)]).await;
+    let swf = &scenario.swf;
+    for (round, (signal, times)) in [("-HUP", 1), ("-TERM", 2)].into_iter().enumerate() {
+        let mut config =
+            scenario.host_config(vec![TaskListSpec::new("main", &["countdown@1.wasm"])]);
+        config.shutdown_grace_s = 30;
+        let mut host = Host::start(&config.write(), &[]);
+        let wf = format!("w-hangup-{round}");
+        let act = Activity::new(
+            &format!("count{round}"),
+            "countdown@1",
+            "main",
+            Some(r#"{"steps":10,"step_ms":100}"#),
+        );
+        swf.start(&wf, std::slice::from_ref(&act), false)
+            .await
+            .unwrap();
+        wait_until("the task to start", MINUTE, || async {
+            let h = swf.history(&wf).await.ok()?;
+            h.iter()
+                .any(|e| e.event_type == aws_sdk_swf::types::EventType::ActivityTaskStarted)
+                .then_some(())
+        })
+        .await;
+        // One `kill` process, so both signals leave within microseconds, as `timeout`'s do.
+        let pid = host.pid().to_string();
+        let args: Vec<&str> = std::iter::once(signal)
+            .chain(std::iter::repeat_n(pid.as_str(), times))
+            .collect();
+        assert!(
+            std::process::Command::new("kill")
+                .args(&args)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = host
+            .wait_exit(Duration::from_secs(30))
+            .await
+            .expect("the host should exit once the task is answered");
+        assert!(
+            status.success(),
+            "{args:?}: exit status {status:?}\n{}",
+            host.logs()
+        );
+        let closed = swf.wait_closed(&wf, 1, MINUTE).await;
+        assert!(
+            matches!(closed[&act.id][..], [Closed::Completed(_)]),
+            "{args:?}: {closed:?}\n{}",
+            host.logs()
+        );
+    }
 }
 
 /// A task that arrives after the grace period, on a poll that was in flight at SIGTERM, runs
