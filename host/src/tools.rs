@@ -23,9 +23,9 @@ pub struct InvokeArgs {
     /// The task input (default: none).
     #[arg(long)]
     pub input: Option<String>,
-    /// Simulate a cancel request: heartbeat() returns true from the Nth heartbeat on
-    /// (default: never).
-    #[arg(long)]
+    /// Simulate a cancel request: heartbeat() returns true from the Nth heartbeat on, N at
+    /// least 1 (default: never).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub cancel_after: Option<u32>,
     /// The activity type of the task, `name@version` (default: from the file name, else
     /// `invoke@0`).
@@ -77,8 +77,15 @@ impl Heartbeat for RecordingHeartbeat {
 }
 
 pub async fn invoke(args: InvokeArgs) -> Result<ExitCode> {
-    let bytes = std::fs::read(&args.plugin)
-        .with_context(|| format!("cannot read {}", args.plugin.display()))?;
+    // A file that cannot be read is not a plugin swasm can load: exit 3, as documented,
+    // not 1, which says the guest failed the task.
+    let bytes = match std::fs::read(&args.plugin) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", args.plugin.display());
+            return Ok(ExitCode::from(3));
+        }
+    };
     let ty = match args.activity_type {
         Some(t) => t,
         None => file_type(&args.plugin).unwrap_or_else(|| ActivityType::new("invoke", "0")),

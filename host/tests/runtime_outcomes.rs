@@ -83,6 +83,24 @@ async fn trap_reports_message_and_backtrace() {
     );
 }
 
+/// A guest that calls `exit` instead of returning is told so, without the backtrace of
+/// `exit`: a choice its code made, not a crash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_instead_of_returning_is_named() {
+    let rt = runtime();
+    let p = load(&rt, &guest("trap@1.wasm"), "trap@1");
+    let o = p
+        .run(task("trap@1", Some("exit")), &settings(), no_heartbeat())
+        .await;
+    let (r, details) = failed(&o);
+    assert_eq!(r, reason::TRAP);
+    assert!(
+        details.starts_with("the guest called exit(0) instead of returning from `run`"),
+        "{details}"
+    );
+    assert!(!details.contains("wasm backtrace"), "{details}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_result_is_refused() {
     let rt = runtime();

@@ -249,11 +249,20 @@ fn bad_invoke_flags_are_usage_errors() {
         ("--env", "C", "must be KEY=VALUE"),
         ("--env", "=v", "must be KEY=VALUE"),
         ("--type", "echo", "must be name@version"),
+        ("--cancel-after", "0", "not in 1.."),
     ] {
         let o = swasm(&["invoke", path(&echo), flag, value]);
         assert_eq!(o.status.code(), Some(2), "{flag} {value}: {}", text(&o));
         assert!(text(&o).contains(expect), "{flag} {value}: {}", text(&o));
     }
+    // A file that is not there is no plugin swasm can load: 3, not the guest's failure (1).
+    let o = swasm(&["invoke", "/nonexistent/echo@1.wasm"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains("cannot read /nonexistent/echo@1.wasm"),
+        "{}",
+        text(&o)
+    );
 }
 
 /// `--memory-mb` below what a component needs at start fails the task with

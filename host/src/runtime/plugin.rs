@@ -159,6 +159,13 @@ fn outcome(
                     reason::MEMORY_LIMIT,
                     describe(&format!("{m}; then"), Some(&e), stderr),
                 )
+            } else if let Some(wasmtime_wasi::I32Exit(code)) = e.downcast_ref() {
+                // Not a crash: the guest's code chose to end the process. The backtrace of
+                // `exit` says nothing the message does not.
+                let what = format!(
+                    "the guest called exit({code}) instead of returning from `run`; exit ends the instance, so the task has no result: return a result or an activity-error from `run`"
+                );
+                Outcome::failed(reason::TRAP, describe(&what, None, stderr))
             } else {
                 Outcome::failed(reason::TRAP, describe("", Some(&e), stderr))
             }

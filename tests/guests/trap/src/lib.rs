@@ -1,5 +1,5 @@
 //! `trap@1`: panics with the message "boom" (a wasm trap after the panic message is
-//! written to stderr).
+//! written to stderr); with the input "exit", calls `exit(0)` instead of returning.
 
 wit_bindgen::generate!({ path: "../../../wit", world: "plugin" });
 
@@ -8,7 +8,10 @@ use exports::swasm::activity::activity::{ActivityError, ActivityTask, Guest};
 struct Trap;
 
 impl Guest for Trap {
-    fn run(_task: ActivityTask) -> Result<Option<String>, ActivityError> {
+    fn run(task: ActivityTask) -> Result<Option<String>, ActivityError> {
+        if task.input.as_deref() == Some("exit") {
+            std::process::exit(0);
+        }
         panic!("boom")
     }
 }
