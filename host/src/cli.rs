@@ -34,7 +34,9 @@ pub enum Command {
     Check(crate::tools::CheckArgs),
     /// List what the plugin dirs hold and whether each file loads.
     Plugins(crate::tools::PluginsArgs),
-    /// Register the domain (if `register_domain = true`) and every plugin's activity type.
+    /// Register the domain (if `register_domain = true`) and the activity type of every
+    /// plugin file that loads; exit 1 if a file does not load, else 2 if a type is already
+    /// registered with other defaults.
     Register(RegisterArgs),
     /// swf-local + host + demo decider in one process.
     Dev(crate::dev::DevArgs),
@@ -59,8 +61,8 @@ pub struct EndpointArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub endpoint: EndpointArgs,
-    /// Register the domain (if configured) and the plugins' activity types before polling
-    /// (default off).
+    /// Register the domain (if configured) and the activity types of the plugins that load
+    /// before polling, then each one that loads later (default off).
     #[arg(long)]
     pub register: bool,
 }
@@ -127,11 +129,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             for line in report.to_string().lines() {
                 say!("{line}");
             }
-            Ok(if report.has_conflicts() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            })
+            Ok(report.exit_code())
         }
         Command::Dev(args) => crate::dev::dev(args).await,
     }

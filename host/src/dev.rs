@@ -1,8 +1,9 @@
 //! `swasm dev`: swf-local, the host and the demo decider in one process, on loopback.
 //!
 //! It builds nothing: it serves the `.wasm` files already in the plugin directory
-//! (`make plugins` puts the examples in `plugins/dist/`). Steps: bind swf-local, register the
-//! domain, the plugins' activity types and the demo workflow type, start the worker as
+//! (`make plugins` puts the examples in `plugins/dist/`). Steps: bind swf-local, load the
+//! plugins, register the domain, the activity types of the plugins that load (a file that
+//! does not load registers nothing) and the demo workflow type, start the worker as
 //! `swasm run --register` would (a plugin dropped in later is registered as it loads), start
 //! the demo workflows (see `swasm_demo`), print progress as the decider sees it, then a
 //! summary. With `--serve` it keeps serving afterwards.
@@ -80,8 +81,23 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
     }));
     say!("swf-local listening on {url}");
 
-    let config = dev_config(&url, &plugin_dir, args.metrics.as_deref())?;
-    let report = crate::register::run(&config)
+    let config = Arc::new(dev_config(&url, &plugin_dir, args.metrics.as_deref())?);
+
+    // Load (compile, or take from the cache) every plugin before any workflow starts, so no
+    // demo task waits in the queue for a host that is still compiling, and before
+    // registering, so only types that load are registered (SWF never forgets a type).
+    say!(
+        "loading plugins from {} (compiled code is cached for the next run)",
+        plugin_dir.display()
+    );
+    let runtime =
+        crate::runtime::Runtime::new(&config).context("cannot set up the WebAssembly runtime")?;
+    let registry = crate::registry::Registry::start(&config, runtime)
+        .await
+        .context("cannot load the plugins")?;
+    let swf: Arc<dyn crate::swf::SwfClient> = Arc::new(crate::swf::connect(&config).await?);
+    let types = crate::register::served_types(&config, &registry.plugins());
+    let report = crate::register::register_all(&config, swf.as_ref(), &types)
         .await
         .context("registering the domain and plugins")?;
     for line in report.to_string().lines() {
@@ -94,19 +110,6 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
     };
     demo.register_workflow_type().await?;
 
-    // Load (compile, or take from the cache) every plugin before any workflow starts, so no
-    // demo task waits in the queue for a host that is still compiling.
-    say!(
-        "loading plugins from {} (compiled code is cached for the next run)",
-        plugin_dir.display()
-    );
-    let config = Arc::new(config);
-    let runtime =
-        crate::runtime::Runtime::new(&config).context("cannot set up the WebAssembly runtime")?;
-    let registry = crate::registry::Registry::start(&config, runtime)
-        .await
-        .context("cannot load the plugins")?;
-    let swf: Arc<dyn crate::swf::SwfClient> = Arc::new(crate::swf::connect(&config).await?);
     let served: Vec<String> = registry
         .served(TASK_LIST)
         .iter()

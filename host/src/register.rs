@@ -1,20 +1,30 @@
 //! `swasm register` and `swasm run --register`: RegisterDomain (when `[swf] register_domain`)
-//! and RegisterActivityType for every plugin file found in the task lists' plugin dirs, with
-//! the defaults of `[activity."name@version"]` over `[defaults]` and the task list the file
-//! was found in as the default task list. Under `swasm run --register`, a type that starts
-//! serving later (a `name@version.wasm` dropped into a plugin dir while the host runs) is
-//! registered as it loads ([`register_type`]), so a decider can schedule it at once.
+//! and RegisterActivityType for every plugin that loads, with the defaults of
+//! `[activity."name@version"]` over `[defaults]` and the task list the file was found in as
+//! the default task list.
+//!
+//! Only a file that loads gets its type registered: SWF registration is permanent (a type
+//! can be deprecated, never changed or removed), and a type no host can serve would let
+//! deciders schedule tasks that all fail. `swasm register` loads every file as `swasm
+//! plugins` does ([`load_files`]); `swasm run --register` and `swasm dev` register what
+//! their registry serves ([`served_types`]), and then each type that starts serving later
+//! (a `name@version.wasm` dropped into a plugin dir while the host runs) as it loads
+//! ([`register_type`]), so a decider can schedule it at once.
 //!
 //! Registering is idempotent: an existing type is described and compared, and a type
 //! registered earlier with other defaults is reported (SWF cannot change them; bump the
 //! version instead).
 
 use std::fmt;
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
 use crate::activity::ActivityType;
 use crate::config::{Config, Registration};
+use crate::registry::PluginInfo;
+use crate::runtime::Runtime;
 use crate::swf::{SwfClient, SwfError, TypeDefaults};
 
 /// What happened to one item.
@@ -27,10 +37,28 @@ pub enum Status {
     Conflict(Vec<String>),
 }
 
+/// A plugin file whose types were not registered, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileProblem {
+    pub task_list: String,
+    pub path: PathBuf,
+    /// The types the file is for (by its name or an `[activity] file` mapping); empty when
+    /// it names none.
+    pub types: Vec<ActivityType>,
+    /// Why, as `swasm plugins` says it.
+    pub why: String,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Report {
     pub domain: Option<Status>,
     pub types: Vec<(String, ActivityType, Status)>,
+    /// Files that do not load (not wasm, truncated, the wrong world, ...): their types are
+    /// not registered, and `swasm register` exits 1.
+    pub rejected: Vec<FileProblem>,
+    /// Files that name no type to register (no `@version`, not mapped by an `[activity]`
+    /// table; or a type `[activity] file` serves from another file): said, not a failure.
+    pub skipped: Vec<FileProblem>,
 }
 
 impl Report {
@@ -38,6 +66,19 @@ impl Report {
         self.types
             .iter()
             .any(|(_, _, s)| matches!(s, Status::Conflict(_)))
+    }
+
+    /// `swasm register`'s exit code: 1 when a file does not load (whatever else happened:
+    /// a type the operator meant to deploy is not schedulable), else 2 when a type is
+    /// already registered with other defaults, else 0.
+    pub fn exit_code(&self) -> ExitCode {
+        if !self.rejected.is_empty() {
+            ExitCode::FAILURE
+        } else if self.has_conflicts() {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        }
     }
 }
 
@@ -61,17 +102,46 @@ impl fmt::Display for Report {
                 )?,
             }
         }
+        for p in &self.rejected {
+            let types: Vec<String> = p.types.iter().map(ToString::to_string).collect();
+            writeln!(
+                f,
+                "{} (task list {}): {} not registered, the file does not load: {}",
+                p.path.display(),
+                p.task_list,
+                types.join(", "),
+                p.why
+            )?;
+        }
+        for p in &self.skipped {
+            writeln!(
+                f,
+                "{} (task list {}): skipped: {}",
+                p.path.display(),
+                p.task_list,
+                p.why
+            )?;
+        }
         Ok(())
     }
 }
 
-/// Every `(task list, type)` this config serves, found by file name (`name@version.wasm`)
-/// or by `[activity."name@version"] file = ...`; a type found in several lists is listed once,
-/// with the first.
-pub fn discover(config: &Config) -> Result<Vec<(String, ActivityType)>> {
-    let mut found: Vec<(String, ActivityType)> = Vec::new();
+/// The plugin files of a config's dirs, loaded the way `swasm plugins` loads them.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    /// `(task list, type)` of every file that loads; a type found in several lists is
+    /// listed once, with the first (in the config's order).
+    pub types: Vec<(String, ActivityType)>,
+    pub rejected: Vec<FileProblem>,
+    pub skipped: Vec<FileProblem>,
+}
+
+/// Loads (compiles, or takes from the compiled-code cache, and checks) every file of every
+/// plugin dir of `config`, without serving anything. A plugin dir that cannot be read is
+/// an error, before anything is registered.
+pub async fn load_files(config: &Config) -> Result<Loaded> {
     for (i, tl) in config.task_lists.iter().enumerate() {
-        let entries = std::fs::read_dir(&tl.plugin_dir).with_context(|| {
+        std::fs::read_dir(&tl.plugin_dir).with_context(|| {
             format!(
                 "{}: cannot read {} (task list {:?})",
                 config.task_list_key(i, "plugin_dir"),
@@ -79,40 +149,76 @@ pub fn discover(config: &Config) -> Result<Vec<(String, ActivityType)>> {
                 tl.name,
             )
         })?;
-        let mut names: Vec<String> = entries
-            .filter_map(|e| e.ok())
-            .filter(|e| e.path().is_file())
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| n.ends_with(".wasm") && !n.starts_with('.'))
-            .collect();
-        names.sort();
-        let mut types: Vec<ActivityType> = names
-            .iter()
-            .filter_map(|n| ActivityType::parse(n.trim_end_matches(".wasm")))
-            .collect();
-        for (key, a) in &config.activities {
-            if let (Some(file), Some(ty)) = (&a.file, ActivityType::parse(key))
-                && tl.plugin_dir.join(file).is_file()
-            {
-                types.push(ty);
+    }
+    let runtime = Runtime::new(config).context("cannot set up the WebAssembly runtime")?;
+    let mut loaded = Loaded::default();
+    for file in crate::registry::inspect(config, &runtime).await? {
+        match file.error {
+            None => {
+                for ty in file.types {
+                    if !loaded.types.iter().any(|(_, t)| *t == ty) {
+                        loaded.types.push((file.task_list.clone(), ty));
+                    }
+                }
             }
-        }
-        for ty in types {
-            if !found.iter().any(|(_, t)| *t == ty) {
-                found.push((tl.name.clone(), ty));
+            Some(why) => {
+                let problem = FileProblem {
+                    task_list: file.task_list,
+                    path: file.path,
+                    types: file.types,
+                    why,
+                };
+                if problem.types.is_empty() {
+                    loaded.skipped.push(problem);
+                } else {
+                    loaded.rejected.push(problem);
+                }
             }
         }
     }
-    Ok(found)
+    Ok(loaded)
 }
 
-/// `swasm register`.
+/// The `(task list, type)` of every served plugin in `plugins` (from
+/// [`crate::registry::Registry::plugins`]); a type served on several lists is listed once,
+/// with the first in the config's order.
+pub fn served_types(config: &Config, plugins: &[PluginInfo]) -> Vec<(String, ActivityType)> {
+    let position = |task_list: &str| {
+        config
+            .task_lists
+            .iter()
+            .position(|tl| tl.name == task_list)
+            .unwrap_or(usize::MAX)
+    };
+    let mut sorted: Vec<&PluginInfo> = plugins.iter().collect();
+    sorted.sort_by_key(|p| (position(&p.task_list), &p.ty));
+    let mut found: Vec<(String, ActivityType)> = Vec::new();
+    for p in sorted {
+        if !found.iter().any(|(_, t)| *t == p.ty) {
+            found.push((p.task_list.clone(), p.ty.clone()));
+        }
+    }
+    found
+}
+
+/// `swasm register`: loads every plugin file, then registers the domain (if configured)
+/// and the types of the files that load. The report names the files that do not load and
+/// those that name no type.
 pub async fn run(config: &Config) -> Result<Report> {
+    let loaded = load_files(config).await?;
     let swf = crate::swf::connect(config).await?;
-    register_all(config, &swf).await
+    let mut report = register_all(config, &swf, &loaded.types).await?;
+    report.rejected = loaded.rejected;
+    report.skipped = loaded.skipped;
+    Ok(report)
 }
 
-pub async fn register_all(config: &Config, swf: &dyn SwfClient) -> Result<Report> {
+/// Registers the domain (if `[swf] register_domain`) and `types`, `(default task list, type)`.
+pub async fn register_all(
+    config: &Config,
+    swf: &dyn SwfClient,
+    types: &[(String, ActivityType)],
+) -> Result<Report> {
     let mut report = Report::default();
     let domain = &config.swf.domain;
     if config.swf.register_domain {
@@ -122,9 +228,9 @@ pub async fn register_all(config: &Config, swf: &dyn SwfClient) -> Result<Report
             Err(e) => return Err(e).with_context(|| format!("RegisterDomain {domain:?}")),
         });
     }
-    for (task_list, ty) in discover(config)? {
-        let status = register_type(config, swf, &task_list, &ty).await?;
-        report.types.push((task_list, ty, status));
+    for (task_list, ty) in types {
+        let status = register_type(config, swf, task_list, ty).await?;
+        report.types.push((task_list.clone(), ty.clone(), status));
     }
     Ok(report)
 }
@@ -220,28 +326,100 @@ fn differences(registered: &TypeDefaults, task_list: &str, want: &Registration) 
 mod tests {
     use super::*;
 
-    #[test]
-    fn discovers_files_and_mapped_types() {
-        let dir = std::env::temp_dir().join(format!("swasm-register-{}", std::process::id()));
-        let p = dir.join("p");
-        std::fs::create_dir_all(&p).unwrap();
-        for f in ["echo@1.wasm", "x.wasm", ".tmp@1.wasm", "notes.txt"] {
-            std::fs::write(p.join(f), b"").unwrap();
+    fn config(text: &str) -> Config {
+        Config::parse(text, std::path::Path::new("/nonexistent/swasm.toml")).unwrap()
+    }
+
+    fn served(task_list: &str, ty: &str) -> PluginInfo {
+        PluginInfo {
+            task_list: task_list.into(),
+            ty: ActivityType::parse(ty).unwrap(),
+            path: PathBuf::from(format!("{ty}.wasm")),
+            hash: String::new(),
+            size: 0,
+            loaded_at: std::time::SystemTime::UNIX_EPOCH,
+            compiler: crate::runtime::Compiler::Cranelift,
         }
-        let config = Config::parse(
-            "[swf]\ndomain = \"d\"\n[[task_list]]\nname = \"tl\"\nplugin_dir = \"p\"\n[activity.\"other@2\"]\nfile = \"x.wasm\"\n",
-            &dir.join("swasm.toml"),
-        )
-        .unwrap();
-        let found = discover(&config).unwrap();
+    }
+
+    /// A type served on several task lists is registered once, with the first list in the
+    /// config (the registry lists plugins by task list name).
+    #[test]
+    fn served_types_take_the_first_task_list_of_the_config() {
+        let config = config(
+            "[swf]\ndomain = \"d\"\n[[task_list]]\nname = \"zeta\"\nplugin_dir = \"z\"\n[[task_list]]\nname = \"alpha\"\nplugin_dir = \"a\"\n",
+        );
+        let plugins = [
+            served("alpha", "echo@1"),
+            served("alpha", "only-alpha@1"),
+            served("zeta", "echo@1"),
+            served("zeta", "count@2"),
+        ];
+        let t = |tl: &str, ty: &str| (tl.to_string(), ActivityType::parse(ty).unwrap());
         assert_eq!(
-            found,
+            served_types(&config, &plugins),
             vec![
-                ("tl".to_string(), ActivityType::new("echo", "1")),
-                ("tl".to_string(), ActivityType::new("other", "2"))
+                t("zeta", "count@2"),
+                t("zeta", "echo@1"),
+                t("alpha", "only-alpha@1")
             ]
         );
-        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A file that does not load is named with its types and why, and fails `swasm
+    /// register` (1) even when a type also conflicts (2); a file that names no type is said
+    /// to be skipped, and is no failure.
+    #[test]
+    fn report_names_bad_files_and_the_failing_one_decides_the_exit_code() {
+        let problem = |file: &str, types: &[&str], why: &str| FileProblem {
+            task_list: "main".into(),
+            path: PathBuf::from("/p").join(file),
+            types: types
+                .iter()
+                .map(|t| ActivityType::parse(t).unwrap())
+                .collect(),
+            why: why.into(),
+        };
+        let mut report = Report {
+            domain: None,
+            types: vec![(
+                "main".into(),
+                ActivityType::new("echo", "1"),
+                Status::Registered,
+            )],
+            rejected: vec![],
+            skipped: vec![problem(
+                "notes.wasm",
+                &[],
+                "the file name must be <name>@<version>.wasm",
+            )],
+        };
+        assert_eq!(report.exit_code(), ExitCode::SUCCESS);
+        assert_eq!(
+            report.to_string(),
+            "echo@1 (task list main): registered\n\
+             /p/notes.wasm (task list main): skipped: the file name must be <name>@<version>.wasm\n"
+        );
+
+        report.types.push((
+            "main".into(),
+            ActivityType::new("count", "1"),
+            Status::Conflict(vec![
+                "heartbeat_timeout_s: registered 10, configured 20".into(),
+            ]),
+        ));
+        assert_eq!(report.exit_code(), ExitCode::from(2));
+
+        report
+            .rejected
+            .push(problem("bad@1.wasm", &["bad@1"], "not a WebAssembly file"));
+        assert_eq!(report.exit_code(), ExitCode::FAILURE);
+        assert!(
+            report.to_string().contains(
+                "/p/bad@1.wasm (task list main): bad@1 not registered, the file does not load: not a WebAssembly file\n"
+            ),
+            "{report}"
+        );
     }
 
     #[test]

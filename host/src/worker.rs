@@ -42,11 +42,13 @@ pub enum Registration {
     /// None: someone else registers them (`swasm register`, a deploy step).
     #[default]
     Off,
-    /// `--register`: the domain and every type before polling, then each type that starts
-    /// serving later (a new file in a plugin dir) as it loads.
+    /// `--register`: the domain and every type the registry serves before polling (a file
+    /// that does not load registers nothing), then each type that starts serving later (a
+    /// new file in a plugin dir) as it loads.
     All,
     /// Only the types that start serving later: the caller registered the domain and the
-    /// types of this report before it started the worker (`swasm dev` prints the report).
+    /// types of this report (those the registry served) before it started the worker
+    /// (`swasm dev` prints the report).
     Later(Report),
 }
 
@@ -93,7 +95,7 @@ pub async fn run_with(
     let registered = match opts.register {
         Registration::Off => None,
         Registration::All => Some(tokio::select! {
-            r = register_with_retry(&config, swf.as_ref()) => r?,
+            r = register_with_retry(&config, swf.as_ref(), &registry) => r?,
             () = shutdown.stopping() => return Ok(()),
         }),
         Registration::Later(report) => Some(report),
@@ -150,12 +152,18 @@ pub async fn run_with(
     Ok(())
 }
 
-/// Registers before polling; an unreachable endpoint is retried (the worker is not ready
-/// meanwhile), anything else is fatal.
-async fn register_with_retry(config: &Config, swf: &dyn SwfClient) -> Result<Report> {
+/// Registers the domain and the types the registry serves, before polling; an unreachable
+/// endpoint is retried (the worker is not ready meanwhile), anything else is fatal. A file
+/// the registry rejected serves nothing, so its type is not registered.
+async fn register_with_retry(
+    config: &Config,
+    swf: &dyn SwfClient,
+    registry: &Registry,
+) -> Result<Report> {
     let mut delay = Duration::from_millis(200);
     loop {
-        match crate::register::register_all(config, swf).await {
+        let served = crate::register::served_types(config, &registry.plugins());
+        match crate::register::register_all(config, swf, &served).await {
             Ok(report) => {
                 for line in report.to_string().lines() {
                     tracing::info!("register: {line}");
@@ -194,21 +202,21 @@ async fn register_new_types(
     let mut delay = Duration::from_millis(200);
     loop {
         let mut retry = false;
-        for p in registry.plugins() {
-            if registered.contains(&p.ty) {
+        for (task_list, ty) in crate::register::served_types(&config, &registry.plugins()) {
+            if registered.contains(&ty) {
                 continue;
             }
-            match crate::register::register_type(&config, swf.as_ref(), &p.task_list, &p.ty).await {
+            match crate::register::register_type(&config, swf.as_ref(), &task_list, &ty).await {
                 Ok(_) => {
-                    registered.insert(p.ty);
+                    registered.insert(ty);
                 }
                 Err(e) if swf_may_recover(&e) => {
-                    tracing::warn!(activity_type = %p.ty, error = %format!("{e:#}"), "registering a new plugin's type failed; retrying in {delay:?}");
+                    tracing::warn!(activity_type = %ty, error = %format!("{e:#}"), "registering a new plugin's type failed; retrying in {delay:?}");
                     retry = true;
                 }
                 Err(e) => {
-                    tracing::error!(activity_type = %p.ty, error = %format!("{e:#}"), "cannot register a new plugin's type; register it yourself (swasm register)");
-                    registered.insert(p.ty);
+                    tracing::error!(activity_type = %ty, error = %format!("{e:#}"), "cannot register a new plugin's type; register it yourself (swasm register)");
+                    registered.insert(ty);
                 }
             }
         }

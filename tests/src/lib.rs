@@ -1101,3 +1101,36 @@ pub fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
             .and_then(|rest| rest.trim().split(' ').next()?.parse().ok())
     })
 }
+
+impl Swf {
+    /// Whether the activity type `ty` (`name@version`) is registered in this domain:
+    /// DescribeActivityType answers (true) or says UnknownResourceFault (false); any other
+    /// answer panics.
+    pub async fn activity_type_registered(&self, ty: &str) -> bool {
+        let (name, version) = ty.rsplit_once('@').expect("type as name@version");
+        let described = self
+            .client
+            .describe_activity_type()
+            .domain(&self.domain)
+            .activity_type(
+                ActivityType::builder()
+                    .name(name)
+                    .version(version)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await;
+        match described {
+            Ok(_) => true,
+            Err(e) => {
+                let e = e.into_service_error();
+                assert!(
+                    e.is_unknown_resource_fault(),
+                    "DescribeActivityType {ty}: {e:?}"
+                );
+                false
+            }
+        }
+    }
+}

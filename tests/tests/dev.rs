@@ -89,6 +89,8 @@ fn swasm_dev_runs_the_demo_to_a_summary() {
 async fn swasm_dev_serve_registers_a_plugin_dropped_in_later() {
     let dir = temp_dir("dev-serve");
     std::fs::copy(plugin("countdown@1.wasm"), dir.join("countdown@1.wasm")).unwrap();
+    // A file that does not load: its type must never be registered.
+    std::fs::write(dir.join("bad@1.wasm"), b"not a WebAssembly file").unwrap();
     let log = dir.join("dev.log");
     let mut child = aws_env(Command::new(bin()).args([
         "dev",
@@ -164,6 +166,23 @@ async fn swasm_dev_serve_registers_a_plugin_dropped_in_later() {
         "start-up registered countdown@1"
     );
     assert!(!described("echo").await, "echo@1 is not in the dir yet");
+    wait_until(
+        "bad@1.wasm to be rejected",
+        Duration::from_secs(60),
+        || async {
+            let text = std::fs::read_to_string(&log).ok()?;
+            text.lines()
+                .any(|l| l.contains("plugin rejected") && l.contains("bad@1.wasm"))
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        !swf.activity_type_registered("bad@1").await,
+        "a file that does not load was registered:\n{}\n{}",
+        printed.join("\n"),
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
 
     // Dropped in the way the README says: written aside, renamed into place.
     let tmp = dir.join(".echo@1.wasm.tmp");

@@ -81,6 +81,131 @@ async fn register_is_idempotent() {
     assert!(out.contains("countdown@1 (task list main): already registered with different defaults: heartbeat_timeout_s: registered 10, configured 20"), "{out}");
 }
 
+/// Writes files that do not load beside the good plugins of `dir`: garbage, a truncated
+/// copy of a real plugin, and a good plugin whose name has no `@version`.
+fn add_bad_files(dir: &std::path::Path) {
+    std::fs::write(dir.join("bad@1.wasm"), b"not a WebAssembly file").unwrap();
+    let echo = std::fs::read(plugin("echo@1.wasm")).unwrap();
+    std::fs::write(dir.join("trunc@1.wasm"), &echo[..echo.len() / 2]).unwrap();
+    std::fs::write(dir.join("noversion.wasm"), &echo).unwrap();
+}
+
+/// `swasm register` registers the types of the files that load and nothing else (SWF
+/// never forgets a type): a file that does not load is named with why, and makes it exit
+/// 1, also when a type conflicts (which alone exits 2); a file without `@version` is said
+/// to be skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_registers_only_files_that_load() {
+    let swf_local = LocalSwf::start();
+    let mut config = HostConfig::new(
+        &swf_local.url,
+        "regbad",
+        vec![TaskListSpec::new("main", &["echo@1.wasm"])],
+    );
+    config.register_domain = true;
+    let path = config.write();
+    let dir = config.dir.join("plugins/main");
+    add_bad_files(&dir);
+    let dir = dir.canonicalize().unwrap();
+
+    let (status, out, err) = swasm(&["register", "--config", path.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(1), "{out}\n{err}");
+    assert!(out.contains("domain: registered"), "{out}");
+    assert!(out.contains("echo@1 (task list main): registered"), "{out}");
+    let line = |file: &str| {
+        let path = dir.join(file).display().to_string();
+        out.lines()
+            .find(|l| l.starts_with(&path))
+            .unwrap_or_else(|| panic!("no line names {path}:\n{out}\n{err}"))
+            .to_string()
+    };
+    let bad = line("bad@1.wasm");
+    assert!(
+        bad.contains("bad@1 not registered, the file does not load: not a WebAssembly file"),
+        "{bad}"
+    );
+    let trunc = line("trunc@1.wasm");
+    assert!(
+        trunc.contains("trunc@1 not registered, the file does not load: ")
+            && trunc.contains("truncated"),
+        "{trunc}"
+    );
+    let skipped = line("noversion.wasm");
+    assert!(
+        skipped.contains("(task list main): skipped: the file name must be <name>@<version>.wasm"),
+        "{skipped}"
+    );
+
+    let swf = Swf::new(&swf_local.url, "regbad").await;
+    assert!(swf.activity_type_registered("echo@1").await);
+    assert!(!swf.activity_type_registered("bad@1").await);
+    assert!(!swf.activity_type_registered("trunc@1").await);
+
+    // A conflict alone exits 2; with a file that does not load as well, 1.
+    config.extra = "[defaults]\nheartbeat_timeout_s = 20\n".into();
+    let path = config.write();
+    let (status, out, err) = swasm(&["register", "--config", path.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(1), "{out}\n{err}");
+    assert!(
+        out.contains("echo@1 (task list main): already registered with different defaults"),
+        "{out}"
+    );
+    for file in ["bad@1.wasm", "trunc@1.wasm"] {
+        std::fs::remove_file(dir.join(file)).unwrap();
+    }
+    let (status, out, err) = swasm(&["register", "--config", path.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(2), "{out}\n{err}");
+    assert!(!swf.activity_type_registered("bad@1").await);
+    assert!(!swf.activity_type_registered("trunc@1").await);
+}
+
+/// `swasm run --register` registers at start-up only the types its registry serves: a
+/// garbage file and a truncated copy beside a good plugin are rejected and never
+/// registered, while the good type is registered before the host is ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_register_registers_only_files_that_load() {
+    let swf_local = LocalSwf::start();
+    let mut config = HostConfig::new(
+        &swf_local.url,
+        "runregbad",
+        vec![TaskListSpec::new("main", &["echo@1.wasm"])],
+    );
+    config.register_domain = true;
+    let base = config.serve_metrics();
+    let path = config.write();
+    add_bad_files(&config.dir.join("plugins/main"));
+    let host = Host::start(&path, &["--register"]);
+    // Ready comes after the start-up registration.
+    wait_ready(&base).await;
+    let swf = Swf::new(&swf_local.url, "runregbad").await;
+    assert!(
+        swf.activity_type_registered("echo@1").await,
+        "{}",
+        host.logs()
+    );
+    // Both bad files (and the one without a version) are rejected for good: a file just
+    // written, or one that ends in the middle of a component, is looked at again first.
+    wait_until("the three bad files to be rejected", MINUTE, || async {
+        let text = http::get(&format!("{base}/metrics")).await.ok()?;
+        (metric(&text, "swasm_plugin_rejects_total")? >= 3.0).then_some(())
+    })
+    .await;
+    let logs = host.logs();
+    for file in ["bad@1.wasm", "trunc@1.wasm"] {
+        assert!(
+            logs.lines()
+                .any(|l| l.contains("plugin rejected") && l.contains(file)),
+            "{file} was not rejected:\n{logs}"
+        );
+    }
+    assert!(!swf.activity_type_registered("bad@1").await, "{logs}");
+    assert!(!swf.activity_type_registered("trunc@1").await, "{logs}");
+    assert!(
+        !logs.contains("activity_type=bad@1") && !logs.contains("activity_type=trunc@1"),
+        "{logs}"
+    );
+}
+
 /// After a scripted run, `/metrics` and `/status` agree with the history.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_and_status_match_the_history() {

@@ -116,7 +116,7 @@ impl RegistryStats {
     }
 }
 
-/// One served plugin, for `/status` and `swasm register`.
+/// One served plugin, for `/status` and for registering what is served.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginInfo {
     pub task_list: String,
@@ -236,7 +236,7 @@ impl Registry {
         Ok(registry)
     }
 
-    /// Loads every plugin dir once, without watching (tests, `swasm register`).
+    /// Loads every plugin dir once, without watching (tests and the dispatch bench).
     pub async fn load(config: &Config, runtime: Arc<Runtime>) -> Result<Arc<Registry>> {
         let mut lists = BTreeMap::new();
         for (i, tl) in config.task_lists.iter().enumerate() {
