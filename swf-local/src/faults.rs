@@ -47,6 +47,19 @@ pub struct FaultRule {
     pub count: Option<u32>,
 }
 
+impl FaultRule {
+    /// A rule naming an operation SWF does not have would never hit anything: a typo in a
+    /// test's set-up, said at once instead of a fault that silently never fires.
+    pub fn check(&self) -> Result<(), String> {
+        match &self.operation {
+            Some(op) if !crate::validate::known_operation(op) => Err(format!(
+                "operation {op:?} is not an SWF operation (e.g. \"PollForActivityTask\")"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Handle to the active fault rules; clones share them, so tests keep one and change it
 /// while the server runs.
 #[derive(Clone, Debug, Default)]

@@ -76,7 +76,8 @@
 //!   tasks and the last 2000 closed ones, each with its last heartbeat details (debugging).
 //! - `GET /_faults` -> `{"rules": [...]}`: the active fault rules.
 //! - `POST /_faults` with `{"clear": true, "rules": [RULE, ...]}` (both members optional;
-//!   `clear` removes existing rules first) -> the active rules. A RULE is
+//!   `clear` removes existing rules first) -> the active rules; 400 for a rule that names
+//!   an operation SWF does not have. A RULE is
 //!   `{"kind": KIND, "operation": "PollForActivityTask", "count": 3}` where `operation`
 //!   absent means every operation and `count` absent means until cleared, and KIND is one of
 //!   `"status500"`, `"status503"`, `"throttle"` (400 ThrottlingException), `"reset"` (close
@@ -180,6 +181,9 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
     if let Some(json) = &args.faults {
         let rules: Vec<FaultRule> =
             serde_json::from_str(json).context("--faults: invalid JSON rules")?;
+        for rule in &rules {
+            rule.check().map_err(|e| anyhow::anyhow!("--faults: {e}"))?;
+        }
         for rule in rules {
             faults.add(rule);
         }

@@ -416,6 +416,10 @@ async fn post_faults(
             format!("POST /_faults: invalid body: {e}"),
         )
     })?;
+    for rule in &req.rules {
+        rule.check()
+            .map_err(|e| (StatusCode::BAD_REQUEST, format!("POST /_faults: {e}")))?;
+    }
     if req.clear {
         ctx.faults.clear();
     }

@@ -135,6 +135,24 @@ async fn control_endpoints_set_faults_and_count_calls() {
     .await;
     assert_eq!(status, 400);
     assert!(body.as_str().unwrap().contains("/_faults"), "{body}");
+    // A misspelt operation would never fire: refused, naming it, and nothing is added.
+    let (status, body) = raw_http(
+        env.addr,
+        "POST",
+        "/_faults",
+        "",
+        r#"{"rules":[{"kind":"throttle","operation":"PollForActivityTasks"}]}"#,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        body.as_str()
+            .unwrap()
+            .contains("\"PollForActivityTasks\" is not an SWF operation"),
+        "{body}"
+    );
+    let (_, body) = raw_http(env.addr, "GET", "/_faults", "", "").await;
+    assert_eq!(body["rules"].as_array().unwrap().len(), 0);
 }
 
 #[tokio::test]
