@@ -114,6 +114,9 @@ fn log_streak_start(domain: &str, task_list: &str, e: &SwfError) {
         }
         SwfError::Throttled(_) => "the account's PollForActivityTask quota is exhausted",
         SwfError::Unavailable(_) => "the endpoint cannot be reached or answers 5xx",
+        SwfError::NoCredentials(_) => {
+            "the standard AWS chain found no credentials (AWS_ACCESS_KEY_ID, a profile, SSO, web identity, a container or instance role)"
+        }
         _ => "",
     };
     tracing::error!(

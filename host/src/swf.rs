@@ -35,6 +35,10 @@ pub enum SwfError {
     /// UnknownResourceFault: the task (or domain, type) does not exist (any more).
     #[error("unknown resource: {0}")]
     TaskGone(String),
+    /// The standard AWS chain found no credentials (or could not load them): nothing was
+    /// sent. Retried, since an instance role or a rotated file may provide them later.
+    #[error("no AWS credentials: {0}")]
+    NoCredentials(String),
     /// OperationNotPermittedFault: IAM or a deprecated domain/type.
     #[error("operation not permitted: {0}")]
     NotPermitted(String),
@@ -59,7 +63,10 @@ pub fn jittered(delay: Duration) -> Duration {
 impl SwfError {
     /// Worth retrying the same call after a pause.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, SwfError::Throttled(_) | SwfError::Unavailable(_))
+        matches!(
+            self,
+            SwfError::Throttled(_) | SwfError::Unavailable(_) | SwfError::NoCredentials(_)
+        )
     }
 
     /// A short label for metrics and logs.
@@ -67,6 +74,7 @@ impl SwfError {
         match self {
             SwfError::Throttled(_) => "throttled",
             SwfError::Unavailable(_) => "unavailable",
+            SwfError::NoCredentials(_) => "no_credentials",
             SwfError::TaskGone(_) => "unknown_resource",
             SwfError::NotPermitted(_) => "not_permitted",
             SwfError::AlreadyExists(_) => "already_exists",
@@ -234,6 +242,23 @@ pub fn classify<E>(err: SdkError<E, aws_smithy_runtime_api::http::Response>) -> 
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
+    if let Some(e) = credentials_error(&err) {
+        // The error and its causes on one line: the chain's attempts are the useful part.
+        let mut parts: Vec<String> = Vec::new();
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+        while let Some(c) = cause {
+            let line = c
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            if parts.last() != Some(&line) {
+                parts.push(line);
+            }
+            cause = c.source();
+        }
+        return SwfError::NoCredentials(parts.join(": "));
+    }
     let text = DisplayErrorContext(&err).to_string();
     match &err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
@@ -262,6 +287,21 @@ where
         }
         _ => SwfError::Other(text),
     }
+}
+
+/// The credentials error behind `err`, if loading credentials is what failed (the SDK
+/// reports it as a dispatch failure, like an unreachable endpoint).
+fn credentials_error<'e>(
+    err: &'e (dyn std::error::Error + 'static),
+) -> Option<&'e aws_credential_types::provider::error::CredentialsError> {
+    let mut e = Some(err);
+    while let Some(cause) = e {
+        if let Some(c) = cause.downcast_ref() {
+            return Some(c);
+        }
+        e = cause.source();
+    }
+    None
 }
 
 /// SWF durations are strings of seconds or `NONE`.

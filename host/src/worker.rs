@@ -248,7 +248,11 @@ async fn probe_domain(config: Arc<Config>, swf: Arc<dyn SwfClient>, metrics: Arc
             }
             Err(e) if e.is_retryable() => {
                 if !logged {
-                    tracing::warn!(domain = %config.swf.domain, error = %e, "SWF endpoint not answering yet; retrying with backoff");
+                    let what = match e {
+                        SwfError::NoCredentials(_) => "no AWS credentials yet",
+                        _ => "SWF endpoint not answering yet",
+                    };
+                    tracing::warn!(domain = %config.swf.domain, error = %e, "{what}; retrying with backoff");
                     logged = true;
                 }
                 tokio::time::sleep(delay).await;

@@ -304,6 +304,51 @@ async fn a_refused_answer_is_retried_until_it_is_allowed() {
     );
 }
 
+/// With no AWS credentials anywhere in the standard chain, the host says so, listing what
+/// it tried, instead of calling it an unreachable endpoint; it keeps retrying, since an
+/// instance role or a credentials file may appear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_credentials_are_named_not_called_an_outage() {
+    // Not loopback, so no local dummy keys; nothing is sent without credentials anyway.
+    let config = HostConfig::new(
+        "http://swf.invalid:8700",
+        "nocreds",
+        vec![TaskListSpec::new("main", &["echo@1.wasm"])],
+    );
+    let path = config.write();
+    let home = config.dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let log = config.dir.join("nocreds.log");
+    let mut child = std::process::Command::new(bin())
+        .args(["run", "--config", path.to_str().unwrap()])
+        .env_clear()
+        .env("HOME", &home)
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+    let line = wait_until("the poll error", MINUTE, || async {
+        logs()
+            .lines()
+            .find(|l| l.contains("PollForActivityTask failed"))
+            .map(str::to_string)
+    })
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.contains("found no credentials"), "{line}");
+    assert!(
+        line.contains("Environment") && line.contains("Ec2InstanceMetadata"),
+        "{line}"
+    );
+    assert!(!line.contains("cannot be reached"), "{line}");
+    remove_temp_dirs();
+}
+
 /// SIGTERM with 20 tasks in flight: the short ones complete, the long ones are answered
 /// swasm.Shutdown after the grace period, and the process exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
