@@ -50,7 +50,7 @@ pub struct EndpointArgs {
     pub config: PathBuf,
     /// SWF endpoint URL (default: `[swf] endpoint_url`, then AWS_ENDPOINT_URL_SWF, then
     /// AWS_ENDPOINT_URL, then the AWS default for the region).
-    #[arg(long)]
+    #[arg(long, value_parser = endpoint_url)]
     pub endpoint_url: Option<String>,
     /// AWS region (default: `[swf] region`, then the standard AWS chain, e.g. AWS_REGION).
     #[arg(long)]
@@ -86,6 +86,11 @@ impl EndpointArgs {
         );
         Ok(config)
     }
+}
+
+/// `--endpoint-url`, checked as `[swf] endpoint_url` is.
+fn endpoint_url(url: &str) -> Result<String, String> {
+    crate::config::check_endpoint_url(url).map(|()| url.to_string())
 }
 
 pub fn apply_overrides(config: &mut Config, endpoint_url: Option<&str>, region: Option<&str>) {

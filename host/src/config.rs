@@ -41,6 +41,9 @@ pub struct Config {
     /// lookup and a reference count, not a copy of its grants.
     #[serde(skip)]
     settings: OnceLock<SettingsTable>,
+    /// What [`Config::warnings`] returns: found once, when the file is parsed.
+    #[serde(skip)]
+    warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -228,11 +231,16 @@ pub struct ActivitySettings {
 }
 
 impl Config {
-    /// Reads, parses and validates a config file.
+    /// Reads, parses and validates a config file, and logs its [`warnings`](Config::warnings)
+    /// (once: every command that reads a config file reads it here).
     pub fn load(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
-        Self::parse(&text, path)
+        let config = Self::parse(&text, path)?;
+        for warning in config.warnings() {
+            tracing::warn!("{warning}");
+        }
+        Ok(config)
     }
 
     /// Parses config text as if read from `path` (relative paths resolve against its dir).
@@ -247,6 +255,15 @@ impl Config {
         };
         config.base_dir = base.clone();
         config.source = path.to_path_buf();
+        let line = |invalid: &Invalid| invalid.key.as_ref().and_then(|k| k.line_in(text));
+        let locate = |invalid: Invalid| match line(&invalid) {
+            Some(line) => format!("{}:{line}: {invalid}", path.display()),
+            None => format!("{}: {invalid}", path.display()),
+        };
+        // Before the paths are resolved: an empty one would become the config's own dir.
+        if let Err(invalid) = config.check_unresolved_paths() {
+            bail!(locate(invalid));
+        }
         for tl in &mut config.task_lists {
             tl.plugin_dir = base.join(&tl.plugin_dir);
         }
@@ -259,12 +276,21 @@ impl Config {
             }
         }
         if let Err(invalid) = config.validate() {
-            return Err(match invalid.key.as_ref().and_then(|k| k.line_in(text)) {
-                Some(line) => anyhow::anyhow!("{}:{line}: {invalid}", path.display()),
-                None => anyhow::anyhow!("{}: {invalid}", path.display()),
-            });
+            bail!(locate(invalid));
         }
+        let mut warnings = config.find_warnings();
+        // In the order of the file.
+        warnings.sort_by_cached_key(|w| line(w));
+        config.warnings = warnings.into_iter().map(locate).collect();
         Ok(config)
+    }
+
+    /// Settings that load but most likely do not do what was meant, each named like an
+    /// error (`file:line: key: problem`): more pollers than slots, a local `timeout_s` SWF
+    /// would cut short, an `[activity]` table or `file` that matches no file of the plugin
+    /// dirs when the config was read. [`Config::load`] logs them.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// Where `task_list[index].key` is written, as `file:line: task_list[index].key` (the
@@ -284,6 +310,11 @@ impl Config {
     fn validate(&self) -> Result<(), Invalid> {
         let swf = KeyPath::root("swf");
         check_len(&self.swf.domain, 1, 256).map_err(|m| swf.key("domain").invalid(m))?;
+        check_swf_name("domain name", &self.swf.domain)
+            .map_err(|e| swf.key("domain").invalid(format!("{e:#}")))?;
+        if let Some(url) = &self.swf.endpoint_url {
+            check_endpoint_url(url).map_err(|m| swf.key("endpoint_url").invalid(m))?;
+        }
         if let Some(identity) = &self.swf.identity {
             check_len(identity, 0, 256).map_err(|m| swf.key("identity").invalid(m))?;
         }
@@ -302,6 +333,9 @@ impl Config {
                 "must be at least {MIN_CACHE_MAX_MB} (one compiled Python component is about 50), not {mb}"
             )));
         }
+        if let Some(listen) = &self.metrics.listen {
+            check_listen(listen).map_err(|m| KeyPath::root("metrics").key("listen").invalid(m))?;
+        }
         if self.task_lists.is_empty() {
             return Err(Invalid {
                 key: None,
@@ -309,6 +343,7 @@ impl Config {
             });
         }
         let mut seen = std::collections::HashSet::new();
+        let mut slots = 0usize;
         for (i, tl) in self.task_lists.iter().enumerate() {
             let at = KeyPath::root("task_list").index(i);
             validate_task_list_name(&tl.name)
@@ -324,6 +359,14 @@ impl Config {
             if tl.pollers == 0 {
                 return Err(at.key("pollers").invalid("must be at least 1"));
             }
+            slots = slots.saturating_add(tl.max_concurrent);
+            if slots > MAX_TOTAL_CONCURRENT {
+                return Err(at.key("max_concurrent").invalid(format!(
+                    "the task lists' max_concurrent add up to {slots}, more than {MAX_TOTAL_CONCURRENT}: \
+                     each slot reserves about 8 GiB of address space in each of the two engines \
+                     (Cranelift and Winch), and more than that does not fit in a process"
+                )));
+            }
         }
         let d = &self.defaults;
         let defaults = KeyPath::root("defaults");
@@ -332,7 +375,9 @@ impl Config {
             Some(d.memory_mb),
             Some(d.timeout_s),
             Some(d.heartbeat_interval_s),
+            Some(d.max_stack_kb),
         )?;
+        check_description(&defaults, d.description.as_deref())?;
         check_registration(
             &defaults,
             [
@@ -351,7 +396,9 @@ impl Config {
                 activity.memory_mb,
                 activity.timeout_s,
                 activity.heartbeat_interval_s,
+                activity.max_stack_kb,
             )?;
+            check_description(&at, activity.description.as_deref())?;
             check_registration(
                 &at,
                 [
@@ -363,6 +410,9 @@ impl Config {
             )?;
             check_len(&ty.name, 1, 256).map_err(|m| at.invalid(format!("name: {m}")))?;
             check_len(&ty.version, 1, 64).map_err(|m| at.invalid(format!("version: {m}")))?;
+            check_swf_name("activity type name", &ty.name)
+                .and_then(|()| check_swf_name("activity type version", &ty.version))
+                .map_err(|e| at.invalid(format!("{e:#}")))?;
             for name in activity.env.keys() {
                 if name.is_empty() || name.contains('=') {
                     return Err(at
@@ -410,6 +460,121 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Paths the file sets to `""`: joined to the config's directory, an empty path would
+    /// silently mean that directory (serve its files, grant it to a guest, cache in it),
+    /// which nobody writes on purpose; `"."` says it.
+    fn check_unresolved_paths(&self) -> Result<(), Invalid> {
+        const EMPTY: &str = "must not be empty (write \".\" for the directory of the config file)";
+        for (i, tl) in self.task_lists.iter().enumerate() {
+            if tl.plugin_dir.as_os_str().is_empty() {
+                let at = KeyPath::root("task_list").index(i);
+                return Err(at.key("plugin_dir").invalid(EMPTY));
+            }
+        }
+        for (key, activity) in &self.activities {
+            if activity.dirs.iter().any(|g| g.host.as_os_str().is_empty()) {
+                let at = KeyPath::root("activity").key(key).key("dirs");
+                return Err(at.invalid(format!("host path {EMPTY}")));
+            }
+        }
+        if self
+            .cache
+            .dir
+            .as_ref()
+            .is_some_and(|d| d.as_os_str().is_empty())
+        {
+            return Err(KeyPath::root("cache").key("dir").invalid(EMPTY));
+        }
+        Ok(())
+    }
+
+    /// See [`Config::warnings`]; runs on a valid config with its paths resolved.
+    fn find_warnings(&self) -> Vec<Invalid> {
+        let mut found = Vec::new();
+        for (i, tl) in self.task_lists.iter().enumerate() {
+            if tl.pollers > tl.max_concurrent {
+                let at = KeyPath::root("task_list").index(i).key("pollers");
+                found.push(at.invalid(format!(
+                    "{} pollers but max_concurrent is {}: a poll waits for a free slot, so \
+                     {} of them can never poll",
+                    tl.pollers,
+                    tl.max_concurrent,
+                    tl.pollers - tl.max_concurrent
+                )));
+            }
+        }
+        let too_late = |timeout_s: u64, start_to_close: u64| {
+            format!(
+                "timeout_s ({timeout_s}) is not below start_to_close_timeout_s \
+                 ({start_to_close}): SWF times the task out first, and refuses the host's answer"
+            )
+        };
+        let d = &self.defaults;
+        if let Some(stc) = d.start_to_close_timeout_s
+            && d.timeout_s >= stc
+        {
+            let at = KeyPath::root("defaults").key("start_to_close_timeout_s");
+            found.push(at.invalid(too_late(d.timeout_s, stc)));
+        }
+        // What the plugin dirs hold now; unknown (no file warnings) when one cannot be read:
+        // that problem is reported on its own, and the file may well be in that dir.
+        let listings: Option<Vec<std::collections::HashSet<String>>> = self
+            .task_lists
+            .iter()
+            .map(|tl| {
+                let dir = std::fs::read_dir(&tl.plugin_dir).ok()?;
+                Some(
+                    dir.flatten()
+                        .filter_map(|e| e.file_name().into_string().ok())
+                        .collect(),
+                )
+            })
+            .collect();
+        let in_a_plugin_dir = |name: &str| {
+            listings
+                .as_ref()
+                .map(|dirs| dirs.iter().any(|files| files.contains(name)))
+        };
+        for (key, activity) in &self.activities {
+            let at = KeyPath::root("activity").key(key);
+            // A table that sets neither timeout is covered by the [defaults] warning.
+            let s = self.merge(activity);
+            if let Some(stc) = s.registration.start_to_close_timeout_s
+                && s.timeout_s >= stc
+                && (activity.timeout_s.is_some() || activity.start_to_close_timeout_s.is_some())
+            {
+                let key = if activity.start_to_close_timeout_s.is_some() {
+                    "start_to_close_timeout_s"
+                } else {
+                    "timeout_s"
+                };
+                found.push(at.key(key).invalid(too_late(s.timeout_s, stc)));
+            }
+            match &activity.file {
+                Some(file) => {
+                    let file = file.to_string_lossy();
+                    if in_a_plugin_dir(&file) == Some(false) {
+                        found.push(at.key("file").invalid(format!(
+                            "{file} is in no task list's plugin dir: {key} is not served \
+                             until it is"
+                        )));
+                    }
+                }
+                None => {
+                    let file = format!("{key}.wasm");
+                    if in_a_plugin_dir(&file) == Some(false) {
+                        found.push(at.invalid(format!(
+                            "no plugin dir holds {file}, so these limits and grants apply to \
+                             nothing yet (a typo in the name or version?); they will apply \
+                             if the file is added later"
+                        )));
+                    }
+                }
+            }
+        }
+        found
     }
 
     /// The settings in force for `ty`.
@@ -467,48 +632,130 @@ impl Config {
 /// `|` or control characters, not the literal `arn`).
 pub fn validate_task_list_name(name: &str) -> Result<()> {
     check_len(name, 1, 256).map_err(|m| anyhow::anyhow!("task list name: {m}"))?;
+    check_swf_name("task list name", name)
+}
+
+/// SWF's rule for the names it is given (task lists, domains, activity type names and
+/// versions): no leading/trailing whitespace, no `:` `/` `|` or control characters, not the
+/// literal `arn`. `what` names the value in the error.
+fn check_swf_name(what: &str, name: &str) -> Result<()> {
     if name.trim() != name {
-        bail!("task list name {name:?} must not start or end with whitespace");
+        bail!("{what} {name:?} must not start or end with whitespace");
     }
     if let Some(c) = name.chars().find(|c| {
         matches!(c, ':' | '/' | '|')
             || ('\u{0}'..='\u{1f}').contains(c)
             || ('\u{7f}'..='\u{9f}').contains(c)
     }) {
-        bail!("task list name {name:?} must not contain {c:?}");
+        bail!("{what} {name:?} must not contain {c:?}");
     }
     if name == "arn" {
-        bail!("task list name must not be \"arn\"");
+        bail!("{what} must not be \"arn\"");
     }
     Ok(())
+}
+
+/// `[swf] endpoint_url`: the SDK sends to an absolute `http` or `https` URL only, and
+/// anything else fails every call as if the endpoint were down.
+pub fn check_endpoint_url(url: &str) -> Result<(), String> {
+    let problem = match url.parse::<http::Uri>() {
+        Err(e) => e.to_string(),
+        Ok(uri) => match (uri.scheme_str(), uri.host()) {
+            (None, _) => "no scheme".to_string(),
+            (Some(scheme), _)
+                if !scheme.eq_ignore_ascii_case("http")
+                    && !scheme.eq_ignore_ascii_case("https") =>
+            {
+                format!("scheme {scheme:?}")
+            }
+            (Some(_), None | Some("")) => "no host".to_string(),
+            (Some(_), Some(_)) => return Ok(()),
+        },
+    };
+    Err(format!(
+        "{url:?} must be an absolute http:// or https:// URL with a host, such as \
+         \"http://127.0.0.1:8700\" ({problem})"
+    ))
+}
+
+/// `[metrics] listen`: what binding accepts, an IP address and port or a host name and port.
+fn check_listen(listen: &str) -> Result<(), String> {
+    if listen.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let host_and_port = listen.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+            && port.parse::<u16>().is_ok()
+    });
+    if host_and_port {
+        return Ok(());
+    }
+    Err(format!(
+        "{listen:?} must be \"address:port\", such as \"127.0.0.1:9464\", \"[::1]:9464\" or \
+         \"localhost:9464\""
+    ))
 }
 
 /// Largest `timeout_s` and `heartbeat_interval_s`: one year, SWF's longest timeout.
 pub const MAX_SECONDS: u64 = 365 * 24 * 3600;
 /// Largest `memory_mb`: a 32-bit WebAssembly memory holds at most 4 GiB.
 pub const MAX_MEMORY_MB: u64 = 4096;
+/// Smallest `max_stack_kb`: the engine never sets a smaller wasm stack.
+pub const MIN_STACK_KB: u64 = 64;
+/// Largest `max_stack_kb`: 64 MiB, 128 times the default (wasmtime's own default is
+/// 512 KiB). The stack is not part of `memory_mb`: every running task of a recursing guest
+/// may fill it, and the engine reserves it for every slot.
+pub const MAX_STACK_KB: u64 = 64 * 1024;
+/// Largest sum of all task lists' `max_concurrent`. The engines' pooling allocators reserve
+/// address space for every slot: 2 linear memories of 4 GiB + 32 MiB guard each (whatever
+/// `memory_mb` is), in the Cranelift engine and again in the Winch engine (built for quick
+/// hot-swap compiles). Each pool is one mapping, and a position-independent binary sits at
+/// about 2/3 of the 128 TiB (47-bit) address space, so both pools fit only while each is
+/// below about 42.7 TiB: measured on x86-64 Linux, both engines build with up to about
+/// 5,430 instances (5,429 to 5,474 over six runs; instances are slots + 16), and the Winch
+/// engine fails beyond. 5000 leaves room for the rest of the process.
+pub const MAX_TOTAL_CONCURRENT: usize = 5000;
+/// SWF's limit on an activity type's description (`Description`, max 1024).
+pub const MAX_DESCRIPTION_CHARS: usize = 1024;
 
 /// The numbers a task runs with, where `at` sets them: each must be at least 1 (a zero
 /// would fail every task of the type, or, for the heartbeat interval, switch throttling
-/// off) and no larger than what can be honoured.
+/// off; the stack, at least [`MIN_STACK_KB`]) and no larger than what can be honoured.
 fn check_limits(
     at: &KeyPath,
     memory_mb: Option<u64>,
     timeout_s: Option<u64>,
     heartbeat_interval_s: Option<u64>,
+    max_stack_kb: Option<u64>,
 ) -> Result<(), Invalid> {
-    for (key, value, max) in [
-        ("memory_mb", memory_mb, MAX_MEMORY_MB),
-        ("timeout_s", timeout_s, MAX_SECONDS),
-        ("heartbeat_interval_s", heartbeat_interval_s, MAX_SECONDS),
+    for (key, value, min, max) in [
+        ("memory_mb", memory_mb, 1, MAX_MEMORY_MB),
+        ("timeout_s", timeout_s, 1, MAX_SECONDS),
+        ("heartbeat_interval_s", heartbeat_interval_s, 1, MAX_SECONDS),
+        ("max_stack_kb", max_stack_kb, MIN_STACK_KB, MAX_STACK_KB),
     ] {
         if let Some(v) = value
-            && !(1..=max).contains(&v)
+            && !(min..=max).contains(&v)
         {
             return Err(at
                 .key(key)
-                .invalid(format!("must be between 1 and {max}, not {v}")));
+                .invalid(format!("must be between {min} and {max}, not {v}")));
         }
+    }
+    Ok(())
+}
+
+/// The registration `description` `at` sets: SWF refuses one over
+/// [`MAX_DESCRIPTION_CHARS`] (a ValidationException at registration, far from the file).
+fn check_description(at: &KeyPath, description: Option<&str>) -> Result<(), Invalid> {
+    let n = description.map_or(0, |d| d.chars().count());
+    if n > MAX_DESCRIPTION_CHARS {
+        return Err(at.key("description").invalid(format!(
+            "SWF allows at most {MAX_DESCRIPTION_CHARS} characters, not {n}"
+        )));
     }
     Ok(())
 }
@@ -542,8 +789,9 @@ fn check_len(value: &str, min: usize, max: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// A value swasm cannot run with, and the key that holds it (none when the problem is
-/// something missing from the whole file).
+/// A value swasm cannot run with (or, as a warning, one it runs with but most likely not as
+/// meant), and the key that holds it (none when the problem is something missing from the
+/// whole file).
 #[derive(Debug)]
 struct Invalid {
     key: Option<KeyPath>,

@@ -173,19 +173,24 @@ fn client(
 impl AwsSwf {
     pub async fn connect(endpoint: &Endpoint) -> Result<AwsSwf> {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        let from_env = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|s| !s.is_empty())
+                .map(|url| (name.to_string(), url))
+        };
+        let env_url = from_env("AWS_ENDPOINT_URL_SWF").or_else(|| from_env("AWS_ENDPOINT_URL"));
+        // The config's and --endpoint-url's are checked when parsed; the environment's here,
+        // or a typo would look like an endpoint that is down.
+        if endpoint.endpoint_url.is_none()
+            && let Some((name, url)) = &env_url
+        {
+            crate::config::check_endpoint_url(url).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        }
         let url = endpoint
             .endpoint_url
             .clone()
-            .or_else(|| {
-                std::env::var("AWS_ENDPOINT_URL_SWF")
-                    .ok()
-                    .filter(|s| !s.is_empty())
-            })
-            .or_else(|| {
-                std::env::var("AWS_ENDPOINT_URL")
-                    .ok()
-                    .filter(|s| !s.is_empty())
-            });
+            .or(env_url.map(|(_, url)| url));
         if let Some(url) = &url {
             loader = loader.endpoint_url(url.clone());
             // A loopback endpoint is swf-local (or moto): it checks no signature, and a local

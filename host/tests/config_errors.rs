@@ -52,3 +52,200 @@ fn the_examples_are_valid() {
     let text = text.replace("/srv/images", here.to_str().unwrap());
     Config::parse(&text, &production).unwrap();
 }
+
+/// The examples load without a warning: each one is something a user copies.
+#[test]
+fn the_examples_have_no_warnings() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let minimal = Config::load(&examples.join("swasm.toml")).unwrap();
+    assert_eq!(minimal.warnings(), &[] as &[String]);
+    let production = examples.join("production.toml");
+    let text = std::fs::read_to_string(&production).unwrap();
+    let here = std::env::temp_dir();
+    let text = text.replace("/srv/images", here.to_str().unwrap());
+    let config = Config::parse(&text, &production).unwrap();
+    assert_eq!(config.warnings(), &[] as &[String]);
+}
+
+/// The values next to each refused one in the fixtures are accepted: every form of
+/// `endpoint_url` and `[metrics] listen` that works today, and the bounds themselves.
+#[test]
+fn values_at_the_bounds_are_accepted() {
+    let dir = temp_dir("bounds");
+    let path = dir.join("swasm.toml");
+    let description = "d".repeat(1024);
+    for (endpoint, listen) in [
+        ("http://127.0.0.1:8700", "127.0.0.1:9464"),
+        ("https://swf.eu-west-1.amazonaws.com", "[::1]:9464"),
+        ("http://localhost:8700/", "localhost:9464"),
+        ("HTTPS://SWF.EXAMPLE.COM", "0.0.0.0:0"),
+    ] {
+        let text = format!(
+            r#"[swf]
+domain = "media"
+endpoint_url = "{endpoint}"
+
+[[task_list]]
+name = "a"
+plugin_dir = "."
+max_concurrent = 4999
+
+[[task_list]]
+name = "b"
+plugin_dir = "plugins"
+max_concurrent = 1
+pollers = 1
+
+[defaults]
+max_stack_kb = 64
+description = "{description}"
+
+[activity."echo@1"]
+max_stack_kb = 65536
+
+[metrics]
+listen = "{listen}"
+"#
+        );
+        if let Err(e) = Config::parse(&text, &path) {
+            panic!("{endpoint} / {listen} refused: {e:#}");
+        }
+    }
+}
+
+/// What loads but most likely does not do what was meant is named, like an error, by file,
+/// line and key: more pollers than slots, a `timeout_s` SWF cuts short, an `[activity]`
+/// table or `file` that matches no file in any plugin dir.
+#[test]
+fn doubtful_settings_are_warned_about() {
+    let dir = temp_dir("warnings");
+    for d in ["plugins/a", "plugins/b"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    std::fs::write(dir.join("plugins/a/echo@1.wasm"), b"").unwrap();
+    std::fs::write(dir.join("plugins/b/resize-build-42.wasm"), b"").unwrap();
+    let path = dir.join("swasm.toml");
+    let text = r#"[swf]
+domain = "d"
+
+[[task_list]]
+name = "a"
+plugin_dir = "plugins/a"
+max_concurrent = 2
+pollers = 8
+
+[[task_list]]
+name = "b"
+plugin_dir = "plugins/b"
+
+[defaults]
+timeout_s = 300
+start_to_close_timeout_s = 10
+
+[activity."echo@1"]
+timeout_s = 5
+
+[activity."ecoh@1"]
+memory_mb = 64
+env = { MODE = "fast" }
+
+[activity."resize@2"]
+file = "resize-build-42.wasm"
+timeout_s = 600
+start_to_close_timeout_s = 600
+
+[activity."mapped@1"]
+file = "mapped-build-42.wasm"
+"#;
+    let config = Config::parse(text, &path).unwrap();
+    let file = path.display().to_string();
+    let expected = [
+        format!(
+            "{file}:8: task_list[0].pollers: 8 pollers but max_concurrent is 2: a poll waits for a free slot, so 6 of them can never poll"
+        ),
+        format!(
+            "{file}:16: defaults.start_to_close_timeout_s: timeout_s (300) is not below start_to_close_timeout_s (10): SWF times the task out first, and refuses the host's answer"
+        ),
+        format!(
+            "{file}:21: activity.\"ecoh@1\": no plugin dir holds ecoh@1.wasm, so these limits and grants apply to nothing yet (a typo in the name or version?); they will apply if the file is added later"
+        ),
+        format!(
+            "{file}:28: activity.\"resize@2\".start_to_close_timeout_s: timeout_s (600) is not below start_to_close_timeout_s (600): SWF times the task out first, and refuses the host's answer"
+        ),
+        format!(
+            "{file}:31: activity.\"mapped@1\".file: mapped-build-42.wasm is in no task list's plugin dir: mapped@1 is not served until it is"
+        ),
+    ];
+    assert_eq!(config.warnings(), &expected[..]);
+
+    // With the numbers fixed and a plugin dir that cannot be read, nothing is warned about:
+    // the file checks need every dir (the file may be in that one), and the missing dir is
+    // reported on its own when the dirs are loaded.
+    let quiet = text
+        .replace("pollers = 8", "pollers = 2")
+        .replace(
+            "start_to_close_timeout_s = 10",
+            "start_to_close_timeout_s = 900",
+        )
+        .replace(
+            "start_to_close_timeout_s = 600",
+            "start_to_close_timeout_s = 900",
+        )
+        .replace("plugins/b\"", "plugins/missing\"");
+    let config = Config::parse(&quiet, &path).unwrap();
+    assert_eq!(config.warnings(), &[] as &[String]);
+}
+
+fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "swasm-config-{tag}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The endpoint given outside the file is checked as `[swf] endpoint_url` is: a bad
+/// `--endpoint-url` is a usage error (2), a bad AWS_ENDPOINT_URL_SWF stops `run` (1), each
+/// named, instead of a worker that retries an endpoint it can never reach.
+#[test]
+fn an_endpoint_from_the_command_line_or_the_environment_is_checked() {
+    let dir = temp_dir("endpoint-outside");
+    std::fs::create_dir_all(dir.join("p")).unwrap();
+    let config = dir.join("swasm.toml");
+    std::fs::write(
+        &config,
+        "[swf]\ndomain = \"d\"\nregion = \"us-east-1\"\n\n[[task_list]]\nname = \"t\"\nplugin_dir = \"p\"\n",
+    )
+    .unwrap();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_swasm"))
+            .args(["run", "--config", config.to_str().unwrap()])
+            .args(args)
+            .env_remove("AWS_ENDPOINT_URL")
+            .env_remove("AWS_ENDPOINT_URL_SWF")
+            .envs(env.iter().copied())
+            .env("XDG_CACHE_HOME", dir.join("cache"))
+            .output()
+            .unwrap()
+    };
+    let o = run(&["--endpoint-url", "ftp://127.0.0.1:8700"], &[]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--endpoint-url") && stderr.contains("scheme \"ftp\""),
+        "{stderr}"
+    );
+
+    let o = run(&[], &[("AWS_ENDPOINT_URL_SWF", "not a url")]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("AWS_ENDPOINT_URL_SWF: \"not a url\" must be an absolute"),
+        "{stderr}"
+    );
+}
