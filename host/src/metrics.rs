@@ -86,9 +86,21 @@ pub struct PluginStatus {
     pub loaded_at_unix_ms: u64,
 }
 
+/// A file of a plugin dir that does not serve, as `/status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RejectedStatus {
+    pub task_list: String,
+    pub path: String,
+    pub why: String,
+}
+
 /// Where `/status` and `/metrics` learn about plugins: the registry, adapted in `worker`.
 pub trait PluginSource: Send + Sync + 'static {
     fn plugins(&self) -> Vec<PluginStatus>;
+    /// Files rejected and not replaced since (default: none).
+    fn rejected(&self) -> Vec<RejectedStatus> {
+        Vec::new()
+    }
     /// Counter name (without prefix) -> value, e.g. `("loads", 3)`.
     fn counters(&self) -> Vec<(&'static str, u64)>;
 }
@@ -484,6 +496,7 @@ async fn status(State(s): State<AppState>) -> impl IntoResponse {
         "ready": s.metrics.is_ready(),
         "uptime_s": s.metrics.started.elapsed().as_secs(),
         "plugins": s.plugins.plugins(),
+        "rejected": s.plugins.rejected(),
         "in_flight": s.metrics.in_flight(),
     });
     axum::Json(body)

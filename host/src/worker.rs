@@ -22,7 +22,7 @@ use crate::config::{ActivitySettings, Config};
 use crate::dispatch::{Activities, Dispatcher, Runner};
 use crate::guests::GuestThreads;
 use crate::heartbeat::ThrottlePolicy;
-use crate::metrics::{Metrics, PluginSource, PluginStatus};
+use crate::metrics::{Metrics, PluginSource, PluginStatus, RejectedStatus};
 use crate::poller::{TaskList, run_poller};
 use crate::register::Report;
 use crate::registry::Registry;
@@ -309,6 +309,18 @@ impl PluginSource for RegistrySource {
                     .duration_since(UNIX_EPOCH)
                     .map(|d| d.as_millis() as u64)
                     .unwrap_or(0),
+            })
+            .collect()
+    }
+
+    fn rejected(&self) -> Vec<RejectedStatus> {
+        self.0
+            .rejected()
+            .into_iter()
+            .map(|r| RejectedStatus {
+                task_list: r.task_list,
+                path: r.path.display().to_string(),
+                why: r.why,
             })
             .collect()
     }

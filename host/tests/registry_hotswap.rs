@@ -313,6 +313,10 @@ async fn bad_files_are_rejected_while_the_old_version_serves() {
             "{what}"
         );
         assert_eq!(reg.plugins()[0].hash, good_hash, "{what}");
+        // `/status` lists the file that does not serve, with the latest reason.
+        let rejected = reg.rejected();
+        assert_eq!(rejected.len(), 1, "{what}: {rejected:?}");
+        assert_eq!(rejected[0].path, f.dir.join("echo@1.wasm"), "{what}");
     }
 
     // A name without @version is not served.
@@ -322,10 +326,17 @@ async fn bad_files_are_rejected_while_the_old_version_serves() {
     })
     .await;
     assert_eq!(reg.served("tl"), vec![ty("echo@1")]);
+    let rejected: Vec<_> = reg.rejected().into_iter().map(|r| r.path).collect();
+    assert_eq!(
+        rejected,
+        vec![f.dir.join("echo@1.wasm"), f.dir.join("noversion.wasm")]
+    );
 
-    // Fixing the file brings new code in.
+    // Fixing the file brings new code in and takes it off the list; so does removing one.
     f.put(&guest("echo-b.wasm"), "echo@1.wasm");
     wait_result(&reg, "echo@1", "z", "B:z").await;
+    std::fs::remove_file(f.dir.join("noversion.wasm")).unwrap();
+    wait_for("no rejected file left", LIMIT, || reg.rejected().is_empty()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

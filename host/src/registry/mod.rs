@@ -116,6 +116,14 @@ impl RegistryStats {
     }
 }
 
+/// A file of a plugin dir that was rejected, for `/status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedFile {
+    pub task_list: String,
+    pub path: PathBuf,
+    pub why: String,
+}
+
 /// One served plugin, for `/status` and for registering what is served.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginInfo {
@@ -176,6 +184,9 @@ struct TaskList {
     /// the `files` lock: a scan takes a file's entry out and puts it back while the file
     /// is still put off.
     parked: Mutex<HashMap<String, Parked>>,
+    /// File name -> why it was rejected, while it stays rejected (for `/status`): the
+    /// file's next load, or its removal, clears it.
+    rejected: Mutex<BTreeMap<String, String>>,
 }
 
 impl TaskList {
@@ -263,6 +274,7 @@ impl Registry {
                     table: ArcSwap::from_pointee(Table::new()),
                     files: tokio::sync::Mutex::new(HashMap::new()),
                     parked: Mutex::new(HashMap::new()),
+                    rejected: Mutex::new(BTreeMap::new()),
                 }),
             );
         }
@@ -317,6 +329,22 @@ impl Registry {
             }
         }
         out.sort_by(|a, b| (&a.task_list, &a.ty).cmp(&(&b.task_list, &b.ty)));
+        out
+    }
+
+    /// The files each plugin dir holds that do not serve, and why, by task list and file.
+    pub fn rejected(&self) -> Vec<RejectedFile> {
+        let mut out = Vec::new();
+        for list in self.lists.values() {
+            let dir = list.dir();
+            for (file, why) in list.rejected.lock().expect("rejected lock").iter() {
+                out.push(RejectedFile {
+                    task_list: list.name.clone(),
+                    path: dir.join(file),
+                    why: why.clone(),
+                });
+            }
+        }
         out
     }
 
@@ -579,9 +607,11 @@ impl Registry {
             };
             let path = dir.join(&entry.file_name);
             let mut table = Table::clone(&list.table.load());
+            let mut served_all = true;
             for ty in &entry.types {
                 if let Err(why) = compiled.fits(ty, self.config.settings_for(ty).memory_mb) {
                     self.reject(list, &entry.file_name, &why);
+                    served_all = false;
                     continue;
                 }
                 let plugin = self.runtime.plugin(
@@ -611,6 +641,12 @@ impl Registry {
             }
             list.table.store(Arc::new(table));
             self.loaded.send_replace(());
+            if !entry.types.is_empty() && served_all {
+                list.rejected
+                    .lock()
+                    .expect("rejected lock")
+                    .remove(&entry.file_name);
+            }
             if fresh {
                 to_cache.push((compiled.clone(), hash.clone()));
             }
@@ -629,6 +665,10 @@ impl Registry {
         list.parked
             .lock()
             .expect("parked lock")
+            .retain(|f, _| present.contains(f));
+        list.rejected
+            .lock()
+            .expect("rejected lock")
             .retain(|f, _| present.contains(f));
         let gone: Vec<String> = files
             .keys()
@@ -676,6 +716,10 @@ impl Registry {
 
     fn reject(&self, list: &TaskList, file_name: &str, why: &str) {
         RegistryStats::bump(&self.stats.rejects);
+        list.rejected
+            .lock()
+            .expect("rejected lock")
+            .insert(file_name.to_string(), why.to_string());
         tracing::error!(
             task_list = %list.name,
             file = %list.dir().join(file_name).display(),
