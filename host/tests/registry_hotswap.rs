@@ -337,6 +337,19 @@ async fn bad_files_are_rejected_while_the_old_version_serves() {
     wait_result(&reg, "echo@1", "z", "B:z").await;
     std::fs::remove_file(f.dir.join("noversion.wasm")).unwrap();
     wait_for("no rejected file left", LIMIT, || reg.rejected().is_empty()).await;
+
+    // A directory named like a plugin is said to be one, not silently passed over.
+    std::fs::create_dir(f.dir.join("unpacked@2.wasm")).unwrap();
+    wait_for("the directory rejected", LIMIT, || {
+        !reg.rejected().is_empty()
+    })
+    .await;
+    let rejected = reg.rejected();
+    assert!(
+        rejected[0].why.contains("a directory, not a file"),
+        "{rejected:?}"
+    );
+    assert_eq!(reg.served("tl"), vec![ty("echo@1")]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -117,7 +117,11 @@ pub(crate) fn list_dir(
             std::fs::metadata(&source)
         };
         let Ok(meta) = meta else { continue };
-        if problem.is_none() && !meta.is_file() {
+        if problem.is_none() && meta.is_dir() {
+            // Named like a plugin, so meant as one (an unpacked archive, a build output dir):
+            // said, rather than silently not served.
+            problem = Some("a directory, not a file: put the component itself here".to_string());
+        } else if problem.is_none() && !meta.is_file() {
             continue;
         }
         let stamp = Stamp::of(&meta);
