@@ -326,7 +326,11 @@ async fn metrics_and_status_match_the_history() {
         serde_json::from_str(&http::get(&format!("{base}/status")).await.unwrap()).unwrap();
     assert_eq!(status["in_flight"].as_array().map(Vec::len), Some(0));
     // Every file of the plugin dir loaded: none listed as rejected.
-    assert_eq!(status["rejected"].as_array().map(Vec::len), Some(0), "{status}");
+    assert_eq!(
+        status["rejected"].as_array().map(Vec::len),
+        Some(0),
+        "{status}"
+    );
 }
 
 /// Voluntary context switches of every thread of process `pid` so far: one per time a
