@@ -29,6 +29,11 @@ pub const MAX_DETAILS: usize = 32768;
 /// last heartbeat details before answering.
 const FLUSH_AFTER_GRACE: Duration = Duration::from_secs(2);
 
+/// How long an answer is tried once its task's shutdown grace is over, calls in flight
+/// included: with [`FLUSH_AFTER_GRACE`], the 10 s after the grace that README's stop timeout
+/// counts on.
+const ANSWER_AFTER_GRACE: Duration = Duration::from_secs(8);
+
 /// A runnable plugin: `runtime::Plugin`, adapted in `worker` (or a fake in tests).
 pub trait Runner: Send + Sync + 'static {
     /// Runs one task. Dropping the future interrupts the guest.
@@ -163,14 +168,31 @@ impl Dispatcher {
     /// task times out, the answer gets UnknownResource. Returns whether SWF took it.
     async fn respond(&self, token: &str, outcome: &Outcome, started: Instant) -> bool {
         let mut delay = Duration::from_millis(100);
+        // After the grace period, the process must exit: the answer gets
+        // [`ANSWER_AFTER_GRACE`] in all, calls in flight included.
         let mut abandon_at: Option<Instant> = None;
         loop {
-            let result = match outcome {
-                Outcome::Completed(r) => self.swf.complete(token, r.as_deref()).await,
-                Outcome::Failed { reason, details } => {
-                    self.swf.fail(token, reason, details.as_deref()).await
+            if self.shutdown.is_task_over(started) {
+                abandon_at.get_or_insert_with(|| Instant::now() + ANSWER_AFTER_GRACE);
+            }
+            let call = async {
+                match outcome {
+                    Outcome::Completed(r) => self.swf.complete(token, r.as_deref()).await,
+                    Outcome::Failed { reason, details } => {
+                        self.swf.fail(token, reason, details.as_deref()).await
+                    }
+                    Outcome::Canceled(d) => self.swf.cancel(token, d.as_deref()).await,
                 }
-                Outcome::Canceled(d) => self.swf.cancel(token, d.as_deref()).await,
+            };
+            let result = match abandon_at {
+                None => call.await,
+                Some(at) => match tokio::time::timeout_at(at, call).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        tracing::error!("giving up on the response: shutting down");
+                        return false;
+                    }
+                },
             };
             match result {
                 Ok(()) => return true,
@@ -179,14 +201,9 @@ impl Dispatcher {
                     return false;
                 }
                 Err(e) if e.is_retryable() || matches!(e, SwfError::NotPermitted(_)) => {
-                    // After the grace period, keep trying only briefly: the process must exit.
-                    if self.shutdown.is_task_over(started) {
-                        let at = *abandon_at
-                            .get_or_insert_with(|| Instant::now() + Duration::from_secs(10));
-                        if Instant::now() >= at {
-                            tracing::error!(error = %e, "giving up on the response: shutting down");
-                            return false;
-                        }
+                    if abandon_at.is_some_and(|at| Instant::now() >= at) {
+                        tracing::error!(error = %e, "giving up on the response: shutting down");
+                        return false;
                     }
                     self.metrics.respond_retries.inc();
                     let jittered = crate::swf::jittered(delay);
@@ -430,6 +447,30 @@ mod tests {
         d.shutdown.initiate();
         h.await.unwrap();
         assert!(matches!(&fake.responses()[0].1, Response::Failed(r, _) if r == "swasm.Shutdown"));
+    }
+
+    /// After its grace, a task's answer gets [`ANSWER_AFTER_GRACE`] in all: a call that
+    /// hangs is given up at that deadline, not after its own attempt timeouts.
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_answer_after_the_grace_is_given_up_in_time() {
+        let fake = Arc::new(FakeSwf::default());
+        fake.answers_hang
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let d = dispatcher(&fake, vec![("spin@1", Arc::new(Forever))]);
+        let h = tokio::spawn({
+            let d = d.clone();
+            async move { handle(&d, "spin").await }
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let stopped = tokio::time::Instant::now();
+        // The test dispatcher's grace is zero: the running task is over at once.
+        d.shutdown.initiate();
+        tokio::time::timeout(Duration::from_secs(600), h)
+            .await
+            .expect("the answer was not given up")
+            .unwrap();
+        assert_eq!(stopped.elapsed(), ANSWER_AFTER_GRACE, "on paused time");
+        assert!(fake.responses().is_empty());
     }
 
     #[tokio::test]

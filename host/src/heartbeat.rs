@@ -194,6 +194,7 @@ impl HeartbeatPump {
             heartbeat_interval_s,
             stop: CancellationToken::new(),
             runtime: tokio::runtime::Handle::current(),
+            failing: AtomicBool::new(false),
         });
         let shared = Arc::new(Shared {
             pending: Mutex::new(None),
@@ -240,6 +241,9 @@ struct Pump {
     heartbeat_interval_s: u64,
     stop: CancellationToken,
     runtime: tokio::runtime::Handle,
+    /// The last heartbeat failed: the failure was logged, the next one is not until a beat
+    /// is recorded again.
+    failing: AtomicBool,
 }
 
 /// Result of one send attempt series.
@@ -320,6 +324,9 @@ impl Pump {
             match result {
                 Ok(cancel) => {
                     self.metrics.heartbeats_sent.inc();
+                    if self.failing.swap(false, Ordering::Relaxed) {
+                        tracing::info!("heartbeats are recorded again");
+                    }
                     if cancel && !shared.cancel.swap(true, Ordering::Relaxed) {
                         tracing::info!("SWF requested cancellation of this task");
                     }
@@ -334,8 +341,14 @@ impl Pump {
                     return Sent::Gone;
                 }
                 Err(e) if e.is_retryable() && !(finishing && attempts >= 3) => {
+                    self.metrics.heartbeat_errors.inc();
                     let wait = crate::swf::jittered(delay);
-                    tracing::debug!(error = %e, "heartbeat failed; retrying in {wait:?}");
+                    // Failing heartbeats end in HEARTBEAT timeouts if they last: worth a line.
+                    if !self.failing.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(error = %e, "heartbeat failed; retrying in {wait:?} (logged once until one is recorded)");
+                    } else {
+                        tracing::debug!(error = %e, "heartbeat failed again; retrying in {wait:?}");
+                    }
                     let wait = tokio::time::sleep(wait);
                     if finishing {
                         wait.await;
@@ -352,6 +365,7 @@ impl Pump {
                     delay = (delay * 2).min(Duration::from_secs(5));
                 }
                 Err(e) => {
+                    self.metrics.heartbeat_errors.inc();
                     tracing::warn!(error = %e, "heartbeat not recorded");
                     return Sent::GaveUp;
                 }
@@ -518,11 +532,17 @@ pub(crate) mod tests {
             SwfError::Throttled("x".into()),
             SwfError::Unavailable("y".into()),
         ]);
-        let (pump, _) = start(&fake, 30);
+        let (pump, metrics) = start(&fake, 30);
         pump.handle().beat(Some("d".into()));
         fake.wait_heartbeats(1).await;
         assert_eq!(fake.heartbeat_details(), vec![Some("d".to_string())]);
         assert_eq!(fake.heartbeat_attempts(), 3);
+        assert_eq!(
+            metrics.heartbeat_errors.get(),
+            2,
+            "failed calls are counted"
+        );
+        assert_eq!(metrics.heartbeats_sent.get(), 1);
         pump.finish().await;
     }
 }

@@ -164,6 +164,7 @@ pub struct Metrics {
     pub tasks_dropped: Family<TaskListLabels, Counter>,
     pub task_duration: Family<TaskListLabels, Histogram, fn() -> Histogram>,
     pub heartbeats_sent: Counter,
+    pub heartbeat_errors: Counter,
     pub heartbeats_skipped_throttled: Counter,
     pub slots_in_use: Family<TaskListLabels, Gauge>,
     pub respond_retries: Counter,
@@ -202,6 +203,7 @@ impl Metrics {
             tasks_dropped: Family::default(),
             task_duration: Family::new_with_constructor(duration_histogram),
             heartbeats_sent: Counter::default(),
+            heartbeat_errors: Counter::default(),
             heartbeats_skipped_throttled: Counter::default(),
             slots_in_use: Family::default(),
             respond_retries: Counter::default(),
@@ -250,8 +252,13 @@ impl Metrics {
             );
             r.register(
                 "heartbeats_sent",
-                "RecordActivityTaskHeartbeat calls made",
+                "RecordActivityTaskHeartbeat calls SWF recorded",
                 m.heartbeats_sent.clone(),
+            );
+            r.register(
+                "heartbeat_errors",
+                "RecordActivityTaskHeartbeat calls that failed (throttled, 5xx, unreachable, refused); retried ones count each time",
+                m.heartbeat_errors.clone(),
             );
             r.register(
                 "heartbeats_skipped_throttled",
@@ -265,7 +272,7 @@ impl Metrics {
             );
             r.register(
                 "respond_retries",
-                "Respond calls retried after throttling or errors",
+                "Answers sent again by the host after throttling or errors (not the SDK's one retry inside a call)",
                 m.respond_retries.clone(),
             );
         }
@@ -486,7 +493,7 @@ async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: the SWF endpoint has not answered\n",
+            "not ready: the SWF endpoint has not answered yet, or polls find it unreachable\n",
         )
     }
 }

@@ -27,6 +27,9 @@ pub struct TaskList {
     pub slots: Arc<Semaphore>,
     /// Consecutive poll errors across this list's pollers, so a streak is logged once.
     error_streak: AtomicU64,
+    /// The kind of error the streak's last log line named ([`SwfError::kind`]): a streak
+    /// whose cause changes (the endpoint is back, but the domain is gone) is logged again.
+    streak_kind: std::sync::Mutex<&'static str>,
     pub metrics: TaskListMetrics,
 }
 
@@ -36,6 +39,7 @@ impl TaskList {
             name: name.to_string(),
             slots: Arc::new(Semaphore::new(max_concurrent)),
             error_streak: AtomicU64::new(0),
+            streak_kind: std::sync::Mutex::new(""),
             metrics: metrics.task_list(name),
         })
     }
@@ -63,6 +67,7 @@ pub async fn run_poller(dispatcher: Arc<Dispatcher>, list: Arc<TaskList>, tracke
                 delay = BACKOFF_MIN;
                 let errors = list.error_streak.swap(0, Ordering::Relaxed);
                 if errors > 0 {
+                    *list.streak_kind.lock().expect("streak kind lock") = "";
                     tracing::info!(task_list = %list.name, errors, "polling works again");
                 }
                 let Some(polled) = polled else {
@@ -87,10 +92,15 @@ pub async fn run_poller(dispatcher: Arc<Dispatcher>, list: Arc<TaskList>, tracke
                     tracing::debug!(task_list = %list.name, error = %e, "poll ended during shutdown");
                     break;
                 }
-                if matches!(e, SwfError::Unavailable(_)) {
+                if matches!(e, SwfError::Unavailable(_) | SwfError::NoCredentials(_)) {
                     metrics.set_ready(false);
                 }
-                if list.error_streak.fetch_add(1, Ordering::Relaxed) == 0 {
+                let first = list.error_streak.fetch_add(1, Ordering::Relaxed) == 0;
+                let changed = {
+                    let mut kind = list.streak_kind.lock().expect("streak kind lock");
+                    std::mem::replace(&mut *kind, e.kind()) != e.kind()
+                };
+                if first || changed {
                     log_streak_start(&dispatcher.config.swf.domain, &list.name, &e);
                 }
                 let wait = crate::swf::jittered(delay);

@@ -561,6 +561,8 @@ pub(crate) mod testing {
         pub gone: AtomicBool,
         /// Heartbeat calls never return (an endpoint that takes requests and hangs).
         pub heartbeat_hangs: AtomicBool,
+        /// Answers (RespondActivityTask*) never return.
+        pub answers_hang: AtomicBool,
         /// Errors returned (in order) by the next heartbeat / respond / poll calls.
         pub fail_next: Mutex<VecDeque<SwfError>>,
         pub tasks: Mutex<VecDeque<PolledTask>>,
@@ -614,13 +616,19 @@ pub(crate) mod testing {
                 changed.await;
             }
         }
-        fn respond(&self, token: &str, r: Response) -> SwfResult<()> {
-            if let Some(e) = self.next_error() {
-                return Err(e);
+        fn respond(&self, token: &str, r: Response) -> BoxFuture<'_, SwfResult<()>> {
+            if self.answers_hang.load(Ordering::Relaxed) {
+                return Box::pin(futures::future::pending());
             }
-            self.responses.lock().unwrap().push((token.to_string(), r));
-            self.changed.notify_waiters();
-            Ok(())
+            let result = match self.next_error() {
+                Some(e) => Err(e),
+                None => {
+                    self.responses.lock().unwrap().push((token.to_string(), r));
+                    self.changed.notify_waiters();
+                    Ok(())
+                }
+            };
+            Box::pin(async move { result })
         }
     }
 
@@ -658,8 +666,7 @@ pub(crate) mod testing {
             })
         }
         fn complete(&self, token: &str, result: Option<&str>) -> BoxFuture<'_, SwfResult<()>> {
-            let r = self.respond(token, Response::Completed(result.map(str::to_string)));
-            Box::pin(async move { r })
+            self.respond(token, Response::Completed(result.map(str::to_string)))
         }
         fn fail(
             &self,
@@ -667,15 +674,13 @@ pub(crate) mod testing {
             reason: &str,
             details: Option<&str>,
         ) -> BoxFuture<'_, SwfResult<()>> {
-            let r = self.respond(
+            self.respond(
                 token,
                 Response::Failed(reason.to_string(), details.map(str::to_string)),
-            );
-            Box::pin(async move { r })
+            )
         }
         fn cancel(&self, token: &str, details: Option<&str>) -> BoxFuture<'_, SwfResult<()>> {
-            let r = self.respond(token, Response::Canceled(details.map(str::to_string)));
-            Box::pin(async move { r })
+            self.respond(token, Response::Canceled(details.map(str::to_string)))
         }
         fn describe_activity_type(
             &self,

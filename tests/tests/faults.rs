@@ -269,6 +269,38 @@ async fn poll_permission_errors_are_logged_once_per_streak() {
     );
 }
 
+/// A streak of poll errors whose cause changes (the endpoint answers again, but refuses the
+/// poll) is logged again with the new cause, not left at the first one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_error_streak_is_logged_again_when_its_cause_changes() {
+    let swf_local = LocalSwf::start();
+    let swf = Swf::new(&swf_local.url, "streak").await;
+    swf.setup(&[("echo@1", None)]).await.unwrap();
+    swf_local
+        .set_faults(json!([
+            {"kind":"status503","operation":"PollForActivityTask","count":3},
+            {"kind":"operation_not_permitted","operation":"PollForActivityTask","count":3}
+        ]))
+        .await;
+    let _decider = Decider::start(&swf);
+    let mut tl = TaskListSpec::new("main", &["echo@1.wasm"]);
+    tl.pollers = 1;
+    let config = HostConfig::new(&swf_local.url, "streak", vec![tl]);
+    let host = Host::start(&config.write(), &[]);
+    let acts = echoes(1, "s");
+    swf.start("w-streak", &acts, false).await.unwrap();
+    let closed = swf.wait_closed("w-streak", 1, MINUTE).await;
+    assert_all_echoed(&closed, &acts);
+    let logs = host.logs();
+    let lines: Vec<_> = logs
+        .lines()
+        .filter(|l| l.contains("PollForActivityTask failed"))
+        .collect();
+    assert_eq!(lines.len(), 2, "one line per cause:\n{logs}");
+    assert!(lines[0].contains("cannot be reached"), "{}", lines[0]);
+    assert!(lines[1].contains("OperationNotPermitted"), "{}", lines[1]);
+}
+
 /// OperationNotPermittedFault on the answer (an IAM policy still propagating): the host keeps
 /// the finished result and retries until SWF takes it, as for 5xx, instead of dropping it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
