@@ -72,6 +72,69 @@ async fn hostile_guest_is_refused_everything() {
     );
 }
 
+/// Host memory held through handles is bounded without any grant: wasi:http header sets,
+/// linked for every guest, held up to 128 KiB each and without limit in number, so one task
+/// could pin gigabytes outside `memory_mb`. The handles a task holds and the size of a header
+/// set are capped; past either the task fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handles_cannot_hold_host_memory_without_bound() {
+    let rt = Runtime::for_invoke().unwrap();
+    let p = load(&rt, &guest("hostile@1.wasm"), "hostile@1");
+    for (input, expect) in [
+        (
+            r#"{"hoard":100000,"size":1000}"#,
+            "resource table has no free keys",
+        ),
+        (
+            r#"{"hoard":1,"size":20000}"#,
+            "total size of fields exceeds limit",
+        ),
+    ] {
+        let o = p
+            .run(task("hostile@1", Some(input)), &settings(), no_heartbeat())
+            .await;
+        let (r, details) = failed(&o);
+        assert_eq!(r, reason::TRAP, "{input}");
+        assert!(details.contains(expect), "{input}: {details}");
+    }
+    // Within both caps, a guest holds what it asks for.
+    let o = p
+        .run(
+            task("hostile@1", Some(r#"{"hoard":500,"size":1000}"#)),
+            &settings(),
+            no_heartbeat(),
+        )
+        .await;
+    assert_eq!(completed(&o), r#"{"error":null,"held":500}"#);
+}
+
+/// `https://` to an allowed host reaches TLS: a server that is no TLS server is an error the
+/// guest sees, not a panic of the host (two TLS crypto providers are linked, and rustls
+/// refused to pick one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_to_an_allowed_host_is_a_tls_connection() {
+    let rt = Runtime::for_invoke().unwrap();
+    let p = load(&rt, &guest("hostile@1.wasm"), "hostile@1");
+    let (http_port, hits) = http_server().await;
+    let s = ActivitySettings {
+        allowed_hosts: vec![format!("127.0.0.1:{http_port}")],
+        ..settings()
+    };
+    let input = format!(r#"{{"http_host":"127.0.0.1:{http_port}","https":true}}"#);
+    let o = p
+        .run(task("hostile@1", Some(&input)), &s, no_heartbeat())
+        .await;
+    let v: Value = serde_json::from_str(completed(&o)).unwrap();
+    let http = v["http"].as_str().unwrap();
+    assert!(http.starts_with("denied: "), "{v}");
+    assert!(!http.contains("panic"), "{v}");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        1,
+        "it connected to the allowed host"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allowed_host_is_reachable_over_wasi_http() {
     let rt = Runtime::for_invoke().unwrap();
@@ -88,6 +151,16 @@ async fn allowed_host_is_reachable_over_wasi_http() {
     let v: Value = serde_json::from_str(completed(&o)).unwrap();
     assert_eq!(v["http"], "ok", "{v}");
     assert_eq!(v["tcp"], "skipped");
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+
+    // `user@` before the allowed host: the connector would look up the whole string, a name
+    // the guest chose. Refused before any lookup or connection.
+    let input = format!(r#"{{"http_host":"user@127.0.0.1:{http_port}"}}"#);
+    let o = p
+        .run(task("hostile@1", Some(&input)), &s, no_heartbeat())
+        .await;
+    let v: Value = serde_json::from_str(completed(&o)).unwrap();
+    assert_eq!(v["http"], "denied: ErrorCode::HttpRequestDenied", "{v}");
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 }
 

@@ -218,6 +218,7 @@ impl Runtime {
     }
 
     pub fn with_options(options: RuntimeOptions) -> Result<Arc<Runtime>> {
+        super::install_tls_provider();
         let primary = Tier::new(
             &options,
             if options.winch {

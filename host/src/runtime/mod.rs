@@ -35,6 +35,18 @@ mod bindings {
     });
 }
 
+/// Makes aws-lc-rs the process's TLS crypto provider, once; every [`Runtime`] does it. The
+/// dependency tree links two rustls providers (aws-lc-rs and ring), and with two linked
+/// rustls refuses to choose: a guest's `https://` request to an allowed host panicked in
+/// the host instead of connecting.
+pub fn install_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // An error means another part of the process installed one first: it serves.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    });
+}
+
 /// The export every plugin must have.
 pub const ACTIVITY_EXPORT: &str = "swasm:activity/activity@0.1.0";
 /// Largest result SWF accepts (characters).

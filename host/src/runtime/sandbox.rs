@@ -60,6 +60,15 @@ impl bindings::swasm::activity::host::Host for StoreState {
 
 impl bindings::swasm::activity::types::Host for StoreState {}
 
+/// Handles (WASI streams, pollables, wasi:http objects...) one task may hold at once. A
+/// Python or JavaScript guest holds a few dozen; the default (about a billion) would let a
+/// guest hold host memory without bound.
+pub const MAX_RESOURCES: usize = 1024;
+
+/// The largest wasi:http header set, in bytes (wasmtime-wasi-http's default: 128 KiB).
+/// Common HTTP servers refuse headers past 8-16 KiB anyway.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
 /// The trap raised by the epoch callback when a task is past its `timeout_s`.
 #[derive(Debug)]
 pub(crate) struct DeadlineExceeded;
@@ -154,12 +163,22 @@ fn store(
     wasi.allow_ip_name_lookup(false);
     wasi.allow_tcp(false);
     wasi.allow_udp(false);
+    // Host memory a guest's handles hold is not its linear memory, so `memory_mb` does not
+    // bound it: wasi:http header sets, for one, are linked for every guest and each held up
+    // to 128 KiB. The table caps the handles a task holds at once, and headers are capped
+    // per set, so one task holds at most MAX_RESOURCES x MAX_HEADER_BYTES (16 MiB) this way.
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(MAX_RESOURCES);
+    let mut http = WasiHttpCtx::new();
+    http.set_field_size_limit(MAX_HEADER_BYTES);
     let state = StoreState {
         wasi: wasi.build(),
-        table: ResourceTable::new(),
-        http: WasiHttpCtx::new(),
+        table,
+        http,
         gate: HttpGate {
             allowed: allowed_hosts,
+            in_flight: Arc::default(),
+            refusal_logged: false,
         },
         limits: GuestLimits::new(memory_mb),
         heartbeat,
@@ -182,9 +201,13 @@ fn store(
 /// Memory limit of one store; remembers a denial so a resulting trap can be reported as
 /// `swasm.MemoryLimit` rather than as a generic trap.
 pub(crate) struct GuestLimits {
+    /// `memory_mb`, for all the linear memories of the task together: a component may
+    /// define several (the pool allows 8), and a limit per memory would let it have 8 x.
     memory_bytes: usize,
+    /// The size of all the task's memories now.
+    total: usize,
     pub(crate) denied: Option<String>,
-    /// The largest size any memory of the store asked for, granted or not.
+    /// The largest total the store's memories asked for, granted or not.
     pub(crate) peak: usize,
 }
 
@@ -192,6 +215,7 @@ impl GuestLimits {
     fn new(memory_mb: u64) -> GuestLimits {
         GuestLimits {
             memory_bytes: usize::try_from(memory_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
+            total: 0,
             denied: None,
             peak: 0,
         }
@@ -205,15 +229,18 @@ impl ResourceLimiter for GuestLimits {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        self.peak = self.peak.max(desired);
+        // Called for each memory as it is made (from 0) and as it grows.
+        let total = self.total.saturating_sub(current).saturating_add(desired);
+        self.peak = self.peak.max(total);
         let over_max = maximum.is_some_and(|m| desired > m);
-        if desired > self.memory_bytes || over_max {
+        if total > self.memory_bytes || over_max {
             self.denied = Some(format!(
-                "memory growth from {current} to {desired} bytes denied (limit {} bytes = memory_mb)",
+                "memory growth from {current} to {desired} bytes denied (limit {} bytes = memory_mb, for all the task's memories together)",
                 self.memory_bytes
             ));
             return Ok(false);
         }
+        self.total = total;
         Ok(true)
     }
 
@@ -236,10 +263,20 @@ impl ResourceLimiter for GuestLimits {
 /// Decides outbound HTTP: only authorities in the activity's `allowed_hosts` are reached.
 pub(crate) struct HttpGate {
     allowed: Vec<String>,
+    /// This task's requests whose connection is open (each holds a socket of the host).
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    /// A refusal was logged for this task: the next ones go to debug, so a guest that
+    /// retries in a loop cannot flood the host's log.
+    refusal_logged: bool,
 }
 
 impl HttpGate {
     fn allows(&self, uri: &http::Uri) -> Option<String> {
+        // `user@host`: the connector would look up the whole string, a name the guest
+        // chose (a DNS channel out, or a wildcard record pointing elsewhere).
+        if uri.authority()?.as_str().contains('@') {
+            return None;
+        }
         let host = uri.host()?;
         let port = uri
             .port_u16()
@@ -271,14 +308,53 @@ impl WasiHttpHooks for HttpGate {
     > {
         drop(fut);
         if self.allows(request.uri()).is_none() {
-            tracing::warn!(uri = %request.uri(), "guest HTTP request refused: authority not in allowed_hosts");
+            if std::mem::replace(&mut self.refusal_logged, true) {
+                tracing::debug!(uri = %request.uri(), "guest HTTP request refused: authority not in allowed_hosts");
+            } else {
+                tracing::warn!(uri = %request.uri(), "guest HTTP request refused: authority not in allowed_hosts (further refusals of this task at debug level)");
+            }
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
+        // Each request in flight holds a socket: a guest with a grant must not be able to
+        // use up the process's file descriptors (which polls and plugin loads need too).
+        let Some(slot) = InFlight::take(&self.in_flight) else {
+            tracing::debug!(uri = %request.uri(), "guest HTTP request refused: {MAX_HTTP_IN_FLIGHT} already in flight");
+            return Box::new(async { Err(wasmtime_wasi_http::Error::ConnectionLimitReached) });
+        };
         Box::new(async move {
             use http_body_util::BodyExt;
             let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            // The slot is free again when the connection's driver ends (or is dropped).
+            let io = async move {
+                let _slot = slot;
+                io.await
+            };
             Ok((res.map(BodyExt::boxed_unsync), Box::new(io) as IoFuture))
         })
+    }
+}
+
+/// Requests one task may have in flight over wasi:http at once.
+pub const MAX_HTTP_IN_FLIGHT: usize = 32;
+
+/// One of a task's [`MAX_HTTP_IN_FLIGHT`] request slots, given back when dropped.
+struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
+
+impl InFlight {
+    fn take(count: &Arc<std::sync::atomic::AtomicUsize>) -> Option<InFlight> {
+        use std::sync::atomic::Ordering;
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_HTTP_IN_FLIGHT).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| InFlight(count.clone()))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
 
@@ -288,4 +364,43 @@ pub(crate) fn truncate_chars(mut s: String, max: usize) -> String {
         s.truncate(i);
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `memory_mb` bounds all of a task's memories together: a component with two
+    /// memories cannot have `memory_mb` in each.
+    #[test]
+    fn memory_mb_bounds_the_memories_of_a_task_together() {
+        const MIB: usize = 1 << 20;
+        let mut limits = GuestLimits::new(16);
+        // Two memories made at 6 MiB each, then the first grows by 4 MiB: 16 MiB in all.
+        assert!(limits.memory_growing(0, 6 * MIB, None).unwrap());
+        assert!(limits.memory_growing(0, 6 * MIB, None).unwrap());
+        assert!(limits.memory_growing(6 * MIB, 10 * MIB, None).unwrap());
+        // Either one growing further would pass 16 MiB in all, though each is below it.
+        assert!(!limits.memory_growing(6 * MIB, 7 * MIB, None).unwrap());
+        assert!(
+            limits
+                .denied
+                .as_deref()
+                .is_some_and(|d| d.contains("together"))
+        );
+        assert_eq!(limits.peak, 17 * MIB, "the total asked for");
+    }
+
+    /// A task has at most [`MAX_HTTP_IN_FLIGHT`] requests (sockets) open; a slot comes
+    /// back when its connection ends.
+    #[test]
+    fn http_requests_in_flight_are_capped_per_task() {
+        let count = Arc::default();
+        let slots: Vec<InFlight> = (0..MAX_HTTP_IN_FLIGHT)
+            .map(|_| InFlight::take(&count).expect("a free slot"))
+            .collect();
+        assert!(InFlight::take(&count).is_none());
+        drop(slots.into_iter().next());
+        assert!(InFlight::take(&count).is_some());
+    }
 }

@@ -10,8 +10,13 @@
 //! are each `"ok"` when the attempt succeeded, `"denied: <error>"` when it failed, and
 //! `tcp` is `"skipped"` when the input has no port.
 //!
-//! Input (optional JSON): `{"port":P, "http_host":"host:port"}`; `http_host` defaults to
-//! `example.com:80`.
+//! Input (optional JSON): `{"port":P, "http_host":"host:port", "https":false}`; `http_host`
+//! defaults to `example.com:80`, and `"https": true` asks for `https://` instead.
+//!
+//! With `{"hoard": N, "size": S}` instead, it only tries to hold host memory without any
+//! grant: N wasi:http header sets of one S-byte value each, kept alive. It answers
+//! `{"held": n, "error": "..."}` with how many it holds when the first one failed; a host
+//! that refuses by trapping fails the task instead.
 
 wit_bindgen::generate!({ path: "../../../wit", world: "plugin" });
 
@@ -35,13 +40,14 @@ fn try_tcp(port: Option<u16>) -> String {
 }
 
 /// One GET through wasi:http's outgoing-handler; any error on the way is the outcome.
-fn try_http(authority: &str) -> Result<u16, String> {
+fn try_http(authority: &str, https: bool) -> Result<u16, String> {
     use wasi::http::outgoing_handler;
     use wasi::http::types::{Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
 
     let request = OutgoingRequest::new(Fields::new());
     request.set_method(&Method::Get).map_err(|()| "set-method refused".to_string())?;
-    request.set_scheme(Some(&Scheme::Http)).map_err(|()| "set-scheme refused".to_string())?;
+    let scheme = if https { Scheme::Https } else { Scheme::Http };
+    request.set_scheme(Some(&scheme)).map_err(|()| "set-scheme refused".to_string())?;
     request.set_authority(Some(authority)).map_err(|()| "set-authority refused".to_string())?;
     request.set_path_with_query(Some("/")).map_err(|()| "set-path refused".to_string())?;
     let body = request.body().map_err(|()| "body already taken".to_string())?;
@@ -63,6 +69,10 @@ impl Guest for Hostile {
             .as_deref()
             .and_then(|text| serde_json::from_str(text).ok())
             .unwrap_or(Value::Null);
+        if let Some(n) = input.get("hoard").and_then(Value::as_u64) {
+            let size = input.get("size").and_then(Value::as_u64).unwrap_or(1024) as usize;
+            return Ok(Some(hoard(n, size)));
+        }
         let port = input.get("port").and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok());
         let http_host = input.get("http_host").and_then(Value::as_str).unwrap_or("example.com:80");
 
@@ -71,10 +81,28 @@ impl Guest for Hostile {
             .collect();
         let file = outcome(std::fs::read_to_string("/etc/passwd"));
         let tcp = try_tcp(port);
-        let http = outcome(try_http(http_host));
+        let https = input.get("https").and_then(Value::as_bool).unwrap_or(false);
+        let http = outcome(try_http(http_host, https));
         eprintln!("hostile: env={env:?} file={file} tcp={tcp} http={http}");
         Ok(Some(json!({ "env": env, "file": file, "tcp": tcp, "http": http }).to_string()))
     }
+}
+
+/// Holds `n` header sets of one `size`-byte value each; see the module docs.
+fn hoard(n: u64, size: usize) -> String {
+    use wasi::http::types::Fields;
+    let value = vec![b'a'; size];
+    let mut held = Vec::new();
+    let mut error = None;
+    for i in 0..n {
+        let fields = Fields::new();
+        if let Err(e) = fields.append("x", &value) {
+            error = Some(format!("at {i}: {e:?}"));
+            break;
+        }
+        held.push(fields);
+    }
+    json!({ "held": held.len(), "error": error }).to_string()
 }
 
 export!(Hostile);
