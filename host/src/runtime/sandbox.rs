@@ -358,10 +358,12 @@ impl Drop for InFlight {
     }
 }
 
-/// Cuts `s` to at most `max` characters.
+/// Cuts `s` to at most `max` characters, and gives the rest of its buffer back (a guest's
+/// 1 MB heartbeat cut to 2048 characters must not keep the megabyte).
 pub(crate) fn truncate_chars(mut s: String, max: usize) -> String {
     if let Some((i, _)) = s.char_indices().nth(max) {
         s.truncate(i);
+        s.shrink_to_fit();
     }
     s
 }
