@@ -152,13 +152,13 @@ pub async fn load_files(config: &Config) -> Result<Loaded> {
     }
     let runtime = Runtime::new(config).context("cannot set up the WebAssembly runtime")?;
     let mut loaded = Loaded::default();
+    let mut types = Vec::new();
+    // `inspect` reports the task lists in the config's order.
     for file in crate::registry::inspect(config, &runtime).await? {
         match file.error {
             None => {
                 for ty in file.types {
-                    if !loaded.types.iter().any(|(_, t)| *t == ty) {
-                        loaded.types.push((file.task_list.clone(), ty));
-                    }
+                    types.push((file.task_list.clone(), ty));
                 }
             }
             Some(why) => {
@@ -176,6 +176,7 @@ pub async fn load_files(config: &Config) -> Result<Loaded> {
             }
         }
     }
+    loaded.types = first_list_per_type(types);
     Ok(loaded)
 }
 
@@ -192,10 +193,22 @@ pub fn served_types(config: &Config, plugins: &[PluginInfo]) -> Vec<(String, Act
     };
     let mut sorted: Vec<&PluginInfo> = plugins.iter().collect();
     sorted.sort_by_key(|p| (position(&p.task_list), &p.ty));
+    first_list_per_type(
+        sorted
+            .into_iter()
+            .map(|p| (p.task_list.clone(), p.ty.clone())),
+    )
+}
+
+/// `(task list, type)` pairs with each type kept once, with the first task list it comes
+/// with: the default task list it is registered with.
+fn first_list_per_type(
+    pairs: impl IntoIterator<Item = (String, ActivityType)>,
+) -> Vec<(String, ActivityType)> {
     let mut found: Vec<(String, ActivityType)> = Vec::new();
-    for p in sorted {
-        if !found.iter().any(|(_, t)| *t == p.ty) {
-            found.push((p.task_list.clone(), p.ty.clone()));
+    for (task_list, ty) in pairs {
+        if !found.iter().any(|(_, t)| *t == ty) {
+            found.push((task_list, ty));
         }
     }
     found

@@ -189,9 +189,9 @@ fn swf_may_recover(e: &anyhow::Error) -> bool {
 
 /// With `--register`, and in `swasm dev`: registers each type that starts serving after
 /// start-up (a new `name@version.wasm` dropped into a plugin dir), so a decider can
-/// schedule it without a restart or a `swasm register`. `registered`: the types start-up registration covered.
-/// A failure SWF may get over (unreachable, throttled, 5xx) is retried with backoff; any
-/// other is logged once and not retried for that type.
+/// schedule it without a restart or a `swasm register`. `registered`: the types start-up
+/// registration covered. A failure SWF may get over (unreachable, throttled, 5xx) is
+/// retried with backoff; any other is logged once and not retried for that type.
 async fn register_new_types(
     config: Arc<Config>,
     swf: Arc<dyn SwfClient>,
