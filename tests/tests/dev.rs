@@ -143,29 +143,14 @@ async fn swasm_dev_serve_registers_a_plugin_dropped_in_later() {
     );
 
     let swf = swasm_tests::Swf::new(&url, "swasm-dev").await;
-    let described = |name: &'static str| {
-        let client = swf.client.clone();
-        async move {
-            client
-                .describe_activity_type()
-                .domain("swasm-dev")
-                .activity_type(
-                    aws_sdk_swf::types::ActivityType::builder()
-                        .name(name)
-                        .version("1")
-                        .build()
-                        .unwrap(),
-                )
-                .send()
-                .await
-                .is_ok()
-        }
-    };
     assert!(
-        described("countdown").await,
+        swf.activity_type_registered("countdown@1").await,
         "start-up registered countdown@1"
     );
-    assert!(!described("echo").await, "echo@1 is not in the dir yet");
+    assert!(
+        !swf.activity_type_registered("echo@1").await,
+        "echo@1 is not in the dir yet"
+    );
     wait_until(
         "bad@1.wasm to be rejected",
         Duration::from_secs(60),
@@ -191,7 +176,7 @@ async fn swasm_dev_serve_registers_a_plugin_dropped_in_later() {
     wait_until(
         "echo@1 to be registered",
         Duration::from_secs(60),
-        || async { described("echo").await.then_some(()) },
+        || async { swf.activity_type_registered("echo@1").await.then_some(()) },
     )
     .await;
 
