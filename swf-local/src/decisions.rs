@@ -431,8 +431,8 @@ pub fn respond_decision_task_completed(
         ctx.run_effects();
         ctx.finish();
     }
-    // A history the batch filled up: its run is terminated now, in this call.
-    core.enforce_event_limit();
+    // A history the batch filled up: its run is terminated when the caller's lock of the
+    // state is released (`CoreGuard`), before this call answers.
     Ok(json!({}))
 }
 
