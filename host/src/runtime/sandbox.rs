@@ -177,7 +177,7 @@ fn store(
         http,
         gate: HttpGate {
             allowed: allowed_hosts,
-            in_flight: Arc::default(),
+            in_flight: http_slots(),
             refusal_logged: false,
         },
         limits: GuestLimits::new(memory_mb),
@@ -263,8 +263,9 @@ impl ResourceLimiter for GuestLimits {
 /// Decides outbound HTTP: only authorities in the activity's `allowed_hosts` are reached.
 pub(crate) struct HttpGate {
     allowed: Vec<String>,
-    /// This task's requests whose connection is open (each holds a socket of the host).
-    in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    /// A permit per request of this task whose connection is open (each holds a socket of
+    /// the host): [`http_slots`].
+    in_flight: Arc<tokio::sync::Semaphore>,
     /// A refusal was logged for this task: the next ones go to debug, so a guest that
     /// retries in a loop cannot flood the host's log.
     refusal_logged: bool,
@@ -317,7 +318,7 @@ impl WasiHttpHooks for HttpGate {
         }
         // Each request in flight holds a socket: a guest with a grant must not be able to
         // use up the process's file descriptors (which polls and plugin loads need too).
-        let Some(slot) = InFlight::take(&self.in_flight) else {
+        let Ok(slot) = self.in_flight.clone().try_acquire_owned() else {
             tracing::debug!(uri = %request.uri(), "guest HTTP request refused: {MAX_HTTP_IN_FLIGHT} already in flight");
             return Box::new(async { Err(wasmtime_wasi_http::Error::ConnectionLimitReached) });
         };
@@ -337,25 +338,10 @@ impl WasiHttpHooks for HttpGate {
 /// Requests one task may have in flight over wasi:http at once.
 pub const MAX_HTTP_IN_FLIGHT: usize = 32;
 
-/// One of a task's [`MAX_HTTP_IN_FLIGHT`] request slots, given back when dropped.
-struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
-
-impl InFlight {
-    fn take(count: &Arc<std::sync::atomic::AtomicUsize>) -> Option<InFlight> {
-        use std::sync::atomic::Ordering;
-        count
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < MAX_HTTP_IN_FLIGHT).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| InFlight(count.clone()))
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-    }
+/// The request slots of one task: [`MAX_HTTP_IN_FLIGHT`] permits, each given back when its
+/// connection ends.
+fn http_slots() -> Arc<tokio::sync::Semaphore> {
+    Arc::new(tokio::sync::Semaphore::new(MAX_HTTP_IN_FLIGHT))
 }
 
 /// Cuts `s` to at most `max` characters, and gives the rest of its buffer back (a guest's
@@ -397,12 +383,12 @@ mod tests {
     /// back when its connection ends.
     #[test]
     fn http_requests_in_flight_are_capped_per_task() {
-        let count = Arc::default();
-        let slots: Vec<InFlight> = (0..MAX_HTTP_IN_FLIGHT)
-            .map(|_| InFlight::take(&count).expect("a free slot"))
+        let slots = http_slots();
+        let held: Vec<_> = (0..MAX_HTTP_IN_FLIGHT)
+            .map(|_| slots.clone().try_acquire_owned().expect("a free slot"))
             .collect();
-        assert!(InFlight::take(&count).is_none());
-        drop(slots.into_iter().next());
-        assert!(InFlight::take(&count).is_some());
+        assert!(slots.clone().try_acquire_owned().is_err());
+        drop(held.into_iter().next());
+        assert!(slots.clone().try_acquire_owned().is_ok());
     }
 }
