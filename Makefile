@@ -106,7 +106,7 @@ plugins: $(RUST_DIST) $(PY_DIST) $(JS_DIST) $(C_DIST)
 	@:
 
 # ---- Test guests -----------------------------------------------------------------------
-TEST_GUESTS := hostile spin hog recurse trap bigresult envread wrongsig
+TEST_GUESTS := hostile spin hog recurse trap bigresult envread wrongsig remember
 GUEST_FILES := $(foreach g,$(TEST_GUESTS),$(GUEST_DIST)/$(g)@1.wasm) $(GUEST_DIST)/echo-b.wasm
 
 $(GUEST_FILES) &: $(call sources,tests/guests)

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use runtime_common::*;
 use serde_json::Value;
-use swasm::activity::{Outcome, reason};
+use swasm::activity::{HeartbeatHandle, Outcome, reason};
 use swasm::config::{ActivitySettings, DirGrant};
 use swasm::runtime::{Runtime, RuntimeOptions};
 
@@ -240,4 +240,33 @@ async fn thirty_misbehaving_guests_do_not_stop_echo() {
         };
         assert_eq!(failed(&o).0, expected, "{ty}: {o:?}");
     }
+}
+
+/// Runs `remember@1` tasks back to back in one plugin and returns each answer as
+/// `(zeroed_dirty, imaged_dirty)`: the bytes a task found changed from the initial contents
+/// of its two statics, which only a previous task in the same pool slot could have written.
+async fn remember_rounds(hb: HeartbeatHandle, rounds: u8) -> Vec<(u64, u64)> {
+    let rt = runtime_with_slots(4);
+    let remember = load(&rt, &guest("remember@1.wasm"), "remember@1");
+    let mut found = Vec::new();
+    for round in 1..=rounds {
+        let input = format!("fill:{round}");
+        let o = remember
+            .run(task("remember@1", Some(&input)), &settings(), hb.clone())
+            .await;
+        let v: Value = serde_json::from_str(completed(&o)).unwrap();
+        found.push((
+            v["zeroed_dirty"].as_u64().unwrap(),
+            v["imaged_dirty"].as_u64().unwrap(),
+        ));
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_never_sees_the_memory_of_the_task_before() {
+    // Each task fills 512 KiB of statics; the next one, in the slot the pool keeps warm for
+    // this component, must find all of them at their initial contents again.
+    let found = remember_rounds(no_heartbeat(), 6).await;
+    assert_eq!(found, vec![(0, 0); 6]);
 }
