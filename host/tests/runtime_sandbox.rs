@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use runtime_common::*;
 use serde_json::Value;
-use swasm::activity::{HeartbeatHandle, Outcome, reason};
+use swasm::activity::{Heartbeat, HeartbeatHandle, Outcome, reason};
 use swasm::config::{ActivitySettings, DirGrant};
 use swasm::runtime::{Runtime, RuntimeOptions};
 
@@ -268,5 +268,76 @@ async fn a_task_never_sees_the_memory_of_the_task_before() {
     // Each task fills 512 KiB of statics; the next one, in the slot the pool keeps warm for
     // this component, must find all of them at their initial contents again.
     let found = remember_rounds(no_heartbeat(), 6).await;
+    assert_eq!(found, vec![(0, 0); 6]);
+}
+
+/// Pages every private writable mapping of the pooling allocator's reservation (address
+/// runs of at least 16 GiB) out to swap: what memory pressure does to a live guest's pages.
+struct PageOut(AtomicUsize);
+
+impl Heartbeat for PageOut {
+    fn beat(&self, _details: Option<String>) -> bool {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let mut vmas = Vec::new();
+        for line in maps.lines() {
+            let mut fields = line.split_whitespace();
+            let (range, perms) = (fields.next().unwrap(), fields.next().unwrap());
+            let (start, end) = range.split_once('-').unwrap();
+            let start = usize::from_str_radix(start, 16).unwrap();
+            let end = usize::from_str_radix(end, 16).unwrap();
+            vmas.push((start, end, perms.starts_with("rw") && perms.ends_with('p')));
+        }
+        // Runs of adjacent mappings; the pool's is one big reservation split by mprotect.
+        let mut runs: Vec<Vec<(usize, usize, bool)>> = Vec::new();
+        for vma in vmas {
+            match runs.last_mut() {
+                Some(run) if run.last().unwrap().1 == vma.0 => run.push(vma),
+                _ => runs.push(vec![vma]),
+            }
+        }
+        for run in runs {
+            if run.last().unwrap().1 - run[0].0 < 16 << 30 {
+                continue;
+            }
+            for (start, end, _) in run.into_iter().filter(|v| v.2) {
+                // SAFETY: MADV_PAGEOUT only moves pages to swap; their contents stay.
+                let r = unsafe {
+                    libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_PAGEOUT)
+                };
+                assert_eq!(r, 0, "madvise: {}", std::io::Error::last_os_error());
+                self.0.fetch_add(end - start, Ordering::SeqCst);
+            }
+        }
+        false
+    }
+}
+
+/// Pages of this process that are in swap now (`VmSwap`, kB).
+fn swapped_kb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmSwap:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_never_sees_the_memory_of_the_task_before_even_from_swap() {
+    // A page the kernel swapped out while its task ran is not resident when the slot is
+    // reset after the task. The reset must still restore it, or the next task swaps the
+    // previous task's data back in (wasmtime 48's pagemap-scan reset skipped such pages).
+    let swaps = std::fs::read_to_string("/proc/swaps").unwrap_or_default();
+    if swaps.lines().count() < 2 {
+        eprintln!("no swap on this machine: a guest's pages cannot be paged out, nothing to test");
+        return;
+    }
+    let pager = Arc::new(PageOut(AtomicUsize::new(0)));
+    let found = remember_rounds(pager.clone(), 6).await;
+    assert!(
+        pager.0.load(Ordering::SeqCst) > 0,
+        "no guest memory found to page out"
+    );
+    eprintln!("this process has {} kB in swap", swapped_kb());
     assert_eq!(found, vec![(0, 0); 6]);
 }
