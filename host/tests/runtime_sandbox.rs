@@ -156,6 +156,75 @@ async fn allowed_host_is_reachable_over_wasi_http() {
     );
 }
 
+/// An HTTP server on 127.0.0.1 that holds every request until `open` is sent `true`;
+/// counts the connections it accepted.
+async fn gated_http_server() -> (u16, Arc<AtomicUsize>, tokio::sync::watch::Sender<bool>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let (open, gate) = tokio::sync::watch::channel(false);
+    let a = accepted.clone();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut s, _)) = listener.accept().await {
+            a.fetch_add(1, Ordering::SeqCst);
+            let mut gate = gate.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = gate.wait_for(|open| *open).await;
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                    )
+                    .await;
+            });
+        }
+    });
+    (port, accepted, open)
+}
+
+/// Opens the gate of a [`gated_http_server`] at the guest's first heartbeat.
+struct OpenAtBeat(tokio::sync::watch::Sender<bool>);
+
+impl Heartbeat for OpenAtBeat {
+    fn beat(&self, _details: Option<String>) -> bool {
+        self.0.send_replace(true);
+        false
+    }
+}
+
+/// A guest with a grant cannot use up the host's sockets: of 40 requests started at once,
+/// 32 reach the server and the rest fail in the guest with `ConnectionLimitReached`.
+/// The server answers none until all 40 are started, so no slot comes back before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_has_at_most_32_requests_in_flight() {
+    assert_eq!(swasm::runtime::MAX_HTTP_IN_FLIGHT, 32);
+    let rt = Runtime::for_invoke().unwrap();
+    let p = load(&rt, &guest("hostile@1.wasm"), "hostile@1");
+    let (http_port, accepted, open) = gated_http_server().await;
+    let s = ActivitySettings {
+        allowed_hosts: vec![format!("127.0.0.1:{http_port}")],
+        ..settings()
+    };
+    let input = format!(r#"{{"flood":40,"http_host":"127.0.0.1:{http_port}"}}"#);
+    let o = p
+        .run(
+            task("hostile@1", Some(&input)),
+            &s,
+            Arc::new(OpenAtBeat(open)),
+        )
+        .await;
+    let v: Value = serde_json::from_str(completed(&o)).unwrap();
+    assert_eq!(v["ok"], 32, "{v}");
+    assert_eq!(
+        v["errors"],
+        serde_json::json!({"ErrorCode::ConnectionLimitReached": 8}),
+        "{v}"
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), 32);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn env_and_dir_grants_reach_the_guest() {
     let rt = Runtime::for_invoke().unwrap();

@@ -17,6 +17,10 @@
 //! grant: N wasi:http header sets of one S-byte value each, kept alive. It answers
 //! `{"held": n, "error": "..."}` with how many it holds when the first one failed; a host
 //! that refuses by trapping fails the task instead.
+//!
+//! With `{"flood": N, "http_host": "host:port"}`, it starts N GETs at once through wasi:http,
+//! heartbeats `"sent"` once all are started, then waits for each. It answers
+//! `{"ok": n, "errors": {"<error>": count, ...}}`.
 
 wit_bindgen::generate!({ path: "../../../wit", world: "plugin" });
 
@@ -41,6 +45,15 @@ fn try_tcp(port: Option<u16>) -> String {
 
 /// One GET through wasi:http's outgoing-handler; any error on the way is the outcome.
 fn try_http(authority: &str, https: bool) -> Result<u16, String> {
+    let future = start_get(authority, https)?;
+    wait(&future)
+}
+
+/// Starts a GET of `/` and returns its response future.
+fn start_get(
+    authority: &str,
+    https: bool,
+) -> Result<wasi::http::types::FutureIncomingResponse, String> {
     use wasi::http::outgoing_handler;
     use wasi::http::types::{Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
 
@@ -53,6 +66,11 @@ fn try_http(authority: &str, https: bool) -> Result<u16, String> {
     let body = request.body().map_err(|()| "body already taken".to_string())?;
     let future = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
     OutgoingBody::finish(body, None).map_err(|e| format!("{e:?}"))?;
+    Ok(future)
+}
+
+/// Waits for a response; its status, or the error.
+fn wait(future: &wasi::http::types::FutureIncomingResponse) -> Result<u16, String> {
     future.subscribe().block();
     match future.get() {
         Some(Ok(Ok(response))) => Ok(response.status()),
@@ -72,6 +90,10 @@ impl Guest for Hostile {
         if let Some(n) = input.get("hoard").and_then(Value::as_u64) {
             let size = input.get("size").and_then(Value::as_u64).unwrap_or(1024) as usize;
             return Ok(Some(hoard(n, size)));
+        }
+        if let Some(n) = input.get("flood").and_then(Value::as_u64) {
+            let host = input.get("http_host").and_then(Value::as_str).unwrap_or("example.com:80");
+            return Ok(Some(flood(n, host)));
         }
         let port = input.get("port").and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok());
         let http_host = input.get("http_host").and_then(Value::as_str).unwrap_or("example.com:80");
@@ -103,6 +125,24 @@ fn hoard(n: u64, size: usize) -> String {
         held.push(fields);
     }
     json!({ "held": held.len(), "error": error }).to_string()
+}
+
+/// Starts `n` GETs at once, heartbeats, then waits for each; see the module docs.
+fn flood(n: u64, authority: &str) -> String {
+    let started: Vec<_> = (0..n).map(|_| start_get(authority, false)).collect();
+    swasm::activity::host::heartbeat(Some("sent"));
+    let mut ok = 0;
+    let mut errors = serde_json::Map::new();
+    for future in started {
+        match future.and_then(|f| wait(&f)) {
+            Ok(_) => ok += 1,
+            Err(e) => {
+                let count = errors.entry(e).or_insert(json!(0));
+                *count = json!(count.as_u64().unwrap_or(0) + 1);
+            }
+        }
+    }
+    json!({ "ok": ok, "errors": errors }).to_string()
 }
 
 export!(Hostile);
