@@ -566,6 +566,48 @@ async fn a_plugin_dir_made_again_is_watched_again() {
     assert_eq!(reg.stats().retirements.load(Ordering::Relaxed), 0);
 }
 
+/// A plugin dir replaced by another at the same path without any scan finding the path
+/// empty (`rm -rf plugins && mv plugins.new plugins` between two scans; here one rename onto
+/// the empty dir, so no scan can fall in between): the host watches the new dir, so a file
+/// dropped in later is loaded. Then the same for `rm -rf plugins; mkdir plugins`, where the
+/// new dir may even get the old one's inode number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_dir_replaced_between_two_scans_is_watched_again() {
+    let f = Fixture::new("replaced", "");
+    let reg = f.start().await;
+    assert!(reg.served("tl").is_empty());
+
+    let next = f.root.join("plugins.next");
+    std::fs::create_dir(&next).unwrap();
+    std::fs::copy(example("echo@1.wasm"), next.join("echo@1.wasm")).unwrap();
+    std::fs::rename(&next, &f.dir).unwrap();
+    wait_result(&reg, "echo@1", "x", "x").await;
+    // Once the looks this asked for are made, only a watch on the new dir sees the next file.
+    wait_for("the planned scans", LIMIT, || !reg.scan_planned("tl")).await;
+
+    f.put(&example("countdown@1.wasm"), "countdown@1.wasm");
+    wait_for("countdown@1 dropped into the new dir", LIMIT, || {
+        reg.lookup("tl", &ty("countdown@1")).is_some()
+    })
+    .await;
+    assert_eq!(reg.stats().unreadable.load(Ordering::Relaxed), 0);
+    assert_eq!(reg.served("tl"), vec![ty("countdown@1"), ty("echo@1")]);
+
+    std::fs::remove_dir_all(&f.dir).unwrap();
+    std::fs::create_dir(&f.dir).unwrap();
+    f.put(&example("echo@1.wasm"), "echo@1.wasm");
+    wait_for("echo@1 alone in the dir made again", LIMIT, || {
+        reg.served("tl") == vec![ty("echo@1")]
+    })
+    .await;
+    wait_for("the planned scans", LIMIT, || !reg.scan_planned("tl")).await;
+    f.put(&example("validate@1.wasm"), "validate@1.wasm");
+    wait_for("validate@1 dropped into the dir made again", LIMIT, || {
+        reg.lookup("tl", &ty("validate@1")).is_some()
+    })
+    .await;
+}
+
 /// A new version of a file with the same size and modification time, renamed into place
 /// (`cp -p`, `rsync -a`, reproducible builds), is loaded: its inode tells it apart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

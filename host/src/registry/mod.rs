@@ -170,6 +170,12 @@ struct TaskList {
     configured: PathBuf,
     /// Where `configured` led at the last scan (canonical).
     dir: ArcSwap<PathBuf>,
+    /// Set by the watcher when the dir itself changed (removed, made again, renamed into
+    /// place) rather than an entry in it: the watch may have gone with the old dir, even when
+    /// no scan found the path empty (`rm -rf plugins; mkdir plugins` between two scans, the
+    /// new dir even reusing the old one's inode number). The next scan that reads the dir
+    /// watches it again.
+    watch_stale: AtomicBool,
     /// Scans in a row that could not read the dir: the first is logged, and the wait
     /// before the next look grows with them.
     unreadable: AtomicU32,
@@ -269,6 +275,7 @@ impl Registry {
                     configured: tl.plugin_dir.clone(),
                     dir: ArcSwap::from_pointee(dir),
                     unreadable: AtomicU32::new(0),
+                    watch_stale: AtomicBool::new(false),
                     next_look: Mutex::new(None),
                     mapped: scan::mapped_files(config),
                     table: ArcSwap::from_pointee(Table::new()),
@@ -395,6 +402,11 @@ impl Registry {
                     holder.as_deref() != path.parent() || path.file_name() == own_name.as_deref()
                 }
             };
+            // The dir itself is named by its entry in the holder, or (in events of its own
+            // watch) by the dir it led to.
+            let entry = holder.as_deref().zip(list.configured.file_name());
+            let entry = entry.map(|(holder, own)| holder.join(own));
+            let this = list.clone();
             let mut watcher =
                 notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
                     Ok(event) => {
@@ -403,6 +415,14 @@ impl Registry {
                         if let Some(change) = Change::of(&event.kind)
                             && ours
                         {
+                            if event
+                                .paths
+                                .iter()
+                                .any(|p| entry.as_ref() == Some(p) || *p == **this.dir.load())
+                            {
+                                // Before the change is sent, so the scan it brings sees it.
+                                this.watch_stale.store(true, Ordering::Relaxed);
+                            }
                             let _ = changed_tx.send((name.clone(), change));
                         }
                     }
@@ -502,6 +522,7 @@ impl Registry {
             }
         };
         let back = list.unreadable.swap(0, Ordering::Relaxed) > 0;
+        let stale = list.watch_stale.swap(false, Ordering::Relaxed);
         if back {
             tracing::info!(task_list = %list.name, dir = %dir.display(), "plugin dir readable again");
         }
@@ -515,10 +536,14 @@ impl Registry {
             self.rewatch(list, &old, &dir);
             list.dir.store(Arc::new(dir.clone()));
             left_behind = Some((old, std::mem::take(&mut *files)));
-        } else if back {
-            // It may be another dir at the same path (made again, mounted again): the watch
-            // on the one that went away went with it. A file dropped in before the new watch
-            // was in place is caught by one more scan.
+        } else if back || stale {
+            // It may be another dir at the same path (made again, mounted again, renamed into
+            // place), whether or not a scan found the path empty in between: the watch on
+            // the one that went away went with it. A file dropped in before the new watch was
+            // in place is caught by one more scan.
+            if !back {
+                tracing::info!(task_list = %list.name, dir = %dir.display(), "the plugin dir itself changed (made again, renamed into place, its mode); watching it again");
+            }
             self.rewatch(list, &dir, &dir);
             retry = true;
         }
