@@ -549,13 +549,19 @@ async fn a_plugin_dir_that_cannot_be_read_keeps_its_plugins_serving() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_dir_made_again_is_watched_again() {
     let (f, reg, _) = serving_echo_from_a_dir_that_then_vanishes("madeagain").await;
+    dir_renamed_into_place_is_watched(&f, &reg, &guest("echo-b.wasm"), "B:x").await;
+    assert_eq!(reg.stats().retirements.load(Ordering::Relaxed), 0);
+}
 
+/// Renames a new plugin dir holding echo@1 (from `echo`, answering "x" with `answer`) into
+/// place, then checks that a file dropped into it later is loaded.
+async fn dir_renamed_into_place_is_watched(f: &Fixture, reg: &Registry, echo: &Path, answer: &str) {
     let next = f.root.join("plugins.next");
     std::fs::create_dir(&next).unwrap();
-    std::fs::copy(guest("echo-b.wasm"), next.join("echo@1.wasm")).unwrap();
+    std::fs::copy(echo, next.join("echo@1.wasm")).unwrap();
     std::fs::rename(&next, &f.dir).unwrap();
-    wait_result(&reg, "echo@1", "x", "B:x").await;
-    // Once the looks planned while the dir was away are made, only a watch sees the next file.
+    wait_result(reg, "echo@1", "x", answer).await;
+    // Once the looks this asked for are made, only a watch on the new dir sees the next file.
     wait_for("the planned scans", LIMIT, || !reg.scan_planned("tl")).await;
 
     f.put(&example("countdown@1.wasm"), "countdown@1.wasm");
@@ -563,7 +569,6 @@ async fn a_plugin_dir_made_again_is_watched_again() {
         reg.lookup("tl", &ty("countdown@1")).is_some()
     })
     .await;
-    assert_eq!(reg.stats().retirements.load(Ordering::Relaxed), 0);
 }
 
 /// A plugin dir replaced by another at the same path without any scan finding the path
@@ -576,20 +581,7 @@ async fn a_plugin_dir_replaced_between_two_scans_is_watched_again() {
     let f = Fixture::new("replaced", "");
     let reg = f.start().await;
     assert!(reg.served("tl").is_empty());
-
-    let next = f.root.join("plugins.next");
-    std::fs::create_dir(&next).unwrap();
-    std::fs::copy(example("echo@1.wasm"), next.join("echo@1.wasm")).unwrap();
-    std::fs::rename(&next, &f.dir).unwrap();
-    wait_result(&reg, "echo@1", "x", "x").await;
-    // Once the looks this asked for are made, only a watch on the new dir sees the next file.
-    wait_for("the planned scans", LIMIT, || !reg.scan_planned("tl")).await;
-
-    f.put(&example("countdown@1.wasm"), "countdown@1.wasm");
-    wait_for("countdown@1 dropped into the new dir", LIMIT, || {
-        reg.lookup("tl", &ty("countdown@1")).is_some()
-    })
-    .await;
+    dir_renamed_into_place_is_watched(&f, &reg, &example("echo@1.wasm"), "x").await;
     assert_eq!(reg.stats().unreadable.load(Ordering::Relaxed), 0);
     assert_eq!(reg.served("tl"), vec![ty("countdown@1"), ty("echo@1")]);
 
