@@ -14,25 +14,8 @@ use swasm::runtime::{Runtime, RuntimeOptions};
 
 /// A one-response HTTP server on 127.0.0.1; counts connections.
 async fn http_server() -> (u16, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let h = hits.clone();
-    tokio::spawn(async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        while let Ok((mut s, _)) = listener.accept().await {
-            h.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let _ = s.read(&mut buf).await;
-                let _ = s
-                    .write_all(
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
-                    )
-                    .await;
-            });
-        }
-    });
+    let (port, hits, open) = gated_http_server().await;
+    open.send_replace(true);
     (port, hits)
 }
 
@@ -156,8 +139,8 @@ async fn allowed_host_is_reachable_over_wasi_http() {
     );
 }
 
-/// An HTTP server on 127.0.0.1 that holds every request until `open` is sent `true`;
-/// counts the connections it accepted.
+/// A one-response HTTP server on 127.0.0.1 that holds every request until `open` is sent
+/// `true` (or dropped); counts the connections it accepted.
 async fn gated_http_server() -> (u16, Arc<AtomicUsize>, tokio::sync::watch::Sender<bool>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();

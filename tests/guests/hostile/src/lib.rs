@@ -91,12 +91,11 @@ impl Guest for Hostile {
             let size = input.get("size").and_then(Value::as_u64).unwrap_or(1024) as usize;
             return Ok(Some(hoard(n, size)));
         }
+        let http_host = input.get("http_host").and_then(Value::as_str).unwrap_or("example.com:80");
         if let Some(n) = input.get("flood").and_then(Value::as_u64) {
-            let host = input.get("http_host").and_then(Value::as_str).unwrap_or("example.com:80");
-            return Ok(Some(flood(n, host)));
+            return Ok(Some(flood(n, http_host)));
         }
         let port = input.get("port").and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok());
-        let http_host = input.get("http_host").and_then(Value::as_str).unwrap_or("example.com:80");
 
         let env: Vec<String> = std::env::vars_os()
             .map(|(name, _)| name.to_string_lossy().into_owned())
