@@ -270,8 +270,98 @@ def chart(records, path):
     return True
 
 
+# ---- the soak (bench/run --soak) --------------------------------------------------------
+SOAK_START, SOAK_END = "<!-- soak:start -->", "<!-- soak:end -->"
+
+
+def soak_table(records):
+    out = [
+        "| figure | after warm-up | at end | end / after warm-up | unit | notes |",
+        "|---|---:|---:|---:|---|---|",
+    ]
+    for r in records:
+        v = r["values"]
+        notes = "; ".join(r["notes"]).replace("|", "/")
+        if len(v) == 2:
+            ratio = f"{v[1] / v[0]:.2f}×" if v[0] else "–"
+            out.append(f"| {r['variant']} | {fmt(v[0])} | {fmt(v[1])} | {ratio} | {r['metric']} | {notes} |")
+        else:
+            out.append(f"| {r['variant']} | | {fmt(v[0] if v else None)} | | {r['metric']} | {notes} |")
+    return "\n".join(out)
+
+
+def soak_chart(samples, path):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("report: matplotlib missing, no chart", file=sys.stderr)
+        return False
+    if not samples:
+        return False
+    tasks = [s["tasks"] / 1000 for s in samples]
+    fig, (mem, res) = plt.subplots(1, 2, figsize=(12, 4.5))
+    mem.plot(tasks, [s["host_rss_mb"] for s in samples], label="swasm host RSS", color="#4c72b0")
+    if "host_pool_rss_mb" in samples[0]:
+        mem.plot(tasks, [s["host_pool_rss_mb"] for s in samples], label="of it, the instance pool's", color="#55a868")
+    mem.plot(tasks, [s["endpoint_rss_mb"] for s in samples], label="swf-local + driver RSS", color="#999999")
+    mem.set_xlabel("tasks answered (thousands)")
+    mem.set_ylabel("MB")
+    mem.set_ylim(bottom=0)
+    mem.legend()
+    mem.set_title("memory over the soak")
+    res.plot(tasks, [s["host_fds"] for s in samples], label="open fds", color="#4c72b0")
+    res.plot(tasks, [s["host_threads"] for s in samples], label="threads", color="#dd8452")
+    res.set_xlabel("tasks answered (thousands)")
+    res.set_ylim(bottom=0)
+    res.legend()
+    res.set_title("swasm host: open fds and threads")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return True
+
+
+def soak_report(args):
+    raw = json.load(open(os.path.join(args.raw, "soak.json")))
+    m, v = machine(), versions(sys.executable)
+    if args.rev:
+        v["swasm"] = args.rev
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    head = [
+        f"Run: `bench/run --soak {raw['minutes']:g}` on {when}"
+        + (f", {args.seconds / 60:.1f} min with its builds" if args.seconds else "")
+        + f"; waves of {raw['wave']} tasks.",
+        "",
+        f"- Machine: {m['nproc']} CPUs ({m['cpu']}), {m['ram']} RAM, Linux {m['kernel']}",
+        f"- Versions: swasm `{v['swasm']}`, {v['rustc']}, wasmtime {v['wasmtime']}, aws-sdk-swf {v['aws-sdk-swf']}",
+        "",
+    ]
+    os.makedirs(args.out, exist_ok=True)
+    has_chart = soak_chart(raw["samples"], os.path.join(args.out, "soak.png"))
+    tbl = soak_table(raw["records"])
+    body = "\n".join(head) + "\n" + tbl + "\n"
+    if has_chart:
+        body += "\n![the soak: memory, fds and threads over tasks](soak.png)\n"
+    with open(os.path.join(args.out, "SOAK.md"), "w") as f:
+        f.write("# swasm soak results\n\n" + body)
+    section = body.replace("](soak.png)", "](bench/results/soak.png)")
+    text = open(args.benchmarks).read()
+    if SOAK_START in text and SOAK_END in text:
+        a, rest = text.split(SOAK_START, 1)
+        _, b = rest.split(SOAK_END, 1)
+        text = f"{a}{SOAK_START}\n{section}{SOAK_END}{b}"
+    else:
+        text += f"\n{SOAK_START}\n{section}{SOAK_END}\n"
+    with open(args.benchmarks, "w") as f:
+        f.write(text)
+    print(tbl)
+
+
 def main():
     p = argparse.ArgumentParser()
+    p.add_argument("--soak", action="store_true", help="render raw/soak.json instead (bench/run --soak)")
     p.add_argument("--raw", default="bench/results/raw")
     p.add_argument("--out", default="bench/results")
     p.add_argument("--benchmarks", default="BENCHMARKS.md")
@@ -279,6 +369,8 @@ def main():
     p.add_argument("--seconds", type=float, default=None, help="wall time of the run")
     p.add_argument("--rev", default=None, help="the swasm revision measured (default: HEAD now)")
     args = p.parse_args()
+    if args.soak:
+        return soak_report(args)
     raw = json.load(open(os.path.join(args.raw, "results.json")))
     records = raw["records"]
     crit = {

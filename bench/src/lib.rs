@@ -6,7 +6,7 @@
 //! - [`swf`]: the aws-sdk-swf client, registration and the driver's own decisions.
 //! - [`proc`]: worker processes (spawn, liveness, peak RSS, kill).
 //! - [`workers`]: the workers compared: `swasm run`, the native Rust worker, boto3.
-//! - [`benches`]: throughput, memory, heartbeat traffic, hot swap, start-up.
+//! - [`benches`]: throughput, memory, heartbeat traffic, hot swap, start-up, and the soak.
 //! - [`report`]: the raw results written for `bench/report.py`.
 
 pub mod benches;
@@ -57,6 +57,12 @@ pub struct Sizes {
     pub memory_steps: u32,
     pub heartbeat_window: Duration,
     pub startup_reps: usize,
+    /// How long the soak runs (only with `--only soak`), and its tasks per wave; its
+    /// records say both, so the full run's header leaves them out.
+    #[serde(skip)]
+    pub soak: Duration,
+    #[serde(skip)]
+    pub soak_wave: usize,
 }
 
 impl Sizes {
@@ -71,6 +77,8 @@ impl Sizes {
             memory_steps: 15,
             heartbeat_window: Duration::from_secs(10),
             startup_reps: 2,
+            soak: Duration::from_secs(600),
+            soak_wave: 2000,
         }
     }
 
@@ -85,6 +93,8 @@ impl Sizes {
             memory_steps: 5,
             heartbeat_window: Duration::from_secs(3),
             startup_reps: 1,
+            soak: Duration::from_secs(60),
+            soak_wave: 300,
         }
     }
 }

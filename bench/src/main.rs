@@ -14,8 +14,8 @@ struct Args {
     /// Small counts and one repetition: a smoke run (default: the full run).
     #[arg(long)]
     quick: bool,
-    /// Which benchmarks, comma-separated (default: all):
-    /// throughput,memory,heartbeat,hotswap,startup.
+    /// Which benchmarks, comma-separated (default: all but the soak):
+    /// throughput,memory,heartbeat,hotswap,startup, or soak alone.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Which variants, comma-separated (default: all), e.g. native,swasm-rust or rust,js.
@@ -54,6 +54,9 @@ struct Args {
     /// Throughput tasks of the boto3 worker (default: 5000, or --tasks).
     #[arg(long)]
     boto3_tasks: Option<usize>,
+    /// How long the soak runs, in minutes (default: 10, or 1 with --quick).
+    #[arg(long)]
+    soak_minutes: Option<f64>,
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -76,6 +79,9 @@ async fn main() -> Result<()> {
     }
     if let Some(n) = args.boto3_tasks {
         sizes.boto3_tasks = n;
+    }
+    if let Some(m) = args.soak_minutes {
+        sizes.soak = std::time::Duration::from_secs_f64(m * 60.0);
     }
     let abs = |p: PathBuf| -> Result<PathBuf> {
         std::path::absolute(&p).with_context(|| format!("resolving {}", p.display()))
@@ -118,6 +124,21 @@ async fn main() -> Result<()> {
     let wanted = |b: &str| args.only.is_empty() || args.only.iter().any(|o| o == b);
     let v = &args.variants;
     let mut records: Vec<Record> = Vec::new();
+    if args.only.iter().any(|o| o == "soak") {
+        // The soak is a run of its own (bench/run --soak): minutes long, with its samples.
+        eprintln!("== soak ({:.1} min)", ctx.sizes.soak.as_secs_f64() / 60.0);
+        let (records, samples) = benches::soak::run(&ctx).await;
+        let json = serde_json::json!({
+            "minutes": ctx.sizes.soak.as_secs_f64() / 60.0,
+            "wave": ctx.sizes.soak_wave,
+            "records": records,
+            "samples": samples,
+        });
+        write_json(&out, &json)?;
+        let _ = std::fs::remove_dir_all(&ctx.work);
+        eprintln!("raw results: {}", out.display());
+        return Ok(());
+    }
     for name in ["throughput", "memory", "heartbeat", "hotswap", "startup"] {
         if !wanted(name) {
             continue;
@@ -140,11 +161,17 @@ async fn main() -> Result<()> {
 }
 
 fn write(out: &std::path::Path, ctx: &Ctx, records: &[Record]) -> Result<()> {
+    write_json(
+        out,
+        &serde_json::json!({ "sizes": ctx.sizes, "records": records }),
+    )
+}
+
+fn write_json(out: &std::path::Path, json: &serde_json::Value) -> Result<()> {
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let json = serde_json::json!({ "sizes": ctx.sizes, "records": records });
-    std::fs::write(out, serde_json::to_string_pretty(&json)?)
+    std::fs::write(out, serde_json::to_string_pretty(json)?)
         .with_context(|| format!("writing {}", out.display()))
 }
 

@@ -52,10 +52,20 @@ pub fn task_list(name: &str) -> TaskList {
 
 /// Registers the domain, the workflow type and each `(name, version)` activity type.
 pub async fn register(client: &Client, activity_types: &[(&str, &str)]) -> Result<()> {
+    register_with_retention(client, activity_types, "1").await
+}
+
+/// [`register`] with the domain's retention in days; "0" drops an execution's history as
+/// soon as it closes (the soak keeps the endpoint's memory flat that way).
+pub async fn register_with_retention(
+    client: &Client,
+    activity_types: &[(&str, &str)],
+    retention_days: &str,
+) -> Result<()> {
     client
         .register_domain()
         .name(DOMAIN)
-        .workflow_execution_retention_period_in_days("1")
+        .workflow_execution_retention_period_in_days(retention_days)
         .send()
         .await
         .context("RegisterDomain")?;
@@ -240,7 +250,9 @@ pub async fn next_decision(client: &Client) -> Result<DecisionTask> {
 }
 
 /// Starts `ceil(activities / 1000)` workflows and schedules `activities` through their
-/// first decisions, at most 1000 open activities per execution (SWF's limit).
+/// first decisions, at most 1000 open activities per execution (SWF's limit). With a
+/// worker already running (the soak), activities close meanwhile and give their executions
+/// new decision tasks: those are answered with no decisions.
 pub async fn preschedule(
     client: &Client,
     run: &str,
@@ -257,7 +269,8 @@ pub async fn preschedule(
     while !by_workflow.is_empty() {
         let task = next_decision(client).await?;
         let Some(chunk) = by_workflow.remove(&task.workflow_id) else {
-            bail!("unexpected decision task for workflow {}", task.workflow_id);
+            respond(client, &task.token, Vec::new()).await?;
+            continue;
         };
         let decisions = chunk.iter().map(schedule).collect::<Result<Vec<_>>>()?;
         respond(client, &task.token, decisions).await?;

@@ -6,6 +6,7 @@
 pub mod heartbeat;
 pub mod hotswap;
 pub mod memory;
+pub mod soak;
 pub mod startup;
 pub mod throughput;
 
