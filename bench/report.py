@@ -241,7 +241,8 @@ def table(records, crit):
     return "\n".join(out)
 
 
-def chart(records, path):
+def pyplot():
+    """matplotlib's pyplot without a display, or None (and a note) when it is missing."""
     try:
         import matplotlib
 
@@ -249,6 +250,13 @@ def chart(records, path):
         import matplotlib.pyplot as plt
     except ImportError:
         print("report: matplotlib missing, no chart", file=sys.stderr)
+        return None
+    return plt
+
+
+def chart(records, path):
+    plt = pyplot()
+    if plt is None:
         return False
     panels = [("throughput", "tasks/s (higher is better)"), ("memory", "peak RSS, MB (lower is better)")]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
@@ -268,6 +276,36 @@ def chart(records, path):
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return True
+
+
+def splice(path, start, end, section):
+    """Writes `section` between the `start` and `end` markers of `path` (appended, with
+    the markers, where they are missing; a missing file starts as a bare heading)."""
+    try:
+        text = open(path).read()
+    except OSError:
+        text = "# Benchmarks\n"
+    if start in text and end in text:
+        a, rest = text.split(start, 1)
+        _, b = rest.split(end, 1)
+        text = f"{a}{start}\n{section}{end}{b}"
+    else:
+        text += f"\n{start}\n{section}{end}\n"
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def publish(args, name, title, body, image, markers):
+    """Writes `body` (and its chart, `image` = `(file, alt text)` beside it, if any) as
+    `args.out/name`, and the same between `markers` in BENCHMARKS.md, with the chart's
+    path relative to the repository root."""
+    if image:
+        body += f"\n![{image[1]}]({image[0]})\n"
+    with open(os.path.join(args.out, name), "w") as f:
+        f.write(f"# {title}\n\n" + body)
+    if image:
+        body = body.replace(f"]({image[0]})", f"](bench/results/{image[0]})")
+    splice(args.benchmarks, *markers, body)
 
 
 # ---- the soak (bench/run --soak) --------------------------------------------------------
@@ -291,13 +329,8 @@ def soak_table(records):
 
 
 def soak_chart(samples, path):
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("report: matplotlib missing, no chart", file=sys.stderr)
+    plt = pyplot()
+    if plt is None:
         return False
     if not samples:
         return False
@@ -342,20 +375,8 @@ def soak_report(args):
     has_chart = soak_chart(raw["samples"], os.path.join(args.out, "soak.png"))
     tbl = soak_table(raw["records"])
     body = "\n".join(head) + "\n" + tbl + "\n"
-    if has_chart:
-        body += "\n![the soak: memory, fds and threads over tasks](soak.png)\n"
-    with open(os.path.join(args.out, "SOAK.md"), "w") as f:
-        f.write("# swasm soak results\n\n" + body)
-    section = body.replace("](soak.png)", "](bench/results/soak.png)")
-    text = open(args.benchmarks).read()
-    if SOAK_START in text and SOAK_END in text:
-        a, rest = text.split(SOAK_START, 1)
-        _, b = rest.split(SOAK_END, 1)
-        text = f"{a}{SOAK_START}\n{section}{SOAK_END}{b}"
-    else:
-        text += f"\n{SOAK_START}\n{section}{SOAK_END}\n"
-    with open(args.benchmarks, "w") as f:
-        f.write(text)
+    image = ("soak.png", "the soak: memory, fds and threads over tasks") if has_chart else None
+    publish(args, "SOAK.md", "swasm soak results", body, image, (SOAK_START, SOAK_END))
     print(tbl)
 
 
@@ -403,24 +424,8 @@ def main():
         if extra:
             extras += ["", f"Printed by the {title} bench:", "", "```", *extra, "```"]
     body = "\n".join(head) + "\n" + tbl + "\n" + "\n".join(extras) + "\n"
-    if has_chart:
-        body += "\n![throughput and memory](throughput.png)\n"
-    with open(os.path.join(args.out, "RESULTS.md"), "w") as f:
-        f.write("# swasm benchmark results\n\n" + body)
-    # BENCHMARKS.md: the same, between the markers (chart path relative to the repo root).
-    section = body.replace("](throughput.png)", "](bench/results/throughput.png)")
-    try:
-        text = open(args.benchmarks).read()
-    except OSError:
-        text = f"# Benchmarks\n\n{START}\n{END}\n"
-    if START in text and END in text:
-        a, rest = text.split(START, 1)
-        _, b = rest.split(END, 1)
-        text = f"{a}{START}\n{section}{END}{b}"
-    else:
-        text += f"\n{START}\n{section}{END}\n"
-    with open(args.benchmarks, "w") as f:
-        f.write(text)
+    image = ("throughput.png", "throughput and memory") if has_chart else None
+    publish(args, "RESULTS.md", "swasm benchmark results", body, image, (START, END))
     print(tbl)
 
 

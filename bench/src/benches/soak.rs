@@ -653,30 +653,30 @@ fn records(ctx: &Ctx, soak: &Soak) -> Vec<Record> {
         ));
         r
     };
+    let growth = |name: &str, note: String, f: &dyn Fn(&Sample) -> f64| {
+        let mut r = Record::new("soak", name, "MB per 100k tasks");
+        r.values.push(slope(&after, f) * 100_000.0);
+        r.note(note);
+        r
+    };
     out.push(figure("host RSS", "MB", &|s| s.host_rss_mb));
     out.push(figure("of it, the instance pool's", "MB", &|s| {
         s.host_pool_rss_mb
     }));
-    let mut growth = Record::new("soak", "host RSS growth", "MB per 100k tasks");
-    growth
-        .values
-        .push(slope(&after, |s| s.host_rss_mb) * 100_000.0);
-    growth.note(format!(
-        "least-squares slope over the {} samples after the warm-up; peak RSS {:.0} MB",
-        after.len(),
-        soak.peak_rss_mb
+    out.push(growth(
+        "host RSS growth",
+        format!(
+            "least-squares slope over the {} samples after the warm-up; peak RSS {:.0} MB",
+            after.len(),
+            soak.peak_rss_mb
+        ),
+        &|s| s.host_rss_mb,
     ));
-    out.push(growth);
-    let mut outside = Record::new(
-        "soak",
+    out.push(growth(
         "host RSS outside the pool, growth",
-        "MB per 100k tasks",
-    );
-    outside
-        .values
-        .push(slope(&after, |s| s.host_rss_mb - s.host_pool_rss_mb) * 100_000.0);
-    outside.note("the same slope without the pool's part: the host's own heap, code and stacks");
-    out.push(outside);
+        "the same slope without the pool's part: the host's own heap, code and stacks".into(),
+        &|s| s.host_rss_mb - s.host_pool_rss_mb,
+    ));
     out.push(figure("host open fds", "fds", &|s| s.host_fds as f64));
     out.push(figure("host threads", "threads", &|s| {
         s.host_threads as f64
@@ -684,12 +684,11 @@ fn records(ctx: &Ctx, soak: &Soak) -> Vec<Record> {
     out.push(figure("swf-local + driver RSS", "MB", &|s| {
         s.endpoint_rss_mb
     }));
-    let mut ep_growth = Record::new("soak", "swf-local + driver RSS growth", "MB per 100k tasks");
-    ep_growth
-        .values
-        .push(slope(&after, |s| s.endpoint_rss_mb) * 100_000.0);
-    ep_growth.note("least-squares slope over the same samples");
-    out.push(ep_growth);
+    out.push(growth(
+        "swf-local + driver RSS growth",
+        "least-squares slope over the same samples".into(),
+        &|s| s.endpoint_rss_mb,
+    ));
     out
 }
 
