@@ -249,10 +249,26 @@ pub async fn next_decision(client: &Client) -> Result<DecisionTask> {
     bail!("no decision task after 5 long polls")
 }
 
+/// Polls until a decision task of an execution `wanted` by workflow id arrives; decision
+/// tasks of other executions are answered with no decisions. With a worker already
+/// running (the soak), activities close meanwhile and give their executions new decision
+/// tasks that nobody waits for.
+pub async fn next_decision_of(
+    client: &Client,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<DecisionTask> {
+    loop {
+        let task = next_decision(client).await?;
+        if wanted(&task.workflow_id) {
+            return Ok(task);
+        }
+        respond(client, &task.token, Vec::new()).await?;
+    }
+}
+
 /// Starts `ceil(activities / 1000)` workflows and schedules `activities` through their
-/// first decisions, at most 1000 open activities per execution (SWF's limit). With a
-/// worker already running (the soak), activities close meanwhile and give their executions
-/// new decision tasks: those are answered with no decisions.
+/// first decisions, at most 1000 open activities per execution (SWF's limit). Other
+/// executions' decision tasks are answered with no decisions ([`next_decision_of`]).
 pub async fn preschedule(
     client: &Client,
     run: &str,
@@ -267,11 +283,10 @@ pub async fn preschedule(
         by_workflow.insert(id, *chunk);
     }
     while !by_workflow.is_empty() {
-        let task = next_decision(client).await?;
-        let Some(chunk) = by_workflow.remove(&task.workflow_id) else {
-            respond(client, &task.token, Vec::new()).await?;
-            continue;
-        };
+        let task = next_decision_of(client, |id| by_workflow.contains_key(id)).await?;
+        let chunk = by_workflow
+            .remove(&task.workflow_id)
+            .expect("next_decision_of returns a wanted execution's task");
         let decisions = chunk.iter().map(schedule).collect::<Result<Vec<_>>>()?;
         respond(client, &task.token, decisions).await?;
     }

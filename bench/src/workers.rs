@@ -182,7 +182,7 @@ pub fn start(
 
 /// `swasm` with warnings-only logging: a per-task info line would cost the host time the
 /// native worker does not spend.
-fn swasm_process(
+pub fn swasm_process(
     ctx: &Ctx,
     label: &str,
     args: &[String],

@@ -95,12 +95,7 @@ async fn once(ctx: &Ctx) -> Result<Measured> {
             .send()
             .await
             .context("SignalWorkflowExecution")?;
-        let task = loop {
-            let task = swf::next_decision(&client).await?;
-            if task.workflow_id == workflow_id {
-                break task;
-            }
-        };
+        let task = swf::next_decision_of(&client, |id| id == workflow_id).await?;
         swf::respond(
             &client,
             &task.token,

@@ -257,14 +257,7 @@ async fn drive(ctx: &Ctx, soak: &mut Soak) -> Result<()> {
         config.display().to_string(),
     ];
     let log = ctx.logs.join("soak.log");
-    let worker = Worker::spawn(
-        "soak",
-        &ctx.swasm,
-        &args,
-        &[("RUST_LOG", "warn")],
-        &ep.url,
-        &log,
-    )?;
+    let worker = workers::swasm_process(ctx, "soak", &args, &ep.url, &log)?;
     let mut run = Running {
         ep: &ep,
         client: &client,
@@ -278,7 +271,7 @@ async fn drive(ctx: &Ctx, soak: &mut Soak) -> Result<()> {
     };
     let result = run.waves(ctx, &kinds).await;
     run.sample()?;
-    run.soak.peak_rss_mb = proc_status_kb(run.worker.pid(), "VmHWM")? as f64 / 1024.0;
+    run.soak.peak_rss_mb = run.worker.peak_rss()? as f64 / (1024.0 * 1024.0);
     run.worker.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
     result
@@ -311,24 +304,17 @@ impl Running<'_> {
     /// every outcome and terminates the wave's executions.
     async fn wave(&mut self, kinds: &[Kind]) -> Result<()> {
         let n = self.soak.waves;
-        let activity = |k: &Kind, i: usize| Activity {
-            id: format!("{}-{n}-{i}", k.id),
-            name: k.activity.into(),
-            version: "1".into(),
-            task_list: TASK_LIST.into(),
-            input: k.input.into(),
-        };
         let (canceled, main): (Vec<&Kind>, Vec<&Kind>) =
             kinds.iter().partition(|k| k.id == CANCELED);
-        let main: Vec<Activity> = interleave(&main, activity);
-        let canceled: Vec<Activity> = interleave(&canceled, activity);
+        let main = interleave(&main, n);
+        let canceled = interleave(&canceled, n);
         let mut executions = swf::preschedule(self.client, &format!("w{n}"), &main).await?;
-        let cancel_run = format!("w{n}-cancel");
-        let cancel_execution = swf::preschedule(self.client, &cancel_run, &canceled)
+        let cancel_execution = swf::preschedule(self.client, &format!("w{n}-cancel"), &canceled)
             .await?
             .remove(0);
         self.drain(&executions).await?;
-        self.cancel(&format!("{cancel_run}-0"), &canceled).await?;
+        self.cancel(&cancel_execution.workflow_id, &canceled)
+            .await?;
         executions.push(cancel_execution);
         self.drain(&executions).await?;
         for execution in &executions {
@@ -389,18 +375,12 @@ impl Running<'_> {
             .send()
             .await
             .context("SignalWorkflowExecution")?;
-        loop {
-            let task = swf::next_decision(self.client).await?;
-            if task.workflow_id != workflow_id {
-                swf::respond(self.client, &task.token, Vec::new()).await?;
-                continue;
-            }
-            let decisions = activities
-                .iter()
-                .map(|a| swf::request_cancel(&a.id))
-                .collect::<Result<Vec<_>>>()?;
-            return swf::respond(self.client, &task.token, decisions).await;
-        }
+        let task = swf::next_decision_of(self.client, |id| id == workflow_id).await?;
+        let decisions = activities
+            .iter()
+            .map(|a| swf::request_cancel(&a.id))
+            .collect::<Result<Vec<_>>>()?;
+        swf::respond(self.client, &task.token, decisions).await
     }
 
     /// Reads `execution`'s history and checks each activity's outcome against its kind.
@@ -557,9 +537,16 @@ fn pool_rss_kb(pid: u32) -> Result<u64> {
     Ok(total)
 }
 
-/// The activities of `kinds`, spread so that each kind's tasks are spaced across the wave
-/// instead of arriving in one block.
-fn interleave(kinds: &[&Kind], activity: impl Fn(&Kind, usize) -> Activity) -> Vec<Activity> {
+/// Wave `wave`'s activities of `kinds`, spread so that each kind's tasks are spaced
+/// across the wave instead of arriving in one block. Ids are `<kind>-<wave>-<i>`.
+fn interleave(kinds: &[&Kind], wave: u64) -> Vec<Activity> {
+    let activity = |k: &Kind, i: usize| Activity {
+        id: format!("{}-{wave}-{i}", k.id),
+        name: k.activity.into(),
+        version: "1".into(),
+        task_list: TASK_LIST.into(),
+        input: k.input.into(),
+    };
     let most = kinds.iter().map(|k| k.per_wave).max().unwrap_or(0);
     let mut made = vec![0; kinds.len()];
     let mut out = Vec::new();
@@ -719,13 +706,7 @@ mod tests {
             let kinds = kinds(wave);
             assert_eq!(kinds.iter().map(|k| k.per_wave).sum::<usize>(), wave);
             let refs: Vec<&Kind> = kinds.iter().collect();
-            let all = interleave(&refs, |k, i| Activity {
-                id: format!("{}-0-{i}", k.id),
-                name: k.activity.into(),
-                version: "1".into(),
-                task_list: TASK_LIST.into(),
-                input: k.input.into(),
-            });
+            let all = interleave(&refs, 0);
             assert_eq!(all.len(), wave);
             let mut ids: Vec<&str> = all.iter().map(|a| a.id.as_str()).collect();
             ids.sort();
