@@ -241,6 +241,14 @@ def table(records, crit):
     return "\n".join(out)
 
 
+def run_facts(args):
+    """The machine, the versions (swasm's as `--rev` names it, if given) and the time now."""
+    m, v = machine(), versions(sys.executable)
+    if args.rev:
+        v["swasm"] = args.rev
+    return m, v, datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def pyplot():
     """matplotlib's pyplot without a display, or None (and a note) when it is missing."""
     try:
@@ -329,16 +337,13 @@ def soak_table(records):
 
 
 def soak_chart(samples, path):
-    plt = pyplot()
+    plt = pyplot() if samples else None
     if plt is None:
-        return False
-    if not samples:
         return False
     tasks = [s["tasks"] / 1000 for s in samples]
     fig, (mem, res) = plt.subplots(1, 2, figsize=(12, 4.5))
     mem.plot(tasks, [s["host_rss_mb"] for s in samples], label="swasm host RSS", color="#4c72b0")
-    if "host_pool_rss_mb" in samples[0]:
-        mem.plot(tasks, [s["host_pool_rss_mb"] for s in samples], label="of it, the instance pool's", color="#55a868")
+    mem.plot(tasks, [s["host_pool_rss_mb"] for s in samples], label="of it, the instance pool's", color="#55a868")
     mem.plot(tasks, [s["endpoint_rss_mb"] for s in samples], label="swf-local + driver RSS", color="#999999")
     mem.set_xlabel("tasks answered (thousands)")
     mem.set_ylabel("MB")
@@ -358,10 +363,7 @@ def soak_chart(samples, path):
 
 def soak_report(args):
     raw = json.load(open(os.path.join(args.raw, "soak.json")))
-    m, v = machine(), versions(sys.executable)
-    if args.rev:
-        v["swasm"] = args.rev
-    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    m, v, when = run_facts(args)
     head = [
         f"Run: `bench/run --soak {raw['minutes']:g}` on {when}"
         + (f", {args.seconds / 60:.1f} min with its builds" if args.seconds else "")
@@ -398,11 +400,8 @@ def main():
         "dispatch": repeated(criterion(os.path.join(args.raw, "dispatch.txt")), sorted(glob.glob(os.path.join(args.raw, "dispatch-*.txt")))),
         "swf-local throughput": criterion(os.path.join(args.raw, "swf-local-throughput.txt")),
     }
-    m, v = machine(), versions(sys.executable)
-    if args.rev:
-        v["swasm"] = args.rev
+    m, v, when = run_facts(args)
     sizes = raw.get("sizes", {})
-    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     head = [
         f"Run: `bench/run{' --quick' if args.mode == 'quick' else ''}` on {when}"
         + (f", {args.seconds / 60:.1f} min" if args.seconds else "")

@@ -123,7 +123,6 @@ async fn main() -> Result<()> {
     }
     let wanted = |b: &str| args.only.is_empty() || args.only.iter().any(|o| o == b);
     let v = &args.variants;
-    let mut records: Vec<Record> = Vec::new();
     if args.only.iter().any(|o| o == "soak") {
         // The soak is a run of its own (bench/run --soak): minutes long, with its samples.
         eprintln!("== soak ({:.1} min)", ctx.sizes.soak.as_secs_f64() / 60.0);
@@ -135,26 +134,25 @@ async fn main() -> Result<()> {
             "samples": samples,
         });
         write_json(&out, &json)?;
-        let _ = std::fs::remove_dir_all(&ctx.work);
-        eprintln!("raw results: {}", out.display());
-        return Ok(());
-    }
-    for name in ["throughput", "memory", "heartbeat", "hotswap", "startup"] {
-        if !wanted(name) {
-            continue;
+    } else {
+        let mut records: Vec<Record> = Vec::new();
+        for name in ["throughput", "memory", "heartbeat", "hotswap", "startup"] {
+            if !wanted(name) {
+                continue;
+            }
+            eprintln!("== {name}");
+            let new = match name {
+                "throughput" => benches::throughput::run(&ctx, v).await,
+                "memory" => benches::memory::run(&ctx, v).await,
+                "heartbeat" => benches::heartbeat::run(&ctx).await,
+                "hotswap" => benches::hotswap::run(&ctx, v).await,
+                _ => benches::startup::run(&ctx, v).await,
+            };
+            records.extend(new);
+            write(&out, &ctx, &records)?;
         }
-        eprintln!("== {name}");
-        let new = match name {
-            "throughput" => benches::throughput::run(&ctx, v).await,
-            "memory" => benches::memory::run(&ctx, v).await,
-            "heartbeat" => benches::heartbeat::run(&ctx).await,
-            "hotswap" => benches::hotswap::run(&ctx, v).await,
-            _ => benches::startup::run(&ctx, v).await,
-        };
-        records.extend(new);
         write(&out, &ctx, &records)?;
     }
-    write(&out, &ctx, &records)?;
     let _ = std::fs::remove_dir_all(&ctx.work);
     eprintln!("raw results: {}", out.display());
     Ok(())

@@ -13,6 +13,7 @@
 //! endpoint forgets them.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -238,11 +239,15 @@ async fn drive(ctx: &Ctx, soak: &mut Soak) -> Result<()> {
         &ctx.work.join("soak-cache"),
     )?;
     // The hog fails at 32 MiB instead of the default limit; the spin at 1 s.
-    let mut text = std::fs::read_to_string(&config)?;
-    text.push_str(
-        "\n[activity.\"hog@1\"]\nmemory_mb = 32\n\n[activity.\"spin@1\"]\ntimeout_s = 1\n",
-    );
-    std::fs::write(&config, text).with_context(|| format!("writing {}", config.display()))?;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&config)
+        .and_then(|mut f| {
+            f.write_all(
+                b"\n[activity.\"hog@1\"]\nmemory_mb = 32\n\n[activity.\"spin@1\"]\ntimeout_s = 1\n",
+            )
+        })
+        .with_context(|| format!("appending to {}", config.display()))?;
     let echo_a = ctx.plugins.join("echo@1.wasm");
     let echo_b = ctx.guests.join("echo-b.wasm");
     for file in ["echo", "echo-py", "echo-js", "echo-c", "countdown"] {
