@@ -10,7 +10,7 @@ use runtime_common::*;
 use serde_json::Value;
 use swasm::activity::{Heartbeat, HeartbeatHandle, Outcome, reason};
 use swasm::config::{ActivitySettings, DirGrant};
-use swasm::runtime::{Runtime, RuntimeOptions};
+use swasm::runtime::{MAX_BODY_CHUNK, Runtime, RuntimeOptions};
 
 /// A one-response HTTP server on 127.0.0.1; counts connections.
 async fn http_server() -> (u16, Arc<AtomicUsize>) {
@@ -89,6 +89,31 @@ async fn handles_cannot_hold_host_memory_without_bound() {
         )
         .await;
     assert_eq!(completed(&o), r#"{"error":null,"held":500}"#);
+}
+
+/// The same through wasi:http request bodies, which need no grant to be made and written:
+/// what a body's stream takes before its request is sent stays on the host, so each body
+/// may buffer at most 2 x [`MAX_BODY_CHUNK`] (wasmtime-wasi-http's default let it take
+/// 2 MiB, so one task could hold about 2 GiB through 1,024 handles).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_bodies_cannot_hold_host_memory_without_bound() {
+    let rt = Runtime::for_invoke().unwrap();
+    let p = load(&rt, &guest("hostile@1.wasm"), "hostile@1");
+    let o = p
+        .run(
+            task("hostile@1", Some(r#"{"bodies":200}"#)),
+            &settings(),
+            no_heartbeat(),
+        )
+        .await;
+    let result: serde_json::Value = serde_json::from_str(completed(&o)).unwrap();
+    assert_eq!(result["held"], 200, "{result}");
+    let buffered = result["buffered"].as_u64().unwrap();
+    assert!(buffered > 0, "{result}");
+    assert!(
+        buffered <= 200 * 2 * MAX_BODY_CHUNK as u64,
+        "the host buffered {buffered} bytes for 200 unsent bodies"
+    );
 }
 
 /// An allowed host is reached over `http://` and `https://`; `user@` before it is not.

@@ -24,7 +24,7 @@ mod validate;
 
 pub use engine::{Compiler, Runtime, RuntimeOptions, WINCH_MIN_BYTES};
 pub use plugin::Plugin;
-pub use sandbox::MAX_HTTP_IN_FLIGHT;
+pub use sandbox::{MAX_BODY_CHUNK, MAX_HTTP_IN_FLIGHT};
 pub use validate::{Code, Compiled, ComponentInfo, LoadError};
 
 /// The one `bindgen!` of the host, for world `swasm:activity/plugin`.

@@ -69,6 +69,12 @@ pub const MAX_RESOURCES: usize = 1024;
 /// Common HTTP servers refuse headers past 8-16 KiB anyway.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
+/// The largest write to a wasi:http request body's stream, in bytes; a body buffers at most
+/// two such writes until the request's connection takes them (wasmtime-wasi-http's default
+/// chunk of 1 MiB let a guest without any grant hold 2 MiB of host memory per unsent
+/// request). Guests write what `check-write` allows, so an upload only takes more calls.
+pub const MAX_BODY_CHUNK: usize = 8 * 1024;
+
 /// The trap raised by the epoch callback when a task is past its `timeout_s`.
 #[derive(Debug)]
 pub(crate) struct DeadlineExceeded;
@@ -164,9 +170,11 @@ fn store(
     wasi.allow_tcp(false);
     wasi.allow_udp(false);
     // Host memory a guest's handles hold is not its linear memory, so `memory_mb` does not
-    // bound it: wasi:http header sets, for one, are linked for every guest and each held up
-    // to 128 KiB. The table caps the handles a task holds at once, and headers are capped
-    // per set, so one task holds at most MAX_RESOURCES x MAX_HEADER_BYTES (16 MiB) this way.
+    // bound it: wasi:http header sets and request bodies, for two, are linked for every
+    // guest, and by default held up to 128 KiB and 2 MiB each. The table caps the handles a
+    // task holds at once, a header set is capped at MAX_HEADER_BYTES and a body's buffer at
+    // 2 x MAX_BODY_CHUNK, so one task holds at most MAX_RESOURCES x 16 KiB (16 MiB) of
+    // either this way.
     let mut table = ResourceTable::new();
     table.set_max_capacity(MAX_RESOURCES);
     let mut http = WasiHttpCtx::new();
@@ -298,6 +306,14 @@ type HttpResult<T> = wasmtime_wasi_http::Result<T>;
 type IoFuture = Box<dyn Future<Output = HttpResult<()>> + Send>;
 
 impl WasiHttpHooks for HttpGate {
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        MAX_BODY_CHUNK
+    }
+
+    fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
+        1
+    }
+
     fn send_request(
         &mut self,
         request: http::Request<wasmtime_wasi_http::WasiBody>,

@@ -18,6 +18,10 @@
 //! `{"held": n, "error": "..."}` with how many it holds when the first one failed; a host
 //! that refuses by trapping fails the task instead.
 //!
+//! With `{"bodies": N}`, it tries the same through request bodies: N wasi:http requests,
+//! never sent, each body written until its stream takes no more, all kept alive. It answers
+//! `{"held": n, "buffered": bytes}`: the bytes the host took into the bodies' buffers.
+//!
 //! With `{"flood": N, "http_host": "host:port"}`, it starts N GETs at once through wasi:http,
 //! heartbeats `"sent"` once all are started, then waits for each. It answers
 //! `{"ok": n, "errors": {"<error>": count, ...}}`.
@@ -91,6 +95,9 @@ impl Guest for Hostile {
             let size = input.get("size").and_then(Value::as_u64).unwrap_or(1024) as usize;
             return Ok(Some(hoard(n, size)));
         }
+        if let Some(n) = input.get("bodies").and_then(Value::as_u64) {
+            return Ok(Some(bodies(n)));
+        }
         let http_host = input.get("http_host").and_then(Value::as_str).unwrap_or("example.com:80");
         if let Some(n) = input.get("flood").and_then(Value::as_u64) {
             return Ok(Some(flood(n, http_host)));
@@ -124,6 +131,30 @@ fn hoard(n: u64, size: usize) -> String {
         held.push(fields);
     }
     json!({ "held": held.len(), "error": error }).to_string()
+}
+
+/// Fills the bodies of `n` unsent requests as far as the host lets it; see the module docs.
+fn bodies(n: u64) -> String {
+    use wasi::http::types::{Fields, OutgoingRequest};
+    let chunk = vec![b'a'; 4 << 20];
+    let mut held = Vec::new();
+    let mut buffered = 0u64;
+    for _ in 0..n {
+        let request = OutgoingRequest::new(Fields::new());
+        let Ok(body) = request.body() else { break };
+        let Ok(stream) = body.write() else { break };
+        // Each write takes what check-write allows, until it allows nothing more.
+        while let Ok(allowed) = stream.check_write() {
+            let len = (allowed as usize).min(chunk.len());
+            if len == 0 || stream.write(&chunk[..len]).is_err() {
+                break;
+            }
+            buffered += len as u64;
+        }
+        // Dropped in this order at the end: a stream goes before its body.
+        held.push((stream, body, request));
+    }
+    json!({ "held": held.len(), "buffered": buffered }).to_string()
 }
 
 /// Starts `n` GETs at once, heartbeats, then waits for each; see the module docs.
