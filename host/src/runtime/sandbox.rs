@@ -173,8 +173,8 @@ fn store(
     // bound it: wasi:http header sets and request bodies, for two, are linked for every
     // guest, and by default held up to 128 KiB and 2 MiB each. The table caps the handles a
     // task holds at once, a header set is capped at MAX_HEADER_BYTES and a body's buffer at
-    // 2 x MAX_BODY_CHUNK, so one task holds at most MAX_RESOURCES x 16 KiB (16 MiB) of
-    // either this way.
+    // 2 x MAX_BODY_CHUNK, so one task holds at most MAX_RESOURCES x 32 KiB (32 MiB) this
+    // way (a request holds its headers and its body).
     let mut table = ResourceTable::new();
     table.set_max_capacity(MAX_RESOURCES);
     let mut http = WasiHttpCtx::new();
