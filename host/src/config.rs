@@ -308,6 +308,14 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), Invalid> {
+        // A task's grace ends at the later of the signal and its start, plus this: a value
+        // past any timeout SWF has only overflows the deadline.
+        if self.shutdown_grace_s > MAX_SECONDS {
+            return Err(KeyPath::root("shutdown_grace_s").invalid(format!(
+                "must be between 0 and {MAX_SECONDS}, not {}",
+                self.shutdown_grace_s
+            )));
+        }
         let swf = KeyPath::root("swf");
         check_len(&self.swf.domain, 1, 256).map_err(|m| swf.key("domain").invalid(m))?;
         check_swf_name("domain name", &self.swf.domain)

@@ -29,10 +29,10 @@ pub const MAX_DETAILS: usize = 32768;
 /// last heartbeat details before answering.
 const FLUSH_AFTER_GRACE: Duration = Duration::from_secs(2);
 
-/// How long an answer is tried once its task's shutdown grace is over, calls in flight
-/// included: with [`FLUSH_AFTER_GRACE`], the 10 s after the grace that README's stop timeout
-/// counts on.
-const ANSWER_AFTER_GRACE: Duration = Duration::from_secs(8);
+/// How long after its shutdown grace a task's answer is given up, whatever it is doing then
+/// (flushing heartbeat details, a call in flight, a pause before a retry): the 10 s after
+/// the grace that README's stop timeout counts on.
+const ANSWER_AFTER_GRACE: Duration = Duration::from_secs(10);
 
 /// A runnable plugin: `runtime::Plugin`, adapted in `worker` (or a fake in tests).
 pub trait Runner: Send + Sync + 'static {
@@ -164,17 +164,12 @@ impl Dispatcher {
 
     /// Sends the answer, retrying throttling, 5xx and connection errors with backoff, and
     /// OperationNotPermitted too: a missing IAM action, or a policy still propagating after
-    /// a deploy, must not discard a finished result. SWF ends the retries itself: once the
-    /// task times out, the answer gets UnknownResource. Returns whether SWF took it.
+    /// a deploy, must not discard a finished result. Retries end when SWF says the task is
+    /// gone (it timed out meanwhile) or, once the worker is stopping, [`ANSWER_AFTER_GRACE`]
+    /// after the task's grace. Returns whether SWF took the answer.
     async fn respond(&self, token: &str, outcome: &Outcome, started: Instant) -> bool {
         let mut delay = Duration::from_millis(100);
-        // After the grace period, the process must exit: the answer gets
-        // [`ANSWER_AFTER_GRACE`] in all, calls in flight included.
-        let mut abandon_at: Option<Instant> = None;
         loop {
-            if self.shutdown.is_task_over(started) {
-                abandon_at.get_or_insert_with(|| Instant::now() + ANSWER_AFTER_GRACE);
-            }
             let call = async {
                 match outcome {
                     Outcome::Completed(r) => self.swf.complete(token, r.as_deref()).await,
@@ -184,15 +179,8 @@ impl Dispatcher {
                     Outcome::Canceled(d) => self.swf.cancel(token, d.as_deref()).await,
                 }
             };
-            let result = match abandon_at {
-                None => call.await,
-                Some(at) => match tokio::time::timeout_at(at, call).await {
-                    Ok(r) => r,
-                    Err(_) => {
-                        tracing::error!("giving up on the response: shutting down");
-                        return false;
-                    }
-                },
+            let Some(result) = self.unless_given_up(started, call).await else {
+                return false;
             };
             match result {
                 Ok(()) => return true,
@@ -201,10 +189,6 @@ impl Dispatcher {
                     return false;
                 }
                 Err(e) if e.is_retryable() || matches!(e, SwfError::NotPermitted(_)) => {
-                    if abandon_at.is_some_and(|at| Instant::now() >= at) {
-                        tracing::error!(error = %e, "giving up on the response: shutting down");
-                        return false;
-                    }
                     self.metrics.respond_retries.inc();
                     let jittered = crate::swf::jittered(delay);
                     if let SwfError::NotPermitted(_) = e {
@@ -212,13 +196,43 @@ impl Dispatcher {
                     } else {
                         tracing::warn!(error = %e, "response not accepted; retrying in {jittered:?}");
                     }
-                    tokio::time::sleep(jittered).await;
+                    if self
+                        .unless_given_up(started, tokio::time::sleep(jittered))
+                        .await
+                        .is_none()
+                    {
+                        return false;
+                    }
                     delay = (delay * 2).min(Duration::from_secs(10));
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "SWF rejected the response");
                     return false;
                 }
+            }
+        }
+    }
+
+    /// Runs `step` of answering the task that started at `started`, unless the worker is
+    /// stopping and the answer's time after the task's grace runs out first (`None`).
+    async fn unless_given_up<T>(
+        &self,
+        started: Instant,
+        step: impl std::future::Future<Output = T>,
+    ) -> Option<T> {
+        let given_up = async {
+            self.shutdown.task_over(started).await;
+            let over = self.shutdown.task_deadline(started);
+            match over.and_then(|at| at.checked_add(ANSWER_AFTER_GRACE)) {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => futures::future::pending().await,
+            }
+        };
+        tokio::select! {
+            out = step => Some(out),
+            _ = given_up => {
+                tracing::error!("giving up on the response: the worker is shutting down and this task's grace is over");
+                None
             }
         }
     }
@@ -302,6 +316,18 @@ mod tests {
             })
         }
     }
+    /// Completes with "ok" and never beats, so errors queued in the fake reach the answer.
+    struct Quiet;
+    impl Runner for Quiet {
+        fn run(
+            self: Arc<Self>,
+            _t: ActivityTask,
+            _s: Arc<ActivitySettings>,
+            _hb: HeartbeatHandle,
+        ) -> BoxFuture<'static, Outcome> {
+            Box::pin(async { Outcome::Completed(Some("ok".into())) })
+        }
+    }
     struct Forever;
     impl Runner for Forever {
         fn run(
@@ -331,6 +357,14 @@ mod tests {
     }
 
     fn dispatcher(fake: &Arc<FakeSwf>, table: Vec<(&str, Arc<dyn Runner>)>) -> Arc<Dispatcher> {
+        dispatcher_with_grace(fake, table, Duration::ZERO)
+    }
+
+    fn dispatcher_with_grace(
+        fake: &Arc<FakeSwf>,
+        table: Vec<(&str, Arc<dyn Runner>)>,
+        grace: Duration,
+    ) -> Arc<Dispatcher> {
         let config = Config::parse(
             "[swf]\ndomain = \"d\"\n[[task_list]]\nname = \"tl\"\nplugin_dir = \"p\"\n",
             std::path::Path::new("/tmp/swasm.toml"),
@@ -345,7 +379,7 @@ mod tests {
             )),
             config: Arc::new(config),
             metrics: Arc::new(Metrics::new()),
-            shutdown: Shutdown::new(Duration::ZERO),
+            shutdown: Shutdown::new(grace),
             guests: Arc::new(GuestThreads::inline()),
         })
     }
@@ -414,17 +448,6 @@ mod tests {
             SwfError::Throttled("slow down".into()),
         ]);
         // No heartbeats in this runner's path before the response consumes the errors.
-        struct Quiet;
-        impl Runner for Quiet {
-            fn run(
-                self: Arc<Self>,
-                _t: ActivityTask,
-                _s: Arc<ActivitySettings>,
-                _hb: HeartbeatHandle,
-            ) -> BoxFuture<'static, Outcome> {
-                Box::pin(async { Outcome::Completed(Some("ok".into())) })
-            }
-        }
         let d = dispatcher(&fake, vec![("echo@1", Arc::new(Quiet))]);
         handle(&d, "echo").await;
         assert_eq!(
@@ -449,8 +472,8 @@ mod tests {
         assert!(matches!(&fake.responses()[0].1, Response::Failed(r, _) if r == "swasm.Shutdown"));
     }
 
-    /// After its grace, a task's answer gets [`ANSWER_AFTER_GRACE`] in all: a call that
-    /// hangs is given up at that deadline, not after its own attempt timeouts.
+    /// After its grace, a task's answer gets [`ANSWER_AFTER_GRACE`]: a call that hangs is
+    /// given up at that deadline, not after its own attempt timeouts.
     #[tokio::test(start_paused = true)]
     async fn a_hung_answer_after_the_grace_is_given_up_in_time() {
         let fake = Arc::new(FakeSwf::default());
@@ -471,6 +494,63 @@ mod tests {
             .unwrap();
         assert_eq!(stopped.elapsed(), ANSWER_AFTER_GRACE, "on paused time");
         assert!(fake.responses().is_empty());
+    }
+
+    /// An answer already in flight when the shutdown begins, to an endpoint that hangs, is
+    /// given up [`ANSWER_AFTER_GRACE`] after the task's grace too: the stop timeout README
+    /// gives (grace + 80 s) holds whatever the answer was doing when the grace ended.
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_in_flight_when_the_grace_ends_is_given_up_in_time() {
+        let fake = Arc::new(FakeSwf::default());
+        fake.answers_hang
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let grace = Duration::from_secs(30);
+        let d = dispatcher_with_grace(&fake, vec![("echo@1", Arc::new(Quiet))], grace);
+        let h = tokio::spawn({
+            let d = d.clone();
+            async move { handle(&d, "echo").await }
+        });
+        fake.wait_answer_attempts(1).await;
+        let stopped = tokio::time::Instant::now();
+        d.shutdown.initiate();
+        tokio::time::timeout(Duration::from_secs(3600), h)
+            .await
+            .expect("the answer in flight was never given up")
+            .unwrap();
+        assert_eq!(
+            stopped.elapsed(),
+            grace + ANSWER_AFTER_GRACE,
+            "on paused time"
+        );
+        assert!(fake.responses().is_empty());
+    }
+
+    /// The same for a pause between retries: an endpoint that keeps answering 503 does not
+    /// keep the task past the same deadline.
+    #[tokio::test(start_paused = true)]
+    async fn retries_of_an_answer_end_in_time_after_the_grace() {
+        let fake = Arc::new(FakeSwf::default());
+        fake.fail_next
+            .lock()
+            .unwrap()
+            .extend((0..1000).map(|_| SwfError::Unavailable("503".into())));
+        let grace = Duration::from_secs(5);
+        let d = dispatcher_with_grace(&fake, vec![("echo@1", Arc::new(Quiet))], grace);
+        let h = tokio::spawn({
+            let d = d.clone();
+            async move { handle(&d, "echo").await }
+        });
+        fake.wait_answer_attempts(1).await;
+        let stopped = tokio::time::Instant::now();
+        d.shutdown.initiate();
+        h.await.unwrap();
+        assert_eq!(
+            stopped.elapsed(),
+            grace + ANSWER_AFTER_GRACE,
+            "on paused time"
+        );
+        assert!(fake.responses().is_empty());
+        assert!(d.metrics.respond_retries.get() > 3);
     }
 
     #[tokio::test]

@@ -15,9 +15,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Notify, OnceCell};
+use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
 
 use crate::activity::{ActivityType, Heartbeat};
@@ -32,48 +33,108 @@ const FINAL_FLUSH: Duration = Duration::from_secs(1);
 /// Heartbeat `details` are `LimitedData`: at most 2048 characters.
 pub const MAX_DETAILS: usize = 2048;
 
-/// Per-type heartbeat timeouts, asked once of DescribeActivityType and cached.
+/// After a transient DescribeActivityType failure, how long until a type is asked again
+/// (doubling up to [`LOOKUP_RETRY_MAX`] while it keeps failing).
+const LOOKUP_RETRY_MIN: Duration = Duration::from_secs(1);
+const LOOKUP_RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// Per-type heartbeat timeouts, asked of DescribeActivityType once per type and cached.
+///
+/// No pump ever waits for the answer: until it comes, pumps throttle by
+/// `heartbeat_interval_s` and are told when it arrives (it may shorten their wait). So an
+/// endpoint that hangs or throttles DescribeActivityType holds up neither heartbeats nor
+/// answers, and one call per type is in flight however many tasks beat.
 pub struct ThrottlePolicy {
     swf: Arc<dyn SwfClient>,
-    /// `None` inside: the type has no heartbeat timeout (or SWF does not know the type).
-    cache: Mutex<HashMap<ActivityType, Arc<OnceCell<Option<u64>>>>>,
+    types: Mutex<HashMap<ActivityType, Lookup>>,
+}
+
+enum Lookup {
+    /// A call is in flight; its sender is dropped when it ends.
+    Asking(watch::Receiver<()>),
+    /// The registered heartbeat timeout (`None`: the type has none, or SWF would not say).
+    Known(Option<u64>),
+    /// The last call failed transiently: the type is not asked again before `retry_at`.
+    Failed { retry_at: Instant, delay: Duration },
+}
+
+/// What a pump throttles by now.
+pub struct Throttle {
+    pub interval: Duration,
+    /// While DescribeActivityType is in flight: changes (or closes) when it ends.
+    pub learning: Option<watch::Receiver<()>>,
 }
 
 impl ThrottlePolicy {
     pub fn new(swf: Arc<dyn SwfClient>) -> Self {
         ThrottlePolicy {
             swf,
-            cache: Mutex::new(HashMap::new()),
+            types: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The throttle interval for a task of `ty` given its configured `heartbeat_interval_s`.
-    /// A transient DescribeActivityType failure is not cached (the next task asks again).
-    pub async fn interval(&self, ty: &ActivityType, heartbeat_interval_s: u64) -> Duration {
+    /// The throttle interval for a task of `ty` given its configured `heartbeat_interval_s`:
+    /// the smaller of that and 0.8 x the type's registered heartbeat timeout once known.
+    /// Never waits; starts the type's lookup if it is not known, not being asked, and not
+    /// failing. Must be called within a tokio runtime.
+    pub fn interval(self: &Arc<Self>, ty: &ActivityType, heartbeat_interval_s: u64) -> Throttle {
         let configured = Duration::from_secs(heartbeat_interval_s);
-        let cell = self
-            .cache
-            .lock()
-            .unwrap()
-            .entry(ty.clone())
-            .or_default()
-            .clone();
-        let timeout = cell
-            .get_or_try_init(|| async {
-                match self.swf.describe_activity_type(ty).await {
-                    Ok(d) => Ok(d.registration.heartbeat_timeout_s),
-                    Err(e) if e.is_retryable() => Err(e),
-                    Err(e) => {
-                        tracing::warn!(activity_type = %ty, error = %e, "DescribeActivityType failed; throttling heartbeats by heartbeat_interval_s only");
-                        Ok(None)
-                    }
-                }
-            })
-            .await;
-        match timeout {
-            Ok(Some(t)) => configured.min(Duration::from_secs(*t).mul_f64(0.8)),
-            _ => configured,
+        let mut types = self.types.lock().unwrap();
+        let delay = match types.get(ty) {
+            Some(Lookup::Known(timeout)) => {
+                let interval = match timeout {
+                    Some(t) => configured.min(Duration::from_secs(*t).mul_f64(0.8)),
+                    None => configured,
+                };
+                return Throttle {
+                    interval,
+                    learning: None,
+                };
+            }
+            // (A closed channel with no answer: the runtime dropped the call; ask again.)
+            Some(Lookup::Asking(rx)) if rx.has_changed().is_ok() => {
+                return Throttle {
+                    interval: configured,
+                    learning: Some(rx.clone()),
+                };
+            }
+            Some(Lookup::Failed { retry_at, .. }) if Instant::now() < *retry_at => {
+                return Throttle {
+                    interval: configured,
+                    learning: None,
+                };
+            }
+            Some(Lookup::Failed { delay, .. }) => (*delay * 2).min(LOOKUP_RETRY_MAX),
+            _ => LOOKUP_RETRY_MIN,
+        };
+        let (done, rx) = watch::channel(());
+        types.insert(ty.clone(), Lookup::Asking(rx.clone()));
+        drop(types);
+        tokio::spawn(self.clone().ask(ty.clone(), done, delay));
+        Throttle {
+            interval: configured,
+            learning: Some(rx),
         }
+    }
+
+    /// One DescribeActivityType call for `ty`; `done` is dropped when the answer is stored.
+    async fn ask(self: Arc<Self>, ty: ActivityType, done: watch::Sender<()>, retry: Duration) {
+        let lookup = match self.swf.describe_activity_type(&ty).await {
+            Ok(d) => Lookup::Known(d.registration.heartbeat_timeout_s),
+            Err(e) if e.is_retryable() => {
+                tracing::debug!(activity_type = %ty, error = %e, "DescribeActivityType failed; throttling heartbeats by heartbeat_interval_s, asking again in {retry:?}");
+                Lookup::Failed {
+                    retry_at: Instant::now() + retry,
+                    delay: retry,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(activity_type = %ty, error = %e, "DescribeActivityType failed; throttling heartbeats by heartbeat_interval_s only");
+                Lookup::Known(None)
+            }
+        };
+        self.types.lock().unwrap().insert(ty, lookup);
+        drop(done);
     }
 }
 
@@ -212,7 +273,9 @@ impl HeartbeatPump {
         self.beat.clone()
     }
 
-    /// Stops the pump after flushing details still pending; call before responding.
+    /// Stops the pump after flushing details still pending; call before responding. If
+    /// this future is dropped first (the caller's time ran out), the pump is aborted with it,
+    /// so no heartbeat goes out after the answer.
     pub async fn finish(self) -> HeartbeatEnd {
         let state = std::mem::replace(
             &mut *self.beat.shared.pump.lock().unwrap(),
@@ -220,7 +283,7 @@ impl HeartbeatPump {
         );
         if let PumpState::Running { task, stop } = state {
             stop.cancel();
-            if let Err(e) = task.await {
+            if let Err(e) = AbortOnDropHandle::new(task).await {
                 tracing::error!(error = %e, "heartbeat pump panicked");
             }
         }
@@ -256,8 +319,7 @@ enum Sent {
 impl Pump {
     async fn run(self, shared: Arc<Shared>) {
         let mut last_sent: Option<Instant> = None;
-        let mut throttle: Option<Duration> = None;
-        loop {
+        'pump: loop {
             let woken = shared.wake.notified();
             if shared.pending.lock().unwrap().is_none() {
                 tokio::select! {
@@ -265,10 +327,23 @@ impl Pump {
                     _ = self.stop.cancelled() => break,
                 }
             }
-            if let (Some(at), Some(t)) = (last_sent, throttle) {
-                tokio::select! {
-                    _ = tokio::time::sleep_until(at + t) => {}
-                    _ = self.stop.cancelled() => break,
+            if let Some(at) = last_sent {
+                // Until the type's heartbeat timeout is known, the configured interval; when
+                // it becomes known during the wait, the wait is worked out again.
+                loop {
+                    let Throttle { interval, learning } =
+                        self.policy.interval(&self.ty, self.heartbeat_interval_s);
+                    let learned = async {
+                        match learning {
+                            Some(mut rx) => _ = rx.changed().await,
+                            None => futures::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(at + interval) => break,
+                        _ = learned => {}
+                        _ = self.stop.cancelled() => break 'pump,
+                    }
                 }
             }
             let Some(details) = shared.pending.lock().unwrap().take() else {
@@ -279,14 +354,6 @@ impl Pump {
                 Sent::Ok | Sent::GaveUp => {}
             }
             last_sent = Some(Instant::now());
-            if throttle.is_none() {
-                // Learned after the first beat went out, so the first is never delayed.
-                throttle = Some(
-                    self.policy
-                        .interval(&self.ty, self.heartbeat_interval_s)
-                        .await,
-                );
-            }
         }
         // Finishing: the latest details go out before the response, if SWF takes them soon.
         let pending = shared.pending.lock().unwrap().take();
@@ -423,6 +490,112 @@ pub(crate) mod tests {
             2,
             "the beat, then the flush of its details"
         );
+    }
+
+    /// Beats until `fake` has recorded `n` heartbeats, advancing paused time 100 ms a beat.
+    async fn beat_until(hb: &TaskHeartbeat, fake: &FakeSwf, n: usize) {
+        let mut i = 0;
+        while fake.heartbeat_details().len() < n {
+            hb.beat(Some(i.to_string()));
+            i += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// DescribeActivityType that never answers holds up neither the heartbeats (they keep
+    /// the configured interval) nor the answer (finishing flushes at once).
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_describe_holds_up_neither_heartbeats_nor_the_answer() {
+        let fake = Arc::new(FakeSwf::default());
+        fake.describe_hangs.store(true, Ordering::Relaxed);
+        let (pump, _) = start(&fake, 5);
+        let hb = pump.handle();
+        let begun = Instant::now();
+        beat_until(&hb, &fake, 3).await;
+        let elapsed = begun.elapsed();
+        assert!(
+            elapsed >= Duration::from_secs(10) && elapsed < Duration::from_secs(11),
+            "3 beats 5 s apart took {elapsed:?}"
+        );
+        assert_eq!(fake.describes(), 1, "one lookup, still in flight");
+        hb.beat(Some("last".into()));
+        let finishing = Instant::now();
+        let end = tokio::time::timeout(Duration::from_secs(60), pump.finish())
+            .await
+            .expect("finishing waited for DescribeActivityType");
+        assert!(!end.gone);
+        assert_eq!(finishing.elapsed(), Duration::ZERO, "on paused time");
+        assert_eq!(
+            fake.heartbeat_details().last().unwrap().as_deref(),
+            Some("last")
+        );
+    }
+
+    /// While DescribeActivityType is throttled, the tasks of a type do not queue behind
+    /// each other's lookups: one call is in flight at a time, and every task keeps beating
+    /// at the configured interval.
+    #[tokio::test(start_paused = true)]
+    async fn a_throttled_describe_is_asked_once_for_many_tasks() {
+        let fake = Arc::new(FakeSwf::default());
+        *fake.describe_delay.lock().unwrap() = Duration::from_secs(1);
+        fake.describe_errors
+            .lock()
+            .unwrap()
+            .extend((0..100).map(|_| SwfError::Throttled("slow down".into())));
+        let metrics = Arc::new(Metrics::new());
+        let swf: Arc<dyn SwfClient> = fake.clone();
+        let policy = Arc::new(ThrottlePolicy::new(swf.clone()));
+        let begun = Instant::now();
+        let pumps: Vec<HeartbeatPump> = (0..20)
+            .map(|i| {
+                let task = crate::swf::testing::task(&format!("t{i}"), "echo", "1");
+                let guard = Arc::new(metrics.track(Arc::new(task.clone())));
+                let pump = HeartbeatPump::start(
+                    swf.clone(),
+                    policy.clone(),
+                    metrics.clone(),
+                    guard,
+                    format!("tok{i}"),
+                    task.activity_type,
+                    3,
+                );
+                pump.handle().beat(Some("first".into()));
+                pump
+            })
+            .collect();
+        fake.wait_heartbeats(20).await;
+        for pump in &pumps {
+            pump.handle().beat(Some("second".into()));
+        }
+        fake.wait_heartbeats(40).await;
+        assert_eq!(begun.elapsed(), Duration::from_secs(3), "on paused time");
+        assert!(
+            fake.describes() <= 2,
+            "{} DescribeActivityType calls",
+            fake.describes()
+        );
+        for pump in pumps {
+            pump.finish().await;
+        }
+    }
+
+    /// A heartbeat timeout learned while a pump waits shortens the wait: registered 5 s
+    /// (0.8 x 5 = 4 s), configured 30 s, answered 2 s after the first beat.
+    #[tokio::test(start_paused = true)]
+    async fn a_timeout_learned_during_the_wait_shortens_it() {
+        let fake = Arc::new(FakeSwf::default());
+        *fake.heartbeat_timeout_s.lock().unwrap() = Some(5);
+        *fake.describe_delay.lock().unwrap() = Duration::from_secs(2);
+        let (pump, _) = start(&fake, 30);
+        let hb = pump.handle();
+        let begun = Instant::now();
+        beat_until(&hb, &fake, 2).await;
+        let elapsed = begun.elapsed();
+        assert!(
+            elapsed >= Duration::from_secs(4) && elapsed < Duration::from_secs(5),
+            "the second beat came after {elapsed:?}"
+        );
+        pump.finish().await;
     }
 
     #[test]

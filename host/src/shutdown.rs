@@ -53,17 +53,19 @@ impl Shutdown {
         self.stop_polling.cancelled().await
     }
 
-    /// When a task that started at `started` must end, once the shutdown began.
-    fn task_deadline(&self, started: Instant) -> Option<Instant> {
+    /// When a task that started at `started` must end, once the shutdown began (`None`
+    /// before it, or for a grace too long for the clock: never).
+    pub fn task_deadline(&self, started: Instant) -> Option<Instant> {
         let stopped_at = *self.stopped_at.get()?;
-        Some(stopped_at.max(started) + self.grace)
+        stopped_at.max(started).checked_add(self.grace)
     }
 
     /// Resolves when the task that started at `started` has had its grace period.
     pub async fn task_over(&self, started: Instant) {
         self.stop_polling.cancelled().await;
-        if let Some(deadline) = self.task_deadline(started) {
-            tokio::time::sleep_until(deadline).await;
+        match self.task_deadline(started) {
+            Some(deadline) => tokio::time::sleep_until(deadline).await,
+            None => futures::future::pending().await,
         }
     }
 
@@ -167,5 +169,18 @@ mod tests {
             "grace counts from the late start"
         );
         assert!(s.is_task_over(late));
+    }
+
+    /// A grace past what the clock can add (a library caller's `Duration::MAX`; the config
+    /// caps `shutdown_grace_s` at a year) means tasks are never interrupted, not a panic in
+    /// every task at the signal.
+    #[tokio::test(start_paused = true)]
+    async fn an_endless_grace_never_ends_a_task() {
+        let s = Shutdown::new(Duration::MAX);
+        let started = Instant::now();
+        s.initiate();
+        assert!(!s.is_task_over(started));
+        let over = tokio::time::timeout(Duration::from_secs(3600), s.task_over(started)).await;
+        assert!(over.is_err(), "the task's grace ended");
     }
 }

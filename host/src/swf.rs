@@ -563,6 +563,14 @@ pub(crate) mod testing {
         pub heartbeat_hangs: AtomicBool,
         /// Answers (RespondActivityTask*) never return.
         pub answers_hang: AtomicBool,
+        /// DescribeActivityType calls never return.
+        pub describe_hangs: AtomicBool,
+        /// How long a DescribeActivityType call takes.
+        pub describe_delay: Mutex<Duration>,
+        /// Errors returned (in order) by the next DescribeActivityType calls.
+        pub describe_errors: Mutex<VecDeque<SwfError>>,
+        describes: AtomicUsize,
+        answer_attempts: AtomicUsize,
         /// Errors returned (in order) by the next heartbeat / respond / poll calls.
         pub fail_next: Mutex<VecDeque<SwfError>>,
         pub tasks: Mutex<VecDeque<PolledTask>>,
@@ -595,6 +603,12 @@ pub(crate) mod testing {
         pub fn heartbeat_attempts(&self) -> usize {
             self.heartbeat_attempts.load(Ordering::Relaxed)
         }
+        pub fn describes(&self) -> usize {
+            self.describes.load(Ordering::Relaxed)
+        }
+        pub fn answer_attempts(&self) -> usize {
+            self.answer_attempts.load(Ordering::Relaxed)
+        }
         pub fn responses(&self) -> Vec<(String, Response)> {
             self.responses.lock().unwrap().clone()
         }
@@ -602,6 +616,16 @@ pub(crate) mod testing {
             loop {
                 let changed = self.changed.notified();
                 if self.heartbeats.lock().unwrap().len() >= n {
+                    return;
+                }
+                changed.await;
+            }
+        }
+        /// Waits until `n` answers were attempted (taken or not).
+        pub async fn wait_answer_attempts(&self, n: usize) {
+            loop {
+                let changed = self.changed.notified();
+                if self.answer_attempts() >= n {
                     return;
                 }
                 changed.await;
@@ -617,6 +641,8 @@ pub(crate) mod testing {
             }
         }
         fn respond(&self, token: &str, r: Response) -> BoxFuture<'_, SwfResult<()>> {
+            self.answer_attempts.fetch_add(1, Ordering::Relaxed);
+            self.changed.notify_waiters();
             if self.answers_hang.load(Ordering::Relaxed) {
                 return Box::pin(futures::future::pending());
             }
@@ -688,6 +714,15 @@ pub(crate) mod testing {
         ) -> BoxFuture<'_, SwfResult<TypeDefaults>> {
             let t = *self.heartbeat_timeout_s.lock().unwrap();
             Box::pin(async move {
+                self.describes.fetch_add(1, Ordering::Relaxed);
+                if self.describe_hangs.load(Ordering::Relaxed) {
+                    return futures::future::pending().await;
+                }
+                let delay = *self.describe_delay.lock().unwrap();
+                tokio::time::sleep(delay).await;
+                if let Some(e) = self.describe_errors.lock().unwrap().pop_front() {
+                    return Err(e);
+                }
                 Ok(TypeDefaults {
                     registration: Registration {
                         heartbeat_timeout_s: t,
