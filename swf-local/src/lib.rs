@@ -5,25 +5,27 @@
 //! AWS CLI) work against it. It accepts any SigV4 signature without checking it: bind it to
 //! loopback only (the default).
 //!
-//! What it does like SWF: long polls held until a task arrives (or the poll timeout, then an
-//! empty task: `"taskToken": ""`), each task handed to exactly one poller, the highest
-//! `taskPriority` first (oldest first among equals), paging with page tokens that live 24
-//! hours (60 s for PollForDecisionTask's history pages; at most 20,000 live tokens, the
-//! oldest dropped first), heartbeats with `cancelRequested`, the four activity timeouts,
-//! decision task and workflow timeouts driven by timers, cancellation, validation from
-//! botocore's service model (a body that cannot be deserialized, such as one that is not
-//! JSON or has a member of the wrong JSON type, is a SerializationException; a constraint
-//! violation is a ValidationException), SWF's error shapes, retention-based cleanup of closed
-//! executions, decision task list overrides (`taskList` / `taskListScheduleToStartTimeout` of
-//! RespondDecisionTaskCompleted), and these limits: requests of at most 1 MB (a larger one is
-//! a ValidationException), at most 10,000 types of each kind per domain and a retention of at
-//! most 90 days (LimitExceededFault), execution, decision task and activity task timeouts of
-//! at most one year, 1,000 open activity tasks per execution, 1,000 pollers per task list
+//! What it does like SWF: long polls held until a task arrives (or the poll timeout, then
+//! an empty task: no `taskToken`, which SDKs show as ""), each task handed to exactly one
+//! poller, the highest `taskPriority` first (oldest first among equals), paging with page
+//! tokens that live 24 hours (60 s for PollForDecisionTask's history pages; at most 20,000
+//! live tokens, the oldest dropped first), heartbeats with `cancelRequested`, the four
+//! activity timeouts, decision task and workflow timeouts driven by timers, cancellation,
+//! validation from botocore's service model (a body that cannot be deserialized, such as
+//! one that is not JSON or has a member of the wrong JSON type, is a
+//! SerializationException; a constraint violation is a ValidationException), SWF's error
+//! shapes, retention-based cleanup of closed executions, decision task list overrides
+//! (`taskList` / `taskListScheduleToStartTimeout` of RespondDecisionTaskCompleted), and
+//! these limits: requests of at most 1 MB (a larger one is a ValidationException), at most
+//! 10,000 types of each kind per domain and a retention of at most 90 days
+//! (LimitExceededFault), execution, decision task and activity task timeouts of at most one
+//! year, 1,000 open activity tasks per execution, 1,000 pollers per task list
 //! (LimitExceededFault), 100 domains and 100,000 open executions per domain
-//! (LimitExceededFault; a child start over it fails with OPEN_WORKFLOWS_LIMIT_EXCEEDED), and
-//! 25,000 events per history: once a history holds 24,999 events nothing more is recorded,
-//! and the run is terminated (cause EVENT_LIMIT_EXCEEDED, the 25,000th event) before the
-//! call that filled it returns; a decision batch stops at the decision that fills it.
+//! (LimitExceededFault; a child start over it fails with OPEN_WORKFLOWS_LIMIT_EXCEEDED),
+//! and 25,000 events per history: once a history holds 24,999 events nothing more is
+//! recorded, and the run is terminated (cause EVENT_LIMIT_EXCEEDED, the 25,000th event)
+//! before the call that filled it returns; a decision batch stops at the decision that
+//! fills it.
 //!
 //! Every decision, with SWF's events (a batch with an invalid decision, or with a decision
 //! that closes the run anywhere but last, is refused whole with a ValidationException and

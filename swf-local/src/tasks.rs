@@ -118,8 +118,9 @@ pub async fn poll_for_activity_task(
     )
     .await?;
     // SWF: with no task "an ActivityTask is returned, but the value of taskToken is an
-    // empty string".
-    Ok(task.unwrap_or_else(|| json!({"taskToken": "", "startedEventId": 0})))
+    // empty string". That is how SDKs show it: on the wire the member is absent, and
+    // boto3 workers test `'taskToken' not in task` (moto answers the same).
+    Ok(task.unwrap_or_else(|| json!({"startedEventId": 0})))
 }
 
 fn take_activity(
@@ -222,10 +223,8 @@ pub async fn poll_for_decision_task(
     )
     .await?;
     // SWF: with no task "a DecisionTask is returned, but the value of taskToken is an
-    // empty string".
-    Ok(task.unwrap_or_else(
-        || json!({"taskToken": "", "startedEventId": 0, "previousStartedEventId": 0}),
-    ))
+    // empty string": absent on the wire, as for activity tasks above.
+    Ok(task.unwrap_or_else(|| json!({"startedEventId": 0, "previousStartedEventId": 0})))
 }
 
 fn take_decision(
