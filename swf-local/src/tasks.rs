@@ -391,9 +391,10 @@ pub fn record_activity_task_heartbeat(
         .get_mut(&scheduled)
         .expect("checked");
     a.last_beat = Instant::now();
-    if let Some(d) = get_str(input, "details") {
-        a.details = Some(d.to_owned());
-    }
+    // ActivityTaskTimedOut's details are "the content of the details parameter for the last
+    // call made by the activity to RecordActivityTaskHeartbeat": a call without any clears
+    // what an earlier one gave.
+    a.details = get_str(input, "details").map(str::to_owned);
     Ok(json!({"cancelRequested": a.cancel_requested.is_some()}))
 }
 

@@ -108,6 +108,27 @@ async fn heartbeats_reset_the_heartbeat_timeout_which_carries_the_last_details()
     );
 }
 
+/// The timeout carries the details of the *last* heartbeat call: one without details
+/// leaves none, not an earlier call's.
+#[tokio::test]
+async fn a_last_heartbeat_without_details_leaves_the_timeout_without_details() {
+    let (env, exec) = scheduled(["NONE", "NONE", "NONE", "1"]).await;
+    let c = &env.client;
+    let task = next_activity(c, "d").await;
+    heartbeat(c, &task.task_token)
+        .details("50%")
+        .send()
+        .await
+        .unwrap();
+    heartbeat(c, &task.task_token).send().await.unwrap();
+    let ev = wait_event(c, "d", &exec, EventType::ActivityTaskTimedOut).await;
+    assert_eq!(
+        timeout_of(&ev).timeout_type,
+        ActivityTaskTimeoutType::Heartbeat
+    );
+    assert_eq!(timeout_of(&ev).details, None);
+}
+
 #[tokio::test]
 async fn decision_task_start_to_close_timeout_reschedules_the_decision() {
     let env = Env::start(500).await;
