@@ -283,6 +283,23 @@ async fn add_replace_retire() {
     assert_eq!(reg.stats().rejects.load(Ordering::Relaxed), 0);
 }
 
+/// A file's type is its name without the one `.wasm` it ends in: `echo@1.wasm.wasm` is
+/// `echo@1.wasm`, not a second file for `echo@1` (which one served would depend on the
+/// order the dir is read in, and removing it would retire `echo@1`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_last_wasm_of_a_file_name_is_its_suffix() {
+    let f = Fixture::new("suffix", "");
+    f.put(&example("echo@1.wasm"), "echo@1.wasm");
+    f.put(&guest("echo-b.wasm"), "echo@1.wasm.wasm");
+    let reg = f.start().await;
+    assert_eq!(reg.served("tl"), vec![ty("echo@1"), ty("echo@1.wasm")]);
+    assert_eq!(echo_result(&reg, "echo@1", "x").await.as_deref(), Some("x"));
+    assert_eq!(
+        echo_result(&reg, "echo@1.wasm", "x").await.as_deref(),
+        Some("B:x")
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_files_are_rejected_while_the_old_version_serves() {
     let f = Fixture::new("bad", "");

@@ -126,7 +126,9 @@ pub(crate) fn list_dir(
         }
         let stamp = Stamp::of(&meta);
         let mut types = mapped.get(&file_name).cloned().unwrap_or_default();
-        if let Some(ty) = ActivityType::parse(file_name.trim_end_matches(".wasm"))
+        if let Some(ty) = file_name
+            .strip_suffix(".wasm")
+            .and_then(ActivityType::parse)
             && !types.contains(&ty)
         {
             // A type `[activity] file` maps to another file is served from that file only:
