@@ -30,6 +30,9 @@ pub enum Fault {
     InternalFailure,
     /// HTTP 503, only produced by fault injection.
     ServiceUnavailable,
+    /// The request's session token has expired (AWS's common error, any service); only
+    /// produced by fault injection, since swf-local checks no credentials.
+    ExpiredToken,
 }
 
 impl Fault {
@@ -59,6 +62,7 @@ impl Fault {
             Fault::ServiceUnavailable => {
                 "com.amazon.coral.availability#ServiceUnavailableException"
             }
+            Fault::ExpiredToken => "com.amazon.coral.service#ExpiredTokenException",
         }
     }
 

@@ -24,6 +24,8 @@ pub enum FaultKind {
     OperationNotPermitted,
     /// HTTP 400 `UnknownResourceFault`.
     UnknownResource,
+    /// HTTP 400 `ExpiredTokenException`: the caller's temporary credentials ran out.
+    ExpiredToken,
 }
 
 impl FaultKind {

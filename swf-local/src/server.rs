@@ -209,6 +209,12 @@ async fn serve_one(
                 FaultKind::UnknownResource => {
                     return as_error(Fault::UnknownResource, "Unknown resource");
                 }
+                FaultKind::ExpiredToken => {
+                    return as_error(
+                        Fault::ExpiredToken,
+                        "The security token included in the request is expired",
+                    );
+                }
             }
         }
     }

@@ -49,6 +49,11 @@ async fn each_fault_kind_maps_to_the_sdk_error_a_worker_sees() {
     let err = poll_activity(c, "d", "x").send().await.unwrap_err();
     assert!(err.into_service_error().is_unknown_resource_fault());
 
+    f.inject(Some("ListDomains"), FaultKind::ExpiredToken, Some(1));
+    let err = list().await.unwrap_err();
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(400));
+    assert_eq!(code(&err), "ExpiredTokenException");
+
     f.inject(Some("ListDomains"), FaultKind::Reset, Some(1));
     let err = list().await.unwrap_err();
     assert!(
