@@ -92,7 +92,12 @@ pub async fn run_poller(dispatcher: Arc<Dispatcher>, list: Arc<TaskList>, tracke
                     tracing::debug!(task_list = %list.name, error = %e, "poll ended during shutdown");
                     break;
                 }
-                if matches!(e, SwfError::Unavailable(_) | SwfError::NoCredentials(_)) {
+                if matches!(
+                    e,
+                    SwfError::Unavailable(_)
+                        | SwfError::NoCredentials(_)
+                        | SwfError::CredentialsRefused(_)
+                ) {
                     metrics.set_ready(false);
                 }
                 let first = list.error_streak.fetch_add(1, Ordering::Relaxed) == 0;
@@ -126,6 +131,9 @@ fn log_streak_start(domain: &str, task_list: &str, e: &SwfError) {
         SwfError::Unavailable(_) => "the endpoint cannot be reached or answers 5xx",
         SwfError::NoCredentials(_) => {
             "the standard AWS chain found no credentials (AWS_ACCESS_KEY_ID, a profile, SSO, web identity, a container or instance role)"
+        }
+        SwfError::CredentialsRefused(_) => {
+            "SWF refused the credentials (an expired session token, an unknown access key, or this machine's clock is off)"
         }
         _ => "",
     };

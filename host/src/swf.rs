@@ -42,6 +42,11 @@ pub enum SwfError {
     /// OperationNotPermittedFault: IAM or a deprecated domain/type.
     #[error("operation not permitted: {0}")]
     NotPermitted(String),
+    /// SWF refused the credentials themselves: an expired session token, a key it does not
+    /// know, or a signature made with a skewed clock. Retried, like missing credentials:
+    /// the chain refreshes temporary credentials, and a file or clock may be fixed.
+    #[error("credentials refused: {0}")]
+    CredentialsRefused(String),
     /// TypeAlreadyExistsFault / DomainAlreadyExistsFault (registration).
     #[error("already exists: {0}")]
     AlreadyExists(String),
@@ -65,7 +70,10 @@ impl SwfError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            SwfError::Throttled(_) | SwfError::Unavailable(_) | SwfError::NoCredentials(_)
+            SwfError::Throttled(_)
+                | SwfError::Unavailable(_)
+                | SwfError::NoCredentials(_)
+                | SwfError::CredentialsRefused(_)
         )
     }
 
@@ -75,6 +83,7 @@ impl SwfError {
             SwfError::Throttled(_) => "throttled",
             SwfError::Unavailable(_) => "unavailable",
             SwfError::NoCredentials(_) => "no_credentials",
+            SwfError::CredentialsRefused(_) => "credentials_refused",
             SwfError::TaskGone(_) => "unknown_resource",
             SwfError::NotPermitted(_) => "not_permitted",
             SwfError::AlreadyExists(_) => "already_exists",
@@ -279,7 +288,18 @@ where
                     SwfError::Throttled(short)
                 }
                 "UnknownResourceFault" => SwfError::TaskGone(short),
-                "OperationNotPermittedFault" => SwfError::NotPermitted(short),
+                "OperationNotPermittedFault" | "AccessDeniedException" => {
+                    SwfError::NotPermitted(short)
+                }
+                // AWS's common errors for credentials it will not take.
+                "ExpiredTokenException"
+                | "ExpiredToken"
+                | "UnrecognizedClientException"
+                | "InvalidClientTokenId"
+                | "InvalidSignatureException"
+                | "IncompleteSignature"
+                | "MissingAuthenticationToken"
+                | "RequestExpired" => SwfError::CredentialsRefused(short),
                 "TypeAlreadyExistsFault" | "DomainAlreadyExistsFault" => {
                     SwfError::AlreadyExists(short)
                 }
@@ -771,9 +791,11 @@ mod tests {
     }
 
     #[test]
-    fn only_throttling_and_unavailable_retry() {
+    fn only_throttling_unavailable_and_credential_errors_retry() {
         assert!(SwfError::Throttled(String::new()).is_retryable());
         assert!(SwfError::Unavailable(String::new()).is_retryable());
+        assert!(SwfError::NoCredentials(String::new()).is_retryable());
+        assert!(SwfError::CredentialsRefused(String::new()).is_retryable());
         assert!(!SwfError::TaskGone(String::new()).is_retryable());
         assert!(!SwfError::Validation(String::new()).is_retryable());
     }

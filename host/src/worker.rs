@@ -250,6 +250,7 @@ async fn probe_domain(config: Arc<Config>, swf: Arc<dyn SwfClient>, metrics: Arc
                 if !logged {
                     let what = match e {
                         SwfError::NoCredentials(_) => "no AWS credentials yet",
+                        SwfError::CredentialsRefused(_) => "SWF refuses the AWS credentials",
                         _ => "SWF endpoint not answering yet",
                     };
                     tracing::warn!(domain = %config.swf.domain, error = %e, "{what}; retrying with backoff");

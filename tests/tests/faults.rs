@@ -346,6 +346,44 @@ async fn a_refused_answer_is_retried_until_it_is_allowed() {
     );
 }
 
+/// Credentials SWF will not take (an expired session token, until the chain refreshes it)
+/// refuse the answer, not the result: the host retries and the result arrives, as for 5xx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_refused_for_expired_credentials_is_retried() {
+    let swf_local = LocalSwf::start();
+    let swf = Swf::new(&swf_local.url, "expired-answer").await;
+    swf.setup(&[("echo@1", None)]).await.unwrap();
+    swf_local
+        .set_faults(
+            json!([{"kind":"expired_token","operation":"RespondActivityTaskCompleted","count":3}]),
+        )
+        .await;
+    let _decider = Decider::start(&swf);
+    let config = HostConfig::new(
+        &swf_local.url,
+        "expired-answer",
+        vec![TaskListSpec::new("main", &["echo@1.wasm"])],
+    );
+    let host = Host::start(&config.write(), &[]);
+    let acts = echoes(2, "a");
+    swf.start("w-expired-answer", &acts, false).await.unwrap();
+    let closed = swf.wait_closed("w-expired-answer", 2, MINUTE).await;
+    assert_all_echoed(&closed, &acts);
+    assert_no_timeouts(&swf, "w-expired-answer").await;
+    assert_eq!(
+        swf_local.calls("RespondActivityTaskCompleted").await,
+        5,
+        "3 refused answers, then the 2 results:\n{}",
+        host.logs()
+    );
+    assert!(
+        host.logs()
+            .contains("credentials refused: ExpiredTokenException"),
+        "{}",
+        host.logs()
+    );
+}
+
 /// With no AWS credentials anywhere in the standard chain, the host says so, listing what
 /// it tried, instead of calling it an unreachable endpoint; it keeps retrying, since an
 /// instance role or a credentials file may appear.
