@@ -206,13 +206,17 @@ fn store(
     store
 }
 
+/// What one table element costs the host: a pointer (funcref or externref).
+const TABLE_ELEMENT_BYTES: usize = std::mem::size_of::<usize>();
+
 /// Memory limit of one store; remembers a denial so a resulting trap can be reported as
 /// `swasm.MemoryLimit` rather than as a generic trap.
 pub(crate) struct GuestLimits {
-    /// `memory_mb`, for all the linear memories of the task together: a component may
-    /// define several (the pool allows 8), and a limit per memory would let it have 8 x.
+    /// `memory_mb`, for all the linear memories and tables of the task together: a
+    /// component may define several (the pool allows 8 memories and 64 tables), and a
+    /// limit per memory would let it have 8 x.
     memory_bytes: usize,
-    /// The size of all the task's memories now.
+    /// The size of all the task's memories and tables now.
     total: usize,
     pub(crate) denied: Option<String>,
     /// The largest total the store's memories asked for, granted or not.
@@ -260,11 +264,29 @@ impl ResourceLimiter for GuestLimits {
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(maximum.is_none_or(|m| desired <= m) && desired <= 1_000_000)
+        // Called for each table as it is made (from 0) and as it grows. A table's elements
+        // are host memory as much as a linear memory's pages (a component may have 64
+        // tables of 200,000 elements: 100 MB), so they count against `memory_mb` too.
+        let bytes = |elements: usize| elements.saturating_mul(TABLE_ELEMENT_BYTES);
+        let total = self
+            .total
+            .saturating_sub(bytes(current))
+            .saturating_add(bytes(desired));
+        self.peak = self.peak.max(total);
+        let over_max = maximum.is_some_and(|m| desired > m);
+        if total > self.memory_bytes || over_max {
+            self.denied = Some(format!(
+                "table growth from {current} to {desired} elements denied (limit {} bytes = memory_mb, for all the task's memories and tables together)",
+                self.memory_bytes
+            ));
+            return Ok(false);
+        }
+        self.total = total;
+        Ok(true)
     }
 }
 

@@ -1,0 +1,36 @@
+//! Components no guest language compiles to, written in the component text format: what a
+//! hostile or broken file can do while it is loaded.
+
+use swasm::runtime::{LoadError, Runtime, RuntimeOptions};
+
+fn component(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/wat")
+        .join(name);
+    wat::parse_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn runtime(max_memory_mb: u64) -> std::sync::Arc<Runtime> {
+    Runtime::with_options(RuntimeOptions {
+        max_instances: 4,
+        max_memory_mb,
+        ..RuntimeOptions::default()
+    })
+    .unwrap()
+}
+
+/// A table's elements count against `memory_mb` as a memory's pages do: a component with
+/// no linear memory but a 200,000-element table (1.6 MB) cannot start within 1 MiB, and
+/// gets as far as its (wrong) `run` signature with 2 MiB.
+#[test]
+fn tables_count_against_memory_mb() {
+    let bytes = component("big-table.wat");
+    match runtime(1).compile(&bytes) {
+        Err(LoadError::Instantiate(e)) => assert!(e.contains("table"), "{e}"),
+        other => panic!("loaded within memory_mb = 1: {:?}", other.err()),
+    }
+    match runtime(2).compile(&bytes) {
+        Err(LoadError::WrongSignature(_)) => {}
+        other => panic!("with memory_mb = 2: {:?}", other.err()),
+    }
+}
