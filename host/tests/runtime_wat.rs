@@ -1,6 +1,8 @@
 //! Components no guest language compiles to, written in the component text format: what a
 //! hostile or broken file can do while it is loaded.
 
+use std::time::Duration;
+
 use swasm::runtime::{LoadError, Runtime, RuntimeOptions};
 
 fn component(name: &str) -> Vec<u8> {
@@ -32,5 +34,25 @@ fn tables_count_against_memory_mb() {
     match runtime(2).compile(&bytes) {
         Err(LoadError::WrongSignature(_)) => {}
         other => panic!("with memory_mb = 2: {:?}", other.err()),
+    }
+}
+
+/// A start function that blocks in a host call the epoch cannot interrupt (a clock
+/// subscription that never fires) is rejected once the load check's wall-clock bound
+/// passes, instead of holding the loader (and its plugin dir) for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_function_blocked_in_the_host_is_rejected() {
+    let rt = runtime(16);
+    let bytes = component("start-blocks.wat");
+    let checked = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::task::spawn_blocking(move || rt.compile(&bytes).err()),
+    )
+    .await
+    .expect("the load check never ended")
+    .unwrap();
+    match checked {
+        Some(LoadError::Instantiate(e)) => assert!(e.contains("start function waits"), "{e}"),
+        other => panic!("{other:?}"),
     }
 }

@@ -117,6 +117,41 @@ impl Compiled {
 /// start function.
 const LOAD_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// The wall-clock bound of a load check, past [`LOAD_CHECK_TIMEOUT`]: the epoch interrupts
+/// guest code at that deadline, but not a start function waiting inside a host call (a
+/// clock subscription that never fires), which only this ends.
+const LOAD_CHECK_WALL_CLOCK: std::time::Duration = std::time::Duration::from_secs(11);
+
+/// Runs `fut` on this thread until it ends (`Some`) or `limit` has passed (`None`, and
+/// `fut` is dropped). Works with or without a tokio runtime: a timer thread ends the wait,
+/// and exits as soon as `fut` is done.
+fn block_on_for<F: std::future::Future>(fut: F, limit: std::time::Duration) -> Option<F::Output> {
+    use futures::future::{Either, select};
+    let (fire, expired) = futures::channel::oneshot::channel::<()>();
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let timer = std::thread::Builder::new()
+        .name("swasm-load-check".into())
+        .spawn(move || {
+            if finished.recv_timeout(limit) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+                let _ = fire.send(());
+            }
+        });
+    if timer.is_err() {
+        // No thread for the timer: wait unbounded rather than fail the load.
+        return Some(futures::executor::block_on(fut));
+    }
+    let out = futures::executor::block_on(async {
+        match select(std::pin::pin!(fut), expired).await {
+            Either::Left((out, _)) => Some(out),
+            Either::Right((Ok(()), _)) => None,
+            // The timer thread ended without firing: it cannot, so wait on.
+            Either::Right((Err(_), fut)) => Some(fut.await),
+        }
+    });
+    drop(done);
+    out
+}
+
 /// Interfaces the linker provides (WASI 0.2.x, wasi:http 0.2.x, and the swasm host), by
 /// `namespace:package/interface` without version.
 const PROVIDED: &[&str] = &[
@@ -338,7 +373,8 @@ impl Runtime {
     /// component has the same types.
     ///
     /// Instantiating runs no guest function except core start functions, which are bounded
-    /// by [`LOAD_CHECK_TIMEOUT`] and the largest `memory_mb`. It takes a pool slot of the
+    /// by [`LOAD_CHECK_TIMEOUT`] (and [`LOAD_CHECK_WALL_CLOCK`] while they wait in a host
+    /// call) and the largest `memory_mb`. It takes a pool slot of the
     /// margin [`RuntimeOptions::max_instances`](super::RuntimeOptions) keeps beyond the
     /// task slots.
     /// Returns `run`'s index and the largest memory the instance took to start.
@@ -358,9 +394,15 @@ impl Runtime {
             self.options.max_memory_mb,
             LOAD_CHECK_TIMEOUT,
         );
-        // Called on blocking threads (compiles are): a plain executor is enough.
-        let instance =
-            futures::executor::block_on(pre.instantiate_async(&mut store)).map_err(|e| {
+        // Called on blocking threads (compiles are): a plain executor is enough, with a
+        // wall-clock bound for what the epoch cannot interrupt.
+        let instance = block_on_for(pre.instantiate_async(&mut store), LOAD_CHECK_WALL_CLOCK)
+            .ok_or_else(|| {
+                LoadError::Instantiate(format!(
+                    "instantiating it did not finish in {LOAD_CHECK_WALL_CLOCK:?}: a start function waits on the host (a clock or stream that is never ready)"
+                ))
+            })?
+            .map_err(|e| {
                 if e.is::<wasmtime::PoolConcurrencyLimitError>() {
                     LoadError::Busy(format!("{e:#}"))
                 } else {
