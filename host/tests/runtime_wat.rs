@@ -56,3 +56,19 @@ async fn a_start_function_blocked_in_the_host_is_rejected() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A component may take no more of the instance pool than a task slot's share: one of
+/// three memories (2 is the share) is refused when it compiles, rather than loaded and
+/// left to take the memories of other slots, which would fail other types' tasks while
+/// slots were free.
+#[test]
+fn a_component_over_its_share_of_the_pool_is_refused_at_load() {
+    let bytes = component("three-memories.wat");
+    match runtime(16).compile(&bytes) {
+        Err(LoadError::Invalid(e)) => assert!(
+            e.contains("3 Wasm linear memories") && e.contains("maximum of 2"),
+            "{e}"
+        ),
+        other => panic!("{:?}", other.err()),
+    }
+}

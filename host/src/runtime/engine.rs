@@ -295,6 +295,13 @@ impl Runtime {
     }
 }
 
+/// Core instances one component instance may have (each task slot's share of the pool).
+pub const CORE_INSTANCES_PER_COMPONENT: u32 = 64;
+/// Linear memories one component instance may have (each task slot's share of the pool).
+pub const MEMORIES_PER_COMPONENT: u32 = 2;
+/// Tables one component instance may have (each task slot's share of the pool).
+pub const TABLES_PER_COMPONENT: u32 = 16;
+
 /// The engine configuration of `compiler`. `serving`: a pooling allocator and parallel
 /// compilation (the engines that run tasks); otherwise a compile-only engine with one
 /// compile thread, so a background compile leaves the other core to the tasks.
@@ -328,13 +335,20 @@ fn engine_config(
     let n = o.max_instances.max(1);
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(n);
-    // Python and JavaScript components hold many core instances, tables and memories each.
-    pool.max_core_instances_per_component(64);
-    pool.total_core_instances(n.saturating_mul(16));
-    pool.max_memories_per_component(8);
-    pool.total_memories(n.saturating_mul(2));
-    pool.max_tables_per_component(64);
-    pool.total_tables(n.saturating_mul(16));
+    // Every limit per component is its share of the pool's total (total = slots x limit),
+    // so no plugin can use up what another type's tasks need: with a share below its
+    // limit, a component of many memories could take the memories of several slots and
+    // fail every other task while slots were free. Core instances are only counted (no
+    // reservation), so their share is generous: a Python component has 14, JavaScript 4,
+    // Rust 3. Memories and tables reserve address space in each engine's pool (see
+    // MAX_TOTAL_CONCURRENT), so their shares are what a component of one language needs
+    // (1 memory, 2 tables), with room: a component of more is refused when it loads.
+    pool.max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT);
+    pool.total_core_instances(n.saturating_mul(CORE_INSTANCES_PER_COMPONENT));
+    pool.max_memories_per_component(MEMORIES_PER_COMPONENT);
+    pool.total_memories(n.saturating_mul(MEMORIES_PER_COMPONENT));
+    pool.max_tables_per_component(TABLES_PER_COMPONENT);
+    pool.total_tables(n.saturating_mul(TABLES_PER_COMPONENT));
     pool.total_stacks(n);
     pool.table_elements(200_000);
     pool.max_core_instance_size(8 << 20);
