@@ -416,11 +416,7 @@ impl Config {
                     activity.heartbeat_timeout_s,
                 ],
             )?;
-            check_len(&ty.name, 1, 256).map_err(|m| at.invalid(format!("name: {m}")))?;
-            check_len(&ty.version, 1, 64).map_err(|m| at.invalid(format!("version: {m}")))?;
-            check_swf_name("activity type name", &ty.name)
-                .and_then(|()| check_swf_name("activity type version", &ty.version))
-                .map_err(|e| at.invalid(format!("{e:#}")))?;
+            validate_activity_type(&ty).map_err(|e| at.invalid(format!("{e:#}")))?;
             for name in activity.env.keys() {
                 if name.is_empty() || name.contains('=') {
                     return Err(at
@@ -638,6 +634,16 @@ impl Config {
 
 /// SWF's task list name rules (1..256 characters, no leading/trailing whitespace, no `:` `/`
 /// `|` or control characters, not the literal `arn`).
+/// SWF's rules for an activity type: a name of 1 to 256 characters and a version of 1 to
+/// 64, neither with the characters [`check_swf_name`] refuses. For `[activity]` keys and
+/// for the types plugin file names give.
+pub fn validate_activity_type(ty: &ActivityType) -> Result<()> {
+    check_len(&ty.name, 1, 256).map_err(|m| anyhow::anyhow!("name: {m}"))?;
+    check_len(&ty.version, 1, 64).map_err(|m| anyhow::anyhow!("version: {m}"))?;
+    check_swf_name("activity type name", &ty.name)?;
+    check_swf_name("activity type version", &ty.version)
+}
+
 pub fn validate_task_list_name(name: &str) -> Result<()> {
     check_len(name, 1, 256).map_err(|m| anyhow::anyhow!("task list name: {m}"))?;
     check_swf_name("task list name", name)

@@ -92,7 +92,8 @@ fn add_bad_files(dir: &std::path::Path) {
 
 /// `swasm register` registers the types of the files that load and nothing else (SWF
 /// never forgets a type): a file that does not load is named with why, and makes it exit
-/// 1, also when a type conflicts (which alone exits 2); a file without `@version` is said
+/// 1, also when a type conflicts (which alone exits 2); so is a file whose name gives a
+/// type SWF would refuse, without stopping the others; a file without `@version` is said
 /// to be skipped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_registers_only_files_that_load() {
@@ -106,6 +107,12 @@ async fn register_registers_only_files_that_load() {
     let path = config.write();
     let dir = config.dir.join("plugins/main");
     add_bad_files(&dir);
+    // A good component whose name gives a version SWF refuses (a timestamp with ':').
+    std::fs::copy(
+        plugin("echo@1.wasm"),
+        dir.join("echo@2024-01-01T10:00.wasm"),
+    )
+    .unwrap();
     let dir = dir.canonicalize().unwrap();
 
     let (status, out, err) = swasm(&["register", "--config", path.to_str().unwrap()]);
@@ -130,6 +137,11 @@ async fn register_registers_only_files_that_load() {
             && trunc.contains("truncated"),
         "{trunc}"
     );
+    let timestamp = line("echo@2024-01-01T10:00.wasm");
+    assert!(
+        timestamp.contains("echo@2024-01-01T10:00 not registered, the file does not load: echo@2024-01-01T10:00 is not an activity type SWF accepts: activity type version \"2024-01-01T10:00\" must not contain ':'"),
+        "{timestamp}"
+    );
     let skipped = line("noversion.wasm");
     assert!(
         skipped.contains("(task list main): skipped: the file name must be <name>@<version>.wasm"),
@@ -150,7 +162,7 @@ async fn register_registers_only_files_that_load() {
         out.contains("echo@1 (task list main): already registered with different defaults"),
         "{out}"
     );
-    for file in ["bad@1.wasm", "trunc@1.wasm"] {
+    for file in ["bad@1.wasm", "trunc@1.wasm", "echo@2024-01-01T10:00.wasm"] {
         std::fs::remove_file(dir.join(file)).unwrap();
     }
     let (status, out, err) = swasm(&["register", "--config", path.to_str().unwrap()]);
