@@ -292,6 +292,12 @@ fn differences(registered: &TypeDefaults, task_list: &str, want: &Registration) 
         v.map_or("NONE".into(), |s| s.to_string())
     }
     let mut out = Vec::new();
+    if registered.deprecated {
+        out.push(
+            "status: registered DEPRECATED, so deciders cannot schedule it (undeprecate it, or bump the version)"
+                .to_string(),
+        );
+    }
     let mut cmp = |field: &str, registered: String, configured: String| {
         if registered != configured {
             out.push(format!(
@@ -325,13 +331,17 @@ fn differences(registered: &TypeDefaults, task_list: &str, want: &Registration) 
         secs(have.heartbeat_timeout_s),
         secs(want.heartbeat_timeout_s),
     );
-    if let Some(p) = want.task_priority {
-        cmp(
-            "task_priority",
-            have.task_priority.map_or("none".into(), |p| p.to_string()),
-            p.to_string(),
-        );
-    }
+    // SWF: "If not set, then 0 is used as the default priority."
+    cmp(
+        "task_priority",
+        have.task_priority.unwrap_or(0).to_string(),
+        want.task_priority.unwrap_or(0).to_string(),
+    );
+    cmp(
+        "description",
+        format!("{:?}", have.description.as_deref().unwrap_or_default()),
+        format!("{:?}", want.description.as_deref().unwrap_or_default()),
+    );
     out
 }
 
@@ -435,6 +445,40 @@ mod tests {
         );
     }
 
+    /// What SWF registered and what the config asks for differ also in the description,
+    /// in a priority set on one side only (SWF reads none as 0), and in a type deprecated
+    /// since; no priority on one side and 0 on the other is no difference.
+    #[test]
+    fn differences_cover_description_priority_and_deprecation() {
+        let have = TypeDefaults {
+            task_list: Some("tl".into()),
+            registration: Registration {
+                task_priority: Some(7),
+                description: Some("old".into()),
+                ..Default::default()
+            },
+            deprecated: true,
+        };
+        let want = Registration::default();
+        assert_eq!(
+            differences(&have, "tl", &want),
+            vec![
+                "status: registered DEPRECATED, so deciders cannot schedule it (undeprecate it, or bump the version)".to_string(),
+                "task_priority: registered 7, configured 0".to_string(),
+                "description: registered \"old\", configured \"\"".to_string(),
+            ]
+        );
+        let have = TypeDefaults {
+            task_list: Some("tl".into()),
+            ..Default::default()
+        };
+        let want = Registration {
+            task_priority: Some(0),
+            ..Default::default()
+        };
+        assert!(differences(&have, "tl", &want).is_empty());
+    }
+
     #[test]
     fn differences_name_the_field() {
         let have = TypeDefaults {
@@ -443,6 +487,7 @@ mod tests {
                 heartbeat_timeout_s: Some(10),
                 ..Default::default()
             },
+            deprecated: false,
         };
         let want = Registration {
             heartbeat_timeout_s: Some(20),

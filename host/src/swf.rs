@@ -107,6 +107,8 @@ pub struct PolledTask {
 pub struct TypeDefaults {
     pub task_list: Option<String>,
     pub registration: Registration,
+    /// The type is DEPRECATED: deciders can no longer schedule it.
+    pub deprecated: bool,
 }
 
 pub type SwfResult<T> = std::result::Result<T, SwfError>;
@@ -445,7 +447,12 @@ impl SwfClient for AwsSwf {
             let c = out.configuration.unwrap_or_else(|| {
                 aws_sdk_swf::types::ActivityTypeConfiguration::builder().build()
             });
+            let deprecated = out
+                .type_info
+                .as_ref()
+                .is_some_and(|i| i.status == aws_sdk_swf::types::RegistrationStatus::Deprecated);
             Ok(TypeDefaults {
+                deprecated,
                 task_list: c.default_task_list().map(|t| t.name.clone()),
                 registration: Registration {
                     schedule_to_start_timeout_s: parse_duration(

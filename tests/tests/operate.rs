@@ -79,6 +79,25 @@ async fn register_is_idempotent() {
     let (status, out, _) = swasm(&["register", "--config", path.to_str().unwrap()]);
     assert_eq!(status.code(), Some(2), "{out}");
     assert!(out.contains("countdown@1 (task list main): already registered with different defaults: heartbeat_timeout_s: registered 10, configured 20"), "{out}");
+
+    // A type deprecated since (deciders can no longer schedule it) is not "already
+    // registered" as if all were well.
+    swf.client
+        .deprecate_activity_type()
+        .domain("reg")
+        .activity_type(
+            ActivityType::builder()
+                .name("echo")
+                .version("1")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (status, out, _) = swasm(&["register", "--config", path.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(2), "{out}");
+    assert!(out.contains("echo@1 (task list main): already registered with different defaults: status: registered DEPRECATED"), "{out}");
 }
 
 /// Writes files that do not load beside the good plugins of `dir`: garbage, a truncated
