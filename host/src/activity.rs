@@ -79,6 +79,17 @@ pub mod reason {
     pub const RESULT_TOO_LARGE: &str = "swasm.ResultTooLarge";
     pub const SHUTDOWN: &str = "swasm.Shutdown";
     pub const INSTANTIATE: &str = "swasm.InstantiateFailed";
+
+    /// Every reason the host gives (a guest may give one that starts with `swasm.` too).
+    pub const ALL: &[&str] = &[
+        UNKNOWN_ACTIVITY_TYPE,
+        TRAP,
+        TIMEOUT,
+        MEMORY_LIMIT,
+        RESULT_TOO_LARGE,
+        SHUTDOWN,
+        INSTANTIATE,
+    ];
 }
 
 /// What a guest's `heartbeat(details)` reaches. Implemented by the `heartbeat` module for

@@ -307,8 +307,9 @@ impl Metrics {
         out
     }
 
-    /// Counts a task answered Failed with `reason`. The host's own reasons (`swasm.*`) each
-    /// have a series; a guest's reason has one if it looks like a code (letters, digits and
+    /// Counts a task answered Failed with `reason`. The host's own reasons
+    /// ([`reason::ALL`](crate::activity::reason::ALL)) each have a series; a guest's reason
+    /// (`swasm.` or not) has one if it looks like a code (letters, digits and
     /// `._:-`, as SWF's reasons usually are) and the task list has fewer than
     /// [`MAX_GUEST_REASONS`] of them yet. Others count as `other`: reasons that carry ids or
     /// messages would otherwise add series for the life of the process.
@@ -317,7 +318,7 @@ impl Metrics {
             && reason
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "._:-".contains(c));
-        let kept = reason.starts_with("swasm.")
+        let kept = crate::activity::reason::ALL.contains(&reason)
             || looks_like_code && {
                 let mut seen = self.guest_reasons.lock().unwrap();
                 let seen = seen.entry(task_list.to_string()).or_default();
@@ -565,14 +566,19 @@ mod tests {
         for i in 0..MAX_GUEST_REASONS + 10 {
             m.count_failed("a", &format!("E{i}"));
         }
+        // A guest's reason that looks like the host's is a guest's reason: within the cap.
+        for i in 0..5 {
+            m.count_failed("a", &format!("swasm.job-{i}"));
+        }
         m.count_failed("b", "Fresh");
         let text = m.encode();
         for line in [
             r#"swasm_tasks_failed_total{task_list="a",reason="swasm.Trap"} 1"#,
             r#"swasm_tasks_failed_total{task_list="a",reason="BadInput"} 2"#,
             r#"swasm_tasks_failed_total{task_list="b",reason="Fresh"} 1"#,
-            // The message, and the ten codes past the cap (BadInput took one of its places).
-            r#"swasm_tasks_failed_total{task_list="a",reason="other"} 12"#,
+            // The message, the ten codes past the cap (BadInput took one of its places) and
+            // the five `swasm.` ones.
+            r#"swasm_tasks_failed_total{task_list="a",reason="other"} 17"#,
         ] {
             assert!(text.contains(line), "{line} missing in:\n{text}");
         }
