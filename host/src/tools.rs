@@ -234,7 +234,8 @@ pub async fn check(args: CheckArgs) -> Result<ExitCode> {
     };
     if args.json {
         let o = serde_json::json!({
-            "file": args.plugin, "size": size, "sha256": hash, "ok": ok, "error": error,
+            // A path that is not UTF-8 would make `json!` panic.
+            "file": args.plugin.to_string_lossy(), "size": size, "sha256": hash, "ok": ok, "error": error,
             "type": file_type(&args.plugin).map(|t| t.to_string()),
             "imports": imports,
         });
@@ -290,7 +291,7 @@ pub async fn plugins(args: PluginsArgs) -> Result<ExitCode> {
         let types: Vec<String> = r.types.iter().map(|t| t.to_string()).collect();
         if args.json {
             let o = serde_json::json!({
-                "task_list": r.task_list, "file": r.path, "types": types, "size": r.size,
+                "task_list": r.task_list, "file": r.path.to_string_lossy(), "types": types, "size": r.size,
                 "sha256": r.hash, "error": r.error,
             });
             say!("{o}");

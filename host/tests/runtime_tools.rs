@@ -222,6 +222,44 @@ fn bad_files_are_explained() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// `--json` reports a file whose path is not UTF-8 (Linux allows any bytes but `/` and NUL)
+/// like any other, with the path's undecodable bytes replaced, instead of panicking.
+#[test]
+fn json_reports_paths_that_are_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = std::env::temp_dir().join(format!("swasm-tools-bytes-{}", std::process::id()));
+    let odd = dir.join(std::ffi::OsStr::from_bytes(b"\xff"));
+    let plugins = odd.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let echo = plugins.join("echo@1.wasm");
+    std::fs::copy(example("echo@1.wasm"), &echo).unwrap();
+    let cfg = odd.join("swasm.toml");
+    std::fs::write(&cfg, "[swf]\ndomain = \"d\"\n[[task_list]]\nname = \"tl\"\nplugin_dir = \"plugins\"\n[cache]\ndir = \"cache\"\n").unwrap();
+    let run = |args: &[&std::ffi::OsStr]| {
+        Command::new(env!("CARGO_BIN_EXE_swasm"))
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run swasm")
+    };
+    for args in [
+        vec!["check".as_ref(), "--json".as_ref(), echo.as_os_str()],
+        vec![
+            "plugins".as_ref(),
+            "--json".as_ref(),
+            "--config".as_ref(),
+            cfg.as_os_str(),
+        ],
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", text(&o)));
+        assert!(v["file"].as_str().unwrap().contains("\u{fffd}/"), "{v}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 /// A `plugin_dir` that does not exist stops `swasm run` with the file, the line and the key,
 /// as a config validation error does.
 #[test]
