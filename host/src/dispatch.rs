@@ -316,28 +316,29 @@ mod tests {
             })
         }
     }
-    /// Completes with "ok" and never beats, so errors queued in the fake reach the answer.
-    struct Quiet;
-    impl Runner for Quiet {
+    /// Never beats (so errors queued in the fake reach the answer); answers its outcome, or
+    /// runs until dropped if it has none.
+    struct Silent(Option<Outcome>);
+    impl Runner for Silent {
         fn run(
             self: Arc<Self>,
             _t: ActivityTask,
             _s: Arc<ActivitySettings>,
             _hb: HeartbeatHandle,
         ) -> BoxFuture<'static, Outcome> {
-            Box::pin(async { Outcome::Completed(Some("ok".into())) })
+            match self.0.clone() {
+                Some(outcome) => Box::pin(async move { outcome }),
+                None => Box::pin(futures::future::pending()),
+            }
         }
     }
-    struct Forever;
-    impl Runner for Forever {
-        fn run(
-            self: Arc<Self>,
-            _t: ActivityTask,
-            _s: Arc<ActivitySettings>,
-            _hb: HeartbeatHandle,
-        ) -> BoxFuture<'static, Outcome> {
-            Box::pin(futures::future::pending())
-        }
+    /// Completes with "ok".
+    fn quiet() -> Arc<dyn Runner> {
+        Arc::new(Silent(Some(Outcome::Completed(Some("ok".into())))))
+    }
+    /// Runs until dropped.
+    fn forever() -> Arc<dyn Runner> {
+        Arc::new(Silent(None))
     }
 
     struct Table(HashMap<String, Arc<dyn Runner>>);
@@ -404,7 +405,7 @@ mod tests {
             &fake,
             vec![
                 ("echo@1", Arc::new(Fixed(Outcome::Completed(None)))),
-                ("b@2", Arc::new(Forever)),
+                ("b@2", forever()),
             ],
         );
         handle(&d, "nope").await;
@@ -448,7 +449,7 @@ mod tests {
             SwfError::Throttled("slow down".into()),
         ]);
         // No heartbeats in this runner's path before the response consumes the errors.
-        let d = dispatcher(&fake, vec![("echo@1", Arc::new(Quiet))]);
+        let d = dispatcher(&fake, vec![("echo@1", quiet())]);
         handle(&d, "echo").await;
         assert_eq!(
             fake.responses(),
@@ -460,7 +461,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn abort_answers_shutdown() {
         let fake = Arc::new(FakeSwf::default());
-        let d = dispatcher(&fake, vec![("spin@1", Arc::new(Forever))]);
+        let d = dispatcher(&fake, vec![("spin@1", forever())]);
         let h = tokio::spawn({
             let d = d.clone();
             async move { handle(&d, "spin").await }
@@ -479,7 +480,7 @@ mod tests {
         let fake = Arc::new(FakeSwf::default());
         fake.answers_hang
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        let d = dispatcher(&fake, vec![("spin@1", Arc::new(Forever))]);
+        let d = dispatcher(&fake, vec![("spin@1", forever())]);
         let h = tokio::spawn({
             let d = d.clone();
             async move { handle(&d, "spin").await }
@@ -496,16 +497,10 @@ mod tests {
         assert!(fake.responses().is_empty());
     }
 
-    /// An answer already in flight when the shutdown begins, to an endpoint that hangs, is
-    /// given up [`ANSWER_AFTER_GRACE`] after the task's grace too: the stop timeout README
-    /// gives (grace + 80 s) holds whatever the answer was doing when the grace ended.
-    #[tokio::test(start_paused = true)]
-    async fn an_answer_in_flight_when_the_grace_ends_is_given_up_in_time() {
-        let fake = Arc::new(FakeSwf::default());
-        fake.answers_hang
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-        let grace = Duration::from_secs(30);
-        let d = dispatcher_with_grace(&fake, vec![("echo@1", Arc::new(Quiet))], grace);
+    /// Handles one echo task with `grace`, begins the shutdown once its answer was first
+    /// tried, and returns how long the task then took to end (paused time).
+    async fn stop_while_answering(fake: &Arc<FakeSwf>, grace: Duration) -> Duration {
+        let d = dispatcher_with_grace(fake, vec![("echo@1", quiet())], grace);
         let h = tokio::spawn({
             let d = d.clone();
             async move { handle(&d, "echo").await }
@@ -515,13 +510,22 @@ mod tests {
         d.shutdown.initiate();
         tokio::time::timeout(Duration::from_secs(3600), h)
             .await
-            .expect("the answer in flight was never given up")
+            .expect("the answer was never given up")
             .unwrap();
-        assert_eq!(
-            stopped.elapsed(),
-            grace + ANSWER_AFTER_GRACE,
-            "on paused time"
-        );
+        stopped.elapsed()
+    }
+
+    /// An answer already in flight when the shutdown begins, to an endpoint that hangs, is
+    /// given up [`ANSWER_AFTER_GRACE`] after the task's grace too: the stop timeout README
+    /// gives (grace + 80 s) holds whatever the answer was doing when the grace ended.
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_in_flight_when_the_grace_ends_is_given_up_in_time() {
+        let fake = Arc::new(FakeSwf::default());
+        fake.answers_hang
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let grace = Duration::from_secs(30);
+        let took = stop_while_answering(&fake, grace).await;
+        assert_eq!(took, grace + ANSWER_AFTER_GRACE);
         assert!(fake.responses().is_empty());
     }
 
@@ -535,22 +539,10 @@ mod tests {
             .unwrap()
             .extend((0..1000).map(|_| SwfError::Unavailable("503".into())));
         let grace = Duration::from_secs(5);
-        let d = dispatcher_with_grace(&fake, vec![("echo@1", Arc::new(Quiet))], grace);
-        let h = tokio::spawn({
-            let d = d.clone();
-            async move { handle(&d, "echo").await }
-        });
-        fake.wait_answer_attempts(1).await;
-        let stopped = tokio::time::Instant::now();
-        d.shutdown.initiate();
-        h.await.unwrap();
-        assert_eq!(
-            stopped.elapsed(),
-            grace + ANSWER_AFTER_GRACE,
-            "on paused time"
-        );
+        let took = stop_while_answering(&fake, grace).await;
+        assert_eq!(took, grace + ANSWER_AFTER_GRACE);
         assert!(fake.responses().is_empty());
-        assert!(d.metrics.respond_retries.get() > 3);
+        assert!(fake.answer_attempts() > 3, "the answer was retried");
     }
 
     #[tokio::test]

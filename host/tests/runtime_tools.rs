@@ -155,7 +155,9 @@ fn invoke_honours_a_memory_limit_above_the_default() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("failed: swasm.MemoryLimit"), "{out}");
     assert!(
-        out.contains("(limit 629145600 bytes = memory_mb, for all the task's memories together)"),
+        out.contains(
+            "(limit 629145600 bytes = memory_mb, for all the task's memories and tables together)"
+        ),
         "the guest did not reach its own 600 MiB limit: {out}"
     );
 }

@@ -311,77 +311,59 @@ async fn a_poll_error_streak_is_logged_again_when_its_cause_changes() {
     assert!(lines[1].contains("OperationNotPermitted"), "{}", lines[1]);
 }
 
-/// OperationNotPermittedFault on the answer (an IAM policy still propagating): the host keeps
-/// the finished result and retries until SWF takes it, as for 5xx, instead of dropping it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_answer_is_retried_until_it_is_allowed() {
+/// Runs 2 echo tasks while the endpoint refuses the first 3 answers with `fault`: the host
+/// keeps each finished result and retries until SWF takes it, saying `logged` in its log.
+async fn refused_answers_are_retried(fault: &str, domain: &str, logged: &str) {
     let swf_local = LocalSwf::start();
-    let swf = Swf::new(&swf_local.url, "perm-answer").await;
+    let swf = Swf::new(&swf_local.url, domain).await;
     swf.setup(&[("echo@1", None)]).await.unwrap();
     swf_local
-        .set_faults(json!([{"kind":"operation_not_permitted","operation":"RespondActivityTaskCompleted","count":3}]))
+        .set_faults(json!([{"kind":fault,"operation":"RespondActivityTaskCompleted","count":3}]))
         .await;
     let _decider = Decider::start(&swf);
     let config = HostConfig::new(
         &swf_local.url,
-        "perm-answer",
+        domain,
         vec![TaskListSpec::new("main", &["echo@1.wasm"])],
     );
     let host = Host::start(&config.write(), &[]);
     let acts = echoes(2, "a");
-    swf.start("w-perm-answer", &acts, false).await.unwrap();
-    let closed = swf.wait_closed("w-perm-answer", 2, MINUTE).await;
+    let workflow = format!("w-{domain}");
+    swf.start(&workflow, &acts, false).await.unwrap();
+    let closed = swf.wait_closed(&workflow, 2, MINUTE).await;
     assert_all_echoed(&closed, &acts);
-    assert_no_timeouts(&swf, "w-perm-answer").await;
+    assert_no_timeouts(&swf, &workflow).await;
     assert_eq!(
         swf_local.calls("RespondActivityTaskCompleted").await,
         5,
         "3 refused answers, then the 2 results:\n{}",
         host.logs()
     );
-    assert!(
-        host.logs().contains("swf:RespondActivityTask"),
-        "{}",
-        host.logs()
-    );
+    assert!(host.logs().contains(logged), "{}", host.logs());
+}
+
+/// OperationNotPermittedFault on the answer (an IAM policy still propagating): the host keeps
+/// the finished result and retries until SWF takes it, as for 5xx, instead of dropping it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_answer_is_retried_until_it_is_allowed() {
+    refused_answers_are_retried(
+        "operation_not_permitted",
+        "perm-answer",
+        "swf:RespondActivityTask",
+    )
+    .await;
 }
 
 /// Credentials SWF will not take (an expired session token, until the chain refreshes it)
 /// refuse the answer, not the result: the host retries and the result arrives, as for 5xx.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_refused_for_expired_credentials_is_retried() {
-    let swf_local = LocalSwf::start();
-    let swf = Swf::new(&swf_local.url, "expired-answer").await;
-    swf.setup(&[("echo@1", None)]).await.unwrap();
-    swf_local
-        .set_faults(
-            json!([{"kind":"expired_token","operation":"RespondActivityTaskCompleted","count":3}]),
-        )
-        .await;
-    let _decider = Decider::start(&swf);
-    let config = HostConfig::new(
-        &swf_local.url,
+    refused_answers_are_retried(
+        "expired_token",
         "expired-answer",
-        vec![TaskListSpec::new("main", &["echo@1.wasm"])],
-    );
-    let host = Host::start(&config.write(), &[]);
-    let acts = echoes(2, "a");
-    swf.start("w-expired-answer", &acts, false).await.unwrap();
-    let closed = swf.wait_closed("w-expired-answer", 2, MINUTE).await;
-    assert_all_echoed(&closed, &acts);
-    assert_no_timeouts(&swf, "w-expired-answer").await;
-    assert_eq!(
-        swf_local.calls("RespondActivityTaskCompleted").await,
-        5,
-        "3 refused answers, then the 2 results:\n{}",
-        host.logs()
-    );
-    assert!(
-        host.logs()
-            .contains("credentials refused: ExpiredTokenException"),
-        "{}",
-        host.logs()
-    );
+        "credentials refused: ExpiredTokenException",
+    )
+    .await;
 }
 
 /// With no AWS credentials anywhere in the standard chain, the host says so, listing what

@@ -39,13 +39,7 @@ async fn register_is_idempotent() {
         .client
         .describe_activity_type()
         .domain("reg")
-        .activity_type(
-            ActivityType::builder()
-                .name("countdown")
-                .version("1")
-                .build()
-                .unwrap(),
-        )
+        .activity_type(activity_type("countdown", "1"))
         .send()
         .await
         .unwrap();
@@ -85,19 +79,21 @@ async fn register_is_idempotent() {
     swf.client
         .deprecate_activity_type()
         .domain("reg")
-        .activity_type(
-            ActivityType::builder()
-                .name("echo")
-                .version("1")
-                .build()
-                .unwrap(),
-        )
+        .activity_type(activity_type("echo", "1"))
         .send()
         .await
         .unwrap();
     let (status, out, _) = swasm(&["register", "--config", path.to_str().unwrap()]);
     assert_eq!(status.code(), Some(2), "{out}");
     assert!(out.contains("echo@1 (task list main): already registered with different defaults: status: registered DEPRECATED"), "{out}");
+}
+
+fn activity_type(name: &str, version: &str) -> ActivityType {
+    ActivityType::builder()
+        .name(name)
+        .version(version)
+        .build()
+        .unwrap()
 }
 
 /// Writes files that do not load beside the good plugins of `dir`: garbage, a truncated

@@ -234,6 +234,31 @@ impl GuestLimits {
     }
 }
 
+impl GuestLimits {
+    /// One memory or table going from `current` to `desired` bytes, within `memory_mb` for
+    /// all of them together; `refused` says what was asked when it is not granted.
+    fn grow(
+        &mut self,
+        current: usize,
+        desired: usize,
+        over_max: bool,
+        refused: impl FnOnce() -> String,
+    ) -> bool {
+        let total = self.total.saturating_sub(current).saturating_add(desired);
+        self.peak = self.peak.max(total);
+        if total > self.memory_bytes || over_max {
+            self.denied = Some(format!(
+                "{} denied (limit {} bytes = memory_mb, for all the task's memories and tables together)",
+                refused(),
+                self.memory_bytes
+            ));
+            return false;
+        }
+        self.total = total;
+        true
+    }
+}
+
 impl ResourceLimiter for GuestLimits {
     fn memory_growing(
         &mut self,
@@ -242,18 +267,10 @@ impl ResourceLimiter for GuestLimits {
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         // Called for each memory as it is made (from 0) and as it grows.
-        let total = self.total.saturating_sub(current).saturating_add(desired);
-        self.peak = self.peak.max(total);
         let over_max = maximum.is_some_and(|m| desired > m);
-        if total > self.memory_bytes || over_max {
-            self.denied = Some(format!(
-                "memory growth from {current} to {desired} bytes denied (limit {} bytes = memory_mb, for all the task's memories together)",
-                self.memory_bytes
-            ));
-            return Ok(false);
-        }
-        self.total = total;
-        Ok(true)
+        Ok(self.grow(current, desired, over_max, || {
+            format!("memory growth from {current} to {desired} bytes")
+        }))
     }
 
     fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
@@ -272,21 +289,10 @@ impl ResourceLimiter for GuestLimits {
         // are host memory as much as a linear memory's pages (a component may have 64
         // tables of 200,000 elements: 100 MB), so they count against `memory_mb` too.
         let bytes = |elements: usize| elements.saturating_mul(TABLE_ELEMENT_BYTES);
-        let total = self
-            .total
-            .saturating_sub(bytes(current))
-            .saturating_add(bytes(desired));
-        self.peak = self.peak.max(total);
         let over_max = maximum.is_some_and(|m| desired > m);
-        if total > self.memory_bytes || over_max {
-            self.denied = Some(format!(
-                "table growth from {current} to {desired} elements denied (limit {} bytes = memory_mb, for all the task's memories and tables together)",
-                self.memory_bytes
-            ));
-            return Ok(false);
-        }
-        self.total = total;
-        Ok(true)
+        Ok(self.grow(bytes(current), bytes(desired), over_max, || {
+            format!("table growth from {current} to {desired} elements")
+        }))
     }
 }
 
