@@ -220,17 +220,9 @@ impl Dispatcher {
         started: Instant,
         step: impl std::future::Future<Output = T>,
     ) -> Option<T> {
-        let given_up = async {
-            self.shutdown.task_over(started).await;
-            let over = self.shutdown.task_deadline(started);
-            match over.and_then(|at| at.checked_add(ANSWER_AFTER_GRACE)) {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => futures::future::pending().await,
-            }
-        };
         tokio::select! {
             out = step => Some(out),
-            _ = given_up => {
+            _ = self.shutdown.task_over_by(started, ANSWER_AFTER_GRACE) => {
                 tracing::error!("giving up on the response: the worker is shutting down and this task's grace is over");
                 None
             }

@@ -448,20 +448,31 @@ pub(crate) mod tests {
 
     fn start(fake: &Arc<FakeSwf>, interval_s: u64) -> (HeartbeatPump, Arc<Metrics>) {
         let metrics = Arc::new(Metrics::new());
-        let task = crate::swf::testing::task("t1", "echo", "1");
-        let guard = Arc::new(metrics.track(Arc::new(task.clone())));
         let swf: Arc<dyn SwfClient> = fake.clone();
-        let policy = Arc::new(ThrottlePolicy::new(swf.clone()));
-        let pump = HeartbeatPump::start(
-            swf,
-            policy,
+        let policy = Arc::new(ThrottlePolicy::new(swf));
+        let pump = start_with(fake, &policy, &metrics, "t1", interval_s);
+        (pump, metrics)
+    }
+
+    /// The pump of task `id` (type echo@1), sharing `policy` and `metrics` with others.
+    fn start_with(
+        fake: &Arc<FakeSwf>,
+        policy: &Arc<ThrottlePolicy>,
+        metrics: &Arc<Metrics>,
+        id: &str,
+        interval_s: u64,
+    ) -> HeartbeatPump {
+        let task = crate::swf::testing::task(id, "echo", "1");
+        let guard = Arc::new(metrics.track(Arc::new(task.clone())));
+        HeartbeatPump::start(
+            fake.clone(),
+            policy.clone(),
             metrics.clone(),
             guard,
-            "tok".into(),
+            format!("tok-{id}"),
             task.activity_type,
             interval_s,
-        );
-        (pump, metrics)
+        )
     }
 
     /// An endpoint that takes a heartbeat and never answers does not hold up the task's
@@ -543,22 +554,11 @@ pub(crate) mod tests {
             .unwrap()
             .extend((0..100).map(|_| SwfError::Throttled("slow down".into())));
         let metrics = Arc::new(Metrics::new());
-        let swf: Arc<dyn SwfClient> = fake.clone();
-        let policy = Arc::new(ThrottlePolicy::new(swf.clone()));
+        let policy = Arc::new(ThrottlePolicy::new(fake.clone()));
         let begun = Instant::now();
         let pumps: Vec<HeartbeatPump> = (0..20)
             .map(|i| {
-                let task = crate::swf::testing::task(&format!("t{i}"), "echo", "1");
-                let guard = Arc::new(metrics.track(Arc::new(task.clone())));
-                let pump = HeartbeatPump::start(
-                    swf.clone(),
-                    policy.clone(),
-                    metrics.clone(),
-                    guard,
-                    format!("tok{i}"),
-                    task.activity_type,
-                    3,
-                );
+                let pump = start_with(&fake, &policy, &metrics, &format!("t{i}"), 3);
                 pump.handle().beat(Some("first".into()));
                 pump
             })

@@ -55,16 +55,25 @@ impl Shutdown {
 
     /// When a task that started at `started` must end, once the shutdown began (`None`
     /// before it, or for a grace too long for the clock: never).
-    pub fn task_deadline(&self, started: Instant) -> Option<Instant> {
+    fn task_deadline(&self, started: Instant) -> Option<Instant> {
         let stopped_at = *self.stopped_at.get()?;
         stopped_at.max(started).checked_add(self.grace)
     }
 
     /// Resolves when the task that started at `started` has had its grace period.
     pub async fn task_over(&self, started: Instant) {
+        self.task_over_by(started, Duration::ZERO).await
+    }
+
+    /// Resolves `extra` after the task that started at `started` has had its grace period
+    /// (what is left to do then, such as answering, gets that long).
+    pub async fn task_over_by(&self, started: Instant, extra: Duration) {
         self.stop_polling.cancelled().await;
-        match self.task_deadline(started) {
-            Some(deadline) => tokio::time::sleep_until(deadline).await,
+        match self
+            .task_deadline(started)
+            .and_then(|deadline| deadline.checked_add(extra))
+        {
+            Some(at) => tokio::time::sleep_until(at).await,
             None => futures::future::pending().await,
         }
     }

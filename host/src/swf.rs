@@ -639,33 +639,27 @@ pub(crate) mod testing {
         pub fn responses(&self) -> Vec<(String, Response)> {
             self.responses.lock().unwrap().clone()
         }
-        pub async fn wait_heartbeats(&self, n: usize) {
+        /// Waits until `done` holds, looking again at each call the fake records.
+        async fn wait_until(&self, done: impl Fn(&Self) -> bool) {
             loop {
                 let changed = self.changed.notified();
-                if self.heartbeats.lock().unwrap().len() >= n {
+                if done(self) {
                     return;
                 }
                 changed.await;
             }
+        }
+        pub async fn wait_heartbeats(&self, n: usize) {
+            self.wait_until(|f| f.heartbeats.lock().unwrap().len() >= n)
+                .await
         }
         /// Waits until `n` answers were attempted (taken or not).
         pub async fn wait_answer_attempts(&self, n: usize) {
-            loop {
-                let changed = self.changed.notified();
-                if self.answer_attempts() >= n {
-                    return;
-                }
-                changed.await;
-            }
+            self.wait_until(|f| f.answer_attempts() >= n).await
         }
         pub async fn wait_responses(&self, n: usize) {
-            loop {
-                let changed = self.changed.notified();
-                if self.responses.lock().unwrap().len() >= n {
-                    return;
-                }
-                changed.await;
-            }
+            self.wait_until(|f| f.responses.lock().unwrap().len() >= n)
+                .await
         }
         fn respond(&self, token: &str, r: Response) -> BoxFuture<'_, SwfResult<()>> {
             self.answer_attempts.fetch_add(1, Ordering::Relaxed);

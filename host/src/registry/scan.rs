@@ -133,7 +133,6 @@ pub(crate) fn list_dir(
         {
             // A type `[activity] file` maps to another file is served from that file only:
             // one type, one file, whatever order the dir is read in.
-            let invalid = crate::config::validate_activity_type(&ty).err();
             match mapped
                 .iter()
                 .find(|(f, tys)| **f != file_name && tys.contains(&ty))
@@ -144,17 +143,16 @@ pub(crate) fn list_dir(
                     ));
                 }
                 Some(_) => {}
-                // Refused here, where the file is named, rather than by SWF when the type is
-                // registered (which would stop the registration of every type after it).
-                None if invalid.is_some() => {
+                None => {
+                    // Refused here, where the file is named, rather than by SWF when the type
+                    // is registered (which would stop the registration of every type after it).
                     if problem.is_none()
-                        && let Some(e) = invalid
+                        && let Err(e) = crate::config::validate_activity_type(&ty)
                     {
                         problem = Some(format!("{ty} is not an activity type SWF accepts: {e:#}"));
                     }
                     types.push(ty);
                 }
-                None => types.push(ty),
             }
         }
         if types.is_empty() && problem.is_none() {

@@ -213,8 +213,8 @@ const TABLE_ELEMENT_BYTES: usize = std::mem::size_of::<usize>();
 /// `swasm.MemoryLimit` rather than as a generic trap.
 pub(crate) struct GuestLimits {
     /// `memory_mb`, for all the linear memories and tables of the task together: a
-    /// component may define several (the pool allows 8 memories and 64 tables), and a
-    /// limit per memory would let it have 8 x.
+    /// component may define several (the pool allows `MEMORIES_PER_COMPONENT` and
+    /// `TABLES_PER_COMPONENT`), and a limit per memory would let it have that many times it.
     memory_bytes: usize,
     /// The size of all the task's memories and tables now.
     total: usize,
