@@ -125,6 +125,42 @@ async fn looping_guest_is_interrupted_at_the_deadline() {
     assert_eq!(failed(&o).0, reason::TIMEOUT);
 }
 
+/// A looping guest gives its guest thread back once a tick in a way that lets the thread's
+/// timers and I/O run: another run on the same thread, waiting on 20 timers in turn,
+/// finishes while the loop still runs. (A guest that woke itself at once would be polled
+/// again before tokio looked at its timers, which it does every 61 polls: 20 timers would
+/// take 12 s at 10 ms a slice, longer than the loop's 4 s.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_looping_guest_leaves_its_thread_timers_running() {
+    let rt = runtime();
+    let spin = load(&rt, &guest("spin@1.wasm"), "spin@1");
+    let guests = swasm::guests::GuestThreads::new(1).unwrap();
+    let s = swasm::config::ActivitySettings {
+        timeout_s: 4,
+        ..settings()
+    };
+    let looping = tokio::spawn(guests.run(Box::pin(async move {
+        spin.run(task("spin@1", None), &s, no_heartbeat()).await
+    })));
+    let timers = guests.run(Box::pin(async {
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        Outcome::Completed(None)
+    }));
+    assert_eq!(
+        guests.in_flight(),
+        vec![2],
+        "both runs share the one thread"
+    );
+    assert_eq!(timers.await, Outcome::Completed(None));
+    assert!(
+        !looping.is_finished(),
+        "the timers waited for the looping guest to end"
+    );
+    assert_eq!(failed(&looping.await.unwrap()).0, reason::TIMEOUT);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_hog_hits_the_limit() {
     let rt = runtime();

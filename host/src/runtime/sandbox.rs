@@ -196,11 +196,18 @@ fn store(
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limits);
     store.set_epoch_deadline(1);
+    // A guest still running at a tick yields through tokio's `yield_now`, which wakes it
+    // only after its runtime looked at timers and I/O. `Yield` would wake it at once, and a
+    // current-thread runtime looks at them every 61 polls only: the other runs on a guest
+    // thread (their timeouts, sockets, sleeps) would wait ~0.6 s behind a looping guest.
     store.epoch_deadline_callback(move |_| {
         if Instant::now() >= deadline {
             Err(wasmtime::Error::new(DeadlineExceeded))
         } else {
-            Ok(UpdateDeadline::Yield(1))
+            Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(tokio::task::yield_now()),
+            ))
         }
     });
     store
