@@ -81,22 +81,26 @@ impl GuestThreads {
     /// returned future aborts the run. A panic in the run becomes a failed outcome instead
     /// of a lost task.
     pub fn run(&self, run: BoxFuture<'static, Outcome>) -> BoxFuture<'static, Outcome> {
-        let Some(thread) = self
-            .threads
-            .iter()
-            .find(|t| t.load.busy.load(Ordering::Relaxed) == 0)
-            .or_else(|| {
-                self.threads
-                    .iter()
-                    .min_by_key(|t| t.load.in_flight.load(Ordering::Relaxed))
-            })
-        else {
+        // An idle thread is claimed in the step that finds it, so runs placed at the same
+        // moment from two threads of the main runtime do not both take it.
+        let idle = self.threads.iter().find(|t| {
+            t.load
+                .busy
+                .compare_exchange(0, 1, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        });
+        let claimed = idle.is_some();
+        let Some(thread) = idle.or_else(|| {
+            self.threads
+                .iter()
+                .min_by_key(|t| t.load.in_flight.load(Ordering::Relaxed))
+        }) else {
             return run;
         };
         // The task's span (ids, type) follows the run, so what the guest's host calls log
         // is tagged as before.
         let span = tracing::Span::current();
-        let run = Placed::new(run, &thread.load).instrument(span);
+        let run = Placed::new(run, &thread.load, claimed).instrument(span);
         let handle = AbortOnDropHandle::new(thread.runtime.spawn(run));
         Box::pin(async move {
             match handle.await {
@@ -180,9 +184,12 @@ struct Placed {
 }
 
 impl Placed {
-    fn new(run: BoxFuture<'static, Outcome>, load: &Arc<Load>) -> Placed {
+    /// `claimed`: placement already counted the run in `load.busy`.
+    fn new(run: BoxFuture<'static, Outcome>, load: &Arc<Load>, claimed: bool) -> Placed {
         load.in_flight.fetch_add(1, Ordering::Relaxed);
-        load.busy.fetch_add(1, Ordering::Relaxed);
+        if !claimed {
+            load.busy.fetch_add(1, Ordering::Relaxed);
+        }
         Placed {
             run,
             load: load.clone(),
@@ -326,6 +333,42 @@ mod tests {
         let mut got = [completed(a.await.unwrap()), completed(b.await.unwrap())];
         got.sort();
         assert_eq!(got, ["a swasm-guest-0", "b swasm-guest-1"]);
+    }
+
+    /// Two runs placed at the same moment from two threads, before either started, go to
+    /// the two threads: placement claims an idle thread in the same step that finds it.
+    #[tokio::test]
+    async fn runs_placed_at_once_claim_different_threads() {
+        let guests = Arc::new(GuestThreads::new(2).unwrap());
+        for _ in 0..2_000 {
+            let start = Arc::new(std::sync::Barrier::new(2));
+            let (finish, finish_rx) = std::sync::mpsc::channel::<()>();
+            let finish_rx = Arc::new(std::sync::Mutex::new(finish_rx));
+            let placers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (guests, start, finish_rx) =
+                        (guests.clone(), start.clone(), finish_rx.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        guests.run(
+                            async move {
+                                // Holds its thread, as computing guest code does.
+                                let _ = finish_rx.lock().unwrap().recv();
+                                Outcome::Completed(None)
+                            }
+                            .boxed(),
+                        )
+                    })
+                })
+                .collect();
+            let runs: Vec<_> = placers.into_iter().map(|p| p.join().unwrap()).collect();
+            assert_eq!(guests.in_flight(), [1, 1]);
+            finish.send(()).unwrap();
+            finish.send(()).unwrap();
+            for run in runs {
+                assert_eq!(run.await, Outcome::Completed(None));
+            }
+        }
     }
 
     fn thread_name() -> String {
