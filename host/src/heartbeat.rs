@@ -422,7 +422,12 @@ impl Pump {
                     } else {
                         tokio::select! {
                             _ = wait => {}
-                            _ = self.stop.cancelled() => return Sent::GaveUp,
+                            _ = self.stop.cancelled() => {
+                                // As for a beat in flight: its details go into the final
+                                // flush, unless the guest gave newer ones.
+                                shared.pending.lock().unwrap().get_or_insert(details);
+                                return Sent::GaveUp;
+                            }
                         }
                     }
                     // Details the guest gave meanwhile replace the ones being retried.
@@ -483,9 +488,7 @@ pub(crate) mod tests {
         fake.heartbeat_hangs.store(true, Ordering::Relaxed);
         let (pump, _) = start(&fake, 30);
         assert!(!pump.handle().beat(Some("1".into())));
-        while fake.heartbeat_attempts() == 0 {
-            tokio::task::yield_now().await;
-        }
+        fake.wait_heartbeat_attempts(1).await;
         let finishing = Instant::now();
         let end = tokio::time::timeout(Duration::from_secs(60), pump.finish())
             .await
@@ -696,6 +699,22 @@ pub(crate) mod tests {
         assert_eq!(fake.heartbeat_attempts(), 3);
         pump.finish().await;
         assert_eq!(fake.heartbeat_details().len(), 1, "nothing left to flush");
+    }
+
+    /// A task that finishes while its last beat waits to be retried still records those
+    /// details: they go into the final flush.
+    #[tokio::test(start_paused = true)]
+    async fn details_waiting_for_a_retry_are_flushed_at_the_finish() {
+        let fake = Arc::new(FakeSwf::default());
+        fake.fail_next
+            .lock()
+            .unwrap()
+            .push_back(SwfError::Throttled("x".into()));
+        let (pump, _) = start(&fake, 30);
+        pump.handle().beat(Some("last".into()));
+        fake.wait_heartbeat_attempts(1).await;
+        pump.finish().await;
+        assert_eq!(fake.heartbeat_details(), vec![Some("last".to_string())]);
     }
 
     #[tokio::test(start_paused = true)]

@@ -649,6 +649,10 @@ pub(crate) mod testing {
                 changed.await;
             }
         }
+        /// Waits until `n` heartbeats were attempted (recorded or not).
+        pub async fn wait_heartbeat_attempts(&self, n: usize) {
+            self.wait_until(|f| f.heartbeat_attempts() >= n).await
+        }
         pub async fn wait_heartbeats(&self, n: usize) {
             self.wait_until(|f| f.heartbeats.lock().unwrap().len() >= n)
                 .await
@@ -698,6 +702,7 @@ pub(crate) mod testing {
             let details = details.map(str::to_string);
             Box::pin(async move {
                 self.heartbeat_attempts.fetch_add(1, Ordering::Relaxed);
+                self.changed.notify_waiters();
                 if self.heartbeat_hangs.load(Ordering::Relaxed) {
                     return futures::future::pending().await;
                 }
