@@ -76,8 +76,10 @@ pub(crate) fn mapped_files(config: &Config) -> BTreeMap<String, Vec<ActivityType
 
 /// Where `plugin_dir` leads now (canonical: a symlink switched to another release is
 /// followed), and its `.wasm` files, sorted by name. Hidden files are skipped (editors and
-/// `cp` tools write temp files as `.name`). An error means the dir could not be read at
-/// all: that says nothing about which files it holds.
+/// `cp` tools write temp files as `.name`). An error means the dir could not be read
+/// whole: that says nothing about which files it holds. A dir that lists its names but
+/// cannot be searched (no `x` permission: `chmod -R 644`), or a network file system that
+/// fails a lookup, is such a dir, not one whose files are gone.
 pub(crate) fn list_dir(
     plugin_dir: &Path,
     mapped: &BTreeMap<String, Vec<ActivityType>>,
@@ -85,7 +87,8 @@ pub(crate) fn list_dir(
     let dir = plugin_dir.canonicalize()?;
     let read = std::fs::read_dir(&dir)?;
     let mut entries = Vec::new();
-    for item in read.flatten() {
+    for item in read {
+        let item = item?;
         let Ok(file_name) = item.file_name().into_string() else {
             continue;
         };
@@ -116,7 +119,17 @@ pub(crate) fn list_dir(
         } else {
             std::fs::metadata(&source)
         };
-        let Ok(meta) = meta else { continue };
+        let meta = match meta {
+            Ok(meta) => meta,
+            // Removed since the dir was listed.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!("{}: {e}", path.display()),
+                ));
+            }
+        };
         if problem.is_none() && meta.is_dir() {
             // Named like a plugin, so meant as one (an unpacked archive, a build output dir):
             // said, rather than silently not served.
@@ -269,4 +282,93 @@ pub async fn inspect(config: &Config, runtime: &Arc<Runtime>) -> Result<Vec<File
         }
     }
     Ok(reports)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Takes CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH out of this thread's effective set
+    /// while it lives (nothing to take without them), so a test running as root sees the
+    /// permission errors a user's host sees. Capabilities are per thread.
+    struct ModesChecked([CapData; 2]);
+
+    #[repr(C)]
+    struct CapHeader {
+        version: u32,
+        pid: i32,
+    }
+
+    #[repr(C)]
+    #[derive(Default, Clone, Copy)]
+    struct CapData {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+
+    const CAP_VERSION_3: u32 = 0x2008_0522;
+    const DAC_CAPS: u32 = (1 << 1) | (1 << 2);
+
+    impl ModesChecked {
+        fn on_this_thread() -> ModesChecked {
+            let mut before = [CapData::default(); 2];
+            let mut header = CapHeader {
+                version: CAP_VERSION_3,
+                pid: 0,
+            };
+            // SAFETY: capget fills two CapData for version 3, as the kernel's ABI says.
+            let got = unsafe { libc::syscall(libc::SYS_capget, &mut header, before.as_mut_ptr()) };
+            assert_eq!(got, 0, "capget: {}", std::io::Error::last_os_error());
+            let mut without = before;
+            without[0].effective &= !DAC_CAPS;
+            set_caps(&without);
+            ModesChecked(before)
+        }
+    }
+
+    impl Drop for ModesChecked {
+        fn drop(&mut self) {
+            set_caps(&self.0);
+        }
+    }
+
+    fn set_caps(data: &[CapData; 2]) {
+        let mut header = CapHeader {
+            version: CAP_VERSION_3,
+            pid: 0,
+        };
+        // SAFETY: capset reads two CapData for version 3; pid 0 is this thread.
+        let set = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
+        assert_eq!(set, 0, "capset: {}", std::io::Error::last_os_error());
+    }
+
+    /// A dir whose names can be listed but whose files cannot be looked at (`chmod 644` on
+    /// the dir) cannot be read: its files are not gone, so what they serve must stay.
+    #[test]
+    fn a_dir_that_cannot_be_searched_is_unreadable_not_empty() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("swasm-scan-search-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("echo@1.wasm"), b"not looked at").unwrap();
+        let mapped = BTreeMap::new();
+        let (_, entries) = list_dir(&dir, &mapped).unwrap();
+        assert_eq!(entries.len(), 1);
+
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let listed = {
+            let _checked = ModesChecked::on_this_thread();
+            list_dir(&dir, &mapped)
+        };
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        match listed {
+            Err(e) => {
+                assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{e}");
+                assert!(e.to_string().contains("echo@1.wasm"), "names the file: {e}");
+            }
+            Ok((_, entries)) => panic!("listed as {} files", entries.len()),
+        }
+    }
 }
