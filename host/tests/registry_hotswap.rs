@@ -516,6 +516,55 @@ async fn a_plugin_dir_symlink_switched_to_another_release_is_followed() {
     assert_eq!(reg.stats().retirements.load(Ordering::Relaxed), 0);
 }
 
+/// A release switch is a swap of every file at once, and a broken file never replaces a
+/// working version: a type whose file in the new release does not load keeps serving from
+/// the old release until it does, and is retired once the new release drops the file. A
+/// type the new release does not have is retired at the switch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_switch_keeps_a_type_whose_new_file_does_not_load() {
+    let f = Fixture::new("release-broken", "");
+    std::fs::remove_dir(&f.dir).unwrap();
+    let (v1, v2) = (f.root.join("releases/v1"), f.root.join("releases/v2"));
+    std::fs::create_dir_all(&v1).unwrap();
+    std::fs::create_dir_all(&v2).unwrap();
+    std::fs::copy(example("echo@1.wasm"), v1.join("echo@1.wasm")).unwrap();
+    std::fs::copy(example("countdown@1.wasm"), v1.join("countdown@1.wasm")).unwrap();
+    std::fs::write(v2.join("echo@1.wasm"), b"\0asm but not a component").unwrap();
+    std::fs::copy(example("validate@1.wasm"), v2.join("validate@1.wasm")).unwrap();
+    std::os::unix::fs::symlink("releases/v1", &f.dir).unwrap();
+    let reg = f.start().await;
+    assert_eq!(reg.served("tl"), vec![ty("countdown@1"), ty("echo@1")]);
+
+    let next = f.root.join("plugins.next");
+    std::os::unix::fs::symlink("releases/v2", &next).unwrap();
+    std::fs::rename(&next, &f.dir).unwrap();
+    wait_for("the new release's scan", LIMIT, || {
+        reg.lookup("tl", &ty("validate@1")).is_some()
+    })
+    .await;
+    // Young, the broken file is taken for one still being written; then it is rejected.
+    assert_eq!(reg.served("tl"), vec![ty("echo@1"), ty("validate@1")]);
+    wait_for("the new echo@1.wasm rejected", LIMIT, || {
+        reg.stats().rejects.load(Ordering::Relaxed) == 1
+    })
+    .await;
+    assert_eq!(reg.served("tl"), vec![ty("echo@1"), ty("validate@1")]);
+    let echo = reg.lookup("tl", &ty("echo@1")).unwrap();
+    assert!(
+        echo.path.ends_with("releases/v1/echo@1.wasm"),
+        "{:?}",
+        echo.path
+    );
+    assert_eq!(echo_result(&reg, "echo@1", "x").await.as_deref(), Some("x"));
+
+    std::fs::remove_file(v2.join("echo@1.wasm")).unwrap();
+    wait_for("echo@1 retired", LIMIT, || {
+        reg.lookup("tl", &ty("echo@1")).is_none()
+    })
+    .await;
+    assert_eq!(reg.served("tl"), vec![ty("validate@1")]);
+}
+
 /// A registry serving echo@1 from a plugin dir that was then moved away, once a scan has
 /// found the dir gone; and where the dir went.
 async fn serving_echo_from_a_dir_that_then_vanishes(

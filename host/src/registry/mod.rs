@@ -528,14 +528,13 @@ impl Registry {
         }
         let mut retry = false;
         // `plugin_dir` leads to another directory now: its files are new files, and those
-        // of the old one are gone (types they alone served are retired below).
-        let mut left_behind = None;
+        // of the old one are gone (types no file of the new one claims are retired below).
         if dir != **list.dir.load() {
             let old = list.dir();
             tracing::info!(task_list = %list.name, from = %old.display(), to = %dir.display(), "plugin_dir leads to another directory now");
             self.rewatch(list, &old, &dir);
             list.dir.store(Arc::new(dir.clone()));
-            left_behind = Some((old, std::mem::take(&mut *files)));
+            files.clear();
         } else if back || stale {
             // It may be another dir at the same path (made again, mounted again, renamed into
             // place), whether or not a scan found the path empty in between: the watch on
@@ -548,8 +547,10 @@ impl Registry {
             retry = true;
         }
         let mut present = std::collections::HashSet::new();
+        let mut claimed = std::collections::HashSet::new();
         for entry in entries {
             present.insert(entry.file_name.clone());
+            claimed.extend(entry.types.iter().cloned());
             let known = files.get(&entry.file_name).cloned();
             let known = known.as_ref();
             if known.is_some_and(|k| k.stamp == entry.stamp) {
@@ -704,12 +705,19 @@ impl Registry {
             let state = files.remove(&file_name).expect("listed key");
             self.retire(list, &dir.join(&file_name), &state.types);
         }
-        for (old, state) in left_behind.into_iter().flat_map(|(old, files)| {
-            files
-                .into_iter()
-                .map(move |(f, state)| (old.join(f), state))
-        }) {
-            self.retire(list, &old, &state.types);
+        // Types still served from a directory `plugin_dir` led to before. One a file here
+        // claims keeps serving until that file loads (it may be broken, still being
+        // written, or waiting for a slot); the others, and that one once no file claims it,
+        // are retired.
+        let left_behind: Vec<(ActivityType, PathBuf)> = list
+            .table
+            .load()
+            .iter()
+            .filter(|(ty, p)| p.path.parent() != Some(dir.as_path()) && !claimed.contains(*ty))
+            .map(|(ty, p)| (ty.clone(), p.path.clone()))
+            .collect();
+        for (ty, path) in left_behind {
+            self.retire(list, &path, std::slice::from_ref(&ty));
         }
         (retry.then_some(SETTLE), to_cache)
     }
