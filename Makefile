@@ -66,7 +66,10 @@ $(RUST_DIST) &: $(call sources,plugins/rust)
 PY_PLUGINS := echo countdown
 PY_DIST := $(foreach p,$(PY_PLUGINS),$(PLUGIN_DIST)/$(p)-py@1.wasm)
 
-$(PLUGIN_DIST)/%-py@1.wasm: plugins/python/%/app.py plugins/python/requirements.txt $(WIT)
+# Every file of the example's directory (-p bundles the modules next to app.py); $$* is the
+# example's name, expanded a second time once the pattern matched (.SECONDEXPANSION).
+.SECONDEXPANSION:
+$(PLUGIN_DIST)/%-py@1.wasm: $$(call sources,plugins/python/$$*) plugins/python/requirements.txt
 	@echo "plugins: python $*"
 	@$(call need,$(VENV)/bin/componentize-py)
 	@mkdir -p $(PLUGIN_DIST)

@@ -1,7 +1,8 @@
 //! Issue 6, end to end: the echo and countdown examples of every language (Rust, Python,
 //! JavaScript, C) served by one `swasm run` against swf-local. Echo completes with its input
-//! and fails `BadInput` on "fail"; countdown's heartbeat details show in the endpoint
-//! (`GET /_activities`) and it ends canceled after the decider's RequestCancelActivityTask.
+//! and fails `BadInput` on "fail"; countdown fails `BadInput` on input that is not its JSON
+//! object of integers, its heartbeat details show in the endpoint (`GET /_activities`) and it
+//! ends canceled after the decider's RequestCancelActivityTask.
 
 use std::time::Duration;
 
@@ -10,6 +11,14 @@ use serde_json::Value;
 use swasm_tests::*;
 
 const MINUTE: Duration = Duration::from_secs(60);
+
+/// (activity id, input) of countdown runs every language must fail with `BadInput` instead
+/// of running the defaults or a rounded number of steps.
+const BAD_COUNTDOWN_INPUTS: [(&str, &str); 3] = [
+    ("bad-json", "not json"),
+    ("bad-fraction", r#"{"steps":5.9}"#),
+    ("bad-negative", r#"{"steps":-1}"#),
+];
 
 /// (language, suffix of its plugin names: `echo{suffix}@1`, `countdown{suffix}@1`)
 const LANGUAGES: [(&str, &str); 4] = [
@@ -65,7 +74,7 @@ async fn every_language_echoes_fails_heartbeats_and_cancels() {
             Some(countdown_input),
         );
         countdown.heartbeat = "30".into();
-        let acts = vec![
+        let mut acts = vec![
             Activity::new(
                 "echo",
                 &format!("echo{s}@1"),
@@ -75,6 +84,14 @@ async fn every_language_echoes_fails_heartbeats_and_cancels() {
             Activity::new("fail", &format!("echo{s}@1"), "main", Some("fail")),
             countdown,
         ];
+        for (id, input) in BAD_COUNTDOWN_INPUTS {
+            acts.push(Activity::new(
+                id,
+                &format!("countdown{s}@1"),
+                "main",
+                Some(input),
+            ));
+        }
         swf.start(&format!("w-{lang}"), &acts, false).await.unwrap();
     }
 
@@ -102,7 +119,9 @@ async fn every_language_echoes_fails_heartbeats_and_cancels() {
 
     for (lang, s) in LANGUAGES {
         let wf = format!("w-{lang}");
-        let closed = swf.wait_closed(&wf, 3, MINUTE).await;
+        let closed = swf
+            .wait_closed(&wf, 3 + BAD_COUNTDOWN_INPUTS.len(), MINUTE)
+            .await;
         assert_eq!(
             closed["echo"],
             vec![Closed::Completed(Some(format!("hi {lang}")))],
@@ -111,6 +130,14 @@ async fn every_language_echoes_fails_heartbeats_and_cancels() {
         match &closed["fail"][..] {
             [Closed::Failed { reason, .. }] => assert_eq!(reason, "BadInput", "echo{s}@1"),
             other => panic!("echo{s}@1 on \"fail\": {other:?}"),
+        }
+        for (id, input) in BAD_COUNTDOWN_INPUTS {
+            match &closed[id][..] {
+                [Closed::Failed { reason, .. }] => {
+                    assert_eq!(reason, "BadInput", "countdown{s}@1 on {input}")
+                }
+                other => panic!("countdown{s}@1 on {input}: {other:?}"),
+            }
         }
         assert!(
             matches!(closed["countdown"][..], [Closed::Canceled(_)]),
