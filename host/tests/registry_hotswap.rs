@@ -516,6 +516,30 @@ async fn a_plugin_dir_symlink_switched_to_another_release_is_followed() {
     assert_eq!(reg.stats().retirements.load(Ordering::Relaxed), 0);
 }
 
+/// A broken file whose modification time lies in the future (copied from a machine whose
+/// clock is ahead) is rejected, not taken for a file still being written and compiled
+/// again every half second until the clock catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_file_from_the_future_is_rejected() {
+    let f = Fixture::new("future", "");
+    let reg = f.start().await;
+    let tmp = f.dir.join(".bad@1.wasm.tmp");
+    std::fs::write(&tmp, b"\0asm but not a component").unwrap();
+    let ahead = std::time::SystemTime::now() + Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&tmp)
+        .unwrap()
+        .set_modified(ahead)
+        .unwrap();
+    std::fs::rename(&tmp, f.dir.join("bad@1.wasm")).unwrap();
+    wait_for("bad@1.wasm rejected", LIMIT, || {
+        reg.stats().rejects.load(Ordering::Relaxed) == 1
+    })
+    .await;
+    assert!(reg.served("tl").is_empty());
+}
+
 /// A release switch is a swap of every file at once, and a broken file never replaces a
 /// working version: a type whose file in the new release does not load keeps serving from
 /// the old release until it does, and is retired once the new release drops the file. A

@@ -51,12 +51,15 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    /// Modified less than `d` ago (may still be being written).
+    /// Modified less than `d` ago (may still be being written). A modification time in
+    /// the future (copied with `rsync -a` or `tar x` from a machine whose clock is ahead)
+    /// says nothing about a write going on, and would keep a broken file "young", tried
+    /// again and again, until the clock passed it: such a file is not young.
     pub fn young(&self, d: Duration) -> bool {
         self.stamp
             .mtime
             .and_then(|m| m.elapsed().ok())
-            .is_none_or(|age| age < d)
+            .is_some_and(|age| age < d)
     }
 }
 
