@@ -60,10 +60,13 @@ impl Cache {
         let dir = self.dir(runtime, compiler)?;
         let (code_path, sum_path) = Self::paths(&dir, hash);
         let code = std::fs::read(&code_path).ok()?;
-        let verified = std::fs::read_to_string(&sum_path)
-            .map(|sum| sum.trim() == hex::encode(Sha256::digest(&code)))
-            .unwrap_or(false);
-        if !verified {
+        let Ok(sum) = std::fs::read_to_string(&sum_path) else {
+            // Another writer (a host sharing the cache dir, `swasm plugins`, another task
+            // list with the same file) has renamed the code into place and not yet its
+            // checksum: a miss, and the entry is left to it.
+            return None;
+        };
+        if sum.trim() != hex::encode(Sha256::digest(&code)) {
             tracing::warn!(entry = %code_path.display(), "compiled-code cache entry fails its checksum; recompiling");
             Self::remove(&dir, hash);
             return None;
@@ -108,9 +111,15 @@ impl Cache {
     }
 
     /// Removes the entries used least recently, but never `keep`, until the cache is at
-    /// most `max_bytes` big.
+    /// most `max_bytes` big; and temp files a write left behind (a process killed while
+    /// writing, or stopped before a background write ended).
     fn trim(&self, keep: &Path) {
-        let mut entries = self.entries();
+        let (mut entries, stale) = self.entries();
+        for tmp in stale {
+            if std::fs::remove_file(&tmp).is_ok() {
+                tracing::info!(file = %tmp.display(), "removed a compiled-code cache temp file an interrupted write left");
+            }
+        }
         let mut total: u64 = entries.iter().map(|e| e.bytes).sum();
         if total <= self.max_bytes {
             return;
@@ -133,12 +142,14 @@ impl Cache {
     }
 
     /// Every entry under the root, in every engine's directory (`wasmtime-*`: the cache
-    /// dir may be shared with other tools, whose files are never touched).
-    fn entries(&self) -> Vec<Entry> {
-        let Ok(engines) = std::fs::read_dir(&self.root) else {
-            return Vec::new();
-        };
+    /// dir may be shared with other tools, whose files are never touched), and the temp
+    /// files there older than [`STALE_TEMP`].
+    fn entries(&self) -> (Vec<Entry>, Vec<PathBuf>) {
         let mut out = Vec::new();
+        let mut stale = Vec::new();
+        let Ok(engines) = std::fs::read_dir(&self.root) else {
+            return (out, stale);
+        };
         let is_engine_dir = |e: &std::fs::DirEntry| {
             e.file_name().to_string_lossy().starts_with("wasmtime-") && e.path().is_dir()
         };
@@ -149,6 +160,14 @@ impl Cache {
             for f in files.flatten() {
                 let code = f.path();
                 if code.extension().is_none_or(|x| x != "cwasm") {
+                    let temp = f.file_name().to_string_lossy().contains(".tmp.");
+                    let old = f
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE_TEMP));
+                    if temp && old {
+                        stale.push(code);
+                    }
                     continue;
                 }
                 let Ok(meta) = f.metadata() else { continue };
@@ -160,7 +179,7 @@ impl Cache {
                 });
             }
         }
-        out
+        (out, stale)
     }
 
     /// Writes an entry; returns the path of its code.
@@ -179,6 +198,10 @@ impl Cache {
         let _ = std::fs::remove_file(code);
     }
 }
+
+/// How old a temp file of the cache must be to be taken for one an interrupted write left:
+/// a write takes seconds.
+const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// One cache entry as [`Cache::trim`] sees it.
 struct Entry {
@@ -264,6 +287,60 @@ mod tests {
         // Within the limit, nothing goes.
         cache.trim(&written);
         assert!(recent.exists());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// Code whose checksum file is not there yet is another writer's entry, half written:
+    /// a miss that leaves it in place. Code whose checksum does not match is a bad entry,
+    /// removed so that it is written again.
+    #[test]
+    fn code_without_its_checksum_yet_is_a_miss_left_in_place() {
+        let root = temp_root("half");
+        let rt = crate::runtime::Runtime::with_options(crate::runtime::RuntimeOptions {
+            max_instances: 2,
+            ..Default::default()
+        })
+        .unwrap();
+        let cache = Cache {
+            root: root.clone(),
+            max_bytes: u64::MAX,
+        };
+        let dir = cache.dir(&rt, Compiler::Cranelift).unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        let (code, sum) = Cache::paths(&dir, "h");
+        std::fs::write(&code, b"code renamed into place, its checksum not yet").unwrap();
+        assert!(cache.get(&rt, Compiler::Cranelift, "h").is_none());
+        assert!(code.exists(), "left to the writer");
+        std::fs::write(&sum, "0000").unwrap();
+        assert!(cache.get(&rt, Compiler::Cranelift, "h").is_none());
+        assert!(!code.exists() && !sum.exists(), "a bad entry is removed");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// Temp files an interrupted write left are removed when the cache is next written;
+    /// one a write in progress holds (young) is not.
+    #[test]
+    fn temp_files_of_interrupted_writes_are_removed() {
+        let root = temp_root("tmp");
+        let kept = entry(&root, "wasmtime-e", "a", 10, Duration::ZERO);
+        let dir = root.join("wasmtime-e");
+        let left = dir.join("b.tmp.123.456");
+        let writing = dir.join("c.tmp.789.1");
+        std::fs::write(&left, b"torn").unwrap();
+        std::fs::write(&writing, b"being written").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&left)
+            .unwrap()
+            .set_modified(SystemTime::now() - 2 * STALE_TEMP)
+            .unwrap();
+        Cache {
+            root: root.clone(),
+            max_bytes: u64::MAX,
+        }
+        .trim(&kept);
+        assert!(!left.exists());
+        assert!(writing.exists() && kept.exists());
         std::fs::remove_dir_all(&root).unwrap();
     }
 
