@@ -13,7 +13,8 @@ pub mod throughput;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
+use aws_sdk_swf::types::{EventType, WorkflowExecution};
 
 use crate::Ctx;
 use crate::endpoint::Endpoint;
@@ -39,7 +40,7 @@ pub async fn watch(
         worker.check_alive()?;
         if start.elapsed() > deadline {
             bail!(
-                "{what}: not reached within {:.0} s ({} tasks answered, {} failed)",
+                "{what}: not reached within {:.0} s ({} answers received, {} of them failures)",
                 deadline.as_secs_f64(),
                 ep.answered(),
                 ep.calls("RespondActivityTaskFailed")
@@ -128,4 +129,101 @@ pub async fn fill_cache(ctx: &Ctx, label: &str, kind: &Kind, activity: &str) -> 
         took.as_secs_f64()
     );
     Ok(())
+}
+
+/// When the activities of a run were all closed, and how many answers arrived for them.
+pub struct Closed {
+    /// The first look at which none was open.
+    pub at: Instant,
+    /// RespondActivityTask* requests received by then.
+    pub requests: u64,
+}
+
+/// Waits until none of `executions`' activities is open (DescribeWorkflowExecution's open
+/// counts), checking that `worker` is alive. The call counters that gate a run count
+/// RespondActivityTask* requests as they arrive, rejected or retried ones included, so a
+/// run is over once its activities are closed, not once the counters say so.
+pub async fn all_closed(
+    ep: &Endpoint,
+    client: &aws_sdk_swf::Client,
+    executions: &[WorkflowExecution],
+    worker: &mut Worker,
+    deadline: Duration,
+) -> Result<Closed> {
+    let start = Instant::now();
+    loop {
+        let mut open = 0;
+        for execution in executions {
+            let out = client
+                .describe_workflow_execution()
+                .domain(swf::DOMAIN)
+                .execution(execution.clone())
+                .send()
+                .await
+                .context("DescribeWorkflowExecution")?;
+            open += out.open_counts.map_or(0, |c| c.open_activity_tasks);
+        }
+        if open == 0 {
+            return Ok(Closed {
+                at: Instant::now(),
+                requests: ep.answered(),
+            });
+        }
+        worker.check_alive()?;
+        if start.elapsed() > deadline {
+            bail!(
+                "{open} activities still open {:.0} s after {} answers arrived",
+                deadline.as_secs_f64(),
+                ep.answered()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// How the activities of some executions closed, from their histories.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Outcomes {
+    pub completed: u64,
+    pub failed: u64,
+    pub canceled: u64,
+    pub timed_out: u64,
+}
+
+impl Outcomes {
+    /// Reads the histories of `executions` (unmeasured: after the run).
+    pub async fn of(
+        client: &aws_sdk_swf::Client,
+        executions: &[WorkflowExecution],
+    ) -> Result<Outcomes> {
+        let mut o = Outcomes::default();
+        for execution in executions {
+            for e in heartbeat::history(client, execution).await? {
+                match e.event_type {
+                    EventType::ActivityTaskCompleted => o.completed += 1,
+                    EventType::ActivityTaskFailed => o.failed += 1,
+                    EventType::ActivityTaskCanceled => o.canceled += 1,
+                    EventType::ActivityTaskTimedOut => o.timed_out += 1,
+                    _ => {}
+                }
+            }
+        }
+        Ok(o)
+    }
+
+    /// Errors unless all `n` activities completed; names what happened instead and how
+    /// many answers (`requests`) arrived for them.
+    pub fn all_completed(&self, n: u64, requests: u64, log: &Path) -> Result<()> {
+        if self.completed != n {
+            bail!(
+                "{} of {n} tasks completed ({} failed, {} canceled, {} timed out) from {requests} RespondActivityTask* requests (see {})",
+                self.completed,
+                self.failed,
+                self.canceled,
+                self.timed_out,
+                log.display()
+            );
+        }
+        Ok(())
+    }
 }
