@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use super::{Outcomes, all_closed, fill_cache};
 use crate::Ctx;
@@ -109,7 +109,7 @@ async fn once(ctx: &Ctx, label: &str, kind: &Kind, activity: &str) -> Result<Mea
     let mut worker = workers::start(ctx, label, kind, &ep.url, &task_list, &dir)?;
     let result = async {
         let started = Instant::now();
-        let mut m = watch_all(&ep, &mut worker, n as u64, ctx.sizes.memory_steps).await?;
+        let mut m = watch_all(&ep, &mut worker, n as u64).await?;
         // The counters count answers as they arrive, rejected or retried ones too: the
         // tasks are done once their activities are closed.
         let closed = all_closed(
@@ -132,44 +132,90 @@ async fn once(ctx: &Ctx, label: &str, kind: &Kind, activity: &str) -> Result<Mea
         Ok(m)
     }
     .await;
-    worker.stop().await;
+    match &result {
+        Ok(_) => worker.stop().await,
+        Err(_) => worker.stop_after_failure().await,
+    }
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
 
+/// A run fails once its worker has made no progress (heartbeats or answers) for this
+/// long: every task in flight heartbeats each second, so 30 s without one is stuck, not
+/// slow (boto3 with 1,000 threads takes 3x the tasks' 15 s, and keeps heartbeating).
+const STALL: Duration = Duration::from_secs(30);
+/// And in any case after this long: far beyond any run seen (50 s).
+const CAP: Duration = Duration::from_secs(600);
+
+/// The SWF calls the worker made so far, for errors: what it did tells stuck from slow.
+fn calls(ep: &Endpoint) -> String {
+    [
+        ("polls", "PollForActivityTask"),
+        ("heartbeats", "RecordActivityTaskHeartbeat"),
+        ("completed", "RespondActivityTaskCompleted"),
+        ("failed", "RespondActivityTaskFailed"),
+        ("canceled", "RespondActivityTaskCanceled"),
+    ]
+    .iter()
+    .map(|(name, op)| format!("{name} {}", ep.calls(op)))
+    .collect::<Vec<_>>()
+    .join(", ")
+}
+
 /// Waits for every task to be answered, guarding the machine's memory; returns the peak
 /// RSS (read while the process is still alive), the highest RSS sampled meanwhile, and
-/// the time taken.
-async fn watch_all(ep: &Endpoint, worker: &mut Worker, n: u64, steps: u32) -> Result<Measured> {
+/// the time taken. Fails when the worker dies, stops making progress for [`STALL`], or
+/// takes longer than [`CAP`] in all, naming the calls it made.
+async fn watch_all(ep: &Endpoint, worker: &mut Worker, n: u64) -> Result<Measured> {
     let start = Instant::now();
-    let deadline = Duration::from_secs(120 + 4 * steps as u64);
     let mut peak = 0;
     let mut in_flight = 0;
+    let mut progress = 0;
+    let mut progressed = start;
     loop {
-        worker.check_alive()?;
+        worker
+            .check_alive()
+            .with_context(|| format!("calls so far: {}", calls(ep)))?;
         peak = peak.max(worker.peak_rss()?);
         if ep.answered() >= n {
             break;
         }
+        let heartbeats = ep.calls("RecordActivityTaskHeartbeat");
         // In flight: from the first heartbeat (a task has run a step) to the last answer.
-        if ep.calls("RecordActivityTaskHeartbeat") > 0 {
+        if heartbeats > 0 {
             in_flight = in_flight.max(proc_status_kb(worker.pid(), "VmRSS")? * 1024);
+        }
+        let now = heartbeats + ep.answered();
+        if now > progress {
+            (progress, progressed) = (now, Instant::now());
         }
         let available = mem_available()?;
         if available < MIN_AVAILABLE {
             bail!(
-                "stopped: machine down to {:.0} MB available with {:.0} MB peak RSS and {} of {n} answered",
+                "stopped: machine down to {:.0} MB available with {:.0} MB peak RSS after {:.0} s ({})",
                 available as f64 / MB,
                 peak as f64 / MB,
-                ep.answered()
+                start.elapsed().as_secs_f64(),
+                calls(ep)
             );
         }
-        if start.elapsed() > deadline {
+        if progressed.elapsed() > STALL {
             bail!(
-                "{} of {n} answered after {:.0} s (peak RSS so far {:.0} MB)",
-                ep.answered(),
-                deadline.as_secs_f64(),
-                peak as f64 / MB
+                "stuck: no heartbeat or answer for {:.0} s, {:.0} s into the run ({}; peak RSS so far {:.0} MB; see {})",
+                progressed.elapsed().as_secs_f64(),
+                start.elapsed().as_secs_f64(),
+                calls(ep),
+                peak as f64 / MB,
+                worker.log.display()
+            );
+        }
+        if start.elapsed() > CAP {
+            bail!(
+                "too slow: not done after {:.0} s, still progressing ({}; peak RSS so far {:.0} MB; see {})",
+                CAP.as_secs_f64(),
+                calls(ep),
+                peak as f64 / MB,
+                worker.log.display()
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

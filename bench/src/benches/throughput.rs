@@ -336,7 +336,10 @@ async fn once(ctx: &Ctx, v: &Variant, rep: usize) -> Result<Run> {
         })
     }
     .await;
-    worker.stop().await;
+    match &result {
+        Ok(_) => worker.stop().await,
+        Err(_) => worker.stop_after_failure().await,
+    }
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
