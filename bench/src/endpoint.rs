@@ -53,7 +53,10 @@ impl Endpoint {
         self.state.calls(operation)
     }
 
-    /// Activity tasks answered in any way (completed, failed or canceled).
+    /// RespondActivityTask{Completed,Failed,Canceled} requests received. swf-local counts a
+    /// request as it arrives, so rejected and retried ones count too: a cheap gate to watch
+    /// every 1-2 ms, not a count of tasks done ([`crate::benches::all_closed`] and
+    /// [`crate::benches::Outcomes`] are).
     pub fn answered(&self) -> u64 {
         self.calls("RespondActivityTaskCompleted")
             + self.calls("RespondActivityTaskFailed")

@@ -14,6 +14,9 @@ pub struct Worker {
     child: Child,
     /// Its stdout and stderr, kept for post-mortems under `results/raw/logs/`.
     pub log: PathBuf,
+    /// It dumps its threads' stacks to its log on SIGUSR1 (the boto3 worker; to others
+    /// the signal is fatal).
+    pub dumps_stacks: bool,
 }
 
 /// The environment every worker gets: the standard AWS chain resolves to dummy keys at
@@ -69,6 +72,7 @@ impl Worker {
             label: label.to_string(),
             child,
             log: log.to_path_buf(),
+            dumps_stacks: false,
         })
     }
 
@@ -119,7 +123,32 @@ impl Worker {
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
     }
+
+    /// [`Worker::stop`] after a failed run: a worker that can dump its threads' stacks is
+    /// sent SIGUSR1 first and given a moment to write them to its log, so a stuck one
+    /// shows where it is stuck.
+    pub async fn stop_after_failure(mut self) {
+        if self.dumps_stacks && matches!(self.child.try_wait(), Ok(None)) {
+            let pid = self.pid().to_string();
+            let sent = std::process::Command::new("kill")
+                .args(["-USR1", &pid])
+                .status()
+                .is_ok_and(|s| s.success());
+            if sent {
+                tokio::time::sleep(STACK_DUMP_WAIT).await;
+                eprintln!(
+                    "{}: the run failed; its threads' stacks are in {}",
+                    self.label,
+                    self.log.display()
+                );
+            }
+        }
+        self.stop().await;
+    }
 }
+
+/// How long a worker sent SIGUSR1 gets to write its stacks (1,000 Python threads' worth).
+const STACK_DUMP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A `kB` field of `/proc/PID/status`.
 pub fn proc_status_kb(pid: u32, field: &str) -> Result<u64> {

@@ -168,14 +168,16 @@ pub fn start(
                     Boto3Mode::Countdown => "countdown".into(),
                 },
             ];
-            Worker::spawn(
+            let mut worker = Worker::spawn(
                 label,
                 &ctx.python,
                 &args,
                 &[("PYTHONUNBUFFERED", "1")],
                 endpoint,
                 &log,
-            )
+            )?;
+            worker.dumps_stacks = true;
+            Ok(worker)
         }
     }
 }
