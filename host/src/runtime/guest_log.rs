@@ -35,14 +35,22 @@ pub(crate) struct TaskOutput(Arc<Output>);
 struct Output {
     lines: AtomicUsize,
     stderr_tail: Mutex<VecDeque<String>>,
+    /// The line stderr is writing, not ended yet (cut to the tail's width). A guest that
+    /// aborts or is stopped mid-line has written there what explains it.
+    stderr_partial: Mutex<String>,
+}
+
+/// `line` cut to the tail's width.
+fn tail_line(line: &str) -> String {
+    match line.char_indices().nth(TAIL_LINE_CHARS) {
+        Some((i, _)) => format!("{}…", &line[..i]),
+        None => line.to_string(),
+    }
 }
 
 impl TaskOutput {
     fn keep_stderr(&self, line: &str) {
-        let line = match line.char_indices().nth(TAIL_LINE_CHARS) {
-            Some((i, _)) => format!("{}…", &line[..i]),
-            None => line.to_string(),
-        };
+        let line = tail_line(line);
         let mut lines = self.0.stderr_tail.lock().unwrap();
         if lines.len() == TAIL_LINES {
             lines.pop_front();
@@ -50,13 +58,27 @@ impl TaskOutput {
         lines.push_back(line);
     }
 
-    /// The last lines of stderr, oldest first, without blank lines at either end; `None` if
-    /// the guest wrote nothing else there.
+    fn stderr_writing(&self, partial: &[u8]) {
+        // Enough bytes for the tail's width in any UTF-8.
+        let partial = &partial[..partial.len().min(4 * TAIL_LINE_CHARS + 4)];
+        let mut kept = self.0.stderr_partial.lock().unwrap();
+        kept.clear();
+        if !partial.is_empty() {
+            kept.push_str(&tail_line(&String::from_utf8_lossy(partial)));
+        }
+    }
+
+    /// The last lines of stderr, oldest first, the line still being written last, without
+    /// blank lines at either end; `None` if the guest wrote nothing else there.
     pub(crate) fn stderr_tail(&self) -> Option<String> {
         let lines = self.0.stderr_tail.lock().unwrap();
+        let partial = self.0.stderr_partial.lock().unwrap();
+        let skip = (lines.len() == TAIL_LINES && !partial.is_empty()) as usize;
         let text = lines
             .iter()
+            .skip(skip)
             .map(String::as_str)
+            .chain((!partial.is_empty()).then_some(partial.as_str()))
             .collect::<Vec<_>>()
             .join("\n");
         let text = text.trim_matches('\n');
@@ -143,6 +165,9 @@ impl LineWriter {
             bytes = &bytes[nl + 1..];
         }
         self.append(bytes);
+        if self.log.stream == Stream::Stderr {
+            self.log.output.stderr_writing(&self.buf);
+        }
     }
 
     fn append(&mut self, bytes: &[u8]) {
@@ -229,8 +254,19 @@ impl tokio::io::AsyncWrite for LineWriter {
 mod tests {
     use super::*;
 
+    /// Runs `f` with a subscriber that takes every event. Each test that writes guest lines
+    /// does: a callsite first hit with no subscriber at all could be cached as never
+    /// enabled while the counting test below rebuilds its interest.
+    fn subscribed(f: impl FnOnce()) {
+        tracing::subscriber::with_default(tracing_subscriber::registry(), f)
+    }
+
     #[test]
     fn the_tail_keeps_the_last_lines_cut_short() {
+        subscribed(the_tail_keeps_the_last_lines_cut_short_inner)
+    }
+
+    fn the_tail_keeps_the_last_lines_cut_short_inner() {
         let output = TaskOutput::default();
         assert_eq!(output.stderr_tail(), None);
         let mut err =
@@ -255,6 +291,41 @@ mod tests {
         assert_eq!(lines[0], "line 6");
         assert_eq!(lines[TAIL_LINES - 1].chars().count(), TAIL_LINE_CHARS + 1);
         assert!(lines[TAIL_LINES - 1].ends_with('…'));
+    }
+
+    /// A guest that aborts or is stopped in the middle of a line (C's `fprintf(stderr,
+    /// "fatal: ...")` then `abort()`) has its unended line in the tail.
+    #[test]
+    fn the_tail_ends_with_the_line_being_written() {
+        subscribed(the_tail_ends_with_the_line_being_written_inner)
+    }
+
+    fn the_tail_ends_with_the_line_being_written_inner() {
+        let output = TaskOutput::default();
+        let mut err =
+            GuestLog::new("a".into(), "t@1".into(), Stream::Stderr, output.clone()).writer();
+        err.push(b"reading input\nfatal: ");
+        err.push(b"bad input");
+        assert_eq!(
+            output.stderr_tail().as_deref(),
+            Some("reading input\nfatal: bad input")
+        );
+        err.push(b"\n");
+        assert_eq!(
+            output.stderr_tail().as_deref(),
+            Some("reading input\nfatal: bad input"),
+            "once ended, the line is in the tail once"
+        );
+        for i in 0..TAIL_LINES {
+            err.push(format!("line {i}\n").as_bytes());
+        }
+        err.push(b"last");
+        let text = output.stderr_tail().unwrap();
+        assert_eq!(text.lines().count(), TAIL_LINES, "{text}");
+        assert!(
+            text.starts_with("line 1\n") && text.ends_with("line 19\nlast"),
+            "{text}"
+        );
     }
 
     #[test]
