@@ -8,11 +8,13 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_swf::types::{CloseStatus, EventType, WorkflowExecution, WorkflowType};
-use swasm_tests::{aws_env, bin, plugin, remove_temp_dirs, repo_root, swasm, temp_dir, wait_until};
+use swasm_tests::{
+    aws_env, bin, plugin, plugins_dist, remove_temp_dirs, swasm, temp_dir, wait_until,
+};
 
 #[test]
 fn swasm_dev_runs_the_demo_to_a_summary() {
-    let plugins = repo_root().join("plugins/dist");
+    let plugins = plugins_dist();
     // A page size of 3 makes the demo decider follow nextPageToken on every decision task.
     let (status, stdout, stderr) = swasm(&[
         "dev",
