@@ -539,6 +539,10 @@ impl Demo {
 
     /// Runs the decider until every started workflow is closed or `deadline` passes,
     /// calling `on_progress` for each progress line, then returns how each ended.
+    ///
+    /// The deadline cuts a poll short: a long poll is held up to 60 s when no decision task
+    /// comes, far longer than a short deadline. A decision task that poll had already
+    /// taken is then left to its start-to-close timeout, after which SWF hands it out again.
     pub async fn run(
         &self,
         decider: &Decider,
@@ -552,14 +556,14 @@ impl Demo {
             .map(|(e, _)| (e.workflow_id().to_string(), e))
             .collect();
         while !open.is_empty() {
-            if tokio::time::Instant::now() > until {
+            let Ok(handled) = tokio::time::timeout_at(until, decider.poll_once()).await else {
                 bail!(
                     "{} workflow(s) still open after {deadline:?}: {:?}",
                     open.len(),
                     open.keys().collect::<Vec<_>>()
                 );
-            }
-            let handled = decider.poll_once().await?;
+            };
+            let handled = handled?;
             for p in &handled.progress {
                 on_progress(p);
             }
@@ -667,6 +671,79 @@ pub fn demo_jobs(served: &[String], task_list: &str) -> Result<Vec<Job>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A domain on an in-process swf-local (held polls last SWF's 60 s), with the demo's
+    /// workflow type registered; the server stops when the sender is dropped.
+    async fn local_demo() -> (Demo, tokio::sync::oneshot::Sender<()>) {
+        let server = swf_local::Server::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            swf_local::Options::default(),
+        )
+        .await
+        .unwrap();
+        let url = server.url();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(server.run(async move {
+            let _ = stopped.await;
+        }));
+        let conf = aws_sdk_swf::Config::builder()
+            .behavior_version(aws_sdk_swf::config::BehaviorVersion::latest())
+            .endpoint_url(url)
+            .region(aws_sdk_swf::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_swf::config::Credentials::new(
+                "test", "test", None, None, "test",
+            ))
+            .build();
+        let client = Client::from_conf(conf);
+        client
+            .register_domain()
+            .name("d")
+            .workflow_execution_retention_period_in_days("1")
+            .send()
+            .await
+            .unwrap();
+        let demo = Demo {
+            client,
+            domain: "d".into(),
+        };
+        demo.register_workflow_type().await.unwrap();
+        (demo, stop)
+    }
+
+    /// No worker serves the activity, so after the first decision task the decider's poll
+    /// is held for 60 s: the deadline must end that wait, not the next check after it.
+    #[tokio::test]
+    async fn run_stops_at_its_deadline_while_a_poll_is_held() {
+        let (demo, _stop) = local_demo().await;
+        demo.client
+            .register_activity_type()
+            .domain("d")
+            .name("nobody")
+            .version("1")
+            .send()
+            .await
+            .unwrap();
+        let started = demo
+            .start("t", &[Job::new("nobody@1", "no-worker", None).unwrap()])
+            .await
+            .unwrap();
+        let decider = Decider::new(demo.client.clone(), "d");
+        let begun = std::time::Instant::now();
+        let err = demo
+            .run(&decider, &started, Duration::from_secs(2), |_| {})
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("1 workflow(s) still open after 2s"),
+            "{err:#}"
+        );
+        assert!(
+            begun.elapsed() < Duration::from_secs(15),
+            "the demo gave up after {:?}",
+            begun.elapsed()
+        );
+    }
 
     #[test]
     fn job_round_trips_through_workflow_input() {
