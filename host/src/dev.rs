@@ -6,7 +6,8 @@
 //! does not load registers nothing) and the demo workflow type, start the worker as
 //! `swasm run --register` would (a plugin dropped in later is registered as it loads), start
 //! the demo workflows (see `swasm_demo`), print progress as the decider sees it, then a
-//! summary. With `--serve` it keeps serving afterwards.
+//! summary. With `--serve` it keeps serving afterwards. A worker that stops on its own ends
+//! it at once, with the worker's error.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -75,7 +76,7 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
         .await
         .with_context(|| format!("swf-local cannot listen on {listen}"))?;
     let url = server.url();
-    let (stop_server, server_stopped) = oneshot::channel::<()>();
+    let (stop_server_tx, server_stopped) = oneshot::channel::<()>();
     let server_task = tokio::spawn(server.run(async move {
         let _ = server_stopped.await;
     }));
@@ -116,7 +117,10 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
         .map(ToString::to_string)
         .collect();
     let shutdown = Shutdown::new(Duration::from_secs(config.shutdown_grace_s));
-    let worker = tokio::spawn(crate::worker::run_with(
+    // Raced against the demo and the wait for Ctrl-C: a worker that stops (its metrics
+    // address taken, say) ends `swasm dev` at once with its error, instead of leaving the
+    // demo to time out or --serve to serve nothing.
+    let mut worker = tokio::spawn(crate::worker::run_with(
         config.clone(),
         crate::worker::RunOptions {
             register: crate::worker::Registration::Later(report),
@@ -146,15 +150,22 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
             jobs.len(),
             served.len()
         );
-        let started = demo.start("demo", &jobs).await?;
-        let summary = demo
-            .run(
+        let run_demo = async {
+            let started = demo.start("demo", &jobs).await?;
+            demo.run(
                 &decider,
                 &started,
                 Duration::from_secs(args.deadline_s),
                 |p| say!("  {p}"),
             )
-            .await;
+            .await
+        };
+        let summary = tokio::select! {
+            ended = &mut worker => {
+                return Err(stop_server(stop_server_tx, server_task, worker_stopped(ended)).await);
+            }
+            summary = run_demo => summary,
+        };
         match summary {
             Ok(summary) => say!("\n{summary}"),
             Err(e) => {
@@ -196,8 +207,14 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
                 }
             })
         };
-        crate::shutdown::signals().await;
+        let ended = tokio::select! {
+            ended = &mut worker => Some(ended),
+            () = crate::shutdown::signals() => None,
+        };
         decide.abort();
+        if let Some(ended) = ended {
+            return Err(stop_server(stop_server_tx, server_task, worker_stopped(ended)).await);
+        }
     }
 
     // The endpoint lives in this process and nothing will schedule work any more: stopping
@@ -205,10 +222,30 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
     // The worker's shutdown begins first, so a poll the closing endpoint cuts is seen as
     // part of the shutdown, not logged as an outage.
     shutdown.initiate();
-    let _ = stop_server.send(());
+    let _ = stop_server_tx.send(());
     worker.await.context("the worker task panicked")??;
     let _ = server_task.await;
     Ok(code)
+}
+
+/// Why the worker task ended before `swasm dev` asked it to.
+fn worker_stopped(ended: Result<Result<()>, tokio::task::JoinError>) -> anyhow::Error {
+    match ended {
+        Ok(Err(e)) => e.context("the worker stopped"),
+        Ok(Ok(())) => anyhow::anyhow!("the worker stopped before it was asked to"),
+        Err(e) => anyhow::Error::new(e).context("the worker task panicked"),
+    }
+}
+
+/// Stops the embedded endpoint, waits for it, and hands back `error`.
+async fn stop_server(
+    stop: oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    error: anyhow::Error,
+) -> anyhow::Error {
+    let _ = stop.send(());
+    let _ = server.await;
+    error
 }
 
 /// The configuration `swasm dev` runs the worker with.

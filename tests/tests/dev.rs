@@ -3,7 +3,7 @@
 //! `--serve` it keeps serving, and a plugin dropped in meanwhile can be scheduled at once.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -243,5 +243,82 @@ async fn swasm_dev_serve_registers_a_plugin_dropped_in_later() {
         "swasm dev exited {status} after Ctrl-C:\n{}",
         std::fs::read_to_string(&log).unwrap_or_default()
     );
+    remove_temp_dirs();
+}
+
+/// Runs `swasm dev ARGS` without AWS credentials in the environment (it must need none);
+/// returns its exit status, stdout and stderr, or panics if it is still running after
+/// `limit`.
+fn dev_within(limit: Duration, args: &[&str]) -> (ExitStatus, String, String) {
+    let dir = temp_dir("dev-out");
+    let (out, err) = (dir.join("stdout"), dir.join("stderr"));
+    let mut child = aws_env(Command::new(bin()).arg("dev").args(args))
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .expect("spawn swasm dev");
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status, read(&out), read(&err));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "swasm dev {args:?} still ran after {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                read(&out),
+                read(&err)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A worker that cannot start (its metrics address is taken) ends `swasm dev` at once with
+/// its error: the demo does not wait out its deadline for tasks no one polls, and --serve
+/// does not sit without a worker until Ctrl-C.
+#[test]
+fn swasm_dev_ends_at_once_when_its_worker_stops() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let metrics = taken.local_addr().unwrap().to_string();
+    let dir = temp_dir("dev-worker");
+    std::fs::copy(plugin("echo@1.wasm"), dir.join("echo@1.wasm")).unwrap();
+    let dir = dir.to_str().unwrap();
+    for args in [
+        &[
+            "--plugins",
+            dir,
+            "--metrics",
+            &metrics,
+            "--deadline-s",
+            "300",
+        ][..],
+        &[
+            "--plugins",
+            dir,
+            "--metrics",
+            &metrics,
+            "--serve",
+            "--no-demo",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    ] {
+        let (status, stdout, stderr) = dev_within(Duration::from_secs(30), args);
+        assert_eq!(
+            status.code(),
+            Some(1),
+            "{args:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        );
+        assert!(
+            stderr.contains("error: the worker stopped")
+                && stderr.contains(&format!("cannot bind {metrics}")),
+            "{args:?}: the error should name the worker's\nstderr:\n{stderr}"
+        );
+    }
     remove_temp_dirs();
 }
