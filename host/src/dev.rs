@@ -9,7 +9,7 @@
 //! summary. With `--serve` it keeps serving afterwards. A worker that stops on its own ends
 //! it at once, with the worker's error.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -34,6 +34,7 @@ pub struct DevArgs {
     #[arg(long, default_value = "plugins/dist")]
     pub plugins: PathBuf,
     /// Where swf-local listens (default 127.0.0.1:0, a free port; 127.0.0.1:8700 with --serve).
+    /// 0.0.0.0 or :: serves every interface; this process still connects through loopback.
     #[arg(long)]
     pub listen: Option<SocketAddr>,
     /// Keep serving after the demo, until Ctrl-C (default off).
@@ -75,12 +76,19 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
     let server = swf_local::Server::bind(listen, swf_local::Options::default())
         .await
         .with_context(|| format!("swf-local cannot listen on {listen}"))?;
-    let url = server.url();
+    let bound = server.local_addr();
+    let url = connect_url(bound);
     let (stop_server_tx, server_stopped) = oneshot::channel::<()>();
     let server_task = tokio::spawn(server.run(async move {
         let _ = server_stopped.await;
     }));
     say!("swf-local listening on {url}");
+    if bound.ip().is_unspecified() {
+        say!(
+            "  (bound to {bound}, every interface: other machines reach it at this machine's address, port {}; it checks no credentials)",
+            bound.port()
+        );
+    }
 
     let config = Arc::new(dev_config(&url, &plugin_dir, args.metrics.as_deref())?);
 
@@ -248,6 +256,19 @@ async fn stop_server(
     error
 }
 
+/// The URL this process, and clients on this machine, reach swf-local at when it is bound
+/// to `bound`: an address bound to every interface (`0.0.0.0`, `::`) is reached through
+/// loopback on the same port, which is also what lets the worker run without credentials
+/// (it signs with dummy ones only for a loopback endpoint).
+fn connect_url(bound: SocketAddr) -> String {
+    let ip = match bound.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, bound.port()))
+}
+
 /// The configuration `swasm dev` runs the worker with.
 fn dev_config(url: &str, plugin_dir: &Path, metrics: Option<&str>) -> Result<Config> {
     let metrics = metrics
@@ -306,4 +327,24 @@ async fn demo_client(url: &str) -> aws_sdk_swf::Client {
         .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
         .build();
     aws_sdk_swf::Client::from_conf(conf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--listen 0.0.0.0:P` (or `[::]:P`) serves every interface; this process connects
+    /// through loopback, so the worker gets the dummy credentials a loopback endpoint gets.
+    #[test]
+    fn an_address_bound_to_every_interface_is_reached_through_loopback() {
+        let url = |a: &str| connect_url(a.parse().unwrap());
+        assert_eq!(url("0.0.0.0:8700"), "http://127.0.0.1:8700");
+        assert_eq!(url("[::]:8700"), "http://[::1]:8700");
+        assert_eq!(url("127.0.0.1:8700"), "http://127.0.0.1:8700");
+        assert_eq!(url("[::1]:8700"), "http://[::1]:8700");
+        assert_eq!(url("10.1.2.3:8700"), "http://10.1.2.3:8700");
+        for bound in ["0.0.0.0:8700", "[::]:8700"] {
+            assert!(crate::swf::is_loopback_url(&url(bound)), "{bound}");
+        }
+    }
 }
