@@ -271,22 +271,25 @@ fn connect_url(bound: SocketAddr) -> String {
 
 /// The configuration `swasm dev` runs the worker with.
 fn dev_config(url: &str, plugin_dir: &Path, metrics: Option<&str>) -> Result<Config> {
+    // Values from outside go in as TOML strings written by toml itself: Rust's `{:?}`
+    // escapes (`\u{301}`) are not TOML's, and a path may hold any character.
+    let quote = |text: &str| toml::Value::String(text.to_string()).to_string();
     let metrics = metrics
-        .map(|m| format!("\n[metrics]\nlisten = {m:?}\n"))
+        .map(|m| format!("\n[metrics]\nlisten = {}\n", quote(m)))
         .unwrap_or_default();
     let text = format!(
         r#"shutdown_grace_s = 5
 
 [swf]
 domain = "{DOMAIN}"
-endpoint_url = "{url}"
+endpoint_url = {url}
 region = "{REGION}"
 identity = "swasm-dev"
 register_domain = true
 
 [[task_list]]
 name = "{TASK_LIST}"
-plugin_dir = {dir:?}
+plugin_dir = {dir}
 max_concurrent = 16
 
 [defaults]
@@ -297,9 +300,13 @@ start_to_close_timeout_s = 120
 schedule_to_close_timeout_s = 180
 heartbeat_timeout_s = 30
 {metrics}"#,
-        dir = plugin_dir.display().to_string(),
+        url = quote(url),
+        dir = quote(&plugin_dir.to_string_lossy()),
     );
-    Config::parse(&text, Path::new("<swasm dev>"))
+    let mut config = Config::parse(&text, Path::new("<swasm dev>"))?;
+    // The path itself, not its text: it need not be UTF-8.
+    config.task_lists[0].plugin_dir = plugin_dir.to_path_buf();
+    Ok(config)
 }
 
 fn has_plugins(dir: &Path) -> bool {
@@ -332,6 +339,28 @@ async fn demo_client(url: &str) -> aws_sdk_swf::Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plugin dir reaches the config as it is: with a control character, a combining
+    /// mark (which Rust's `{:?}` writes as `\u{301}`, not TOML) and a byte that is not UTF-8.
+    #[test]
+    fn the_config_takes_any_plugin_dir_and_metrics_address() {
+        use std::os::unix::ffi::OsStrExt;
+        let mut name = b"plugins \x07 e\xcc\x81 \" \\ ".to_vec();
+        name.push(0xff);
+        let dir = Path::new("/tmp").join(std::ffi::OsStr::from_bytes(&name));
+        let config = dev_config("http://127.0.0.1:8700", &dir, Some("127.0.0.1:9464")).unwrap();
+        assert_eq!(config.task_lists[0].plugin_dir, dir);
+        assert_eq!(config.metrics.listen.as_deref(), Some("127.0.0.1:9464"));
+        assert_eq!(
+            config.swf.endpoint_url.as_deref(),
+            Some("http://127.0.0.1:8700")
+        );
+        // A value the config refuses is named as such, not as broken TOML.
+        let err = dev_config("http://127.0.0.1:8700", &dir, Some("nowhere\u{301}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("metrics.listen"), "{err}");
+    }
 
     /// `--listen 0.0.0.0:P` (or `[::]:P`) serves every interface; this process connects
     /// through loopback, so the worker gets the dummy credentials a loopback endpoint gets.
