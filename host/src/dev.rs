@@ -6,8 +6,8 @@
 //! does not load registers nothing) and the demo workflow type, start the worker as
 //! `swasm run --register` would (a plugin dropped in later is registered as it loads), start
 //! the demo workflows (see `swasm_demo`), print progress as the decider sees it, then a
-//! summary. With `--serve` it keeps serving afterwards. A worker that stops on its own ends
-//! it at once, with the worker's error.
+//! summary (a demo that would run nothing is an error). With `--serve` it keeps serving
+//! afterwards. A worker that stops on its own ends it at once, with the worker's error.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use aws_sdk_swf::config::{Credentials, Region, StalledStreamProtectionConfig};
-use swasm_demo::{Decider, Demo, demo_jobs};
+use swasm_demo::{Decider, Demo, Job, demo_jobs};
 use tokio::sync::oneshot;
 
 use crate::config::Config;
@@ -60,7 +60,7 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
         .with_context(|| format!("plugin directory {}", args.plugins.display()))?;
     // Without the demo, an empty dir is fine: plugins dropped in later are served and
     // registered as they load.
-    if !args.no_demo && !has_plugins(&plugin_dir) {
+    if !args.no_demo && plugin_files(&plugin_dir).is_empty() {
         bail!(
             "no <name>@<version>.wasm files in {}: build the examples first with `make plugins` (or pass --plugins DIR)",
             plugin_dir.display()
@@ -104,6 +104,26 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
     let registry = crate::registry::Registry::start(&config, runtime)
         .await
         .context("cannot load the plugins")?;
+    if !args.no_demo {
+        settle(&registry, &plugin_dir).await;
+    }
+    let served: Vec<String> = registry
+        .served(TASK_LIST)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    // Before anything is registered or started: a demo that would run nothing is an error,
+    // not an empty summary.
+    let jobs = if args.no_demo {
+        Vec::new()
+    } else {
+        jobs_to_run(
+            &served,
+            &registry.rejected(),
+            &unsettled(&registry, &plugin_dir),
+            &plugin_dir,
+        )?
+    };
     let swf: Arc<dyn crate::swf::SwfClient> = Arc::new(crate::swf::connect(&config).await?);
     let types = crate::register::served_types(&config, &registry.plugins());
     let report = crate::register::register_all(&config, swf.as_ref(), &types)
@@ -119,11 +139,6 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
     };
     demo.register_workflow_type().await?;
 
-    let served: Vec<String> = registry
-        .served(TASK_LIST)
-        .iter()
-        .map(ToString::to_string)
-        .collect();
     let shutdown = Shutdown::new(Duration::from_secs(config.shutdown_grace_s));
     // Raced against the demo and the wait for Ctrl-C: a worker that stops (its metrics
     // address taken, say) ends `swasm dev` at once with its error, instead of leaving the
@@ -152,7 +167,6 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
     let decider = Arc::new(Decider::new(client, DOMAIN).with_page_size(args.page_size));
     let mut code = ExitCode::SUCCESS;
     if !args.no_demo {
-        let jobs = demo_jobs(&served, TASK_LIST)?;
         say!(
             "demo: starting {} workflows over {} activity types",
             jobs.len(),
@@ -309,13 +323,82 @@ heartbeat_timeout_s = 30
     Ok(config)
 }
 
-fn has_plugins(dir: &Path) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|entries| {
-        entries.flatten().any(|e| {
-            e.file_name().to_string_lossy().ends_with(".wasm")
-                && e.file_name().to_string_lossy().contains('@')
-        })
-    })
+/// The files of `dir` the registry tries to load as plugins: the visible
+/// `<name>@<version>.wasm` with a UTF-8 name (a dot-file is a copy under way, never loaded).
+fn plugin_files(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".wasm") && name.contains('@') && !name.starts_with('.'))
+        .collect();
+    names.sort();
+    names
+}
+
+/// How long `swasm dev` waits for files of its dir that are still being written before it
+/// judges what loads (a truncated component is looked at again for 5 s).
+const SETTLE_WAIT: Duration = Duration::from_secs(10);
+
+/// The plugin files of `dir` that neither serve nor were rejected: the registry looks at
+/// them again once they settle (a fresh copy that does not load yet, one being written).
+fn unsettled(registry: &crate::registry::Registry, dir: &Path) -> Vec<String> {
+    let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+    let mut known: Vec<String> = registry
+        .plugins()
+        .iter()
+        .filter_map(|p| name(&p.path))
+        .collect();
+    known.extend(registry.rejected().iter().filter_map(|r| name(&r.path)));
+    plugin_files(dir)
+        .into_iter()
+        .filter(|f| !known.contains(f))
+        .collect()
+}
+
+/// Waits, at most [`SETTLE_WAIT`], until every plugin file of `dir` serves or is rejected,
+/// so the demo is judged on what the dir holds, not on a scan that came too early.
+async fn settle(registry: &crate::registry::Registry, dir: &Path) {
+    let until = tokio::time::Instant::now() + SETTLE_WAIT;
+    while !unsettled(registry, dir).is_empty() && tokio::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The demo's workflows for the types `served`, or why there are none: the files that did
+/// not load (yet) and why, or the types the demo has no workflow for.
+fn jobs_to_run(
+    served: &[String],
+    rejected: &[crate::registry::RejectedFile],
+    unsettled: &[String],
+    dir: &Path,
+) -> Result<Vec<Job>> {
+    if served.is_empty() {
+        let mut files: Vec<String> = rejected
+            .iter()
+            .map(|r| format!("  {}: {}", r.path.display(), r.why))
+            .collect();
+        files.extend(
+            unsettled
+                .iter()
+                .map(|f| format!("  {}: still being written", dir.join(f).display())),
+        );
+        bail!(
+            "no plugin in {} loads, so the demo has nothing to run:\n{}",
+            dir.display(),
+            files.join("\n")
+        );
+    }
+    let jobs = demo_jobs(served, TASK_LIST)?;
+    if jobs.is_empty() {
+        bail!(
+            "the demo has no workflow for {}: it runs echo*, countdown* and validate types (`--serve --no-demo` serves any, for workflows you start)",
+            served.join(", ")
+        );
+    }
+    Ok(jobs)
 }
 
 /// A client for the demo decider: long polls are held up to 60 s, so no attempt timeout.
