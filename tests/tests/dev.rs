@@ -232,6 +232,47 @@ async fn swasm_dev_serve_registers_a_plugin_dropped_in_later() {
         .and_then(|e| e.activity_task_completed_event_attributes()?.result.clone());
     assert_eq!(result.as_deref(), Some("dropped in"));
 
+    // An input the decider cannot use fails the workflow at once, not at its 1 h timeout.
+    let started = swf
+        .client
+        .start_workflow_execution()
+        .domain("swasm-dev")
+        .workflow_id("bad-input")
+        .workflow_type(
+            WorkflowType::builder()
+                .name(swasm_demo::WORKFLOW_NAME)
+                .version(swasm_demo::WORKFLOW_VERSION)
+                .build()
+                .unwrap(),
+        )
+        .input(r#"{"activity":"echo","task_list":"demo","input":"no version"}"#)
+        .send()
+        .await
+        .unwrap();
+    let run = WorkflowExecution::builder()
+        .workflow_id("bad-input")
+        .run_id(started.run_id.unwrap())
+        .build()
+        .unwrap();
+    let status = wait_until(
+        "the bad workflow to close",
+        Duration::from_secs(30),
+        || async {
+            let d = swf
+                .client
+                .describe_workflow_execution()
+                .domain("swasm-dev")
+                .execution(run.clone())
+                .send()
+                .await
+                .ok()?;
+            d.execution_info?.close_status
+        },
+    )
+    .await;
+    assert_eq!(status, CloseStatus::Failed);
+    until("failed: BadInput");
+
     let killed = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
