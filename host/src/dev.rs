@@ -6,9 +6,10 @@
 //! does not load registers nothing) and the demo workflow type, start the worker as
 //! `swasm run --register` would (a plugin dropped in later is registered as it loads), start
 //! the demo workflows (see `swasm_demo`), print progress as the decider sees it, then a
-//! summary. With `--serve` it keeps serving afterwards.
+//! summary (a demo that would run nothing is an error). With `--serve` it keeps serving
+//! afterwards. A worker that stops on its own ends it at once, with the worker's error.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use aws_sdk_swf::config::{Credentials, Region, StalledStreamProtectionConfig};
-use swasm_demo::{Decider, Demo, demo_jobs};
+use swasm_demo::{Decider, Demo, Job, demo_jobs};
 use tokio::sync::oneshot;
 
 use crate::config::Config;
@@ -33,6 +34,7 @@ pub struct DevArgs {
     #[arg(long, default_value = "plugins/dist")]
     pub plugins: PathBuf,
     /// Where swf-local listens (default 127.0.0.1:0, a free port; 127.0.0.1:8700 with --serve).
+    /// 0.0.0.0 or :: serves every interface; this process still connects through loopback.
     #[arg(long)]
     pub listen: Option<SocketAddr>,
     /// Keep serving after the demo, until Ctrl-C (default off).
@@ -58,7 +60,7 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
         .with_context(|| format!("plugin directory {}", args.plugins.display()))?;
     // Without the demo, an empty dir is fine: plugins dropped in later are served and
     // registered as they load.
-    if !args.no_demo && !has_plugins(&plugin_dir) {
+    if !args.no_demo && plugin_files(&plugin_dir).is_empty() {
         bail!(
             "no <name>@<version>.wasm files in {}: build the examples first with `make plugins` (or pass --plugins DIR)",
             plugin_dir.display()
@@ -74,12 +76,19 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
     let server = swf_local::Server::bind(listen, swf_local::Options::default())
         .await
         .with_context(|| format!("swf-local cannot listen on {listen}"))?;
-    let url = server.url();
-    let (stop_server, server_stopped) = oneshot::channel::<()>();
+    let bound = server.local_addr();
+    let url = connect_url(bound);
+    let (stop_server_tx, server_stopped) = oneshot::channel::<()>();
     let server_task = tokio::spawn(server.run(async move {
         let _ = server_stopped.await;
     }));
     say!("swf-local listening on {url}");
+    if bound.ip().is_unspecified() {
+        say!(
+            "  (bound to {bound}, every interface: other machines reach it at this machine's address, port {}; it checks no credentials)",
+            bound.port()
+        );
+    }
 
     let config = Arc::new(dev_config(&url, &plugin_dir, args.metrics.as_deref())?);
 
@@ -95,6 +104,26 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
     let registry = crate::registry::Registry::start(&config, runtime)
         .await
         .context("cannot load the plugins")?;
+    if !args.no_demo {
+        settle(&registry, &plugin_dir).await;
+    }
+    let served: Vec<String> = registry
+        .served(TASK_LIST)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    // Before anything is registered or started: a demo that would run nothing is an error,
+    // not an empty summary.
+    let jobs = if args.no_demo {
+        Vec::new()
+    } else {
+        jobs_to_run(
+            &served,
+            &registry.rejected(),
+            &unsettled(&registry, &plugin_dir),
+            &plugin_dir,
+        )?
+    };
     let swf: Arc<dyn crate::swf::SwfClient> = Arc::new(crate::swf::connect(&config).await?);
     let types = crate::register::served_types(&config, &registry.plugins());
     let report = crate::register::register_all(&config, swf.as_ref(), &types)
@@ -110,13 +139,11 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
     };
     demo.register_workflow_type().await?;
 
-    let served: Vec<String> = registry
-        .served(TASK_LIST)
-        .iter()
-        .map(ToString::to_string)
-        .collect();
     let shutdown = Shutdown::new(Duration::from_secs(config.shutdown_grace_s));
-    let worker = tokio::spawn(crate::worker::run_with(
+    // Raced against the demo and the wait for Ctrl-C: a worker that stops (its metrics
+    // address taken, say) ends `swasm dev` at once with its error, instead of leaving the
+    // demo to time out or --serve to serve nothing.
+    let mut worker = tokio::spawn(crate::worker::run_with(
         config.clone(),
         crate::worker::RunOptions {
             register: crate::worker::Registration::Later(report),
@@ -140,21 +167,27 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
     let decider = Arc::new(Decider::new(client, DOMAIN).with_page_size(args.page_size));
     let mut code = ExitCode::SUCCESS;
     if !args.no_demo {
-        let jobs = demo_jobs(&served, TASK_LIST)?;
         say!(
             "demo: starting {} workflows over {} activity types",
             jobs.len(),
             served.len()
         );
-        let started = demo.start("demo", &jobs).await?;
-        let summary = demo
-            .run(
+        let run_demo = async {
+            let started = demo.start("demo", &jobs).await?;
+            demo.run(
                 &decider,
                 &started,
                 Duration::from_secs(args.deadline_s),
                 |p| say!("  {p}"),
             )
-            .await;
+            .await
+        };
+        let summary = tokio::select! {
+            ended = &mut worker => {
+                return Err(stop_server(stop_server_tx, server_task, worker_stopped(ended)).await);
+            }
+            summary = run_demo => summary,
+        };
         match summary {
             Ok(summary) => say!("\n{summary}"),
             Err(e) => {
@@ -196,8 +229,14 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
                 }
             })
         };
-        crate::shutdown::signals().await;
+        let ended = tokio::select! {
+            ended = &mut worker => Some(ended),
+            () = crate::shutdown::signals() => None,
+        };
         decide.abort();
+        if let Some(ended) = ended {
+            return Err(stop_server(stop_server_tx, server_task, worker_stopped(ended)).await);
+        }
     }
 
     // The endpoint lives in this process and nothing will schedule work any more: stopping
@@ -205,30 +244,66 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
     // The worker's shutdown begins first, so a poll the closing endpoint cuts is seen as
     // part of the shutdown, not logged as an outage.
     shutdown.initiate();
-    let _ = stop_server.send(());
+    let _ = stop_server_tx.send(());
     worker.await.context("the worker task panicked")??;
     let _ = server_task.await;
     Ok(code)
 }
 
+/// Why the worker task ended before `swasm dev` asked it to.
+fn worker_stopped(ended: Result<Result<()>, tokio::task::JoinError>) -> anyhow::Error {
+    match ended {
+        Ok(Err(e)) => e.context("the worker stopped"),
+        Ok(Ok(())) => anyhow::anyhow!("the worker stopped before it was asked to"),
+        Err(e) => anyhow::Error::new(e).context("the worker task panicked"),
+    }
+}
+
+/// Stops the embedded endpoint, waits for it, and hands back `error`.
+async fn stop_server(
+    stop: oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    error: anyhow::Error,
+) -> anyhow::Error {
+    let _ = stop.send(());
+    let _ = server.await;
+    error
+}
+
+/// The URL this process, and clients on this machine, reach swf-local at when it is bound
+/// to `bound`: an address bound to every interface (`0.0.0.0`, `::`) is reached through
+/// loopback on the same port, which is also what lets the worker run without credentials
+/// (it signs with dummy ones only for a loopback endpoint).
+fn connect_url(bound: SocketAddr) -> String {
+    let ip = match bound.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, bound.port()))
+}
+
 /// The configuration `swasm dev` runs the worker with.
 fn dev_config(url: &str, plugin_dir: &Path, metrics: Option<&str>) -> Result<Config> {
+    // Values from outside go in as TOML strings written by toml itself: Rust's `{:?}`
+    // escapes (`\u{301}`) are not TOML's, and a path may hold any character.
+    let quote = |text: &str| toml::Value::String(text.to_string()).to_string();
     let metrics = metrics
-        .map(|m| format!("\n[metrics]\nlisten = {m:?}\n"))
+        .map(|m| format!("\n[metrics]\nlisten = {}\n", quote(m)))
         .unwrap_or_default();
     let text = format!(
         r#"shutdown_grace_s = 5
 
 [swf]
 domain = "{DOMAIN}"
-endpoint_url = "{url}"
+endpoint_url = {url}
 region = "{REGION}"
 identity = "swasm-dev"
 register_domain = true
 
 [[task_list]]
 name = "{TASK_LIST}"
-plugin_dir = {dir:?}
+plugin_dir = {dir}
 max_concurrent = 16
 
 [defaults]
@@ -239,18 +314,91 @@ start_to_close_timeout_s = 120
 schedule_to_close_timeout_s = 180
 heartbeat_timeout_s = 30
 {metrics}"#,
-        dir = plugin_dir.display().to_string(),
+        url = quote(url),
+        dir = quote(&plugin_dir.to_string_lossy()),
     );
-    Config::parse(&text, Path::new("<swasm dev>"))
+    let mut config = Config::parse(&text, Path::new("<swasm dev>"))?;
+    // The path itself, not its text: it need not be UTF-8.
+    config.task_lists[0].plugin_dir = plugin_dir.to_path_buf();
+    Ok(config)
 }
 
-fn has_plugins(dir: &Path) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|entries| {
-        entries.flatten().any(|e| {
-            e.file_name().to_string_lossy().ends_with(".wasm")
-                && e.file_name().to_string_lossy().contains('@')
-        })
-    })
+/// The files of `dir` the registry tries to load as plugins: the visible
+/// `<name>@<version>.wasm` with a UTF-8 name (a dot-file is a copy under way, never loaded).
+fn plugin_files(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".wasm") && name.contains('@') && !name.starts_with('.'))
+        .collect();
+    names.sort();
+    names
+}
+
+/// How long `swasm dev` waits for files of its dir that are still being written before it
+/// judges what loads (a truncated component is looked at again for 5 s).
+const SETTLE_WAIT: Duration = Duration::from_secs(10);
+
+/// The plugin files of `dir` that neither serve nor were rejected: the registry looks at
+/// them again once they settle (a fresh copy that does not load yet, one being written).
+fn unsettled(registry: &crate::registry::Registry, dir: &Path) -> Vec<String> {
+    let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+    let mut known: Vec<String> = registry
+        .plugins()
+        .iter()
+        .filter_map(|p| name(&p.path))
+        .collect();
+    known.extend(registry.rejected().iter().filter_map(|r| name(&r.path)));
+    plugin_files(dir)
+        .into_iter()
+        .filter(|f| !known.contains(f))
+        .collect()
+}
+
+/// Waits, at most [`SETTLE_WAIT`], until every plugin file of `dir` serves or is rejected,
+/// so the demo is judged on what the dir holds, not on a scan that came too early.
+async fn settle(registry: &crate::registry::Registry, dir: &Path) {
+    let until = tokio::time::Instant::now() + SETTLE_WAIT;
+    while !unsettled(registry, dir).is_empty() && tokio::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The demo's workflows for the types `served`, or why there are none: the files that did
+/// not load (yet) and why, or the types the demo has no workflow for.
+fn jobs_to_run(
+    served: &[String],
+    rejected: &[crate::registry::RejectedFile],
+    unsettled: &[String],
+    dir: &Path,
+) -> Result<Vec<Job>> {
+    if served.is_empty() {
+        let mut files: Vec<String> = rejected
+            .iter()
+            .map(|r| format!("  {}: {}", r.path.display(), r.why))
+            .collect();
+        files.extend(
+            unsettled
+                .iter()
+                .map(|f| format!("  {}: still being written", dir.join(f).display())),
+        );
+        bail!(
+            "no plugin in {} loads, so the demo has nothing to run:\n{}",
+            dir.display(),
+            files.join("\n")
+        );
+    }
+    let jobs = demo_jobs(served, TASK_LIST)?;
+    if jobs.is_empty() {
+        bail!(
+            "the demo has no workflow for {}: it runs echo*, countdown* and validate types (`--serve --no-demo` serves any, for workflows you start)",
+            served.join(", ")
+        );
+    }
+    Ok(jobs)
 }
 
 /// A client for the demo decider: long polls are held up to 60 s, so no attempt timeout.
@@ -269,4 +417,46 @@ async fn demo_client(url: &str) -> aws_sdk_swf::Client {
         .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
         .build();
     aws_sdk_swf::Client::from_conf(conf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plugin dir reaches the config as it is: with a control character, a combining
+    /// mark (which Rust's `{:?}` writes as `\u{301}`, not TOML) and a byte that is not UTF-8.
+    #[test]
+    fn the_config_takes_any_plugin_dir_and_metrics_address() {
+        use std::os::unix::ffi::OsStrExt;
+        let mut name = b"plugins \x07 e\xcc\x81 \" \\ ".to_vec();
+        name.push(0xff);
+        let dir = Path::new("/tmp").join(std::ffi::OsStr::from_bytes(&name));
+        let config = dev_config("http://127.0.0.1:8700", &dir, Some("127.0.0.1:9464")).unwrap();
+        assert_eq!(config.task_lists[0].plugin_dir, dir);
+        assert_eq!(config.metrics.listen.as_deref(), Some("127.0.0.1:9464"));
+        assert_eq!(
+            config.swf.endpoint_url.as_deref(),
+            Some("http://127.0.0.1:8700")
+        );
+        // A value the config refuses is named as such, not as broken TOML.
+        let err = dev_config("http://127.0.0.1:8700", &dir, Some("nowhere\u{301}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("metrics.listen"), "{err}");
+    }
+
+    /// `--listen 0.0.0.0:P` (or `[::]:P`) serves every interface; this process connects
+    /// through loopback, so the worker gets the dummy credentials a loopback endpoint gets.
+    #[test]
+    fn an_address_bound_to_every_interface_is_reached_through_loopback() {
+        let url = |a: &str| connect_url(a.parse().unwrap());
+        assert_eq!(url("0.0.0.0:8700"), "http://127.0.0.1:8700");
+        assert_eq!(url("[::]:8700"), "http://[::1]:8700");
+        assert_eq!(url("127.0.0.1:8700"), "http://127.0.0.1:8700");
+        assert_eq!(url("[::1]:8700"), "http://[::1]:8700");
+        assert_eq!(url("10.1.2.3:8700"), "http://10.1.2.3:8700");
+        for bound in ["0.0.0.0:8700", "[::]:8700"] {
+            assert!(crate::swf::is_loopback_url(&url(bound)), "{bound}");
+        }
+    }
 }

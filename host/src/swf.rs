@@ -535,7 +535,7 @@ fn other(e: impl std::fmt::Display) -> SwfError {
 }
 
 /// Whether an endpoint URL names this machine (127.0.0.0/8, `localhost` or `[::1]`).
-fn is_loopback_url(url: &str) -> bool {
+pub(crate) fn is_loopback_url(url: &str) -> bool {
     let authority = url.split_once("://").map_or(url, |(_, rest)| rest);
     let authority = authority.split('/').next().unwrap_or_default();
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);

@@ -63,13 +63,18 @@ pub fn bin() -> PathBuf {
     p
 }
 
+/// The built example plugins: `SWASM_PLUGINS_DIST`, else `plugins/dist`.
+pub fn plugins_dist() -> PathBuf {
+    std::env::var("SWASM_PLUGINS_DIST")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join("plugins/dist"))
+}
+
 /// A built guest: `plugins/dist/NAME.wasm` or `tests/guests/dist/NAME.wasm` (or the dirs in
 /// `SWASM_PLUGINS_DIST` / `SWASM_TEST_GUESTS_DIST`).
 pub fn plugin(file: &str) -> PathBuf {
     let dirs = [
-        std::env::var("SWASM_PLUGINS_DIST")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| repo_root().join("plugins/dist")),
+        plugins_dist(),
         std::env::var("SWASM_TEST_GUESTS_DIST")
             .map(PathBuf::from)
             .unwrap_or_else(|_| repo_root().join("tests/guests/dist")),

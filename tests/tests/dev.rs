@@ -3,16 +3,18 @@
 //! `--serve` it keeps serving, and a plugin dropped in meanwhile can be scheduled at once.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_swf::types::{CloseStatus, EventType, WorkflowExecution, WorkflowType};
-use swasm_tests::{aws_env, bin, plugin, remove_temp_dirs, repo_root, swasm, temp_dir, wait_until};
+use swasm_tests::{
+    aws_env, bin, plugin, plugins_dist, remove_temp_dirs, swasm, temp_dir, wait_until,
+};
 
 #[test]
 fn swasm_dev_runs_the_demo_to_a_summary() {
-    let plugins = repo_root().join("plugins/dist");
+    let plugins = plugins_dist();
     // A page size of 3 makes the demo decider follow nextPageToken on every decision task.
     let (status, stdout, stderr) = swasm(&[
         "dev",
@@ -230,6 +232,47 @@ async fn swasm_dev_serve_registers_a_plugin_dropped_in_later() {
         .and_then(|e| e.activity_task_completed_event_attributes()?.result.clone());
     assert_eq!(result.as_deref(), Some("dropped in"));
 
+    // An input the decider cannot use fails the workflow at once, not at its 1 h timeout.
+    let started = swf
+        .client
+        .start_workflow_execution()
+        .domain("swasm-dev")
+        .workflow_id("bad-input")
+        .workflow_type(
+            WorkflowType::builder()
+                .name(swasm_demo::WORKFLOW_NAME)
+                .version(swasm_demo::WORKFLOW_VERSION)
+                .build()
+                .unwrap(),
+        )
+        .input(r#"{"activity":"echo","task_list":"demo","input":"no version"}"#)
+        .send()
+        .await
+        .unwrap();
+    let run = WorkflowExecution::builder()
+        .workflow_id("bad-input")
+        .run_id(started.run_id.unwrap())
+        .build()
+        .unwrap();
+    let status = wait_until(
+        "the bad workflow to close",
+        Duration::from_secs(30),
+        || async {
+            let d = swf
+                .client
+                .describe_workflow_execution()
+                .domain("swasm-dev")
+                .execution(run.clone())
+                .send()
+                .await
+                .ok()?;
+            d.execution_info?.close_status
+        },
+    )
+    .await;
+    assert_eq!(status, CloseStatus::Failed);
+    until("failed: BadInput");
+
     let killed = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -240,6 +283,125 @@ async fn swasm_dev_serve_registers_a_plugin_dropped_in_later() {
         status.success(),
         "swasm dev exited {status} after Ctrl-C:\n{}",
         std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    remove_temp_dirs();
+}
+
+/// Runs `swasm dev ARGS` without AWS credentials in the environment (it must need none);
+/// returns its exit status, stdout and stderr, or panics if it is still running after
+/// `limit`.
+fn dev_within(limit: Duration, args: &[&str]) -> (ExitStatus, String, String) {
+    let dir = temp_dir("dev-out");
+    let (out, err) = (dir.join("stdout"), dir.join("stderr"));
+    let mut child = aws_env(Command::new(bin()).arg("dev").args(args))
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .expect("spawn swasm dev");
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status, read(&out), read(&err));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "swasm dev {args:?} still ran after {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                read(&out),
+                read(&err)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A worker that cannot start (its metrics address is taken) ends `swasm dev` at once with
+/// its error: the demo does not wait out its deadline for tasks no one polls, and --serve
+/// does not sit without a worker until Ctrl-C.
+#[test]
+fn swasm_dev_ends_at_once_when_its_worker_stops() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let metrics = taken.local_addr().unwrap().to_string();
+    let dir = temp_dir("dev-worker");
+    std::fs::copy(plugin("echo@1.wasm"), dir.join("echo@1.wasm")).unwrap();
+    let dir = dir.to_str().unwrap();
+    for args in [
+        &[
+            "--plugins",
+            dir,
+            "--metrics",
+            &metrics,
+            "--deadline-s",
+            "300",
+        ][..],
+        &[
+            "--plugins",
+            dir,
+            "--metrics",
+            &metrics,
+            "--serve",
+            "--no-demo",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    ] {
+        let (status, stdout, stderr) = dev_within(Duration::from_secs(30), args);
+        assert_eq!(
+            status.code(),
+            Some(1),
+            "{args:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        );
+        assert!(
+            stderr.contains("error: the worker stopped")
+                && stderr.contains(&format!("cannot bind {metrics}")),
+            "{args:?}: the error should name the worker's\nstderr:\n{stderr}"
+        );
+    }
+    remove_temp_dirs();
+}
+
+/// A demo that would run nothing fails, naming why, instead of printing an empty summary
+/// and exiting 0: a dir whose only plugin file does not load (the valid dot-file beside it
+/// is a copy under way, never loaded), or whose types the demo has no workflow for.
+#[test]
+fn swasm_dev_fails_when_the_demo_has_nothing_to_run() {
+    let broken = temp_dir("dev-broken");
+    std::fs::write(broken.join("echo@1.wasm"), b"not a WebAssembly file").unwrap();
+    std::fs::copy(plugin("echo@1.wasm"), broken.join(".echo@2.wasm")).unwrap();
+    let (status, stdout, stderr) = dev_within(
+        Duration::from_secs(60),
+        &["--plugins", broken.to_str().unwrap()],
+    );
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("so the demo has nothing to run")
+            && stderr.contains("echo@1.wasm: not a WebAssembly file"),
+        "the error should name the file and why:\n{stderr}"
+    );
+    assert!(!stdout.contains("summary:"), "{stdout}");
+
+    let unknown = temp_dir("dev-unknown");
+    std::fs::copy(plugin("echo@1.wasm"), unknown.join("word@1.wasm")).unwrap();
+    let (status, stdout, stderr) = dev_within(
+        Duration::from_secs(60),
+        &["--plugins", unknown.to_str().unwrap()],
+    );
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("the demo has no workflow for word@1"),
+        "{stderr}"
     );
     remove_temp_dirs();
 }

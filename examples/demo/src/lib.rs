@@ -56,7 +56,11 @@ impl Job {
     pub fn new(activity: &str, task_list: &str, input: Option<&str>) -> Result<Job> {
         let (name, version) = activity
             .rsplit_once('@')
+            .filter(|(name, version)| !name.is_empty() && !version.is_empty())
             .with_context(|| format!("activity {activity:?} must be \"name@version\""))?;
+        if task_list.is_empty() {
+            bail!("task_list must not be empty");
+        }
         Ok(Job {
             activity_name: name.to_string(),
             activity_version: version.to_string(),
@@ -85,12 +89,23 @@ impl Job {
         let v: Value = serde_json::from_str(text).context("workflow input is not JSON")?;
         let activity = v["activity"]
             .as_str()
-            .context("workflow input has no \"activity\"")?;
+            .context("workflow input has no \"activity\" string")?;
         let task_list = v["task_list"]
             .as_str()
-            .context("workflow input has no \"task_list\"")?;
-        let mut job = Job::new(activity, task_list, v["input"].as_str())?;
-        job.cancel_after_s = v["cancel_after_s"].as_u64();
+            .context("workflow input has no \"task_list\" string")?;
+        let input = match &v["input"] {
+            Value::Null => None,
+            Value::String(s) => Some(s.as_str()),
+            _ => bail!("\"input\" must be a string: the activity's input, as text"),
+        };
+        let mut job = Job::new(activity, task_list, input)?;
+        job.cancel_after_s = match &v["cancel_after_s"] {
+            Value::Null => None,
+            n => Some(
+                n.as_u64()
+                    .context("\"cancel_after_s\" must be a whole number of seconds")?,
+            ),
+        };
         Ok(job)
     }
 }
@@ -186,8 +201,18 @@ impl Decider {
         }
 
         let workflow_id = execution.workflow_id().to_string();
-        let progress = describe_new_events(&workflow_id, &events, previous_started);
+        let mut progress = describe_new_events(&workflow_id, &events, previous_started);
         let decisions = decide(&events)?;
+        progress.extend(
+            decisions
+                .iter()
+                .filter_map(|d| d.fail_workflow_execution_decision_attributes())
+                .filter(|a| a.reason() == Some(BAD_INPUT))
+                .map(|a| Progress {
+                    workflow_id: workflow_id.clone(),
+                    what: format!("failed: {BAD_INPUT} {}", a.details().unwrap_or_default()),
+                }),
+        );
         let closed = decisions.iter().any(|d| {
             matches!(
                 d.decision_type(),
@@ -219,13 +244,35 @@ fn close(events: &[HistoryEvent], close: Decision) -> Result<Vec<Decision>> {
     Ok(decisions)
 }
 
+/// The reason a workflow whose input is not a [`Job`] is failed with.
+pub const BAD_INPUT: &str = "BadInput";
+
 /// The decisions for a workflow whose full history is `events`.
 pub fn decide(events: &[HistoryEvent]) -> Result<Vec<Decision>> {
     let started = events
         .iter()
         .find_map(|e| e.workflow_execution_started_event_attributes())
         .context("history has no WorkflowExecutionStarted event")?;
-    let job = Job::from_json(started.input().unwrap_or_default())?;
+    let job = match Job::from_json(started.input().unwrap_or_default()) {
+        Ok(job) => job,
+        // Answered, not left to time out: the workflow fails at once, saying why, and the
+        // decider goes on with the next one.
+        Err(e) => {
+            // SWF's limit on the details.
+            let details: String = format!("{e:#}").chars().take(32_768).collect();
+            return Ok(vec![
+                Decision::builder()
+                    .decision_type(DecisionType::FailWorkflowExecution)
+                    .fail_workflow_execution_decision_attributes(
+                        FailWorkflowExecutionDecisionAttributes::builder()
+                            .reason(BAD_INPUT)
+                            .details(details)
+                            .build(),
+                    )
+                    .build()?,
+            ]);
+        }
+    };
     let has = |t: EventType| events.iter().any(|e| *e.event_type() == t);
 
     if let Some(a) = events
@@ -539,6 +586,10 @@ impl Demo {
 
     /// Runs the decider until every started workflow is closed or `deadline` passes,
     /// calling `on_progress` for each progress line, then returns how each ended.
+    ///
+    /// The deadline cuts a poll short: a long poll is held up to 60 s when no decision task
+    /// comes, far longer than a short deadline. A decision task that poll had already
+    /// taken is then left to its start-to-close timeout, after which SWF hands it out again.
     pub async fn run(
         &self,
         decider: &Decider,
@@ -552,14 +603,14 @@ impl Demo {
             .map(|(e, _)| (e.workflow_id().to_string(), e))
             .collect();
         while !open.is_empty() {
-            if tokio::time::Instant::now() > until {
+            let Ok(handled) = tokio::time::timeout_at(until, decider.poll_once()).await else {
                 bail!(
                     "{} workflow(s) still open after {deadline:?}: {:?}",
                     open.len(),
                     open.keys().collect::<Vec<_>>()
                 );
-            }
-            let handled = decider.poll_once().await?;
+            };
+            let handled = handled?;
             for p in &handled.progress {
                 on_progress(p);
             }
@@ -667,6 +718,149 @@ pub fn demo_jobs(served: &[String], task_list: &str) -> Result<Vec<Job>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A domain on an in-process swf-local (held polls last SWF's 60 s), with the demo's
+    /// workflow type registered; the server stops when the sender is dropped.
+    async fn local_demo() -> (Demo, tokio::sync::oneshot::Sender<()>) {
+        let server = swf_local::Server::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            swf_local::Options::default(),
+        )
+        .await
+        .unwrap();
+        let url = server.url();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(server.run(async move {
+            let _ = stopped.await;
+        }));
+        let conf = aws_sdk_swf::Config::builder()
+            .behavior_version(aws_sdk_swf::config::BehaviorVersion::latest())
+            .endpoint_url(url)
+            .region(aws_sdk_swf::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_swf::config::Credentials::new(
+                "test", "test", None, None, "test",
+            ))
+            .build();
+        let client = Client::from_conf(conf);
+        client
+            .register_domain()
+            .name("d")
+            .workflow_execution_retention_period_in_days("1")
+            .send()
+            .await
+            .unwrap();
+        let demo = Demo {
+            client,
+            domain: "d".into(),
+        };
+        demo.register_workflow_type().await.unwrap();
+        (demo, stop)
+    }
+
+    /// No worker serves the activity, so after the first decision task the decider's poll
+    /// is held for 60 s: the deadline must end that wait, not the next check after it.
+    #[tokio::test]
+    async fn run_stops_at_its_deadline_while_a_poll_is_held() {
+        let (demo, _stop) = local_demo().await;
+        demo.client
+            .register_activity_type()
+            .domain("d")
+            .name("nobody")
+            .version("1")
+            .send()
+            .await
+            .unwrap();
+        let started = demo
+            .start("t", &[Job::new("nobody@1", "no-worker", None).unwrap()])
+            .await
+            .unwrap();
+        let decider = Decider::new(demo.client.clone(), "d");
+        let begun = std::time::Instant::now();
+        let err = demo
+            .run(&decider, &started, Duration::from_secs(2), |_| {})
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("1 workflow(s) still open after 2s"),
+            "{err:#}"
+        );
+        assert!(
+            begun.elapsed() < Duration::from_secs(15),
+            "the demo gave up after {:?}",
+            begun.elapsed()
+        );
+    }
+
+    /// A workflow whose input is no job is failed at once with BadInput, naming the
+    /// problem, instead of staying open until its timeout; and the demo's run goes on
+    /// rather than stopping at it.
+    #[tokio::test]
+    async fn bad_input_fails_the_workflow_and_the_demo_goes_on() {
+        let (demo, _stop) = local_demo().await;
+        let inputs = [
+            (r#"{"activity":"echo","task_list":"demo"}"#, "name@version"),
+            ("not json", "not JSON"),
+            (r#"{"activity":"echo@1"}"#, "task_list"),
+            (r#"{"activity":"@","task_list":"demo"}"#, "name@version"),
+            (r#"{"activity":"echo@1","task_list":""}"#, "task_list"),
+            (
+                r#"{"activity":"echo@1","task_list":"demo","input":{"text":"a"}}"#,
+                "\"input\" must be a string",
+            ),
+            (
+                r#"{"activity":"echo@1","task_list":"demo","cancel_after_s":-1}"#,
+                "cancel_after_s",
+            ),
+        ];
+        let mut started = Vec::new();
+        for (i, (input, _)) in inputs.iter().enumerate() {
+            let id = format!("bad-{i}");
+            let run = demo
+                .client
+                .start_workflow_execution()
+                .domain("d")
+                .workflow_id(&id)
+                .workflow_type(
+                    WorkflowType::builder()
+                        .name(WORKFLOW_NAME)
+                        .version(WORKFLOW_VERSION)
+                        .build()
+                        .unwrap(),
+                )
+                .input(*input)
+                .send()
+                .await
+                .unwrap();
+            let execution = WorkflowExecution::builder()
+                .workflow_id(id)
+                .run_id(run.run_id().unwrap())
+                .build()
+                .unwrap();
+            // What the summary names; the input itself is no job.
+            started.push((execution, Job::new("?@?", "?", None).unwrap()));
+        }
+        let decider = Decider::new(demo.client.clone(), "d");
+        let mut progress = Vec::new();
+        let summary = demo
+            .run(&decider, &started, Duration::from_secs(30), |p| {
+                progress.push(p.to_string())
+            })
+            .await
+            .unwrap();
+        for (outcome, (input, problem)) in summary.outcomes.iter().zip(inputs) {
+            assert_eq!(outcome.status, "FAILED", "{input}");
+            assert!(
+                outcome.detail.starts_with("BadInput: ") && outcome.detail.contains(problem),
+                "{input}: {}",
+                outcome.detail
+            );
+        }
+        assert!(
+            progress.iter().any(|p| p.contains("failed: BadInput")),
+            "{progress:?}"
+        );
+    }
 
     #[test]
     fn job_round_trips_through_workflow_input() {
