@@ -508,7 +508,15 @@ impl Registry {
     ) -> (Option<Duration>, Vec<(Compiled, String)>) {
         let mut to_cache = Vec::new();
         let mut files = list.files.lock().await;
-        let (dir, entries) = match scan::list_dir(&list.configured, &list.mapped) {
+        // Off the executor: a dir on a network file system that hangs must not hold one of
+        // the threads the SWF traffic of every task list runs on.
+        let listing = {
+            let list = list.clone();
+            tokio::task::spawn_blocking(move || scan::list_dir(&list.configured, &list.mapped))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(format!("listing failed: {e}"))))
+        };
+        let (dir, entries) = match listing {
             Ok(listed) => listed,
             Err(error) => {
                 // Not "the dir is empty": what serves keeps serving, and the dir is looked
