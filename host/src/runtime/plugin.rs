@@ -74,14 +74,34 @@ impl Plugin {
     ) -> Outcome {
         let timeout = Duration::from_secs(settings.timeout_s);
         let deadline = Instant::now() + timeout;
-        let mut store = match sandbox::new_store(
-            self.pre.engine(),
-            self.clock.awake(),
-            &task,
-            settings,
-            heartbeat,
-            deadline,
-        ) {
+        let store = if settings.dirs.is_empty() {
+            sandbox::new_store(
+                self.pre.engine(),
+                self.clock.awake(),
+                &task,
+                settings,
+                heartbeat,
+                deadline,
+            )
+        } else {
+            // Opening a granted dir blocks: on a network file system that stops answering
+            // it would hold this guest thread, and every run placed on it. It is opened on
+            // a blocking thread, and waited for until the task's deadline.
+            let (engine, awake) = (self.pre.engine().clone(), self.clock.awake());
+            let (task, grants) = (task.clone(), settings.clone());
+            let open = tokio::task::spawn_blocking(move || {
+                sandbox::new_store(&engine, awake, &task, &grants, heartbeat, deadline)
+            });
+            match tokio::time::timeout_at(deadline.into(), open).await {
+                Ok(Ok(store)) => store,
+                Ok(Err(e)) => Err(anyhow::anyhow!("opening the granted dirs: {e:#}")),
+                Err(_) => Err(anyhow::anyhow!(
+                    "the granted dirs did not open within the task's timeout_s ({} s): is their file system answering?",
+                    settings.timeout_s
+                )),
+            }
+        };
+        let mut store = match store {
             Ok(store) => store,
             Err(e) => return Outcome::failed(reason::INSTANTIATE, format!("{e:#}")),
         };
