@@ -128,6 +128,9 @@ fn log_streak_start(domain: &str, task_list: &str, e: &SwfError) {
             "the domain does not exist at this endpoint (register it, e.g. `swasm register` with register_domain = true)"
         }
         SwfError::Throttled(_) => "the account's PollForActivityTask quota is exhausted",
+        SwfError::LimitExceeded(_) => {
+            "SWF takes at most 1,000 pollers on a task list, all hosts together: fewer pollers or fewer hosts on it"
+        }
         SwfError::Unavailable(_) => "the endpoint cannot be reached or answers 5xx",
         SwfError::NoCredentials(_) => {
             "the standard AWS chain found no credentials (AWS_ACCESS_KEY_ID, a profile, SSO, web identity, a container or instance role)"

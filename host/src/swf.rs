@@ -26,9 +26,14 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Why a call failed, in the terms a caller branches on.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum SwfError {
-    /// ThrottlingException / LimitExceededFault: back off and retry.
+    /// ThrottlingException: back off and retry.
     #[error("throttled: {0}")]
     Throttled(String),
+    /// LimitExceededFault: a count SWF caps is reached (1,000 pollers on a task list, all
+    /// hosts together; 10,000 types in a domain; 100 domains). Back off and retry a poll
+    /// (other pollers stop); a registration stays refused.
+    #[error("an SWF limit is reached: {0}")]
+    LimitExceeded(String),
     /// 5xx, connection refused/reset, timeouts: back off and retry.
     #[error("endpoint unavailable: {0}")]
     Unavailable(String),
@@ -71,6 +76,7 @@ impl SwfError {
         matches!(
             self,
             SwfError::Throttled(_)
+                | SwfError::LimitExceeded(_)
                 | SwfError::Unavailable(_)
                 | SwfError::NoCredentials(_)
                 | SwfError::CredentialsRefused(_)
@@ -81,6 +87,7 @@ impl SwfError {
     pub fn kind(&self) -> &'static str {
         match self {
             SwfError::Throttled(_) => "throttled",
+            SwfError::LimitExceeded(_) => "limit_exceeded",
             SwfError::Unavailable(_) => "unavailable",
             SwfError::NoCredentials(_) => "no_credentials",
             SwfError::CredentialsRefused(_) => "credentials_refused",
@@ -286,9 +293,8 @@ where
             let message = err.message().unwrap_or_default();
             let short = format!("{code}: {message}");
             match code {
-                "ThrottlingException" | "Throttling" | "LimitExceededFault" => {
-                    SwfError::Throttled(short)
-                }
+                "ThrottlingException" | "Throttling" => SwfError::Throttled(short),
+                "LimitExceededFault" => SwfError::LimitExceeded(short),
                 "UnknownResourceFault" => SwfError::TaskGone(short),
                 "OperationNotPermittedFault" | "AccessDeniedException" => {
                     SwfError::NotPermitted(short)
@@ -804,6 +810,50 @@ mod tests {
         assert!(SwfError::CredentialsRefused(String::new()).is_retryable());
         assert!(!SwfError::TaskGone(String::new()).is_retryable());
         assert!(!SwfError::Validation(String::new()).is_retryable());
+    }
+
+    /// A poll over the task list's poller limit is LimitExceededFault: its own kind (so the
+    /// log names the limit, not throttling), retried after a pause like throttling.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_poll_over_the_poller_limit_is_limit_exceeded() {
+        let server = swf_local::Server::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            swf_local::Options {
+                poll_timeout: Duration::from_secs(2),
+                max_pollers_per_task_list: 1,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let url = server.url();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(server.run(async move {
+            let _ = stopped.await;
+        }));
+        let swf = AwsSwf::connect(&Endpoint {
+            domain: "limits".into(),
+            identity: "test".into(),
+            endpoint_url: Some(url),
+            region: Some("us-east-1".into()),
+        })
+        .await
+        .unwrap();
+        swf.register_domain(1).await.unwrap();
+        // Two at once: whichever reaches the endpoint second is refused.
+        let (a, b) = tokio::join!(swf.poll("tl"), swf.poll("tl"));
+        let (held, over) = if a.is_ok() { (a, b) } else { (b, a) };
+        assert!(matches!(held, Ok(None)), "{held:?}");
+        match over {
+            Err(e @ SwfError::LimitExceeded(_)) => {
+                assert!(e.is_retryable());
+                assert_eq!(e.kind(), "limit_exceeded");
+                assert!(e.to_string().contains("LimitExceededFault"), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let _ = stop.send(());
+        served.await.unwrap().unwrap();
     }
 }
 

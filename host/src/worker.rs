@@ -181,10 +181,10 @@ async fn register_with_retry(
 }
 
 /// Whether a registration error is SWF being unreachable, throttling or failing (5xx):
-/// worth another try later.
+/// worth another try later. A limit (10,000 types in a domain, 100 domains) stays reached.
 fn swf_may_recover(e: &anyhow::Error) -> bool {
     e.downcast_ref::<SwfError>()
-        .is_some_and(SwfError::is_retryable)
+        .is_some_and(|e| e.is_retryable() && !matches!(e, SwfError::LimitExceeded(_)))
 }
 
 /// With `--register`, and in `swasm dev`: registers each type that starts serving after
