@@ -367,6 +367,12 @@ impl Config {
             if tl.pollers == 0 {
                 return Err(at.key("pollers").invalid("must be at least 1"));
             }
+            if tl.pollers > MAX_POLLERS {
+                return Err(at.key("pollers").invalid(format!(
+                    "SWF takes at most {MAX_POLLERS} pollers on a task list (all hosts together), not {}",
+                    tl.pollers
+                )));
+            }
             slots = slots.saturating_add(tl.max_concurrent);
             if slots > MAX_TOTAL_CONCURRENT {
                 return Err(at.key("max_concurrent").invalid(format!(
@@ -509,18 +515,23 @@ impl Config {
                 )));
             }
         }
-        let too_late = |timeout_s: u64, start_to_close: u64| {
+        let too_late = |timeout_s: u64, key: &str, swf_timeout: u64| {
             format!(
-                "timeout_s ({timeout_s}) is not below start_to_close_timeout_s \
-                 ({start_to_close}): SWF times the task out first, and refuses the host's answer"
+                "timeout_s ({timeout_s}) is not below {key} ({swf_timeout}): SWF times the task \
+                 out first, and refuses the host's answer"
             )
         };
         let d = &self.defaults;
-        if let Some(stc) = d.start_to_close_timeout_s
-            && d.timeout_s >= stc
-        {
-            let at = KeyPath::root("defaults").key("start_to_close_timeout_s");
-            found.push(at.invalid(too_late(d.timeout_s, stc)));
+        for (key, swf_timeout) in [
+            ("start_to_close_timeout_s", d.start_to_close_timeout_s),
+            ("schedule_to_close_timeout_s", d.schedule_to_close_timeout_s),
+        ] {
+            if let Some(t) = swf_timeout
+                && d.timeout_s >= t
+            {
+                let at = KeyPath::root("defaults").key(key);
+                found.push(at.invalid(too_late(d.timeout_s, key, t)));
+            }
         }
         // What the plugin dirs hold now; unknown (no file warnings) when one cannot be read:
         // that problem is reported on its own, and the file may well be in that dir.
@@ -545,16 +556,25 @@ impl Config {
             let at = KeyPath::root("activity").key(key);
             // A table that sets neither timeout is covered by the [defaults] warning.
             let s = self.merge(activity);
-            if let Some(stc) = s.registration.start_to_close_timeout_s
-                && s.timeout_s >= stc
-                && (activity.timeout_s.is_some() || activity.start_to_close_timeout_s.is_some())
-            {
-                let key = if activity.start_to_close_timeout_s.is_some() {
-                    "start_to_close_timeout_s"
-                } else {
-                    "timeout_s"
-                };
-                found.push(at.key(key).invalid(too_late(s.timeout_s, stc)));
+            for (key, swf_timeout, set_here) in [
+                (
+                    "start_to_close_timeout_s",
+                    s.registration.start_to_close_timeout_s,
+                    activity.start_to_close_timeout_s.is_some(),
+                ),
+                (
+                    "schedule_to_close_timeout_s",
+                    s.registration.schedule_to_close_timeout_s,
+                    activity.schedule_to_close_timeout_s.is_some(),
+                ),
+            ] {
+                if let Some(t) = swf_timeout
+                    && s.timeout_s >= t
+                    && (activity.timeout_s.is_some() || set_here)
+                {
+                    let named = if set_here { key } else { "timeout_s" };
+                    found.push(at.key(named).invalid(too_late(s.timeout_s, key, t)));
+                }
             }
             match &activity.file {
                 Some(file) => {
@@ -732,6 +752,9 @@ pub const MAX_STACK_KB: u64 = 64 * 1024;
 /// 5,430 instances (5,429 to 5,474 over six runs; instances are slots + 16), and the Winch
 /// engine fails beyond. 5000 leaves room for the rest of the process.
 pub const MAX_TOTAL_CONCURRENT: usize = 5000;
+
+/// SWF-LIMITS.md: "Pollers per task list: 1000".
+pub const MAX_POLLERS: usize = 1000;
 /// SWF's limit on an activity type's description (`Description`, max 1024).
 pub const MAX_DESCRIPTION_CHARS: usize = 1024;
 
@@ -775,7 +798,8 @@ fn check_description(at: &KeyPath, description: Option<&str>) -> Result<(), Inva
 }
 
 /// The registration timeouts `at` sets (schedule-to-start, start-to-close,
-/// schedule-to-close, heartbeat): SWF refuses an activity task timeout over a year.
+/// schedule-to-close, heartbeat): SWF refuses an activity task timeout over a year, and a
+/// timeout of 0 would time every task out at once (a type's registration never changes).
 fn check_registration(at: &KeyPath, timeouts: [Option<u64>; 4]) -> Result<(), Invalid> {
     let keys = [
         "schedule_to_start_timeout_s",
@@ -784,6 +808,11 @@ fn check_registration(at: &KeyPath, timeouts: [Option<u64>; 4]) -> Result<(), In
         "heartbeat_timeout_s",
     ];
     for (key, value) in keys.into_iter().zip(timeouts) {
+        if value == Some(0) {
+            return Err(at.key(key).invalid(
+                "must be at least 1: 0 times every task out at once (leave the key out for no timeout)",
+            ));
+        }
         if let Some(v) = value
             && v > MAX_SECONDS
         {

@@ -120,7 +120,9 @@ impl ThrottlePolicy {
     /// One DescribeActivityType call for `ty`; `done` is dropped when the answer is stored.
     async fn ask(self: Arc<Self>, ty: ActivityType, done: watch::Sender<()>, retry: Duration) {
         let lookup = match self.swf.describe_activity_type(&ty).await {
-            Ok(d) => Lookup::Known(d.registration.heartbeat_timeout_s),
+            // A registered 0 (another tool registered the type; swasm refuses it) would
+            // throttle nothing: the configured interval stays.
+            Ok(d) => Lookup::Known(d.registration.heartbeat_timeout_s.filter(|&t| t > 0)),
             Err(e) if e.is_retryable() => {
                 tracing::debug!(activity_type = %ty, error = %e, "DescribeActivityType failed; throttling heartbeats by heartbeat_interval_s, asking again in {retry:?}");
                 Lookup::Failed {
@@ -598,6 +600,23 @@ pub(crate) mod tests {
             elapsed >= Duration::from_secs(4) && elapsed < Duration::from_secs(5),
             "the second beat came after {elapsed:?}"
         );
+        pump.finish().await;
+    }
+
+    /// A type registered (by another tool) with a heartbeat timeout of 0 does not turn the
+    /// throttle off: the configured interval holds.
+    #[tokio::test(start_paused = true)]
+    async fn a_registered_zero_heartbeat_timeout_keeps_the_configured_interval() {
+        let fake = Arc::new(FakeSwf::default());
+        *fake.heartbeat_timeout_s.lock().unwrap() = Some(0);
+        let (pump, _) = start(&fake, 1);
+        let hb = pump.handle();
+        for i in 0..30 {
+            hb.beat(Some(i.to_string()));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let sent = fake.heartbeat_details().len();
+        assert!((3..=4).contains(&sent), "{sent} beats in 3 s at 1 s");
         pump.finish().await;
     }
 

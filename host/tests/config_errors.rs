@@ -114,7 +114,8 @@ listen = "{listen}"
 }
 
 /// What loads but most likely does not do what was meant is named, like an error, by file,
-/// line and key: more pollers than slots, a `timeout_s` SWF cuts short, an `[activity]`
+/// line and key: more pollers than slots, a `timeout_s` SWF cuts short (start-to-close or
+/// schedule-to-close), an `[activity]`
 /// table or `file` that matches no file in any plugin dir.
 #[test]
 fn doubtful_settings_are_warned_about() {
@@ -156,6 +157,10 @@ start_to_close_timeout_s = 600
 
 [activity."mapped@1"]
 file = "mapped-build-42.wasm"
+
+[activity."queued@1"]
+file = "resize-build-42.wasm"
+schedule_to_close_timeout_s = 300
 "#;
     let config = Config::parse(text, &path).unwrap();
     let file = path.display().to_string();
@@ -175,6 +180,9 @@ file = "mapped-build-42.wasm"
         format!(
             "{file}:31: activity.\"mapped@1\".file: mapped-build-42.wasm is in no task list's plugin dir: mapped@1 is not served until it is"
         ),
+        format!(
+            "{file}:35: activity.\"queued@1\".schedule_to_close_timeout_s: timeout_s (300) is not below schedule_to_close_timeout_s (300): SWF times the task out first, and refuses the host's answer"
+        ),
     ];
     assert_eq!(config.warnings(), &expected[..]);
 
@@ -190,6 +198,10 @@ file = "mapped-build-42.wasm"
         .replace(
             "start_to_close_timeout_s = 600",
             "start_to_close_timeout_s = 900",
+        )
+        .replace(
+            "schedule_to_close_timeout_s = 300",
+            "schedule_to_close_timeout_s = 900",
         )
         .replace("plugins/b\"", "plugins/missing\"");
     let config = Config::parse(&quiet, &path).unwrap();
