@@ -62,6 +62,15 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// `completed`, `failed` or `canceled`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Outcome::Completed(_) => "completed",
+            Outcome::Failed { .. } => "failed",
+            Outcome::Canceled(_) => "canceled",
+        }
+    }
+
     pub fn failed(reason: impl Into<String>, details: impl Into<Option<String>>) -> Self {
         Outcome::Failed {
             reason: reason.into(),
@@ -79,6 +88,9 @@ pub mod reason {
     pub const RESULT_TOO_LARGE: &str = "swasm.ResultTooLarge";
     pub const SHUTDOWN: &str = "swasm.Shutdown";
     pub const INSTANTIATE: &str = "swasm.InstantiateFailed";
+    /// SWF refused the answer itself (ValidationException): the task is failed with why,
+    /// rather than left to time out.
+    pub const ANSWER_REFUSED: &str = "swasm.AnswerRefused";
 
     /// Every reason the host gives (a guest may give one that starts with `swasm.` too).
     pub const ALL: &[&str] = &[
@@ -89,6 +101,7 @@ pub mod reason {
         RESULT_TOO_LARGE,
         SHUTDOWN,
         INSTANTIATE,
+        ANSWER_REFUSED,
     ];
 }
 

@@ -138,8 +138,19 @@ impl Dispatcher {
                 outcome
             }
         };
-        let outcome = limit(outcome);
-        let answered = self.respond(&token, &outcome, started).await;
+        let mut outcome = limit(outcome);
+        let mut answer = self.respond(&token, &outcome, started).await;
+        if let Answer::Refused(why) = answer {
+            // The work is lost either way; the workflow learns it now, and why, instead of
+            // at the task's timeout.
+            tracing::error!(error = %why, "SWF refused the response; answering that the task failed instead");
+            outcome = limit(Outcome::failed(
+                reason::ANSWER_REFUSED,
+                format!("SWF refused the host's answer ({}): {why}", outcome.kind()),
+            ));
+            answer = self.respond(&token, &outcome, started).await;
+        }
+        let answered = matches!(answer, Answer::Taken);
         let elapsed = started.elapsed();
         counts.duration.observe(elapsed.as_secs_f64());
         if !answered {
@@ -166,8 +177,8 @@ impl Dispatcher {
     /// OperationNotPermitted too: a missing IAM action, or a policy still propagating after
     /// a deploy, must not discard a finished result. Retries end when SWF says the task is
     /// gone (it timed out meanwhile) or, once the worker is stopping, [`ANSWER_AFTER_GRACE`]
-    /// after the task's grace. Returns whether SWF took the answer.
-    async fn respond(&self, token: &str, outcome: &Outcome, started: Instant) -> bool {
+    /// after the task's grace.
+    async fn respond(&self, token: &str, outcome: &Outcome, started: Instant) -> Answer {
         let mut delay = Duration::from_millis(100);
         loop {
             let call = async {
@@ -180,13 +191,17 @@ impl Dispatcher {
                 }
             };
             let Some(result) = self.unless_given_up(started, call).await else {
-                return false;
+                return Answer::Dropped;
             };
             match result {
-                Ok(()) => return true,
+                Ok(()) => return Answer::Taken,
                 Err(SwfError::TaskGone(msg)) => {
                     tracing::warn!(%msg, "response dropped: SWF no longer knows this task (timed out, canceled or workflow closed)");
-                    return false;
+                    return Answer::Dropped;
+                }
+                Err(SwfError::Validation(msg)) if !matches!(outcome, Outcome::Failed { reason, .. } if reason == reason::ANSWER_REFUSED) =>
+                {
+                    return Answer::Refused(msg);
                 }
                 Err(e) if e.is_retryable() || matches!(e, SwfError::NotPermitted(_)) => {
                     self.metrics.respond_retries.inc();
@@ -201,13 +216,13 @@ impl Dispatcher {
                         .await
                         .is_none()
                     {
-                        return false;
+                        return Answer::Dropped;
                     }
                     delay = (delay * 2).min(Duration::from_secs(10));
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "SWF rejected the response");
-                    return false;
+                    return Answer::Dropped;
                 }
             }
         }
@@ -228,6 +243,15 @@ impl Dispatcher {
             }
         }
     }
+}
+
+/// What became of an answer.
+enum Answer {
+    Taken,
+    /// Not taken, and nothing more to try (the task is gone, or the worker gave up).
+    Dropped,
+    /// SWF refused the request itself (ValidationException), with why.
+    Refused(String),
 }
 
 /// The answer for a type this host has no plugin for.
@@ -448,6 +472,38 @@ mod tests {
             vec![("tok-echo".into(), Response::Completed(Some("ok".into())))]
         );
         assert_eq!(d.metrics.respond_retries.get(), 2);
+    }
+
+    /// An answer SWF refuses as invalid (a limit counted otherwise than the host counts it,
+    /// say) is not left to time out: the task is failed with SWF's reason. A refused
+    /// fallback is not tried again.
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_answer_fails_the_task_with_why() {
+        let fake = Arc::new(FakeSwf::default());
+        fake.fail_next
+            .lock()
+            .unwrap()
+            .push_back(SwfError::Validation("result: too long".into()));
+        let d = dispatcher(&fake, vec![("echo@1", quiet())]);
+        handle(&d, "echo").await;
+        let r = fake.responses();
+        let [(_, Response::Failed(reason, Some(details)))] = &r[..] else {
+            panic!("{r:?}")
+        };
+        assert_eq!(reason, reason::ANSWER_REFUSED);
+        assert_eq!(
+            details,
+            "SWF refused the host's answer (completed): result: too long"
+        );
+        assert_eq!(fake.answer_attempts(), 2);
+
+        fake.fail_next.lock().unwrap().extend([
+            SwfError::Validation("first".into()),
+            SwfError::Validation("second".into()),
+        ]);
+        handle(&d, "echo").await;
+        assert_eq!(fake.answer_attempts(), 4, "the fallback is tried once");
+        assert_eq!(fake.responses().len(), 1);
     }
 
     #[tokio::test(start_paused = true)]
