@@ -93,7 +93,8 @@ const SAME_STOP: Duration = Duration::from_millis(100);
 /// Resolves at the first SIGTERM, SIGINT or SIGHUP (a closed terminal, e.g. an ssh session
 /// that ended: the host drains, rather than dying with its tasks unanswered). A second
 /// SIGTERM or SIGINT, later than [`SAME_STOP`], exits the process at once (status 130), for
-/// an operator who does not want to wait for the grace period.
+/// an operator who does not want to wait for the grace period. Listens from the call on
+/// (call it within a tokio runtime).
 pub fn signals() -> impl Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
     let streams = (|| {
@@ -103,36 +104,49 @@ pub fn signals() -> impl Future<Output = ()> + Send + 'static {
             signal(SignalKind::hangup())?,
         ))
     })();
-    async move {
-        let Ok((mut term, mut int, mut hup)) = streams else {
-            tracing::error!("cannot install signal handlers; the worker can only be killed");
-            return futures::future::pending().await;
-        };
-        let first = tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
-            _ = hup.recv() => "SIGHUP",
-        };
-        tracing::info!(
-            "{first}: shutting down gracefully (send SIGTERM or SIGINT again to exit now)"
-        );
-        let at = std::time::Instant::now();
-        tokio::spawn(async move {
-            loop {
-                let again = tokio::select! {
+    let (stop, stopping) = tokio::sync::oneshot::channel::<()>();
+    match streams {
+        // Listened to from now on, not from when the returned future is first polled: a
+        // signal's time is when it came, so two separate signals during a long start-up
+        // are not taken for one delivered twice.
+        Ok((mut term, mut int, mut hup)) => {
+            tokio::spawn(async move {
+                let first = tokio::select! {
                     _ = term.recv() => "SIGTERM",
                     _ = int.recv() => "SIGINT",
-                    // The terminal is gone: no one is asking to exit now.
-                    _ = hup.recv() => continue,
+                    _ = hup.recv() => "SIGHUP",
                 };
-                if at.elapsed() < SAME_STOP {
-                    tracing::debug!("{again} right after {first}: the same stop, delivered twice");
-                    continue;
+                let at = std::time::Instant::now();
+                tracing::info!(
+                    "{first}: shutting down gracefully (send SIGTERM or SIGINT again to exit now)"
+                );
+                let _ = stop.send(());
+                loop {
+                    let again = tokio::select! {
+                        _ = term.recv() => "SIGTERM",
+                        _ = int.recv() => "SIGINT",
+                        // The terminal is gone: no one is asking to exit now.
+                        _ = hup.recv() => continue,
+                    };
+                    if at.elapsed() < SAME_STOP {
+                        tracing::debug!(
+                            "{again} right after {first}: the same stop, delivered twice"
+                        );
+                        continue;
+                    }
+                    tracing::warn!("second signal ({again}): exiting now");
+                    std::process::exit(130);
                 }
-                tracing::warn!("second signal ({again}): exiting now");
-                std::process::exit(130);
-            }
-        });
+            });
+        }
+        Err(_) => {
+            tracing::error!("cannot install signal handlers; the worker can only be killed");
+        }
+    }
+    async move {
+        if stopping.await.is_err() {
+            futures::future::pending::<()>().await;
+        }
     }
 }
 

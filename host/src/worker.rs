@@ -52,23 +52,43 @@ pub enum Registration {
     Later(Report),
 }
 
-/// Runs the worker until `signal` resolves, then shuts down gracefully.
+/// Runs the worker until `signal` resolves, then shuts down gracefully. A signal during
+/// start-up (plugins compiling, a load check, the credential chain) stops it there, before
+/// anything is polled.
 pub async fn run(
     config: Config,
     opts: RunOptions,
     signal: impl Future<Output = ()> + Send,
 ) -> Result<()> {
+    let mut signal = std::pin::pin!(signal);
     let config = Arc::new(config);
-    let runtime = Runtime::new(&config).context("cannot set up the WebAssembly runtime")?;
-    let registry = Registry::start(&config, runtime)
-        .await
-        .context("cannot load the plugins")?;
-    let swf: Arc<dyn SwfClient> = Arc::new(crate::swf::connect(&config).await?);
+    tracing::info!(
+        task_lists = config.task_lists.len(),
+        "starting: loading the plugins"
+    );
+    let starting = async {
+        let runtime = Runtime::new(&config).context("cannot set up the WebAssembly runtime")?;
+        let registry = Registry::start(&config, runtime)
+            .await
+            .context("cannot load the plugins")?;
+        let swf: Arc<dyn SwfClient> = Arc::new(crate::swf::connect(&config).await?);
+        anyhow::Ok((registry, swf))
+    };
+    let (registry, swf) = tokio::select! {
+        // A signal that came first wins, whatever is ready.
+        biased;
+        () = &mut signal => {
+            tracing::info!("stopped during start-up; nothing was polled");
+            return Ok(());
+        }
+        started = starting => started?,
+    };
     let shutdown = Shutdown::new(Duration::from_secs(config.shutdown_grace_s));
     let mut worker = std::pin::pin!(run_with(config, opts, swf, registry, shutdown.clone()));
     tokio::select! {
+        biased;
+        () = &mut signal => shutdown.initiate(),
         ended = &mut worker => return ended,
-        () = signal => shutdown.initiate(),
     }
     worker.await
 }

@@ -202,3 +202,38 @@ async fn slots_cap_running_tasks() {
         "at most two tasks may run at once, and two should"
     );
 }
+
+/// SIGTERM while the host is still starting (here a plugin's load check blocks for its
+/// whole 11 s bound) stops it there: it exits 0 without finishing start-up (the check never
+/// reports) and never polls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_during_start_up_stops_the_host_before_it_polls() {
+    let swf_local = LocalSwf::start();
+    let config = HostConfig::new(
+        &swf_local.url,
+        "startup-signal",
+        vec![TaskListSpec::new("tl", &[])],
+    );
+    let path = config.write();
+    let blocks = wat::parse_file(repo_root().join("host/tests/fixtures/wat/start-blocks.wat"))
+        .expect("start-blocks.wat");
+    std::fs::write(config.dir.join("plugins/tl/blocks@1.wasm"), blocks).unwrap();
+    let mut host = Host::start(&path, &[]);
+    // Logged once the signal handlers are in place, as start-up begins.
+    wait_until("start-up under way", MINUTE, || async {
+        host.logs()
+            .contains("starting: loading the plugins")
+            .then_some(())
+    })
+    .await;
+    host.signal("TERM");
+    let status = host.wait_exit(MINUTE).await.expect("exits");
+    let logs = host.logs();
+    assert!(status.success(), "{status:?}\n{logs}");
+    assert!(logs.contains("stopped during start-up"), "{logs}");
+    assert!(
+        !logs.contains("plugin rejected"),
+        "start-up ran to its end: {logs}"
+    );
+    assert_eq!(swf_local.calls("PollForActivityTask").await, 0);
+}
