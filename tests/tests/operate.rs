@@ -294,7 +294,18 @@ async fn metrics_and_status_match_the_history() {
         count(|c| matches!(c, Closed::Canceled(_))),
     );
     assert_eq!((completed, failed, canceled), (3.0, 2.0, 1.0));
-    let text = http::get(&format!("{base}/metrics")).await.unwrap();
+    // The host counts a task, and frees its slot, only once SWF has taken its answer: the
+    // history can show the last close a moment before. Wait until every task is counted.
+    let text = wait_until("every task counted and its slot freed", MINUTE, || async {
+        let text = http::get(&format!("{base}/metrics")).await.ok()?;
+        let counted = metric(
+            &text,
+            r#"swasm_task_duration_seconds_count{task_list="main"}"#,
+        ) == Some(6.0)
+            && metric(&text, r#"swasm_slots_in_use{task_list="main"}"#) == Some(0.0);
+        counted.then_some(text)
+    })
+    .await;
     assert_eq!(
         metric(&text, r#"swasm_tasks_started_total{task_list="main"}"#),
         Some(6.0),
