@@ -53,11 +53,12 @@ async fn assert_no_timeouts(swf: &Swf, workflow_id: &str) {
 async fn endpoint_down_at_start() {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let mut config = HostConfig::new(
-        &url,
-        "down",
-        vec![TaskListSpec::new("main", &["echo@1.wasm"])],
-    );
+    // One poller: the streak is shared by the list's pollers, so with two, one poller's
+    // success could reset it between the other's failure and its log line, and log the
+    // same cause twice.
+    let mut tl = TaskListSpec::new("main", &["echo@1.wasm"]);
+    tl.pollers = 1;
+    let mut config = HostConfig::new(&url, "down", vec![tl]);
     let metrics = config.serve_metrics();
     let host = Host::start(&config.write(), &[]);
     let readyz = format!("{metrics}/readyz");
@@ -253,11 +254,11 @@ async fn poll_permission_errors_are_logged_once_per_streak() {
         )
         .await;
     let _decider = Decider::start(&swf);
-    let config = HostConfig::new(
-        &swf_local.url,
-        "perm",
-        vec![TaskListSpec::new("main", &["echo@1.wasm"])],
-    );
+    // One poller, so the 6 refusals and the first success come in order: with two, one
+    // poller's success could reset the streak before the other's refusal is counted.
+    let mut tl = TaskListSpec::new("main", &["echo@1.wasm"]);
+    tl.pollers = 1;
+    let config = HostConfig::new(&swf_local.url, "perm", vec![tl]);
     let host = Host::start(&config.write(), &[]);
     let acts = echoes(2, "p");
     swf.start("w-perm", &acts, false).await.unwrap();
