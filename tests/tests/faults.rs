@@ -534,8 +534,9 @@ async fn a_hangup_or_a_stop_sent_twice_at_once_drains() {
 /// with a grace period of its own: the host has to wait for that poll anyway.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_polled_during_shutdown_runs_with_its_own_grace() {
+    // Polls are held long enough for the grace period to pass while one is in flight.
     let scenario = Scenario::start_with(
-        &["--listen", "127.0.0.1:0", "--poll-timeout-ms", "10000"],
+        &["--listen", "127.0.0.1:0", "--poll-timeout-ms", "30000"],
         "late",
         &[("countdown@1", None)],
     )
@@ -546,14 +547,28 @@ async fn a_task_polled_during_shutdown_runs_with_its_own_grace() {
     let mut config = scenario.host_config(vec![tl]);
     config.shutdown_grace_s = 2;
     let mut host = Host::start(&config.write(), &[]);
-    // The host's first poll has just been sent: it is held for 10 s.
-    wait_until("the host's first poll", MINUTE, || async {
-        (swf_local.calls("PollForActivityTask").await > 0).then_some(())
+    // A task running at the signal: it is interrupted when the grace period since the
+    // signal is over, which is how the test sees that moment.
+    let running = Activity::new(
+        "running",
+        "countdown@1",
+        "main",
+        Some(r#"{"steps":600,"step_ms":100}"#),
+    );
+    swf.start("w-running", &[running], false).await.unwrap();
+    // The one poller took it and sent its next poll, which is held.
+    wait_until("the host's poll after the running task", MINUTE, || async {
+        (swf_local.calls("PollForActivityTask").await >= 2).then_some(())
     })
     .await;
     host.signal("TERM");
-    // The scenario: the task is scheduled once the grace period since the signal is over.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    wait_until("the running task's grace to end", MINUTE, || async {
+        host.logs()
+            .contains("shutdown grace period over: interrupting the task")
+            .then_some(())
+    })
+    .await;
+    // The grace since the signal is over: schedule the task the held poll brings.
     let act = Activity::new(
         "late",
         "countdown@1",
@@ -573,9 +588,15 @@ async fn a_task_polled_during_shutdown_runs_with_its_own_grace() {
         "{}",
         host.logs()
     );
+    let closed = swf.wait_closed("w-running", 1, MINUTE).await;
     assert!(
-        !host.logs().contains("interrupting"),
-        "nothing should have been interrupted: {}",
+        matches!(&closed["running"][..], [Closed::Failed { reason, .. }] if reason == "swasm.Shutdown"),
+        "{closed:?}"
+    );
+    assert_eq!(
+        host.logs().matches("interrupting").count(),
+        1,
+        "only the task running at the signal should have been interrupted: {}",
         host.logs()
     );
 }
