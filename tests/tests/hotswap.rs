@@ -432,16 +432,21 @@ async fn bad_files_are_rejected_while_the_old_version_serves() {
     ];
     for (i, (kind, name, why, bytes)) in bad.iter().enumerate() {
         drop_in(dir, name, bytes);
-        wait_until(
+        // The registry counts a reject before it logs it: wait for both.
+        let logs = wait_until(
             &format!("the {kind} file to be rejected"),
             MINUTE,
             || async {
                 let n = plugin_counter(metrics_url, "rejects").await?;
-                (n >= (i + 1) as f64).then_some(())
+                let logs = host.logs();
+                let logged = logs
+                    .lines()
+                    .filter(|l| l.contains("plugin rejected"))
+                    .count();
+                (n >= (i + 1) as f64 && logged > i).then_some(logs)
             },
         )
         .await;
-        let logs = host.logs();
         let lines: Vec<_> = logs
             .lines()
             .filter(|l| l.contains("plugin rejected"))
