@@ -305,12 +305,10 @@ impl HostConfig {
         }
     }
 
-    /// Serves `[metrics]` on a free loopback port; returns its base URL
-    /// (`http://127.0.0.1:<port>`).
-    pub fn serve_metrics(&mut self) -> String {
-        let port = free_port();
-        self.metrics_listen = Some(format!("127.0.0.1:{port}"));
-        format!("http://127.0.0.1:{port}")
+    /// Serves `[metrics]` on a loopback port the host picks (`127.0.0.1:0`), so no other
+    /// process can take it first; [`Host::metrics_base`] reads where from the host's log.
+    pub fn serve_metrics(&mut self) {
+        self.metrics_listen = Some("127.0.0.1:0".into());
     }
 
     /// Writes the config and copies the plugins; returns the config path.
@@ -419,6 +417,22 @@ impl Host {
 
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The base URL (`http://127.0.0.1:<port>`) of the metrics server of a host started
+    /// with [`HostConfig::serve_metrics`]: the address it logs once bound (up to a minute).
+    pub async fn metrics_base(&self) -> String {
+        wait_until(
+            "the host to log its metrics address",
+            Duration::from_secs(60),
+            || async {
+                let logs = self.logs();
+                let (_, rest) = logs.split_once("metrics on http://")?;
+                let (addr, _) = rest.split_once("/metrics")?;
+                Some(format!("http://{addr}"))
+            },
+        )
+        .await
     }
 }
 
@@ -1088,15 +1102,6 @@ pub mod http {
         }
         Ok(body)
     }
-}
-
-/// A free loopback port (bound then released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The value of a Prometheus sample line `name{labels} value` (labels in the given order).

@@ -51,7 +51,11 @@ async fn assert_no_timeouts(swf: &Swf, workflow_id: &str) {
 /// Endpoint down at start: the host keeps retrying, is not ready, then serves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoint_down_at_start() {
-    let port = free_port();
+    // The endpoint's port, held bound but not listening: connections to it are refused
+    // (the endpoint is down), and no other process can bind it before swf-local does.
+    let reserved = tokio::net::TcpSocket::new_v4().unwrap();
+    reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = reserved.local_addr().unwrap().port();
     let url = format!("http://127.0.0.1:{port}");
     // One poller: the streak is shared by the list's pollers, so with two, one poller's
     // success could reset it between the other's failure and its log line, and log the
@@ -59,14 +63,11 @@ async fn endpoint_down_at_start() {
     let mut tl = TaskListSpec::new("main", &["echo@1.wasm"]);
     tl.pollers = 1;
     let mut config = HostConfig::new(&url, "down", vec![tl]);
-    let metrics = config.serve_metrics();
+    config.serve_metrics();
     let host = Host::start(&config.write(), &[]);
+    let metrics = host.metrics_base().await;
     let readyz = format!("{metrics}/readyz");
     // Up (healthz answers) but not ready while nothing listens on the endpoint.
-    wait_until("the metrics server", MINUTE, || async {
-        http::status(&readyz).await.ok()
-    })
-    .await;
     assert_eq!(http::status(&readyz).await.unwrap(), 503);
     assert_eq!(
         http::status(&format!("{metrics}/healthz")).await.unwrap(),
@@ -86,6 +87,7 @@ async fn endpoint_down_at_start() {
     );
 
     let port_s = format!("127.0.0.1:{port}");
+    drop(reserved);
     let scenario = Scenario::start_with(
         &["--listen", &port_s, "--poll-timeout-ms", "1000"],
         "down",

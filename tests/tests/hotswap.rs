@@ -310,8 +310,9 @@ struct Serving {
 async fn serving_echo(domain: &str, types: &[(&str, Option<u64>)]) -> Serving {
     let scenario = Scenario::start(domain, types).await;
     let mut config = scenario.host_config(vec![TaskListSpec::new("main", &["echo@1.wasm"])]);
-    let metrics_url = format!("{}/metrics", config.serve_metrics());
+    config.serve_metrics();
     let host = Host::start(&config.write(), &[]);
+    let metrics_url = format!("{}/metrics", host.metrics_base().await);
     let first = scenario
         .swf
         .run_one(
@@ -339,11 +340,12 @@ async fn restart_with_a_warm_cache_does_not_compile() {
         &["echo@1.wasm", "countdown@1.wasm"],
     )]);
     config.cache_dir = Some(temp_dir("cache"));
-    let metrics_url = format!("{}/metrics", config.serve_metrics());
+    config.serve_metrics();
     let path = config.write();
 
     for (round, (compiles, hits)) in [(2.0, 0.0), (0.0, 2.0)].into_iter().enumerate() {
         let mut host = Host::start(&path, &[]);
+        let metrics_url = format!("{}/metrics", host.metrics_base().await);
         let loads = wait_until("both plugins to load", MINUTE, || async {
             let loads = plugin_counter(&metrics_url, "loads").await?;
             (loads >= 2.0).then_some(loads)
@@ -537,8 +539,9 @@ async fn run_register_registers_a_version_dropped_in_later() {
     let scenario = Scenario::start("newver", &[]).await;
     let swf = &scenario.swf;
     let mut config = scenario.host_config(vec![TaskListSpec::new("main", &["echo@1.wasm"])]);
-    let base = config.serve_metrics();
+    config.serve_metrics();
     let host = Host::start(&config.write(), &["--register"]);
+    let base = host.metrics_base().await;
     // Ready comes after the start-up registration (of echo@1).
     wait_ready(&base).await;
     let first = swf

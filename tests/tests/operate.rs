@@ -198,10 +198,11 @@ async fn run_register_registers_only_files_that_load() {
         vec![TaskListSpec::new("main", &["echo@1.wasm"])],
     );
     config.register_domain = true;
-    let base = config.serve_metrics();
+    config.serve_metrics();
     let path = config.write();
     add_bad_files(&config.dir.join("plugins/main"));
     let host = Host::start(&path, &["--register"]);
+    let base = host.metrics_base().await;
     // Ready comes after the start-up registration.
     wait_ready(&base).await;
     let swf = Swf::new(&swf_local.url, "runregbad").await;
@@ -242,10 +243,11 @@ async fn metrics_and_status_match_the_history() {
         "main",
         &["echo@1.wasm", "validate@1.wasm", "countdown@1.wasm"],
     )]);
-    let base = config.serve_metrics();
+    config.serve_metrics();
     config.register_domain = false;
     config.extra = "[defaults]\nheartbeat_interval_s = 1\n".into();
-    let _host = Host::start(&config.write(), &["--register"]);
+    let host = Host::start(&config.write(), &["--register"]);
+    let base = host.metrics_base().await;
     wait_ready(&base).await;
 
     let mut acts: Vec<_> = (0..3)
@@ -402,8 +404,9 @@ async fn an_idle_host_sleeps() {
     .await;
     let swf = &scenario.swf;
     let mut config = scenario.host_config(vec![TaskListSpec::new("main", &["echo@1.wasm"])]);
-    let base = config.serve_metrics();
+    config.serve_metrics();
     let host = Host::start(&config.write(), &[]);
+    let base = host.metrics_base().await;
     wait_ready(&base).await;
     // One task first, so guest code has run and the epoch ticker has been woken.
     let closed = swf
