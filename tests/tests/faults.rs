@@ -384,17 +384,19 @@ async fn missing_credentials_are_named_not_called_an_outage() {
     let home = config.dir.join("home");
     std::fs::create_dir_all(&home).unwrap();
     let log = config.dir.join("nocreds.log");
-    let mut child = std::process::Command::new(bin())
-        .args(["run", "--config", path.to_str().unwrap()])
-        .env_clear()
-        .env("HOME", &home)
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let child = KillOnDrop(
+        std::process::Command::new(bin())
+            .args(["run", "--config", path.to_str().unwrap()])
+            .env_clear()
+            .env("HOME", &home)
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     let logs = || std::fs::read_to_string(&log).unwrap_or_default();
     let line = wait_until("the poll error", MINUTE, || async {
         logs()
@@ -403,14 +405,13 @@ async fn missing_credentials_are_named_not_called_an_outage() {
             .map(str::to_string)
     })
     .await;
-    let _ = child.kill();
-    let _ = child.wait();
     assert!(line.contains("found no credentials"), "{line}");
     assert!(
         line.contains("Environment") && line.contains("Ec2InstanceMetadata"),
         "{line}"
     );
     assert!(!line.contains("cannot be reached"), "{line}");
+    drop(child);
     remove_temp_dirs();
 }
 
