@@ -5,6 +5,7 @@ mod runtime_common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use runtime_common::*;
 use serde_json::Value;
@@ -19,10 +20,45 @@ async fn http_server() -> (u16, Arc<AtomicUsize>) {
     (port, hits)
 }
 
+/// Set in the run of this test binary that [`hostile_guest_is_refused_everything`] starts.
+const WITH_CREDENTIALS: &str = "SWASM_TEST_SANDBOX_WITH_CREDENTIALS";
+
+/// The host holds credentials; the guest must not see them, nor anything else. The
+/// credentials are put in the environment of a second run of this test binary, which runs
+/// this test alone: no test changes the environment of a process whose other tests read it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_guest_is_refused_everything() {
-    // The host holds credentials; the guest must not see them.
-    unsafe { std::env::set_var("AWS_ACCESS_KEY_ID", "AKIATESTTESTTEST") };
+    if std::env::var_os(WITH_CREDENTIALS).is_none() {
+        let run = tokio::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "hostile_guest_is_refused_everything",
+                "--test-threads",
+                "1",
+                "--nocapture",
+            ])
+            .env(WITH_CREDENTIALS, "1")
+            .env("AWS_ACCESS_KEY_ID", "AKIATESTTESTTEST")
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(Duration::from_secs(120), run)
+            .await
+            .expect("the run with credentials should end within 2 minutes")
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "the run with credentials:\n{stdout}\n{stderr}"
+        );
+        return;
+    }
+    assert_eq!(
+        std::env::var("AWS_ACCESS_KEY_ID").as_deref(),
+        Ok("AKIATESTTESTTEST")
+    );
     let rt = Runtime::for_invoke().unwrap();
     let p = load(&rt, &guest("hostile@1.wasm"), "hostile@1");
     let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

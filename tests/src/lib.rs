@@ -9,6 +9,8 @@
 //! - [`bin`], [`plugin`]: where the `swasm` binary and the built guests are.
 //! - [`LocalSwf`]: a `swasm local-swf` process on a free loopback port.
 //! - [`Host`], [`HostConfig`]: a `swasm run` process with a temp config and plugin dir.
+//! - [`KillOnDrop`], [`run_within`], [`swasm`]: any other child process, killed if the test
+//!   fails, and always waited for with a deadline.
 //! - [`Swf`]: an aws-sdk-swf client plus domain set-up, workflow start, history reading.
 //! - [`Decider`]: schedules the activities a workflow's input lists, turns `cancel` signals
 //!   into RequestCancelActivityTask, and optionally reschedules timed-out activities.
@@ -19,9 +21,9 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -305,12 +307,10 @@ impl HostConfig {
         }
     }
 
-    /// Serves `[metrics]` on a free loopback port; returns its base URL
-    /// (`http://127.0.0.1:<port>`).
-    pub fn serve_metrics(&mut self) -> String {
-        let port = free_port();
-        self.metrics_listen = Some(format!("127.0.0.1:{port}"));
-        format!("http://127.0.0.1:{port}")
+    /// Serves `[metrics]` on a loopback port the host picks (`127.0.0.1:0`), so no other
+    /// process can take it first; [`Host::metrics_base`] reads where from the host's log.
+    pub fn serve_metrics(&mut self) {
+        self.metrics_listen = Some("127.0.0.1:0".into());
     }
 
     /// Writes the config and copies the plugins; returns the config path.
@@ -404,21 +404,28 @@ impl Host {
     }
 
     /// Waits for exit; returns the status code, or `None` if still running at the deadline.
-    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        exit_within(&mut self.child, timeout).await
     }
 
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The base URL (`http://127.0.0.1:<port>`) of the metrics server of a host started
+    /// with [`HostConfig::serve_metrics`]: the address it logs once bound (up to a minute).
+    pub async fn metrics_base(&self) -> String {
+        wait_until(
+            "the host to log its metrics address",
+            Duration::from_secs(60),
+            || async {
+                let logs = self.logs();
+                let (_, rest) = logs.split_once("metrics on http://")?;
+                let (addr, _) = rest.split_once("/metrics")?;
+                Some(format!("http://{addr}"))
+            },
+        )
+        .await
     }
 }
 
@@ -436,15 +443,84 @@ impl Drop for Host {
     }
 }
 
-/// Runs `swasm ARGS` to completion with the AWS test environment; returns (status, stdout, stderr).
-pub fn swasm(args: &[&str]) -> (std::process::ExitStatus, String, String) {
-    let out = aws_env(Command::new(bin()).args(args))
-        .output()
-        .expect("run swasm");
-    (
-        out.status,
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
+/// A child process that is killed (and reaped) when dropped, so a test that fails half-way
+/// leaves none running. [`Host`] and [`LocalSwf`] do the same for theirs.
+pub struct KillOnDrop(pub Child);
+
+impl KillOnDrop {
+    /// Waits for exit; returns the status, or `None` if still running at the deadline.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        exit_within(&mut self.0, timeout).await
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits (without blocking the runtime) until `child` exits; `None` if it still runs after
+/// `timeout`.
+async fn exit_within(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Runs `cmd` to completion; returns (status, stdout, stderr). Panics, with what it
+/// printed, if it still runs after `limit` (it is killed first).
+pub fn run_within(cmd: &mut Command, limit: Duration) -> (ExitStatus, String, String) {
+    let mut child = KillOnDrop(
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}")),
+    );
+    // Read on threads, so the child never blocks on a full pipe while it is waited for.
+    fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    }
+    let out = drain(child.0.stdout.take().expect("piped stdout"));
+    let err = drain(child.0.stderr.take().expect("piped stderr"));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.0.kill();
+            let _ = child.0.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+    match status {
+        Some(status) => (status, out, err),
+        None => panic!("{cmd:?} still ran after {limit:?}\nstdout:\n{out}\nstderr:\n{err}"),
+    }
+}
+
+/// Runs `swasm ARGS` to completion with the AWS test environment; returns (status, stdout,
+/// stderr). Panics if it runs longer than 10 minutes (the longest `swasm dev` demo
+/// deadline a test sets is 5).
+pub fn swasm(args: &[&str]) -> (ExitStatus, String, String) {
+    run_within(
+        aws_env(Command::new(bin()).args(args)),
+        Duration::from_secs(600),
     )
 }
 
@@ -1088,15 +1164,6 @@ pub mod http {
         }
         Ok(body)
     }
-}
-
-/// A free loopback port (bound then released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The value of a Prometheus sample line `name{labels} value` (labels in the given order).

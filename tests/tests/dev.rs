@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_swf::types::{CloseStatus, EventType, WorkflowExecution, WorkflowType};
 use swasm_tests::{
-    aws_env, bin, plugin, plugins_dist, remove_temp_dirs, swasm, temp_dir, wait_until,
+    KillOnDrop, aws_env, bin, plugin, plugins_dist, remove_temp_dirs, run_within, swasm, temp_dir,
+    wait_until,
 };
 
 #[test]
@@ -94,22 +95,24 @@ async fn swasm_dev_serve_registers_a_plugin_dropped_in_later() {
     // A file that does not load: its type must never be registered.
     std::fs::write(dir.join("bad@1.wasm"), b"not a WebAssembly file").unwrap();
     let log = dir.join("dev.log");
-    let mut child = aws_env(Command::new(bin()).args([
-        "dev",
-        "--serve",
-        "--no-demo",
-        "--listen",
-        "127.0.0.1:0",
-        "--plugins",
-        dir.to_str().unwrap(),
-    ]))
-    .env("RUST_LOG", "info")
-    .stdout(Stdio::piped())
-    .stderr(std::fs::File::create(&log).unwrap())
-    .spawn()
-    .expect("spawn swasm dev");
+    let mut child = KillOnDrop(
+        aws_env(Command::new(bin()).args([
+            "dev",
+            "--serve",
+            "--no-demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--plugins",
+            dir.to_str().unwrap(),
+        ]))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("spawn swasm dev"),
+    );
     let (lines_tx, lines) = mpsc::channel::<String>();
-    let stdout = child.stdout.take().unwrap();
+    let stdout = child.0.stdout.take().unwrap();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             let _ = lines_tx.send(line);
@@ -274,11 +277,14 @@ async fn swasm_dev_serve_registers_a_plugin_dropped_in_later() {
     until("failed: BadInput");
 
     let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args(["-INT", &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
-    let status = child.wait().unwrap();
+    let status = child
+        .wait_exit(Duration::from_secs(60))
+        .await
+        .expect("swasm dev should exit after Ctrl-C");
     assert!(
         status.success(),
         "swasm dev exited {status} after Ctrl-C:\n{}",
@@ -291,32 +297,12 @@ async fn swasm_dev_serve_registers_a_plugin_dropped_in_later() {
 /// returns its exit status, stdout and stderr, or panics if it is still running after
 /// `limit`.
 fn dev_within(limit: Duration, args: &[&str]) -> (ExitStatus, String, String) {
-    let dir = temp_dir("dev-out");
-    let (out, err) = (dir.join("stdout"), dir.join("stderr"));
-    let mut child = aws_env(Command::new(bin()).arg("dev").args(args))
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .expect("spawn swasm dev");
-    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return (status, read(&out), read(&err));
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "swasm dev {args:?} still ran after {limit:?}\nstdout:\n{}\nstderr:\n{}",
-                read(&out),
-                read(&err)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    run_within(
+        aws_env(Command::new(bin()).arg("dev").args(args))
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY"),
+        limit,
+    )
 }
 
 /// A worker that cannot start (its metrics address is taken) ends `swasm dev` at once with

@@ -51,21 +51,23 @@ async fn assert_no_timeouts(swf: &Swf, workflow_id: &str) {
 /// Endpoint down at start: the host keeps retrying, is not ready, then serves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoint_down_at_start() {
-    let port = free_port();
+    // The endpoint's port, held bound but not listening: connections to it are refused
+    // (the endpoint is down), and no other process can bind it before swf-local does.
+    let reserved = tokio::net::TcpSocket::new_v4().unwrap();
+    reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = reserved.local_addr().unwrap().port();
     let url = format!("http://127.0.0.1:{port}");
-    let mut config = HostConfig::new(
-        &url,
-        "down",
-        vec![TaskListSpec::new("main", &["echo@1.wasm"])],
-    );
-    let metrics = config.serve_metrics();
+    // One poller: the streak is shared by the list's pollers, so with two, one poller's
+    // success could reset it between the other's failure and its log line, and log the
+    // same cause twice.
+    let mut tl = TaskListSpec::new("main", &["echo@1.wasm"]);
+    tl.pollers = 1;
+    let mut config = HostConfig::new(&url, "down", vec![tl]);
+    config.serve_metrics();
     let host = Host::start(&config.write(), &[]);
+    let metrics = host.metrics_base().await;
     let readyz = format!("{metrics}/readyz");
     // Up (healthz answers) but not ready while nothing listens on the endpoint.
-    wait_until("the metrics server", MINUTE, || async {
-        http::status(&readyz).await.ok()
-    })
-    .await;
     assert_eq!(http::status(&readyz).await.unwrap(), 503);
     assert_eq!(
         http::status(&format!("{metrics}/healthz")).await.unwrap(),
@@ -85,6 +87,7 @@ async fn endpoint_down_at_start() {
     );
 
     let port_s = format!("127.0.0.1:{port}");
+    drop(reserved);
     let scenario = Scenario::start_with(
         &["--listen", &port_s, "--poll-timeout-ms", "1000"],
         "down",
@@ -253,11 +256,11 @@ async fn poll_permission_errors_are_logged_once_per_streak() {
         )
         .await;
     let _decider = Decider::start(&swf);
-    let config = HostConfig::new(
-        &swf_local.url,
-        "perm",
-        vec![TaskListSpec::new("main", &["echo@1.wasm"])],
-    );
+    // One poller, so the 6 refusals and the first success come in order: with two, one
+    // poller's success could reset the streak before the other's refusal is counted.
+    let mut tl = TaskListSpec::new("main", &["echo@1.wasm"]);
+    tl.pollers = 1;
+    let config = HostConfig::new(&swf_local.url, "perm", vec![tl]);
     let host = Host::start(&config.write(), &[]);
     let acts = echoes(2, "p");
     swf.start("w-perm", &acts, false).await.unwrap();
@@ -381,17 +384,19 @@ async fn missing_credentials_are_named_not_called_an_outage() {
     let home = config.dir.join("home");
     std::fs::create_dir_all(&home).unwrap();
     let log = config.dir.join("nocreds.log");
-    let mut child = std::process::Command::new(bin())
-        .args(["run", "--config", path.to_str().unwrap()])
-        .env_clear()
-        .env("HOME", &home)
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let child = KillOnDrop(
+        std::process::Command::new(bin())
+            .args(["run", "--config", path.to_str().unwrap()])
+            .env_clear()
+            .env("HOME", &home)
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     let logs = || std::fs::read_to_string(&log).unwrap_or_default();
     let line = wait_until("the poll error", MINUTE, || async {
         logs()
@@ -400,14 +405,13 @@ async fn missing_credentials_are_named_not_called_an_outage() {
             .map(str::to_string)
     })
     .await;
-    let _ = child.kill();
-    let _ = child.wait();
     assert!(line.contains("found no credentials"), "{line}");
     assert!(
         line.contains("Environment") && line.contains("Ec2InstanceMetadata"),
         "{line}"
     );
     assert!(!line.contains("cannot be reached"), "{line}");
+    drop(child);
     remove_temp_dirs();
 }
 
@@ -533,8 +537,9 @@ async fn a_hangup_or_a_stop_sent_twice_at_once_drains() {
 /// with a grace period of its own: the host has to wait for that poll anyway.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_polled_during_shutdown_runs_with_its_own_grace() {
+    // Polls are held long enough for the grace period to pass while one is in flight.
     let scenario = Scenario::start_with(
-        &["--listen", "127.0.0.1:0", "--poll-timeout-ms", "10000"],
+        &["--listen", "127.0.0.1:0", "--poll-timeout-ms", "30000"],
         "late",
         &[("countdown@1", None)],
     )
@@ -545,14 +550,28 @@ async fn a_task_polled_during_shutdown_runs_with_its_own_grace() {
     let mut config = scenario.host_config(vec![tl]);
     config.shutdown_grace_s = 2;
     let mut host = Host::start(&config.write(), &[]);
-    // The host's first poll has just been sent: it is held for 10 s.
-    wait_until("the host's first poll", MINUTE, || async {
-        (swf_local.calls("PollForActivityTask").await > 0).then_some(())
+    // A task running at the signal: it is interrupted when the grace period since the
+    // signal is over, which is how the test sees that moment.
+    let running = Activity::new(
+        "running",
+        "countdown@1",
+        "main",
+        Some(r#"{"steps":600,"step_ms":100}"#),
+    );
+    swf.start("w-running", &[running], false).await.unwrap();
+    // The one poller took it and sent its next poll, which is held.
+    wait_until("the host's poll after the running task", MINUTE, || async {
+        (swf_local.calls("PollForActivityTask").await >= 2).then_some(())
     })
     .await;
     host.signal("TERM");
-    // The scenario: the task is scheduled once the grace period since the signal is over.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    wait_until("the running task's grace to end", MINUTE, || async {
+        host.logs()
+            .contains("shutdown grace period over: interrupting the task")
+            .then_some(())
+    })
+    .await;
+    // The grace since the signal is over: schedule the task the held poll brings.
     let act = Activity::new(
         "late",
         "countdown@1",
@@ -572,9 +591,15 @@ async fn a_task_polled_during_shutdown_runs_with_its_own_grace() {
         "{}",
         host.logs()
     );
+    let closed = swf.wait_closed("w-running", 1, MINUTE).await;
     assert!(
-        !host.logs().contains("interrupting"),
-        "nothing should have been interrupted: {}",
+        matches!(&closed["running"][..], [Closed::Failed { reason, .. }] if reason == "swasm.Shutdown"),
+        "{closed:?}"
+    );
+    assert_eq!(
+        host.logs().matches("interrupting").count(),
+        1,
+        "only the task running at the signal should have been interrupted: {}",
         host.logs()
     );
 }

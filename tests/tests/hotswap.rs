@@ -87,7 +87,8 @@ fn runs(history: &[HistoryEvent]) -> BTreeMap<String, Run> {
 
 /// 500 echo tasks flow (10 workflows, each keeping 5 open) while echo@1.wasm is replaced by
 /// code B and echo@2.wasm appears: nothing fails or times out, every task started after the
-/// first B result ran B, echo@2 serves once its load is logged.
+/// first B result ran B, echo@2 serves once its load is logged, and 100 more tasks started
+/// once the swap is logged all run B.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swap_while_500_tasks_flow() {
     let scenario = Scenario::start("swap", &[("echo@1", None), ("echo@2", None)]).await;
@@ -152,10 +153,32 @@ async fn swap_while_500_tasks_flow() {
         );
     }
 
-    let mut all = Vec::new();
+    // Tasks scheduled once the swap is logged: they must run B however far the first 500
+    // got meanwhile (throughput decides how many of those ran after the swap).
+    const AFTER: usize = 10;
     for w in 0..WORKFLOWS {
-        let wf = format!("w-swap-{w}");
-        swf.wait_closed(&wf, PER, 2 * MINUTE).await;
+        let acts: Vec<_> = (0..AFTER)
+            .map(|i| {
+                Activity::new(
+                    &format!("t{i}"),
+                    "echo@1",
+                    "main",
+                    Some(&format!("after{w}-t{i}")),
+                )
+            })
+            .collect();
+        swf.start_batched(&format!("w-after-{w}"), &acts, 5)
+            .await
+            .unwrap();
+    }
+
+    let mut all = Vec::new();
+    let mut after_swap = Vec::new();
+    for (wf, n) in (0..WORKFLOWS)
+        .map(|w| (format!("w-swap-{w}"), PER))
+        .chain((0..WORKFLOWS).map(|w| (format!("w-after-{w}"), AFTER)))
+    {
+        swf.wait_closed(&wf, n, 2 * MINUTE).await;
         let history = swf.history(&wf).await.unwrap();
         assert!(
             !history.iter().any(|e| matches!(
@@ -165,10 +188,13 @@ async fn swap_while_500_tasks_flow() {
             "{wf}: a task failed or timed out"
         );
         for (id, run) in runs(&history) {
+            if wf.starts_with("w-after-") {
+                after_swap.push(format!("{wf}/{id}"));
+            }
             all.push((format!("{wf}/{id}"), run));
         }
     }
-    assert_eq!(all.len(), WORKFLOWS * PER);
+    assert_eq!(all.len(), WORKFLOWS * (PER + AFTER));
 
     // The first B result, by the time SWF recorded it.
     let b_of = |run: &Run| format!("B:{}", run.input.clone().unwrap_or_default());
@@ -195,41 +221,36 @@ async fn swap_while_500_tasks_flow() {
         "A {a_results}, B {b_results}"
     );
     // Every task polled after the first B result was recorded must have run B (its lookup
-    // came after that B task's lookup, which already saw the swapped table).
-    let mut after = 0;
+    // came after that B task's lookup, which already saw the swapped table), and so must
+    // every task scheduled after the swap was logged.
     for (name, run) in &all {
-        if run.started.unwrap() > first_b {
-            after += 1;
+        if run.started.unwrap() > first_b || after_swap.contains(name) {
             assert_eq!(
                 run.closed,
                 vec![Closed::Completed(Some(b_of(run)))],
-                "{name} started after the first B result"
+                "{name} started after the first B result or the swap"
             );
         }
     }
-    assert!(
-        after >= 100,
-        "only {after} tasks started after the swap: the swap did not happen mid-flow"
-    );
 }
 
-/// A countdown of 2 s is running when countdown@1.wasm is replaced by other code: it
-/// completes on the old code, while a task started after the swap runs the new code.
+/// A countdown is running when countdown@1.wasm is replaced by other code: it goes on on
+/// the old code (canceled after the swap, it answers with the old code's progress), while a
+/// task started after the swap runs the new code.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_task_finishes_on_the_old_code() {
     let scenario = Scenario::start("long", &[("countdown@1", None)]).await;
     let swf = &scenario.swf;
-    let config = scenario.host_config(vec![TaskListSpec::new("main", &["countdown@1.wasm"])]);
+    let mut config = scenario.host_config(vec![TaskListSpec::new("main", &["countdown@1.wasm"])]);
+    // Heartbeats at most every second, so the cancel flag reaches the old code quickly.
+    config.extra = "[defaults]\nheartbeat_interval_s = 1\n".into();
     let host = Host::start(&config.write(), &[]);
-    let input = r#"{"steps":40,"step_ms":50}"#;
+    // Far longer than the test: it ends by cancellation, not by running out.
+    let input = r#"{"steps":6000,"step_ms":50}"#;
+    let mut old = Activity::new("old", "countdown@1", "main", Some(input));
+    old.start_to_close = "600".into();
 
-    swf.start(
-        "w-long",
-        &[Activity::new("old", "countdown@1", "main", Some(input))],
-        false,
-    )
-    .await
-    .unwrap();
+    swf.start("w-long", &[old], false).await.unwrap();
     wait_until("the countdown to start", MINUTE, || async {
         let h = swf.history("w-long").await.ok()?;
         h.iter()
@@ -243,10 +264,6 @@ async fn long_task_finishes_on_the_old_code() {
         &read("echo-b.wasm"),
     );
     wait_log(&host, &["plugin swapped", "countdown@1"], 1).await;
-    assert!(
-        swf.closed("w-long").await.unwrap().is_empty(),
-        "the countdown ended before the swap: make it longer"
-    );
 
     let new = swf
         .run_one(
@@ -256,11 +273,19 @@ async fn long_task_finishes_on_the_old_code() {
         )
         .await;
     assert_eq!(new, vec![Closed::Completed(Some(format!("B:{input}")))]);
-    let old = swf.wait_closed("w-long", 1, MINUTE).await;
-    assert_eq!(
-        old["old"],
-        vec![Closed::Completed(Some(r#"{"done":40}"#.into()))]
+    assert!(
+        swf.closed("w-long").await.unwrap().is_empty(),
+        "the countdown ended before it was canceled"
     );
+    swf.signal_cancel("w-long", "old").await.unwrap();
+    let old = swf.wait_closed("w-long", 1, MINUTE).await;
+    // Only the countdown's code heartbeats and answers a cancel with its progress.
+    match &old["old"][..] {
+        [Closed::Canceled(Some(details))] => {
+            assert!(details.contains(r#""of":6000"#), "{details}")
+        }
+        other => panic!("expected the old code's cancel, got {other:?}"),
+    }
 }
 
 async fn plugin_counter(metrics_url: &str, name: &str) -> Option<f64> {
@@ -285,8 +310,9 @@ struct Serving {
 async fn serving_echo(domain: &str, types: &[(&str, Option<u64>)]) -> Serving {
     let scenario = Scenario::start(domain, types).await;
     let mut config = scenario.host_config(vec![TaskListSpec::new("main", &["echo@1.wasm"])]);
-    let metrics_url = format!("{}/metrics", config.serve_metrics());
+    config.serve_metrics();
     let host = Host::start(&config.write(), &[]);
+    let metrics_url = format!("{}/metrics", host.metrics_base().await);
     let first = scenario
         .swf
         .run_one(
@@ -314,11 +340,12 @@ async fn restart_with_a_warm_cache_does_not_compile() {
         &["echo@1.wasm", "countdown@1.wasm"],
     )]);
     config.cache_dir = Some(temp_dir("cache"));
-    let metrics_url = format!("{}/metrics", config.serve_metrics());
+    config.serve_metrics();
     let path = config.write();
 
     for (round, (compiles, hits)) in [(2.0, 0.0), (0.0, 2.0)].into_iter().enumerate() {
         let mut host = Host::start(&path, &[]);
+        let metrics_url = format!("{}/metrics", host.metrics_base().await);
         let loads = wait_until("both plugins to load", MINUTE, || async {
             let loads = plugin_counter(&metrics_url, "loads").await?;
             (loads >= 2.0).then_some(loads)
@@ -407,16 +434,21 @@ async fn bad_files_are_rejected_while_the_old_version_serves() {
     ];
     for (i, (kind, name, why, bytes)) in bad.iter().enumerate() {
         drop_in(dir, name, bytes);
-        wait_until(
+        // The registry counts a reject before it logs it: wait for both.
+        let logs = wait_until(
             &format!("the {kind} file to be rejected"),
             MINUTE,
             || async {
                 let n = plugin_counter(metrics_url, "rejects").await?;
-                (n >= (i + 1) as f64).then_some(())
+                let logs = host.logs();
+                let logged = logs
+                    .lines()
+                    .filter(|l| l.contains("plugin rejected"))
+                    .count();
+                (n >= (i + 1) as f64 && logged > i).then_some(logs)
             },
         )
         .await;
-        let logs = host.logs();
         let lines: Vec<_> = logs
             .lines()
             .filter(|l| l.contains("plugin rejected"))
@@ -507,8 +539,9 @@ async fn run_register_registers_a_version_dropped_in_later() {
     let scenario = Scenario::start("newver", &[]).await;
     let swf = &scenario.swf;
     let mut config = scenario.host_config(vec![TaskListSpec::new("main", &["echo@1.wasm"])]);
-    let base = config.serve_metrics();
+    config.serve_metrics();
     let host = Host::start(&config.write(), &["--register"]);
+    let base = host.metrics_base().await;
     // Ready comes after the start-up registration (of echo@1).
     wait_ready(&base).await;
     let first = swf

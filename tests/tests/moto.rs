@@ -2,7 +2,8 @@
 //! speaks real SWF and not just swf-local. Skipped with a printed line when `moto_server` is
 //! not installed, unless `SWASM_REQUIRE_MOTO` is set.
 
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStderr, Command, Stdio};
 use std::time::Duration;
 
 use swasm_tests::*;
@@ -14,6 +15,25 @@ impl Drop for Moto {
         let _ = self.0.wait();
         remove_temp_dirs();
     }
+}
+
+/// The URL in moto's `* Running on http://127.0.0.1:PORT` line, read from its stderr
+/// (which is then drained, so moto never blocks on a full pipe).
+fn listening_url(stderr: ChildStderr) -> String {
+    let mut reader = BufReader::new(stderr);
+    let mut seen = String::new();
+    let url = loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).expect("read moto's stderr") == 0 {
+            panic!("moto_server ended before it listened:\n{seen}");
+        }
+        if let Some((_, url)) = line.split_once("Running on ") {
+            break url.trim().to_string();
+        }
+        seen += &line;
+    };
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    url
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,23 +54,23 @@ async fn echo_completes_against_moto() {
         );
         return;
     }
-    let port = free_port();
-    let _moto = Moto(
+    // Port 0: moto (werkzeug) picks a free port and names it on stderr.
+    let mut moto = Moto(
         Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-H", "127.0.0.1", "-p", "0"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn moto_server"),
     );
-    let url = format!("http://127.0.0.1:{port}");
-    wait_until("moto to listen", Duration::from_secs(60), || async {
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .ok()
-            .map(|_| ())
-    })
-    .await;
+    let stderr = moto.0.stderr.take().expect("moto's stderr");
+    let url = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::task::spawn_blocking(move || listening_url(stderr)),
+    )
+    .await
+    .expect("moto_server did not say where it listens within a minute")
+    .unwrap();
     let swf = Swf::new(&url, "moto").await;
     swf.setup(&[("echo@1", None)]).await.unwrap();
     let _decider = Decider::start(&swf);

@@ -198,10 +198,11 @@ async fn run_register_registers_only_files_that_load() {
         vec![TaskListSpec::new("main", &["echo@1.wasm"])],
     );
     config.register_domain = true;
-    let base = config.serve_metrics();
+    config.serve_metrics();
     let path = config.write();
     add_bad_files(&config.dir.join("plugins/main"));
     let host = Host::start(&path, &["--register"]);
+    let base = host.metrics_base().await;
     // Ready comes after the start-up registration.
     wait_ready(&base).await;
     let swf = Swf::new(&swf_local.url, "runregbad").await;
@@ -212,19 +213,19 @@ async fn run_register_registers_only_files_that_load() {
     );
     // Both bad files (and the one without a version) are rejected for good: a file just
     // written, or one that ends in the middle of a component, is looked at again first.
+    // The registry counts a reject before it logs it: wait for the lines too.
+    let rejected = |logs: &str, file: &str| {
+        logs.lines()
+            .any(|l| l.contains("plugin rejected") && l.contains(file))
+    };
     wait_until("the three bad files to be rejected", MINUTE, || async {
         let text = http::get(&format!("{base}/metrics")).await.ok()?;
-        (metric(&text, "swasm_plugin_rejects_total")? >= 3.0).then_some(())
+        let n = metric(&text, "swasm_plugin_rejects_total")?;
+        let logs = host.logs();
+        (n >= 3.0 && rejected(&logs, "bad@1.wasm") && rejected(&logs, "trunc@1.wasm")).then_some(())
     })
     .await;
     let logs = host.logs();
-    for file in ["bad@1.wasm", "trunc@1.wasm"] {
-        assert!(
-            logs.lines()
-                .any(|l| l.contains("plugin rejected") && l.contains(file)),
-            "{file} was not rejected:\n{logs}"
-        );
-    }
     assert!(!swf.activity_type_registered("bad@1").await, "{logs}");
     assert!(!swf.activity_type_registered("trunc@1").await, "{logs}");
     assert!(
@@ -242,10 +243,11 @@ async fn metrics_and_status_match_the_history() {
         "main",
         &["echo@1.wasm", "validate@1.wasm", "countdown@1.wasm"],
     )]);
-    let base = config.serve_metrics();
+    config.serve_metrics();
     config.register_domain = false;
     config.extra = "[defaults]\nheartbeat_interval_s = 1\n".into();
-    let _host = Host::start(&config.write(), &["--register"]);
+    let host = Host::start(&config.write(), &["--register"]);
+    let base = host.metrics_base().await;
     wait_ready(&base).await;
 
     let mut acts: Vec<_> = (0..3)
@@ -294,7 +296,18 @@ async fn metrics_and_status_match_the_history() {
         count(|c| matches!(c, Closed::Canceled(_))),
     );
     assert_eq!((completed, failed, canceled), (3.0, 2.0, 1.0));
-    let text = http::get(&format!("{base}/metrics")).await.unwrap();
+    // The host counts a task, and frees its slot, only once SWF has taken its answer: the
+    // history can show the last close a moment before. Wait until every task is counted.
+    let text = wait_until("every task counted and its slot freed", MINUTE, || async {
+        let text = http::get(&format!("{base}/metrics")).await.ok()?;
+        let counted = metric(
+            &text,
+            r#"swasm_task_duration_seconds_count{task_list="main"}"#,
+        ) == Some(6.0)
+            && metric(&text, r#"swasm_slots_in_use{task_list="main"}"#) == Some(0.0);
+        counted.then_some(text)
+    })
+    .await;
     assert_eq!(
         metric(&text, r#"swasm_tasks_started_total{task_list="main"}"#),
         Some(6.0),
@@ -391,8 +404,9 @@ async fn an_idle_host_sleeps() {
     .await;
     let swf = &scenario.swf;
     let mut config = scenario.host_config(vec![TaskListSpec::new("main", &["echo@1.wasm"])]);
-    let base = config.serve_metrics();
+    config.serve_metrics();
     let host = Host::start(&config.write(), &[]);
+    let base = host.metrics_base().await;
     wait_ready(&base).await;
     // One task first, so guest code has run and the epoch ticker has been woken.
     let closed = swf
