@@ -642,6 +642,7 @@ impl Registry {
             let path = dir.join(&entry.file_name);
             let mut table = Table::clone(&list.table.load());
             let mut served_all = true;
+            let mut served = Vec::new();
             for ty in &entry.types {
                 if let Err(why) = compiled.fits(ty, self.config.settings_for(ty).memory_mb) {
                     self.reject(list, &entry.file_name, &why);
@@ -656,6 +657,12 @@ impl Registry {
                     entry.stamp.size,
                 );
                 let replaced = table.insert(ty.clone(), plugin).is_some();
+                served.push((ty, replaced));
+            }
+            list.table.store(Arc::new(table));
+            // Counted and logged once serving: whoever acts on the line or the count (a
+            // deploy script, a test) finds the new code in place.
+            for (ty, replaced) in served {
                 let what = if replaced { "swapped" } else { "loaded" };
                 RegistryStats::bump(if replaced {
                     &self.stats.swaps
@@ -673,7 +680,6 @@ impl Registry {
                     "plugin {what}"
                 );
             }
-            list.table.store(Arc::new(table));
             self.loaded.send_replace(());
             if !entry.types.is_empty() && served_all {
                 list.rejected
@@ -897,6 +903,7 @@ impl Registry {
             return;
         }
         let mut table = Table::clone(&list.table.load());
+        let mut upgraded = Vec::new();
         for ty in &state.types {
             let Some(old) = table.get(ty) else { continue };
             if old.hash != hash || old.compiler == compiled.compiler {
@@ -910,6 +917,10 @@ impl Registry {
                 old.size,
             );
             table.insert(ty.clone(), plugin);
+            upgraded.push(ty);
+        }
+        list.table.store(Arc::new(table));
+        for ty in upgraded {
             RegistryStats::bump(&self.stats.upgrades);
             tracing::info!(
                 task_list = %list.name,
@@ -920,7 +931,6 @@ impl Registry {
                 "plugin upgraded from Winch to Cranelift code"
             );
         }
-        list.table.store(Arc::new(table));
     }
 }
 
