@@ -53,7 +53,7 @@ pub struct EndpointArgs {
     #[arg(long, value_parser = endpoint_url)]
     pub endpoint_url: Option<String>,
     /// AWS region (default: `[swf] region`, then the standard AWS chain, e.g. AWS_REGION).
-    #[arg(long)]
+    #[arg(long, value_parser = region)]
     pub region: Option<String>,
 }
 
@@ -86,6 +86,11 @@ impl EndpointArgs {
         );
         Ok(config)
     }
+}
+
+/// `--region`, checked as `[swf] region` is.
+fn region(region: &str) -> Result<String, String> {
+    crate::config::check_region(region).map(|()| region.to_string())
 }
 
 /// `--endpoint-url`, checked as `[swf] endpoint_url` is.

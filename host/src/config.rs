@@ -323,6 +323,9 @@ impl Config {
         if let Some(url) = &self.swf.endpoint_url {
             check_endpoint_url(url).map_err(|m| swf.key("endpoint_url").invalid(m))?;
         }
+        if let Some(region) = &self.swf.region {
+            check_region(region).map_err(|m| swf.key("region").invalid(m))?;
+        }
         if let Some(identity) = &self.swf.identity {
             check_len(identity, 0, 256).map_err(|m| swf.key("identity").invalid(m))?;
         }
@@ -687,6 +690,26 @@ fn check_swf_name(what: &str, name: &str) -> Result<()> {
         bail!("{what} must not be \"arn\"");
     }
     Ok(())
+}
+
+/// `[swf] region`: the SDK puts it in the endpoint's host name, so it must be a host label
+/// (`us-east-1`); anything else fails every call, for ever, as a request it cannot build.
+pub fn check_region(region: &str) -> Result<(), String> {
+    let label = !region.is_empty()
+        && region.len() <= 63
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !region.starts_with('-')
+        && !region.ends_with('-');
+    if label {
+        Ok(())
+    } else {
+        Err(format!(
+            "{region:?} is not an AWS region name such as \"us-east-1\" (letters, digits and \
+             '-', at most 63)"
+        ))
+    }
 }
 
 /// `[swf] endpoint_url`: the SDK sends to an absolute `http` or `https` URL only, and

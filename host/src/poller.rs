@@ -138,7 +138,8 @@ fn log_streak_start(domain: &str, task_list: &str, e: &SwfError) {
         SwfError::CredentialsRefused(_) => {
             "SWF refused the credentials (an expired session token, an unknown access key, or this machine's clock is off)"
         }
-        _ => "",
+        // Named by the error itself.
+        _ => "see the error",
     };
     tracing::error!(
         %domain,

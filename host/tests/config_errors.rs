@@ -261,3 +261,24 @@ fn an_endpoint_from_the_command_line_or_the_environment_is_checked() {
         "{stderr}"
     );
 }
+
+/// `--region` is checked as `[swf] region` is: an empty or malformed region would fail
+/// every call, for ever, as a request the SDK cannot build.
+#[test]
+fn a_bad_region_flag_is_refused() {
+    use clap::Parser;
+    for bad in ["", "us east 1", "-us-east-1"] {
+        let flag = format!("--region={bad}");
+        let err = swasm::cli::Cli::try_parse_from(["swasm", "run", "-c", "x.toml", &flag])
+            .err()
+            .unwrap_or_else(|| panic!("{bad:?} accepted"));
+        assert!(
+            err.to_string().contains("is not an AWS region name"),
+            "{err}"
+        );
+    }
+    assert!(
+        swasm::cli::Cli::try_parse_from(["swasm", "run", "-c", "x.toml", "--region", "eu-west-1"])
+            .is_ok()
+    );
+}
