@@ -207,18 +207,7 @@ async fn swasm_dev_serve_registers_a_plugin_dropped_in_later() {
         .run_id(started.run_id.unwrap())
         .build()
         .unwrap();
-    let status = wait_until("the workflow to close", Duration::from_secs(60), || async {
-        let d = swf
-            .client
-            .describe_workflow_execution()
-            .domain("swasm-dev")
-            .execution(run.clone())
-            .send()
-            .await
-            .ok()?;
-        d.execution_info?.close_status
-    })
-    .await;
+    let status = closed_as(&swf, &run, Duration::from_secs(60)).await;
     assert_eq!(status, CloseStatus::Completed);
     let history = swf
         .client
@@ -257,22 +246,7 @@ async fn swasm_dev_serve_registers_a_plugin_dropped_in_later() {
         .run_id(started.run_id.unwrap())
         .build()
         .unwrap();
-    let status = wait_until(
-        "the bad workflow to close",
-        Duration::from_secs(30),
-        || async {
-            let d = swf
-                .client
-                .describe_workflow_execution()
-                .domain("swasm-dev")
-                .execution(run.clone())
-                .send()
-                .await
-                .ok()?;
-            d.execution_info?.close_status
-        },
-    )
-    .await;
+    let status = closed_as(&swf, &run, Duration::from_secs(30)).await;
     assert_eq!(status, CloseStatus::Failed);
     until("failed: BadInput");
 
@@ -390,4 +364,28 @@ fn swasm_dev_fails_when_the_demo_has_nothing_to_run() {
         "{stderr}"
     );
     remove_temp_dirs();
+}
+
+/// How `run` of swasm dev's domain closed, once it has (waiting up to `limit`).
+async fn closed_as(
+    swf: &swasm_tests::Swf,
+    run: &WorkflowExecution,
+    limit: Duration,
+) -> CloseStatus {
+    wait_until(
+        &format!("{} to close", run.workflow_id()),
+        limit,
+        || async {
+            let d = swf
+                .client
+                .describe_workflow_execution()
+                .domain("swasm-dev")
+                .execution(run.clone())
+                .send()
+                .await
+                .ok()?;
+            d.execution_info?.close_status
+        },
+    )
+    .await
 }

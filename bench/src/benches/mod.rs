@@ -131,6 +131,25 @@ pub async fn fill_cache(ctx: &Ctx, label: &str, kind: &Kind, activity: &str) -> 
     Ok(())
 }
 
+/// How many activities of `executions` are open (DescribeWorkflowExecution's counts).
+pub async fn open_activities(
+    client: &aws_sdk_swf::Client,
+    executions: &[WorkflowExecution],
+) -> Result<i32> {
+    let mut open = 0;
+    for execution in executions {
+        let out = client
+            .describe_workflow_execution()
+            .domain(swf::DOMAIN)
+            .execution(execution.clone())
+            .send()
+            .await
+            .context("DescribeWorkflowExecution")?;
+        open += out.open_counts.map_or(0, |c| c.open_activity_tasks);
+    }
+    Ok(open)
+}
+
 /// When the activities of a run were all closed, and how many answers arrived for them.
 pub struct Closed {
     /// The first look at which none was open.
@@ -152,17 +171,7 @@ pub async fn all_closed(
 ) -> Result<Closed> {
     let start = Instant::now();
     loop {
-        let mut open = 0;
-        for execution in executions {
-            let out = client
-                .describe_workflow_execution()
-                .domain(swf::DOMAIN)
-                .execution(execution.clone())
-                .send()
-                .await
-                .context("DescribeWorkflowExecution")?;
-            open += out.open_counts.map_or(0, |c| c.open_activity_tasks);
-        }
+        let open = open_activities(client, executions).await?;
         if open == 0 {
             return Ok(Closed {
                 at: Instant::now(),

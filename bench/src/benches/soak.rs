@@ -342,18 +342,7 @@ impl Running<'_> {
         let deadline = Instant::now() + WAVE_DEADLINE;
         loop {
             self.tick()?;
-            let mut open = 0;
-            for execution in executions {
-                let out = self
-                    .client
-                    .describe_workflow_execution()
-                    .domain(swf::DOMAIN)
-                    .execution(execution.clone())
-                    .send()
-                    .await
-                    .context("DescribeWorkflowExecution")?;
-                open += out.open_counts.map_or(0, |c| c.open_activity_tasks);
-            }
+            let open = super::open_activities(self.client, executions).await?;
             if open == 0 {
                 return Ok(());
             }
