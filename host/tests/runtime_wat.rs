@@ -1,8 +1,13 @@
-//! Components no guest language compiles to, written in the component text format: what a
-//! hostile or broken file can do while it is loaded.
+//! Components no guest language compiles to, written in the component text format or
+//! derived from the bytes of built ones: what a hostile, broken or unusual file can do while
+//! it is loaded.
+
+mod runtime_common;
 
 use std::time::Duration;
 
+use runtime_common::*;
+use swasm::activity::ActivityType;
 use swasm::runtime::{LoadError, Runtime, RuntimeOptions};
 
 fn component(name: &str) -> Vec<u8> {
@@ -71,4 +76,68 @@ fn a_component_over_its_share_of_the_pool_is_refused_at_load() {
         ),
         other => panic!("{:?}", other.err()),
     }
+}
+
+/// A built example with every `swasm:activity/*@0.1.0` name renamed to `@0.1.1`, as a
+/// component built against a patch release of the WIT has: same length, so the bytes stay
+/// a valid component.
+fn built_against_wit_0_1_1(file: &str) -> Vec<u8> {
+    let mut bytes = std::fs::read(example(file)).unwrap();
+    let mut renamed = 0;
+    for iface in ["activity", "host", "types"] {
+        let from = format!("swasm:activity/{iface}@0.1.0");
+        let to = format!("swasm:activity/{iface}@0.1.1");
+        let mut at = 0;
+        while let Some(i) = bytes[at..]
+            .windows(from.len())
+            .position(|w| w == from.as_bytes())
+        {
+            bytes[at + i..at + i + to.len()].copy_from_slice(to.as_bytes());
+            at += i + to.len();
+            renamed += 1;
+        }
+    }
+    assert!(renamed > 0, "{file} names no swasm:activity interface");
+    bytes
+}
+
+/// The activity export is found as wasmtime links imports, semver-compatibly: a component
+/// that exports `swasm:activity/activity@0.1.1` (and imports `host@0.1.1`) loads and runs
+/// like one built against 0.1.0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_built_against_a_0_1_x_wit_loads_and_runs() {
+    let rt = runtime(64);
+    let plugin = |file: &str, ty: &str| {
+        let bytes = built_against_wit_0_1_1(file);
+        let compiled = rt
+            .compile(&bytes)
+            .unwrap_or_else(|e| panic!("{file} with @0.1.1 names: {e}"));
+        assert!(
+            compiled
+                .info
+                .exports
+                .contains(&"swasm:activity/activity@0.1.1".to_string()),
+            "{:?}",
+            compiled.info.exports
+        );
+        let ty = ActivityType::parse(ty).unwrap();
+        rt.plugin(&compiled, ty, file.into(), String::new(), 0)
+    };
+    let echo = plugin("echo@1.wasm", "echo@1");
+    let o = echo
+        .run(task("echo@1", Some("hello")), &settings(), no_heartbeat())
+        .await;
+    assert_eq!(completed(&o), "hello");
+    // countdown imports `swasm:activity/host`: heartbeats cross the 0.1.1 import.
+    let countdown = plugin("countdown@1.wasm", "countdown@1");
+    let rec = std::sync::Arc::new(Recorder::default());
+    let o = countdown
+        .run(
+            task("countdown@1", Some(r#"{"steps":2,"step_ms":1}"#)),
+            &settings(),
+            rec.clone(),
+        )
+        .await;
+    assert_eq!(completed(&o), r#"{"done":2}"#);
+    assert_eq!(rec.beats.lock().unwrap().len(), 2);
 }
