@@ -141,3 +141,29 @@ async fn a_component_built_against_a_0_1_x_wit_loads_and_runs() {
     assert_eq!(completed(&o), r#"{"done":2}"#);
     assert_eq!(rec.beats.lock().unwrap().len(), 2);
 }
+
+/// A built component cut short anywhere is truncated (the registry waits for the rest of
+/// the file before it rejects it): where a section header ends early, and where the module
+/// section runs past the end of the file.
+#[test]
+fn a_cut_short_component_is_truncated() {
+    let bytes = std::fs::read(example("echo@1.wasm")).unwrap();
+    let rt = runtime(64);
+    for cut in [12, bytes.len() / 2, bytes.len() - 1] {
+        match rt.compile(&bytes[..cut]) {
+            Err(LoadError::Truncated(_)) => {}
+            other => panic!("cut at {cut} of {}: {:?}", bytes.len(), other.err()),
+        }
+    }
+}
+
+/// A complete file the validator refuses is invalid, not truncated, though wasmparser says
+/// its index is "out of bounds": the registry rejects it at once, without waiting for more
+/// of it to be written.
+#[test]
+fn an_index_out_of_bounds_is_invalid_not_truncated() {
+    match runtime(64).compile(&component("export-missing-instance.wat")) {
+        Err(LoadError::Invalid(e)) => assert!(e.contains("unknown instance 7"), "{e}"),
+        other => panic!("{:?}", other.err()),
+    }
+}

@@ -222,12 +222,17 @@ fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
     }
 }
 
-fn classify_parse_error(e: &wasmtime::Error) -> LoadError {
+/// What a parse error of a `len`-byte file says: truncated only when the parser ran into
+/// the end of the input, so a registry waits for the rest of a file still being written
+/// but rejects a complete, invalid one at once (wasmparser's "index out of bounds" is
+/// about the component's own index spaces, not the file).
+fn classify_parse_error(e: &wasmtime::Error, len: usize) -> LoadError {
     let msg = format!("{e:#}");
-    if msg.contains("unexpected end")
+    let at_end = msg.contains("unexpected end")
         || msg.contains("end of file")
-        || msg.contains("out of bounds")
-    {
+        // wasmtime's own check that a module section lies within the file.
+        || msg.contains(&format!("is out of bounds (bound = {len})"));
+    if at_end {
         LoadError::Truncated(msg)
     } else {
         LoadError::Invalid(msg)
@@ -262,12 +267,12 @@ impl Runtime {
             Err(winch) if tier.compiler != primary.compiler => {
                 // Winch lacks some proposals. A broken file fails with Cranelift too, and
                 // then only Cranelift's error is reported: the file is at fault, not Winch.
-                let component =
-                    Component::new(&primary.engine, bytes).map_err(|e| classify_parse_error(&e))?;
+                let component = Component::new(&primary.engine, bytes)
+                    .map_err(|e| classify_parse_error(&e, bytes.len()))?;
                 tracing::info!(error = %format!("{winch:#}"), "Winch cannot compile this component; compiled it with Cranelift");
                 component
             }
-            Err(e) => return Err(classify_parse_error(&e)),
+            Err(e) => return Err(classify_parse_error(&e, bytes.len())),
         };
         Ok(primary.code(component))
     }
