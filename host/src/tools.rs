@@ -94,11 +94,7 @@ pub async fn invoke(args: InvokeArgs) -> Result<ExitCode> {
     // Sized for this one task, so `--memory-mb` above the usual 256 is honoured. The limit
     // itself is the store's, as under `swasm run`: a component that needs more memory at
     // start than `--memory-mb` fails its task with swasm.MemoryLimit, not its load.
-    let runtime = Runtime::with_options(RuntimeOptions {
-        max_instances: 16,
-        max_memory_mb: RuntimeOptions::pool_memory_mb(args.memory_mb),
-        ..RuntimeOptions::default()
-    })?;
+    let runtime = tool_runtime(args.memory_mb)?;
     let compiled = match compile(&runtime, bytes).await {
         Ok(c) => c,
         Err(e) => {
@@ -179,6 +175,20 @@ pub async fn invoke(args: InvokeArgs) -> Result<ExitCode> {
     Ok(ExitCode::from(code))
 }
 
+/// The runtime of `invoke` and `check`, its pool sized for a task of `memory_mb`. It
+/// compiles every component with the primary compiler (Cranelift), whatever its size: the
+/// code `swasm run` ends up serving, so a big (Python, JavaScript) component is tried on
+/// that code, and the cache gets the entry `run` looks for first, not Winch code that
+/// `run` would compile again.
+fn tool_runtime(memory_mb: u64) -> Result<Arc<Runtime>> {
+    Runtime::with_options(RuntimeOptions {
+        max_instances: 16,
+        max_memory_mb: RuntimeOptions::pool_memory_mb(memory_mb),
+        winch_first_min_bytes: None,
+        ..RuntimeOptions::default()
+    })
+}
+
 /// Compiles through the default compiled-code cache (`$XDG_CACHE_HOME/swasm`), so trying
 /// a big Python or JavaScript component again is fast.
 async fn compile(
@@ -212,7 +222,7 @@ pub async fn check(args: CheckArgs) -> Result<ExitCode> {
         .with_context(|| format!("cannot read {}", args.plugin.display()))?;
     let size = bytes.len();
     let hash = hex::encode(Sha256::digest(&bytes));
-    let runtime = Runtime::for_invoke()?;
+    let runtime = tool_runtime(RuntimeOptions::default().max_memory_mb)?;
     let result = compile(&runtime, bytes).await;
     let ok = result.is_ok();
     let (imports, error) = match result {

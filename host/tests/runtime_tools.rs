@@ -351,3 +351,59 @@ fn plugins_flags_a_memory_mb_too_small_to_start() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `echo@1.wasm` with a component-level custom section that makes it `size` bytes or more:
+/// as big as a Python or JavaScript component, as quick to compile as echo.
+fn padded_echo(size: usize) -> Vec<u8> {
+    fn leb(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let mut bytes = std::fs::read(example("echo@1.wasm")).unwrap();
+    let name = b"padding";
+    let mut payload = vec![name.len() as u8];
+    payload.extend_from_slice(name);
+    payload.resize(size.saturating_sub(bytes.len()), 0);
+    bytes.push(0); // custom section
+    leb(payload.len(), &mut bytes);
+    bytes.extend_from_slice(&payload);
+    bytes
+}
+
+/// `invoke` and `check` compile a big component with Cranelift, as `swasm run` ends up
+/// serving it, not Winch first: the only compiled code they leave in the cache is
+/// Cranelift's.
+#[test]
+fn invoke_and_check_compile_big_components_with_cranelift() {
+    let dir = std::env::temp_dir().join(format!("swasm-tools-big-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("echo@1.wasm");
+    std::fs::write(&file, padded_echo(2 << 20)).unwrap();
+    for (tool, args) in [
+        ("invoke", vec!["invoke", path(&file), "--input", "hi"]),
+        ("check", vec!["check", path(&file)]),
+    ] {
+        let cache = dir.join(format!("cache-{tool}"));
+        let o = swasm_with_env(&args, &[("XDG_CACHE_HOME", path(&cache))]);
+        assert_eq!(o.status.code(), Some(0), "{tool}: {}", text(&o));
+        let engines: Vec<String> = std::fs::read_dir(cache.join("swasm"))
+            .unwrap()
+            .flatten()
+            .filter(|e| std::fs::read_dir(e.path()).is_ok_and(|mut d| d.next().is_some()))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            engines.len() == 1 && engines[0].contains("cranelift"),
+            "{tool}: cache entries of {engines:?}"
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
