@@ -91,9 +91,9 @@ pub async fn invoke(args: InvokeArgs) -> Result<ExitCode> {
         None => file_type(&args.plugin).unwrap_or_else(|| ActivityType::new("invoke", "0")),
     };
     let env: BTreeMap<String, String> = args.env.into_iter().collect();
-    // Sized for this one task, so `--memory-mb` above the usual 256 is honoured. The limit
-    // itself is the store's, as under `swasm run`: a component that needs more memory at
-    // start than `--memory-mb` fails its task with swasm.MemoryLimit, not its load.
+    // Sized for this one task, so `--memory-mb` above the usual 256 is honoured. As under
+    // `swasm run`, a component that needs more memory at start than `--memory-mb` is not
+    // loaded for the type (`Compiled::fits`): exit 3, with the reason `run` logs.
     let runtime = tool_runtime(args.memory_mb)?;
     let compiled = match compile(&runtime, bytes).await {
         Ok(c) => c,
@@ -102,6 +102,10 @@ pub async fn invoke(args: InvokeArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(3));
         }
     };
+    if let Err(why) = compiled.fits(&ty, args.memory_mb) {
+        eprintln!("error: {}: {why}", args.plugin.display());
+        return Ok(ExitCode::from(3));
+    }
     let plugin = runtime.plugin(&compiled, ty.clone(), args.plugin.clone(), String::new(), 0);
     let settings = ActivitySettings {
         memory_mb: args.memory_mb,

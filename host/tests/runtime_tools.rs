@@ -305,10 +305,10 @@ fn bad_invoke_flags_are_usage_errors() {
     );
 }
 
-/// `--memory-mb` below what a component needs at start fails the task with
-/// swasm.MemoryLimit, as `swasm run` does, instead of refusing the file as unloadable.
+/// `--memory-mb` below what a component needs at start refuses the file for the type (exit
+/// 3, the setting named), as `swasm run` does, instead of failing a task it never runs.
 #[test]
-fn invoke_below_the_initial_memory_is_a_memory_limit_failure() {
+fn invoke_below_the_initial_memory_is_refused_as_run_refuses_it() {
     let echo = example("echo@1.wasm");
     let o = swasm(&[
         "invoke",
@@ -318,13 +318,11 @@ fn invoke_below_the_initial_memory_is_a_memory_limit_failure() {
         "--input",
         "\"x\"",
     ]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("swasm.MemoryLimit"), "{}", text(&o));
-    assert!(
-        text(&o).contains("limit 1048576 bytes = memory_mb"),
-        "{}",
-        text(&o)
-    );
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let expect = format!("error: {}: echo@1: the component needs", echo.display());
+    assert!(text(&o).contains(&expect), "{expect:?} in {}", text(&o));
+    assert!(text(&o).contains("memory_mb = 1"), "{}", text(&o));
+    assert!(!text(&o).contains("swasm.MemoryLimit"), "{}", text(&o));
 }
 
 /// `swasm plugins` flags a type whose `memory_mb` is below what its component needs to
