@@ -167,3 +167,40 @@ fn an_index_out_of_bounds_is_invalid_not_truncated() {
         other => panic!("{:?}", other.err()),
     }
 }
+
+/// A component's text with `n` exports or imports made by `item(i)`, and `rest`.
+fn many(n: usize, item: impl Fn(usize) -> String, rest: &str) -> Vec<u8> {
+    let items: String = (0..n).map(item).collect();
+    wat::parse_str(format!("(component {rest} {items})")).unwrap()
+}
+
+/// A component with thousands of exports or imports is refused with the first 10 named
+/// and a count of the rest, not one log line as long as the list.
+#[test]
+fn long_export_and_import_lists_are_cut_short() {
+    let rt = runtime(64);
+    let exports = many(
+        5000,
+        |i| format!("(export \"m{i}\" (type $t))"),
+        "(type $t u32)",
+    );
+    match rt.compile(&exports) {
+        Err(LoadError::WrongWorld(e)) => {
+            assert!(e.starts_with("m0, m1, ") && e.contains("m9"), "{e}");
+            assert!(e.ends_with("m9 and 4990 more"), "{e}");
+        }
+        other => panic!("{:?}", other.err()),
+    }
+    let imports = many(
+        5000,
+        |i| format!("(import \"f{i}\" (func))"),
+        "(instance $a) (export \"swasm:activity/activity@0.1.0\" (instance $a))",
+    );
+    match rt.compile(&imports) {
+        Err(LoadError::UnsupportedImports(e)) => {
+            assert!(e.starts_with("f0, f1, "), "{e}");
+            assert!(e.ends_with("f9 and 4990 more"), "{e}");
+        }
+        other => panic!("{:?}", other.err()),
+    }
+}

@@ -32,8 +32,8 @@ pub enum LoadError {
         "not built for world swasm:activity/plugin: it does not export `{ACTIVITY_EXPORT}` (its exports: {0})"
     )]
     WrongWorld(String),
-    #[error("imports interfaces the host does not provide: {}", .0.join(", "))]
-    UnsupportedImports(Vec<String>),
+    #[error("imports interfaces the host does not provide: {0}")]
+    UnsupportedImports(String),
     #[error("cannot link against the host: {0}")]
     Link(String),
     #[error(
@@ -199,6 +199,19 @@ pub(crate) fn is_provided(name: &str) -> bool {
     version_ok && PROVIDED.contains(&iface)
 }
 
+/// Names a load error lists at most: a component may have any number of imports and
+/// exports, and the error is one log line (and one `/status` entry).
+const LISTED_NAMES: usize = 10;
+
+/// The first [`LISTED_NAMES`] of `names`, and how many more there are.
+fn listed(names: &[String]) -> String {
+    let mut list = names[..names.len().min(LISTED_NAMES)].join(", ");
+    if names.len() > LISTED_NAMES {
+        list.push_str(&format!(" and {} more", names.len() - LISTED_NAMES));
+    }
+    list
+}
+
 /// Cheap checks on the header, so common mistakes get a clear message before parsing.
 fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
@@ -345,7 +358,7 @@ impl Runtime {
             let list = if exports.is_empty() {
                 "none".to_string()
             } else {
-                exports.join(", ")
+                listed(&exports)
             };
             return Err(LoadError::WrongWorld(list));
         }
@@ -355,7 +368,7 @@ impl Runtime {
             .cloned()
             .collect();
         if !extra.is_empty() {
-            return Err(LoadError::UnsupportedImports(extra));
+            return Err(LoadError::UnsupportedImports(listed(&extra)));
         }
         let pre = tier
             .linker
