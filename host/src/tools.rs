@@ -130,7 +130,8 @@ pub async fn invoke(args: InvokeArgs) -> Result<ExitCode> {
         cancel_after: args.cancel_after,
         beats: Mutex::new(vec![]),
     });
-    let outcome = plugin.run(task, &settings, heartbeat.clone()).await;
+    // Cut to SWF's sizes as `swasm run` does before it answers: what SWF would record.
+    let outcome = crate::dispatch::limit(plugin.run(task, &settings, heartbeat.clone()).await);
     let beats = heartbeat.beats.lock().expect("heartbeat lock").clone();
     let code = match &outcome {
         Outcome::Completed(_) => 0,

@@ -405,3 +405,27 @@ fn invoke_and_check_compile_big_components_with_cranelift() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `invoke` shows the answer `swasm run` would send: failure details longer than SWF
+/// accepts are cut to its 32768 characters, as run cuts them.
+#[test]
+fn invoke_cuts_failure_details_to_what_swf_accepts() {
+    let email = "x".repeat(40_000);
+    let input = format!(r#"{{"email":"{email}"}}"#);
+    let o = swasm(&[
+        "invoke",
+        path(&example("validate@1.wasm")),
+        "--input",
+        &input,
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    assert_eq!(v["reason"], "BadInput", "{v}");
+    let details = v["details"].as_str().expect("details");
+    assert!(
+        details.starts_with("field \"email\" has no '@'"),
+        "{details}"
+    );
+    assert_eq!(details.chars().count(), 32768);
+}
