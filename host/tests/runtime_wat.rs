@@ -62,6 +62,28 @@ async fn a_start_function_blocked_in_the_host_is_rejected() {
     }
 }
 
+/// A start function that loops in guest code is interrupted at the load check's limit, and
+/// the error names that limit, not the `timeout_s` of a task (none runs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_looping_start_function_names_the_load_check_limit() {
+    let rt = runtime(16);
+    let bytes = component("start-loops.wat");
+    let checked = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::task::spawn_blocking(move || rt.compile(&bytes).err()),
+    )
+    .await
+    .expect("the load check never ended")
+    .unwrap();
+    match checked {
+        Some(LoadError::Instantiate(e)) => {
+            assert!(e.contains("load check's 10s limit"), "{e}");
+            assert!(!e.contains("timeout_s"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 /// A component may take no more of the instance pool than a task slot's share: one of
 /// three memories (2 is the share) is refused when it compiles, rather than loaded and
 /// left to take the memories of other slots, which would fail other types' tasks while

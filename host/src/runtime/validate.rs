@@ -425,6 +425,11 @@ impl Runtime {
             .map_err(|e| {
                 if e.is::<wasmtime::PoolConcurrencyLimitError>() {
                     LoadError::Busy(format!("{e:#}"))
+                } else if e.is::<sandbox::DeadlineExceeded>() {
+                    // The store's deadline is the load check's, not a task's `timeout_s`.
+                    LoadError::Instantiate(format!(
+                        "a start function was still running when the load check's {LOAD_CHECK_TIMEOUT:?} limit passed"
+                    ))
                 } else {
                     LoadError::Instantiate(format!("{e:#}"))
                 }
