@@ -91,14 +91,10 @@ pub async fn invoke(args: InvokeArgs) -> Result<ExitCode> {
         None => file_type(&args.plugin).unwrap_or_else(|| ActivityType::new("invoke", "0")),
     };
     let env: BTreeMap<String, String> = args.env.into_iter().collect();
-    // Sized for this one task, so `--memory-mb` above the usual 256 is honoured. The limit
-    // itself is the store's, as under `swasm run`: a component that needs more memory at
-    // start than `--memory-mb` fails its task with swasm.MemoryLimit, not its load.
-    let runtime = Runtime::with_options(RuntimeOptions {
-        max_instances: 16,
-        max_memory_mb: RuntimeOptions::pool_memory_mb(args.memory_mb),
-        ..RuntimeOptions::default()
-    })?;
+    // Sized for this one task, so `--memory-mb` above the usual 256 is honoured. As under
+    // `swasm run`, a component that needs more memory at start than `--memory-mb` is not
+    // loaded for the type (`Compiled::fits`): exit 3, with the reason `run` logs.
+    let runtime = tool_runtime(args.memory_mb)?;
     let compiled = match compile(&runtime, bytes).await {
         Ok(c) => c,
         Err(e) => {
@@ -106,6 +102,10 @@ pub async fn invoke(args: InvokeArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(3));
         }
     };
+    if let Err(why) = compiled.fits(&ty, args.memory_mb) {
+        eprintln!("error: {}: {why}", args.plugin.display());
+        return Ok(ExitCode::from(3));
+    }
     let plugin = runtime.plugin(&compiled, ty.clone(), args.plugin.clone(), String::new(), 0);
     let settings = ActivitySettings {
         memory_mb: args.memory_mb,
@@ -130,7 +130,8 @@ pub async fn invoke(args: InvokeArgs) -> Result<ExitCode> {
         cancel_after: args.cancel_after,
         beats: Mutex::new(vec![]),
     });
-    let outcome = plugin.run(task, &settings, heartbeat.clone()).await;
+    // Cut to SWF's sizes as `swasm run` does before it answers: what SWF would record.
+    let outcome = crate::dispatch::limit(plugin.run(task, &settings, heartbeat.clone()).await);
     let beats = heartbeat.beats.lock().expect("heartbeat lock").clone();
     let code = match &outcome {
         Outcome::Completed(_) => 0,
@@ -179,6 +180,20 @@ pub async fn invoke(args: InvokeArgs) -> Result<ExitCode> {
     Ok(ExitCode::from(code))
 }
 
+/// The runtime of `invoke` and `check`, its pool sized for a task of `memory_mb`. It
+/// compiles every component with the primary compiler (Cranelift), whatever its size: the
+/// code `swasm run` ends up serving, so a big (Python, JavaScript) component is tried on
+/// that code, and the cache gets the entry `run` looks for first, not Winch code that
+/// `run` would compile again.
+fn tool_runtime(memory_mb: u64) -> Result<Arc<Runtime>> {
+    Runtime::with_options(RuntimeOptions {
+        max_instances: 16,
+        max_memory_mb: RuntimeOptions::pool_memory_mb(memory_mb),
+        winch_first_min_bytes: None,
+        ..RuntimeOptions::default()
+    })
+}
+
 /// Compiles through the default compiled-code cache (`$XDG_CACHE_HOME/swasm`), so trying
 /// a big Python or JavaScript component again is fast.
 async fn compile(
@@ -212,7 +227,7 @@ pub async fn check(args: CheckArgs) -> Result<ExitCode> {
         .with_context(|| format!("cannot read {}", args.plugin.display()))?;
     let size = bytes.len();
     let hash = hex::encode(Sha256::digest(&bytes));
-    let runtime = Runtime::for_invoke()?;
+    let runtime = tool_runtime(RuntimeOptions::default().max_memory_mb)?;
     let result = compile(&runtime, bytes).await;
     let ok = result.is_ok();
     let (imports, error) = match result {

@@ -305,10 +305,10 @@ fn bad_invoke_flags_are_usage_errors() {
     );
 }
 
-/// `--memory-mb` below what a component needs at start fails the task with
-/// swasm.MemoryLimit, as `swasm run` does, instead of refusing the file as unloadable.
+/// `--memory-mb` below what a component needs at start refuses the file for the type (exit
+/// 3, the setting named), as `swasm run` does, instead of failing a task it never runs.
 #[test]
-fn invoke_below_the_initial_memory_is_a_memory_limit_failure() {
+fn invoke_below_the_initial_memory_is_refused_as_run_refuses_it() {
     let echo = example("echo@1.wasm");
     let o = swasm(&[
         "invoke",
@@ -318,13 +318,11 @@ fn invoke_below_the_initial_memory_is_a_memory_limit_failure() {
         "--input",
         "\"x\"",
     ]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("swasm.MemoryLimit"), "{}", text(&o));
-    assert!(
-        text(&o).contains("limit 1048576 bytes = memory_mb"),
-        "{}",
-        text(&o)
-    );
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let expect = format!("error: {}: echo@1: the component needs", echo.display());
+    assert!(text(&o).contains(&expect), "{expect:?} in {}", text(&o));
+    assert!(text(&o).contains("memory_mb = 1"), "{}", text(&o));
+    assert!(!text(&o).contains("swasm.MemoryLimit"), "{}", text(&o));
 }
 
 /// `swasm plugins` flags a type whose `memory_mb` is below what its component needs to
@@ -350,4 +348,84 @@ fn plugins_flags_a_memory_mb_too_small_to_start() {
         "{out}"
     );
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `echo@1.wasm` with a component-level custom section that makes it `size` bytes or more:
+/// as big as a Python or JavaScript component, as quick to compile as echo.
+fn padded_echo(size: usize) -> Vec<u8> {
+    fn leb(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let mut bytes = std::fs::read(example("echo@1.wasm")).unwrap();
+    let name = b"padding";
+    let mut payload = vec![name.len() as u8];
+    payload.extend_from_slice(name);
+    payload.resize(size.saturating_sub(bytes.len()), 0);
+    bytes.push(0); // custom section
+    leb(payload.len(), &mut bytes);
+    bytes.extend_from_slice(&payload);
+    bytes
+}
+
+/// `invoke` and `check` compile a big component with Cranelift, as `swasm run` ends up
+/// serving it, not Winch first: the only compiled code they leave in the cache is
+/// Cranelift's.
+#[test]
+fn invoke_and_check_compile_big_components_with_cranelift() {
+    let dir = std::env::temp_dir().join(format!("swasm-tools-big-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("echo@1.wasm");
+    std::fs::write(&file, padded_echo(2 << 20)).unwrap();
+    for (tool, args) in [
+        ("invoke", vec!["invoke", path(&file), "--input", "hi"]),
+        ("check", vec!["check", path(&file)]),
+    ] {
+        let cache = dir.join(format!("cache-{tool}"));
+        let o = swasm_with_env(&args, &[("XDG_CACHE_HOME", path(&cache))]);
+        assert_eq!(o.status.code(), Some(0), "{tool}: {}", text(&o));
+        let engines: Vec<String> = std::fs::read_dir(cache.join("swasm"))
+            .unwrap()
+            .flatten()
+            .filter(|e| std::fs::read_dir(e.path()).is_ok_and(|mut d| d.next().is_some()))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            engines.len() == 1 && engines[0].contains("cranelift"),
+            "{tool}: cache entries of {engines:?}"
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `invoke` shows the answer `swasm run` would send: failure details longer than SWF
+/// accepts are cut to its 32768 characters, as run cuts them.
+#[test]
+fn invoke_cuts_failure_details_to_what_swf_accepts() {
+    let email = "x".repeat(40_000);
+    let input = format!(r#"{{"email":"{email}"}}"#);
+    let o = swasm(&[
+        "invoke",
+        path(&example("validate@1.wasm")),
+        "--input",
+        &input,
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    assert_eq!(v["reason"], "BadInput", "{v}");
+    let details = v["details"].as_str().expect("details");
+    assert!(
+        details.starts_with("field \"email\" has no '@'"),
+        "{details}"
+    );
+    assert_eq!(details.chars().count(), 32768);
 }

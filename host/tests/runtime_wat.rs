@@ -1,8 +1,13 @@
-//! Components no guest language compiles to, written in the component text format: what a
-//! hostile or broken file can do while it is loaded.
+//! Components no guest language compiles to, written in the component text format or
+//! derived from the bytes of built ones: what a hostile, broken or unusual file can do while
+//! it is loaded.
+
+mod runtime_common;
 
 use std::time::Duration;
 
+use runtime_common::*;
+use swasm::activity::ActivityType;
 use swasm::runtime::{LoadError, Runtime, RuntimeOptions};
 
 fn component(name: &str) -> Vec<u8> {
@@ -57,6 +62,28 @@ async fn a_start_function_blocked_in_the_host_is_rejected() {
     }
 }
 
+/// A start function that loops in guest code is interrupted at the load check's limit, and
+/// the error names that limit, not the `timeout_s` of a task (none runs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_looping_start_function_names_the_load_check_limit() {
+    let rt = runtime(16);
+    let bytes = component("start-loops.wat");
+    let checked = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::task::spawn_blocking(move || rt.compile(&bytes).err()),
+    )
+    .await
+    .expect("the load check never ended")
+    .unwrap();
+    match checked {
+        Some(LoadError::Instantiate(e)) => {
+            assert!(e.contains("load check's 10s limit"), "{e}");
+            assert!(!e.contains("timeout_s"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 /// A component may take no more of the instance pool than a task slot's share: one of
 /// three memories (2 is the share) is refused when it compiles, rather than loaded and
 /// left to take the memories of other slots, which would fail other types' tasks while
@@ -69,6 +96,133 @@ fn a_component_over_its_share_of_the_pool_is_refused_at_load() {
             e.contains("3 Wasm linear memories") && e.contains("maximum of 2"),
             "{e}"
         ),
+        other => panic!("{:?}", other.err()),
+    }
+}
+
+/// A built example with every `swasm:activity/*@0.1.0` name renamed to `@0.1.1`, as a
+/// component built against a patch release of the WIT has: same length, so the bytes stay
+/// a valid component.
+fn built_against_wit_0_1_1(file: &str) -> Vec<u8> {
+    let mut bytes = std::fs::read(example(file)).unwrap();
+    let mut renamed = 0;
+    for iface in ["activity", "host", "types"] {
+        let from = format!("swasm:activity/{iface}@0.1.0");
+        let to = format!("swasm:activity/{iface}@0.1.1");
+        let mut at = 0;
+        while let Some(i) = bytes[at..]
+            .windows(from.len())
+            .position(|w| w == from.as_bytes())
+        {
+            bytes[at + i..at + i + to.len()].copy_from_slice(to.as_bytes());
+            at += i + to.len();
+            renamed += 1;
+        }
+    }
+    assert!(renamed > 0, "{file} names no swasm:activity interface");
+    bytes
+}
+
+/// The activity export is found as wasmtime links imports, semver-compatibly: a component
+/// that exports `swasm:activity/activity@0.1.1` (and imports `host@0.1.1`) loads and runs
+/// like one built against 0.1.0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_built_against_a_0_1_x_wit_loads_and_runs() {
+    let rt = runtime(64);
+    let plugin = |file: &str, ty: &str| {
+        let bytes = built_against_wit_0_1_1(file);
+        let compiled = rt
+            .compile(&bytes)
+            .unwrap_or_else(|e| panic!("{file} with @0.1.1 names: {e}"));
+        assert!(
+            compiled
+                .info
+                .exports
+                .contains(&"swasm:activity/activity@0.1.1".to_string()),
+            "{:?}",
+            compiled.info.exports
+        );
+        let ty = ActivityType::parse(ty).unwrap();
+        rt.plugin(&compiled, ty, file.into(), String::new(), 0)
+    };
+    let echo = plugin("echo@1.wasm", "echo@1");
+    let o = echo
+        .run(task("echo@1", Some("hello")), &settings(), no_heartbeat())
+        .await;
+    assert_eq!(completed(&o), "hello");
+    // countdown imports `swasm:activity/host`: heartbeats cross the 0.1.1 import.
+    let countdown = plugin("countdown@1.wasm", "countdown@1");
+    let rec = std::sync::Arc::new(Recorder::default());
+    let o = countdown
+        .run(
+            task("countdown@1", Some(r#"{"steps":2,"step_ms":1}"#)),
+            &settings(),
+            rec.clone(),
+        )
+        .await;
+    assert_eq!(completed(&o), r#"{"done":2}"#);
+    assert_eq!(rec.beats.lock().unwrap().len(), 2);
+}
+
+/// A built component cut short anywhere is truncated (the registry waits for the rest of
+/// the file before it rejects it): where a section header ends early, and where the module
+/// section runs past the end of the file.
+#[test]
+fn a_cut_short_component_is_truncated() {
+    let bytes = std::fs::read(example("echo@1.wasm")).unwrap();
+    let rt = runtime(64);
+    for cut in [12, bytes.len() / 2, bytes.len() - 1] {
+        match rt.compile(&bytes[..cut]) {
+            Err(LoadError::Truncated(_)) => {}
+            other => panic!("cut at {cut} of {}: {:?}", bytes.len(), other.err()),
+        }
+    }
+}
+
+/// A complete file the validator refuses is invalid, not truncated, though wasmparser says
+/// its index is "out of bounds": the registry rejects it at once, without waiting for more
+/// of it to be written.
+#[test]
+fn an_index_out_of_bounds_is_invalid_not_truncated() {
+    match runtime(64).compile(&component("export-missing-instance.wat")) {
+        Err(LoadError::Invalid(e)) => assert!(e.contains("unknown instance 7"), "{e}"),
+        other => panic!("{:?}", other.err()),
+    }
+}
+
+/// A component's text with `n` exports or imports made by `item(i)`, and `rest`.
+fn many(n: usize, item: impl Fn(usize) -> String, rest: &str) -> Vec<u8> {
+    let items: String = (0..n).map(item).collect();
+    wat::parse_str(format!("(component {rest} {items})")).unwrap()
+}
+
+/// A component with thousands of exports or imports is refused with the first 10 named
+/// and a count of the rest, not one log line as long as the list.
+#[test]
+fn long_export_and_import_lists_are_cut_short() {
+    let rt = runtime(64);
+    let exports = many(
+        5000,
+        |i| format!("(export \"m{i}\" (type $t))"),
+        "(type $t u32)",
+    );
+    match rt.compile(&exports) {
+        Err(LoadError::WrongWorld(e)) => {
+            assert!(e.starts_with("m0, m1, ") && e.contains("m9"), "{e}");
+            assert!(e.ends_with("m9 and 4990 more"), "{e}");
+        }
+        other => panic!("{:?}", other.err()),
+    }
+    let imports = many(
+        5000,
+        |i| format!("(import \"f{i}\" (func))"),
+        "(instance $a) (export \"swasm:activity/activity@0.1.0\" (instance $a))",
+    );
+    match rt.compile(&imports) {
+        Err(LoadError::UnsupportedImports(e)) => {
+            assert!(e.starts_with("f0, f1, "), "{e}");
+            assert!(e.ends_with("f9 and 4990 more"), "{e}");
+        }
         other => panic!("{:?}", other.err()),
     }
 }

@@ -32,8 +32,8 @@ pub enum LoadError {
         "not built for world swasm:activity/plugin: it does not export `{ACTIVITY_EXPORT}` (its exports: {0})"
     )]
     WrongWorld(String),
-    #[error("imports interfaces the host does not provide: {}", .0.join(", "))]
-    UnsupportedImports(Vec<String>),
+    #[error("imports interfaces the host does not provide: {0}")]
+    UnsupportedImports(String),
     #[error("cannot link against the host: {0}")]
     Link(String),
     #[error(
@@ -199,6 +199,19 @@ pub(crate) fn is_provided(name: &str) -> bool {
     version_ok && PROVIDED.contains(&iface)
 }
 
+/// Names a load error lists at most: a component may have any number of imports and
+/// exports, and the error is one log line (and one `/status` entry).
+const LISTED_NAMES: usize = 10;
+
+/// The first [`LISTED_NAMES`] of `names`, and how many more there are.
+fn listed(names: &[String]) -> String {
+    let mut list = names[..names.len().min(LISTED_NAMES)].join(", ");
+    if names.len() > LISTED_NAMES {
+        list.push_str(&format!(" and {} more", names.len() - LISTED_NAMES));
+    }
+    list
+}
+
 /// Cheap checks on the header, so common mistakes get a clear message before parsing.
 fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
@@ -222,12 +235,17 @@ fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
     }
 }
 
-fn classify_parse_error(e: &wasmtime::Error) -> LoadError {
+/// What a parse error of a `len`-byte file says: truncated only when the parser ran into
+/// the end of the input, so a registry waits for the rest of a file still being written
+/// but rejects a complete, invalid one at once (wasmparser's "index out of bounds" is
+/// about the component's own index spaces, not the file).
+fn classify_parse_error(e: &wasmtime::Error, len: usize) -> LoadError {
     let msg = format!("{e:#}");
-    if msg.contains("unexpected end")
+    let at_end = msg.contains("unexpected end")
         || msg.contains("end of file")
-        || msg.contains("out of bounds")
-    {
+        // wasmtime's own check that a module section lies within the file.
+        || msg.contains(&format!("is out of bounds (bound = {len})"));
+    if at_end {
         LoadError::Truncated(msg)
     } else {
         LoadError::Invalid(msg)
@@ -262,12 +280,12 @@ impl Runtime {
             Err(winch) if tier.compiler != primary.compiler => {
                 // Winch lacks some proposals. A broken file fails with Cranelift too, and
                 // then only Cranelift's error is reported: the file is at fault, not Winch.
-                let component =
-                    Component::new(&primary.engine, bytes).map_err(|e| classify_parse_error(&e))?;
+                let component = Component::new(&primary.engine, bytes)
+                    .map_err(|e| classify_parse_error(&e, bytes.len()))?;
                 tracing::info!(error = %format!("{winch:#}"), "Winch cannot compile this component; compiled it with Cranelift");
                 component
             }
-            Err(e) => return Err(classify_parse_error(&e)),
+            Err(e) => return Err(classify_parse_error(&e, bytes.len())),
         };
         Ok(primary.code(component))
     }
@@ -334,11 +352,13 @@ impl Runtime {
         let ty = component.component_type();
         let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
         let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
-        if !exports.iter().any(|e| e == ACTIVITY_EXPORT) {
+        // Looked up as wasmtime links (semver-compatible, as imports are): a component built
+        // against a 0.1.x patch release of the WIT serves, and `check_run` finds its `run`.
+        if component.get_export_index(None, ACTIVITY_EXPORT).is_none() {
             let list = if exports.is_empty() {
                 "none".to_string()
             } else {
-                exports.join(", ")
+                listed(&exports)
             };
             return Err(LoadError::WrongWorld(list));
         }
@@ -348,7 +368,7 @@ impl Runtime {
             .cloned()
             .collect();
         if !extra.is_empty() {
-            return Err(LoadError::UnsupportedImports(extra));
+            return Err(LoadError::UnsupportedImports(listed(&extra)));
         }
         let pre = tier
             .linker
@@ -405,6 +425,11 @@ impl Runtime {
             .map_err(|e| {
                 if e.is::<wasmtime::PoolConcurrencyLimitError>() {
                     LoadError::Busy(format!("{e:#}"))
+                } else if e.is::<sandbox::DeadlineExceeded>() {
+                    // The store's deadline is the load check's, not a task's `timeout_s`.
+                    LoadError::Instantiate(format!(
+                        "a start function was still running when the load check's {LOAD_CHECK_TIMEOUT:?} limit passed"
+                    ))
                 } else {
                     LoadError::Instantiate(format!("{e:#}"))
                 }
