@@ -209,7 +209,8 @@ impl Runtime {
         Self::with_options(RuntimeOptions::from_config(config))
     }
 
-    /// A small runtime for `swasm invoke` / `swasm check` (no config at hand).
+    /// A small runtime (16 slots, the default limits) with no config at hand: for tests.
+    /// `swasm invoke` and `check` size theirs from their flags (`tools.rs`).
     pub fn for_invoke() -> Result<Arc<Runtime>> {
         Self::with_options(RuntimeOptions {
             max_instances: 16,
