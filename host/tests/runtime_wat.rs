@@ -42,21 +42,26 @@ fn tables_count_against_memory_mb() {
     }
 }
 
-/// A start function that blocks in a host call the epoch cannot interrupt (a clock
-/// subscription that never fires) is rejected once the load check's wall-clock bound
-/// passes, instead of holding the loader (and its plugin dir) for good.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_start_function_blocked_in_the_host_is_rejected() {
+/// Why fixture `name` does not load (`None`: it does), compiled off the runtime; the load
+/// check must end within two minutes.
+async fn load_check_error(name: &str) -> Option<LoadError> {
     let rt = runtime(16);
-    let bytes = component("start-blocks.wat");
-    let checked = tokio::time::timeout(
+    let bytes = component(name);
+    tokio::time::timeout(
         Duration::from_secs(120),
         tokio::task::spawn_blocking(move || rt.compile(&bytes).err()),
     )
     .await
     .expect("the load check never ended")
-    .unwrap();
-    match checked {
+    .unwrap()
+}
+
+/// A start function that blocks in a host call the epoch cannot interrupt (a clock
+/// subscription that never fires) is rejected once the load check's wall-clock bound
+/// passes, instead of holding the loader (and its plugin dir) for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_function_blocked_in_the_host_is_rejected() {
+    match load_check_error("start-blocks.wat").await {
         Some(LoadError::Instantiate(e)) => assert!(e.contains("start function waits"), "{e}"),
         other => panic!("{other:?}"),
     }
@@ -66,16 +71,7 @@ async fn a_start_function_blocked_in_the_host_is_rejected() {
 /// the error names that limit, not the `timeout_s` of a task (none runs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_looping_start_function_names_the_load_check_limit() {
-    let rt = runtime(16);
-    let bytes = component("start-loops.wat");
-    let checked = tokio::time::timeout(
-        Duration::from_secs(120),
-        tokio::task::spawn_blocking(move || rt.compile(&bytes).err()),
-    )
-    .await
-    .expect("the load check never ended")
-    .unwrap();
-    match checked {
+    match load_check_error("start-loops.wat").await {
         Some(LoadError::Instantiate(e)) => {
             assert!(e.contains("load check's 10s limit"), "{e}");
             assert!(!e.contains("timeout_s"), "{e}");

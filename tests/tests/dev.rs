@@ -324,6 +324,20 @@ fn swasm_dev_ends_at_once_when_its_worker_stops() {
     remove_temp_dirs();
 }
 
+/// `swasm dev --plugins DIR`, which must exit 1 within a minute; its (stdout, stderr).
+fn dev_fails(dir: &std::path::Path) -> (String, String) {
+    let (status, stdout, stderr) = dev_within(
+        Duration::from_secs(60),
+        &["--plugins", dir.to_str().unwrap()],
+    );
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    (stdout, stderr)
+}
+
 /// A demo that would run nothing fails, naming why, instead of printing an empty summary
 /// and exiting 0: a dir whose only plugin file does not load (the valid dot-file beside it
 /// is a copy under way, never loaded), or whose types the demo has no workflow for.
@@ -332,15 +346,7 @@ fn swasm_dev_fails_when_the_demo_has_nothing_to_run() {
     let broken = temp_dir("dev-broken");
     std::fs::write(broken.join("echo@1.wasm"), b"not a WebAssembly file").unwrap();
     std::fs::copy(plugin("echo@1.wasm"), broken.join(".echo@2.wasm")).unwrap();
-    let (status, stdout, stderr) = dev_within(
-        Duration::from_secs(60),
-        &["--plugins", broken.to_str().unwrap()],
-    );
-    assert_eq!(
-        status.code(),
-        Some(1),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
+    let (stdout, stderr) = dev_fails(&broken);
     assert!(
         stderr.contains("so the demo has nothing to run")
             && stderr.contains("echo@1.wasm: not a WebAssembly file"),
@@ -350,15 +356,7 @@ fn swasm_dev_fails_when_the_demo_has_nothing_to_run() {
 
     let unknown = temp_dir("dev-unknown");
     std::fs::copy(plugin("echo@1.wasm"), unknown.join("word@1.wasm")).unwrap();
-    let (status, stdout, stderr) = dev_within(
-        Duration::from_secs(60),
-        &["--plugins", unknown.to_str().unwrap()],
-    );
-    assert_eq!(
-        status.code(),
-        Some(1),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
+    let (_, stderr) = dev_fails(&unknown);
     assert!(
         stderr.contains("the demo has no workflow for word@1"),
         "{stderr}"
