@@ -657,18 +657,18 @@ impl Registry {
                     entry.stamp.size,
                 );
                 let replaced = table.insert(ty.clone(), plugin).is_some();
-                served.push((ty, replaced));
-            }
-            list.table.store(Arc::new(table));
-            // Counted and logged once serving: whoever acts on the line or the count (a
-            // deploy script, a test) finds the new code in place.
-            for (ty, replaced) in served {
-                let what = if replaced { "swapped" } else { "loaded" };
                 RegistryStats::bump(if replaced {
                     &self.stats.swaps
                 } else {
                     &self.stats.loads
                 });
+                served.push((ty, replaced));
+            }
+            // Counted before the new code serves (whoever sees it serve sees it counted),
+            // logged once it serves (whoever acts on the line finds it in place).
+            list.table.store(Arc::new(table));
+            for (ty, replaced) in served {
+                let what = if replaced { "swapped" } else { "loaded" };
                 tracing::info!(
                     task_list = %list.name,
                     activity_type = %ty,
@@ -917,11 +917,12 @@ impl Registry {
                 old.size,
             );
             table.insert(ty.clone(), plugin);
+            RegistryStats::bump(&self.stats.upgrades);
             upgraded.push(ty);
         }
+        // Counted before it serves, logged once it does, as for loads.
         list.table.store(Arc::new(table));
         for ty in upgraded {
-            RegistryStats::bump(&self.stats.upgrades);
             tracing::info!(
                 task_list = %list.name,
                 activity_type = %ty,
