@@ -150,6 +150,9 @@ impl Dispatcher {
             ));
             answer = self.respond(&token, &outcome, started).await;
         }
+        if let Answer::Refused(why) = &answer {
+            tracing::error!(error = %why, "SWF rejected the response");
+        }
         let answered = matches!(answer, Answer::Taken);
         let elapsed = started.elapsed();
         counts.duration.observe(elapsed.as_secs_f64());
@@ -199,10 +202,7 @@ impl Dispatcher {
                     tracing::warn!(%msg, "response dropped: SWF no longer knows this task (timed out, canceled or workflow closed)");
                     return Answer::Dropped;
                 }
-                Err(SwfError::Validation(msg)) if !matches!(outcome, Outcome::Failed { reason, .. } if reason == reason::ANSWER_REFUSED) =>
-                {
-                    return Answer::Refused(msg);
-                }
+                Err(SwfError::Validation(msg)) => return Answer::Refused(msg),
                 Err(e) if e.is_retryable() || matches!(e, SwfError::NotPermitted(_)) => {
                     self.metrics.respond_retries.inc();
                     let jittered = crate::swf::jittered(delay);
