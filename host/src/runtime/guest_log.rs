@@ -35,9 +35,10 @@ pub(crate) struct TaskOutput(Arc<Output>);
 struct Output {
     lines: AtomicUsize,
     stderr_tail: Mutex<VecDeque<String>>,
-    /// The line stderr is writing, not ended yet (cut to the tail's width). A guest that
-    /// aborts or is stopped mid-line has written there what explains it.
-    stderr_partial: Mutex<String>,
+    /// The bytes of the line stderr is writing, not ended yet (enough for the tail's width);
+    /// rendered only when the tail is read. A guest that aborts or is stopped mid-line has
+    /// written there what explains it.
+    stderr_partial: Mutex<Vec<u8>>,
 }
 
 /// `line` cut to the tail's width.
@@ -63,9 +64,7 @@ impl TaskOutput {
         let partial = &partial[..partial.len().min(4 * TAIL_LINE_CHARS + 4)];
         let mut kept = self.0.stderr_partial.lock().unwrap();
         kept.clear();
-        if !partial.is_empty() {
-            kept.push_str(&tail_line(&String::from_utf8_lossy(partial)));
-        }
+        kept.extend_from_slice(partial);
     }
 
     /// The last lines of stderr, oldest first, the line still being written last, without
@@ -73,12 +72,13 @@ impl TaskOutput {
     pub(crate) fn stderr_tail(&self) -> Option<String> {
         let lines = self.0.stderr_tail.lock().unwrap();
         let partial = self.0.stderr_partial.lock().unwrap();
-        let skip = (lines.len() == TAIL_LINES && !partial.is_empty()) as usize;
+        let partial = (!partial.is_empty()).then(|| tail_line(&String::from_utf8_lossy(&partial)));
+        let skip = (lines.len() == TAIL_LINES && partial.is_some()) as usize;
         let text = lines
             .iter()
             .skip(skip)
             .map(String::as_str)
-            .chain((!partial.is_empty()).then_some(partial.as_str()))
+            .chain(partial.as_deref())
             .collect::<Vec<_>>()
             .join("\n");
         let text = text.trim_matches('\n');
