@@ -611,12 +611,13 @@ pub(crate) mod tests {
         *fake.heartbeat_timeout_s.lock().unwrap() = Some(0);
         let (pump, _) = start(&fake, 1);
         let hb = pump.handle();
-        for i in 0..30 {
-            hb.beat(Some(i.to_string()));
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let sent = fake.heartbeat_details().len();
-        assert!((3..=4).contains(&sent), "{sent} beats in 3 s at 1 s");
+        let begun = Instant::now();
+        beat_until(&hb, &fake, 4).await;
+        let elapsed = begun.elapsed();
+        assert!(
+            elapsed >= Duration::from_secs(3) && elapsed < Duration::from_secs(4),
+            "4 beats 1 s apart took {elapsed:?}"
+        );
         pump.finish().await;
     }
 
