@@ -186,27 +186,12 @@ async fn swasm_dev_serve_registers_a_plugin_dropped_in_later() {
     .await;
 
     // The dev decider runs it: the demo workflow's input names the activity.
-    let started = swf
-        .client
-        .start_workflow_execution()
-        .domain("swasm-dev")
-        .workflow_id("dropped-in")
-        .workflow_type(
-            WorkflowType::builder()
-                .name(swasm_demo::WORKFLOW_NAME)
-                .version(swasm_demo::WORKFLOW_VERSION)
-                .build()
-                .unwrap(),
-        )
-        .input(r#"{"activity":"echo@1","task_list":"demo","input":"dropped in"}"#)
-        .send()
-        .await
-        .unwrap();
-    let run = WorkflowExecution::builder()
-        .workflow_id("dropped-in")
-        .run_id(started.run_id.unwrap())
-        .build()
-        .unwrap();
+    let run = start_demo_workflow(
+        &swf,
+        "dropped-in",
+        r#"{"activity":"echo@1","task_list":"demo","input":"dropped in"}"#,
+    )
+    .await;
     let status = closed_as(&swf, &run, Duration::from_secs(60)).await;
     assert_eq!(status, CloseStatus::Completed);
     let history = swf
@@ -225,27 +210,12 @@ async fn swasm_dev_serve_registers_a_plugin_dropped_in_later() {
     assert_eq!(result.as_deref(), Some("dropped in"));
 
     // An input the decider cannot use fails the workflow at once, not at its 1 h timeout.
-    let started = swf
-        .client
-        .start_workflow_execution()
-        .domain("swasm-dev")
-        .workflow_id("bad-input")
-        .workflow_type(
-            WorkflowType::builder()
-                .name(swasm_demo::WORKFLOW_NAME)
-                .version(swasm_demo::WORKFLOW_VERSION)
-                .build()
-                .unwrap(),
-        )
-        .input(r#"{"activity":"echo","task_list":"demo","input":"no version"}"#)
-        .send()
-        .await
-        .unwrap();
-    let run = WorkflowExecution::builder()
-        .workflow_id("bad-input")
-        .run_id(started.run_id.unwrap())
-        .build()
-        .unwrap();
+    let run = start_demo_workflow(
+        &swf,
+        "bad-input",
+        r#"{"activity":"echo","task_list":"demo","input":"no version"}"#,
+    )
+    .await;
     let status = closed_as(&swf, &run, Duration::from_secs(30)).await;
     assert_eq!(status, CloseStatus::Failed);
     until("failed: BadInput");
@@ -362,6 +332,31 @@ fn swasm_dev_fails_when_the_demo_has_nothing_to_run() {
         "{stderr}"
     );
     remove_temp_dirs();
+}
+
+/// Starts the dev decider's workflow `id` with `input` in swasm dev's domain.
+async fn start_demo_workflow(swf: &swasm_tests::Swf, id: &str, input: &str) -> WorkflowExecution {
+    let started = swf
+        .client
+        .start_workflow_execution()
+        .domain("swasm-dev")
+        .workflow_id(id)
+        .workflow_type(
+            WorkflowType::builder()
+                .name(swasm_demo::WORKFLOW_NAME)
+                .version(swasm_demo::WORKFLOW_VERSION)
+                .build()
+                .unwrap(),
+        )
+        .input(input)
+        .send()
+        .await
+        .unwrap();
+    WorkflowExecution::builder()
+        .workflow_id(id)
+        .run_id(started.run_id.unwrap())
+        .build()
+        .unwrap()
 }
 
 /// How `run` of swasm dev's domain closed, once it has (waiting up to `limit`).
