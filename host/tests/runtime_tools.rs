@@ -3,8 +3,11 @@
 
 mod runtime_common;
 
+use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use runtime_common::*;
 
@@ -12,16 +15,55 @@ fn swasm(args: &[&str]) -> Output {
     swasm_with_env(args, &[])
 }
 
-/// `swasm ARGS` with `env` added to the test's environment.
+/// `swasm ARGS` with `env` added to the test's environment. Panics, with what it printed, if
+/// it still runs after 2 minutes (it is killed first), so a hung command fails its test
+/// instead of the whole run's time limit.
 fn swasm_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    const LIMIT: Duration = Duration::from_secs(120);
     let cache = std::env::temp_dir().join("swasm-tools-test-cache");
-    Command::new(env!("CARGO_BIN_EXE_swasm"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_swasm"))
         .args(args)
         .env("XDG_CACHE_HOME", cache)
         .env("RUST_LOG", "warn,swasm::guest=info")
         .envs(env.iter().copied())
-        .output()
-        .expect("run swasm")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run swasm");
+    // Read on threads, so the child never blocks on a full pipe while it is waited for.
+    fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    }
+    let stdout = drain(child.stdout.take().expect("piped stdout"));
+    let stderr = drain(child.stderr.take().expect("piped stderr"));
+    let deadline = Instant::now() + LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for swasm") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let output = Output {
+        status: status.unwrap_or_else(|| ExitStatus::from_raw(9)),
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    };
+    if status.is_none() {
+        panic!(
+            "swasm {args:?} still ran after {LIMIT:?}\n{}",
+            text(&output)
+        );
+    }
+    output
 }
 
 fn text(o: &Output) -> String {
