@@ -20,6 +20,10 @@ pub enum FaultKind {
     Reset,
     /// Hold the request for `ms` milliseconds, then serve it normally.
     Hang { ms: u64 },
+    /// Serve the request at once (its effect lands), then hold the response for `ms`
+    /// milliseconds: a client that gives up meanwhile does not learn that it was taken,
+    /// as when a reply is lost on its way back.
+    LateResponse { ms: u64 },
     /// HTTP 400 `OperationNotPermittedFault`.
     OperationNotPermitted,
     /// HTTP 400 `UnknownResourceFault`.

@@ -84,7 +84,8 @@
 //!   absent means every operation and `count` absent means until cleared, and KIND is one of
 //!   `"status500"`, `"status503"`, `"throttle"` (400 ThrottlingException), `"reset"` (close
 //!   the connection without answering), `"hang"` (with `"ms": 5000`: hold the request that
-//!   long, then serve it), `"operation_not_permitted"`, `"unknown_resource"`,
+//!   long, then serve it), `"late_response"` (with `"ms"`: serve the request, then hold
+//!   the response that long, as if it were lost on its way back), `"operation_not_permitted"`, `"unknown_resource"`,
 //!   `"expired_token"` (400 ExpiredTokenException).
 //!   Example: `curl -XPOST localhost:8700/_faults -d '{"rules":[{"kind":"throttle","count":2}]}'`.
 //! - `GET /_quotas` -> the quotas applied, e.g. `{"operations": {"PollForActivityTask":

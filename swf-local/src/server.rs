@@ -181,6 +181,7 @@ async fn serve_one(
     ctx: Ctx,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ResetConnection> {
+    let mut late = None;
     if let Some(op) = operation(req.headers()) {
         ctx.state.count_call(op);
         if let Some(fault) = ctx.faults.take(op) {
@@ -193,6 +194,7 @@ async fn serve_one(
             match fault {
                 FaultKind::Reset => return Err(ResetConnection),
                 FaultKind::Hang { ms } => tokio::time::sleep(Duration::from_millis(ms)).await,
+                FaultKind::LateResponse { ms } => late = Some(Duration::from_millis(ms)),
                 FaultKind::Status500 => {
                     return as_error(Fault::InternalFailure, "Internal failure");
                 }
@@ -218,10 +220,14 @@ async fn serve_one(
             }
         }
     }
-    match router.oneshot(req.map(Body::new)).await {
-        Ok(resp) => Ok(resp),
+    let resp = match router.oneshot(req.map(Body::new)).await {
+        Ok(resp) => resp,
         Err(never) => match never {},
+    };
+    if let Some(late) = late {
+        tokio::time::sleep(late).await;
     }
+    Ok(resp)
 }
 
 fn json_response(status: u16, body: Vec<u8>) -> Response<Body> {

@@ -89,6 +89,35 @@ async fn each_fault_kind_maps_to_the_sdk_error_a_worker_sees() {
     );
     assert_eq!(list().await.unwrap().domain_infos.len(), 1);
 
+    // Late response: the answer is taken at once, the client times out waiting for the
+    // reply, and a retry finds the task gone; the history has the one completion.
+    let exec = start_and_decide(c, "d", "late", vec![schedule("a", "act")]).await;
+    let task = next_activity(c, "d").await;
+    f.inject(
+        Some("RespondActivityTaskCompleted"),
+        FaultKind::LateResponse { ms: 3000 },
+        Some(1),
+    );
+    let err = activity_completed(&impatient, &task.task_token)
+        .result("first")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SdkError::TimeoutError(_)), "{err:?}");
+    let err = activity_completed(c, &task.task_token)
+        .result("retry")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.into_service_error().is_unknown_resource_fault());
+    let completed: Vec<_> = history(c, "d", &exec)
+        .await
+        .into_iter()
+        .filter_map(|e| e.activity_task_completed_event_attributes)
+        .map(|a| a.result)
+        .collect();
+    assert_eq!(completed, [Some("first".to_string())]);
+
     // All operations, until cleared.
     f.inject(None, FaultKind::Status503, None);
     assert!(list().await.is_err());
