@@ -153,11 +153,15 @@ impl Dispatcher {
         if let Answer::Refused(why) = &answer {
             tracing::error!(error = %why, "SWF rejected the response");
         }
-        let answered = matches!(answer, Answer::Taken);
         let elapsed = started.elapsed();
         counts.duration.observe(elapsed.as_secs_f64());
-        if !answered {
-            counts.dropped.inc();
+        let unanswered = match answer {
+            Answer::Taken => None,
+            Answer::Unconfirmed => Some(&counts.unconfirmed),
+            Answer::Dropped | Answer::Refused(_) => Some(&counts.dropped),
+        };
+        if let Some(counter) = unanswered {
+            counter.inc();
             return;
         }
         match &outcome {
@@ -183,6 +187,8 @@ impl Dispatcher {
     /// after the task's grace.
     async fn respond(&self, token: &str, outcome: &Outcome, started: Instant) -> Answer {
         let mut delay = Duration::from_millis(100);
+        // An attempt that timed out, lost its connection or got a 5xx may have been taken.
+        let mut maybe_taken = false;
         loop {
             let call = async {
                 match outcome {
@@ -198,12 +204,17 @@ impl Dispatcher {
             };
             match result {
                 Ok(()) => return Answer::Taken,
+                Err(SwfError::TaskGone(msg)) if maybe_taken => {
+                    tracing::warn!(%msg, "SWF no longer knows this task: an earlier attempt of this answer, cut off without a reply, was probably taken (or the task timed out, was canceled or its workflow closed meanwhile)");
+                    return Answer::Unconfirmed;
+                }
                 Err(SwfError::TaskGone(msg)) => {
                     tracing::warn!(%msg, "response dropped: SWF no longer knows this task (timed out, canceled or workflow closed)");
                     return Answer::Dropped;
                 }
                 Err(SwfError::Validation(msg)) => return Answer::Refused(msg),
                 Err(e) if e.is_retryable() || matches!(e, SwfError::NotPermitted(_)) => {
+                    maybe_taken |= matches!(e, SwfError::Unavailable(_));
                     self.metrics.respond_retries.inc();
                     let jittered = crate::swf::jittered(delay);
                     if let SwfError::NotPermitted(_) = e {
@@ -250,6 +261,9 @@ enum Answer {
     Taken,
     /// Not taken, and nothing more to try (the task is gone, or the worker gave up).
     Dropped,
+    /// SWF no longer knows the task, after an attempt that ended without a reply (timeout,
+    /// lost connection, 5xx): that attempt was probably taken, but nothing confirms it.
+    Unconfirmed,
     /// SWF refused the request itself (ValidationException), with why.
     Refused(String),
 }
@@ -591,6 +605,35 @@ mod tests {
         assert_eq!(took, grace + ANSWER_AFTER_GRACE);
         assert!(fake.responses().is_empty());
         assert!(fake.answer_attempts() > 3, "the answer was retried");
+    }
+
+    /// An answer whose attempt was cut off without a reply may have been taken: when the
+    /// retry then finds the task gone, it is counted unconfirmed, not dropped. A task gone
+    /// at the first attempt, or after throttling (which SWF did not act on), is dropped.
+    #[tokio::test(start_paused = true)]
+    async fn a_task_gone_after_a_cut_off_answer_is_unconfirmed_not_dropped() {
+        let fake = Arc::new(FakeSwf::default());
+        let d = dispatcher(&fake, vec![("echo@1", quiet())]);
+        let counts = d.metrics.task_list("tl");
+        let gone = || SwfError::TaskGone("Unknown activity".into());
+        for (errors, unconfirmed, dropped) in [
+            (
+                vec![SwfError::Unavailable("timed out".into()), gone()],
+                1,
+                0,
+            ),
+            (vec![gone()], 1, 1),
+            (vec![SwfError::Throttled("slow down".into()), gone()], 1, 2),
+        ] {
+            fake.fail_next.lock().unwrap().extend(errors);
+            handle(&d, "echo").await;
+            assert_eq!(
+                (counts.unconfirmed.get(), counts.dropped.get()),
+                (unconfirmed, dropped)
+            );
+        }
+        assert!(fake.responses().is_empty());
+        assert_eq!(counts.completed.get(), 0);
     }
 
     #[tokio::test]

@@ -149,6 +149,7 @@ pub struct TaskListMetrics {
     pub completed: Counter,
     pub canceled: Counter,
     pub dropped: Counter,
+    pub unconfirmed: Counter,
     pub duration: Histogram,
 }
 
@@ -162,6 +163,9 @@ pub struct Metrics {
     pub tasks_canceled: Family<TaskListLabels, Counter>,
     /// Tasks whose response was dropped because SWF no longer knew the task.
     pub tasks_dropped: Family<TaskListLabels, Counter>,
+    /// Tasks whose answer was cut off without a reply, and whose retry found the task gone:
+    /// the first attempt was probably taken.
+    pub tasks_unconfirmed: Family<TaskListLabels, Counter>,
     pub task_duration: Family<TaskListLabels, Histogram, fn() -> Histogram>,
     pub heartbeats_sent: Counter,
     pub heartbeat_errors: Counter,
@@ -201,6 +205,7 @@ impl Metrics {
             tasks_failed: Family::default(),
             tasks_canceled: Family::default(),
             tasks_dropped: Family::default(),
+            tasks_unconfirmed: Family::default(),
             task_duration: Family::new_with_constructor(duration_histogram),
             heartbeats_sent: Counter::default(),
             heartbeat_errors: Counter::default(),
@@ -244,6 +249,11 @@ impl Metrics {
                 "tasks_dropped",
                 "Responses dropped because SWF no longer knew the task",
                 m.tasks_dropped.clone(),
+            );
+            r.register(
+                "tasks_unconfirmed",
+                "Answers whose attempt was cut off without a reply (timeout, lost connection, 5xx) and whose retry found the task gone: probably taken, not confirmed",
+                m.tasks_unconfirmed.clone(),
             );
             r.register(
                 "task_duration_seconds",
@@ -354,6 +364,7 @@ impl Metrics {
             completed: self.tasks_completed.get_or_create(&tl).clone(),
             canceled: self.tasks_canceled.get_or_create(&tl).clone(),
             dropped: self.tasks_dropped.get_or_create(&tl).clone(),
+            unconfirmed: self.tasks_unconfirmed.get_or_create(&tl).clone(),
             duration: self.task_duration.get_or_create(&tl).clone(),
         }
     }

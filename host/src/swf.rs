@@ -158,10 +158,13 @@ pub struct Endpoint {
 }
 
 /// aws-sdk-swf behind [`SwfClient`]: one client for long polls (70 s attempt timeout, no
-/// SDK retries: the poller backs off itself) and one for every other call (10 s attempts,
-/// a few SDK retries for describe/register; heartbeat and respond callers retry on top).
+/// SDK retries: the poller backs off itself), one for answers (10 s attempts, no SDK
+/// retries: the dispatcher retries each attempt itself, so it knows when an attempt ended
+/// without a clear answer and may have been taken) and one for every other call (10 s
+/// attempts, a few SDK retries for describe/register; heartbeat callers retry on top).
 pub struct AwsSwf {
     poll_client: aws_sdk_swf::Client,
+    answer_client: aws_sdk_swf::Client,
     call_client: aws_sdk_swf::Client,
     domain: String,
     identity: String,
@@ -241,6 +244,7 @@ impl AwsSwf {
         // Polls: a held poll sends and receives nothing for up to 60 s, and the poller backs
         // off itself, so no SDK retries.
         let poll_client = client(&sdk, POLL_TIMEOUT, RetryConfig::disabled());
+        let answer_client = client(&sdk, CALL_TIMEOUT, RetryConfig::disabled());
         let call_client = client(
             &sdk,
             CALL_TIMEOUT,
@@ -248,6 +252,7 @@ impl AwsSwf {
         );
         Ok(AwsSwf {
             poll_client,
+            answer_client,
             call_client,
             domain: endpoint.domain.clone(),
             identity: endpoint.identity.clone(),
@@ -402,7 +407,7 @@ impl SwfClient for AwsSwf {
 
     fn complete(&self, token: &str, result: Option<&str>) -> BoxFuture<'_, SwfResult<()>> {
         let req = self
-            .call_client
+            .answer_client
             .respond_activity_task_completed()
             .task_token(token)
             .set_result(result.map(str::to_string));
@@ -416,7 +421,7 @@ impl SwfClient for AwsSwf {
         details: Option<&str>,
     ) -> BoxFuture<'_, SwfResult<()>> {
         let req = self
-            .call_client
+            .answer_client
             .respond_activity_task_failed()
             .task_token(token)
             .reason(reason)
@@ -426,7 +431,7 @@ impl SwfClient for AwsSwf {
 
     fn cancel(&self, token: &str, details: Option<&str>) -> BoxFuture<'_, SwfResult<()>> {
         let req = self
-            .call_client
+            .answer_client
             .respond_activity_task_canceled()
             .task_token(token)
             .set_details(details.map(str::to_string));

@@ -314,6 +314,48 @@ async fn a_poll_error_streak_is_logged_again_when_its_cause_changes() {
     assert!(lines[1].contains("OperationNotPermitted"), "{}", lines[1]);
 }
 
+/// An answer SWF took but whose reply was lost (the host's attempt timed out): the retry
+/// finds the task gone, and the host counts the answer unconfirmed, not dropped. The
+/// workflow has the one completion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_whose_reply_is_lost_is_unconfirmed_not_dropped() {
+    let scenario = Scenario::start("lost-reply", &[("echo@1", None)]).await;
+    let Scenario { swf, swf_local, .. } = &scenario;
+    // Held past the host's 10 s attempt timeout, after the answer was taken.
+    swf_local
+        .set_faults(json!([{"kind":"late_response","ms":11000,"operation":"RespondActivityTaskCompleted","count":1}]))
+        .await;
+    let mut config = scenario.host_config(vec![TaskListSpec::new("main", &["echo@1.wasm"])]);
+    config.serve_metrics();
+    let host = Host::start(&config.write(), &[]);
+    let metrics = format!("{}/metrics", host.metrics_base().await);
+    let acts = echoes(1, "lost");
+    swf.start("w-lost-reply", &acts, false).await.unwrap();
+    let closed = swf.wait_closed("w-lost-reply", 1, MINUTE).await;
+    assert_all_echoed(&closed, &acts);
+    let counted = |name: &str, text: &str| {
+        metric(
+            text,
+            &format!("swasm_tasks_{name}_total{{task_list=\"main\"}}"),
+        )
+        .unwrap_or(0.0)
+    };
+    // The host's retry comes after its attempt timed out, well after the completion.
+    let text = wait_until("the answer counted unconfirmed", MINUTE, || async {
+        let text = http::get(&metrics).await.ok()?;
+        (counted("unconfirmed", &text) == 1.0).then_some(text)
+    })
+    .await;
+    assert_eq!(counted("dropped", &text), 0.0, "{text}");
+    assert_eq!(counted("completed", &text), 0.0, "{text}");
+    assert_eq!(swf_local.calls("RespondActivityTaskCompleted").await, 2);
+    assert!(
+        host.logs().contains("was probably taken"),
+        "{}",
+        host.logs()
+    );
+}
+
 /// Runs 2 echo tasks while the endpoint refuses the first 3 answers with `fault`: the host
 /// keeps each finished result and retries until SWF takes it, saying `logged` in its log.
 async fn refused_answers_are_retried(fault: &str, domain: &str, logged: &str) {
