@@ -145,14 +145,15 @@ pub fn describe_domain(core: &mut Core, input: &Value) -> SwfResult<Value> {
 
 pub fn list_domains(core: &mut Core, input: &Value) -> SwfResult<Value> {
     let status = req_str(input, "registrationStatus")?;
-    let mut domains: Vec<&Domain> = core
-        .domains
-        .values()
-        .filter(|d| d.status.as_str() == status)
-        .collect();
-    domains.sort_by(|a, b| a.name.cmp(&b.name));
-    let items = domains.into_iter().map(domain_info).collect();
-    list_page(&mut core.sched, "ListDomains", "domainInfos", items, input)
+    list_page(core, "ListDomains", "domainInfos", input, |core| {
+        let mut domains: Vec<&Domain> = core
+            .domains
+            .values()
+            .filter(|d| d.status.as_str() == status)
+            .collect();
+        domains.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(domains.into_iter().map(domain_info).collect())
+    })
 }
 
 /// DeprecateDomain / UndeprecateDomain. Deprecating also deprecates every type registered in
@@ -334,21 +335,22 @@ pub fn describe_type(core: &mut Core, input: &Value, kind: Kind) -> SwfResult<Va
 }
 
 pub fn list_types(core: &mut Core, input: &Value, kind: Kind) -> SwfResult<Value> {
-    let d = core.domain(req_str(input, "domain")?)?;
+    let domain = req_str(input, "domain")?;
     let status = req_str(input, "registrationStatus")?;
     let name = get_str(input, "name");
-    let mut types: Vec<&TypeRec> = kind
-        .of(d)
-        .values()
-        .filter(|t| t.status.as_str() == status && name.is_none_or(|n| n == t.name))
-        .collect();
-    types.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
-    let items = types.into_iter().map(|t| type_info(kind, t)).collect();
     let op = match kind {
         Kind::Activity => "ListActivityTypes",
         Kind::Workflow => "ListWorkflowTypes",
     };
-    list_page(&mut core.sched, op, "typeInfos", items, input)
+    list_page(core, op, "typeInfos", input, |core| {
+        let mut types: Vec<&TypeRec> = kind
+            .of(core.domain(domain)?)
+            .values()
+            .filter(|t| t.status.as_str() == status && name.is_none_or(|n| n == t.name))
+            .collect();
+        types.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
+        Ok(types.into_iter().map(|t| type_info(kind, t)).collect())
+    })
 }
 
 pub fn set_type_status(core: &mut Core, input: &Value, kind: Kind, to: Status) -> SwfResult<Value> {

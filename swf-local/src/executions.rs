@@ -360,7 +360,10 @@ pub fn get_workflow_execution_history(core: &mut Core, input: &Value) -> SwfResu
         Some(t) => {
             let st = core.sched.page_token(t)?;
             match st.kind {
-                PageKind::History { exec } if exec == id => (st.offset, st.page_size, st.reverse),
+                // Each call's own maximumPageSize applies.
+                PageKind::History { exec } if exec == id => {
+                    (st.offset, page_size(input), st.reverse)
+                }
                 _ => {
                     return Err(SwfError::validation(
                         "Invalid nextPageToken: it does not belong to this execution's history",
@@ -496,16 +499,17 @@ fn matching<'a>(core: &'a Core, input: &Value, open: bool) -> SwfResult<Vec<&'a 
 }
 
 pub fn list_executions(core: &mut Core, input: &Value, open: bool) -> SwfResult<Value> {
-    let items: Vec<Value> = matching(core, input, open)?
-        .into_iter()
-        .map(Execution::info)
-        .collect();
     let op = if open {
         "ListOpenWorkflowExecutions"
     } else {
         "ListClosedWorkflowExecutions"
     };
-    list_page(&mut core.sched, op, "executionInfos", items, input)
+    list_page(core, op, "executionInfos", input, |core| {
+        Ok(matching(core, input, open)?
+            .into_iter()
+            .map(Execution::info)
+            .collect())
+    })
 }
 
 pub fn count_executions(core: &mut Core, input: &Value, open: bool) -> SwfResult<Value> {

@@ -274,21 +274,50 @@ pub fn slice_page(
     (page, end < n)
 }
 
-/// Answers a List* call: `items` already sorted, paged by `maximumPageSize` /
-/// `nextPageToken` / `reverseOrder` into `{key: [...], nextPageToken}`.
+/// What a List* request asks for, beside its paging: every member but `nextPageToken` and
+/// `maximumPageSize` (`reverseOrder: false` is the same as none). A token continues only
+/// the listing of the same query.
+fn list_query(input: &Value) -> Value {
+    let mut query = input.clone();
+    if let Some(members) = query.as_object_mut() {
+        members.remove("nextPageToken");
+        members.remove("maximumPageSize");
+        if members.get("reverseOrder") == Some(&Value::Bool(false)) {
+            members.remove("reverseOrder");
+        }
+    }
+    query
+}
+
+/// Answers a List* call, paged by `maximumPageSize` / `nextPageToken` / `reverseOrder`
+/// into `{key: [...], nextPageToken}`. `items` makes the listing, sorted (it also checks
+/// the request's domain and filters); a later page reads the snapshot its token holds
+/// instead, after checking that the request is the one that made it. Each call's own
+/// `maximumPageSize` applies.
 pub fn list_page(
-    sched: &mut Sched,
+    core: &mut Core,
     op: &'static str,
     key: &str,
-    items: Vec<Value>,
     input: &Value,
+    items: impl FnOnce(&Core) -> SwfResult<Vec<Value>>,
 ) -> SwfResult<Value> {
-    let (items, offset, size, reverse) = match input.get("nextPageToken").and_then(Value::as_str) {
+    let query = list_query(input);
+    let size = page_size(input);
+    let (query, items, offset) = match input.get("nextPageToken").and_then(Value::as_str) {
         Some(t) => {
-            let st = sched.page_token(t)?;
+            let st = core.sched.page_token(t)?;
             match st.kind {
-                PageKind::List { op: o, items } if o == op => {
-                    (items, st.offset, st.page_size, st.reverse)
+                PageKind::List {
+                    op: o,
+                    query: q,
+                    items,
+                } if o == op => {
+                    if *q != query {
+                        return Err(crate::error::SwfError::validation(
+                            "Invalid nextPageToken: it continues a listing with other parameters (domain, filters, registrationStatus or reverseOrder)",
+                        ));
+                    }
+                    (q, items, st.offset)
                 }
                 _ => {
                     return Err(crate::error::SwfError::validation(
@@ -297,22 +326,18 @@ pub fn list_page(
                 }
             }
         }
-        None => (
-            Arc::new(items),
-            0,
-            page_size(input),
-            input
-                .get("reverseOrder")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-        ),
+        None => (Arc::new(query), Arc::new(items(core)?), 0),
     };
+    let reverse = query
+        .get("reverseOrder")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let (page, more) = slice_page(&items, offset, size, reverse);
     let mut out = Map::new();
     out.insert(key.to_owned(), Value::Array(page));
     if more {
-        let token = sched.issue_page_token(PageState {
-            kind: PageKind::List { op, items },
+        let token = core.sched.issue_page_token(PageState {
+            kind: PageKind::List { op, query, items },
             offset: offset + size,
             page_size: size,
             reverse,

@@ -9,7 +9,9 @@
 //! an empty task: no `taskToken`, which SDKs show as ""), each task handed to exactly one
 //! poller, the highest `taskPriority` first (oldest first among equals), paging with page
 //! tokens that live 24 hours (60 s for PollForDecisionTask's history pages; at most 20,000
-//! live tokens, the oldest dropped first), heartbeats with `cancelRequested`, the four
+//! live tokens, the oldest dropped first; a token continues only the query that got it, in
+//! its domain, at each call's own `maximumPageSize`; a List* listing is snapshotted at its
+//! first page), heartbeats with `cancelRequested`, the four
 //! activity timeouts, decision task and workflow timeouts driven by timers, cancellation,
 //! validation from botocore's service model (a body that cannot be deserialized, such as
 //! one that is not JSON or has a member of the wrong JSON type, is a

@@ -472,9 +472,11 @@ pub enum PageKind {
     /// Next page of GetWorkflowExecutionHistory; `offset` is an event index (see
     /// `executions::get_workflow_execution_history`).
     History { exec: u64 },
-    /// Next page of a List* call: the remaining items were snapshotted.
+    /// Next page of a List* call: the remaining items were snapshotted. `query` is the
+    /// request that made them (see `history::list_query`): a later page must repeat it.
     List {
         op: &'static str,
+        query: Arc<Value>,
         items: Arc<Vec<Value>>,
     },
 }
@@ -851,6 +853,7 @@ mod tests {
         PageState {
             kind: PageKind::List {
                 op: "ListDomains",
+                query: Arc::new(Value::Null),
                 items: items.clone(),
             },
             offset,

@@ -191,7 +191,7 @@ pub async fn poll_for_decision_task(
     let task_list =
         task_list_of(input).ok_or_else(|| SwfError::validation("taskList.name is required"))?;
     if let Some(token) = get_str(input, "nextPageToken") {
-        return next_decision_page(&mut state.lock(), token);
+        return next_decision_page(&mut state.lock(), token, domain, input);
     }
     let identity = get_str(input, "identity");
     let size = page_size(input);
@@ -339,13 +339,26 @@ fn decision_page(core: &mut Core, page: PageState) -> SwfResult<Value> {
     Ok(out)
 }
 
-fn next_decision_page(core: &mut Core, token: &str) -> SwfResult<Value> {
-    let page = core.sched.page_token(token)?;
-    if !matches!(page.kind, PageKind::Decision { .. }) {
+/// The next page of a decision task's history, at the request's `maximumPageSize`. The
+/// token must be a decision task's of the request's domain.
+fn next_decision_page(
+    core: &mut Core,
+    token: &str,
+    domain: &str,
+    input: &Value,
+) -> SwfResult<Value> {
+    let mut page = core.sched.page_token(token)?;
+    let PageKind::Decision { exec, .. } = &page.kind else {
         return Err(SwfError::validation(
             "Invalid nextPageToken: it does not belong to a decision task",
         ));
+    };
+    if core.execs.get(exec).is_some_and(|ex| ex.domain != domain) {
+        return Err(SwfError::validation(
+            "Invalid nextPageToken: it belongs to a decision task of another domain",
+        ));
     }
+    page.page_size = page_size(input);
     decision_page(core, page)
 }
 

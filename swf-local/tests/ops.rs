@@ -915,3 +915,78 @@ async fn list_and_count_filters_are_mutually_exclusive() {
         .unwrap();
     assert_eq!(n.count, 0);
 }
+
+/// A page token continues the listing of the request that got it: the same domain, status
+/// and filters (another one is refused, not answered with the first query's items), at each
+/// call's own `maximumPageSize`. A decision task's page token serves its own domain only.
+#[tokio::test]
+async fn page_tokens_continue_only_their_own_query() {
+    let env = Env::start(500).await;
+    let c = &env.client;
+    setup(c, "pa", ["60", "120", "60", "30"]).await;
+    setup(c, "pb", ["60", "120", "60", "30"]).await;
+    for name in ["a2", "a3", "a4"] {
+        register_activity(c, "pa", name).send().await.unwrap();
+    }
+    let list = |domain: &str| {
+        c.list_activity_types()
+            .domain(domain)
+            .registration_status(RegistrationStatus::Registered)
+    };
+    let first = list("pa").maximum_page_size(1).send().await.unwrap();
+    let token = first.next_page_token.clone().expect("more types");
+    let names = |out: &aws_sdk_swf::operation::list_activity_types::ListActivityTypesOutput| {
+        out.type_infos
+            .iter()
+            .map(|t| t.activity_type.as_ref().unwrap().name.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&first), ["a2"]);
+
+    // Another domain's listing does not go on from this token.
+    let err = list("pb").next_page_token(&token).send().await.unwrap_err();
+    assert_eq!(code(&err), "ValidationException");
+    assert!(message(&err).contains("other parameters"), "{err:?}");
+    // Nor does the same domain in reverse order.
+    let err = list("pa")
+        .reverse_order(true)
+        .next_page_token(&token)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "ValidationException");
+
+    // The same query goes on, at this call's page size (none: up to 1,000).
+    let rest = list("pa")
+        .reverse_order(false)
+        .next_page_token(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(names(&rest), ["a3", "a4", "act"]);
+    assert!(rest.next_page_token.is_none());
+
+    // A decision task's history pages, at each call's page size, in its own domain only.
+    start_wf(c, "pa", "paged").await;
+    let decision = poll_decision(c, "pa", TL)
+        .maximum_page_size(1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(decision.events.len(), 1);
+    let token = decision.next_page_token.clone().expect("more events");
+    let err = poll_decision(c, "pb", TL)
+        .next_page_token(&token)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "ValidationException");
+    assert!(message(&err).contains("another domain"), "{err:?}");
+    let next = poll_decision(c, "pa", TL)
+        .next_page_token(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(next.events.len(), 2, "the rest: started, then scheduled");
+    assert!(next.next_page_token.is_none());
+}
