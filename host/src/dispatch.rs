@@ -112,7 +112,10 @@ impl Dispatcher {
                     outcome = run => outcome,
                     _ = self.shutdown.task_over(started) => {
                         tracing::warn!("shutdown grace period over: interrupting the task");
-                        Outcome::failed(reason::SHUTDOWN, "the worker shut down before the task finished; it can be retried at once".to_string())
+                        // The guest's checkpoint, as SWF gives it with a heartbeat timeout,
+                        // so the decider can schedule the task again from there.
+                        let details = pump.latest_details().unwrap_or_else(|| "the worker shut down before the task finished; it can be retried at once".to_string());
+                        Outcome::failed(reason::SHUTDOWN, details)
                     }
                     _ = tokio::time::sleep(backstop) => Outcome::failed(reason::TIMEOUT, format!("the task ran past timeout_s + 30 s ({backstop:?})")),
                 };
@@ -518,6 +521,59 @@ mod tests {
         handle(&d, "echo").await;
         assert_eq!(fake.answer_attempts(), 4, "the fallback is tried once");
         assert_eq!(fake.responses().len(), 1);
+    }
+
+    /// Beats with each of its details in turn, a second apart, then runs until dropped.
+    struct Checkpoints(Vec<&'static str>);
+    impl Runner for Checkpoints {
+        fn run(
+            self: Arc<Self>,
+            _t: ActivityTask,
+            _s: Arc<ActivitySettings>,
+            hb: HeartbeatHandle,
+        ) -> BoxFuture<'static, Outcome> {
+            Box::pin(async move {
+                for details in &self.0 {
+                    hb.beat(Some(details.to_string()));
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                futures::future::pending().await
+            })
+        }
+    }
+
+    /// A task interrupted by the shutdown is failed with the guest's latest heartbeat
+    /// details, its checkpoint, whether they were recorded yet or still waiting for the
+    /// throttle; a guest that never gave any gets a sentence saying what happened.
+    #[tokio::test(start_paused = true)]
+    async fn a_task_interrupted_by_the_shutdown_fails_with_its_checkpoint() {
+        for (beats, expected) in [
+            (vec!["step 1"], "step 1"),
+            (vec!["step 1", "step 2"], "step 2"),
+            (vec![], "the worker shut down before the task finished"),
+        ] {
+            let fake = Arc::new(FakeSwf::default());
+            let runner: Arc<dyn Runner> = Arc::new(Checkpoints(beats.clone()));
+            let d = dispatcher(&fake, vec![("work@1", runner)]);
+            let h = tokio::spawn({
+                let d = d.clone();
+                async move { handle(&d, "work").await }
+            });
+            if !beats.is_empty() {
+                fake.wait_heartbeats(1).await;
+            }
+            // Past the beats, within the first throttle interval: "step 2" is not sent yet.
+            tokio::time::sleep(Duration::from_millis(beats.len() as u64 * 1000 + 500)).await;
+            assert!(fake.heartbeat_details().len() <= 1);
+            d.shutdown.initiate();
+            h.await.unwrap();
+            let r = fake.responses();
+            let [(_, Response::Failed(reason, Some(details)))] = &r[..] else {
+                panic!("{r:?}")
+            };
+            assert_eq!(reason, reason::SHUTDOWN);
+            assert!(details.starts_with(expected), "{details}");
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -148,11 +148,24 @@ pub fn truncate_chars(s: &str, max: usize) -> Option<&str> {
 struct Shared {
     /// Details of the latest beat not yet sent (`Some(None)`: a beat without details).
     pending: Mutex<Option<Option<String>>>,
+    /// Details of the latest beat the pump took to send (a copy made at most once per
+    /// interval): with `pending`, the guest's latest details, for a task that must be
+    /// answered before it finishes.
+    taken: Mutex<Option<Option<String>>>,
     wake: Notify,
     /// Cancel requested, or the task is gone.
     cancel: AtomicBool,
     gone: AtomicBool,
     pump: Mutex<PumpState>,
+}
+
+impl Shared {
+    /// Takes the pending details to send, keeping a copy as the latest taken.
+    fn take_pending(&self) -> Option<Option<String>> {
+        let details = self.pending.lock().unwrap().take()?;
+        *self.taken.lock().unwrap() = Some(details.clone());
+        Some(details)
+    }
 }
 
 enum PumpState {
@@ -261,6 +274,7 @@ impl HeartbeatPump {
         });
         let shared = Arc::new(Shared {
             pending: Mutex::new(None),
+            taken: Mutex::new(None),
             wake: Notify::new(),
             cancel: AtomicBool::new(false),
             gone: AtomicBool::new(false),
@@ -273,6 +287,16 @@ impl HeartbeatPump {
 
     pub fn handle(&self) -> TaskHeartbeat {
         self.beat.clone()
+    }
+
+    /// The details of the guest's latest heartbeat (its checkpoint), recorded or not;
+    /// `None` if it never beat with details.
+    pub fn latest_details(&self) -> Option<String> {
+        let shared = &self.beat.shared;
+        let pending = shared.pending.lock().unwrap().clone();
+        pending
+            .or_else(|| shared.taken.lock().unwrap().clone())
+            .flatten()
     }
 
     /// Stops the pump after flushing details still pending; call before responding. If
@@ -348,7 +372,7 @@ impl Pump {
                     }
                 }
             }
-            let Some(details) = shared.pending.lock().unwrap().take() else {
+            let Some(details) = shared.take_pending() else {
                 continue;
             };
             match self.send(&shared, details, false).await {
@@ -358,7 +382,7 @@ impl Pump {
             last_sent = Some(Instant::now());
         }
         // Finishing: the latest details go out before the response, if SWF takes them soon.
-        let pending = shared.pending.lock().unwrap().take();
+        let pending = shared.take_pending();
         if let Some(details) = pending {
             let flush = self.send(&shared, details, true);
             if tokio::time::timeout(FINAL_FLUSH, flush).await.is_err() {
@@ -433,7 +457,7 @@ impl Pump {
                         }
                     }
                     // Details the guest gave meanwhile replace the ones being retried.
-                    if let Some(newer) = shared.pending.lock().unwrap().take() {
+                    if let Some(newer) = shared.take_pending() {
                         details = newer;
                     }
                     delay = (delay * 2).min(Duration::from_secs(5));

@@ -458,7 +458,8 @@ async fn missing_credentials_are_named_not_called_an_outage() {
 }
 
 /// SIGTERM with 20 tasks in flight: the short ones complete, the long ones are answered
-/// swasm.Shutdown after the grace period, and the process exits 0.
+/// swasm.Shutdown after the grace period, with their latest heartbeat details, and the
+/// process exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_answers_everything_in_flight() {
     let scenario = Scenario::start("sigterm", &[("countdown@1", None)]).await;
@@ -508,7 +509,14 @@ async fn sigterm_answers_everything_in_flight() {
             "{closed:?}"
         );
         match &closed[&format!("long{i}")][..] {
-            [Closed::Failed { reason, .. }] => assert_eq!(reason, "swasm.Shutdown"),
+            // With the countdown's latest progress, its checkpoint.
+            [Closed::Failed { reason, details }] => {
+                assert_eq!(reason, "swasm.Shutdown");
+                assert!(
+                    details.starts_with("{\"step\":") && details.ends_with(",\"of\":1000}"),
+                    "long{i}: {details}"
+                );
+            }
             other => panic!("long{i}: {other:?}"),
         }
     }
