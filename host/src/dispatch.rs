@@ -76,6 +76,9 @@ impl Dispatcher {
             activity_id = %t.activity_id,
             activity_type = %t.activity_type,
             workflow_id = %t.workflow_id,
+            // Which build of the plugin ran it (filled in by the runner): after a hot swap,
+            // the lines of a task say whether the old file or the new one served it.
+            plugin_sha256 = tracing::field::Empty,
         );
         self.handle_inner(polled, counts).instrument(span).await
     }

@@ -286,6 +286,29 @@ async fn long_task_finishes_on_the_old_code() {
         }
         other => panic!("expected the old code's cancel, got {other:?}"),
     }
+    // Each task's lines name the build that served it.
+    let build = |file: &str| {
+        use sha2::Digest;
+        format!(
+            "plugin_sha256={}",
+            &hex::encode(sha2::Sha256::digest(read(file)))[..12]
+        )
+    };
+    let line = |activity: &str, what: &str| {
+        let logs = host.logs();
+        logs.lines()
+            .find(|l| l.contains(&format!("activity_id={activity} ")) && l.contains(what))
+            .unwrap_or_else(|| panic!("no '{what}' line for {activity}:\n{logs}"))
+            .to_string()
+    };
+    wait_log(&host, &["task canceled"], 1).await;
+    for (activity, what, file) in [
+        ("old", "task canceled", "countdown@1.wasm"),
+        ("new", "task completed", "echo-b.wasm"),
+    ] {
+        let line = line(activity, what);
+        assert!(line.contains(&build(file)), "{file}: {line}");
+    }
 }
 
 async fn plugin_counter(metrics_url: &str, name: &str) -> Option<f64> {
