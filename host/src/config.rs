@@ -472,6 +472,69 @@ impl Config {
                 }
             }
         }
+        self.check_writable_grants()
+    }
+
+    /// Read-write `dirs` grants that contain, or lie inside, a directory whose contents the
+    /// host runs: the compiled-code cache (native code, loaded after a plain checksum that
+    /// lies beside it) or a plugin dir (components it serves, with whatever grants their
+    /// type has). A guest that can write there can run code of its choice outside its
+    /// sandbox. Paths are compared as written (made absolute) and canonical, so neither a
+    /// symlink nor `..` hides an overlap; a dir that does not exist yet (a cache made at
+    /// first use) is compared by its nearest existing ancestor. Read-only grants are fine.
+    fn check_writable_grants(&self) -> Result<(), Invalid> {
+        let mut guarded: Vec<(String, &str, PathBuf)> = Vec::new();
+        if let Some(cache) = self.cache.dir() {
+            guarded.push((
+                "the compiled-code cache dir ([cache] dir)".into(),
+                "native code there that the host would load and run outside any sandbox",
+                cache,
+            ));
+        }
+        for tl in &self.task_lists {
+            guarded.push((
+                format!("the plugin_dir of task list {:?}", tl.name),
+                "a component there that the host would serve, in place of the code of any \
+                 type and with that type's grants",
+                tl.plugin_dir.clone(),
+            ));
+        }
+        for (key, activity) in &self.activities {
+            for (i, grant) in activity.dirs.iter().enumerate() {
+                if grant.read_only {
+                    continue;
+                }
+                let grant_forms = path_forms(&grant.host);
+                for (what, planted, dir) in &guarded {
+                    let dir_forms = path_forms(dir);
+                    let pairs = || {
+                        grant_forms
+                            .iter()
+                            .flat_map(|g| dir_forms.iter().map(move |d| (g, d)))
+                    };
+                    let relation = if pairs().any(|(g, d)| g == d) {
+                        "is"
+                    } else if pairs().any(|(g, d)| d.starts_with(g)) {
+                        "contains"
+                    } else if pairs().any(|(g, d)| g.starts_with(d)) {
+                        "lies inside"
+                    } else {
+                        continue;
+                    };
+                    return Err(KeyPath::root("activity")
+                        .key(key)
+                        .key("dirs")
+                        .index(i)
+                        .invalid(format!(
+                            "the read-write grant of {} {relation} {what}, {}: a guest could \
+                             write {planted}; grant it with read_only = true, or grant a \
+                             directory apart from it",
+                            shown(&grant_forms),
+                            shown(&dir_forms),
+                        )));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -845,6 +908,59 @@ fn check_registration(at: &KeyPath, timeouts: [Option<u64>; 4]) -> Result<(), In
         }
     }
     Ok(())
+}
+
+/// `path` as written, made absolute without following links (`..` taken away
+/// lexically), and canonical (links followed; the part that does not exist yet appended to
+/// its nearest existing ancestor): the two names a grant or a guarded dir may go by.
+fn path_forms(path: &Path) -> Vec<PathBuf> {
+    use std::path::Component;
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(path)
+    };
+    let mut lexical = PathBuf::new();
+    for part in absolute.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                lexical.pop();
+            }
+            other => lexical.push(other),
+        }
+    }
+    let mut existing = lexical.as_path();
+    let mut rest = Vec::new();
+    let canonical = loop {
+        if let Ok(found) = existing.canonicalize() {
+            break rest
+                .iter()
+                .rev()
+                .fold(found, |path: PathBuf, part| path.join(part));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => break lexical.clone(),
+        }
+    };
+    if canonical == lexical {
+        vec![lexical]
+    } else {
+        vec![lexical, canonical]
+    }
+}
+
+/// [`path_forms`] for an error: the path, and where it leads when that differs.
+fn shown(forms: &[PathBuf]) -> String {
+    match forms {
+        [written, canonical] => format!("{} (= {})", written.display(), canonical.display()),
+        [one, ..] => one.display().to_string(),
+        [] => String::new(),
+    }
 }
 
 fn check_len(value: &str, min: usize, max: usize) -> Result<(), String> {
