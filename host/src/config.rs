@@ -245,8 +245,13 @@ impl Config {
 
     /// Parses config text as if read from `path` (relative paths resolve against its dir).
     pub fn parse(text: &str, path: &Path) -> Result<Config> {
-        let mut config: Config = toml::from_str(text)
-            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
+        let mut config: Config = toml::from_str(text).map_err(|e| {
+            let message = format!("{}: {}", path.display(), e.to_string().trim_end());
+            match parse_hint(text, &e) {
+                Some(hint) => anyhow::anyhow!("{message}\nhint: {hint}"),
+                None => anyhow::anyhow!(message),
+            }
+        })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let base = if base.as_os_str().is_empty() {
             PathBuf::from(".")
@@ -961,6 +966,65 @@ fn shown(forms: &[PathBuf]) -> String {
         [one, ..] => one.display().to_string(),
         [] => String::new(),
     }
+}
+
+/// How to fix the two parse errors a new user meets first, whose toml message says what is
+/// wrong but not what to write: `[task_list]` with one pair of brackets ("invalid type: map,
+/// expected a sequence") and an `[activity.echo@1]` key without quotes ("invalid unquoted
+/// key"). `None` for any other error.
+fn parse_hint(text: &str, error: &toml::de::Error) -> Option<String> {
+    let span = error.span()?;
+    let message = error.message();
+    if message.starts_with("invalid type: map, expected a sequence") {
+        // The span is the header of the table that should have been an array entry.
+        let header = text.get(span)?.trim();
+        let name = header.strip_prefix('[')?.strip_suffix(']')?.trim();
+        if name.starts_with('[') || name.is_empty() {
+            return None;
+        }
+        return Some(format!(
+            "write [[{name}]] (two pairs of brackets): each [[{name}]] table is one entry of a list"
+        ));
+    }
+    if message.starts_with("invalid unquoted key") {
+        let at = span.start.min(text.len());
+        let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+        let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+        let line = text[start..end].trim_end_matches('\r');
+        let at = at - start;
+        let trimmed = line.trim();
+        // A table header `[activity.echo@1.2]`: the whole `name@version` is one key, dots
+        // and all.
+        if let Some(rest) = trimmed
+            .strip_prefix("[activity.")
+            .and_then(|r| r.strip_suffix(']'))
+            && !rest.starts_with('"')
+        {
+            return Some(format!(
+                "quote a key with characters other than letters, digits, '-' and '_': \
+                 [activity.\"{}\"]",
+                rest.trim()
+            ));
+        }
+        // Elsewhere, the bare key around the error: `echo@1.timeout_s = 5`.
+        let stop = |c: char| matches!(c, '.' | '[' | ']' | '=' | '"' | '\'' | ' ' | '\t');
+        let key_start = line[..at].rfind(stop).map_or(0, |i| i + 1);
+        let key_end = line[at..].find(stop).map_or(line.len(), |i| at + i);
+        if key_start >= key_end {
+            return None;
+        }
+        let quoted = format!(
+            "{}\"{}\"{}",
+            &line[..key_start],
+            &line[key_start..key_end],
+            &line[key_end..]
+        );
+        return Some(format!(
+            "quote a key with characters other than letters, digits, '-' and '_': {}",
+            quoted.trim()
+        ));
+    }
+    None
 }
 
 fn check_len(value: &str, min: usize, max: usize) -> Result<(), String> {

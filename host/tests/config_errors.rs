@@ -401,3 +401,54 @@ fn read_write_grants_of_code_the_host_runs_are_refused() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&home_cache);
 }
+
+/// The two parse errors a new user meets first keep toml's message and location, and say
+/// what to write: `[task_list]` with one pair of brackets, and an `[activity]` key with
+/// `@` (or a dotted version) not in quotes.
+#[test]
+fn parse_errors_of_new_users_say_what_to_write() {
+    let dir = temp_dir("hints");
+    let path = dir.join("swasm.toml");
+    let head = "[swf]\ndomain = \"d\"\n\n";
+    let tl = "[[task_list]]\nname = \"tl\"\nplugin_dir = \"p\"\n\n";
+    for (text, location, message, hint) in [
+        (
+            format!("{head}[task_list]\nname = \"tl\"\nplugin_dir = \"p\"\n"),
+            "line 4, column 1",
+            "invalid type: map, expected a sequence",
+            "hint: write [[task_list]] (two pairs of brackets)",
+        ),
+        (
+            format!("{head}{tl}[activity.echo@1]\ntimeout_s = 5\n"),
+            "line 8, column 15",
+            "invalid unquoted key",
+            "hint: quote a key with characters other than letters, digits, '-' and '_': [activity.\"echo@1\"]",
+        ),
+        (
+            format!("{head}{tl}[activity.resize@1.2]\ntimeout_s = 5\n"),
+            "line 8, column 17",
+            "invalid unquoted key",
+            "[activity.\"resize@1.2\"]",
+        ),
+        (
+            format!("{head}{tl}[activity]\necho@1.timeout_s = 5\n"),
+            "line 9, column 5",
+            "invalid unquoted key",
+            "hint: quote a key with characters other than letters, digits, '-' and '_': \"echo@1\".timeout_s = 5",
+        ),
+    ] {
+        let error = format!("{:#}", Config::parse(&text, &path).unwrap_err());
+        assert!(
+            error.starts_with(&format!("{}: TOML parse error at {location}", path.display())),
+            "{error}"
+        );
+        assert!(error.contains(message), "{error}");
+        assert!(error.contains(hint), "{hint:?} in {error}");
+    }
+    // Other parse errors get no hint.
+    let error = format!(
+        "{:#}",
+        Config::parse(&format!("{head}{tl}[swf]\n"), &path).unwrap_err()
+    );
+    assert!(!error.contains("hint:"), "{error}");
+}
