@@ -685,6 +685,36 @@ impl Config {
         table.by_type.get(ty).unwrap_or(&table.default).clone()
     }
 
+    /// What to say when `ty` starts serving from `file` without an
+    /// `[activity."name@version"]` table of its own while other versions of its name have
+    /// one: it runs with `[defaults]` only (no env, dirs or allowed_hosts, the default
+    /// limits and registration defaults), which a version dropped in beside a configured
+    /// one seldom means. `None` when `ty` has a table, or no version of its name has.
+    pub fn unconfigured_version_warning(&self, ty: &ActivityType, file: &Path) -> Option<String> {
+        let mut others = Vec::new();
+        for key in self.activities.keys() {
+            match ActivityType::parse(key) {
+                Some(t) if t == *ty => return None,
+                Some(t) if t.name == ty.name => others.push(format!("[activity.{key:?}]")),
+                _ => {}
+            }
+        }
+        if others.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "{}: {ty} has no [activity.\"{ty}\"] table in {}, so it runs with [defaults] only \
+             (no env, dirs or allowed_hosts; the default limits; and, if it is registered now, \
+             [defaults]' registration timeouts, which SWF never changes), while {} sets \
+             another version of {}: if {ty} needs the same, copy that table as \
+             [activity.\"{ty}\"] and restart swasm (the config is read at start only)",
+            file.display(),
+            self.source.display(),
+            others.join(", "),
+            ty.name,
+        ))
+    }
+
     /// One activity's table over `[defaults]`.
     fn merge(&self, a: &ActivityConfig) -> ActivitySettings {
         let d = &self.defaults;

@@ -471,3 +471,47 @@ fn invoke_cuts_failure_details_to_what_swf_accepts() {
     );
     assert_eq!(details.chars().count(), 32768);
 }
+
+/// `swasm plugins` (and so `swasm register`, which loads files the same way) warns about a
+/// version without the `[activity]` table another version of its name has: it would serve,
+/// and be registered, with `[defaults]` only. Once per type, naming the file and the table.
+#[test]
+fn plugins_warns_about_a_version_without_its_names_table() {
+    let dir = std::env::temp_dir().join(format!("swasm-tools-versions-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for (sub, name) in [
+        ("a", "envread@1.wasm"),
+        ("a", "envread@2.wasm"),
+        ("b", "envread@2.wasm"),
+        ("a", "echo@1.wasm"),
+    ] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+        std::fs::copy(example("echo@1.wasm"), dir.join(sub).join(name)).unwrap();
+    }
+    let cfg = dir.join("swasm.toml");
+    std::fs::write(
+        &cfg,
+        "[swf]\ndomain = \"d\"\n[[task_list]]\nname = \"a\"\nplugin_dir = \"a\"\n\
+         [[task_list]]\nname = \"b\"\nplugin_dir = \"b\"\n[cache]\ndir = \"cache\"\n\
+         [activity.\"envread@1\"]\nenv = { GREETING = \"hello\" }\n",
+    )
+    .unwrap();
+    let o = swasm(&["plugins", "--config", path(&cfg)]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("has no [activity."))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    let file = dir.canonicalize().unwrap().join("a/envread@2.wasm");
+    assert!(
+        warnings[0].contains(&format!(
+            "{}: envread@2 has no [activity.\"envread@2\"] table in {}",
+            file.display(),
+            cfg.display()
+        )) && warnings[0].contains("[activity.\"envread@1\"] sets another version of envread"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -229,12 +229,16 @@ pub struct FileReport {
 }
 
 /// Looks at every file of every plugin dir of `config` and tries to load it (using and
-/// filling the compiled-code cache), without serving anything.
+/// filling the compiled-code cache), without serving anything. Logs, once per type, a
+/// version that loads without the `[activity]` table another version of its name has
+/// ([`Config::unconfigured_version_warning`]).
 pub async fn inspect(config: &Config, runtime: &Arc<Runtime>) -> Result<Vec<FileReport>> {
     let cache = Cache::from_config(&config.cache);
     let stats = RegistryStats::default();
     let mapped = mapped_files(config);
     let mut reports = Vec::new();
+    // Types warned about as a version without its name's `[activity]` table: once each.
+    let mut warned = std::collections::HashSet::new();
     for tl in &config.task_lists {
         let (dir, entries) = match list_dir(&tl.plugin_dir, &mapped) {
             Ok(listed) => listed,
@@ -251,9 +255,10 @@ pub async fn inspect(config: &Config, runtime: &Arc<Runtime>) -> Result<Vec<File
             }
         };
         for entry in entries {
+            let path = dir.join(&entry.file_name);
             let mut report = FileReport {
                 task_list: tl.name.clone(),
-                path: dir.join(&entry.file_name),
+                path: path.clone(),
                 types: entry.types.clone(),
                 size: entry.stamp.size,
                 hash: None,
@@ -275,6 +280,13 @@ pub async fn inspect(config: &Config, runtime: &Arc<Runtime>) -> Result<Vec<File
                                 .collect();
                             if !unfit.is_empty() {
                                 report.error = Some(unfit.join("; "));
+                            }
+                            for ty in &entry.types {
+                                if let Some(warning) = config.unconfigured_version_warning(ty, &path)
+                                    && warned.insert(ty.clone())
+                                {
+                                    tracing::warn!(activity_type = %ty, "{warning}");
+                                }
                             }
                         }
                         Err(e) => report.error = Some(e.to_string()),
