@@ -155,6 +155,10 @@ pub async fn load_files(config: &Config) -> Result<Loaded> {
     let mut types = Vec::new();
     // `inspect` reports the task lists in the config's order.
     for file in crate::registry::inspect(config, &runtime).await? {
+        if file.ignored.is_some() {
+            // Not a plugin by its name (`readme.txt`, `echo@1.wasm.bak`): nothing to register.
+            continue;
+        }
         match file.error {
             None => {
                 for ty in file.types {
