@@ -312,7 +312,13 @@ fn read_write_grants_of_code_the_host_runs_are_refused() {
     for (grant, named, relation, what, guarded) in [
         (".", "", "contains", cache, "cache"),
         ("cache", "cache", "is", cache, "cache"),
-        ("plugins", "plugins", "contains", plugin_dir, "plugins/images"),
+        (
+            "plugins",
+            "plugins",
+            "contains",
+            plugin_dir,
+            "plugins/images",
+        ),
         ("link", "link", "is", plugin_dir, "plugins/images"),
         (
             "data/../plugins/images",
@@ -386,9 +392,18 @@ fn read_write_grants_of_code_the_host_runs_are_refused() {
     // grant of the cache dir with the cache off, all load.
     for (grant, cache) in [
         ("{ host = \".\", guest = \"/all\" }", cache_dir),
-        ("{ host = \"plugins/images\", guest = \"/p\", read_only = true }", cache_dir),
-        ("{ host = \"cache\", guest = \"/c\", read_only = true }", cache_dir),
-        ("{ host = \"data\", guest = \"/rw\", read_only = false }", cache_dir),
+        (
+            "{ host = \"plugins/images\", guest = \"/p\", read_only = true }",
+            cache_dir,
+        ),
+        (
+            "{ host = \"cache\", guest = \"/c\", read_only = true }",
+            cache_dir,
+        ),
+        (
+            "{ host = \"data\", guest = \"/rw\", read_only = false }",
+            cache_dir,
+        ),
         (
             "{ host = \"cache\", guest = \"/rw\", read_only = false }",
             "dir = \"cache\"\nenabled = false",
@@ -439,7 +454,10 @@ fn parse_errors_of_new_users_say_what_to_write() {
     ] {
         let error = format!("{:#}", Config::parse(&text, &path).unwrap_err());
         assert!(
-            error.starts_with(&format!("{}: TOML parse error at {location}", path.display())),
+            error.starts_with(&format!(
+                "{}: TOML parse error at {location}",
+                path.display()
+            )),
             "{error}"
         );
         assert!(error.contains(message), "{error}");

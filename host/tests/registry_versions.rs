@@ -63,7 +63,11 @@ async fn a_version_without_the_table_another_version_has_is_warned_about_once() 
     std::fs::create_dir_all(&a).unwrap();
     std::fs::create_dir_all(&b).unwrap();
     let echo = example("echo@1.wasm");
-    for (dir, name) in [(&a, "echo@1.wasm"), (&a, "other@1.wasm"), (&b, "echo@2.wasm")] {
+    for (dir, name) in [
+        (&a, "echo@1.wasm"),
+        (&a, "other@1.wasm"),
+        (&b, "echo@2.wasm"),
+    ] {
         std::fs::copy(&echo, dir.join(name)).unwrap();
     }
     let path = root.join("swasm.toml");
@@ -126,7 +130,11 @@ async fn a_version_without_the_table_another_version_has_is_warned_about_once() 
     })
     .await;
     wait_for("echo@3 swapped on a", Duration::from_secs(30), || {
-        registry.stats().swaps.load(std::sync::atomic::Ordering::Relaxed) >= 1
+        registry
+            .stats()
+            .swaps
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
     })
     .await;
     let echo3 = logs.lines_with("echo@3 has no [activity.");

@@ -560,7 +560,10 @@ fn plugins_lists_the_files_it_ignores_under_a_header() {
             "Echo@2.WASM",
             "IGNORED the name must end in \".wasm\" in lower case: rename it to Echo@2.wasm",
         ),
-        ("echo@1.wasm.bak", "IGNORED the name does not end in \".wasm\""),
+        (
+            "echo@1.wasm.bak",
+            "IGNORED the name does not end in \".wasm\"",
+        ),
         ("README.txt", "IGNORED not a plugin"),
         (".echo@3.wasm.tmp", "IGNORED hidden"),
     ] {
@@ -569,7 +572,10 @@ fn plugins_lists_the_files_it_ignores_under_a_header() {
         assert_eq!(cells[2], "-", "{out}");
         assert!(cells[5].starts_with(why), "{name}: {why:?} in {out}");
     }
-    assert!(!out.contains(".builds"), "directories are not listed: {out}");
+    assert!(
+        !out.contains(".builds"),
+        "directories are not listed: {out}"
+    );
     // The ignored files come after the plugins.
     assert!(lines[1].contains("/echo@1.wasm\t"), "{out}");
 
@@ -585,7 +591,10 @@ fn plugins_lists_the_files_it_ignores_under_a_header() {
         k.sort();
         k
     };
-    assert!(objects.iter().all(|o| keys(o) == keys(&objects[0])), "{objects:#?}");
+    assert!(
+        objects.iter().all(|o| keys(o) == keys(&objects[0])),
+        "{objects:#?}"
+    );
     assert!(objects[0]["ignored"].is_null() && objects[0]["error"].is_null());
     let bak = objects
         .iter()

@@ -241,7 +241,8 @@ async fn run_register_registers_only_files_that_load() {
 /// are not warned about.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registering_a_type_that_never_times_out_is_warned_about() {
-    const WARNING: &str = "registered with no start-to-close, schedule-to-close or heartbeat timeout";
+    const WARNING: &str =
+        "registered with no start-to-close, schedule-to-close or heartbeat timeout";
     let swf_local = LocalSwf::start();
     let mut config = HostConfig::new(
         &swf_local.url,

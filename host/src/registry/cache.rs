@@ -488,11 +488,7 @@ mod tests {
             (0o1777, true),
         ] {
             set_mode(&root, bits);
-            assert_eq!(
-                Cache::from_config(&config).is_some(),
-                used,
-                "mode {bits:o}"
-            );
+            assert_eq!(Cache::from_config(&config).is_some(), used, "mode {bits:o}");
         }
         set_mode(&root, 0o755);
         if can_chown() {

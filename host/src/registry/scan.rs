@@ -333,7 +333,8 @@ pub async fn inspect(config: &Config, runtime: &Arc<Runtime>) -> Result<Vec<File
                                 report.error = Some(unfit.join("; "));
                             }
                             for ty in &entry.types {
-                                if let Some(warning) = config.unconfigured_version_warning(ty, &path)
+                                if let Some(warning) =
+                                    config.unconfigured_version_warning(ty, &path)
                                     && warned.insert(ty.clone())
                                 {
                                     tracing::warn!(activity_type = %ty, "{warning}");
