@@ -245,8 +245,13 @@ impl Config {
 
     /// Parses config text as if read from `path` (relative paths resolve against its dir).
     pub fn parse(text: &str, path: &Path) -> Result<Config> {
-        let mut config: Config = toml::from_str(text)
-            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
+        let mut config: Config = toml::from_str(text).map_err(|e| {
+            let message = format!("{}: {}", path.display(), e.to_string().trim_end());
+            match parse_hint(text, &e) {
+                Some(hint) => anyhow::anyhow!("{message}\nhint: {hint}"),
+                None => anyhow::anyhow!(message),
+            }
+        })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let base = if base.as_os_str().is_empty() {
             PathBuf::from(".")
@@ -472,6 +477,69 @@ impl Config {
                 }
             }
         }
+        self.check_writable_grants()
+    }
+
+    /// Read-write `dirs` grants that contain, or lie inside, a directory whose contents the
+    /// host runs: the compiled-code cache (native code, loaded after a plain checksum that
+    /// lies beside it) or a plugin dir (components it serves, with whatever grants their
+    /// type has). A guest that can write there can run code of its choice outside its
+    /// sandbox. Paths are compared as written (made absolute) and canonical, so neither a
+    /// symlink nor `..` hides an overlap; a dir that does not exist yet (a cache made at
+    /// first use) is compared by its nearest existing ancestor. Read-only grants are fine.
+    fn check_writable_grants(&self) -> Result<(), Invalid> {
+        let mut guarded: Vec<(String, &str, PathBuf)> = Vec::new();
+        if let Some(cache) = self.cache.dir() {
+            guarded.push((
+                "the compiled-code cache dir ([cache] dir)".into(),
+                "native code there that the host would load and run outside any sandbox",
+                cache,
+            ));
+        }
+        for tl in &self.task_lists {
+            guarded.push((
+                format!("the plugin_dir of task list {:?}", tl.name),
+                "a component there that the host would serve, in place of the code of any \
+                 type and with that type's grants",
+                tl.plugin_dir.clone(),
+            ));
+        }
+        for (key, activity) in &self.activities {
+            for (i, grant) in activity.dirs.iter().enumerate() {
+                if grant.read_only {
+                    continue;
+                }
+                let grant_forms = path_forms(&grant.host);
+                for (what, planted, dir) in &guarded {
+                    let dir_forms = path_forms(dir);
+                    let pairs = || {
+                        grant_forms
+                            .iter()
+                            .flat_map(|g| dir_forms.iter().map(move |d| (g, d)))
+                    };
+                    let relation = if pairs().any(|(g, d)| g == d) {
+                        "is"
+                    } else if pairs().any(|(g, d)| d.starts_with(g)) {
+                        "contains"
+                    } else if pairs().any(|(g, d)| g.starts_with(d)) {
+                        "lies inside"
+                    } else {
+                        continue;
+                    };
+                    return Err(KeyPath::root("activity")
+                        .key(key)
+                        .key("dirs")
+                        .index(i)
+                        .invalid(format!(
+                            "the read-write grant of {} {relation} {what}, {}: a guest could \
+                             write {planted}; grant it with read_only = true, or grant a \
+                             directory apart from it",
+                            shown(&grant_forms),
+                            shown(&dir_forms),
+                        )));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -615,6 +683,36 @@ impl Config {
             default: Arc::new(self.merge(&ActivityConfig::default())),
         });
         table.by_type.get(ty).unwrap_or(&table.default).clone()
+    }
+
+    /// What to say when `ty` starts serving from `file` without an
+    /// `[activity."name@version"]` table of its own while other versions of its name have
+    /// one: it runs with `[defaults]` only (no env, dirs or allowed_hosts, the default
+    /// limits and registration defaults), which a version dropped in beside a configured
+    /// one seldom means. `None` when `ty` has a table, or no version of its name has.
+    pub fn unconfigured_version_warning(&self, ty: &ActivityType, file: &Path) -> Option<String> {
+        let mut others = Vec::new();
+        for key in self.activities.keys() {
+            match ActivityType::parse(key) {
+                Some(t) if t == *ty => return None,
+                Some(t) if t.name == ty.name => others.push(format!("[activity.{key:?}]")),
+                _ => {}
+            }
+        }
+        if others.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "{}: {ty} has no [activity.\"{ty}\"] table in {}, so it runs with [defaults] only \
+             (no env, dirs or allowed_hosts; the default limits; and, if it is registered now, \
+             [defaults]' registration timeouts, which SWF never changes), while {} sets \
+             another version of {}: if {ty} needs the same, copy that table as \
+             [activity.\"{ty}\"] and restart swasm (the config is read at start only)",
+            file.display(),
+            self.source.display(),
+            others.join(", "),
+            ty.name,
+        ))
     }
 
     /// One activity's table over `[defaults]`.
@@ -845,6 +943,118 @@ fn check_registration(at: &KeyPath, timeouts: [Option<u64>; 4]) -> Result<(), In
         }
     }
     Ok(())
+}
+
+/// `path` as written, made absolute without following links (`..` taken away
+/// lexically), and canonical (links followed; the part that does not exist yet appended to
+/// its nearest existing ancestor): the two names a grant or a guarded dir may go by.
+fn path_forms(path: &Path) -> Vec<PathBuf> {
+    use std::path::Component;
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(path)
+    };
+    let mut lexical = PathBuf::new();
+    for part in absolute.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                lexical.pop();
+            }
+            other => lexical.push(other),
+        }
+    }
+    let mut existing = lexical.as_path();
+    let mut rest = Vec::new();
+    let canonical = loop {
+        if let Ok(found) = existing.canonicalize() {
+            break rest
+                .iter()
+                .rev()
+                .fold(found, |path: PathBuf, part| path.join(part));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => break lexical.clone(),
+        }
+    };
+    if canonical == lexical {
+        vec![lexical]
+    } else {
+        vec![lexical, canonical]
+    }
+}
+
+/// [`path_forms`] for an error: the path, and where it leads when that differs.
+fn shown(forms: &[PathBuf]) -> String {
+    match forms {
+        [written, canonical] => format!("{} (= {})", written.display(), canonical.display()),
+        [one, ..] => one.display().to_string(),
+        [] => String::new(),
+    }
+}
+
+/// How to fix the two parse errors a new user meets first, whose toml message says what is
+/// wrong but not what to write: `[task_list]` with one pair of brackets ("invalid type: map,
+/// expected a sequence") and an `[activity.echo@1]` key without quotes ("invalid unquoted
+/// key"). `None` for any other error.
+fn parse_hint(text: &str, error: &toml::de::Error) -> Option<String> {
+    let span = error.span()?;
+    let message = error.message();
+    if message.starts_with("invalid type: map, expected a sequence") {
+        // The span is the header of the table that should have been an array entry.
+        let header = text.get(span)?.trim();
+        let name = header.strip_prefix('[')?.strip_suffix(']')?.trim();
+        if name.starts_with('[') || name.is_empty() {
+            return None;
+        }
+        return Some(format!(
+            "write [[{name}]] (two pairs of brackets): each [[{name}]] table is one entry of a list"
+        ));
+    }
+    if message.starts_with("invalid unquoted key") {
+        let at = span.start.min(text.len());
+        let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+        let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+        let line = text[start..end].trim_end_matches('\r');
+        let at = at - start;
+        let trimmed = line.trim();
+        // A table header `[activity.echo@1.2]`: the whole `name@version` is one key, dots
+        // and all.
+        if let Some(rest) = trimmed
+            .strip_prefix("[activity.")
+            .and_then(|r| r.strip_suffix(']'))
+            && !rest.starts_with('"')
+        {
+            return Some(format!(
+                "quote a key with characters other than letters, digits, '-' and '_': \
+                 [activity.\"{}\"]",
+                rest.trim()
+            ));
+        }
+        // Elsewhere, the bare key around the error: `echo@1.timeout_s = 5`.
+        let stop = |c: char| matches!(c, '.' | '[' | ']' | '=' | '"' | '\'' | ' ' | '\t');
+        let key_start = line[..at].rfind(stop).map_or(0, |i| i + 1);
+        let key_end = line[at..].find(stop).map_or(line.len(), |i| at + i);
+        if key_start >= key_end {
+            return None;
+        }
+        let quoted = format!(
+            "{}\"{}\"{}",
+            &line[..key_start],
+            &line[key_start..key_end],
+            &line[key_end..]
+        );
+        return Some(format!(
+            "quote a key with characters other than letters, digits, '-' and '_': {}",
+            quoted.trim()
+        ));
+    }
+    None
 }
 
 fn check_len(value: &str, min: usize, max: usize) -> Result<(), String> {

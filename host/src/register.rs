@@ -155,6 +155,10 @@ pub async fn load_files(config: &Config) -> Result<Loaded> {
     let mut types = Vec::new();
     // `inspect` reports the task lists in the config's order.
     for file in crate::registry::inspect(config, &runtime).await? {
+        if file.ignored.is_some() {
+            // Not a plugin by its name (`readme.txt`, `echo@1.wasm.bak`): nothing to register.
+            continue;
+        }
         match file.error {
             None => {
                 for ty in file.types {
@@ -279,12 +283,32 @@ pub async fn register_type(
         }
     };
     match &status {
+        Status::Registered if never_times_out(wanted) => {
+            tracing::warn!(
+                activity_type = %ty,
+                "registered with no start-to-close, schedule-to-close or heartbeat timeout \
+                 (NONE), which SWF never lets change: a task whose host dies (killed, its \
+                 machine lost) is never timed out, and its workflow waits for it for ever \
+                 unless the decider sets a timeout when it schedules the task. Set \
+                 start_to_close_timeout_s (or heartbeat_timeout_s) in [defaults] or \
+                 [activity.\"{ty}\"], and register the next version"
+            )
+        }
         Status::Conflict(d) => {
             tracing::warn!(activity_type = %ty, differences = %d.join("; "), "activity type already registered with different defaults (bump the version to change them)")
         }
         s => tracing::info!(activity_type = %ty, %task_list, status = ?s, "activity type"),
     }
     Ok(status)
+}
+
+/// Whether a type registered with `defaults` leaves a started task that no host answers
+/// open for ever: with no start-to-close, schedule-to-close or heartbeat timeout, nothing
+/// in SWF ends it (a heartbeat timeout ends it once its host stops heartbeating).
+fn never_times_out(defaults: &Registration) -> bool {
+    defaults.start_to_close_timeout_s.is_none()
+        && defaults.schedule_to_close_timeout_s.is_none()
+        && defaults.heartbeat_timeout_s.is_none()
 }
 
 fn differences(registered: &TypeDefaults, task_list: &str, want: &Registration) -> Vec<String> {

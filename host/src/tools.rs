@@ -286,7 +286,8 @@ pub async fn check(args: CheckArgs) -> Result<ExitCode> {
     })
 }
 
-/// List what the plugin dirs of a config hold and whether each file loads.
+/// List what the plugin dirs of a config hold and whether each file loads; files that are
+/// not plugins by their names are listed as ignored, with why.
 #[derive(Debug, Clone, clap::Args)]
 pub struct PluginsArgs {
     /// The config file (default `swasm.toml`).
@@ -302,21 +303,24 @@ pub async fn plugins(args: PluginsArgs) -> Result<ExitCode> {
     let runtime = Runtime::new(&config)?;
     let reports = crate::registry::inspect(&config, &runtime).await?;
     let all_ok = reports.iter().all(|r| r.error.is_none());
+    if !args.json && !reports.is_empty() {
+        say!("TASK LIST\tFILE\tTYPES\tSIZE\tSHA256\tSTATUS");
+    }
     for r in &reports {
         let types: Vec<String> = r.types.iter().map(|t| t.to_string()).collect();
         if args.json {
             let o = serde_json::json!({
                 "task_list": r.task_list, "file": r.path.to_string_lossy(), "types": types, "size": r.size,
-                "sha256": r.hash, "error": r.error,
+                "sha256": r.hash, "error": r.error, "ignored": r.ignored,
             });
             say!("{o}");
         } else {
             let hash = r.hash.as_deref().map(|h| &h[..12]).unwrap_or("-");
-            let status = r
-                .error
-                .as_deref()
-                .map(|e| format!("ERROR {e}"))
-                .unwrap_or_else(|| "ok".into());
+            let status = match (&r.error, &r.ignored) {
+                (Some(e), _) => format!("ERROR {e}"),
+                (None, Some(why)) => format!("IGNORED {why}"),
+                (None, None) => "ok".into(),
+            };
             let types = if types.is_empty() {
                 "-".to_string()
             } else {
@@ -333,7 +337,7 @@ pub async fn plugins(args: PluginsArgs) -> Result<ExitCode> {
             );
         }
     }
-    if reports.is_empty() && !args.json {
+    if reports.iter().all(|r| r.ignored.is_some()) && !args.json {
         say!(
             "no .wasm files in the plugin dirs of {}",
             args.config.display()

@@ -282,3 +282,191 @@ fn a_bad_region_flag_is_refused() {
             .is_ok()
     );
 }
+
+/// A read-write `dirs` grant that holds, is, or lies inside the compiled-code cache dir or
+/// a plugin dir would let a guest put native code or a plugin where the host runs it:
+/// refused at load, naming the file, the line, the table and both paths, however the
+/// overlap is spelled (a symlink, `..`). Read-only grants of them are fine, and so is any
+/// grant of the cache dir when the cache is off.
+#[test]
+fn read_write_grants_of_code_the_host_runs_are_refused() {
+    let dir = temp_dir("rw-grants");
+    for d in ["plugins/images", "cache", "data", "secrets"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    std::os::unix::fs::symlink(dir.join("plugins/images"), dir.join("link")).unwrap();
+    let path = dir.join("swasm.toml");
+    let file = path.display().to_string();
+    let config = |grant: &str, cache: &str| {
+        format!(
+            "[swf]\ndomain = \"d\"\n\n[[task_list]]\nname = \"images\"\nplugin_dir = \"plugins/images\"\n\n\
+             [cache]\n{cache}\n\n[activity.\"resize@2\"]\nmemory_mb = 64\ndirs = [\n  \
+             {{ host = \"secrets\", guest = \"/secrets\" }},\n  {grant},\n]\n"
+        )
+    };
+    let cache_dir = "dir = \"cache\"";
+    let canonical = |p: &str| dir.join(p).canonicalize().unwrap().display().to_string();
+    let plugin_dir = "the plugin_dir of task list \"images\"";
+    let cache = "the compiled-code cache dir ([cache] dir)";
+    // (grant, the grant as the error names it, how it overlaps, what, that dir)
+    for (grant, named, relation, what, guarded) in [
+        (".", "", "contains", cache, "cache"),
+        ("cache", "cache", "is", cache, "cache"),
+        (
+            "plugins",
+            "plugins",
+            "contains",
+            plugin_dir,
+            "plugins/images",
+        ),
+        ("link", "link", "is", plugin_dir, "plugins/images"),
+        (
+            "data/../plugins/images",
+            "plugins/images",
+            "is",
+            plugin_dir,
+            "plugins/images",
+        ),
+    ] {
+        let text = config(
+            &format!("{{ host = \"{grant}\", guest = \"/rw\", read_only = false }}"),
+            cache_dir,
+        );
+        let error = format!("{:#}", Config::parse(&text, &path).unwrap_err());
+        let named = if named.is_empty() {
+            dir.clone()
+        } else {
+            dir.join(named)
+        };
+        let expect = format!(
+            "{file}:15: activity.\"resize@2\".dirs[1]: the read-write grant of {}",
+            named.display()
+        );
+        assert!(error.starts_with(&expect), "{grant}: {expect:?} in {error}");
+        assert!(
+            error.contains(&format!("{relation} {what}, ")) && error.contains(&canonical(guarded)),
+            "{grant}: {error}"
+        );
+        assert!(error.contains("read_only = true"), "{error}");
+    }
+    // Inside the cache dir: the grant's own line, and the cache dir by name.
+    std::fs::create_dir_all(dir.join("cache/wasmtime-x")).unwrap();
+    let text = config(
+        "{ host = \"cache/wasmtime-x\", guest = \"/rw\", read_only = false }",
+        cache_dir,
+    );
+    let error = format!("{:#}", Config::parse(&text, &path).unwrap_err());
+    assert!(
+        error.contains("lies inside the compiled-code cache dir ([cache] dir)"),
+        "{error}"
+    );
+    // The default cache dir counts too, made or not (`swasm plugins` reads the config as
+    // `run` does, in a process of its own with XDG_CACHE_HOME set).
+    let home_cache = temp_dir("rw-grants-xdg");
+    let text = config(
+        &format!(
+            "{{ host = \"{}\", guest = \"/rw\", read_only = false }}",
+            home_cache.display()
+        ),
+        "",
+    );
+    std::fs::write(&path, text).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_swasm"))
+        .args(["plugins", "--config", path.to_str().unwrap()])
+        .env("XDG_CACHE_HOME", &home_cache)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{file}:15: activity.\"resize@2\".dirs[1]: the read-write grant of {} contains \
+             the compiled-code cache dir ([cache] dir), {}",
+            home_cache.display(),
+            home_cache.join("swasm").display()
+        )),
+        "{stderr}"
+    );
+
+    // Read-only grants of the same dirs, a read-write grant elsewhere, and a read-write
+    // grant of the cache dir with the cache off, all load.
+    for (grant, cache) in [
+        ("{ host = \".\", guest = \"/all\" }", cache_dir),
+        (
+            "{ host = \"plugins/images\", guest = \"/p\", read_only = true }",
+            cache_dir,
+        ),
+        (
+            "{ host = \"cache\", guest = \"/c\", read_only = true }",
+            cache_dir,
+        ),
+        (
+            "{ host = \"data\", guest = \"/rw\", read_only = false }",
+            cache_dir,
+        ),
+        (
+            "{ host = \"cache\", guest = \"/rw\", read_only = false }",
+            "dir = \"cache\"\nenabled = false",
+        ),
+    ] {
+        if let Err(e) = Config::parse(&config(grant, cache), &path) {
+            panic!("{grant} refused: {e:#}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&home_cache);
+}
+
+/// The two parse errors a new user meets first keep toml's message and location, and say
+/// what to write: `[task_list]` with one pair of brackets, and an `[activity]` key with
+/// `@` (or a dotted version) not in quotes.
+#[test]
+fn parse_errors_of_new_users_say_what_to_write() {
+    let dir = temp_dir("hints");
+    let path = dir.join("swasm.toml");
+    let head = "[swf]\ndomain = \"d\"\n\n";
+    let tl = "[[task_list]]\nname = \"tl\"\nplugin_dir = \"p\"\n\n";
+    for (text, location, message, hint) in [
+        (
+            format!("{head}[task_list]\nname = \"tl\"\nplugin_dir = \"p\"\n"),
+            "line 4, column 1",
+            "invalid type: map, expected a sequence",
+            "hint: write [[task_list]] (two pairs of brackets)",
+        ),
+        (
+            format!("{head}{tl}[activity.echo@1]\ntimeout_s = 5\n"),
+            "line 8, column 15",
+            "invalid unquoted key",
+            "hint: quote a key with characters other than letters, digits, '-' and '_': [activity.\"echo@1\"]",
+        ),
+        (
+            format!("{head}{tl}[activity.resize@1.2]\ntimeout_s = 5\n"),
+            "line 8, column 17",
+            "invalid unquoted key",
+            "[activity.\"resize@1.2\"]",
+        ),
+        (
+            format!("{head}{tl}[activity]\necho@1.timeout_s = 5\n"),
+            "line 9, column 5",
+            "invalid unquoted key",
+            "hint: quote a key with characters other than letters, digits, '-' and '_': \"echo@1\".timeout_s = 5",
+        ),
+    ] {
+        let error = format!("{:#}", Config::parse(&text, &path).unwrap_err());
+        assert!(
+            error.starts_with(&format!(
+                "{}: TOML parse error at {location}",
+                path.display()
+            )),
+            "{error}"
+        );
+        assert!(error.contains(message), "{error}");
+        assert!(error.contains(hint), "{hint:?} in {error}");
+    }
+    // Other parse errors get no hint.
+    let error = format!(
+        "{:#}",
+        Config::parse(&format!("{head}{tl}[swf]\n"), &path).unwrap_err()
+    );
+    assert!(!error.contains("hint:"), "{error}");
+}

@@ -471,3 +471,141 @@ fn invoke_cuts_failure_details_to_what_swf_accepts() {
     );
     assert_eq!(details.chars().count(), 32768);
 }
+
+/// `swasm plugins` (and so `swasm register`, which loads files the same way) warns about a
+/// version without the `[activity]` table another version of its name has: it would serve,
+/// and be registered, with `[defaults]` only. Once per type, naming the file and the table.
+#[test]
+fn plugins_warns_about_a_version_without_its_names_table() {
+    let dir = std::env::temp_dir().join(format!("swasm-tools-versions-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for (sub, name) in [
+        ("a", "envread@1.wasm"),
+        ("a", "envread@2.wasm"),
+        ("b", "envread@2.wasm"),
+        ("a", "echo@1.wasm"),
+    ] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+        std::fs::copy(example("echo@1.wasm"), dir.join(sub).join(name)).unwrap();
+    }
+    let cfg = dir.join("swasm.toml");
+    std::fs::write(
+        &cfg,
+        "[swf]\ndomain = \"d\"\n[[task_list]]\nname = \"a\"\nplugin_dir = \"a\"\n\
+         [[task_list]]\nname = \"b\"\nplugin_dir = \"b\"\n[cache]\ndir = \"cache\"\n\
+         [activity.\"envread@1\"]\nenv = { GREETING = \"hello\" }\n",
+    )
+    .unwrap();
+    let o = swasm(&["plugins", "--config", path(&cfg)]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("has no [activity."))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    let file = dir.canonicalize().unwrap().join("a/envread@2.wasm");
+    assert!(
+        warnings[0].contains(&format!(
+            "{}: envread@2 has no [activity.\"envread@2\"] table in {}",
+            file.display(),
+            cfg.display()
+        )) && warnings[0].contains("[activity.\"envread@1\"] sets another version of envread"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `swasm plugins` lists, under a header row, the files of a plugin dir it passes over by
+/// their names (not `*.wasm` in lower case, hidden), each with why, instead of leaving them
+/// out silently; they fail nothing. `--json` says the same, one object per file with the
+/// same keys.
+#[test]
+fn plugins_lists_the_files_it_ignores_under_a_header() {
+    let dir = std::env::temp_dir().join(format!("swasm-tools-ignored-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(plugins.join(".builds")).unwrap();
+    for name in [
+        "echo@1.wasm",
+        "Echo@2.WASM",
+        "echo@1.wasm.bak",
+        "README.txt",
+        ".echo@3.wasm.tmp",
+    ] {
+        std::fs::copy(example("echo@1.wasm"), plugins.join(name)).unwrap();
+    }
+    let cfg = dir.join("swasm.toml");
+    std::fs::write(&cfg, "[swf]\ndomain = \"d\"\n[[task_list]]\nname = \"tl\"\nplugin_dir = \"plugins\"\n[cache]\ndir = \"cache\"\n").unwrap();
+    let o = swasm(&["plugins", "--config", path(&cfg)]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0], "TASK LIST\tFILE\tTYPES\tSIZE\tSHA256\tSTATUS",
+        "{out}"
+    );
+    let row = |name: &str| -> Vec<&str> {
+        let suffix = format!("/{name}");
+        lines
+            .iter()
+            .map(|l| l.split('\t').collect::<Vec<_>>())
+            .find(|cells| cells.get(1).is_some_and(|f| f.ends_with(&suffix)))
+            .unwrap_or_else(|| panic!("no row for {name} in {out}"))
+    };
+    assert_eq!(row("echo@1.wasm")[5], "ok", "{out}");
+    assert_eq!(row("echo@1.wasm").len(), 6, "as many cells as the header");
+    for (name, why) in [
+        (
+            "Echo@2.WASM",
+            "IGNORED the name must end in \".wasm\" in lower case: rename it to Echo@2.wasm",
+        ),
+        (
+            "echo@1.wasm.bak",
+            "IGNORED the name does not end in \".wasm\"",
+        ),
+        ("README.txt", "IGNORED not a plugin"),
+        (".echo@3.wasm.tmp", "IGNORED hidden"),
+    ] {
+        let cells = row(name);
+        assert_eq!(cells.len(), 6, "{out}");
+        assert_eq!(cells[2], "-", "{out}");
+        assert!(cells[5].starts_with(why), "{name}: {why:?} in {out}");
+    }
+    assert!(
+        !out.contains(".builds"),
+        "directories are not listed: {out}"
+    );
+    // The ignored files come after the plugins.
+    assert!(lines[1].contains("/echo@1.wasm\t"), "{out}");
+
+    let o = swasm(&["plugins", "--json", "--config", path(&cfg)]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let objects: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(objects.len(), 5, "{objects:#?}");
+    let keys = |v: &serde_json::Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert!(
+        objects.iter().all(|o| keys(o) == keys(&objects[0])),
+        "{objects:#?}"
+    );
+    assert!(objects[0]["ignored"].is_null() && objects[0]["error"].is_null());
+    let bak = objects
+        .iter()
+        .find(|o| o["file"].as_str().unwrap().ends_with("/echo@1.wasm.bak"))
+        .unwrap();
+    assert!(
+        bak["ignored"]
+            .as_str()
+            .unwrap()
+            .starts_with("the name does not end in \".wasm\""),
+        "{bak}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

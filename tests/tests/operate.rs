@@ -234,6 +234,53 @@ async fn run_register_registers_only_files_that_load() {
     );
 }
 
+/// A type registered with no start-to-close, schedule-to-close or heartbeat timeout keeps
+/// the tasks of a host that died open for ever, and SWF never lets that change: `swasm
+/// register` and `swasm run --register` warn as they register one, naming it. A type with
+/// a heartbeat timeout (a dead host stops heartbeating), and a type already registered,
+/// are not warned about.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registering_a_type_that_never_times_out_is_warned_about() {
+    const WARNING: &str =
+        "registered with no start-to-close, schedule-to-close or heartbeat timeout";
+    let swf_local = LocalSwf::start();
+    let mut config = HostConfig::new(
+        &swf_local.url,
+        "notimeout",
+        vec![TaskListSpec::new(
+            "main",
+            &["echo@1.wasm", "countdown@1.wasm"],
+        )],
+    );
+    config.register_domain = true;
+    config.extra = "[activity.\"countdown@1\"]\nheartbeat_timeout_s = 30\n".into();
+    let path = config.write();
+    let path_s = path.to_str().unwrap();
+
+    let (status, out, err) = swasm(&["register", "--config", path_s]);
+    assert!(status.success(), "{out}\n{err}");
+    let warned: Vec<&str> = err.lines().filter(|l| l.contains(WARNING)).collect();
+    assert_eq!(warned.len(), 1, "{err}");
+    assert!(
+        warned[0].contains("echo@1") && warned[0].contains("start_to_close_timeout_s"),
+        "{err}"
+    );
+    let (status, out, err) = swasm(&["register", "--config", path_s]);
+    assert!(status.success(), "{out}\n{err}");
+    assert!(!err.contains(WARNING), "already registered: {err}");
+
+    // `run --register`, in another domain, warns the same way.
+    config.domain = "notimeout-run".into();
+    config.serve_metrics();
+    let path = config.write();
+    let host = Host::start(&path, &["--register"]);
+    wait_ready(&host.metrics_base().await).await;
+    let logs = host.logs();
+    let warned: Vec<&str> = logs.lines().filter(|l| l.contains(WARNING)).collect();
+    assert_eq!(warned.len(), 1, "{logs}");
+    assert!(warned[0].contains("echo@1"), "{logs}");
+}
+
 /// After a scripted run, `/metrics` and `/status` agree with the history.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_and_status_match_the_history() {

@@ -8,14 +8,25 @@
 //! foreign file is recompiled, never handed to `Component::deserialize` (which trusts its
 //! input). wasmtime itself rejects code of an incompatible engine; that is recompiled too.
 //!
+//! The checksum only tells a torn write from a whole one: whoever can write the cache can
+//! write matching code and checksum, and that code runs as the host. So the cache is used
+//! only while the process's own user (or root) owns its directory, the entry's engine
+//! directory and the entry's files, and no other user can write them (group- or
+//! world-writable, but for a directory with the sticky bit, where others' entries are
+//! refused by their owner). A cache dir that fails this is not used at all, with one
+//! warning; the directories and files the cache makes are mode 0755 and 0644.
+//!
 //! The cache has a size limit (`[cache] max_size_mb`). A hit marks its entry used (its
 //! modification time); after each write, the entries used least recently go, in any
 //! engine's directory, until the cache fits again. Code of an older wasmtime or of other
 //! settings is never used again, so it goes first. Removing an entry a loaded plugin came
 //! from is safe: the plugin holds its code in memory.
 
-use std::io::Write;
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 use anyhow::{Context, Result};
@@ -32,12 +43,33 @@ pub(crate) struct Cache {
 }
 
 impl Cache {
-    /// The cache `config` describes, or `None` when caching is off.
+    /// The cache `config` describes, or `None` when caching is off, or when its directory
+    /// exists and another user could write code into it (warned about once).
     pub(crate) fn from_config(config: &CacheConfig) -> Option<Cache> {
+        let root = config.dir()?;
+        if let Ok(meta) = std::fs::metadata(&root)
+            && let Some(why) = untrusted(&root, &meta)
+        {
+            warn_once(&root, &why);
+            return None;
+        }
         Some(Cache {
-            root: config.dir()?,
+            root,
             max_bytes: config.max_bytes(),
         })
+    }
+
+    /// Whether the root and `dir` (an engine directory under it) are safe to take code
+    /// from: the reason when not. Checked at each read and write, not only at start: a
+    /// directory made later, or changed since, is checked as it is now.
+    fn check_dirs(&self, dir: &Path) -> Result<(), String> {
+        for path in [self.root.as_path(), dir] {
+            let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            if let Some(why) = untrusted(path, &meta) {
+                return Err(why);
+            }
+        }
+        Ok(())
     }
 
     /// The entry directory of `compiler`'s engine (`None`: the runtime has no such engine).
@@ -58,14 +90,23 @@ impl Cache {
     /// and a check put off for want of one must not cost the entry.
     pub(crate) fn get(&self, runtime: &Runtime, compiler: Compiler, hash: &str) -> Option<Code> {
         let dir = self.dir(runtime, compiler)?;
-        let (code_path, sum_path) = Self::paths(&dir, hash);
-        let code = std::fs::read(&code_path).ok()?;
-        let Ok(sum) = std::fs::read_to_string(&sum_path) else {
-            // Another writer (a host sharing the cache dir, `swasm plugins`, another task
-            // list with the same file) has renamed the code into place and not yet its
-            // checksum: a miss, and the entry is left to it.
+        if !dir.exists() {
             return None;
+        }
+        if let Err(why) = self.check_dirs(&dir) {
+            warn_once(&dir, &why);
+            return None;
+        }
+        let (code_path, sum_path) = Self::paths(&dir, hash);
+        let trusted = |path: &Path, bytes: Result<Vec<u8>, String>| {
+            bytes.map_err(|why| warn_once(path, &why)).ok()
         };
+        let code = trusted(&code_path, read_trusted(&code_path).ok()?)?;
+        // Another writer (a host sharing the cache dir, `swasm plugins`, another task list
+        // with the same file) has renamed the code into place and not yet its checksum: a
+        // miss, and the entry is left to it.
+        let sum = trusted(&sum_path, read_trusted(&sum_path).ok()?)?;
+        let sum = String::from_utf8_lossy(&sum);
         if sum.trim() != hex::encode(Sha256::digest(&code)) {
             tracing::warn!(entry = %code_path.display(), "compiled-code cache entry fails its checksum; recompiling");
             Self::remove(&dir, hash);
@@ -102,6 +143,18 @@ impl Cache {
         let Some(dir) = self.dir(runtime, compiler) else {
             return;
         };
+        if let Err(e) = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(&dir)
+        {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot write the compiled-code cache");
+            return;
+        }
+        if let Err(why) = self.check_dirs(&dir) {
+            warn_once(&dir, &why);
+            return;
+        }
         match Self::try_put(&dir, hash, code) {
             Ok(written) => self.trim(&written),
             Err(e) => {
@@ -184,7 +237,6 @@ impl Cache {
 
     /// Writes an entry; returns the path of its code.
     fn try_put(dir: &Path, hash: &str, code: &[u8]) -> Result<PathBuf> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let sum = hex::encode(Sha256::digest(code));
         let (code_path, sum_path) = Self::paths(dir, hash);
         write_atomic(&code_path, code)?;
@@ -212,6 +264,58 @@ struct Entry {
     used: SystemTime,
 }
 
+/// Why code under `path` (the cache dir, an engine dir in it, an entry's file) must not be
+/// used, if it must not: it belongs to a user other than the process's (root excepted: it
+/// can replace the host itself), or a user other than its owner can write it (group or
+/// others may write, and it is not a directory with the sticky bit, in which they cannot
+/// rename or remove what is not theirs; what they put there is refused by its owner).
+fn untrusted(path: &Path, meta: &std::fs::Metadata) -> Option<String> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if meta.uid() != euid && meta.uid() != 0 {
+        return Some(format!(
+            "{} belongs to uid {}, not to this process's user (uid {euid}) or root: that user \
+             could put native code there, which the host would run",
+            path.display(),
+            meta.uid()
+        ));
+    }
+    let mode = meta.mode() & 0o7777;
+    let sticky_dir = meta.is_dir() && mode & 0o1000 != 0;
+    if mode & 0o022 != 0 && !sticky_dir {
+        return Some(format!(
+            "{} is writable by its group or by others (mode {mode:o}): they could put native \
+             code there, which the host would run; chmod go-w it",
+            path.display()
+        ));
+    }
+    None
+}
+
+/// The bytes of a file of an entry, opened once (so what is checked is what is read):
+/// `Err` when it cannot be read (missing), `Ok(Err(why))` when it is not to be trusted.
+fn read_trusted(path: &Path) -> std::io::Result<Result<Vec<u8>, String>> {
+    let mut file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if let Some(why) = untrusted(path, &meta) {
+        return Ok(Err(why));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.read_to_end(&mut bytes)?;
+    Ok(Ok(bytes))
+}
+
+/// Paths already warned about as untrusted: each is said once per process, not at every
+/// load (a host re-scanning a plugin dir would repeat it).
+static WARNED: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+
+fn warn_once(path: &Path, why: &str) {
+    let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
+    if warned.insert(path.to_path_buf()) {
+        tracing::warn!(path = %path.display(), "the compiled-code cache is not used: {why}");
+    }
+}
+
 /// Marks an entry used now, so the size limit removes it after entries used less recently.
 /// A failure only makes the entry look older.
 fn mark_used(code_path: &Path) {
@@ -229,7 +333,13 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         rand::random::<u32>()
     ));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        // 0644, not File::create's 0666: under a umask of 002 that would be group-writable,
+        // and the entry would not be trusted.
+        let mut f = std::fs::File::options()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
@@ -341,6 +451,115 @@ mod tests {
         .trim(&kept);
         assert!(!left.exists());
         assert!(writing.exists() && kept.exists());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    fn set_mode(path: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().mode() & 0o7777
+    }
+
+    /// Whether this test may give a file away to another user (only root can).
+    fn can_chown() -> bool {
+        // SAFETY: geteuid has no preconditions.
+        unsafe { libc::geteuid() == 0 }
+    }
+
+    /// A cache dir another user could write is not used at all: its group or others may
+    /// write it (a sticky dir such as /tmp excepted), or it belongs to another user.
+    #[test]
+    fn a_cache_dir_another_user_could_write_is_not_used() {
+        let root = temp_root("dir-modes");
+        std::fs::create_dir_all(&root).unwrap();
+        let config = CacheConfig {
+            dir: Some(root.clone()),
+            ..Default::default()
+        };
+        for (bits, used) in [
+            (0o755, true),
+            (0o700, true),
+            (0o775, false),
+            (0o757, false),
+            (0o777, false),
+            (0o1777, true),
+        ] {
+            set_mode(&root, bits);
+            assert_eq!(Cache::from_config(&config).is_some(), used, "mode {bits:o}");
+        }
+        set_mode(&root, 0o755);
+        if can_chown() {
+            std::os::unix::fs::chown(&root, Some(65534), None).unwrap();
+            assert!(Cache::from_config(&config).is_none(), "another user's dir");
+            std::os::unix::fs::chown(&root, Some(0), None).unwrap();
+            assert!(Cache::from_config(&config).is_some(), "root's own dir");
+        }
+        std::fs::remove_dir_all(&root).unwrap();
+        assert!(
+            Cache::from_config(&config).is_some(),
+            "a dir that is not there yet is made by the first write, 0755"
+        );
+    }
+
+    /// An entry is loaded only while the cache dir, its engine dir and its two files are the
+    /// process's own and no other user can write them, checked at each read: code another
+    /// user could have written (with a checksum to match) is never run, and is left alone.
+    /// Entries are written 0644 in dirs of 0755, so the cache's own pass.
+    #[test]
+    fn an_entry_another_user_could_have_written_is_not_loaded() {
+        let root = temp_root("entry-modes");
+        let rt = crate::runtime::Runtime::with_options(crate::runtime::RuntimeOptions {
+            max_instances: 2,
+            ..Default::default()
+        })
+        .unwrap();
+        let cache = Cache {
+            root: root.clone(),
+            max_bytes: u64::MAX,
+        };
+        let code = rt
+            .compile_in_background(&wat::parse_str("(component)").unwrap())
+            .unwrap();
+        cache.put_code(&rt, Compiler::Cranelift, "h", &code);
+        let loads = || cache.get(&rt, Compiler::Cranelift, "h").is_some();
+        assert!(loads(), "the cache's own entry loads");
+        let dir = cache.dir(&rt, Compiler::Cranelift).unwrap();
+        let (code_path, sum_path) = Cache::paths(&dir, "h");
+        assert_eq!(
+            (mode(&root), mode(&dir), mode(&code_path), mode(&sum_path)),
+            (0o755, 0o755, 0o644, 0o644)
+        );
+        for (path, bits) in [
+            (&root, 0o777),
+            (&dir, 0o775),
+            (&dir, 0o1777),
+            (&code_path, 0o664),
+            (&sum_path, 0o646),
+        ] {
+            let good = mode(path);
+            set_mode(path, bits);
+            let sticky_dir = bits & 0o1000 != 0;
+            assert_eq!(loads(), sticky_dir, "{} mode {bits:o}", path.display());
+            assert!(code_path.exists() && sum_path.exists(), "left alone");
+            set_mode(path, good);
+            assert!(loads(), "{} back to mode {good:o}", path.display());
+        }
+        if can_chown() {
+            for path in [&dir, &code_path, &sum_path] {
+                std::os::unix::fs::chown(path, Some(65534), None).unwrap();
+                assert!(!loads(), "{} belongs to another user", path.display());
+                std::os::unix::fs::chown(path, Some(0), None).unwrap();
+                assert!(loads());
+            }
+        }
+        // Nothing is written into an engine dir others can write.
+        set_mode(&dir, 0o777);
+        cache.put_code(&rt, Compiler::Cranelift, "other", &code);
+        assert!(!Cache::paths(&dir, "other").0.exists());
+        set_mode(&dir, 0o755);
         std::fs::remove_dir_all(&root).unwrap();
     }
 

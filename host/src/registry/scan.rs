@@ -95,7 +95,7 @@ pub(crate) fn list_dir(
         let Ok(file_name) = item.file_name().into_string() else {
             continue;
         };
-        if !file_name.ends_with(".wasm") || file_name.starts_with('.') {
+        if not_a_plugin_name(&file_name).is_some() {
             continue;
         }
         let path = dir.join(&file_name);
@@ -189,6 +189,51 @@ pub(crate) fn list_dir(
     Ok((dir, entries))
 }
 
+/// Why a name in a plugin dir is never looked at as a plugin, if it is not: only visible
+/// `*.wasm` names are (editors and deploy tools write their temp files as `.name`).
+pub(crate) fn not_a_plugin_name(file_name: &str) -> Option<String> {
+    if file_name.starts_with('.') {
+        return Some(
+            "hidden (the name starts with \".\"): temp files of a deploy are named so, and are never served"
+                .into(),
+        );
+    }
+    if file_name.ends_with(".wasm") {
+        return None;
+    }
+    let lower = file_name.to_ascii_lowercase();
+    Some(if lower.ends_with(".wasm") {
+        format!(
+            "the name must end in \".wasm\" in lower case: rename it to {}.wasm",
+            &file_name[..file_name.len() - ".wasm".len()]
+        )
+    } else if lower.contains(".wasm") {
+        "the name does not end in \".wasm\" (a backup or a copy?): only <name>@<version>.wasm files are served".into()
+    } else {
+        "not a plugin: only <name>@<version>.wasm files are served".into()
+    })
+}
+
+/// The files of `dir` (canonical, as [`list_dir`] returned it) that [`list_dir`] passes
+/// over by their names, sorted, each with why: what `swasm plugins` lists as ignored, so a
+/// `Echo@1.WASM` or an `echo@1.wasm.bak` is not silently missing. Directories (`.builds/`)
+/// are not listed.
+pub(crate) fn ignored_files(dir: &Path) -> Vec<(String, String)> {
+    let Ok(read) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut ignored: Vec<(String, String)> = read
+        .flatten()
+        .filter_map(|item| {
+            let name = item.file_name().to_string_lossy().into_owned();
+            let why = not_a_plugin_name(&name)?;
+            (!dir.join(&name).is_dir()).then_some((name, why))
+        })
+        .collect();
+    ignored.sort();
+    ignored
+}
+
 pub(crate) enum Verdict {
     /// The file changed while it was read: look again later.
     Changing,
@@ -226,15 +271,23 @@ pub struct FileReport {
     pub hash: Option<String>,
     /// Why the file does not load, if it does not.
     pub error: Option<String>,
+    /// Why the file is not a plugin by its name (not `*.wasm`, hidden), if it is not: it is
+    /// never loaded, and fails nothing.
+    pub ignored: Option<String>,
 }
 
 /// Looks at every file of every plugin dir of `config` and tries to load it (using and
-/// filling the compiled-code cache), without serving anything.
+/// filling the compiled-code cache), without serving anything; the files each dir holds
+/// that are not plugins by their names come after its plugins, as ignored. Logs, once per
+/// type, a version that loads without the `[activity]` table another version of its name
+/// has ([`Config::unconfigured_version_warning`]).
 pub async fn inspect(config: &Config, runtime: &Arc<Runtime>) -> Result<Vec<FileReport>> {
     let cache = Cache::from_config(&config.cache);
     let stats = RegistryStats::default();
     let mapped = mapped_files(config);
     let mut reports = Vec::new();
+    // Types warned about as a version without its name's `[activity]` table: once each.
+    let mut warned = std::collections::HashSet::new();
     for tl in &config.task_lists {
         let (dir, entries) = match list_dir(&tl.plugin_dir, &mapped) {
             Ok(listed) => listed,
@@ -246,18 +299,21 @@ pub async fn inspect(config: &Config, runtime: &Arc<Runtime>) -> Result<Vec<File
                     size: 0,
                     hash: None,
                     error: Some(format!("plugin_dir cannot be read: {e}")),
+                    ignored: None,
                 });
                 continue;
             }
         };
         for entry in entries {
+            let path = dir.join(&entry.file_name);
             let mut report = FileReport {
                 task_list: tl.name.clone(),
-                path: dir.join(&entry.file_name),
+                path: path.clone(),
                 types: entry.types.clone(),
                 size: entry.stamp.size,
                 hash: None,
                 error: None,
+                ignored: None,
             };
             match examine(&entry).await {
                 Verdict::Changing => report.error = Some("the file is being written".into()),
@@ -276,12 +332,32 @@ pub async fn inspect(config: &Config, runtime: &Arc<Runtime>) -> Result<Vec<File
                             if !unfit.is_empty() {
                                 report.error = Some(unfit.join("; "));
                             }
+                            for ty in &entry.types {
+                                if let Some(warning) =
+                                    config.unconfigured_version_warning(ty, &path)
+                                    && warned.insert(ty.clone())
+                                {
+                                    tracing::warn!(activity_type = %ty, "{warning}");
+                                }
+                            }
                         }
                         Err(e) => report.error = Some(e.to_string()),
                     }
                 }
             }
             reports.push(report);
+        }
+        for (name, why) in ignored_files(&dir) {
+            let path = dir.join(&name);
+            reports.push(FileReport {
+                task_list: tl.name.clone(),
+                size: std::fs::metadata(&path).map_or(0, |m| m.len()),
+                path,
+                types: vec![],
+                hash: None,
+                error: None,
+                ignored: Some(why),
+            });
         }
     }
     Ok(reports)
