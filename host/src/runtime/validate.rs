@@ -8,10 +8,11 @@ use std::time::SystemTime;
 use anyhow::Context;
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre};
 
-use super::ACTIVITY_EXPORT;
+use super::details;
 use super::engine::{Clock, Compiler, Runtime, Tier};
 use super::plugin::{Plugin, RunParams, RunResults};
 use super::sandbox;
+use super::{ACTIVITY_EXPORT, MAX_DETAILS_CHARS};
 use crate::activity::ActivityType;
 
 /// Why bytes cannot be served as a plugin. Callers branch on it only to count rejects; the
@@ -199,6 +200,14 @@ pub(crate) fn is_provided(name: &str) -> bool {
     version_ok && PROVIDED.contains(&iface)
 }
 
+/// `e` as a load error says it: its causes, and the wasm backtrace of a start function that
+/// trapped, in at most [`MAX_DETAILS_CHARS`] characters with each frame's names cut (a
+/// component's names are its author's; see `details`). A load error is logged, and kept for
+/// `/status` until the file loads or goes.
+fn error_text(e: &wasmtime::Error) -> String {
+    details::error_text(e, MAX_DETAILS_CHARS)
+}
+
 /// Names a load error lists at most: a component may have any number of imports and
 /// exports, and the error is one log line (and one `/status` entry).
 const LISTED_NAMES: usize = 10;
@@ -240,7 +249,7 @@ fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
 /// but rejects a complete, invalid one at once (wasmparser's "index out of bounds" is
 /// about the component's own index spaces, not the file).
 fn classify_parse_error(e: &wasmtime::Error, len: usize) -> LoadError {
-    let msg = format!("{e:#}");
+    let msg = error_text(e);
     let at_end = msg.contains("unexpected end")
         || msg.contains("end of file")
         // wasmtime's own check that a module section lies within the file.
@@ -282,7 +291,7 @@ impl Runtime {
                 // then only Cranelift's error is reported: the file is at fault, not Winch.
                 let component = Component::new(&primary.engine, bytes)
                     .map_err(|e| classify_parse_error(&e, bytes.len()))?;
-                tracing::info!(error = %format!("{winch:#}"), "Winch cannot compile this component; compiled it with Cranelift");
+                tracing::info!(error = %error_text(&winch), "Winch cannot compile this component; compiled it with Cranelift");
                 component
             }
             Err(e) => return Err(classify_parse_error(&e, bytes.len())),
@@ -373,7 +382,7 @@ impl Runtime {
         let pre = tier
             .linker
             .instantiate_pre(&component)
-            .map_err(|e| LoadError::Link(format!("{e:#}")))?;
+            .map_err(|e| LoadError::Link(error_text(&e)))?;
         let (run, start_memory_bytes) = self.check_run(tier, &pre)?;
         Ok(Compiled {
             component,
@@ -424,19 +433,19 @@ impl Runtime {
             })?
             .map_err(|e| {
                 if e.is::<wasmtime::PoolConcurrencyLimitError>() {
-                    LoadError::Busy(format!("{e:#}"))
+                    LoadError::Busy(error_text(&e))
                 } else if e.is::<sandbox::DeadlineExceeded>() {
                     // The store's deadline is the load check's, not a task's `timeout_s`.
                     LoadError::Instantiate(format!(
                         "a start function was still running when the load check's {LOAD_CHECK_TIMEOUT:?} limit passed"
                     ))
                 } else {
-                    LoadError::Instantiate(format!("{e:#}"))
+                    LoadError::Instantiate(error_text(&e))
                 }
             })?;
         instance
             .get_typed_func::<RunParams<'_>, RunResults>(&mut store, &run)
-            .map_err(|e| LoadError::WrongSignature(format!("{e:#}")))?;
+            .map_err(|e| LoadError::WrongSignature(error_text(&e)))?;
         Ok((run, store.data().limits.peak))
     }
 
