@@ -288,3 +288,60 @@ fn a_start_function_trap_with_a_huge_name_is_a_bounded_load_error() {
         other => panic!("{:?}", other.err()),
     }
 }
+
+/// A component whose one core module has `items` and an export `run` (of the wrong
+/// signature: these components are refused before it matters).
+fn core_module_component(items: &str) -> Vec<u8> {
+    wat::parse_str(format!(
+        r#"(component
+            (core module $m {items} (func (export "run")))
+            (core instance $i (instantiate $m))
+            (func $run (canon lift (core func $i "run")))
+            (instance $activity (export "run" (func $run)))
+            (export "swasm:activity/activity@0.1.0" (instance $activity)))"#
+    ))
+    .unwrap()
+}
+
+/// The instance pool has no GC heap, where wasmtime keeps GC objects, `externref`s and
+/// exceptions: a component using them could never start, and was reported busy ("every
+/// instance slot is taken") and tried again every 0.5 s for good. It is refused once, when
+/// it compiles, with what it uses named.
+#[test]
+fn a_component_needing_a_gc_heap_is_refused_not_busy() {
+    let rt = runtime(16);
+    for (uses, items, named) in [
+        (
+            "exceptions",
+            r#"(tag $t (param i32))
+               (func (export "f") (result i32)
+                 (block $h (result i32)
+                   (try_table (catch $t $h) (throw $t (i32.const 5)))
+                   (i32.const 0)))"#,
+            "exceptions",
+        ),
+        (
+            "a GC struct",
+            r#"(type $s (struct (field i32)))
+               (func (export "f") (drop (struct.new $s (i32.const 1))))"#,
+            "gc",
+        ),
+        ("an externref table", "(table 1 externref)", "gc"),
+    ] {
+        match rt.compile(&core_module_component(items)) {
+            Err(e @ LoadError::Invalid(_)) => {
+                assert!(!e.is_transient(), "{uses}: {e}");
+                assert!(e.to_string().contains(named), "{uses}: {e}");
+            }
+            other => panic!("{uses}: {:?}", other.err()),
+        }
+    }
+    // Typed function references need no GC heap: this one starts, and is refused only for
+    // its `run`.
+    let typed = r#"(type $t (func)) (func $g) (elem declare func $g)
+                   (func (export "f") (call_ref $t (ref.func $g)))"#;
+    match rt.compile(&core_module_component(typed)) {
+        Err(LoadError::WrongSignature(_)) => {}
+        other => panic!("a typed function reference: {:?}", other.err()),
+    }
+}

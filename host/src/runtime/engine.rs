@@ -324,6 +324,15 @@ fn engine_config(
     });
     c.parallel_compilation(serving);
     c.memory_init_cow(true);
+    // The pool has no GC heap (`total_gc_heaps(0)` below), and wasmtime keeps GC objects
+    // (structs, arrays, `externref`) and exceptions there: a component using them could
+    // never be instantiated, and its load check found the pool "busy" and was tried again
+    // every 0.5 s for good. With the proposals off it is refused when it compiles, the
+    // proposal named. (Winch has none of them anyway.) Typed function references stay:
+    // wasmtime keeps them in tables of functions, not in a GC heap.
+    c.gc_support(false);
+    c.wasm_gc(false);
+    c.wasm_exceptions(false);
     // Guests are WASI p2 components called through `call_async` on a fiber; they need no
     // component-model-async. Without it a store has no concurrent state, and dropping a
     // store no longer disposes of a worker fiber (which built an error with a captured

@@ -256,9 +256,35 @@ fn classify_parse_error(e: &wasmtime::Error, len: usize) -> LoadError {
         || msg.contains(&format!("is out of bounds (bound = {len})"));
     if at_end {
         LoadError::Truncated(msg)
+    } else if uses_a_gc_heap(&msg) {
+        LoadError::Invalid(format!(
+            "{msg}: swasm runs no component that uses WebAssembly GC (externref included) or exceptions (its instance pool has no GC heap): build it without them"
+        ))
     } else {
         LoadError::Invalid(msg)
     }
+}
+
+/// Whether a validation error is about a proposal the engine has off because wasmtime
+/// would need a GC heap for it (see `engine_config`).
+fn uses_a_gc_heap(msg: &str) -> bool {
+    ["gc feature", "requires gc", "exceptions proposal"]
+        .iter()
+        .any(|m| msg.contains(m))
+}
+
+/// Whether a pool limit met by the load check is one that tasks ending give back: a task
+/// slot's share of the pool (component and core instances, memories, tables, fiber stacks),
+/// so the check is tried again ([`LoadError::Busy`]). A limit of 0 (the pool has no GC heap)
+/// is never given back: a component that needs one can never start. `PoolConcurrencyLimitError`
+/// keeps its fields private; its text is "maximum concurrent limit of {n} for {kind} reached".
+fn pool_slots_taken(limit: &wasmtime::PoolConcurrencyLimitError) -> bool {
+    pool_limit_given_back(&limit.to_string())
+}
+
+/// [`pool_slots_taken`], from the limit error's text.
+fn pool_limit_given_back(text: &str) -> bool {
+    !text.contains("limit of 0 ") && !text.contains("GC heap")
 }
 
 impl Runtime {
@@ -432,7 +458,10 @@ impl Runtime {
                 ))
             })?
             .map_err(|e| {
-                if e.is::<wasmtime::PoolConcurrencyLimitError>() {
+                if e
+                    .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+                    .is_some_and(pool_slots_taken)
+                {
                     LoadError::Busy(error_text(&e))
                 } else if e.is::<sandbox::DeadlineExceeded>() {
                     // The store's deadline is the load check's, not a task's `timeout_s`.
@@ -486,6 +515,21 @@ mod tests {
         ));
         assert_eq!(check_header(b"\0asm\x01\0\0\0"), Err(LoadError::CoreModule));
         assert_eq!(check_header(b"\0asm\x0d\0\x01\0"), Ok(()));
+    }
+
+    /// Only a pool limit that tasks ending give back makes a load "busy" (tried again); a
+    /// pool of no GC heaps never gives one.
+    #[test]
+    fn only_a_pool_limit_tasks_give_back_is_busy() {
+        assert!(pool_limit_given_back(
+            "maximum concurrent limit of 20 for component instances reached"
+        ));
+        assert!(pool_limit_given_back(
+            "maximum concurrent limit of 40 for memory stripe 0 reached"
+        ));
+        assert!(!pool_limit_given_back(
+            "maximum concurrent limit of 0 for GC heaps reached"
+        ));
     }
 
     #[test]
