@@ -510,3 +510,25 @@ async fn a_guest_flooding_stderr_does_not_hold_its_thread() {
         }
     }
 }
+
+/// `get-random-bytes` takes at most 1 MiB a call: the host allocates what the guest asks
+/// for before the guest's `memory_mb` sees it, up to 64 MiB a call by wasmtime-wasi's
+/// default, whatever `memory_mb` says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_bytes_are_capped_per_call() {
+    let rt = runtime_with_slots(4);
+    for (len, completes) in [(1usize << 20, true), ((1 << 20) + 1, false)] {
+        let bytes = wat_component("random-bytes.wat", &[("RANDOM_LEN", &len.to_string())]);
+        let p = load_bytes(&rt, &bytes, "random@1");
+        let o = p
+            .run(task("random@1", None), &settings(), no_heartbeat())
+            .await;
+        if completes {
+            assert_eq!(o, Outcome::Completed(None), "{len} bytes");
+        } else {
+            let (r, details) = failed(&o);
+            assert_eq!(r, reason::TRAP, "{len} bytes: {details}");
+            assert!(details.contains("exceeds limit 1048576"), "{details}");
+        }
+    }
+}

@@ -20,7 +20,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Strategy};
+use wasmtime::{
+    Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Strategy,
+    WasmBacktraceDetails,
+};
 
 use super::bindings;
 use super::sandbox::StoreState;
@@ -324,6 +327,10 @@ fn engine_config(
     });
     c.parallel_compilation(serving);
     c.memory_init_cow(true);
+    // Failure details show no DWARF symbols (runtime/details.rs), and reading a component's
+    // DWARF at every trap is the host's CPU and memory. Set here, so a
+    // `WASMTIME_BACKTRACE_DETAILS` in the host's environment does not turn it on.
+    c.wasm_backtrace_details(WasmBacktraceDetails::Disable);
     // The pool has no GC heap (`total_gc_heaps(0)` below), and wasmtime keeps GC objects
     // (structs, arrays, `externref`) and exceptions there: a component using them could
     // never be instantiated, and its load check found the pool "busy" and was tried again
