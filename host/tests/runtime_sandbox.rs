@@ -454,3 +454,81 @@ async fn a_task_never_sees_the_memory_of_the_task_before_even_from_swap() {
     eprintln!("this process has {} kB in swap", swapped_kb());
     assert_eq!(found, vec![(0, 0); 6]);
 }
+
+/// A guest cannot hold its guest thread inside one host call, where neither the epoch nor
+/// the task's backstop can stop it. One `write` of 64 MiB of newlines to stderr, more than
+/// `check-write` permits, took 17 s of host CPU in one call, and the other runs on the
+/// thread waited as long: it traps at once now, as WASI says. A guest that writes as much
+/// as it may, newlines in a loop, is interrupted at its `timeout_s`; meanwhile another run on
+/// its thread goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_flooding_stderr_does_not_hold_its_thread() {
+    let rt = runtime_with_slots(4);
+    let guests = swasm::guests::GuestThreads::new(1).unwrap();
+    let s = ActivitySettings {
+        timeout_s: 2,
+        memory_mb: 80,
+        ..settings()
+    };
+    for (write_len, expected) in [(64usize << 20, reason::TRAP), (64 << 10, reason::TIMEOUT)] {
+        let pages = ((1 << 20) + write_len) / (64 << 10) + 1;
+        let bytes = wat_component(
+            "stderr-flood.wat",
+            &[
+                ("WRITE_LEN", &write_len.to_string()),
+                ("MEMORY_PAGES", &pages.to_string()),
+            ],
+        );
+        let flood = load_bytes(&rt, &bytes, "flood@1");
+        let settings = s.clone();
+        let flooding = tokio::spawn(guests.run(Box::pin(async move {
+            flood
+                .run(task("flood@1", None), &settings, no_heartbeat())
+                .await
+        })));
+        let timers = guests.run(Box::pin(async {
+            for _ in 0..20 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Outcome::Completed(None)
+        }));
+        assert_eq!(
+            guests.in_flight(),
+            vec![2],
+            "both runs share the one thread"
+        );
+        let timers = tokio::time::timeout(Duration::from_secs(s.timeout_s), timers).await;
+        assert_eq!(
+            timers.expect("the other run on the thread waited past the flood's timeout_s"),
+            Outcome::Completed(None)
+        );
+        let o = flooding.await.unwrap();
+        let (r, details) = failed(&o);
+        assert_eq!(r, expected, "writes of {write_len} bytes: {details}");
+        if expected == reason::TRAP {
+            assert!(details.contains("check-write permits at most"), "{details}");
+        }
+    }
+}
+
+/// `get-random-bytes` takes at most 1 MiB a call: the host allocates what the guest asks
+/// for before the guest's `memory_mb` sees it, up to 64 MiB a call by wasmtime-wasi's
+/// default, whatever `memory_mb` says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_bytes_are_capped_per_call() {
+    let rt = runtime_with_slots(4);
+    for (len, completes) in [(1usize << 20, true), ((1 << 20) + 1, false)] {
+        let bytes = wat_component("random-bytes.wat", &[("RANDOM_LEN", &len.to_string())]);
+        let p = load_bytes(&rt, &bytes, "random@1");
+        let o = p
+            .run(task("random@1", None), &settings(), no_heartbeat())
+            .await;
+        if completes {
+            assert_eq!(o, Outcome::Completed(None), "{len} bytes");
+        } else {
+            let (r, details) = failed(&o);
+            assert_eq!(r, reason::TRAP, "{len} bytes: {details}");
+            assert!(details.contains("exceeds limit 1048576"), "{details}");
+        }
+    }
+}

@@ -1,14 +1,14 @@
 //! Components no guest language compiles to, written in the component text format or
 //! derived from the bytes of built ones: what a hostile, broken or unusual file can do while
-//! it is loaded.
+//! it is loaded, or when it traps.
 
 mod runtime_common;
 
 use std::time::Duration;
 
 use runtime_common::*;
-use swasm::activity::ActivityType;
-use swasm::runtime::{LoadError, Runtime, RuntimeOptions};
+use swasm::activity::{ActivityType, reason};
+use swasm::runtime::{LoadError, MAX_DETAILS_CHARS, Runtime, RuntimeOptions};
 
 fn component(name: &str) -> Vec<u8> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -220,5 +220,128 @@ fn long_export_and_import_lists_are_cut_short() {
             assert!(e.ends_with("f9 and 4990 more"), "{e}");
         }
         other => panic!("{:?}", other.err()),
+    }
+}
+
+/// `deep-recursion.wat` with a function named by 1 MiB of `a`, which recurses until the stack
+/// is exhausted in `run` or, with `start`, when it is instantiated.
+fn deep_recursion_with_a_huge_name(start: bool) -> Vec<u8> {
+    let name = "a".repeat(1 << 20);
+    let start = if start { "(start $start)" } else { "" };
+    wat_component(
+        "deep-recursion.wat",
+        &[("FUNC_NAME", name.as_str()), ("START", start)],
+    )
+}
+
+/// Checks the text of a stack-exhaustion trap in the huge-named function: within
+/// [`MAX_DETAILS_CHARS`], the trap first, one backtrace, and its 20 frames each with the
+/// name cut.
+fn assert_bounded_backtrace(text: &str) {
+    let chars = text.chars().count();
+    assert!(chars <= MAX_DETAILS_CHARS, "{chars} characters");
+    assert!(
+        text.starts_with("wasm trap: call stack exhausted"),
+        "{}",
+        &text[..200]
+    );
+    assert_eq!(
+        text.matches("wasm backtrace").count(),
+        1,
+        "{}",
+        &text[..200]
+    );
+    let frames: Vec<&str> = text.lines().filter(|l| l.contains("!aaaa")).collect();
+    assert_eq!(frames.len(), 20, "{}", &text[..text.len().min(2000)]);
+    for frame in frames {
+        assert!(
+            frame.chars().count() < 250 && frame.ends_with("aaa…"),
+            "{}",
+            &frame[..frame.len().min(300)]
+        );
+    }
+}
+
+/// A component's function names are its author's. One of 8 MiB in a trap's backtrace made
+/// the host format each of its 20 frames in full, twice, for 853 MB, then cut the details to
+/// what SWF accepts, which showed part of the first frame. Each frame's name is cut now,
+/// every frame shows, and the text is written within the bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trap_in_a_function_with_a_huge_name_has_bounded_details() {
+    let rt = runtime(16);
+    let p = load_bytes(&rt, &deep_recursion_with_a_huge_name(false), "deep@1");
+    let o = p
+        .run(task("deep@1", None), &settings(), no_heartbeat())
+        .await;
+    let (r, details) = failed(&o);
+    assert_eq!(r, reason::TRAP);
+    assert_bounded_backtrace(details);
+}
+
+/// A start function that traps in a function with a huge name made a load error as long as
+/// 20 names (20 MB for a 1 MiB file), logged and kept for `/status`: it has the same bound
+/// as failure details.
+#[test]
+fn a_start_function_trap_with_a_huge_name_is_a_bounded_load_error() {
+    match runtime(16).compile(&deep_recursion_with_a_huge_name(true)) {
+        Err(LoadError::Instantiate(e)) => assert_bounded_backtrace(&e),
+        other => panic!("{:?}", other.err()),
+    }
+}
+
+/// A component whose one core module has `items` and an export `run` (of the wrong
+/// signature: these components are refused before it matters).
+fn core_module_component(items: &str) -> Vec<u8> {
+    wat::parse_str(format!(
+        r#"(component
+            (core module $m {items} (func (export "run")))
+            (core instance $i (instantiate $m))
+            (func $run (canon lift (core func $i "run")))
+            (instance $activity (export "run" (func $run)))
+            (export "swasm:activity/activity@0.1.0" (instance $activity)))"#
+    ))
+    .unwrap()
+}
+
+/// The instance pool has no GC heap, where wasmtime keeps GC objects, `externref`s and
+/// exceptions: a component using them could never start, and was reported busy ("every
+/// instance slot is taken") and tried again every 0.5 s for good. It is refused once, when
+/// it compiles, with what it uses named.
+#[test]
+fn a_component_needing_a_gc_heap_is_refused_not_busy() {
+    let rt = runtime(16);
+    for (uses, items, named) in [
+        (
+            "exceptions",
+            r#"(tag $t (param i32))
+               (func (export "f") (result i32)
+                 (block $h (result i32)
+                   (try_table (catch $t $h) (throw $t (i32.const 5)))
+                   (i32.const 0)))"#,
+            "exceptions",
+        ),
+        (
+            "a GC struct",
+            r#"(type $s (struct (field i32)))
+               (func (export "f") (drop (struct.new $s (i32.const 1))))"#,
+            "gc",
+        ),
+        ("an externref table", "(table 1 externref)", "gc"),
+    ] {
+        match rt.compile(&core_module_component(items)) {
+            Err(e @ LoadError::Invalid(_)) => {
+                assert!(!e.is_transient(), "{uses}: {e}");
+                assert!(e.to_string().contains(named), "{uses}: {e}");
+            }
+            other => panic!("{uses}: {:?}", other.err()),
+        }
+    }
+    // Typed function references need no GC heap: this one starts, and is refused only for
+    // its `run`.
+    let typed = r#"(type $t (func)) (func $g) (elem declare func $g)
+                   (func (export "f") (call_ref $t (ref.func $g)))"#;
+    match rt.compile(&core_module_component(typed)) {
+        Err(LoadError::WrongSignature(_)) => {}
+        other => panic!("a typed function reference: {:?}", other.err()),
     }
 }

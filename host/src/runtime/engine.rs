@@ -20,7 +20,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Strategy};
+use wasmtime::{
+    Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Strategy,
+    WasmBacktraceDetails,
+};
 
 use super::bindings;
 use super::sandbox::StoreState;
@@ -145,7 +148,7 @@ pub(crate) struct Tier {
 impl Tier {
     fn new(options: &RuntimeOptions, compiler: Compiler) -> Result<Tier> {
         let engine = Engine::new(&engine_config(options, compiler, true)?)
-            .map_err(anyhow::Error::from)
+            .map_err(|e| with_address_space_hint(anyhow::Error::from(e), options))
             .with_context(|| format!("cannot create the wasmtime engine ({compiler})"))?;
         let mut linker = Linker::<StoreState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
@@ -296,6 +299,43 @@ impl Runtime {
     }
 }
 
+/// The address space wasmtime reserves for each linear memory of the pool, whatever its
+/// `memory_mb` (up to this much, bounds checks are left to the guard pages), and the guard
+/// after it: wasmtime's defaults on 64-bit hosts, set explicitly so the hint of
+/// [`with_address_space_hint`] counts what the pool maps.
+const MEMORY_RESERVATION: u64 = 4 << 30;
+const MEMORY_GUARD: u64 = 32 << 20;
+/// Elements of one table of the pool.
+const TABLE_ELEMENTS: usize = 200_000;
+
+/// Virtual address space the instance pool reserves per slot, in bytes: its memories (a
+/// reservation and a guard each), its tables and its fiber stack.
+fn address_space_per_slot(o: &RuntimeOptions) -> u64 {
+    let memory = MEMORY_RESERVATION.max(o.max_memory_mb << 20) + MEMORY_GUARD;
+    let table = (TABLE_ELEMENTS * std::mem::size_of::<usize>()) as u64;
+    let stack = o.max_stack_kb.max(64) * 1024 + (1 << 20) + 4096;
+    u64::from(MEMORIES_PER_COMPONENT) * memory + u64::from(TABLES_PER_COMPONENT) * table + stack
+}
+
+/// `e`, a failed `Engine::new`, with what to do when the pool could not map its address
+/// space (a `ulimit -v` or systemd `LimitAS=` below what the slots reserve): the process
+/// cannot start, and "mmap failed to reserve 0xe9d2000000 bytes" alone does not say why.
+fn with_address_space_hint(e: anyhow::Error, o: &RuntimeOptions) -> anyhow::Error {
+    if !format!("{e:#}").contains("pool mapping") {
+        return e;
+    }
+    const GIB: f64 = (1u64 << 30) as f64;
+    let per_slot = address_space_per_slot(o);
+    let slots = u64::from(o.max_instances.max(1));
+    e.context(format!(
+        "the instance pool reserves about {:.1} GiB of virtual address space per slot (its {} memories reserve {} GiB each, however small memory_mb is), {:.0} GiB for its {slots} slots (`swasm run`: the task lists' max_concurrent together, plus 16), more than this process may map: lower max_concurrent, or lift the limit (`ulimit -v`, systemd `LimitAS=`)",
+        per_slot as f64 / GIB,
+        MEMORIES_PER_COMPONENT,
+        MEMORY_RESERVATION.max(o.max_memory_mb << 20) >> 30,
+        (per_slot * slots) as f64 / GIB,
+    ))
+}
+
 /// Core instances one component instance may have (each task slot's share of the pool).
 pub const CORE_INSTANCES_PER_COMPONENT: u32 = 64;
 /// Linear memories one component instance may have (each task slot's share of the pool).
@@ -324,6 +364,21 @@ fn engine_config(
     });
     c.parallel_compilation(serving);
     c.memory_init_cow(true);
+    c.memory_reservation(MEMORY_RESERVATION);
+    c.memory_guard_size(MEMORY_GUARD);
+    // Failure details show no DWARF symbols (runtime/details.rs), and reading a component's
+    // DWARF at every trap is the host's CPU and memory. Set here, so a
+    // `WASMTIME_BACKTRACE_DETAILS` in the host's environment does not turn it on.
+    c.wasm_backtrace_details(WasmBacktraceDetails::Disable);
+    // The pool has no GC heap (`total_gc_heaps(0)` below), and wasmtime keeps GC objects
+    // (structs, arrays, `externref`) and exceptions there: a component using them could
+    // never be instantiated, and its load check found the pool "busy" and was tried again
+    // every 0.5 s for good. With the proposals off it is refused when it compiles, the
+    // proposal named. (Winch has none of them anyway.) Typed function references stay:
+    // wasmtime keeps them in tables of functions, not in a GC heap.
+    c.gc_support(false);
+    c.wasm_gc(false);
+    c.wasm_exceptions(false);
     // Guests are WASI p2 components called through `call_async` on a fiber; they need no
     // component-model-async. Without it a store has no concurrent state, and dropping a
     // store no longer disposes of a worker fiber (which built an error with a captured
@@ -351,7 +406,7 @@ fn engine_config(
     pool.max_tables_per_component(TABLES_PER_COMPONENT);
     pool.total_tables(n.saturating_mul(TABLES_PER_COMPONENT));
     pool.total_stacks(n);
-    pool.table_elements(200_000);
+    pool.table_elements(TABLE_ELEMENTS);
     pool.max_core_instance_size(8 << 20);
     pool.max_component_instance_size(8 << 20);
     let max_memory =
@@ -482,6 +537,66 @@ mod tests {
         let winch = rt.tier(Compiler::Winch).expect("the Winch engine builds");
         assert_ne!(winch.compat_key, rt.primary.compat_key);
         assert!(winch.compat_key.contains("winch"));
+    }
+
+    /// Set in the run of the lib's tests that
+    /// [`a_pool_without_address_space_says_what_to_do`] starts under `ulimit -v`.
+    const UNDER_ULIMIT: &str = "SWASM_TEST_ENGINE_UNDER_ULIMIT";
+
+    /// Under a `ulimit -v` below what the pool's slots reserve, the engine cannot be made,
+    /// and the error says how much each slot needs and what to change. The check runs in a
+    /// second run of this test binary, alone, under `ulimit -v` (a limit of the process).
+    #[test]
+    fn a_pool_without_address_space_says_what_to_do() {
+        const NAME: &str = "runtime::engine::tests::a_pool_without_address_space_says_what_to_do";
+        if std::env::var_os(UNDER_ULIMIT).is_some() {
+            let e = Runtime::for_invoke().err().expect("16 slots need 129 GiB");
+            let e = format!("{e:#}");
+            assert!(e.contains("failed to create memory pool mapping"), "{e}");
+            assert!(
+                e.contains("about 8.1 GiB of virtual address space per slot")
+                    && e.contains("129 GiB for its 16 slots")
+                    && e.contains("lower max_concurrent")
+                    && e.contains("`ulimit -v`")
+                    && e.contains("`LimitAS=`"),
+                "{e}"
+            );
+            return;
+        }
+        let out = std::process::Command::new("bash")
+            .args(["-c", r#"ulimit -v 8000000 && exec "$0" "$@""#])
+            .arg(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--test-threads", "1", "--nocapture"])
+            .env(UNDER_ULIMIT, "1")
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "the run under ulimit -v:\n{stdout}\n{stderr}"
+        );
+    }
+
+    /// The hint counts what the pool maps: wasmtime's 129 GiB ("mmap failed to reserve
+    /// 0x2042000000 bytes") for the memories of 16 slots, plus tables and stacks.
+    #[test]
+    fn the_address_space_per_slot_is_what_the_pool_maps() {
+        let o = RuntimeOptions::default();
+        let memories = 2 * ((4u64 << 30) + (32 << 20));
+        let per_slot = address_space_per_slot(&o);
+        assert!(
+            per_slot > memories && per_slot < memories + (64 << 20),
+            "{per_slot}"
+        );
+        // memory_mb above the reservation is what a memory reserves.
+        let big = RuntimeOptions {
+            max_memory_mb: 8192,
+            ..RuntimeOptions::default()
+        };
+        assert!(address_space_per_slot(&big) > 2 * (8u64 << 30));
     }
 
     /// With no store, the epoch ticker parks; a store wakes it and keeps it ticking; once

@@ -12,10 +12,13 @@
 //!   settings grant, the wasi:http gate, the memory limiter.
 //! - `guest_log`: guest stdout/stderr as `tracing` lines tagged with the task.
 //! - `plugin`: [`Plugin`] (a pre-instance plus metadata) and the outcome mapping.
+//! - `details`: error text written with a bound (failure details, load errors), since part
+//!   of it (a backtrace's function names) comes from the guest.
 //!
 //! No wasmtime type is public outside `runtime` and `registry`: the rest of the host sees
 //! only `crate::activity` and `crate::config::ActivitySettings`.
 
+mod details;
 mod engine;
 mod guest_log;
 mod plugin;

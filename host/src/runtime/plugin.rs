@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use wasmtime::WasmBacktrace;
 use wasmtime::component::{ComponentExportIndex, InstancePre, TypedFunc};
 
 use super::bindings::swasm::activity::types as wit;
+use super::details::{self, Bounded};
 use super::engine::{Clock, Compiler};
-use super::sandbox::{self, DeadlineExceeded, StoreState, truncate_chars};
+use super::sandbox::{self, DeadlineExceeded, StoreState};
 use super::{MAX_DETAILS_CHARS, MAX_RESULT_CHARS};
 use crate::activity::{ActivityTask, ActivityType, HeartbeatHandle, Outcome, reason};
 use crate::config::ActivitySettings;
@@ -194,33 +194,25 @@ fn outcome(
 }
 
 /// Failure details: `what` and the error's causes on one line, the guest's last stderr
-/// lines (a panic message, an exception), then the wasm backtrace. The host's own Rust
-/// backtrace, which wasmtime captures under `RUST_BACKTRACE`, is left out: it says nothing
-/// about the guest and would fill the history.
+/// lines (a panic message, an exception), then the wasm backtrace, in at most
+/// [`MAX_DETAILS_CHARS`] characters, written with that bound (function names come from the
+/// guest: see `details`). The host's own Rust backtrace, which wasmtime captures under
+/// `RUST_BACKTRACE`, is left out: it says nothing about the guest and would fill the history.
 fn describe(what: &str, error: Option<&wasmtime::Error>, stderr: Option<&str>) -> String {
-    let backtrace = error
-        .and_then(|e| e.downcast_ref::<WasmBacktrace>())
-        .map(|b| b.to_string());
-    let mut parts: Vec<String> = Vec::new();
-    if !what.is_empty() {
-        parts.push(what.to_string());
+    let mut details = Bounded::new(MAX_DETAILS_CHARS);
+    details.push(what);
+    if let Some(error) = error {
+        details::write_causes(&mut details, error, !what.is_empty());
     }
-    for cause in error.into_iter().flat_map(|e| e.chain()) {
-        let cause = cause.to_string();
-        if Some(&cause) != backtrace.as_ref() {
-            parts.push(cause);
-        }
-    }
-    let mut details = parts.join(": ");
     if let Some(lines) = stderr {
-        details.push_str("\n\nguest stderr, last lines:\n");
-        details.push_str(lines);
+        details.push("\n\nguest stderr, last lines:\n");
+        details.push(lines);
     }
-    if let Some(backtrace) = backtrace {
-        details.push_str("\n\n");
-        details.push_str(&backtrace);
+    if let Some(backtrace) = error.and_then(details::backtrace) {
+        details.push("\n\n");
+        details::write_backtrace(&mut details, backtrace);
     }
-    truncate_chars(details, MAX_DETAILS_CHARS)
+    details.into_string()
 }
 
 fn to_wit(t: ActivityTask) -> wit::ActivityTask {

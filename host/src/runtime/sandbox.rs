@@ -75,6 +75,12 @@ pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// request). Guests write what `check-write` allows, so an upload only takes more calls.
 pub const MAX_BODY_CHUNK: usize = 8 * 1024;
 
+/// The most bytes one `wasi:random` `get-random-bytes` (or `get-insecure-random-bytes`) call
+/// may ask for. The host allocates them before they reach the guest's memory, so
+/// `memory_mb` does not bound them; wasmtime-wasi's default is 64 MiB a call. libc and
+/// language runtimes ask for a few hundred bytes at a time.
+pub const MAX_RANDOM_BYTES: u64 = 1 << 20;
+
 /// The trap raised by the epoch callback when a task is past its `timeout_s`.
 #[derive(Debug)]
 pub(crate) struct DeadlineExceeded;
@@ -169,6 +175,7 @@ fn store(
     wasi.allow_ip_name_lookup(false);
     wasi.allow_tcp(false);
     wasi.allow_udp(false);
+    wasi.max_random_size(MAX_RANDOM_BYTES.min(memory_mb.saturating_mul(1 << 20)));
     // Host memory a guest's handles hold is not its linear memory, so `memory_mb` does not
     // bound it: wasi:http header sets and request bodies, for two, are linked for every
     // guest, and by default held up to 128 KiB and 2 MiB each. The table caps the handles a

@@ -8,10 +8,11 @@ use std::time::SystemTime;
 use anyhow::Context;
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre};
 
-use super::ACTIVITY_EXPORT;
+use super::details;
 use super::engine::{Clock, Compiler, Runtime, Tier};
 use super::plugin::{Plugin, RunParams, RunResults};
 use super::sandbox;
+use super::{ACTIVITY_EXPORT, MAX_DETAILS_CHARS};
 use crate::activity::ActivityType;
 
 /// Why bytes cannot be served as a plugin. Callers branch on it only to count rejects; the
@@ -199,6 +200,14 @@ pub(crate) fn is_provided(name: &str) -> bool {
     version_ok && PROVIDED.contains(&iface)
 }
 
+/// `e` as a load error says it: its causes, and the wasm backtrace of a start function that
+/// trapped, in at most [`MAX_DETAILS_CHARS`] characters with each frame's names cut (a
+/// component's names are its author's; see `details`). A load error is logged, and kept for
+/// `/status` until the file loads or goes.
+fn error_text(e: &wasmtime::Error) -> String {
+    details::error_text(e, MAX_DETAILS_CHARS)
+}
+
 /// Names a load error lists at most: a component may have any number of imports and
 /// exports, and the error is one log line (and one `/status` entry).
 const LISTED_NAMES: usize = 10;
@@ -240,16 +249,42 @@ fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
 /// but rejects a complete, invalid one at once (wasmparser's "index out of bounds" is
 /// about the component's own index spaces, not the file).
 fn classify_parse_error(e: &wasmtime::Error, len: usize) -> LoadError {
-    let msg = format!("{e:#}");
+    let msg = error_text(e);
     let at_end = msg.contains("unexpected end")
         || msg.contains("end of file")
         // wasmtime's own check that a module section lies within the file.
         || msg.contains(&format!("is out of bounds (bound = {len})"));
     if at_end {
         LoadError::Truncated(msg)
+    } else if uses_a_gc_heap(&msg) {
+        LoadError::Invalid(format!(
+            "{msg}: swasm runs no component that uses WebAssembly GC (externref included) or exceptions (its instance pool has no GC heap): build it without them"
+        ))
     } else {
         LoadError::Invalid(msg)
     }
+}
+
+/// Whether a validation error is about a proposal the engine has off because wasmtime
+/// would need a GC heap for it (see `engine_config`).
+fn uses_a_gc_heap(msg: &str) -> bool {
+    ["gc feature", "requires gc", "exceptions proposal"]
+        .iter()
+        .any(|m| msg.contains(m))
+}
+
+/// Whether a pool limit met by the load check is one that tasks ending give back: a task
+/// slot's share of the pool (component and core instances, memories, tables, fiber stacks),
+/// so the check is tried again ([`LoadError::Busy`]). A limit of 0 (the pool has no GC heap)
+/// is never given back: a component that needs one can never start. `PoolConcurrencyLimitError`
+/// keeps its fields private; its text is "maximum concurrent limit of {n} for {kind} reached".
+fn pool_slots_taken(limit: &wasmtime::PoolConcurrencyLimitError) -> bool {
+    pool_limit_given_back(&limit.to_string())
+}
+
+/// [`pool_slots_taken`], from the limit error's text.
+fn pool_limit_given_back(text: &str) -> bool {
+    !text.contains("limit of 0 ") && !text.contains("GC heap")
 }
 
 impl Runtime {
@@ -282,7 +317,7 @@ impl Runtime {
                 // then only Cranelift's error is reported: the file is at fault, not Winch.
                 let component = Component::new(&primary.engine, bytes)
                     .map_err(|e| classify_parse_error(&e, bytes.len()))?;
-                tracing::info!(error = %format!("{winch:#}"), "Winch cannot compile this component; compiled it with Cranelift");
+                tracing::info!(error = %error_text(&winch), "Winch cannot compile this component; compiled it with Cranelift");
                 component
             }
             Err(e) => return Err(classify_parse_error(&e, bytes.len())),
@@ -373,7 +408,7 @@ impl Runtime {
         let pre = tier
             .linker
             .instantiate_pre(&component)
-            .map_err(|e| LoadError::Link(format!("{e:#}")))?;
+            .map_err(|e| LoadError::Link(error_text(&e)))?;
         let (run, start_memory_bytes) = self.check_run(tier, &pre)?;
         Ok(Compiled {
             component,
@@ -423,20 +458,23 @@ impl Runtime {
                 ))
             })?
             .map_err(|e| {
-                if e.is::<wasmtime::PoolConcurrencyLimitError>() {
-                    LoadError::Busy(format!("{e:#}"))
+                if e
+                    .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+                    .is_some_and(pool_slots_taken)
+                {
+                    LoadError::Busy(error_text(&e))
                 } else if e.is::<sandbox::DeadlineExceeded>() {
                     // The store's deadline is the load check's, not a task's `timeout_s`.
                     LoadError::Instantiate(format!(
                         "a start function was still running when the load check's {LOAD_CHECK_TIMEOUT:?} limit passed"
                     ))
                 } else {
-                    LoadError::Instantiate(format!("{e:#}"))
+                    LoadError::Instantiate(error_text(&e))
                 }
             })?;
         instance
             .get_typed_func::<RunParams<'_>, RunResults>(&mut store, &run)
-            .map_err(|e| LoadError::WrongSignature(format!("{e:#}")))?;
+            .map_err(|e| LoadError::WrongSignature(error_text(&e)))?;
         Ok((run, store.data().limits.peak))
     }
 
@@ -477,6 +515,21 @@ mod tests {
         ));
         assert_eq!(check_header(b"\0asm\x01\0\0\0"), Err(LoadError::CoreModule));
         assert_eq!(check_header(b"\0asm\x0d\0\x01\0"), Ok(()));
+    }
+
+    /// Only a pool limit that tasks ending give back makes a load "busy" (tried again); a
+    /// pool of no GC heaps never gives one.
+    #[test]
+    fn only_a_pool_limit_tasks_give_back_is_busy() {
+        assert!(pool_limit_given_back(
+            "maximum concurrent limit of 20 for component instances reached"
+        ));
+        assert!(pool_limit_given_back(
+            "maximum concurrent limit of 40 for memory stripe 0 reached"
+        ));
+        assert!(!pool_limit_given_back(
+            "maximum concurrent limit of 0 for GC heaps reached"
+        ));
     }
 
     #[test]

@@ -152,6 +152,36 @@ pub fn load(
     )
 }
 
+/// A component written in the text format: `tests/fixtures/wat/<name>`, with each `(from,
+/// to)` of `vars` replaced first (a fixture that is a template names its variables in
+/// capitals).
+pub fn wat_component(name: &str, vars: &[(&str, &str)]) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/wat")
+        .join(name);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    for (from, to) in vars {
+        text = text.replace(from, to);
+    }
+    wat::parse_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Compiles the bytes of a component into a plugin of type `ty`.
+pub fn load_bytes(
+    rt: &swasm::runtime::Runtime,
+    bytes: &[u8],
+    ty: &str,
+) -> Arc<swasm::runtime::Plugin> {
+    let compiled = rt.compile(bytes).unwrap_or_else(|e| panic!("{ty}: {e}"));
+    rt.plugin(
+        &compiled,
+        ActivityType::parse(ty).unwrap(),
+        PathBuf::from(format!("{ty}.wasm")),
+        String::new(),
+        bytes.len() as u64,
+    )
+}
+
 /// Sends once, on the first heartbeat.
 struct FirstBeat(Mutex<Option<tokio::sync::oneshot::Sender<()>>>);
 
