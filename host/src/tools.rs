@@ -31,15 +31,20 @@ pub struct InvokeArgs {
     /// `invoke@0`).
     #[arg(long = "type", value_name = "NAME@VERSION", value_parser = name_at_version)]
     pub activity_type: Option<ActivityType>,
-    /// Local deadline in seconds, 1 to 31536000 (default 300).
-    #[arg(long, default_value_t = 300,
-          value_parser = clap::value_parser!(u64).range(1..=crate::config::MAX_SECONDS))]
-    pub timeout_s: u64,
-    /// Memory limit in MiB, 1 to 4096 (default 256).
-    #[arg(long, default_value_t = 256,
-          value_parser = clap::value_parser!(u64).range(1..=crate::config::MAX_MEMORY_MB))]
-    pub memory_mb: u64,
-    /// Grant an environment variable, `KEY=VALUE`; repeatable (default: none).
+    /// Run in the sandbox `swasm run` gives the type under this config: its
+    /// `[activity."name@version"]` table over `[defaults]` (env, dirs, allowed_hosts,
+    /// memory_mb, timeout_s, max_stack_kb). --timeout-s, --memory-mb and --env given as
+    /// well override it (default: no config; nothing granted).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Local deadline in seconds, 1 to 31536000 (default 300, or the config's timeout_s).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=crate::config::MAX_SECONDS))]
+    pub timeout_s: Option<u64>,
+    /// Memory limit in MiB, 1 to 4096 (default 256, or the config's memory_mb).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=crate::config::MAX_MEMORY_MB))]
+    pub memory_mb: Option<u64>,
+    /// Grant an environment variable, `KEY=VALUE`; repeatable (default: none, or the
+    /// config's env, which these extend).
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = key_value)]
     pub env: Vec<(String, String)>,
     /// Print one JSON object instead of text (default: text).
@@ -90,11 +95,36 @@ pub async fn invoke(args: InvokeArgs) -> Result<ExitCode> {
         Some(t) => t,
         None => file_type(&args.plugin).unwrap_or_else(|| ActivityType::new("invoke", "0")),
     };
-    let env: BTreeMap<String, String> = args.env.into_iter().collect();
+    // The type's settings under the config, or nothing granted; flags override them.
+    let mut settings = match &args.config {
+        Some(path) => {
+            let config = match Config::load(path) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            ActivitySettings::clone(&config.settings_for(&ty))
+        }
+        None => ActivitySettings {
+            memory_mb: 256,
+            timeout_s: 300,
+            heartbeat_interval_s: 30,
+            max_stack_kb: RuntimeOptions::default().max_stack_kb,
+            env: BTreeMap::new(),
+            dirs: vec![],
+            allowed_hosts: vec![],
+            registration: Registration::default(),
+        },
+    };
+    settings.timeout_s = args.timeout_s.unwrap_or(settings.timeout_s);
+    settings.memory_mb = args.memory_mb.unwrap_or(settings.memory_mb);
+    settings.env.extend(args.env);
     // Sized for this one task, so `--memory-mb` above the usual 256 is honoured. As under
     // `swasm run`, a component that needs more memory at start than `--memory-mb` is not
     // loaded for the type (`Compiled::fits`): exit 3, with the reason `run` logs.
-    let runtime = tool_runtime(args.memory_mb)?;
+    let runtime = tool_runtime(settings.memory_mb, settings.max_stack_kb)?;
     let compiled = match compile(&runtime, bytes).await {
         Ok(c) => c,
         Err(e) => {
@@ -102,21 +132,11 @@ pub async fn invoke(args: InvokeArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(3));
         }
     };
-    if let Err(why) = compiled.fits(&ty, args.memory_mb) {
+    if let Err(why) = compiled.fits(&ty, settings.memory_mb) {
         eprintln!("error: {}: {why}", args.plugin.display());
         return Ok(ExitCode::from(3));
     }
     let plugin = runtime.plugin(&compiled, ty.clone(), args.plugin.clone(), String::new(), 0);
-    let settings = ActivitySettings {
-        memory_mb: args.memory_mb,
-        timeout_s: args.timeout_s,
-        heartbeat_interval_s: 30,
-        max_stack_kb: runtime.options().max_stack_kb,
-        env,
-        dirs: vec![],
-        allowed_hosts: vec![],
-        registration: Registration::default(),
-    };
     let task = ActivityTask {
         activity_id: "invoke-1".into(),
         activity_type: ty,
@@ -185,10 +205,11 @@ pub async fn invoke(args: InvokeArgs) -> Result<ExitCode> {
 /// code `swasm run` ends up serving, so a big (Python, JavaScript) component is tried on
 /// that code, and the cache gets the entry `run` looks for first, not Winch code that
 /// `run` would compile again.
-fn tool_runtime(memory_mb: u64) -> Result<Arc<Runtime>> {
+fn tool_runtime(memory_mb: u64, max_stack_kb: u64) -> Result<Arc<Runtime>> {
     Runtime::with_options(RuntimeOptions {
         max_instances: 16,
         max_memory_mb: RuntimeOptions::pool_memory_mb(memory_mb),
+        max_stack_kb,
         winch_first_min_bytes: None,
         ..RuntimeOptions::default()
     })
@@ -227,7 +248,8 @@ pub async fn check(args: CheckArgs) -> Result<ExitCode> {
         .with_context(|| format!("cannot read {}", args.plugin.display()))?;
     let size = bytes.len();
     let hash = hex::encode(Sha256::digest(&bytes));
-    let runtime = tool_runtime(RuntimeOptions::default().max_memory_mb)?;
+    let defaults = RuntimeOptions::default();
+    let runtime = tool_runtime(defaults.max_memory_mb, defaults.max_stack_kb)?;
     let result = compile(&runtime, bytes).await;
     let ok = result.is_ok();
     let (imports, error) = match result {

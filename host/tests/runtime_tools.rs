@@ -609,3 +609,65 @@ fn plugins_lists_the_files_it_ignores_under_a_header() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `swasm invoke --config` runs the component in the sandbox `swasm run` gives its type:
+/// the `[activity]` table's env and dirs over `[defaults]`, with `--env` extending and
+/// `--timeout-s` overriding it; a config that does not load is a usage error naming it.
+#[test]
+fn invoke_with_a_config_gets_the_types_grants() {
+    let dir =
+        std::env::temp_dir().join(format!("swasm-tools-invoke-config-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("plugins")).unwrap();
+    std::fs::create_dir_all(dir.join("shared")).unwrap();
+    std::fs::write(dir.join("shared/report.csv"), "a,b\n").unwrap();
+    let cfg = dir.join("swasm.toml");
+    std::fs::write(
+        &cfg,
+        "[swf]\ndomain = \"d\"\n[[task_list]]\nname = \"a\"\nplugin_dir = \"plugins\"\n\
+         [defaults]\ntimeout_s = 60\n\
+         [activity.\"envread@1\"]\nenv = { GREETING = \"hello\" }\n\
+         dirs = [{ host = \"shared\", guest = \"/data\", read_only = true }]\n",
+    )
+    .unwrap();
+    let plugin = guest("envread@1.wasm");
+    let o = swasm(&[
+        "invoke",
+        path(&plugin),
+        "--config",
+        path(&cfg),
+        "--env",
+        "EXTRA=1",
+        "--timeout-s",
+        "5",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let result: serde_json::Value =
+        serde_json::from_str(out["result"].as_str().expect("a result")).unwrap();
+    assert_eq!(
+        result,
+        serde_json::json!({"env": {"GREETING": "hello", "EXTRA": "1"}, "data": ["report.csv"]})
+    );
+
+    // Without --config nothing is granted.
+    let o = swasm(&["invoke", path(&plugin), "--json"]);
+    let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let result: serde_json::Value = serde_json::from_str(out["result"].as_str().unwrap()).unwrap();
+    assert_eq!(result["env"], serde_json::json!({}));
+    assert!(
+        result["data"].as_str().unwrap().starts_with("denied"),
+        "{result}"
+    );
+
+    std::fs::write(&cfg, "[swf]\ndomain = \"d\"\nbogus = 1\n").unwrap();
+    let o = swasm(&["invoke", path(&plugin), "--config", path(&cfg)]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains(&cfg.display().to_string()),
+        "{}",
+        text(&o)
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
