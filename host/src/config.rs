@@ -48,9 +48,37 @@ pub struct Config {
 
 #[derive(Debug, Clone)]
 struct SettingsTable {
+    /// Types with an `[activity."name@version"]` table (over their name's table, if any).
     by_type: HashMap<ActivityType, Arc<ActivitySettings>>,
-    /// For types without an `[activity."name@version"]` table.
+    /// Names with an `[activity."name"]` table: every version without a table of its own.
+    by_name: HashMap<String, Arc<ActivitySettings>>,
+    /// For types without either.
     default: Arc<ActivitySettings>,
+}
+
+/// What an `[activity]` key names: one version, or (a key without `@`) every version of a
+/// name that has no table of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActivityKey {
+    Version(ActivityType),
+    Name(String),
+}
+
+impl ActivityKey {
+    pub fn parse(key: &str) -> Option<ActivityKey> {
+        if key.contains('@') {
+            ActivityType::parse(key).map(ActivityKey::Version)
+        } else {
+            (!key.is_empty()).then(|| ActivityKey::Name(key.to_string()))
+        }
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            ActivityKey::Version(ty) => &ty.name,
+            ActivityKey::Name(name) => name,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -128,11 +156,15 @@ pub struct Registration {
     pub description: Option<String>,
 }
 
-/// `[activity."name@version"]`: overrides of `[defaults]` and grants (nothing by default).
+/// `[activity."name@version"]` (one version) or `[activity."name"]` (every version of the
+/// name without a table of its own): overrides of `[defaults]` and grants (nothing by
+/// default). A version's table overrides its name's table member by member; `env`, `dirs`
+/// and `allowed_hosts` are each taken whole from the first table that sets them.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ActivityConfig {
-    /// Serve this type from another file in the task list's plugin dir.
+    /// Serve this type from another file in the task list's plugin dir (a version's table
+    /// only).
     pub file: Option<PathBuf>,
     pub memory_mb: Option<u64>,
     pub timeout_s: Option<u64>,
@@ -141,13 +173,10 @@ pub struct ActivityConfig {
     /// [`Defaults::max_stack_kb`]).
     pub max_stack_kb: Option<u64>,
     /// Only these variables, never the host's.
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-    #[serde(default)]
-    pub dirs: Vec<DirGrant>,
+    pub env: Option<BTreeMap<String, String>>,
+    pub dirs: Option<Vec<DirGrant>>,
     /// Outbound HTTP via wasi:http, only to these `host:port` authorities.
-    #[serde(default)]
-    pub allowed_hosts: Vec<String>,
+    pub allowed_hosts: Option<Vec<String>>,
     /// Registration default (`swasm register`): seconds, or absent for `NONE`.
     pub schedule_to_start_timeout_s: Option<u64>,
     /// Registration default: seconds, or absent for `NONE`.
@@ -276,7 +305,7 @@ impl Config {
             *dir = base.join(&*dir);
         }
         for activity in config.activities.values_mut() {
-            for grant in &mut activity.dirs {
+            for grant in activity.dirs.iter_mut().flatten() {
                 grant.host = base.join(&grant.host);
             }
         }
@@ -411,8 +440,11 @@ impl Config {
         )?;
         for (key, activity) in &self.activities {
             let at = KeyPath::root("activity").key(key);
-            let ty = ActivityType::parse(key)
-                .ok_or_else(|| at.invalid("the key must be \"name@version\""))?;
+            let parsed = ActivityKey::parse(key).ok_or_else(|| {
+                at.invalid(
+                    "the key must be \"name@version\" (one version) or \"name\" (every version)",
+                )
+            })?;
             check_limits(
                 &at,
                 activity.memory_mb,
@@ -430,15 +462,19 @@ impl Config {
                     activity.heartbeat_timeout_s,
                 ],
             )?;
-            validate_activity_type(&ty).map_err(|e| at.invalid(format!("{e:#}")))?;
-            for name in activity.env.keys() {
+            match &parsed {
+                ActivityKey::Version(ty) => validate_activity_type(ty),
+                ActivityKey::Name(name) => validate_activity_name(name),
+            }
+            .map_err(|e| at.invalid(format!("{e:#}")))?;
+            for name in activity.env.iter().flatten().map(|(k, _)| k) {
                 if name.is_empty() || name.contains('=') {
                     return Err(at
                         .key("env")
                         .invalid(format!("{name:?} is not a valid variable name")));
                 }
             }
-            for grant in &activity.dirs {
+            for grant in activity.dirs.iter().flatten() {
                 if !grant.host.is_dir() {
                     return Err(at.key("dirs").invalid(format!(
                         "host path {} does not exist or is not a directory",
@@ -451,7 +487,7 @@ impl Config {
                         .invalid(format!("guest path {:?} must be absolute", grant.guest)));
                 }
             }
-            for authority in &activity.allowed_hosts {
+            for authority in activity.allowed_hosts.iter().flatten() {
                 let ok = authority
                     .rsplit_once(':')
                     .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
@@ -462,6 +498,11 @@ impl Config {
                 }
             }
             if let Some(file) = &activity.file {
+                if let ActivityKey::Name(name) = &parsed {
+                    return Err(at.key("file").invalid(format!(
+                        "file maps one version to a file: set it in [activity.\"{name}@VERSION\"]"
+                    )));
+                }
                 let name = file.to_string_lossy();
                 if file.components().count() != 1 {
                     return Err(at
@@ -505,7 +546,7 @@ impl Config {
             ));
         }
         for (key, activity) in &self.activities {
-            for (i, grant) in activity.dirs.iter().enumerate() {
+            for (i, grant) in activity.dirs.iter().flatten().enumerate() {
                 if grant.read_only {
                     continue;
                 }
@@ -555,7 +596,12 @@ impl Config {
             }
         }
         for (key, activity) in &self.activities {
-            if activity.dirs.iter().any(|g| g.host.as_os_str().is_empty()) {
+            if activity
+                .dirs
+                .iter()
+                .flatten()
+                .any(|g| g.host.as_os_str().is_empty())
+            {
                 let at = KeyPath::root("activity").key(key).key("dirs");
                 return Err(at.invalid(format!("host path {EMPTY}")));
             }
@@ -625,8 +671,11 @@ impl Config {
         };
         for (key, activity) in &self.activities {
             let at = KeyPath::root("activity").key(key);
+            let Some(parsed) = ActivityKey::parse(key) else {
+                continue;
+            };
             // A table that sets neither timeout is covered by the [defaults] warning.
-            let s = self.merge(activity);
+            let s = self.merge(&self.layers(activity, parsed.name()));
             for (key, swf_timeout, set_here) in [
                 (
                     "start_to_close_timeout_s",
@@ -648,6 +697,23 @@ impl Config {
                 }
             }
             match &activity.file {
+                None if matches!(parsed, ActivityKey::Name(_)) => {
+                    let name = parsed.name();
+                    let any_version = listings.as_ref().map(|dirs| {
+                        dirs.iter().flatten().any(|file| {
+                            file.strip_suffix(".wasm")
+                                .and_then(ActivityType::parse)
+                                .is_some_and(|ty| ty.name == name)
+                        })
+                    });
+                    if any_version == Some(false) {
+                        found.push(at.invalid(format!(
+                            "no plugin dir holds a version of {name} ({name}@VERSION.wasm), so \
+                             these limits and grants apply to nothing yet (a typo in the name?); \
+                             they will apply to every version added later"
+                        )));
+                    }
+                }
                 Some(file) => {
                     let file = file.to_string_lossy();
                     if in_a_plugin_dir(&file) == Some(false) {
@@ -672,17 +738,56 @@ impl Config {
         found
     }
 
-    /// The settings in force for `ty`.
+    /// The settings in force for `ty`: its `[activity."name@version"]` table over its
+    /// name's `[activity."name"]` table over `[defaults]`.
     pub fn settings_for(&self, ty: &ActivityType) -> Arc<ActivitySettings> {
-        let table = self.settings.get_or_init(|| SettingsTable {
-            by_type: self
-                .activities
-                .iter()
-                .filter_map(|(key, a)| Some((ActivityType::parse(key)?, Arc::new(self.merge(a)))))
-                .collect(),
-            default: Arc::new(self.merge(&ActivityConfig::default())),
-        });
-        table.by_type.get(ty).unwrap_or(&table.default).clone()
+        let table = self.settings_table();
+        table
+            .by_type
+            .get(ty)
+            .or_else(|| table.by_name.get(&ty.name))
+            .unwrap_or(&table.default)
+            .clone()
+    }
+
+    /// The settings of every table, and of `[defaults]`: what the engine must have room for.
+    pub fn all_settings(&self) -> Vec<Arc<ActivitySettings>> {
+        let table = self.settings_table();
+        let tables = table.by_type.values().chain(table.by_name.values());
+        tables.chain([&table.default]).cloned().collect()
+    }
+
+    fn settings_table(&self) -> &SettingsTable {
+        self.settings.get_or_init(|| {
+            let mut table = SettingsTable {
+                by_type: HashMap::new(),
+                by_name: HashMap::new(),
+                default: Arc::new(self.merge(&[])),
+            };
+            for (key, a) in &self.activities {
+                match ActivityKey::parse(key) {
+                    Some(ActivityKey::Version(ty)) => {
+                        let s = Arc::new(self.merge(&self.layers(a, &ty.name)));
+                        table.by_type.insert(ty, s);
+                    }
+                    Some(ActivityKey::Name(name)) => {
+                        table.by_name.insert(name, Arc::new(self.merge(&[a])));
+                    }
+                    None => {}
+                }
+            }
+            table
+        })
+    }
+
+    /// `table` (of a version of `name`, or of `name` itself) and, for a version, its name's
+    /// table after it: the tables [`Config::merge`] layers over `[defaults]`, first first.
+    fn layers<'a>(&'a self, table: &'a ActivityConfig, name: &str) -> Vec<&'a ActivityConfig> {
+        let name_table = self
+            .activities
+            .get(name)
+            .filter(|t| !std::ptr::eq(*t, table));
+        std::iter::once(table).chain(name_table).collect()
     }
 
     /// What to say when `ty` starts serving from `file` without an
@@ -693,9 +798,12 @@ impl Config {
     pub fn unconfigured_version_warning(&self, ty: &ActivityType, file: &Path) -> Option<String> {
         let mut others = Vec::new();
         for key in self.activities.keys() {
-            match ActivityType::parse(key) {
-                Some(t) if t == *ty => return None,
-                Some(t) if t.name == ty.name => others.push(format!("[activity.{key:?}]")),
+            match ActivityKey::parse(key) {
+                Some(ActivityKey::Version(t)) if t == *ty => return None,
+                Some(ActivityKey::Version(t)) if t.name == ty.name => {
+                    others.push(format!("[activity.{key:?}]"))
+                }
+                Some(ActivityKey::Name(name)) if name == ty.name => return None,
                 _ => {}
             }
         }
@@ -707,36 +815,49 @@ impl Config {
              (no env, dirs or allowed_hosts; the default limits; and, if it is registered now, \
              [defaults]' registration timeouts, which SWF never changes), while {} sets \
              another version of {}: if {ty} needs the same, copy that table as \
-             [activity.\"{ty}\"] and restart swasm (the config is read at start only)",
+             [activity.\"{ty}\"], or as [activity.\"{}\"] for every version without a table \
+             of its own, and restart swasm (the config is read at start only)",
             file.display(),
             self.source.display(),
             others.join(", "),
             ty.name,
+            ty.name,
         ))
     }
 
-    /// One activity's table over `[defaults]`.
-    fn merge(&self, a: &ActivityConfig) -> ActivitySettings {
+    /// `tables` over `[defaults]`: each member from the first table that sets it.
+    fn merge(&self, tables: &[&ActivityConfig]) -> ActivitySettings {
+        fn first<T: Clone>(
+            tables: &[&ActivityConfig],
+            member: impl Fn(&ActivityConfig) -> Option<&T>,
+        ) -> Option<T> {
+            tables.iter().find_map(|t| member(t)).cloned()
+        }
         let d = &self.defaults;
         ActivitySettings {
-            memory_mb: a.memory_mb.unwrap_or(d.memory_mb),
-            timeout_s: a.timeout_s.unwrap_or(d.timeout_s),
-            heartbeat_interval_s: a.heartbeat_interval_s.unwrap_or(d.heartbeat_interval_s),
-            max_stack_kb: a.max_stack_kb.unwrap_or(d.max_stack_kb),
-            env: a.env.clone(),
-            dirs: a.dirs.clone(),
-            allowed_hosts: a.allowed_hosts.clone(),
+            memory_mb: first(tables, |a| a.memory_mb.as_ref()).unwrap_or(d.memory_mb),
+            timeout_s: first(tables, |a| a.timeout_s.as_ref()).unwrap_or(d.timeout_s),
+            heartbeat_interval_s: first(tables, |a| a.heartbeat_interval_s.as_ref())
+                .unwrap_or(d.heartbeat_interval_s),
+            max_stack_kb: first(tables, |a| a.max_stack_kb.as_ref()).unwrap_or(d.max_stack_kb),
+            env: first(tables, |a| a.env.as_ref()).unwrap_or_default(),
+            dirs: first(tables, |a| a.dirs.as_ref()).unwrap_or_default(),
+            allowed_hosts: first(tables, |a| a.allowed_hosts.as_ref()).unwrap_or_default(),
             registration: Registration {
-                schedule_to_start_timeout_s: a
-                    .schedule_to_start_timeout_s
-                    .or(d.schedule_to_start_timeout_s),
-                start_to_close_timeout_s: a.start_to_close_timeout_s.or(d.start_to_close_timeout_s),
-                schedule_to_close_timeout_s: a
-                    .schedule_to_close_timeout_s
-                    .or(d.schedule_to_close_timeout_s),
-                heartbeat_timeout_s: a.heartbeat_timeout_s.or(d.heartbeat_timeout_s),
-                task_priority: a.task_priority.or(d.task_priority),
-                description: a.description.clone().or(d.description.clone()),
+                schedule_to_start_timeout_s: first(tables, |a| {
+                    a.schedule_to_start_timeout_s.as_ref()
+                })
+                .or(d.schedule_to_start_timeout_s),
+                start_to_close_timeout_s: first(tables, |a| a.start_to_close_timeout_s.as_ref())
+                    .or(d.start_to_close_timeout_s),
+                schedule_to_close_timeout_s: first(tables, |a| {
+                    a.schedule_to_close_timeout_s.as_ref()
+                })
+                .or(d.schedule_to_close_timeout_s),
+                heartbeat_timeout_s: first(tables, |a| a.heartbeat_timeout_s.as_ref())
+                    .or(d.heartbeat_timeout_s),
+                task_priority: first(tables, |a| a.task_priority.as_ref()).or(d.task_priority),
+                description: first(tables, |a| a.description.as_ref()).or(d.description.clone()),
             },
         }
     }
@@ -763,6 +884,12 @@ pub fn validate_activity_type(ty: &ActivityType) -> Result<()> {
     check_len(&ty.version, 1, 64).map_err(|m| anyhow::anyhow!("version: {m}"))?;
     check_swf_name("activity type name", &ty.name)?;
     check_swf_name("activity type version", &ty.version)
+}
+
+/// SWF's rules for an activity type's name, for an `[activity."name"]` key.
+fn validate_activity_name(name: &str) -> Result<()> {
+    check_len(name, 1, 256).map_err(|m| anyhow::anyhow!("name: {m}"))?;
+    check_swf_name("activity type name", name)
 }
 
 pub fn validate_task_list_name(name: &str) -> Result<()> {

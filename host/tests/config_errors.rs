@@ -470,3 +470,79 @@ fn parse_errors_of_new_users_say_what_to_write() {
     );
     assert!(!error.contains("hint:"), "{error}");
 }
+
+/// `[activity."name"]` applies to every version of the name without a table of its own, so
+/// a version dropped in while the host runs gets its grants with no restart; a version's
+/// own table overrides it member by member (`env`, `dirs`, `allowed_hosts` each whole).
+/// A name table that matches no file in any plugin dir is warned about like a version's.
+#[test]
+fn a_name_table_applies_to_every_version_without_its_own() {
+    use swasm::activity::ActivityType;
+    let dir = temp_dir("name-table");
+    std::fs::create_dir_all(dir.join("plugins")).unwrap();
+    std::fs::create_dir_all(dir.join("shared")).unwrap();
+    std::fs::write(dir.join("plugins/resize@1.wasm"), b"").unwrap();
+    let path = dir.join("swasm.toml");
+    let text = r#"[swf]
+domain = "d"
+
+[[task_list]]
+name = "a"
+plugin_dir = "plugins"
+
+[defaults]
+memory_mb = 128
+timeout_s = 60
+
+[activity.resize]
+memory_mb = 512
+env = { BUCKET = "images" }
+dirs = [{ host = "shared", guest = "/data" }]
+start_to_close_timeout_s = 900
+
+[activity."resize@3"]
+timeout_s = 120
+env = { BUCKET = "thumbs" }
+
+[activity.missing]
+memory_mb = 64
+"#;
+    let config = Config::parse(text, &path).unwrap();
+    // A version with no table (here one dropped in later): the name's table over [defaults].
+    let v2 = config.settings_for(&ActivityType::new("resize", "2"));
+    assert_eq!((v2.memory_mb, v2.timeout_s), (512, 60));
+    assert_eq!(v2.env["BUCKET"], "images");
+    assert_eq!(v2.dirs.len(), 1);
+    assert_eq!(v2.registration.start_to_close_timeout_s, Some(900));
+    // A version's own table over its name's.
+    let v3 = config.settings_for(&ActivityType::new("resize", "3"));
+    assert_eq!((v3.memory_mb, v3.timeout_s), (512, 120));
+    assert_eq!(v3.env["BUCKET"], "thumbs");
+    assert_eq!(v3.dirs.len(), 1);
+    // Another name: [defaults] only.
+    let other = config.settings_for(&ActivityType::new("echo", "1"));
+    assert_eq!(
+        (other.memory_mb, other.env.len(), other.dirs.len()),
+        (128, 0, 0)
+    );
+    // The engine is sized for the name table's memory too.
+    assert!(config.all_settings().iter().any(|s| s.memory_mb == 512));
+    let warnings = config.warnings();
+    assert!(
+        warnings.iter().any(|w| w.contains(
+            "activity.missing: no plugin dir holds a version of missing (missing@VERSION.wasm)"
+        )),
+        "{warnings:?}"
+    );
+    assert!(
+        !warnings.iter().any(|w| w.contains("activity.resize")),
+        "{warnings:?}"
+    );
+    // A version without a table of its own does not get the new-version warning: its
+    // name's table covers it.
+    assert!(
+        config
+            .unconfigured_version_warning(&ActivityType::new("resize", "2"), &dir.join("x"))
+            .is_none()
+    );
+}

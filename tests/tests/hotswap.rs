@@ -612,3 +612,46 @@ async fn run_register_registers_a_version_dropped_in_later() {
         .await;
     assert_eq!(second, vec![Closed::Completed(Some("two".into()))]);
 }
+
+/// A version dropped in while the host runs gets the grants of its name's
+/// `[activity."name"]` table with no restart: envread@2 sees the variable the table grants
+/// every version of envread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_dropped_in_gets_its_names_grants() {
+    let scenario = Scenario::start("name-table", &[("envread@1", None), ("envread@2", None)]).await;
+    let swf = &scenario.swf;
+    let mut config = scenario.host_config(vec![TaskListSpec::new("main", &["envread@1.wasm"])]);
+    config.extra = "[activity.envread]\nenv = { GREETING = \"hello\" }\n".into();
+    let host = Host::start(&config.write(), &[]);
+    let first = swf
+        .run_one(
+            "w-v1",
+            Activity::new("v1", "envread@1", "main", None),
+            MINUTE,
+        )
+        .await;
+    let [Closed::Completed(Some(result))] = &first[..] else {
+        panic!("{first:?}\n{}", host.logs())
+    };
+    assert!(result.contains(r#""env":{"GREETING":"hello"}"#), "{result}");
+
+    drop_in(
+        &plugin_dir(&config, "main"),
+        "envread@2.wasm",
+        &read("envread@1.wasm"),
+    );
+    wait_log(&host, &["plugin loaded", "envread@2"], 1).await;
+    let second = swf
+        .run_one(
+            "w-v2",
+            Activity::new("v2", "envread@2", "main", None),
+            MINUTE,
+        )
+        .await;
+    assert_eq!(second, first, "{}", host.logs());
+    assert!(
+        !host.logs().contains("has no [activity."),
+        "the name's table covers envread@2:\n{}",
+        host.logs()
+    );
+}

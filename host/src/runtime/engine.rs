@@ -112,14 +112,9 @@ impl RuntimeOptions {
     /// Sizes the engine for everything the config can run at once.
     pub fn from_config(config: &Config) -> RuntimeOptions {
         let slots: usize = config.task_lists.iter().map(|t| t.max_concurrent).sum();
-        let settings = config
-            .activities
-            .keys()
-            .filter_map(|k| crate::activity::ActivityType::parse(k));
         let mut max_memory_mb = config.defaults.memory_mb;
         let mut max_stack_kb = config.defaults.max_stack_kb;
-        for ty in settings {
-            let s = config.settings_for(&ty);
+        for s in config.all_settings() {
             max_memory_mb = max_memory_mb.max(s.memory_mb);
             max_stack_kb = max_stack_kb.max(s.max_stack_kb);
         }
