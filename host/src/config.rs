@@ -1092,23 +1092,34 @@ fn path_forms(path: &Path) -> Vec<PathBuf> {
             other => lexical.push(other),
         }
     }
-    let mut existing = lexical.as_path();
-    let mut rest = Vec::new();
-    let canonical = loop {
-        if let Ok(found) = existing.canonicalize() {
-            break rest
-                .iter()
-                .rev()
-                .fold(found, |path: PathBuf, part| path.join(part));
-        }
-        match (existing.parent(), existing.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_os_string());
-                existing = parent;
+    // Resolved as the kernel resolves it, one part at a time: a link followed, and `..`
+    // after a link taken from where the link leads (`link/../plugins` is beside the link's
+    // target, not beside the link). The part that does not exist yet is appended as
+    // written, `..` taken away lexically.
+    let mut canonical = PathBuf::from("/");
+    let mut exists = true;
+    for part in absolute.components() {
+        match part {
+            Component::RootDir | Component::Prefix(_) | Component::CurDir => {}
+            Component::ParentDir if !exists => {
+                canonical.pop();
             }
-            _ => break lexical.clone(),
+            part => {
+                let next = canonical.join(part);
+                match next.canonicalize() {
+                    Ok(found) if exists => canonical = found,
+                    _ => {
+                        exists = false;
+                        if part == Component::ParentDir {
+                            canonical.pop();
+                        } else {
+                            canonical = next;
+                        }
+                    }
+                }
+            }
         }
-    };
+    }
     if canonical == lexical {
         vec![lexical]
     } else {

@@ -291,10 +291,13 @@ fn a_bad_region_flag_is_refused() {
 #[test]
 fn read_write_grants_of_code_the_host_runs_are_refused() {
     let dir = temp_dir("rw-grants");
-    for d in ["plugins/images", "cache", "data", "secrets"] {
+    for d in ["plugins/images", "plugins/x", "cache", "data", "secrets"] {
         std::fs::create_dir_all(dir.join(d)).unwrap();
     }
     std::os::unix::fs::symlink(dir.join("plugins/images"), dir.join("link")).unwrap();
+    // `..` after a link is where the link leads's parent: `away/../images` opens
+    // plugins/images, though written it reads as a sibling `images` of the config.
+    std::os::unix::fs::symlink(dir.join("plugins/x"), dir.join("away")).unwrap();
     let path = dir.join("swasm.toml");
     let file = path.display().to_string();
     let config = |grant: &str, cache: &str| {
@@ -323,6 +326,13 @@ fn read_write_grants_of_code_the_host_runs_are_refused() {
         (
             "data/../plugins/images",
             "plugins/images",
+            "is",
+            plugin_dir,
+            "plugins/images",
+        ),
+        (
+            "away/../images",
+            "images",
             "is",
             plugin_dir,
             "plugins/images",
