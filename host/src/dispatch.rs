@@ -43,6 +43,11 @@ pub trait Runner: Send + Sync + 'static {
         settings: Arc<ActivitySettings>,
         heartbeat: HeartbeatHandle,
     ) -> BoxFuture<'static, Outcome>;
+
+    /// Which build of the code runs (for the task's log lines), if the runner knows.
+    fn build(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// What dispatch needs of the registry: routing by task list and type.
@@ -69,6 +74,7 @@ impl Dispatcher {
     /// never fails (errors are logged inside its span).
     pub async fn handle(self: Arc<Self>, polled: PolledTask, counts: &TaskListMetrics) {
         let t = &polled.task;
+        let runner = self.activities.lookup(&t.task_list, &t.activity_type);
         let span = tracing::info_span!(
             "task",
             domain = %self.config.swf.domain,
@@ -76,14 +82,22 @@ impl Dispatcher {
             activity_id = %t.activity_id,
             activity_type = %t.activity_type,
             workflow_id = %t.workflow_id,
-            // Which build of the plugin ran it (filled in by the runner): after a hot swap,
-            // the lines of a task say whether the old file or the new one served it.
-            plugin_sha256 = tracing::field::Empty,
+            // Which build of the plugin runs it: after a hot swap, the lines of a task say
+            // whether the old file or the new one served it. Set here, not recorded later:
+            // a field recorded later costs the JSON log format a re-encoding of the span.
+            plugin_sha256 = runner.as_ref().and_then(|r| r.build()).map(tracing::field::display),
         );
-        self.handle_inner(polled, counts).instrument(span).await
+        self.handle_inner(polled, runner, counts)
+            .instrument(span)
+            .await
     }
 
-    async fn handle_inner(self: Arc<Self>, polled: PolledTask, counts: &TaskListMetrics) {
+    async fn handle_inner(
+        self: Arc<Self>,
+        polled: PolledTask,
+        runner: Option<Arc<dyn Runner>>,
+        counts: &TaskListMetrics,
+    ) {
         let PolledTask { token, task } = polled;
         let started = Instant::now();
         counts.started.inc();
@@ -91,7 +105,7 @@ impl Dispatcher {
         let guard = Arc::new(self.metrics.track(task.clone()));
         tracing::info!("task started");
 
-        let outcome = match self.activities.lookup(&task.task_list, &task.activity_type) {
+        let outcome = match runner {
             None => unknown_type(&task, self.activities.served(&task.task_list)),
             Some(runner) => {
                 let settings = self.config.settings_for(&task.activity_type);

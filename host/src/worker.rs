@@ -306,12 +306,12 @@ impl Runner for Plugin {
         settings: Arc<ActivitySettings>,
         heartbeat: HeartbeatHandle,
     ) -> BoxFuture<'static, Outcome> {
-        // The start of the file's sha256, as `/status` and `swasm plugins --json` show it.
-        tracing::Span::current().record(
-            "plugin_sha256",
-            tracing::field::display(&self.hash[..self.hash.len().min(12)]),
-        );
         Box::pin(async move { Plugin::run(&self, task, &settings, heartbeat).await })
+    }
+
+    /// The start of the file's sha256, as `/status` and `swasm plugins` show it.
+    fn build(&self) -> Option<&str> {
+        self.hash.get(..12)
     }
 }
 
