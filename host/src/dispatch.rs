@@ -219,8 +219,9 @@ impl Dispatcher {
                     Outcome::Canceled(d) => self.swf.cancel(token, d.as_deref()).await,
                 }
             };
+            // An attempt cut off in flight may have been taken as well.
             let Some(result) = self.unless_given_up(started, call).await else {
-                return Answer::Dropped;
+                return Answer::Unconfirmed;
             };
             match result {
                 Ok(()) => return Answer::Taken,
@@ -247,7 +248,11 @@ impl Dispatcher {
                         .await
                         .is_none()
                     {
-                        return Answer::Dropped;
+                        return if maybe_taken {
+                            Answer::Unconfirmed
+                        } else {
+                            Answer::Dropped
+                        };
                     }
                     delay = (delay * 2).min(Duration::from_secs(10));
                 }
@@ -267,6 +272,9 @@ impl Dispatcher {
         step: impl std::future::Future<Output = T>,
     ) -> Option<T> {
         tokio::select! {
+            // A step done by the deadline counts: an answer SWF has replied to is not
+            // given up (and called unconfirmed) for the deadline it met at the same time.
+            biased;
             out = step => Some(out),
             _ = self.shutdown.task_over_by(started, ANSWER_AFTER_GRACE) => {
                 tracing::error!("giving up on the response: the worker is shutting down and this task's grace is over");
@@ -281,8 +289,9 @@ enum Answer {
     Taken,
     /// Not taken, and nothing more to try (the task is gone, or the worker gave up).
     Dropped,
-    /// SWF no longer knows the task, after an attempt that ended without a reply (timeout,
-    /// lost connection, 5xx): that attempt was probably taken, but nothing confirms it.
+    /// Perhaps taken, never confirmed: an attempt ended without a reply (timeout, lost
+    /// connection, 5xx, or cut off by the worker's stop), and no later one was taken (SWF
+    /// no longer knows the task, or the worker gave up).
     Unconfirmed,
     /// SWF refused the request itself (ValidationException), with why.
     Refused(String),
@@ -630,6 +639,9 @@ mod tests {
             .unwrap();
         assert_eq!(stopped.elapsed(), ANSWER_AFTER_GRACE, "on paused time");
         assert!(fake.responses().is_empty());
+        // Cut off in flight: it may have been taken.
+        let counts = d.metrics.task_list("tl");
+        assert_eq!((counts.unconfirmed.get(), counts.dropped.get()), (1, 0));
     }
 
     /// Handles one echo task with `grace`, begins the shutdown once its answer was first
@@ -678,6 +690,36 @@ mod tests {
         assert_eq!(took, grace + ANSWER_AFTER_GRACE);
         assert!(fake.responses().is_empty());
         assert!(fake.answer_attempts() > 3, "the answer was retried");
+    }
+
+    /// Given up between retries: unconfirmed if an attempt may have been taken (a 503),
+    /// dropped if every attempt was refused unread (throttled).
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_given_up_is_unconfirmed_only_if_an_attempt_may_have_been_taken() {
+        for (error, unconfirmed) in [
+            (SwfError::Unavailable("503".into()), 1),
+            (SwfError::Throttled("slow down".into()), 0),
+        ] {
+            let fake = Arc::new(FakeSwf::default());
+            fake.fail_next
+                .lock()
+                .unwrap()
+                .extend((0..1000).map(|_| error.clone()));
+            let d = dispatcher_with_grace(&fake, vec![("echo@1", quiet())], Duration::ZERO);
+            let counts = d.metrics.task_list("tl");
+            let h = tokio::spawn({
+                let d = d.clone();
+                async move { handle(&d, "echo").await }
+            });
+            fake.wait_answer_attempts(2).await;
+            d.shutdown.initiate();
+            h.await.unwrap();
+            assert_eq!(
+                (counts.unconfirmed.get(), counts.dropped.get()),
+                (unconfirmed, 1 - unconfirmed),
+                "{error:?}"
+            );
+        }
     }
 
     /// An answer whose attempt was cut off without a reply may have been taken: when the

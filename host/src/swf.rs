@@ -317,9 +317,9 @@ where
                     SwfError::AlreadyExists(short)
                 }
                 "ValidationException" => SwfError::Validation(short),
-                _ if status >= 500 || status == 429 => {
-                    SwfError::Unavailable(format!("HTTP {status}: {text}"))
-                }
+                // Too many requests, whatever the body says: not acted on, as throttling.
+                _ if status == 429 => SwfError::Throttled(format!("HTTP 429: {text}")),
+                _ if status >= 500 => SwfError::Unavailable(format!("HTTP {status}: {text}")),
                 _ => SwfError::Other(format!("HTTP {status}: {text}")),
             }
         }
@@ -815,6 +815,33 @@ mod tests {
         assert!(SwfError::CredentialsRefused(String::new()).is_retryable());
         assert!(!SwfError::TaskGone(String::new()).is_retryable());
         assert!(!SwfError::Validation(String::new()).is_retryable());
+    }
+
+    /// An error answer of `status` with no error code SWF knows, as `classify` sees it.
+    fn uncoded(status: u16) -> SwfError {
+        use aws_sdk_swf::operation::respond_activity_task_completed::RespondActivityTaskCompletedError;
+        let err = RespondActivityTaskCompletedError::generic(
+            aws_smithy_types::error::ErrorMetadata::builder().build(),
+        );
+        let raw = aws_smithy_runtime_api::http::Response::new(
+            status.try_into().unwrap(),
+            aws_smithy_types::body::SdkBody::empty(),
+        );
+        classify(SdkError::service_error(err, raw))
+    }
+
+    /// HTTP 429 is throttling whatever its body says: the request was not acted on (so an
+    /// answer refused with it is not one that SWF may have taken). 5xx may have been.
+    #[test]
+    fn status_429_is_throttling_and_5xx_unavailable() {
+        assert!(
+            matches!(uncoded(429), SwfError::Throttled(_)),
+            "{:?}",
+            uncoded(429)
+        );
+        assert!(matches!(uncoded(503), SwfError::Unavailable(_)));
+        assert!(matches!(uncoded(500), SwfError::Unavailable(_)));
+        assert!(matches!(uncoded(400), SwfError::Other(_)));
     }
 
     /// A poll over the task list's poller limit is LimitExceededFault: its own kind (so the
