@@ -160,9 +160,12 @@ struct Shared {
 }
 
 impl Shared {
-    /// Takes the pending details to send, keeping a copy as the latest taken.
+    /// Takes the pending details to send, keeping a copy as the latest taken. The copy is
+    /// made under the `pending` lock, so [`HeartbeatPump::latest_details`] (which takes the
+    /// locks in the same order) never finds the details in neither place.
     fn take_pending(&self) -> Option<Option<String>> {
-        let details = self.pending.lock().unwrap().take()?;
+        let mut pending = self.pending.lock().unwrap();
+        let details = pending.take()?;
         *self.taken.lock().unwrap() = Some(details.clone());
         Some(details)
     }
@@ -293,10 +296,11 @@ impl HeartbeatPump {
     /// `None` if it never beat with details.
     pub fn latest_details(&self) -> Option<String> {
         let shared = &self.beat.shared;
-        let pending = shared.pending.lock().unwrap().clone();
-        pending
-            .or_else(|| shared.taken.lock().unwrap().clone())
-            .flatten()
+        let pending = shared.pending.lock().unwrap();
+        match &*pending {
+            Some(details) => details.clone(),
+            None => shared.taken.lock().unwrap().clone().flatten(),
+        }
     }
 
     /// Stops the pump after flushing details still pending; call before responding. If
