@@ -268,9 +268,20 @@ fn classify_parse_error(e: &wasmtime::Error, len: usize) -> LoadError {
 /// Whether a validation error is about a proposal the engine has off because wasmtime
 /// would need a GC heap for it (see `engine_config`).
 fn uses_a_gc_heap(msg: &str) -> bool {
-    ["gc feature", "requires gc", "exceptions proposal"]
-        .iter()
-        .any(|m| msg.contains(m))
+    // wasmparser's words for them, in types, in instructions ("gc support is not enabled",
+    // "legacy exceptions support is not enabled") and in rec groups and subtypes.
+    [
+        "gc feature",
+        "requires gc",
+        "gc support is not enabled",
+        "gc proposal",
+        "`gc` proposal",
+        "exceptions proposal",
+        "exceptions support is not enabled",
+        "legacy_exceptions feature",
+    ]
+    .iter()
+    .any(|m| msg.contains(m))
 }
 
 /// Whether a pool limit met by the load check is one that tasks ending give back: a task
@@ -504,6 +515,26 @@ impl Runtime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every refusal wasmparser 0.254 words for GC and exceptions gets the hint.
+    #[test]
+    fn gc_and_exceptions_refusals_are_recognised() {
+        for msg in [
+            "heap types not supported without the gc feature",
+            "gc types are disallowed but found type which requires gc",
+            "gc support is not enabled (at offset 0x2a)",
+            "exceptions support is not enabled",
+            "legacy exceptions support is not enabled",
+            "legacy_exceptions feature required for try instruction",
+            "exceptions proposal not enabled",
+            "gc proposal must be enabled to use subtypes",
+            "gc proposal not supported",
+            "rec group usage requires `gc` proposal to be enabled",
+        ] {
+            assert!(uses_a_gc_heap(msg), "{msg}");
+        }
+        assert!(!uses_a_gc_heap("SIMD support is not enabled"));
+    }
 
     #[test]
     fn header_checks_name_the_problem() {
