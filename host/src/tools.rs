@@ -105,7 +105,10 @@ pub async fn invoke(args: InvokeArgs) -> Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
             };
-            ActivitySettings::clone(&config.settings_for(&ty))
+            let mut settings = ActivitySettings::clone(&config.settings_for(&ty));
+            // The stack limit is the engine's, as under `run`: the largest of all tables.
+            settings.max_stack_kb = RuntimeOptions::from_config(&config).max_stack_kb;
+            settings
         }
         None => ActivitySettings {
             memory_mb: 256,

@@ -661,6 +661,19 @@ fn invoke_with_a_config_gets_the_types_grants() {
         "{result}"
     );
 
+    // The stack is the engine's, as under `run`: another table's max_stack_kb raises it.
+    let recurse = guest("recurse@1.wasm");
+    let deep = ["invoke", path(&recurse), "--input", "100000"];
+    assert_eq!(swasm(&deep).status.code(), Some(1), "512 KiB is too little");
+    std::fs::write(
+        &cfg,
+        "[swf]\ndomain = \"d\"\n[[task_list]]\nname = \"a\"\nplugin_dir = \"plugins\"\n\
+         [activity.\"other@1\"]\nmax_stack_kb = 32768\n",
+    )
+    .unwrap();
+    let o = swasm(&[&deep[..], &["--config", path(&cfg)]].concat());
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
     std::fs::write(&cfg, "[swf]\ndomain = \"d\"\nbogus = 1\n").unwrap();
     let o = swasm(&["invoke", path(&plugin), "--config", path(&cfg)]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
