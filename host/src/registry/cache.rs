@@ -203,8 +203,13 @@ impl Cache {
         let Ok(engines) = std::fs::read_dir(&self.root) else {
             return (out, stale);
         };
+        // A directory itself, not a link to one (in a root others may write, such as a
+        // sticky /tmp dir, a link could lead the removals below anywhere), and one others
+        // cannot write.
         let is_engine_dir = |e: &std::fs::DirEntry| {
-            e.file_name().to_string_lossy().starts_with("wasmtime-") && e.path().is_dir()
+            e.file_name().to_string_lossy().starts_with("wasmtime-")
+                && e.file_type().is_ok_and(|t| t.is_dir())
+                && self.check_dirs(&e.path()).is_ok()
         };
         for engine in engines.flatten().filter(is_engine_dir) {
             let Ok(files) = std::fs::read_dir(engine.path()) else {
@@ -285,7 +290,8 @@ fn untrusted(path: &Path, meta: &std::fs::Metadata) -> Option<String> {
     if mode & 0o022 != 0 && !sticky_dir {
         return Some(format!(
             "{} is writable by its group or by others (mode {mode:o}): they could put native \
-             code there, which the host would run; chmod go-w it",
+             code there, which the host would run; chmod -R go-w it (a cache made by an older \
+             swasm under umask 002 is)",
             path.display()
         ));
     }
@@ -359,6 +365,10 @@ mod tests {
     fn entry(root: &Path, engine: &str, hash: &str, bytes: usize, age: Duration) -> PathBuf {
         let dir = root.join(engine);
         std::fs::create_dir_all(&dir).unwrap();
+        // As the cache makes them, whatever the test's umask.
+        for d in [root, dir.as_path()] {
+            set_mode(d, 0o755);
+        }
         let (code, sum) = Cache::paths(&dir, hash);
         std::fs::write(&code, vec![0u8; bytes]).unwrap();
         std::fs::write(&sum, "x").unwrap();
@@ -561,6 +571,38 @@ mod tests {
         assert!(!Cache::paths(&dir, "other").0.exists());
         set_mode(&dir, 0o755);
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// The size limit removes entries in the cache's own engine dirs only: not through a
+    /// link named like one (in a root others may write, such as a sticky dir, a link could
+    /// lead anywhere), nor in an engine dir others can write.
+    #[test]
+    fn trimming_follows_no_link_and_no_dir_others_can_write() {
+        let root = temp_root("trim-links");
+        let elsewhere = temp_root("trim-links-target");
+        let hour = Duration::from_secs(3600);
+        let outside = entry(&elsewhere, "wasmtime-e", "o", 4000, 9 * hour);
+        let written = entry(&root, "wasmtime-e", "c", 400, Duration::ZERO);
+        std::os::unix::fs::symlink(elsewhere.join("wasmtime-e"), root.join("wasmtime-link"))
+            .unwrap();
+        let open = entry(&root, "wasmtime-open", "w", 4000, 9 * hour);
+        set_mode(open.parent().unwrap(), 0o777);
+        Cache {
+            root: root.clone(),
+            max_bytes: 500,
+        }
+        .trim(&written);
+        assert!(
+            outside.exists(),
+            "an entry reached through a link is not touched"
+        );
+        assert!(
+            open.exists(),
+            "an engine dir others can write is not the cache's"
+        );
+        set_mode(open.parent().unwrap(), 0o755);
+        std::fs::remove_dir_all(&root).unwrap();
+        std::fs::remove_dir_all(&elsewhere).unwrap();
     }
 
     #[test]
