@@ -535,6 +535,9 @@ fn plugins_lists_the_files_it_ignores_under_a_header() {
     ] {
         std::fs::copy(example("echo@1.wasm"), plugins.join(name)).unwrap();
     }
+    // A name that is not UTF-8 (an activity type is text), shown with U+FFFD for the byte.
+    let raw = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"echo\xff@1.wasm");
+    std::fs::copy(example("echo@1.wasm"), plugins.join(raw)).unwrap();
     let cfg = dir.join("swasm.toml");
     std::fs::write(&cfg, "[swf]\ndomain = \"d\"\n[[task_list]]\nname = \"tl\"\nplugin_dir = \"plugins\"\n[cache]\ndir = \"cache\"\n").unwrap();
     let o = swasm(&["plugins", "--config", path(&cfg)]);
@@ -566,6 +569,7 @@ fn plugins_lists_the_files_it_ignores_under_a_header() {
         ),
         ("README.txt", "IGNORED not a plugin"),
         (".echo@3.wasm.tmp", "IGNORED hidden"),
+        ("echo\u{fffd}@1.wasm", "IGNORED its name is not UTF-8 text"),
     ] {
         let cells = row(name);
         assert_eq!(cells.len(), 6, "{out}");
@@ -585,7 +589,7 @@ fn plugins_lists_the_files_it_ignores_under_a_header() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(objects.len(), 5, "{objects:#?}");
+    assert_eq!(objects.len(), 6, "{objects:#?}");
     let keys = |v: &serde_json::Value| {
         let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
         k.sort();

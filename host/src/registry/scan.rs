@@ -225,9 +225,19 @@ pub(crate) fn ignored_files(dir: &Path) -> Vec<(String, String)> {
     let mut ignored: Vec<(String, String)> = read
         .flatten()
         .filter_map(|item| {
-            let name = item.file_name().to_string_lossy().into_owned();
-            let why = not_a_plugin_name(&name)?;
-            (!dir.join(&name).is_dir()).then_some((name, why))
+            let (name, why) = match item.file_name().into_string() {
+                Ok(name) => {
+                    let why = not_a_plugin_name(&name)?;
+                    (name, why)
+                }
+                // SWF's names are text: such a file can never be a plugin.
+                Err(raw) => (
+                    raw.to_string_lossy().into_owned(),
+                    "its name is not UTF-8 text, as an activity type's name and version are"
+                        .to_string(),
+                ),
+            };
+            (!item.path().is_dir()).then_some((name, why))
         })
         .collect();
     ignored.sort();
