@@ -129,10 +129,7 @@ impl Dispatcher {
                     outcome = run => outcome,
                     _ = self.shutdown.task_over(started) => {
                         tracing::warn!("shutdown grace period over: interrupting the task");
-                        // The guest's checkpoint, as SWF gives it with a heartbeat timeout,
-                        // so the decider can schedule the task again from there.
-                        let details = pump.latest_details().unwrap_or_else(|| "the worker shut down before the task finished; it can be retried at once".to_string());
-                        Outcome::failed(reason::SHUTDOWN, details)
+                        interrupted(pump.latest_details())
                     }
                     _ = tokio::time::sleep(backstop) => Outcome::failed(reason::TIMEOUT, format!("the task ran past timeout_s + 30 s ({backstop:?})")),
                 };
@@ -295,6 +292,16 @@ enum Answer {
     Unconfirmed,
     /// SWF refused the request itself (ValidationException), with why.
     Refused(String),
+}
+
+/// The answer for a task the shutdown interrupted: its latest heartbeat details, the
+/// guest's checkpoint, as SWF gives them with a heartbeat timeout, so the decider can
+/// schedule the task again from there.
+fn interrupted(checkpoint: Option<String>) -> Outcome {
+    let details = checkpoint.unwrap_or_else(|| {
+        "the worker shut down before the task finished; it can be retried at once".to_string()
+    });
+    Outcome::failed(reason::SHUTDOWN, details)
 }
 
 /// The answer for a type this host has no plugin for.

@@ -242,9 +242,7 @@ pub struct Registry {
     /// Marked changed whenever a plugin starts serving (a new file, a new version, a
     /// swap): see [`Registry::subscribe`].
     loaded: tokio::sync::watch::Sender<()>,
-    /// Types already warned about as a version without the `[activity]` table another
-    /// version of their name has ([`Config::unconfigured_version_warning`]): once each.
-    warned_unconfigured: Mutex<std::collections::HashSet<ActivityType>>,
+    warned_unconfigured: scan::UnconfiguredVersions,
 }
 
 impl Registry {
@@ -299,7 +297,7 @@ impl Registry {
             live: AtomicBool::new(false),
             loaded: tokio::sync::watch::Sender::new(()),
             config: config.clone(),
-            warned_unconfigured: Mutex::new(std::collections::HashSet::new()),
+            warned_unconfigured: scan::UnconfiguredVersions::default(),
         });
         for list in registry.lists.values() {
             registry.rescan(list).await;
@@ -683,7 +681,7 @@ impl Registry {
                     load_ms = started.elapsed().as_millis() as u64,
                     "plugin {what}"
                 );
-                self.warn_if_unconfigured(ty, &path);
+                self.warned_unconfigured.warn(&self.config, ty, &path);
             }
             self.loaded.send_replace(());
             if !entry.types.is_empty() && served_all {
@@ -739,22 +737,6 @@ impl Registry {
             self.retire(list, &path, std::slice::from_ref(&ty));
         }
         (retry.then_some(SETTLE), to_cache)
-    }
-
-    /// Logs, once per type, that `ty` (served from `path`) has no `[activity]` table while
-    /// another version of its name has one.
-    fn warn_if_unconfigured(&self, ty: &ActivityType, path: &Path) {
-        let Some(warning) = self.config.unconfigured_version_warning(ty, path) else {
-            return;
-        };
-        let first = self
-            .warned_unconfigured
-            .lock()
-            .expect("warned_unconfigured lock")
-            .insert(ty.clone());
-        if first {
-            tracing::warn!(activity_type = %ty, "{warning}");
-        }
     }
 
     /// Stops serving `types` from `path`, a file that is gone (a type another file serves

@@ -291,13 +291,31 @@ pub struct FileReport {
 /// that are not plugins by their names come after its plugins, as ignored. Logs, once per
 /// type, a version that loads without the `[activity]` table another version of its name
 /// has ([`Config::unconfigured_version_warning`]).
+/// The types already warned about as a version without the `[activity]` table another
+/// version of their name has ([`Config::unconfigured_version_warning`]): once each.
+#[derive(Default)]
+pub(crate) struct UnconfiguredVersions(std::sync::Mutex<std::collections::HashSet<ActivityType>>);
+
+impl UnconfiguredVersions {
+    /// Logs, the first time only, that `ty` (served from `path`) has no `[activity]` table
+    /// while another version of its name has one.
+    pub(crate) fn warn(&self, config: &Config, ty: &ActivityType, path: &Path) {
+        let Some(warning) = config.unconfigured_version_warning(ty, path) else {
+            return;
+        };
+        let first = self.0.lock().expect("warned lock").insert(ty.clone());
+        if first {
+            tracing::warn!(activity_type = %ty, "{warning}");
+        }
+    }
+}
+
 pub async fn inspect(config: &Config, runtime: &Arc<Runtime>) -> Result<Vec<FileReport>> {
     let cache = Cache::from_config(&config.cache);
     let stats = RegistryStats::default();
     let mapped = mapped_files(config);
     let mut reports = Vec::new();
-    // Types warned about as a version without its name's `[activity]` table: once each.
-    let mut warned = std::collections::HashSet::new();
+    let warned = UnconfiguredVersions::default();
     for tl in &config.task_lists {
         let (dir, entries) = match list_dir(&tl.plugin_dir, &mapped) {
             Ok(listed) => listed,
@@ -343,12 +361,7 @@ pub async fn inspect(config: &Config, runtime: &Arc<Runtime>) -> Result<Vec<File
                                 report.error = Some(unfit.join("; "));
                             }
                             for ty in &entry.types {
-                                if let Some(warning) =
-                                    config.unconfigured_version_warning(ty, &path)
-                                    && warned.insert(ty.clone())
-                                {
-                                    tracing::warn!(activity_type = %ty, "{warning}");
-                                }
+                                warned.warn(config, ty, &path);
                             }
                         }
                         Err(e) => report.error = Some(e.to_string()),
