@@ -142,17 +142,7 @@ async fn a_looping_guest_leaves_its_thread_timers_running() {
     let looping = tokio::spawn(guests.run(Box::pin(async move {
         spin.run(task("spin@1", None), &s, no_heartbeat()).await
     })));
-    let timers = guests.run(Box::pin(async {
-        for _ in 0..20 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        Outcome::Completed(None)
-    }));
-    assert_eq!(
-        guests.in_flight(),
-        vec![2],
-        "both runs share the one thread"
-    );
+    let timers = timers_beside(&guests);
     assert_eq!(timers.await, Outcome::Completed(None));
     assert!(
         !looping.is_finished(),

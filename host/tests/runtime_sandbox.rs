@@ -486,17 +486,7 @@ async fn a_guest_flooding_stderr_does_not_hold_its_thread() {
                 .run(task("flood@1", None), &settings, no_heartbeat())
                 .await
         })));
-        let timers = guests.run(Box::pin(async {
-            for _ in 0..20 {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            Outcome::Completed(None)
-        }));
-        assert_eq!(
-            guests.in_flight(),
-            vec![2],
-            "both runs share the one thread"
-        );
+        let timers = timers_beside(&guests);
         let timers = tokio::time::timeout(Duration::from_secs(s.timeout_s), timers).await;
         assert_eq!(
             timers.expect("the other run on the thread waited past the flood's timeout_s"),

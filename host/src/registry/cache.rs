@@ -377,6 +377,20 @@ mod tests {
         code
     }
 
+    /// A runtime of 2 slots and an unbounded cache at `root`.
+    fn small_runtime_and_cache(root: &Path) -> (std::sync::Arc<crate::runtime::Runtime>, Cache) {
+        let rt = crate::runtime::Runtime::with_options(crate::runtime::RuntimeOptions {
+            max_instances: 2,
+            ..Default::default()
+        })
+        .unwrap();
+        let cache = Cache {
+            root: root.to_path_buf(),
+            max_bytes: u64::MAX,
+        };
+        (rt, cache)
+    }
+
     fn temp_root(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("swasm-cache-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
@@ -416,15 +430,7 @@ mod tests {
     #[test]
     fn code_without_its_checksum_yet_is_a_miss_left_in_place() {
         let root = temp_root("half");
-        let rt = crate::runtime::Runtime::with_options(crate::runtime::RuntimeOptions {
-            max_instances: 2,
-            ..Default::default()
-        })
-        .unwrap();
-        let cache = Cache {
-            root: root.clone(),
-            max_bytes: u64::MAX,
-        };
+        let (rt, cache) = small_runtime_and_cache(&root);
         let dir = cache.dir(&rt, Compiler::Cranelift).unwrap();
         std::fs::create_dir_all(&dir).unwrap();
         let (code, sum) = Cache::paths(&dir, "h");
@@ -521,15 +527,7 @@ mod tests {
     #[test]
     fn an_entry_another_user_could_have_written_is_not_loaded() {
         let root = temp_root("entry-modes");
-        let rt = crate::runtime::Runtime::with_options(crate::runtime::RuntimeOptions {
-            max_instances: 2,
-            ..Default::default()
-        })
-        .unwrap();
-        let cache = Cache {
-            root: root.clone(),
-            max_bytes: u64::MAX,
-        };
+        let (rt, cache) = small_runtime_and_cache(&root);
         let code = rt
             .compile_in_background(&wat::parse_str("(component)").unwrap())
             .unwrap();

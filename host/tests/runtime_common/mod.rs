@@ -220,3 +220,22 @@ pub fn runtime_with_slots(n: u32) -> Arc<swasm::runtime::Runtime> {
     })
     .unwrap()
 }
+
+/// A run of 20 one-millisecond sleeps placed on `guests`' one thread beside a run already
+/// there (both counted as in flight on it): what a guest that holds the thread delays.
+pub fn timers_beside(
+    guests: &swasm::guests::GuestThreads,
+) -> futures::future::BoxFuture<'static, Outcome> {
+    let timers = guests.run(Box::pin(async {
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        Outcome::Completed(None)
+    }));
+    assert_eq!(
+        guests.in_flight(),
+        vec![2],
+        "both runs share the one thread"
+    );
+    timers
+}
