@@ -345,3 +345,26 @@ fn a_component_needing_a_gc_heap_is_refused_not_busy() {
         other => panic!("a typed function reference: {:?}", other.err()),
     }
 }
+
+/// wasmtime (patched, vendor/README.md) keeps at most 1,024 bytes of a function's name in
+/// each frame of a trap's backtrace, whatever the name section says: a guest's 1 MiB name
+/// is not copied into every frame of every trap.
+#[test]
+fn a_backtrace_frame_keeps_a_cut_function_name() {
+    let name = "é".repeat(512 * 1024);
+    let module = format!(
+        r#"(module (func $run (export "run") (call $deep)) (func $deep (@name "{name}") unreachable))"#
+    );
+    let engine = wasmtime::Engine::default();
+    let module = wasmtime::Module::new(&engine, wat::parse_str(&module).unwrap()).unwrap();
+    let mut store = wasmtime::Store::new(&engine, ());
+    let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
+    let run = instance.get_typed_func::<(), ()>(&mut store, "run").unwrap();
+    let err = run.call(&mut store, ()).unwrap_err();
+    let backtrace = err
+        .downcast_ref::<wasmtime::WasmBacktrace>()
+        .expect("a backtrace");
+    let deep = backtrace.frames()[0].func_name().expect("the name");
+    assert!(deep.len() <= 1024 && deep.len() >= 1022, "{}", deep.len());
+    assert!(name.starts_with(deep), "cut at a char boundary");
+}

@@ -493,6 +493,9 @@ pub struct FrameInfo {
     symbols: Vec<FrameSymbol>,
 }
 
+/// swasm: the longest function name a frame keeps, in bytes.
+const MAX_FUNC_NAME_BYTES: usize = 1024;
+
 impl FrameInfo {
     /// Fetches frame information about a program counter in a backtrace.
     ///
@@ -507,7 +510,16 @@ impl FrameInfo {
             wasmtime_environ::lookup_file_pos(module.engine_code().address_map_data(), text_offset);
         let index = compiled_module.module().func_index(index);
         let func_index = index.as_u32();
-        let func_name = compiled_module.func_name(index).map(|s| s.to_string());
+        // swasm: a name from the module's name section is cut to MAX_FUNC_NAME_BYTES (at a
+        // char boundary). Each frame of each backtrace copies it, and a guest chooses its
+        // names: an 8 MiB name made one trap's 20 frames take 160 MiB of host memory.
+        let func_name = compiled_module.func_name(index).map(|s| {
+            let mut end = s.len().min(MAX_FUNC_NAME_BYTES);
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            s[..end].to_string()
+        });
 
         // In debug mode for now assert that we found a mapping for `pc` within
         // the function, because otherwise something is buggy along the way and
