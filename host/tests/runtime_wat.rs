@@ -359,7 +359,9 @@ fn a_backtrace_frame_keeps_a_cut_function_name() {
     let module = wasmtime::Module::new(&engine, wat::parse_str(&module).unwrap()).unwrap();
     let mut store = wasmtime::Store::new(&engine, ());
     let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
-    let run = instance.get_typed_func::<(), ()>(&mut store, "run").unwrap();
+    let run = instance
+        .get_typed_func::<(), ()>(&mut store, "run")
+        .unwrap();
     let err = run.call(&mut store, ()).unwrap_err();
     let backtrace = err
         .downcast_ref::<wasmtime::WasmBacktrace>()
