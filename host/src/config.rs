@@ -529,12 +529,13 @@ impl Config {
     /// symlink nor `..` hides an overlap; a dir that does not exist yet (a cache made at
     /// first use) is compared by its nearest existing ancestor. Read-only grants are fine.
     fn check_writable_grants(&self) -> Result<(), Invalid> {
-        let mut guarded: Vec<(String, &str, PathBuf)> = Vec::new();
+        // (what it is, what a guest could plant there, its path forms), each resolved once.
+        let mut guarded: Vec<(String, &str, Vec<PathBuf>)> = Vec::new();
         if let Some(cache) = self.cache.dir() {
             guarded.push((
                 "the compiled-code cache dir ([cache] dir)".into(),
                 "native code there that the host would load and run outside any sandbox",
-                cache,
+                path_forms(&cache),
             ));
         }
         for tl in &self.task_lists {
@@ -542,7 +543,7 @@ impl Config {
                 format!("the plugin_dir of task list {:?}", tl.name),
                 "a component there that the host would serve, in place of the code of any \
                  type and with that type's grants",
-                tl.plugin_dir.clone(),
+                path_forms(&tl.plugin_dir),
             ));
         }
         for (key, activity) in &self.activities {
@@ -551,8 +552,7 @@ impl Config {
                     continue;
                 }
                 let grant_forms = path_forms(&grant.host);
-                for (what, planted, dir) in &guarded {
-                    let dir_forms = path_forms(dir);
+                for (what, planted, dir_forms) in &guarded {
                     let pairs = || {
                         grant_forms
                             .iter()
@@ -675,7 +675,7 @@ impl Config {
                 continue;
             };
             // A table that sets neither timeout is covered by the [defaults] warning.
-            let s = self.merge(&self.layers(activity, parsed.name()));
+            let s = self.settings_of(&parsed);
             for (key, swf_timeout, set_here) in [
                 (
                     "start_to_close_timeout_s",
@@ -750,6 +750,18 @@ impl Config {
             .clone()
     }
 
+    /// The settings an `[activity]` table gives: a version's (over its name's table) or a
+    /// name's.
+    fn settings_of(&self, key: &ActivityKey) -> Arc<ActivitySettings> {
+        match key {
+            ActivityKey::Version(ty) => self.settings_for(ty),
+            ActivityKey::Name(name) => {
+                let table = self.settings_table();
+                table.by_name.get(name).unwrap_or(&table.default).clone()
+            }
+        }
+    }
+
     /// The settings of every table, and of `[defaults]`: what the engine must have room for.
     pub fn all_settings(&self) -> Vec<Arc<ActivitySettings>> {
         let table = self.settings_table();
@@ -767,8 +779,10 @@ impl Config {
             for (key, a) in &self.activities {
                 match ActivityKey::parse(key) {
                     Some(ActivityKey::Version(ty)) => {
-                        let s = Arc::new(self.merge(&self.layers(a, &ty.name)));
-                        table.by_type.insert(ty, s);
+                        // The version's table, then its name's.
+                        let name_table = self.activities.get(&ty.name);
+                        let layers: Vec<_> = std::iter::once(a).chain(name_table).collect();
+                        table.by_type.insert(ty, Arc::new(self.merge(&layers)));
                     }
                     Some(ActivityKey::Name(name)) => {
                         table.by_name.insert(name, Arc::new(self.merge(&[a])));
@@ -778,16 +792,6 @@ impl Config {
             }
             table
         })
-    }
-
-    /// `table` (of a version of `name`, or of `name` itself) and, for a version, its name's
-    /// table after it: the tables [`Config::merge`] layers over `[defaults]`, first first.
-    fn layers<'a>(&'a self, table: &'a ActivityConfig, name: &str) -> Vec<&'a ActivityConfig> {
-        let name_table = self
-            .activities
-            .get(name)
-            .filter(|t| !std::ptr::eq(*t, table));
-        std::iter::once(table).chain(name_table).collect()
     }
 
     /// What to say when `ty` starts serving from `file` without an
