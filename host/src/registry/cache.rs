@@ -206,10 +206,12 @@ impl Cache {
         // A directory itself, not a link to one (in a root others may write, such as a
         // sticky /tmp dir, a link could lead the removals below anywhere), and one others
         // cannot write.
+        // (`DirEntry::metadata` does not follow a link; the root was checked by the caller's
+        // read or write.)
         let is_engine_dir = |e: &std::fs::DirEntry| {
             e.file_name().to_string_lossy().starts_with("wasmtime-")
-                && e.file_type().is_ok_and(|t| t.is_dir())
-                && self.check_dirs(&e.path()).is_ok()
+                && e.metadata()
+                    .is_ok_and(|m| m.is_dir() && untrusted(&e.path(), &m).is_none())
         };
         for engine in engines.flatten().filter(is_engine_dir) {
             let Ok(files) = std::fs::read_dir(engine.path()) else {
