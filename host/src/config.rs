@@ -259,6 +259,13 @@ pub struct ActivitySettings {
     pub registration: Registration,
 }
 
+impl ActivitySettings {
+    /// What a type gets with no config at all: nothing granted, the default limits.
+    pub fn unconfigured() -> ActivitySettings {
+        merge(&Defaults::default(), &[])
+    }
+}
+
 impl Config {
     /// Reads, parses and validates a config file, and logs its [`warnings`](Config::warnings)
     /// (once: every command that reads a config file reads it here).
@@ -774,7 +781,7 @@ impl Config {
             let mut table = SettingsTable {
                 by_type: HashMap::new(),
                 by_name: HashMap::new(),
-                default: Arc::new(self.merge(&[])),
+                default: Arc::new(merge(&self.defaults, &[])),
             };
             for (key, a) in &self.activities {
                 match ActivityKey::parse(key) {
@@ -782,10 +789,14 @@ impl Config {
                         // The version's table, then its name's.
                         let name_table = self.activities.get(&ty.name);
                         let layers: Vec<_> = std::iter::once(a).chain(name_table).collect();
-                        table.by_type.insert(ty, Arc::new(self.merge(&layers)));
+                        table
+                            .by_type
+                            .insert(ty, Arc::new(merge(&self.defaults, &layers)));
                     }
                     Some(ActivityKey::Name(name)) => {
-                        table.by_name.insert(name, Arc::new(self.merge(&[a])));
+                        table
+                            .by_name
+                            .insert(name, Arc::new(merge(&self.defaults, &[a])));
                     }
                     None => {}
                 }
@@ -829,43 +840,6 @@ impl Config {
         ))
     }
 
-    /// `tables` over `[defaults]`: each member from the first table that sets it.
-    fn merge(&self, tables: &[&ActivityConfig]) -> ActivitySettings {
-        fn first<T: Clone>(
-            tables: &[&ActivityConfig],
-            member: impl Fn(&ActivityConfig) -> Option<&T>,
-        ) -> Option<T> {
-            tables.iter().find_map(|t| member(t)).cloned()
-        }
-        let d = &self.defaults;
-        ActivitySettings {
-            memory_mb: first(tables, |a| a.memory_mb.as_ref()).unwrap_or(d.memory_mb),
-            timeout_s: first(tables, |a| a.timeout_s.as_ref()).unwrap_or(d.timeout_s),
-            heartbeat_interval_s: first(tables, |a| a.heartbeat_interval_s.as_ref())
-                .unwrap_or(d.heartbeat_interval_s),
-            max_stack_kb: first(tables, |a| a.max_stack_kb.as_ref()).unwrap_or(d.max_stack_kb),
-            env: first(tables, |a| a.env.as_ref()).unwrap_or_default(),
-            dirs: first(tables, |a| a.dirs.as_ref()).unwrap_or_default(),
-            allowed_hosts: first(tables, |a| a.allowed_hosts.as_ref()).unwrap_or_default(),
-            registration: Registration {
-                schedule_to_start_timeout_s: first(tables, |a| {
-                    a.schedule_to_start_timeout_s.as_ref()
-                })
-                .or(d.schedule_to_start_timeout_s),
-                start_to_close_timeout_s: first(tables, |a| a.start_to_close_timeout_s.as_ref())
-                    .or(d.start_to_close_timeout_s),
-                schedule_to_close_timeout_s: first(tables, |a| {
-                    a.schedule_to_close_timeout_s.as_ref()
-                })
-                .or(d.schedule_to_close_timeout_s),
-                heartbeat_timeout_s: first(tables, |a| a.heartbeat_timeout_s.as_ref())
-                    .or(d.heartbeat_timeout_s),
-                task_priority: first(tables, |a| a.task_priority.as_ref()).or(d.task_priority),
-                description: first(tables, |a| a.description.as_ref()).or(d.description.clone()),
-            },
-        }
-    }
-
     /// The identity sent to SWF: configured, or `hostname:pid`.
     pub fn identity(&self) -> String {
         self.swf.identity.clone().unwrap_or_else(|| {
@@ -875,6 +849,38 @@ impl Config {
                 std::process::id()
             )
         })
+    }
+}
+
+/// `tables` over `defaults`: each member from the first table that sets it.
+fn merge(d: &Defaults, tables: &[&ActivityConfig]) -> ActivitySettings {
+    fn first<T: Clone>(
+        tables: &[&ActivityConfig],
+        member: impl Fn(&ActivityConfig) -> Option<&T>,
+    ) -> Option<T> {
+        tables.iter().find_map(|t| member(t)).cloned()
+    }
+    ActivitySettings {
+        memory_mb: first(tables, |a| a.memory_mb.as_ref()).unwrap_or(d.memory_mb),
+        timeout_s: first(tables, |a| a.timeout_s.as_ref()).unwrap_or(d.timeout_s),
+        heartbeat_interval_s: first(tables, |a| a.heartbeat_interval_s.as_ref())
+            .unwrap_or(d.heartbeat_interval_s),
+        max_stack_kb: first(tables, |a| a.max_stack_kb.as_ref()).unwrap_or(d.max_stack_kb),
+        env: first(tables, |a| a.env.as_ref()).unwrap_or_default(),
+        dirs: first(tables, |a| a.dirs.as_ref()).unwrap_or_default(),
+        allowed_hosts: first(tables, |a| a.allowed_hosts.as_ref()).unwrap_or_default(),
+        registration: Registration {
+            schedule_to_start_timeout_s: first(tables, |a| a.schedule_to_start_timeout_s.as_ref())
+                .or(d.schedule_to_start_timeout_s),
+            start_to_close_timeout_s: first(tables, |a| a.start_to_close_timeout_s.as_ref())
+                .or(d.start_to_close_timeout_s),
+            schedule_to_close_timeout_s: first(tables, |a| a.schedule_to_close_timeout_s.as_ref())
+                .or(d.schedule_to_close_timeout_s),
+            heartbeat_timeout_s: first(tables, |a| a.heartbeat_timeout_s.as_ref())
+                .or(d.heartbeat_timeout_s),
+            task_priority: first(tables, |a| a.task_priority.as_ref()).or(d.task_priority),
+            description: first(tables, |a| a.description.as_ref()).or(d.description.clone()),
+        },
     }
 }
 

@@ -3,7 +3,6 @@
 //! Exit codes of `invoke`: 0 completed, 1 failed, 2 canceled, 3 the file cannot be loaded.
 //! `check` and `plugins`: 0 when everything loads, 1 otherwise.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -12,7 +11,7 @@ use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
 use crate::activity::{ActivityTask, ActivityType, Heartbeat, Outcome};
-use crate::config::{ActivitySettings, Config, Registration};
+use crate::config::{ActivitySettings, Config};
 use crate::runtime::{Runtime, RuntimeOptions};
 
 /// Run one component locally, as SWF would, and print what it did.
@@ -32,7 +31,7 @@ pub struct InvokeArgs {
     #[arg(long = "type", value_name = "NAME@VERSION", value_parser = name_at_version)]
     pub activity_type: Option<ActivityType>,
     /// Run in the sandbox `swasm run` gives the type under this config: its
-    /// `[activity."name@version"]` table over `[defaults]` (env, dirs, allowed_hosts,
+    /// `[activity]` tables over `[defaults]` (env, dirs, allowed_hosts,
     /// memory_mb, timeout_s, max_stack_kb). --timeout-s, --memory-mb and --env given as
     /// well override it (default: no config; nothing granted).
     #[arg(long, value_name = "FILE")]
@@ -110,16 +109,7 @@ pub async fn invoke(args: InvokeArgs) -> Result<ExitCode> {
             settings.max_stack_kb = RuntimeOptions::from_config(&config).max_stack_kb;
             settings
         }
-        None => ActivitySettings {
-            memory_mb: 256,
-            timeout_s: 300,
-            heartbeat_interval_s: 30,
-            max_stack_kb: RuntimeOptions::default().max_stack_kb,
-            env: BTreeMap::new(),
-            dirs: vec![],
-            allowed_hosts: vec![],
-            registration: Registration::default(),
-        },
+        None => ActivitySettings::unconfigured(),
     };
     settings.timeout_s = args.timeout_s.unwrap_or(settings.timeout_s);
     settings.memory_mb = args.memory_mb.unwrap_or(settings.memory_mb);
