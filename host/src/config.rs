@@ -583,7 +583,7 @@ impl Config {
                              write {planted}; grant it with read_only = true, or grant a \
                              directory apart from it",
                             shown(&grant_forms),
-                            shown(&dir_forms),
+                            shown(dir_forms),
                         )));
                 }
             }
