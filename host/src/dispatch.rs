@@ -125,7 +125,11 @@ impl Dispatcher {
                     settings,
                     Arc::new(pump.handle()),
                 ));
+                // Biased: an outcome ready when the grace or the backstop ends counts; a
+                // random pick would throw a finished task's result away, and its workflow
+                // would schedule work again that was done.
                 let outcome = tokio::select! {
+                    biased;
                     outcome = run => outcome,
                     _ = self.shutdown.task_over(started) => {
                         tracing::warn!("shutdown grace period over: interrupting the task");
@@ -606,6 +610,41 @@ mod tests {
             };
             assert_eq!(reason, reason::SHUTDOWN);
             assert!(details.starts_with(expected), "{details}");
+        }
+    }
+
+    /// Runs for its time, then completes with "done".
+    struct Takes(Duration);
+    impl Runner for Takes {
+        fn run(
+            self: Arc<Self>,
+            _t: ActivityTask,
+            _s: Arc<ActivitySettings>,
+            _hb: HeartbeatHandle,
+        ) -> BoxFuture<'static, Outcome> {
+            Box::pin(async move {
+                tokio::time::sleep(self.0).await;
+                Outcome::Completed(Some("done".into()))
+            })
+        }
+    }
+
+    /// A task that finishes at the very instant its shutdown grace ends is answered with its
+    /// result, every time: the work is done, and failing it would have its workflow schedule
+    /// it again.
+    #[tokio::test(start_paused = true)]
+    async fn a_result_ready_when_the_grace_ends_is_kept() {
+        let grace = Duration::from_secs(10);
+        for _ in 0..32 {
+            let fake = Arc::new(FakeSwf::default());
+            let d = dispatcher_with_grace(&fake, vec![("work@1", Arc::new(Takes(grace)))], grace);
+            d.shutdown.initiate();
+            handle(&d, "work").await;
+            let r = fake.responses();
+            assert!(
+                matches!(&r[..], [(_, Response::Completed(Some(result)))] if result == "done"),
+                "{r:?}"
+            );
         }
     }
 
