@@ -324,6 +324,22 @@ impl HeartbeatPump {
     }
 }
 
+/// A pump whose task was never finished (its handler dropped or panicked) stops with it:
+/// it would otherwise wait for beats for ever, and its hold on the task's [`InFlightGuard`]
+/// would keep a task nobody runs in `/status`.
+impl Drop for HeartbeatPump {
+    fn drop(&mut self) {
+        let state = std::mem::replace(
+            &mut *self.beat.shared.pump.lock().unwrap(),
+            PumpState::Finished,
+        );
+        if let PumpState::Running { task, stop } = state {
+            stop.cancel();
+            task.abort();
+        }
+    }
+}
+
 struct Pump {
     swf: Arc<dyn SwfClient>,
     policy: Arc<ThrottlePolicy>,
@@ -410,7 +426,10 @@ impl Pump {
             } else {
                 // The task is answering: a beat still in flight (an endpoint that hangs)
                 // must not hold the answer up. Its details go into the final flush.
+                // Biased: a reply that came with the stop counts (a cancel request, a task
+                // gone), and its details need no second send in the flush.
                 tokio::select! {
+                    biased;
                     r = call => r,
                     _ = self.stop.cancelled() => {
                         shared.pending.lock().unwrap().get_or_insert(details);
@@ -534,6 +553,43 @@ pub(crate) mod tests {
             2,
             "the beat, then the flush of its details"
         );
+    }
+
+    /// A pump dropped unfinished (its handler dropped or panicked) stops and lets go of the
+    /// task's in-flight entry, rather than waiting for beats for ever.
+    #[tokio::test(start_paused = true)]
+    async fn a_pump_dropped_unfinished_stops_and_releases_its_task() {
+        let fake = Arc::new(FakeSwf::default());
+        let metrics = Arc::new(Metrics::new());
+        let swf: Arc<dyn SwfClient> = fake.clone();
+        let task = crate::swf::testing::task("t1", "echo", "1");
+        let guard = Arc::new(metrics.track(Arc::new(task.clone())));
+        let weak = Arc::downgrade(&guard);
+        let pump = HeartbeatPump::start(
+            swf.clone(),
+            Arc::new(ThrottlePolicy::new(swf)),
+            metrics.clone(),
+            guard,
+            "tok-t1".into(),
+            task.activity_type,
+            30,
+        );
+        let hb = pump.handle();
+        hb.beat(Some("1".into()));
+        fake.wait_heartbeats(1).await;
+        drop(pump);
+        for _ in 0..100 {
+            if weak.upgrade().is_none() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(weak.upgrade().is_none(), "the pump still holds its task");
+        assert!(metrics.in_flight().is_empty());
+        // The guest's handle outlives the pump harmlessly: a beat starts nothing.
+        hb.beat(Some("2".into()));
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(fake.heartbeat_attempts(), 1);
     }
 
     /// Beats until `fake` has recorded `n` heartbeats, advancing paused time 100 ms a beat.
