@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
 use crate::dispatch::Dispatcher;
@@ -45,6 +45,29 @@ impl TaskList {
     }
 }
 
+/// A running task's slot: its permit and its count in `slots_in_use`, given back together
+/// however the task's handler ends (a panic included), so the gauge cannot drift.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    list: Arc<TaskList>,
+}
+
+impl Slot {
+    fn take(permit: OwnedSemaphorePermit, list: Arc<TaskList>) -> Slot {
+        list.metrics.slots_in_use.inc();
+        Slot {
+            _permit: permit,
+            list,
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.list.metrics.slots_in_use.dec();
+    }
+}
+
 /// One poller; `run_poller` is spawned `pollers` times per task list. Dispatched tasks are
 /// spawned on `tracker` so shutdown can wait for them. Returns when shutdown begins.
 pub async fn run_poller(dispatcher: Arc<Dispatcher>, list: Arc<TaskList>, tracker: TaskTracker) {
@@ -75,12 +98,11 @@ pub async fn run_poller(dispatcher: Arc<Dispatcher>, list: Arc<TaskList>, tracke
                     continue;
                 };
                 counts.polls_task.inc();
-                counts.slots_in_use.inc();
-                let (d, list) = (dispatcher.clone(), list.clone());
+                let slot = Slot::take(permit, list.clone());
+                let d = dispatcher.clone();
                 tracker.spawn(async move {
-                    d.handle(polled, &list.metrics).await;
-                    list.metrics.slots_in_use.dec();
-                    drop(permit);
+                    d.handle(polled, &slot.list.metrics).await;
+                    drop(slot);
                 });
             }
             Err(e) => {
@@ -92,12 +114,11 @@ pub async fn run_poller(dispatcher: Arc<Dispatcher>, list: Arc<TaskList>, tracke
                     tracing::debug!(task_list = %list.name, error = %e, "poll ended during shutdown");
                     break;
                 }
-                if matches!(
-                    e,
-                    SwfError::Unavailable(_)
-                        | SwfError::NoCredentials(_)
-                        | SwfError::CredentialsRefused(_)
-                ) {
+                // Throttling and a reached poller limit are the account's or the fleet's
+                // state, and polls go on; anything else (down, credentials, IAM, no such
+                // domain) means this host polls nothing, and a rolling deploy must not take
+                // it as the replacement of a host that did.
+                if !matches!(e, SwfError::Throttled(_) | SwfError::LimitExceeded(_)) {
                     metrics.set_ready(false);
                 }
                 let first = list.error_streak.fetch_add(1, Ordering::Relaxed) == 0;
@@ -190,6 +211,55 @@ mod tests {
         }
     }
 
+    fn dispatcher(fake: &Arc<FakeSwf>, runner: Arc<dyn Runner>) -> Arc<Dispatcher> {
+        let config = Config::parse(
+            "[swf]\ndomain = \"d\"\n[[task_list]]\nname = \"tl\"\nplugin_dir = \"p\"\n",
+            std::path::Path::new("/x/s.toml"),
+        )
+        .unwrap();
+        let swf: Arc<dyn SwfClient> = fake.clone();
+        Arc::new(Dispatcher {
+            policy: Arc::new(ThrottlePolicy::new(swf.clone())),
+            swf,
+            activities: Arc::new(One(runner)),
+            config: Arc::new(config),
+            metrics: Arc::new(Metrics::new()),
+            shutdown: Shutdown::new(std::time::Duration::ZERO),
+            guests: Arc::new(crate::guests::GuestThreads::inline()),
+        })
+    }
+
+    /// A host whose polls fail is not ready, whatever the failure, unless SWF throttles it or
+    /// the task list's poller limit is reached: a poll refused by IAM (a policy that allows
+    /// DescribeDomain only) must not let a rolling deploy stop the host it replaces.
+    #[tokio::test(start_paused = true)]
+    async fn failing_polls_clear_readiness_unless_throttled() {
+        for (error, ready) in [
+            (SwfError::NotPermitted("IAM".into()), false),
+            (SwfError::TaskGone("no domain".into()), false),
+            (SwfError::Other("HTTP 403".into()), false),
+            (SwfError::Unavailable("down".into()), false),
+            (SwfError::CredentialsRefused("expired".into()), false),
+            (SwfError::Throttled("slow down".into()), true),
+            (SwfError::LimitExceeded("1000 pollers".into()), true),
+        ] {
+            let fake = Arc::new(FakeSwf::default());
+            fake.fail_next
+                .lock()
+                .unwrap()
+                .extend(std::iter::repeat_n(error.clone(), 3));
+            let d = dispatcher(&fake, Arc::new(Gate(Arc::new(tokio::sync::Notify::new()))));
+            d.metrics.set_ready(true);
+            let list = TaskList::new("tl", 1, &d.metrics);
+            let poller = tokio::spawn(run_poller(d.clone(), list, TaskTracker::new()));
+            // The first failure was handled once the second poll is made.
+            fake.wait_polls(2).await;
+            assert_eq!(d.metrics.is_ready(), ready, "{error:?}");
+            d.shutdown.initiate();
+            poller.await.unwrap();
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn never_polls_without_a_free_slot() {
         let fake = Arc::new(FakeSwf::default());
@@ -200,21 +270,7 @@ mod tests {
             });
         }
         let gate = Arc::new(tokio::sync::Notify::new());
-        let config = Config::parse(
-            "[swf]\ndomain = \"d\"\n[[task_list]]\nname = \"tl\"\nplugin_dir = \"p\"\n",
-            std::path::Path::new("/x/s.toml"),
-        )
-        .unwrap();
-        let swf: Arc<dyn SwfClient> = fake.clone();
-        let d = Arc::new(Dispatcher {
-            policy: Arc::new(ThrottlePolicy::new(swf.clone())),
-            swf,
-            activities: Arc::new(One(Arc::new(Gate(gate.clone())))),
-            config: Arc::new(config),
-            metrics: Arc::new(Metrics::new()),
-            shutdown: Shutdown::new(std::time::Duration::ZERO),
-            guests: Arc::new(crate::guests::GuestThreads::inline()),
-        });
+        let d = dispatcher(&fake, Arc::new(Gate(gate.clone())));
         let list = TaskList::new("tl", 2, &d.metrics);
         let tracker = TaskTracker::new();
         for _ in 0..3 {

@@ -661,6 +661,10 @@ pub(crate) mod testing {
             }
         }
         /// Waits until `n` heartbeats were attempted (recorded or not).
+        pub async fn wait_polls(&self, n: usize) {
+            self.wait_until(|f| f.polls.load(Ordering::Relaxed) >= n)
+                .await
+        }
         pub async fn wait_heartbeat_attempts(&self, n: usize) {
             self.wait_until(|f| f.heartbeat_attempts() >= n).await
         }

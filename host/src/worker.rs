@@ -131,7 +131,12 @@ pub async fn run_with(
             registered,
         )))
     });
-    tokio::spawn(probe_domain(config.clone(), swf.clone(), metrics.clone()));
+    // Ends with this function too (in `swasm dev`, the process outlives the worker).
+    let _probing = AbortOnDropHandle::new(tokio::spawn(probe_domain(
+        config.clone(),
+        swf.clone(),
+        metrics.clone(),
+    )));
 
     let dispatcher = Arc::new(Dispatcher {
         policy: Arc::new(ThrottlePolicy::new(swf.clone())),
