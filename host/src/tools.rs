@@ -1,6 +1,7 @@
 //! `swasm invoke`, `swasm check` and `swasm plugins`: trying plugins locally, without SWF.
 //!
-//! Exit codes of `invoke`: 0 completed, 1 failed, 2 canceled, 3 the file cannot be loaded.
+//! Exit codes of `invoke`: 0 completed, 1 failed, 2 canceled, 3 nothing ran: the plugin file
+//! or the config cannot be loaded.
 //! `check` and `plugins`: 0 when everything loads, 1 otherwise.
 
 use std::path::{Path, PathBuf};
@@ -99,9 +100,11 @@ pub async fn invoke(args: InvokeArgs) -> Result<ExitCode> {
         Some(path) => {
             let config = match Config::load(path) {
                 Ok(c) => c,
+                // Nothing ran: exit 3, as for a file that does not load, not 2, which
+                // says the task was canceled.
                 Err(e) => {
                     eprintln!("error: {e:#}");
-                    return Ok(ExitCode::from(2));
+                    return Ok(ExitCode::from(3));
                 }
             };
             let mut settings = ActivitySettings::clone(&config.settings_for(&ty));

@@ -616,7 +616,7 @@ fn plugins_lists_the_files_it_ignores_under_a_header() {
 
 /// `swasm invoke --config` runs the component in the sandbox `swasm run` gives its type:
 /// the `[activity]` table's env and dirs over `[defaults]`, with `--env` extending and
-/// `--timeout-s` overriding it; a config that does not load is a usage error naming it.
+/// `--timeout-s` overriding it; a config that does not load exits 3 (nothing ran), naming it.
 #[test]
 fn invoke_with_a_config_gets_the_types_grants() {
     let dir =
@@ -680,7 +680,7 @@ fn invoke_with_a_config_gets_the_types_grants() {
 
     std::fs::write(&cfg, "[swf]\ndomain = \"d\"\nbogus = 1\n").unwrap();
     let o = swasm(&["invoke", path(&plugin), "--config", path(&cfg)]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(
         text(&o).contains(&cfg.display().to_string()),
         "{}",
