@@ -33,9 +33,9 @@ pub struct InvokeArgs {
     pub activity_type: Option<ActivityType>,
     /// Run in the sandbox `swasm run` gives the type under this config: its
     /// `[activity]` tables over `[defaults]` (env, dirs, allowed_hosts,
-    /// memory_mb, timeout_s, max_stack_kb), compiling through its `[cache]`. --timeout-s,
-    /// --memory-mb and --env given as well override it (default: no config; nothing
-    /// granted, the default cache).
+    /// memory_mb, timeout_s, max_stack_kb), compiling through its `[cache]`. --timeout-s and
+    /// --memory-mb given as well override it; --env adds to (and overrides keys of) its env
+    /// (default: no config; nothing granted, the default cache).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Local deadline in seconds, 1 to 31536000 (default 300, or the config's timeout_s).
