@@ -24,7 +24,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Serve the configured task lists until SIGTERM/SIGINT.
+    /// Serve the configured task lists until SIGTERM, SIGINT or SIGHUP, which start a
+    /// graceful stop.
     Run(RunArgs),
     /// A local SWF-compatible endpoint (development and tests only).
     LocalSwf(swf_local::Args),
@@ -142,5 +143,23 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(report.exit_code())
         }
         Command::Dev(args) => crate::dev::dev(args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// `run --help` names every signal that starts the graceful stop (`shutdown::signals`).
+    #[test]
+    fn run_help_names_every_stop_signal() {
+        let cli = Cli::command();
+        let run = cli.find_subcommand("run").expect("a run command");
+        let about = run.get_about().expect("run's help").to_string();
+        for signal in ["SIGTERM", "SIGINT", "SIGHUP"] {
+            assert!(about.contains(signal), "{signal} in {about:?}");
+        }
     }
 }

@@ -246,7 +246,7 @@ pub struct MetricsConfig {
 }
 
 /// The limits and grants in force for one activity type: `[defaults]` overlaid with its
-/// `[activity."name@version"]` entry.
+/// `[activity."name@version"]` or `[activity."name"]` table (the version's over the name's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActivitySettings {
     pub memory_mb: u64,

@@ -1,8 +1,10 @@
 //! swasm runs AWS Simple Workflow Service activities as sandboxed WebAssembly components.
 //!
 //! # Layout
-//! The SWF side and the WebAssembly side meet only in [`activity`] (plain Rust types) and in
-//! [`dispatch`], which joins them.
+//! The SWF side and the WebAssembly side share only the plain Rust types of [`activity`];
+//! for one task, [`dispatch`] joins them. The commands built on top use both sides:
+//! [`worker`] and [`dev`] wire a whole host, [`register`] registers with SWF the types of the
+//! plugins that load, and [`tools`] runs a plugin locally and cuts its answer to SWF's sizes.
 //!
 //! - [`activity`]: activity type, task, outcome, the `Heartbeat` trait. No wasmtime, no AWS types.
 //! - [`config`]: `swasm.toml`, parsed and checked.
@@ -11,10 +13,17 @@
 //! - [`swf`]: the SWF client trait and its aws-sdk-swf implementation.
 //! - [`heartbeat`]: throttles guest heartbeats per task and turns cancel/gone into a flag.
 //! - [`dispatch`]: one task: look up the plugin, run it, answer SWF (with retries).
+//! - [`guests`]: the threads guest code runs on, apart from the SWF traffic.
 //! - [`poller`]: per task list: slot permit -> long poll -> dispatch.
 //! - [`shutdown`]: the two-phase shutdown signal.
 //! - [`metrics`]: Prometheus counters and the `/metrics`, `/healthz`, `/readyz`, `/status` server.
+//! - [`worker`]: `swasm run`: wires the registry, the SWF client, the pollers and the metrics
+//!   server together, and runs the two-phase shutdown.
+//! - [`register`]: `swasm register` and `run --register`: the domain and the activity type of
+//!   every plugin that loads.
+//! - [`tools`]: `swasm invoke`, `check` and `plugins`: trying plugins locally, without SWF.
 //! - [`dev`]: `swasm dev`: swf-local + the worker + the demo decider in one process.
+//! - [`logging`]: `tracing` to stderr, as text or JSON lines.
 //! - [`cli`]: the `swasm` command line.
 
 /// `println!` for what a command prints to stdout. A reader that stops reading

@@ -1,7 +1,7 @@
 //! `swasm register` and `swasm run --register`: RegisterDomain (when `[swf] register_domain`)
 //! and RegisterActivityType for every plugin that loads, with the defaults of
-//! `[activity."name@version"]` over `[defaults]` and the task list the file was found in as
-//! the default task list.
+//! `[activity."name@version"]` or `[activity."name"]` (the version's table over the name's)
+//! over `[defaults]`, and the task list the file was found in as the default task list.
 //!
 //! Only a file that loads gets its type registered: SWF registration is permanent (a type
 //! can be deprecated, never changed or removed), and a type no host can serve would let

@@ -1,6 +1,7 @@
 //! `swasm invoke`, `swasm check` and `swasm plugins`: trying plugins locally, without SWF.
 //!
-//! Exit codes of `invoke`: 0 completed, 1 failed, 2 canceled, 3 the file cannot be loaded.
+//! Exit codes of `invoke`: 0 completed, 1 failed, 2 canceled, 3 nothing ran: the plugin file
+//! or the config cannot be loaded.
 //! `check` and `plugins`: 0 when everything loads, 1 otherwise.
 
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
 use crate::activity::{ActivityTask, ActivityType, Heartbeat, Outcome};
-use crate::config::{ActivitySettings, Config};
+use crate::config::{ActivitySettings, CacheConfig, Config};
 use crate::runtime::{Runtime, RuntimeOptions};
 
 /// Run one component locally, as SWF would, and print what it did.
@@ -32,8 +33,9 @@ pub struct InvokeArgs {
     pub activity_type: Option<ActivityType>,
     /// Run in the sandbox `swasm run` gives the type under this config: its
     /// `[activity]` tables over `[defaults]` (env, dirs, allowed_hosts,
-    /// memory_mb, timeout_s, max_stack_kb). --timeout-s, --memory-mb and --env given as
-    /// well override it (default: no config; nothing granted).
+    /// memory_mb, timeout_s, max_stack_kb), compiling through its `[cache]`. --timeout-s and
+    /// --memory-mb given as well override it; --env adds to (and overrides keys of) its env
+    /// (default: no config; nothing granted, the default cache).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Local deadline in seconds, 1 to 31536000 (default 300, or the config's timeout_s).
@@ -94,22 +96,25 @@ pub async fn invoke(args: InvokeArgs) -> Result<ExitCode> {
         Some(t) => t,
         None => file_type(&args.plugin).unwrap_or_else(|| ActivityType::new("invoke", "0")),
     };
-    // The type's settings under the config, or nothing granted; flags override them.
-    let mut settings = match &args.config {
+    // The type's settings and cache under the config, or nothing granted and the default
+    // cache; flags override the settings.
+    let (mut settings, cache) = match &args.config {
         Some(path) => {
             let config = match Config::load(path) {
                 Ok(c) => c,
+                // Nothing ran: exit 3, as for a file that does not load, not 2, which
+                // says the task was canceled.
                 Err(e) => {
                     eprintln!("error: {e:#}");
-                    return Ok(ExitCode::from(2));
+                    return Ok(ExitCode::from(3));
                 }
             };
             let mut settings = ActivitySettings::clone(&config.settings_for(&ty));
             // The stack limit is the engine's, as under `run`: the largest of all tables.
             settings.max_stack_kb = RuntimeOptions::from_config(&config).max_stack_kb;
-            settings
+            (settings, config.cache)
         }
-        None => ActivitySettings::unconfigured(),
+        None => (ActivitySettings::unconfigured(), CacheConfig::default()),
     };
     settings.timeout_s = args.timeout_s.unwrap_or(settings.timeout_s);
     settings.memory_mb = args.memory_mb.unwrap_or(settings.memory_mb);
@@ -118,7 +123,7 @@ pub async fn invoke(args: InvokeArgs) -> Result<ExitCode> {
     // `swasm run`, a component that needs more memory at start than `--memory-mb` is not
     // loaded for the type (`Compiled::fits`): exit 3, with the reason `run` logs.
     let runtime = tool_runtime(settings.memory_mb, settings.max_stack_kb)?;
-    let compiled = match compile(&runtime, bytes).await {
+    let compiled = match compile(&runtime, &cache, bytes).await {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {}: {e}", args.plugin.display());
@@ -208,14 +213,16 @@ fn tool_runtime(memory_mb: u64, max_stack_kb: u64) -> Result<Arc<Runtime>> {
     })
 }
 
-/// Compiles through the default compiled-code cache (`$XDG_CACHE_HOME/swasm`), so trying
-/// a big Python or JavaScript component again is fast.
+/// Compiles through the compiled-code cache `cache` describes (`[cache]` of a config, or the
+/// default `$XDG_CACHE_HOME/swasm`), as `swasm run` under that config would, so trying a
+/// big Python or JavaScript component again is fast and leaves the code `run` looks for.
 async fn compile(
     runtime: &Arc<Runtime>,
+    cache: &CacheConfig,
     bytes: Vec<u8>,
 ) -> Result<crate::runtime::Compiled, crate::runtime::LoadError> {
     let hash = hex::encode(Sha256::digest(&bytes));
-    let cache = crate::registry::Cache::from_config(&crate::config::CacheConfig::default());
+    let cache = crate::registry::Cache::from_config(cache);
     let stats = crate::registry::RegistryStats::default();
     crate::registry::compile_cached(runtime, cache.as_ref(), &stats, bytes, hash).await
 }
@@ -243,7 +250,7 @@ pub async fn check(args: CheckArgs) -> Result<ExitCode> {
     let hash = hex::encode(Sha256::digest(&bytes));
     let defaults = RuntimeOptions::default();
     let runtime = tool_runtime(defaults.max_memory_mb, defaults.max_stack_kb)?;
-    let result = compile(&runtime, bytes).await;
+    let result = compile(&runtime, &CacheConfig::default(), bytes).await;
     let ok = result.is_ok();
     let (imports, error) = match result {
         Ok(c) => (c.info.imports.clone(), None),

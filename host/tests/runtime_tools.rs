@@ -616,7 +616,7 @@ fn plugins_lists_the_files_it_ignores_under_a_header() {
 
 /// `swasm invoke --config` runs the component in the sandbox `swasm run` gives its type:
 /// the `[activity]` table's env and dirs over `[defaults]`, with `--env` extending and
-/// `--timeout-s` overriding it; a config that does not load is a usage error naming it.
+/// `--timeout-s` overriding it; a config that does not load exits 3 (nothing ran), naming it.
 #[test]
 fn invoke_with_a_config_gets_the_types_grants() {
     let dir =
@@ -680,11 +680,70 @@ fn invoke_with_a_config_gets_the_types_grants() {
 
     std::fs::write(&cfg, "[swf]\ndomain = \"d\"\nbogus = 1\n").unwrap();
     let o = swasm(&["invoke", path(&plugin), "--config", path(&cfg)]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(
         text(&o).contains(&cfg.display().to_string()),
         "{}",
         text(&o)
     );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The files under `dir`, at any depth (none when it does not exist).
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return vec![];
+    };
+    let mut files = vec![];
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files.extend(files_under(&p));
+        } else {
+            files.push(p);
+        }
+    }
+    files
+}
+
+/// `swasm invoke --config` compiles through the config's `[cache]`, as `swasm run` under it
+/// would: into its `dir`, or nowhere when `enabled = false`; never into the default cache
+/// (the child's HOME and XDG_CACHE_HOME point at a directory of the test's own).
+#[test]
+fn invoke_with_a_config_uses_its_cache() {
+    let dir = std::env::temp_dir().join(format!("swasm-tools-invoke-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("plugins")).unwrap();
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let env = [("HOME", path(&home)), ("XDG_CACHE_HOME", path(&home))];
+    let cfg = dir.join("swasm.toml");
+    let plugin = guest("envread@1.wasm");
+    let invoke = ["invoke", path(&plugin), "--config", path(&cfg)];
+    let task_list =
+        "[swf]\ndomain = \"d\"\n[[task_list]]\nname = \"a\"\nplugin_dir = \"plugins\"\n";
+
+    std::fs::write(&cfg, format!("{task_list}[cache]\ndir = \"cache\"\n")).unwrap();
+    let o = swasm_with_env(&invoke, &env);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        !files_under(&dir.join("cache")).is_empty(),
+        "nothing cached in [cache] dir"
+    );
+    assert_eq!(files_under(&home), Vec::<std::path::PathBuf>::new());
+
+    std::fs::remove_dir_all(dir.join("cache")).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("{task_list}[cache]\ndir = \"cache\"\nenabled = false\n"),
+    )
+    .unwrap();
+    let o = swasm_with_env(&invoke, &env);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        files_under(&dir.join("cache")),
+        Vec::<std::path::PathBuf>::new()
+    );
+    assert_eq!(files_under(&home), Vec::<std::path::PathBuf>::new());
     std::fs::remove_dir_all(dir).unwrap();
 }
