@@ -237,8 +237,21 @@ pub async fn register_all(
     types: &[(String, ActivityType)],
 ) -> Result<Report> {
     let mut report = Report::default();
+    register_remaining(config, swf, types, &mut report).await?;
+    Ok(report)
+}
+
+/// [`register_all`] for what `report` does not hold yet, adding each item to it as it is
+/// done: after a failure (SWF throttling a fleet that starts at once), a retry goes on from
+/// the item that failed instead of sending every call again.
+pub async fn register_remaining(
+    config: &Config,
+    swf: &dyn SwfClient,
+    types: &[(String, ActivityType)],
+    report: &mut Report,
+) -> Result<()> {
     let domain = &config.swf.domain;
-    if config.swf.register_domain {
+    if config.swf.register_domain && report.domain.is_none() {
         report.domain = Some(match swf.register_domain(config.swf.retention_days).await {
             Ok(()) => Status::Registered,
             Err(SwfError::AlreadyExists(_)) => Status::Unchanged,
@@ -246,15 +259,23 @@ pub async fn register_all(
         });
     }
     for (task_list, ty) in types {
+        if report.types.iter().any(|(_, done, _)| done == ty) {
+            continue;
+        }
         let status = register_type(config, swf, task_list, ty).await?;
         report.types.push((task_list.clone(), ty.clone(), status));
     }
-    Ok(report)
+    Ok(())
 }
 
 /// Registers `ty` with `task_list` as its default task list and the configured defaults;
 /// a type already registered is compared with them (a difference is logged, not changed:
 /// SWF cannot change a registered type).
+///
+/// DescribeActivityType comes first: once a type exists, which is every start of a host
+/// but the first, that is the only call, and RegisterActivityType, whose quota is SWF's
+/// smallest (a burst of 200, then 60 a second, for the whole account), is left to new
+/// types.
 pub async fn register_type(
     config: &Config,
     swf: &dyn SwfClient,
@@ -263,23 +284,36 @@ pub async fn register_type(
 ) -> Result<Status> {
     let domain = &config.swf.domain;
     let wanted = &config.settings_for(ty).registration;
-    let status = match swf.register_activity_type(ty, task_list, wanted).await {
-        Ok(()) => Status::Registered,
-        Err(SwfError::AlreadyExists(_)) => {
-            let have = swf
-                .describe_activity_type(ty)
-                .await
-                .with_context(|| format!("DescribeActivityType {ty} in domain {domain:?}"))?;
-            let diffs = differences(&have, task_list, wanted);
-            if diffs.is_empty() {
-                Status::Unchanged
-            } else {
-                Status::Conflict(diffs)
+    let compare = |have: TypeDefaults| {
+        let diffs = differences(&have, task_list, wanted);
+        if diffs.is_empty() {
+            Status::Unchanged
+        } else {
+            Status::Conflict(diffs)
+        }
+    };
+    let describe = || async {
+        swf.describe_activity_type(ty)
+            .await
+            .with_context(|| format!("DescribeActivityType {ty} in domain {domain:?}"))
+    };
+    let status = match swf.describe_activity_type(ty).await {
+        Ok(have) => compare(have),
+        Err(SwfError::TaskGone(_)) => {
+            match swf.register_activity_type(ty, task_list, wanted).await {
+                Ok(()) => Status::Registered,
+                // Another host registered it since.
+                Err(SwfError::AlreadyExists(_)) => compare(describe().await?),
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("RegisterActivityType {ty} in domain {domain:?}")
+                    });
+                }
             }
         }
         Err(e) => {
             return Err(e)
-                .with_context(|| format!("RegisterActivityType {ty} in domain {domain:?}"));
+                .with_context(|| format!("DescribeActivityType {ty} in domain {domain:?}"));
         }
     };
     match &status {

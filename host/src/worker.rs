@@ -186,18 +186,23 @@ async fn register_with_retry(
     registry: &Registry,
 ) -> Result<Report> {
     let mut delay = Duration::from_millis(200);
+    // What is done stays done: a retry goes on from the item that failed.
+    let mut report = Report::default();
     loop {
         let served = crate::register::served_types(config, &registry.plugins());
-        match crate::register::register_all(config, swf, &served).await {
-            Ok(report) => {
+        match crate::register::register_remaining(config, swf, &served, &mut report).await {
+            Ok(()) => {
                 for line in report.to_string().lines() {
                     tracing::info!("register: {line}");
                 }
                 return Ok(report);
             }
             Err(e) if swf_may_recover(&e) => {
-                tracing::warn!(error = %format!("{e:#}"), "registration failed; retrying in {delay:?}");
-                tokio::time::sleep(delay).await;
+                // Jittered: hosts of a fleet started together, throttled together, must
+                // not retry together.
+                let wait = crate::swf::jittered(delay);
+                tracing::warn!(error = %format!("{e:#}"), "registration failed; retrying in {wait:?}");
+                tokio::time::sleep(wait).await;
                 delay = (delay * 2).min(Duration::from_secs(30));
             }
             Err(e) => return Err(e.context("--register")),
@@ -236,7 +241,7 @@ async fn register_new_types(
                     registered.insert(ty);
                 }
                 Err(e) if swf_may_recover(&e) => {
-                    tracing::warn!(activity_type = %ty, error = %format!("{e:#}"), "registering a new plugin's type failed; retrying in {delay:?}");
+                    tracing::warn!(activity_type = %ty, error = %format!("{e:#}"), "registering a new plugin's type failed; retrying with backoff");
                     retry = true;
                 }
                 Err(e) => {
@@ -246,7 +251,7 @@ async fn register_new_types(
             }
         }
         if retry {
-            tokio::time::sleep(delay).await;
+            tokio::time::sleep(crate::swf::jittered(delay)).await;
             delay = (delay * 2).min(Duration::from_secs(30));
             continue;
         }
@@ -281,7 +286,7 @@ async fn probe_domain(config: Arc<Config>, swf: Arc<dyn SwfClient>, metrics: Arc
                     tracing::warn!(domain = %config.swf.domain, error = %e, "{what}; retrying with backoff");
                     logged = true;
                 }
-                tokio::time::sleep(delay).await;
+                tokio::time::sleep(crate::swf::jittered(delay)).await;
                 delay = (delay * 2).min(Duration::from_secs(30));
             }
             Err(e) => {

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use aws_sdk_swf::types::{ActivityType, RegistrationStatus};
+use serde_json::json;
 use swasm_tests::*;
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -231,6 +232,53 @@ async fn run_register_registers_only_files_that_load() {
     assert!(
         !logs.contains("activity_type=bad@1") && !logs.contains("activity_type=trunc@1"),
         "{logs}"
+    );
+}
+
+/// `swasm run --register` in a fleet that starts at once: a type that already exists costs
+/// one DescribeActivityType and no RegisterActivityType (SWF's smallest quota), and after
+/// SWF throttles a registration the retry goes on from that type instead of sending every
+/// call again, so the host still becomes ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_register_describes_first_and_resumes_after_throttling() {
+    let swf_local = LocalSwf::start();
+    let swf = Swf::new(&swf_local.url, "regfleet").await;
+    // Another host registered countdown@1 already.
+    swf.setup(&[("countdown@1", None)]).await.unwrap();
+    let mut config = HostConfig::new(
+        &swf_local.url,
+        "regfleet",
+        vec![TaskListSpec::new(
+            "main",
+            &["countdown@1.wasm", "echo@1.wasm", "validate@1.wasm"],
+        )],
+    );
+    config.serve_metrics();
+    let path = config.write();
+    // The types go in name order: countdown (exists), echo (throttled on both of the
+    // SDK's attempts, so the host retries), validate.
+    swf_local
+        .set_faults(json!([{"kind": "throttle", "operation": "RegisterActivityType", "count": 2}]))
+        .await;
+    let host = Host::start(&path, &["--register"]);
+    wait_ready(&host.metrics_base().await).await;
+    // Read before this test's own calls below; one RegisterActivityType was the set-up's.
+    let calls = swf_local.stats().await;
+    let logs = host.logs();
+    for ty in ["echo@1", "validate@1"] {
+        assert!(swf.activity_type_registered(ty).await, "{ty}\n{logs}");
+    }
+    assert!(logs.contains("registration failed; retrying in"), "{logs}");
+    let n = |op: &str| calls.get(op).copied().unwrap_or(0);
+    assert_eq!(
+        n("RegisterActivityType"),
+        1 + 4,
+        "echo three times (two attempts throttled), validate once, countdown never: {calls:?}"
+    );
+    assert_eq!(
+        n("DescribeActivityType"),
+        4,
+        "countdown once (not again after echo's throttling), echo twice, validate once: {calls:?}"
     );
 }
 
