@@ -89,7 +89,8 @@ pub struct SwfConfig {
     pub endpoint_url: Option<String>,
     /// Otherwise the standard AWS chain.
     pub region: Option<String>,
-    /// Sent with polls and heartbeats; default `hostname:pid`.
+    /// Sent with each poll, so ActivityTaskStarted names the host that took the task; default
+    /// `hostname:pid`.
     pub identity: Option<String>,
     /// `swasm register` / `run --register` also registers the domain.
     #[serde(default)]

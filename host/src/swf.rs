@@ -41,7 +41,8 @@ pub enum SwfError {
     #[error("unknown resource: {0}")]
     TaskGone(String),
     /// The standard AWS chain found no credentials (or could not load them): nothing was
-    /// sent. Retried, since an instance role or a rotated file may provide them later.
+    /// sent. Retried, since an instance, container or web-identity role may provide them
+    /// later (the environment and the profile files are read once, at start).
     #[error("no AWS credentials: {0}")]
     NoCredentials(String),
     /// OperationNotPermittedFault: IAM or a deprecated domain/type.
@@ -49,7 +50,9 @@ pub enum SwfError {
     NotPermitted(String),
     /// SWF refused the credentials themselves: an expired session token, a key it does not
     /// know, or a signature made with a skewed clock. Retried, like missing credentials:
-    /// the chain refreshes temporary credentials, and a file or clock may be fixed.
+    /// the chain refreshes a role's temporary credentials, and a clock may be fixed. Keys
+    /// from the environment or the profile files are read once, at start: new ones need a
+    /// restart.
     #[error("credentials refused: {0}")]
     CredentialsRefused(String),
     /// TypeAlreadyExistsFault / DomainAlreadyExistsFault (registration).
@@ -194,10 +197,14 @@ fn client(
 impl AwsSwf {
     pub async fn connect(endpoint: &Endpoint) -> Result<AwsSwf> {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        // As the SDKs do, AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true drops the environment's
+        // endpoint URLs (not `--endpoint-url` or the config's, which are this program's own).
+        let ignore_env_urls = std::env::var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+            .is_ok_and(|v| v.eq_ignore_ascii_case("true"));
         let from_env = |name: &str| {
             std::env::var(name)
                 .ok()
-                .filter(|s| !s.is_empty())
+                .filter(|s| !s.is_empty() && !ignore_env_urls)
                 .map(|url| (name.to_string(), url))
         };
         let env_url = from_env("AWS_ENDPOINT_URL_SWF").or_else(|| from_env("AWS_ENDPOINT_URL"));
@@ -231,11 +238,16 @@ impl AwsSwf {
         }
         let mut sdk = loader.load().await;
         if sdk.region().is_none() {
-            anyhow::ensure!(
-                url.is_some(),
-                "no AWS region: set [swf] region, --region, or AWS_REGION"
-            );
-            // A local endpoint does not care which region is signed for.
+            // A local endpoint (swf-local, moto) does not care which region is signed for;
+            // any other does (a VPC endpoint of SWF refuses a signature for another region).
+            match &url {
+                None => anyhow::bail!("no AWS region: set [swf] region, --region, or AWS_REGION"),
+                Some(url) if !is_loopback_url(url) => anyhow::bail!(
+                    "no AWS region: set [swf] region, --region, or AWS_REGION (the endpoint \
+                     {url} is not a local one, so requests must be signed for its region)"
+                ),
+                Some(_) => {}
+            }
             sdk = sdk
                 .into_builder()
                 .region(aws_config::Region::new("us-east-1"))

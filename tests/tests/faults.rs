@@ -457,6 +457,66 @@ async fn missing_credentials_are_named_not_called_an_outage() {
     remove_temp_dirs();
 }
 
+/// With no region anywhere, only a loopback endpoint (swf-local, moto) is signed for a
+/// default one: any other endpoint URL (a VPC endpoint of SWF) refuses a signature for
+/// the wrong region, so the host says what is missing and exits instead of retrying
+/// refused credentials for ever.
+#[test]
+fn no_region_for_an_endpoint_that_is_not_local_is_an_error() {
+    let config = HostConfig::new(
+        "https://vpce-0123.swf.eu-west-1.vpce.amazonaws.com",
+        "noregion",
+        vec![TaskListSpec::new("main", &["echo@1.wasm"])],
+    );
+    let path = config.write();
+    let without = |key: &str| {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let kept: String = text
+            .lines()
+            .filter(|l| !l.starts_with(key))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_ne!(kept, text, "the config sets {key}");
+        std::fs::write(&path, kept).unwrap();
+    };
+    without("region");
+    let home = config.dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let (status, _, err) = run_within(
+        std::process::Command::new(bin())
+            .args(["run", "--config", path.to_str().unwrap()])
+            .env_clear()
+            .env("HOME", &home)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test"),
+        MINUTE,
+    );
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("no AWS region"), "{err}");
+    assert!(err.contains("is not a local one"), "{err}");
+
+    // AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true drops the environment's endpoint URL, as
+    // the SDKs do: no endpoint URL and no region is the plain error, not a local run.
+    without("endpoint_url");
+    let (status, _, err) = run_within(
+        std::process::Command::new(bin())
+            .args(["run", "--config", path.to_str().unwrap()])
+            .env_clear()
+            .env("HOME", &home)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_ENDPOINT_URL_SWF", "http://127.0.0.1:9")
+            .env("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true"),
+        MINUTE,
+    );
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("no AWS region"), "{err}");
+    assert!(!err.contains("not a local one"), "{err}");
+    remove_temp_dirs();
+}
+
 /// SIGTERM with 20 tasks in flight: the short ones complete, the long ones are answered
 /// swasm.Shutdown after the grace period, with their latest heartbeat details, and the
 /// process exits 0.
