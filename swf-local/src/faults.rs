@@ -46,6 +46,11 @@ pub struct FaultRule {
     /// SWF operation name (e.g. `PollForActivityTask`); absent = every operation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<String>,
+    /// The access key id a request is signed with (its SigV4 `Authorization` header's
+    /// `Credential=`); absent = any. With `expired_token`, the endpoint refuses one set of
+    /// keys and takes the next, as SWF does after keys are rotated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
     #[serde(flatten)]
     pub kind: FaultKind,
     /// Hit the next `count` matching requests, then disappear; absent = until cleared.
@@ -87,6 +92,7 @@ impl Faults {
     pub fn inject(&self, operation: Option<&str>, kind: FaultKind, count: Option<u32>) {
         self.add(FaultRule {
             operation: operation.map(str::to_owned),
+            access_key_id: None,
             kind,
             count,
         });
@@ -102,15 +108,19 @@ impl Faults {
         self.rules.lock().unwrap().clone()
     }
 
-    /// The fault to apply to one request of `operation`, if any (uses up one count).
-    pub fn take(&self, operation: &str) -> Option<FaultKind> {
+    /// The fault to apply to one request of `operation` signed with `access_key_id`, if any
+    /// (uses up one count).
+    pub fn take(&self, operation: &str, access_key_id: Option<&str>) -> Option<FaultKind> {
         let mut rules = self.rules.lock().unwrap();
         if rules.is_empty() {
             return None;
         }
-        let i = rules
-            .iter()
-            .position(|r| r.operation.as_deref().is_none_or(|o| o == operation))?;
+        let i = rules.iter().position(|r| {
+            r.operation.as_deref().is_none_or(|o| o == operation)
+                && r.access_key_id
+                    .as_deref()
+                    .is_none_or(|k| Some(k) == access_key_id)
+        })?;
         let kind = rules[i].kind.clone();
         if let Some(n) = rules[i].count.as_mut() {
             *n = n.saturating_sub(1);

@@ -176,6 +176,14 @@ fn operation(headers: &HeaderMap) -> Option<&str> {
     )
 }
 
+/// The access key id of a SigV4-signed request: `Credential=AKID/date/region/service/...`
+/// in its `Authorization` header. Only fault rules read it; no signature is checked.
+fn access_key_id(headers: &HeaderMap) -> Option<&str> {
+    let auth = headers.get("authorization")?.to_str().ok()?;
+    let credential = auth.split_once("Credential=")?.1;
+    credential.split('/').next().filter(|k| !k.is_empty())
+}
+
 async fn serve_one(
     router: Router,
     ctx: Ctx,
@@ -184,7 +192,7 @@ async fn serve_one(
     let mut late = None;
     if let Some(op) = operation(req.headers()) {
         ctx.state.count_call(op);
-        if let Some(fault) = ctx.faults.take(op) {
+        if let Some(fault) = ctx.faults.take(op, access_key_id(req.headers())) {
             let as_error = |kind, msg: &str| {
                 Ok(error_response(&SwfError::new(
                     kind,
