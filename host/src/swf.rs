@@ -5,9 +5,12 @@
 //! every error is classified into [`SwfError`] here, once, so callers branch on meaning
 //! (retry, task gone, give up) rather than on SDK types.
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use arc_swap::ArcSwap;
 use aws_sdk_swf::config::{
     StalledStreamProtectionConfig, retry::RetryConfig, timeout::TimeoutConfig,
 };
@@ -160,17 +163,51 @@ pub struct Endpoint {
     pub region: Option<String>,
 }
 
-/// aws-sdk-swf behind [`SwfClient`]: one client for long polls (70 s attempt timeout, no
-/// SDK retries: the poller backs off itself), one for answers (10 s attempts, no SDK
-/// retries: the dispatcher retries each attempt itself, so it knows when an attempt ended
-/// without a clear answer and may have been taken) and one for every other call (10 s
-/// attempts, a few SDK retries for describe/register; heartbeat callers retry on top).
+/// aws-sdk-swf behind [`SwfClient`], over [`Clients`] made from the AWS configuration,
+/// which is loaded again while credentials are missing or refused ([`AwsSwf::reload`]).
 pub struct AwsSwf {
-    poll_client: aws_sdk_swf::Client,
-    answer_client: aws_sdk_swf::Client,
-    call_client: aws_sdk_swf::Client,
+    clients: ArcSwap<Clients>,
+    /// Loads the AWS configuration: the standard chain, for the endpoint and region.
+    load: Load,
+    /// When the configuration was last loaded; held by the one call that loads it again.
+    loaded: tokio::sync::Mutex<tokio::time::Instant>,
+    /// At most one reload per this long ([`CREDENTIALS_RELOAD`]).
+    reload_every: Duration,
     domain: String,
     identity: String,
+}
+
+type Load = Box<dyn Fn() -> BoxFuture<'static, Result<aws_config::SdkConfig>> + Send + Sync>;
+
+/// While the standard chain finds no credentials, or SWF refuses them, the AWS
+/// configuration is loaded again at most this often: aws-config reads keys from the
+/// environment and the profile files once per load, so keys rotated in a file (by a job
+/// or a Vault agent) or a file written after start are seen only by a new load.
+pub const CREDENTIALS_RELOAD: Duration = Duration::from_secs(60);
+
+/// One client for long polls (70 s attempt timeout, no SDK retries: the poller backs off
+/// itself), one for answers (10 s attempts, no SDK retries: the dispatcher retries each
+/// attempt itself, so it knows when an attempt ended without a clear answer and may have
+/// been taken) and one for every other call (10 s attempts, a few SDK retries for
+/// describe/register; heartbeat callers retry on top).
+struct Clients {
+    poll: aws_sdk_swf::Client,
+    answer: aws_sdk_swf::Client,
+    call: aws_sdk_swf::Client,
+}
+
+impl Clients {
+    fn new(sdk: &aws_config::SdkConfig) -> Clients {
+        Clients {
+            poll: client(sdk, POLL_TIMEOUT, RetryConfig::disabled()),
+            answer: client(sdk, CALL_TIMEOUT, RetryConfig::disabled()),
+            call: client(
+                sdk,
+                CALL_TIMEOUT,
+                RetryConfig::standard().with_max_attempts(2),
+            ),
+        }
+    }
 }
 
 /// An aws-sdk-swf client over `sdk` with this attempt timeout and retry policy. Stalled-stream
@@ -196,85 +233,139 @@ fn client(
 
 impl AwsSwf {
     pub async fn connect(endpoint: &Endpoint) -> Result<AwsSwf> {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        // As the SDKs do, AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true drops the environment's
-        // endpoint URLs (not `--endpoint-url` or the config's, which are this program's own).
-        let ignore_env_urls = std::env::var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
-            .is_ok_and(|v| v.eq_ignore_ascii_case("true"));
-        let from_env = |name: &str| {
-            std::env::var(name)
-                .ok()
-                .filter(|s| !s.is_empty() && !ignore_env_urls)
-                .map(|url| (name.to_string(), url))
-        };
-        let env_url = from_env("AWS_ENDPOINT_URL_SWF").or_else(|| from_env("AWS_ENDPOINT_URL"));
-        // The config's and --endpoint-url's are checked when parsed; the environment's here,
-        // or a typo would look like an endpoint that is down.
-        if endpoint.endpoint_url.is_none()
-            && let Some((name, url)) = &env_url
-        {
-            crate::config::check_endpoint_url(url).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
-        }
-        let url = endpoint
-            .endpoint_url
-            .clone()
-            .or(env_url.map(|(_, url)| url));
-        if let Some(url) = &url {
-            loader = loader.endpoint_url(url.clone());
-            // A loopback endpoint is swf-local (or moto): it checks no signature, and a local
-            // run must work on a machine that has no AWS credentials at all.
-            if is_loopback_url(url) && std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
-                loader = loader.credentials_provider(aws_sdk_swf::config::Credentials::new(
-                    "swasm-local",
-                    "swasm-local",
-                    None,
-                    None,
-                    "swasm-loopback-endpoint",
-                ));
-            }
-        }
-        if let Some(region) = &endpoint.region {
-            loader = loader.region(aws_config::Region::new(region.clone()));
-        }
-        let mut sdk = loader.load().await;
-        if sdk.region().is_none() {
-            // A local endpoint (swf-local, moto) does not care which region is signed for;
-            // any other does (a VPC endpoint of SWF refuses a signature for another region).
-            match &url {
-                None => anyhow::bail!("no AWS region: set [swf] region, --region, or AWS_REGION"),
-                Some(url) if !is_loopback_url(url) => anyhow::bail!(
-                    "no AWS region: set [swf] region, --region, or AWS_REGION (the endpoint \
-                     {url} is not a local one, so requests must be signed for its region)"
-                ),
-                Some(_) => {}
-            }
-            sdk = sdk
-                .into_builder()
-                .region(aws_config::Region::new("us-east-1"))
-                .build();
-        }
-        // Polls: a held poll sends and receives nothing for up to 60 s, and the poller backs
-        // off itself, so no SDK retries.
-        let poll_client = client(&sdk, POLL_TIMEOUT, RetryConfig::disabled());
-        let answer_client = client(&sdk, CALL_TIMEOUT, RetryConfig::disabled());
-        let call_client = client(
-            &sdk,
-            CALL_TIMEOUT,
-            RetryConfig::standard().with_max_attempts(2),
-        );
+        let e = endpoint.clone();
+        AwsSwf::with_load(
+            endpoint,
+            Box::new(move || Box::pin(load_config(e.clone()))),
+            CREDENTIALS_RELOAD,
+        )
+        .await
+    }
+
+    async fn with_load(endpoint: &Endpoint, load: Load, reload_every: Duration) -> Result<AwsSwf> {
+        let sdk = load().await?;
         Ok(AwsSwf {
-            poll_client,
-            answer_client,
-            call_client,
+            clients: ArcSwap::from_pointee(Clients::new(&sdk)),
+            load,
+            loaded: tokio::sync::Mutex::new(tokio::time::Instant::now()),
+            reload_every,
             domain: endpoint.domain.clone(),
             identity: endpoint.identity.clone(),
         })
     }
 
     /// The underlying client for short calls (the register command's listing).
-    pub fn sdk(&self) -> &aws_sdk_swf::Client {
-        &self.call_client
+    pub fn sdk(&self) -> aws_sdk_swf::Client {
+        self.clients.load().call.clone()
     }
+
+    /// One call, boxed; when it fails for want of credentials (none found, or refused), the
+    /// AWS configuration may be loaded again for the calls after it ([`AwsSwf::reload`]).
+    fn call<'a, T: Send + 'a>(
+        &'a self,
+        call: impl Future<Output = SwfResult<T>> + Send + 'a,
+    ) -> BoxFuture<'a, SwfResult<T>> {
+        Box::pin(async move {
+            let result = call.await;
+            if matches!(
+                result,
+                Err(SwfError::NoCredentials(_) | SwfError::CredentialsRefused(_))
+            ) {
+                self.reload().await;
+            }
+            result
+        })
+    }
+
+    /// Loads the AWS configuration again, if the last load is at least `reload_every` old
+    /// and no other call is loading it ([`CREDENTIALS_RELOAD`] says why). Calls in flight
+    /// finish with the clients they started with.
+    async fn reload(&self) {
+        let Ok(mut loaded) = self.loaded.try_lock() else {
+            return;
+        };
+        if loaded.elapsed() < self.reload_every {
+            return;
+        }
+        *loaded = tokio::time::Instant::now();
+        match (self.load)().await {
+            Ok(sdk) => {
+                self.clients.store(Arc::new(Clients::new(&sdk)));
+                // Debug: while no credentials exist at all, this is once a minute for ever;
+                // the poller's streak lines say when calls work again.
+                tracing::debug!(
+                    "credentials missing or refused: loaded the AWS configuration again (environment, profile files, roles); the next calls use what it found"
+                );
+            }
+            Err(e) => tracing::warn!(
+                error = %format!("{e:#}"),
+                "credentials missing or refused, and the AWS configuration could not be loaded again"
+            ),
+        }
+    }
+}
+
+/// The AWS configuration for `endpoint`: the standard chain, with the endpoint URL and region
+/// resolved as README says, and dummy credentials for a loopback endpoint.
+async fn load_config(endpoint: Endpoint) -> Result<aws_config::SdkConfig> {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    // As the SDKs do, AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true drops the environment's
+    // endpoint URLs (not `--endpoint-url` or the config's, which are this program's own).
+    let ignore_env_urls = std::env::var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+        .is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+    let from_env = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|s| !s.is_empty() && !ignore_env_urls)
+            .map(|url| (name.to_string(), url))
+    };
+    let env_url = from_env("AWS_ENDPOINT_URL_SWF").or_else(|| from_env("AWS_ENDPOINT_URL"));
+    // The config's and --endpoint-url's are checked when parsed; the environment's here,
+    // or a typo would look like an endpoint that is down.
+    if endpoint.endpoint_url.is_none()
+        && let Some((name, url)) = &env_url
+    {
+        crate::config::check_endpoint_url(url).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    }
+    let url = endpoint
+        .endpoint_url
+        .clone()
+        .or(env_url.map(|(_, url)| url));
+    if let Some(url) = &url {
+        loader = loader.endpoint_url(url.clone());
+        // A loopback endpoint is swf-local (or moto): it checks no signature, and a local
+        // run must work on a machine that has no AWS credentials at all.
+        if is_loopback_url(url) && std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+            loader = loader.credentials_provider(aws_sdk_swf::config::Credentials::new(
+                "swasm-local",
+                "swasm-local",
+                None,
+                None,
+                "swasm-loopback-endpoint",
+            ));
+        }
+    }
+    if let Some(region) = &endpoint.region {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    let mut sdk = loader.load().await;
+    if sdk.region().is_none() {
+        // A local endpoint (swf-local, moto) does not care which region is signed for;
+        // any other does (a VPC endpoint of SWF refuses a signature for another region).
+        match &url {
+            None => anyhow::bail!("no AWS region: set [swf] region, --region, or AWS_REGION"),
+            Some(url) if !is_loopback_url(url) => anyhow::bail!(
+                "no AWS region: set [swf] region, --region, or AWS_REGION (the endpoint \
+                     {url} is not a local one, so requests must be signed for its region)"
+            ),
+            Some(_) => {}
+        }
+        sdk = sdk
+            .into_builder()
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+    }
+    Ok(sdk)
 }
 
 /// Maps an SDK error to what a caller should do about it.
@@ -366,9 +457,11 @@ fn parse_duration(s: Option<&str>) -> Option<u64> {
 impl SwfClient for AwsSwf {
     fn poll(&self, task_list: &str) -> BoxFuture<'_, SwfResult<Option<PolledTask>>> {
         let task_list = task_list.to_string();
-        Box::pin(async move {
+        self.call(async move {
             let out = self
-                .poll_client
+                .clients
+                .load_full()
+                .poll
                 .poll_for_activity_task()
                 .domain(&self.domain)
                 .task_list(
@@ -410,20 +503,24 @@ impl SwfClient for AwsSwf {
 
     fn heartbeat(&self, token: &str, details: Option<&str>) -> BoxFuture<'_, SwfResult<bool>> {
         let req = self
-            .call_client
+            .clients
+            .load()
+            .call
             .record_activity_task_heartbeat()
             .task_token(token)
             .set_details(details.map(str::to_string));
-        Box::pin(async move { Ok(req.send().await.map_err(classify)?.cancel_requested) })
+        self.call(async move { Ok(req.send().await.map_err(classify)?.cancel_requested) })
     }
 
     fn complete(&self, token: &str, result: Option<&str>) -> BoxFuture<'_, SwfResult<()>> {
         let req = self
-            .answer_client
+            .clients
+            .load()
+            .answer
             .respond_activity_task_completed()
             .task_token(token)
             .set_result(result.map(str::to_string));
-        Box::pin(async move { req.send().await.map(|_| ()).map_err(classify) })
+        self.call(async move { req.send().await.map(|_| ()).map_err(classify) })
     }
 
     fn fail(
@@ -433,28 +530,34 @@ impl SwfClient for AwsSwf {
         details: Option<&str>,
     ) -> BoxFuture<'_, SwfResult<()>> {
         let req = self
-            .answer_client
+            .clients
+            .load()
+            .answer
             .respond_activity_task_failed()
             .task_token(token)
             .reason(reason)
             .set_details(details.map(str::to_string));
-        Box::pin(async move { req.send().await.map(|_| ()).map_err(classify) })
+        self.call(async move { req.send().await.map(|_| ()).map_err(classify) })
     }
 
     fn cancel(&self, token: &str, details: Option<&str>) -> BoxFuture<'_, SwfResult<()>> {
         let req = self
-            .answer_client
+            .clients
+            .load()
+            .answer
             .respond_activity_task_canceled()
             .task_token(token)
             .set_details(details.map(str::to_string));
-        Box::pin(async move { req.send().await.map(|_| ()).map_err(classify) })
+        self.call(async move { req.send().await.map(|_| ()).map_err(classify) })
     }
 
     fn describe_activity_type(&self, ty: &ActivityType) -> BoxFuture<'_, SwfResult<TypeDefaults>> {
         let ty = ty.clone();
-        Box::pin(async move {
+        self.call(async move {
             let out = self
-                .call_client
+                .clients
+                .load_full()
+                .call
                 .describe_activity_type()
                 .domain(&self.domain)
                 .activity_type(
@@ -496,8 +599,10 @@ impl SwfClient for AwsSwf {
     }
 
     fn describe_domain(&self) -> BoxFuture<'_, SwfResult<()>> {
-        Box::pin(async move {
-            self.call_client
+        self.call(async move {
+            self.clients
+                .load_full()
+                .call
                 .describe_domain()
                 .name(&self.domain)
                 .send()
@@ -508,8 +613,10 @@ impl SwfClient for AwsSwf {
     }
 
     fn register_domain(&self, retention_days: u32) -> BoxFuture<'_, SwfResult<()>> {
-        Box::pin(async move {
-            self.call_client
+        self.call(async move {
+            self.clients
+                .load_full()
+                .call
                 .register_domain()
                 .name(&self.domain)
                 .workflow_execution_retention_period_in_days(retention_days.to_string())
@@ -527,7 +634,9 @@ impl SwfClient for AwsSwf {
         defaults: &Registration,
     ) -> BoxFuture<'_, SwfResult<()>> {
         let mut req = self
-            .call_client
+            .clients
+            .load()
+            .call
             .register_activity_type()
             .domain(&self.domain)
             .name(&ty.name)
@@ -549,7 +658,7 @@ impl SwfClient for AwsSwf {
             Ok(tl) => req = req.default_task_list(tl),
             Err(e) => return Box::pin(async move { Err(other(e)) }),
         }
-        Box::pin(async move { req.send().await.map(|_| ()).map_err(classify) })
+        self.call(async move { req.send().await.map(|_| ()).map_err(classify) })
     }
 }
 
@@ -572,7 +681,7 @@ pub(crate) fn is_loopback_url(url: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
         || host
             .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+            .is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
 /// Connects using the config, with CLI overrides already applied to it.
@@ -903,6 +1012,95 @@ mod tests {
         let _ = stop.send(());
         served.await.unwrap().unwrap();
     }
+
+    /// Keys SWF refuses (rotated since the configuration was loaded) make the next call load
+    /// it again, at most once per interval, and the calls after it are signed with what the
+    /// new load found; within the interval, nothing is loaded again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn refused_credentials_load_the_configuration_again() {
+        use std::sync::atomic::Ordering;
+        let server = swf_local::Server::bind("127.0.0.1:0".parse().unwrap(), Default::default())
+            .await
+            .unwrap();
+        let url = server.url();
+        server.faults().add(swf_local::FaultRule {
+            operation: None,
+            access_key_id: Some("OLDKEY".into()),
+            kind: swf_local::FaultKind::ExpiredToken,
+            count: None,
+        });
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(server.run(async move {
+            let _ = stopped.await;
+        }));
+        let endpoint = Endpoint {
+            domain: "rotate".into(),
+            identity: "test".into(),
+            endpoint_url: Some(url.clone()),
+            region: Some("us-east-1".into()),
+        };
+        // The first load finds the old keys, every later one the rotated keys.
+        let connect = |reload_every: Duration| {
+            let loads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let (n, url) = (loads.clone(), url.clone());
+            let load: Load = Box::new(move || {
+                let key = match n.fetch_add(1, Ordering::SeqCst) {
+                    0 => "OLDKEY",
+                    _ => "NEWKEY",
+                };
+                let url = url.clone();
+                Box::pin(async move {
+                    Ok(aws_config::defaults(aws_config::BehaviorVersion::latest())
+                        .endpoint_url(url)
+                        .region(aws_config::Region::new("us-east-1"))
+                        .credentials_provider(aws_sdk_swf::config::Credentials::new(
+                            key, "secret", None, None, "test",
+                        ))
+                        .load()
+                        .await)
+                })
+            });
+            let endpoint = endpoint.clone();
+            async move {
+                let swf = AwsSwf::with_load(&endpoint, load, reload_every)
+                    .await
+                    .unwrap();
+                (swf, loads)
+            }
+        };
+
+        let (swf, loads) = connect(Duration::ZERO).await;
+        let refused = swf.register_domain(1).await;
+        assert!(
+            matches!(refused, Err(SwfError::CredentialsRefused(_))),
+            "{refused:?}"
+        );
+        assert_eq!(
+            loads.load(Ordering::SeqCst),
+            2,
+            "loaded again after the refusal"
+        );
+        swf.register_domain(1)
+            .await
+            .expect("signed with the rotated keys");
+
+        let (swf, loads) = connect(Duration::from_secs(3600)).await;
+        for _ in 0..2 {
+            let refused = swf.describe_domain().await;
+            assert!(
+                matches!(refused, Err(SwfError::CredentialsRefused(_))),
+                "{refused:?}"
+            );
+        }
+        assert_eq!(
+            loads.load(Ordering::SeqCst),
+            1,
+            "not again within the interval"
+        );
+
+        let _ = stop.send(());
+        served.await.unwrap().unwrap();
+    }
 }
 
 #[cfg(test)]
@@ -915,6 +1113,8 @@ mod loopback_tests {
         assert!(is_loopback_url("http://127.3.4.5:1/"));
         assert!(is_loopback_url("http://localhost:8700/x"));
         assert!(is_loopback_url("http://[::1]:8700"));
+        // An IPv4-mapped address reaches the same listener as 127.0.0.1.
+        assert!(is_loopback_url("http://[::ffff:127.0.0.1]:8700"));
         assert!(!is_loopback_url("https://swf.us-east-1.amazonaws.com"));
         assert!(!is_loopback_url("http://10.0.0.1:8700"));
         assert!(!is_loopback_url("http://127.0.0.1.example.com"));
