@@ -157,7 +157,7 @@ fn log_streak_start(domain: &str, task_list: &str, e: &SwfError) {
             "the standard AWS chain found no credentials (AWS_ACCESS_KEY_ID, a profile, SSO, web identity, a container or instance role)"
         }
         SwfError::CredentialsRefused(_) => {
-            "SWF refused the credentials (an expired session token, an unknown access key, or this machine's clock is off); keys from the environment or a profile file are read once, at start: restart swasm after rotating them"
+            "SWF refused the credentials (an expired session token, an unknown access key, or this machine's clock is off); keys rotated in a profile file are read again within a minute; keys in the environment need a restart of swasm"
         }
         // Named by the error itself.
         _ => "see the error",

@@ -44,8 +44,8 @@ pub enum SwfError {
     #[error("unknown resource: {0}")]
     TaskGone(String),
     /// The standard AWS chain found no credentials (or could not load them): nothing was
-    /// sent. Retried, since an instance, container or web-identity role may provide them
-    /// later (the environment and the profile files are read once, at start).
+    /// sent. Retried, since a role may provide them later, and the configuration is loaded
+    /// again meanwhile ([`CREDENTIALS_RELOAD`]) for a profile file written since.
     #[error("no AWS credentials: {0}")]
     NoCredentials(String),
     /// OperationNotPermittedFault: IAM or a deprecated domain/type.
@@ -53,9 +53,9 @@ pub enum SwfError {
     NotPermitted(String),
     /// SWF refused the credentials themselves: an expired session token, a key it does not
     /// know, or a signature made with a skewed clock. Retried, like missing credentials:
-    /// the chain refreshes a role's temporary credentials, and a clock may be fixed. Keys
-    /// from the environment or the profile files are read once, at start: new ones need a
-    /// restart.
+    /// the chain refreshes a role's temporary credentials, a clock may be fixed, and keys
+    /// rotated in a profile file are read by loading the configuration again
+    /// ([`CREDENTIALS_RELOAD`]). Keys in the environment need a restart.
     #[error("credentials refused: {0}")]
     CredentialsRefused(String),
     /// TypeAlreadyExistsFault / DomainAlreadyExistsFault (registration).
