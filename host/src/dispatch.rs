@@ -82,6 +82,9 @@ impl Dispatcher {
             activity_id = %t.activity_id,
             activity_type = %t.activity_type,
             workflow_id = %t.workflow_id,
+            // With the workflow id, what GetWorkflowExecutionHistory needs: SWF reuses
+            // workflow ids across runs.
+            run_id = %t.run_id,
             // Which build of the plugin runs it: after a hot swap, the lines of a task say
             // whether the old file or the new one served it. Set here, not recorded later:
             // a field recorded later costs the JSON log format a re-encoding of the span.
@@ -137,6 +140,7 @@ impl Dispatcher {
                     }
                     _ = tokio::time::sleep(backstop) => Outcome::failed(reason::TIMEOUT, format!("the task ran past timeout_s + 30 s ({backstop:?})")),
                 };
+                let outcome = with_checkpoint(outcome, || pump.latest_details());
                 let end = if self.shutdown.is_task_over(started) {
                     // Past its grace: the last details are not worth holding up the exit.
                     tokio::time::timeout(FLUSH_AFTER_GRACE, pump.finish())
@@ -150,7 +154,7 @@ impl Dispatcher {
                 };
                 if end.gone {
                     tracing::warn!(
-                        ?outcome,
+                        outcome = outcome.kind(),
                         "dropping the response: SWF no longer knows this task"
                     );
                     counts.dropped.inc();
@@ -185,18 +189,29 @@ impl Dispatcher {
             counter.inc();
             return;
         }
+        // A number, so log tools can sum and sort it.
+        let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
         match &outcome {
             Outcome::Completed(_) => {
                 counts.completed.inc();
-                tracing::info!(?elapsed, "task completed");
+                tracing::info!(elapsed_ms, "task completed");
             }
             Outcome::Failed { reason, details } => {
                 self.metrics.count_failed(&task.task_list, reason);
-                tracing::info!(?elapsed, %reason, details = details.as_deref().unwrap_or(""), "task failed");
+                let details = details.as_deref().unwrap_or("");
+                // The log gets the start of long details; SWF's history has them whole.
+                let logged = match crate::heartbeat::truncate_chars(details, LOGGED_DETAILS) {
+                    Some(cut) => std::borrow::Cow::Owned(format!(
+                        "{cut}… ({} characters, whole in the task's history)",
+                        details.chars().count()
+                    )),
+                    None => std::borrow::Cow::Borrowed(details),
+                };
+                tracing::info!(elapsed_ms, %reason, details = %logged, "task failed");
             }
             Outcome::Canceled(_) => {
                 counts.canceled.inc();
-                tracing::info!(?elapsed, "task canceled");
+                tracing::info!(elapsed_ms, "task canceled");
             }
         }
     }
@@ -210,6 +225,10 @@ impl Dispatcher {
         let mut delay = Duration::from_millis(100);
         // An attempt that timed out, lost its connection or got a 5xx may have been taken.
         let mut maybe_taken = false;
+        // The first retry is logged at warn (IAM refusals at error), later ones at debug:
+        // 64 tasks retrying through an outage must not flood the log; the retries are
+        // counted in respond_retries_total.
+        let mut logged = false;
         loop {
             let call = async {
                 match outcome {
@@ -239,10 +258,16 @@ impl Dispatcher {
                     maybe_taken |= matches!(e, SwfError::Unavailable(_));
                     self.metrics.respond_retries.inc();
                     let jittered = crate::swf::jittered(delay);
-                    if let SwfError::NotPermitted(_) = e {
-                        tracing::error!(error = %e, "SWF refuses this identity the response (IAM: swf:RespondActivityTask*); retrying in {jittered:?} until it is allowed or the task times out");
-                    } else {
-                        tracing::warn!(error = %e, "response not accepted; retrying in {jittered:?}");
+                    match (&e, std::mem::replace(&mut logged, true)) {
+                        (SwfError::NotPermitted(_), false) => {
+                            tracing::error!(error = %e, "SWF refuses this identity the response (IAM: swf:RespondActivityTask*); retrying with backoff until it is allowed or the task times out")
+                        }
+                        (_, false) => {
+                            tracing::warn!(error = %e, "response not accepted; retrying with backoff")
+                        }
+                        (_, true) => {
+                            tracing::debug!(error = %e, "response not accepted; retrying in {jittered:?}")
+                        }
                     }
                     if self
                         .unless_given_up(started, tokio::time::sleep(jittered))
@@ -306,6 +331,40 @@ fn interrupted(checkpoint: Option<String>) -> Outcome {
         "the worker shut down before the task finished; it can be retried at once".to_string()
     });
     Outcome::failed(reason::SHUTDOWN, details)
+}
+
+/// The line before the checkpoint in a failure's details ([`with_checkpoint`]).
+pub const CHECKPOINT_HEADER: &str = "latest heartbeat details:";
+
+/// How much of a failure's details a log line carries.
+const LOGGED_DETAILS: usize = 1024;
+
+/// A task the host ended (past `timeout_s`, a trap, its memory limit) keeps the guest's
+/// latest heartbeat details, its checkpoint, as the last lines of the failure details,
+/// after a line [`CHECKPOINT_HEADER`], so the decider can schedule it again from there, as
+/// with `swasm.Shutdown` and SWF's own heartbeat timeouts. The details before it are cut
+/// if both would pass SWF's limit. `checkpoint` is read only for such a failure.
+fn with_checkpoint(outcome: Outcome, checkpoint: impl FnOnce() -> Option<String>) -> Outcome {
+    match outcome {
+        Outcome::Failed { reason, details }
+            if [reason::TIMEOUT, reason::TRAP, reason::MEMORY_LIMIT].contains(&reason.as_str()) =>
+        {
+            let Some(checkpoint) = checkpoint() else {
+                return Outcome::Failed { reason, details };
+            };
+            let tail = format!("\n\n{CHECKPOINT_HEADER}\n{checkpoint}");
+            let mut head = details.unwrap_or_default();
+            let room = MAX_DETAILS.saturating_sub(tail.chars().count());
+            if let Some(cut) = crate::heartbeat::truncate_chars(&head, room) {
+                head = cut.to_string();
+            }
+            Outcome::Failed {
+                reason,
+                details: Some(head + &tail),
+            }
+        }
+        other => other,
+    }
 }
 
 /// The answer for a type this host has no plugin for.
@@ -610,6 +669,53 @@ mod tests {
             };
             assert_eq!(reason, reason::SHUTDOWN);
             assert!(details.starts_with(expected), "{details}");
+        }
+    }
+
+    /// A task the host ended (timeout, trap, memory limit) keeps the guest's latest heartbeat
+    /// details at the end of its failure details, within SWF's limit; a failure the guest
+    /// chose is sent as the guest wrote it.
+    #[tokio::test(start_paused = true)]
+    async fn a_task_the_host_ends_keeps_its_checkpoint() {
+        let tail = format!("\n\n{CHECKPOINT_HEADER}\nworking");
+        for (outcome, kept) in [
+            (
+                Outcome::failed(reason::TIMEOUT, "ran past timeout_s".to_string()),
+                true,
+            ),
+            (
+                Outcome::failed(reason::MEMORY_LIMIT, "grew past memory_mb".to_string()),
+                true,
+            ),
+            (Outcome::failed(reason::TRAP, "x".repeat(MAX_DETAILS)), true),
+            (
+                Outcome::failed("BadInput", "the guest's own words".to_string()),
+                false,
+            ),
+        ] {
+            let fake = Arc::new(FakeSwf::default());
+            let Outcome::Failed {
+                details: Some(sent),
+                ..
+            } = &outcome
+            else {
+                unreachable!()
+            };
+            let sent = sent.clone();
+            let d = dispatcher(&fake, vec![("work@1", Arc::new(Fixed(outcome)))]);
+            handle(&d, "work").await;
+            let r = fake.responses();
+            let [(_, Response::Failed(_, Some(details)))] = &r[..] else {
+                panic!("{r:?}")
+            };
+            if kept {
+                assert!(details.ends_with(&tail), "{details}");
+                assert!(details.chars().count() <= MAX_DETAILS);
+                let head = &details[..details.len() - tail.len()];
+                assert!(sent.starts_with(head) && !head.is_empty(), "{head}");
+            } else {
+                assert_eq!(details, &sent);
+            }
         }
     }
 
