@@ -482,16 +482,21 @@ fn no_region_for_an_endpoint_that_is_not_local_is_an_error() {
     without("region");
     let home = config.dir.join("home");
     std::fs::create_dir_all(&home).unwrap();
-    let (status, _, err) = run_within(
-        std::process::Command::new(bin())
-            .args(["run", "--config", path.to_str().unwrap()])
-            .env_clear()
-            .env("HOME", &home)
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test"),
-        MINUTE,
-    );
+    // `swasm run` with keys but no region anywhere, and `env` besides.
+    let run = |env: &[(&str, &str)]| {
+        run_within(
+            std::process::Command::new(bin())
+                .args(["run", "--config", path.to_str().unwrap()])
+                .env_clear()
+                .env("HOME", &home)
+                .env("AWS_EC2_METADATA_DISABLED", "true")
+                .env("AWS_ACCESS_KEY_ID", "test")
+                .env("AWS_SECRET_ACCESS_KEY", "test")
+                .envs(env.iter().copied()),
+            MINUTE,
+        )
+    };
+    let (status, _, err) = run(&[]);
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(err.contains("no AWS region"), "{err}");
     assert!(err.contains("is not a local one"), "{err}");
@@ -499,18 +504,10 @@ fn no_region_for_an_endpoint_that_is_not_local_is_an_error() {
     // AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true drops the environment's endpoint URL, as
     // the SDKs do: no endpoint URL and no region is the plain error, not a local run.
     without("endpoint_url");
-    let (status, _, err) = run_within(
-        std::process::Command::new(bin())
-            .args(["run", "--config", path.to_str().unwrap()])
-            .env_clear()
-            .env("HOME", &home)
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_ENDPOINT_URL_SWF", "http://127.0.0.1:9")
-            .env("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true"),
-        MINUTE,
-    );
+    let (status, _, err) = run(&[
+        ("AWS_ENDPOINT_URL_SWF", "http://127.0.0.1:9"),
+        ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true"),
+    ]);
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(err.contains("no AWS region"), "{err}");
     assert!(!err.contains("not a local one"), "{err}");
