@@ -13,11 +13,19 @@ use swasm_tests::*;
 const MINUTE: Duration = Duration::from_secs(60);
 
 /// (activity id, input) of countdown runs every language must fail with `BadInput` instead
-/// of running the defaults or a rounded number of steps.
-const BAD_COUNTDOWN_INPUTS: [(&str, &str); 3] = [
+/// of running the defaults or a rounded number of steps: the Rust countdown's rule (serde's,
+/// `plugins/rust/countdown`), which the other three follow.
+const BAD_COUNTDOWN_INPUTS: [(&str, &str); 10] = [
     ("bad-json", "not json"),
     ("bad-fraction", r#"{"steps":5.9}"#),
     ("bad-negative", r#"{"steps":-1}"#),
+    ("bad-null", r#"{"steps":null}"#),
+    ("bad-bool", r#"{"steps":true}"#),
+    ("bad-float", r#"{"steps":1.0}"#),
+    ("bad-too-big", r#"{"steps":4294967296}"#),
+    ("bad-unknown-key", r#"{"steps":1,"stepms":1}"#),
+    ("bad-repeated-key", r#"{"steps":1,"steps":2}"#),
+    ("bad-array", "[1,1]"),
 ];
 
 /// (language, suffix of its plugin names: `echo{suffix}@1`, `countdown{suffix}@1`)

@@ -1,9 +1,13 @@
 // countdown-c@1: input {"steps":N,"step_ms":M} (defaults 10 and 100; no input runs both).
 // Every step sleeps, then heartbeats its progress ({"step":3,"of":10}); stops with `canceled`
-// as soon as the host says cancellation was requested; completes with {"done":N}. Input that
-// is not such a JSON object fails with reason BadInput, as in the Rust, Python and JavaScript
-// countdowns: steps and step_ms must be integers (no fraction, no exponent, not negative),
-// steps at most 2^32-1 and step_ms at most 2^64-1 (the Rust countdown's u32 and u64).
+// as soon as the host says cancellation was requested; completes with {"done":N}.
+//
+// Input is read by the Rust countdown's rule (plugins/rust/countdown), as in the Python and
+// JavaScript countdowns: no input or only JSON white space runs the defaults; else one JSON
+// object with no keys but "steps" and "step_ms", each at most once, each an integer literal
+// (no fraction or exponent, not negative, not null, true or a string), steps at most 2^32-1
+// and step_ms at most 2^64-1 (the Rust countdown's u32 and u64). Anything else fails with
+// reason BadInput.
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -175,12 +179,15 @@ static bool skip_value(cursor_t *c, int depth) {
 static const char *const NOT_JSON = "expected {\"steps\":N,\"step_ms\":M}: the input is not JSON";
 static const char *const NOT_OBJECT = "expected a JSON object {\"steps\":N,\"step_ms\":M}";
 static const char *const NOT_INTEGERS = "\"steps\" and \"step_ms\" must be non-negative integers";
+static const char *const UNKNOWN_KEY = "unknown field, expected \"steps\" or \"step_ms\"";
+static const char *const REPEATED_KEY = "\"steps\" and \"step_ms\" may appear once each";
 static const char *const OUT_OF_RANGE =
     "\"steps\" must be at most 4294967295 and \"step_ms\" at most 18446744073709551615";
 
 // Reads the input into fields[0] (steps) and fields[1] (step_ms), which hold the defaults;
-// returns NULL, or the details of a BadInput failure. Keys other than these two are ignored
-// and a repeated key counts the last time, as in Python's and JavaScript's JSON parsers.
+// returns NULL, or the details of a BadInput failure: the first problem found, as serde
+// reports the first one in the Rust countdown (which problem is named may differ; that the
+// input fails does not).
 static const char *read_input(const char *text, size_t len, unsigned long long fields[2]) {
     static const char *const names[2] = {"steps", "step_ms"};
     static const unsigned long long max[2] = {UINT32_MAX, ULLONG_MAX};
@@ -192,7 +199,7 @@ static const char *read_input(const char *text, size_t len, unsigned long long f
         skip_space(&c);
         return json && c.at == c.end ? NOT_OBJECT : NOT_JSON;
     }
-    const char *problem[2] = {NULL, NULL};  // per field, so that the last occurrence counts
+    bool seen[2] = {false, false};
     c.at++;
     if (!eat(&c, '}')) {
         do {
@@ -200,24 +207,26 @@ static const char *read_input(const char *text, size_t len, unsigned long long f
             skip_space(&c);
             if (!read_string(&c, key, sizeof key) || !eat(&c, ':')) return NOT_JSON;
             int f = strcmp(key, names[0]) == 0 ? 0 : strcmp(key, names[1]) == 0 ? 1 : -1;
+            if (f < 0) return UNKNOWN_KEY;
+            if (seen[f]) return REPEATED_KEY;
+            seen[f] = true;
             skip_space(&c);
-            if (f >= 0 && c.at < c.end && (*c.at == '-' || (*c.at >= '0' && *c.at <= '9'))) {
-                switch (read_number(&c, max[f], &fields[f])) {
-                case NOT_A_NUMBER: return NOT_JSON;
-                case FITS: problem[f] = NULL; break;
-                case TOO_BIG: problem[f] = OUT_OF_RANGE; break;
-                case NOT_INTEGER: problem[f] = NOT_INTEGERS; break;
-                }
-            } else {
-                if (!skip_value(&c, 1)) return NOT_JSON;
-                if (f >= 0) problem[f] = NOT_INTEGERS;  // a string, true, null, an array...
+            if (c.at >= c.end || (*c.at != '-' && (*c.at < '0' || *c.at > '9'))) {
+                // A string, true, null, an array...: not an integer, if it is JSON at all.
+                return skip_value(&c, 1) ? NOT_INTEGERS : NOT_JSON;
+            }
+            switch (read_number(&c, max[f], &fields[f])) {
+            case NOT_A_NUMBER: return NOT_JSON;
+            case FITS: break;
+            case TOO_BIG: return OUT_OF_RANGE;
+            case NOT_INTEGER: return NOT_INTEGERS;
             }
         } while (eat(&c, ','));
         if (!eat(&c, '}')) return NOT_JSON;
     }
     skip_space(&c);
     if (c.at != c.end) return NOT_JSON;  // something after the object
-    return problem[0] != NULL ? problem[0] : problem[1];
+    return NULL;
 }
 
 static bool fail(exports_swasm_activity_activity_activity_error_t *err, const char *details) {

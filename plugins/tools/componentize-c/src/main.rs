@@ -6,7 +6,8 @@
 //! componentize-c component <core.wasm> <out.wasm>       core module -> component, with the
 //!                                                       WASI preview 1 reactor adapter
 //! componentize-c check <file.wasm>...                   is each file a component exporting
-//!                                                       swasm:activity/activity? prints its world
+//!                                                       swasm:activity/activity@0.1.x? prints
+//!                                                       its imports
 //! ```
 
 use std::path::Path;
@@ -15,8 +16,15 @@ use anyhow::{Context, Result, bail};
 use wit_component::{ComponentEncoder, DecodedWasm, WitPrinter};
 use wit_parser::{Resolve, WorldItem, WorldKey};
 
-/// The interface every swasm plugin must export.
-const ACTIVITY_EXPORT: &str = "swasm:activity/activity@0.1.0";
+/// The interface every swasm plugin must export, up to its patch version: the host serves a
+/// component built against any 0.1.x of the WIT (it looks the export up semver-compatibly,
+/// `host/src/runtime/validate.rs`), so `check` must not fail one built against 0.1.1.
+const ACTIVITY_EXPORT_PREFIX: &str = "swasm:activity/activity@0.1.";
+
+/// Whether `name` (`package/interface@version`) is the activity export the host accepts.
+fn is_activity_export(name: &str) -> bool {
+    name.starts_with(ACTIVITY_EXPORT_PREFIX)
+}
 
 fn main() -> std::process::ExitCode {
     match run() {
@@ -131,10 +139,10 @@ fn check(files: &[&str]) -> Result<()> {
                         .filter(|(_, i)| matches!(i, WorldItem::Interface { .. }))
                         .collect::<Vec<_>>(),
                 );
-                if exports.iter().any(|e| e == ACTIVITY_EXPORT) {
+                if exports.iter().any(|e| is_activity_export(e)) {
                     println!("{file}: ok, {size} bytes, imports {}", imports.join(" "));
                 } else {
-                    eprintln!("{file}: component without {ACTIVITY_EXPORT} (exports: {exports:?})");
+                    eprintln!("{file}: component without {ACTIVITY_EXPORT_PREFIX}x (exports: {exports:?})");
                     bad.push(*file);
                 }
             }
