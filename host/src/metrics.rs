@@ -121,6 +121,10 @@ impl PluginSource for NoPlugins {
 pub struct TaskStatus {
     pub activity_id: String,
     pub workflow_id: String,
+    /// SWF reuses a workflow id for each run of the workflow: the run is named by this.
+    pub run_id: String,
+    /// The ActivityTaskStarted event of this task in the run's history.
+    pub started_event_id: i64,
     pub task_list: String,
     #[serde(rename = "type")]
     pub activity_type: String,
@@ -393,6 +397,8 @@ impl Metrics {
             .map(|e| TaskStatus {
                 activity_id: e.task.activity_id.clone(),
                 workflow_id: e.task.workflow_id.clone(),
+                run_id: e.task.run_id.clone(),
+                started_event_id: e.task.started_event_id,
                 task_list: e.task.task_list.clone(),
                 activity_type: e.task.activity_type.to_string(),
                 started_unix_ms: e.started_unix_ms,
@@ -625,7 +631,7 @@ mod tests {
             activity_type: ActivityType::new("echo", "1"),
             workflow_id: "w".into(),
             run_id: "r".into(),
-            started_event_id: 1,
+            started_event_id: 7,
             task_list: "tl".into(),
             input: None,
         };
@@ -633,6 +639,11 @@ mod tests {
         g.heartbeat_sent(true);
         let seen = m.in_flight();
         assert_eq!(seen.len(), 1);
+        // A workflow id names many runs: the entry says which run, and which event.
+        assert_eq!((seen[0].run_id.as_str(), seen[0].started_event_id), ("r", 7));
+        let json = serde_json::to_value(&seen[0]).unwrap();
+        assert_eq!(json["run_id"], "r");
+        assert_eq!(json["started_event_id"], 7);
         assert!(seen[0].cancel_requested && seen[0].last_heartbeat_unix_ms.is_some());
         drop(g);
         assert!(m.in_flight().is_empty());
