@@ -6,8 +6,8 @@
 //! module never depends on the registry's types.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
@@ -19,14 +19,16 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
 };
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 
 use crate::activity::{ActivityTask, ActivityType};
+use crate::shutdown::Shutdown;
 
 /// A label value as the text exposition needs it: `\`, `"` and newlines escaped.
 /// (prometheus-client writes label values as they are, and SWF allows `"` in a task list
@@ -179,8 +181,9 @@ pub struct Metrics {
     /// The failure reasons chosen by guests that have a series, per task list (at most
     /// [`MAX_GUEST_REASONS`] each).
     guest_reasons: Mutex<HashMap<String, HashSet<String>>>,
-    /// The endpoint answered the last poll or DescribeDomain.
-    ready: AtomicBool,
+    /// What `/readyz` and `swasm_ready` are worked out from (shared with the collector
+    /// that exports `swasm_ready` at scrape time).
+    readiness: Arc<Readiness>,
     in_flight: Mutex<BTreeMap<u64, InFlight>>,
     next_id: AtomicU64,
     started: Instant,
@@ -217,7 +220,7 @@ impl Metrics {
             slots_in_use: Family::default(),
             respond_retries: Counter::default(),
             guest_reasons: Mutex::default(),
-            ready: AtomicBool::new(false),
+            readiness: Arc::default(),
             in_flight: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(0),
             started: Instant::now(),
@@ -289,6 +292,7 @@ impl Metrics {
                 "Answers sent again by the host after throttling or errors (not the SDK's one retry inside a call)",
                 m.respond_retries.clone(),
             );
+            r.register_collector(Box::new(ReadyGauges(m.readiness.clone())));
         }
         m
     }
@@ -301,15 +305,42 @@ impl Metrics {
             .register_collector(Box::new(PluginCounters(source)));
     }
 
-    pub fn set_ready(&self, ready: bool) {
-        let was = self.ready.swap(ready, Ordering::Relaxed);
-        if was != ready {
-            tracing::info!(ready, "readiness changed");
-        }
+    /// The series of a task list the worker polls, which counts for readiness from now on
+    /// (until its first poll ends, as DescribeDomain says).
+    pub fn add_task_list(&self, task_list: &str) -> TaskListMetrics {
+        self.readiness.update(|r| {
+            r.lists.entry(task_list.to_string()).or_insert(None);
+        });
+        self.task_list(task_list)
     }
 
+    /// DescribeDomain answered: every task list not polled yet counts as ready.
+    pub fn domain_answered(&self) {
+        self.readiness.update(|r| r.domain_answered = true);
+    }
+
+    /// A poll of `task_list` ended: `ok` if the endpoint answered it, not if it failed in a
+    /// way that means this host polls nothing (throttling does not say so: the caller does
+    /// not report it).
+    pub fn poll_outcome(&self, task_list: &str, ok: bool) {
+        // Most polls change nothing: no lock for writing then, and no line.
+        if self.readiness.state.lock().unwrap().lists.get(task_list) == Some(&Some(ok)) {
+            return;
+        }
+        self.readiness.update(|r| {
+            r.lists.insert(task_list.to_string(), Some(ok));
+        });
+    }
+
+    /// `/readyz` says not ready from the moment `shutdown` begins: the host polls no more.
+    pub fn watch_shutdown(&self, shutdown: Shutdown) {
+        let _ = self.readiness.shutdown.set(shutdown);
+    }
+
+    /// Every task list's latest poll succeeded (one not polled yet counts as ready once
+    /// DescribeDomain answered), and the host is not shutting down.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
+        self.readiness.not_ready().is_empty()
     }
 
     /// Prometheus text exposition of everything.
@@ -406,6 +437,109 @@ impl Metrics {
                 cancel_requested: e.cancel_requested,
             })
             .collect()
+    }
+}
+
+/// What readiness is worked out from.
+#[derive(Default)]
+struct Readiness {
+    state: Mutex<ReadinessState>,
+    shutdown: OnceLock<Shutdown>,
+}
+
+#[derive(Default)]
+struct ReadinessState {
+    /// DescribeDomain answered: counts for a task list whose polls have said nothing yet.
+    domain_answered: bool,
+    /// Each polled task list's latest poll outcome (`None`: none said anything yet).
+    lists: BTreeMap<String, Option<bool>>,
+    /// Whether every list was ready at the last change, so a change is logged once, and
+    /// only when it is one: with one list refused and another fine, the host stays not
+    /// ready instead of flipping at each poll.
+    ready: bool,
+}
+
+impl ReadinessState {
+    fn list_ready(&self, outcome: Option<bool>) -> bool {
+        outcome.unwrap_or(self.domain_answered)
+    }
+
+    /// The task lists that are not ready (with no list yet: the domain, `""`, unless it
+    /// answered).
+    fn not_ready(&self) -> Vec<String> {
+        if self.lists.is_empty() && !self.domain_answered {
+            return vec![String::new()];
+        }
+        self.lists
+            .iter()
+            .filter(|(_, outcome)| !self.list_ready(**outcome))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+}
+
+impl Readiness {
+    fn update(&self, change: impl FnOnce(&mut ReadinessState)) {
+        let mut state = self.state.lock().unwrap();
+        change(&mut state);
+        let not_ready = state.not_ready();
+        let ready = not_ready.is_empty();
+        if std::mem::replace(&mut state.ready, ready) != ready {
+            if ready {
+                tracing::info!(ready, "readiness changed: every task list is polled");
+            } else {
+                let task_lists = not_ready.join(", ");
+                tracing::info!(ready, %task_lists, "readiness changed: polls fail on task lists {task_lists}");
+            }
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.shutdown.get().is_some_and(Shutdown::is_stopping)
+    }
+
+    /// Why the host is not ready: the lists that are not, or `shutting down`.
+    fn not_ready(&self) -> Vec<String> {
+        if self.stopping() {
+            return vec!["shutting down".to_string()];
+        }
+        self.state.lock().unwrap().not_ready()
+    }
+
+    /// Each task list and whether it is ready (none while shutting down).
+    fn lists(&self) -> Vec<(String, bool)> {
+        let stopping = self.stopping();
+        let state = self.state.lock().unwrap();
+        state
+            .lists
+            .iter()
+            .map(|(name, outcome)| (name.clone(), !stopping && state.list_ready(*outcome)))
+            .collect()
+    }
+}
+
+/// `swasm_ready{task_list}`, worked out at each scrape as `/readyz` is.
+struct ReadyGauges(Arc<Readiness>);
+
+impl std::fmt::Debug for ReadyGauges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadyGauges")
+    }
+}
+
+impl Collector for ReadyGauges {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::result::Result<(), std::fmt::Error> {
+        let mut metric = encoder.encode_descriptor(
+            "ready",
+            "1 while this task list's latest poll succeeded (or, before its first, DescribeDomain did), 0 while its polls fail (not for throttling) and once the host shuts down; /readyz is ready when every task list is 1",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (name, ready) in self.0.lists() {
+            let labels = [("task_list", LabelValue(name))];
+            ConstGauge::new(i64::from(ready)).encode(metric.encode_family(&labels)?)?;
+        }
+        Ok(())
     }
 }
 
@@ -506,14 +640,24 @@ async fn metrics_page(State(s): State<AppState>) -> impl IntoResponse {
 }
 
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
-    if s.metrics.is_ready() {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: the SWF endpoint has not answered yet, or polls find it unreachable\n",
-        )
+    let not_ready = s.metrics.readiness.not_ready();
+    if not_ready.is_empty() {
+        return (StatusCode::OK, "ready\n".to_string());
     }
+    let why = if s.metrics.readiness.stopping() {
+        "the host is shutting down and polls no more".to_string()
+    } else if not_ready == [""] {
+        "the SWF endpoint has not answered yet".to_string()
+    } else {
+        format!(
+            "the SWF endpoint has not answered yet, or polls fail on task list(s) {}",
+            not_ready.join(", ")
+        )
+    };
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("not ready: {why}\n"),
+    )
 }
 
 async fn status(State(s): State<AppState>) -> impl IntoResponse {
@@ -640,7 +784,10 @@ mod tests {
         let seen = m.in_flight();
         assert_eq!(seen.len(), 1);
         // A workflow id names many runs: the entry says which run, and which event.
-        assert_eq!((seen[0].run_id.as_str(), seen[0].started_event_id), ("r", 7));
+        assert_eq!(
+            (seen[0].run_id.as_str(), seen[0].started_event_id),
+            ("r", 7)
+        );
         let json = serde_json::to_value(&seen[0]).unwrap();
         assert_eq!(json["run_id"], "r");
         assert_eq!(json["started_event_id"], 7);
