@@ -29,6 +29,7 @@ use serde::Serialize;
 
 use crate::activity::{ActivityTask, ActivityType};
 use crate::shutdown::Shutdown;
+use crate::swf::SwfError;
 
 /// A label value as the text exposition needs it: `\`, `"` and newlines escaped.
 /// (prometheus-client writes label values as they are, and SWF allows `"` in a task list
@@ -73,6 +74,53 @@ pub struct TaskListLabels {
 pub struct FailedLabels {
     pub task_list: LabelValue,
     pub reason: LabelValue,
+}
+
+/// The SWF call an error came from, the `call` label of `swasm_swf_errors_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SwfCall {
+    /// PollForActivityTask.
+    Poll,
+    /// RecordActivityTaskHeartbeat.
+    Heartbeat,
+    /// RespondActivityTask{Completed,Failed,Canceled}.
+    Answer,
+}
+
+impl SwfCall {
+    pub const ALL: [SwfCall; 3] = [SwfCall::Poll, SwfCall::Heartbeat, SwfCall::Answer];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SwfCall::Poll => "poll",
+            SwfCall::Heartbeat => "heartbeat",
+            SwfCall::Answer => "answer",
+        }
+    }
+}
+
+/// Every value [`SwfError::kind`] gives: each has a series, at 0, from the start (a test
+/// checks the list against the variants).
+pub const SWF_ERROR_KINDS: [&str; 10] = [
+    "throttled",
+    "limit_exceeded",
+    "unavailable",
+    "no_credentials",
+    "credentials_refused",
+    "unknown_resource",
+    "not_permitted",
+    "already_exists",
+    "validation",
+    "other",
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SwfErrorLabels {
+    pub task_list: LabelValue,
+    /// [`SwfCall::as_str`].
+    pub call: &'static str,
+    /// [`SwfError::kind`].
+    pub kind: &'static str,
 }
 
 /// A plugin as `/status` shows it.
@@ -178,6 +226,8 @@ pub struct Metrics {
     pub heartbeats_skipped_throttled: Counter,
     pub slots_in_use: Family<TaskListLabels, Gauge>,
     pub respond_retries: Counter,
+    /// Errors of SWF calls by task list, call and kind.
+    pub swf_errors: Family<SwfErrorLabels, Counter>,
     /// The failure reasons chosen by guests that have a series, per task list (at most
     /// [`MAX_GUEST_REASONS`] each).
     guest_reasons: Mutex<HashMap<String, HashSet<String>>>,
@@ -219,6 +269,7 @@ impl Metrics {
             heartbeats_skipped_throttled: Counter::default(),
             slots_in_use: Family::default(),
             respond_retries: Counter::default(),
+            swf_errors: Family::default(),
             guest_reasons: Mutex::default(),
             readiness: Arc::default(),
             in_flight: Mutex::new(BTreeMap::new()),
@@ -291,6 +342,11 @@ impl Metrics {
                 "respond_retries",
                 "Answers sent again by the host after throttling or errors (not the SDK's one retry inside a call)",
                 m.respond_retries.clone(),
+            );
+            r.register(
+                "swf_errors",
+                "Errors SWF calls got, by call (poll, heartbeat, answer) and kind (throttled, limit_exceeded, unavailable, no_credentials, credentials_refused, unknown_resource, not_permitted, already_exists, validation, other); each attempt of a retried call counts",
+                m.swf_errors.clone(),
             );
             r.register_collector(Box::new(ReadyGauges(m.readiness.clone())));
         }
@@ -377,11 +433,34 @@ impl Metrics {
         self.tasks_failed.get_or_create(&labels).inc();
     }
 
-    /// The series of `task_list`.
+    /// Counts an error a call for a task of `task_list` (or a poll of it) got.
+    pub fn count_swf_error(&self, task_list: &str, call: SwfCall, error: &SwfError) {
+        self.swf_errors
+            .get_or_create(&SwfErrorLabels {
+                task_list: task_list.into(),
+                call: call.as_str(),
+                kind: error.kind(),
+            })
+            .inc();
+    }
+
+    /// The series of `task_list`. Those counted later by label are created here too, at 0:
+    /// Prometheus' `increase()` does not see the first error of a series that starts at 1.
     pub fn task_list(&self, task_list: &str) -> TaskListMetrics {
         let tl = TaskListLabels {
             task_list: task_list.into(),
         };
+        for call in SwfCall::ALL {
+            for kind in SWF_ERROR_KINDS {
+                self.swf_errors
+                    .get_or_create(&SwfErrorLabels {
+                        task_list: task_list.into(),
+                        call: call.as_str(),
+                        kind,
+                    })
+                    .inc_by(0);
+            }
+        }
         let poll = |result| {
             self.polls
                 .get_or_create(&PollLabels {
@@ -408,7 +487,7 @@ impl Metrics {
     pub fn track(self: &Arc<Self>, task: Arc<ActivityTask>) -> InFlightGuard {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let entry = InFlight {
-            task,
+            task: task.clone(),
             started_unix_ms: now_ms(),
             last_heartbeat_unix_ms: None,
             cancel_requested: false,
@@ -416,6 +495,7 @@ impl Metrics {
         self.in_flight.lock().unwrap().insert(id, entry);
         InFlightGuard {
             metrics: self.clone(),
+            task,
             id,
         }
     }
@@ -546,10 +626,18 @@ impl Collector for ReadyGauges {
 /// Removes its task from `/status` when dropped; heartbeats update it through it.
 pub struct InFlightGuard {
     metrics: Arc<Metrics>,
+    task: Arc<ActivityTask>,
     id: u64,
 }
 
 impl InFlightGuard {
+    /// Counts an error a call for this task got (`swasm_swf_errors_total`, under its task
+    /// list).
+    pub fn count_swf_error(&self, call: SwfCall, error: &SwfError) {
+        self.metrics
+            .count_swf_error(&self.task.task_list, call, error);
+    }
+
     pub fn heartbeat_sent(&self, cancel_requested: bool) {
         if let Some(s) = self.metrics.in_flight.lock().unwrap().get_mut(&self.id) {
             s.last_heartbeat_unix_ms = Some(now_ms());
@@ -765,6 +853,63 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} not in {text}");
         }
+    }
+
+    /// Every kind of SWF error has a series per task list and call from the start, at 0,
+    /// so an alert on `increase()` sees the first one; a task's errors count under its list.
+    #[test]
+    fn swf_errors_are_counted_by_call_and_kind_from_zero() {
+        let all = [
+            SwfError::Throttled(String::new()),
+            SwfError::LimitExceeded(String::new()),
+            SwfError::Unavailable(String::new()),
+            SwfError::NoCredentials(String::new()),
+            SwfError::CredentialsRefused(String::new()),
+            SwfError::TaskGone(String::new()),
+            SwfError::NotPermitted(String::new()),
+            SwfError::AlreadyExists(String::new()),
+            SwfError::Validation(String::new()),
+            SwfError::Other(String::new()),
+        ];
+        for e in &all {
+            // Exhaustive on purpose: a new variant stops this from compiling until it is
+            // added above (and its kind to SWF_ERROR_KINDS).
+            match e {
+                SwfError::Throttled(_)
+                | SwfError::LimitExceeded(_)
+                | SwfError::Unavailable(_)
+                | SwfError::NoCredentials(_)
+                | SwfError::CredentialsRefused(_)
+                | SwfError::TaskGone(_)
+                | SwfError::NotPermitted(_)
+                | SwfError::AlreadyExists(_)
+                | SwfError::Validation(_)
+                | SwfError::Other(_) => {}
+            }
+            assert!(SWF_ERROR_KINDS.contains(&e.kind()), "{e:?}");
+        }
+        assert_eq!(SWF_ERROR_KINDS.len(), all.len());
+
+        let m = Arc::new(Metrics::new());
+        m.task_list("a");
+        m.count_swf_error("a", SwfCall::Poll, &SwfError::NotPermitted("IAM".into()));
+        let mut task = crate::swf::testing::task("t", "echo", "1");
+        task.task_list = "a".into();
+        let guard = m.track(Arc::new(task));
+        guard.count_swf_error(SwfCall::Heartbeat, &SwfError::Throttled("slow".into()));
+        guard.count_swf_error(SwfCall::Heartbeat, &SwfError::Throttled("slow".into()));
+        let text = m.encode();
+        for (line, value) in [
+            (r#"call="poll",kind="not_permitted""#, 1),
+            (r#"call="heartbeat",kind="throttled""#, 2),
+            (r#"call="answer",kind="credentials_refused""#, 0),
+            (r#"call="poll",kind="throttled""#, 0),
+        ] {
+            let line = format!("swasm_swf_errors_total{{task_list=\"a\",{line}}} {value}");
+            assert!(text.lines().any(|l| l == line), "{line} not in {text}");
+        }
+        let series = text.matches("swasm_swf_errors_total{").count();
+        assert_eq!(series, SwfCall::ALL.len() * SWF_ERROR_KINDS.len(), "{text}");
     }
 
     #[test]

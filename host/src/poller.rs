@@ -14,7 +14,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
 use crate::dispatch::Dispatcher;
-use crate::metrics::{Metrics, TaskListMetrics};
+use crate::metrics::{Metrics, SwfCall, TaskListMetrics};
 use crate::swf::SwfError;
 
 pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -114,6 +114,8 @@ pub async fn run_poller(dispatcher: Arc<Dispatcher>, list: Arc<TaskList>, tracke
                     tracing::debug!(task_list = %list.name, error = %e, "poll ended during shutdown");
                     break;
                 }
+                // Not the poll cut short above: a stopping host's own doing, not SWF's.
+                metrics.count_swf_error(&list.name, SwfCall::Poll, &e);
                 // Throttling and a reached poller limit are the account's or the fleet's
                 // state, and polls go on; anything else (down, credentials, IAM, no such
                 // domain) means this host polls nothing on this list, and a rolling deploy
@@ -265,6 +267,17 @@ mod tests {
             // The first failure was handled once the second poll is made.
             fake.wait_polls(2).await;
             assert_eq!(d.metrics.is_ready(), ready, "{error:?}");
+            // Counted by kind, whether or not it costs readiness.
+            let errors = d
+                .metrics
+                .swf_errors
+                .get_or_create(&crate::metrics::SwfErrorLabels {
+                    task_list: "tl".into(),
+                    call: "poll",
+                    kind: error.kind(),
+                })
+                .get();
+            assert!(errors >= 1, "{error:?}: {}", d.metrics.encode());
             d.shutdown.initiate();
             poller.await.unwrap();
         }
