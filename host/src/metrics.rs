@@ -461,6 +461,16 @@ impl Metrics {
                     .inc_by(0);
             }
         }
+        // The host's own reasons; a guest's appear at their first failure (they are not
+        // known before).
+        for reason in crate::activity::reason::ALL {
+            self.tasks_failed
+                .get_or_create(&FailedLabels {
+                    task_list: task_list.into(),
+                    reason: (*reason).into(),
+                })
+                .inc_by(0);
+        }
         let poll = |result| {
             self.polls
                 .get_or_create(&PollLabels {
@@ -910,6 +920,26 @@ mod tests {
         }
         let series = text.matches("swasm_swf_errors_total{").count();
         assert_eq!(series, SwfCall::ALL.len() * SWF_ERROR_KINDS.len(), "{text}");
+    }
+
+    /// The host's failure reasons have a series at 0 as soon as the list's do, so the first
+    /// `swasm.Trap` is an increase Prometheus sees, not a series appearing at 1.
+    #[test]
+    fn host_reasons_start_at_zero() {
+        let m = Metrics::new();
+        m.task_list("a");
+        m.count_failed("a", crate::activity::reason::TRAP);
+        let text = m.encode();
+        for reason in crate::activity::reason::ALL {
+            let value = if *reason == crate::activity::reason::TRAP {
+                1
+            } else {
+                0
+            };
+            let line =
+                format!(r#"swasm_tasks_failed_total{{task_list="a",reason="{reason}"}} {value}"#);
+            assert!(text.lines().any(|l| l == line), "{line} not in {text}");
+        }
     }
 
     #[test]
