@@ -225,6 +225,8 @@ pub struct Metrics {
     pub heartbeat_errors: Counter,
     pub heartbeats_skipped_throttled: Counter,
     pub slots_in_use: Family<TaskListLabels, Gauge>,
+    /// `max_concurrent` per task list: what `slots_in_use` can reach.
+    pub slots_max: Family<TaskListLabels, Gauge>,
     pub respond_retries: Counter,
     /// Errors of SWF calls by task list, call and kind.
     pub swf_errors: Family<SwfErrorLabels, Counter>,
@@ -268,6 +270,7 @@ impl Metrics {
             heartbeat_errors: Counter::default(),
             heartbeats_skipped_throttled: Counter::default(),
             slots_in_use: Family::default(),
+            slots_max: Family::default(),
             respond_retries: Counter::default(),
             swf_errors: Family::default(),
             guest_reasons: Mutex::default(),
@@ -339,6 +342,11 @@ impl Metrics {
                 m.slots_in_use.clone(),
             );
             r.register(
+                "slots_max",
+                "Slots per task list (max_concurrent): slots_in_use at this value means tasks wait in SWF",
+                m.slots_max.clone(),
+            );
+            r.register(
                 "respond_retries",
                 "Answers sent again by the host after throttling or errors (not the SDK's one retry inside a call)",
                 m.respond_retries.clone(),
@@ -349,24 +357,35 @@ impl Metrics {
                 m.swf_errors.clone(),
             );
             r.register_collector(Box::new(ReadyGauges(m.readiness.clone())));
+            r.register_collector(Box::new(ProcessGauges));
         }
         m
     }
 
-    /// Adds the registry's plugin counters (`swasm_plugin_<name>_total`) to `/metrics`.
+    /// Adds the registry's plugin counters (`swasm_plugin_<name>_total`) and its per-list
+    /// gauges (`swasm_plugins_loaded`, `swasm_plugin_files_rejected`) to `/metrics`.
     pub fn register_plugin_source(&self, source: Arc<dyn PluginSource>) {
         self.registry
             .lock()
             .unwrap()
-            .register_collector(Box::new(PluginCounters(source)));
+            .register_collector(Box::new(PluginCounters {
+                source,
+                readiness: self.readiness.clone(),
+            }));
     }
 
     /// The series of a task list the worker polls, which counts for readiness from now on
     /// (until its first poll ends, as DescribeDomain says).
-    pub fn add_task_list(&self, task_list: &str) -> TaskListMetrics {
+    /// `max_concurrent`: its slots.
+    pub fn add_task_list(&self, task_list: &str, max_concurrent: usize) -> TaskListMetrics {
         self.readiness.update(|r| {
             r.lists.entry(task_list.to_string()).or_insert(None);
         });
+        self.slots_max
+            .get_or_create(&TaskListLabels {
+                task_list: task_list.into(),
+            })
+            .set(i64::try_from(max_concurrent).unwrap_or(i64::MAX));
         self.task_list(task_list)
     }
 
@@ -669,7 +688,13 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-struct PluginCounters(Arc<dyn PluginSource>);
+/// The registry's counters, and its state per task list (every task list the worker polls,
+/// at 0 when it serves nothing).
+struct PluginCounters {
+    source: Arc<dyn PluginSource>,
+    /// Knows the task lists.
+    readiness: Arc<Readiness>,
+}
 
 impl std::fmt::Debug for PluginCounters {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -679,7 +704,7 @@ impl std::fmt::Debug for PluginCounters {
 
 impl Collector for PluginCounters {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::result::Result<(), std::fmt::Error> {
-        for (name, value) in self.0.counters() {
+        for (name, value) in self.source.counters() {
             let counter = ConstCounter::new(value);
             let help = format!("Plugin registry: {name}");
             let metric_name = format!("plugin_{name}");
@@ -687,8 +712,81 @@ impl Collector for PluginCounters {
                 encoder.encode_descriptor(&metric_name, &help, None, counter.metric_type())?;
             counter.encode(metric)?;
         }
+        let (plugins, files_rejected) = (self.source.plugins(), self.source.rejected());
+        let polled = self.readiness.lists();
+        // Every list polled, and any the registry names: each in both gauges.
+        let zeros: BTreeMap<&str, i64> = polled
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .chain(plugins.iter().map(|p| p.task_list.as_str()))
+            .chain(files_rejected.iter().map(|r| r.task_list.as_str()))
+            .map(|name| (name, 0))
+            .collect();
+        let (mut loaded, mut rejected) = (zeros.clone(), zeros);
+        for p in &plugins {
+            *loaded.entry(&p.task_list).or_default() += 1;
+        }
+        for r in &files_rejected {
+            *rejected.entry(&r.task_list).or_default() += 1;
+        }
+        for (name, help, values) in [
+            (
+                "plugins_loaded",
+                "Activity types the task list serves (one per plugin file that loaded)",
+                loaded,
+            ),
+            (
+                "plugin_files_rejected",
+                "Files of the task list's plugin dir that do not serve (not a component, no @version in the name, failed the load check...), until they load or go; /status says why",
+                rejected,
+            ),
+        ] {
+            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for (list, value) in values {
+                let labels = [("task_list", LabelValue(list.to_string()))];
+                ConstGauge::new(value).encode(metric.encode_family(&labels)?)?;
+            }
+        }
         Ok(())
     }
+}
+
+/// Facts about the process, read at each scrape: `swasm_build_info`,
+/// `swasm_process_resident_memory_bytes`.
+#[derive(Debug)]
+struct ProcessGauges;
+
+impl Collector for ProcessGauges {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::result::Result<(), std::fmt::Error> {
+        let mut metric = encoder.encode_descriptor(
+            "build_info",
+            "1, labelled with the version of swasm that runs",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(1)
+            .encode(metric.encode_family(&[("version", env!("CARGO_PKG_VERSION"))])?)?;
+        if let Some(bytes) = resident_bytes() {
+            let gauge = ConstGauge::new(bytes);
+            let metric = encoder.encode_descriptor(
+                "process_resident_memory_bytes",
+                "Resident set size of the host process (/proc/self/statm): host, runtime and the guests' memory in use",
+                None,
+                MetricType::Gauge,
+            )?;
+            gauge.encode(metric)?;
+        }
+        Ok(())
+    }
+}
+
+/// The process's resident set size, in bytes (`None` where `/proc` has no `statm`).
+fn resident_bytes() -> Option<i64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: i64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf reads a constant of the system; it has no preconditions.
+    let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    pages.checked_mul(page_size as i64)
 }
 
 #[derive(Clone)]
@@ -940,6 +1038,73 @@ mod tests {
                 format!(r#"swasm_tasks_failed_total{{task_list="a",reason="{reason}"}} {value}"#);
             assert!(text.lines().any(|l| l == line), "{line} not in {text}");
         }
+    }
+
+    /// A registry of three plugins (two on `a`), a file rejected on `a`, and list `c`
+    /// polled with nothing in its dir.
+    struct Plugins;
+    impl PluginSource for Plugins {
+        fn plugins(&self) -> Vec<PluginStatus> {
+            ["a", "a", "b"]
+                .into_iter()
+                .map(|task_list| PluginStatus {
+                    task_list: task_list.into(),
+                    name: "echo".into(),
+                    version: "1".into(),
+                    path: "/p/echo@1.wasm".into(),
+                    hash: String::new(),
+                    size: 1,
+                    loaded_at_unix_ms: 0,
+                })
+                .collect()
+        }
+        fn rejected(&self) -> Vec<RejectedStatus> {
+            vec![RejectedStatus {
+                task_list: "a".into(),
+                path: "/p/bad@1.wasm".into(),
+                why: "not a component".into(),
+            }]
+        }
+        fn counters(&self) -> Vec<(&'static str, u64)> {
+            vec![("loads", 3)]
+        }
+    }
+
+    /// What saturation and state alerts need: slots against their maximum, the plugins a
+    /// list serves and the files it rejects (0 for a list with none), the version, and
+    /// the process's memory.
+    #[test]
+    fn state_gauges_show_in_text() {
+        let m = Metrics::new();
+        for (list, slots) in [("a", 4), ("b", 2), ("c", 1)] {
+            m.add_task_list(list, slots);
+        }
+        m.register_plugin_source(Arc::new(Plugins));
+        let text = m.encode();
+        for line in [
+            r#"swasm_slots_max{task_list="a"} 4"#,
+            r#"swasm_slots_max{task_list="b"} 2"#,
+            r#"swasm_plugins_loaded{task_list="a"} 2"#,
+            r#"swasm_plugins_loaded{task_list="b"} 1"#,
+            r#"swasm_plugins_loaded{task_list="c"} 0"#,
+            r#"swasm_plugin_files_rejected{task_list="a"} 1"#,
+            r#"swasm_plugin_files_rejected{task_list="b"} 0"#,
+            r#"swasm_plugin_files_rejected{task_list="c"} 0"#,
+            &format!(
+                r#"swasm_build_info{{version="{}"}} 1"#,
+                env!("CARGO_PKG_VERSION")
+            ),
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in {text}");
+        }
+        let rss: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("swasm_process_resident_memory_bytes "))
+            .unwrap_or_else(|| panic!("no RSS in {text}"))
+            .parse()
+            .unwrap();
+        // More than a MiB (this test binary), less than a TiB: bytes, not pages or KiB.
+        assert!((1e6..1e12).contains(&rss), "{rss}");
     }
 
     #[test]

@@ -40,7 +40,7 @@ impl TaskList {
             slots: Arc::new(Semaphore::new(max_concurrent)),
             error_streak: AtomicU64::new(0),
             streak_kind: std::sync::Mutex::new(""),
-            metrics: metrics.add_task_list(name),
+            metrics: metrics.add_task_list(name, max_concurrent),
         })
     }
 }
