@@ -640,7 +640,7 @@ impl Collector for ReadyGauges {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::result::Result<(), std::fmt::Error> {
         let mut metric = encoder.encode_descriptor(
             "ready",
-            "1 while this task list's latest poll succeeded (or, before its first, DescribeDomain did), 0 while its polls fail (not for throttling) and once the host shuts down; /readyz is ready when every task list is 1",
+            "1 while this task list's latest poll succeeded (or, before its first, DescribeDomain did), 0 while its polls fail (not for throttling) and once the host shuts down; /readyz is ready when every task list is 1.",
             None,
             MetricType::Gauge,
         )?;
@@ -706,7 +706,9 @@ impl Collector for PluginCounters {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::result::Result<(), std::fmt::Error> {
         for (name, value) in self.source.counters() {
             let counter = ConstCounter::new(value);
-            let help = format!("Plugin registry: {name}");
+            let help = plugin_counter_help(name)
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("Plugin registry: {name}."));
             let metric_name = format!("plugin_{name}");
             let metric =
                 encoder.encode_descriptor(&metric_name, &help, None, counter.metric_type())?;
@@ -732,12 +734,12 @@ impl Collector for PluginCounters {
         for (name, help, values) in [
             (
                 "plugins_loaded",
-                "Activity types the task list serves (one per plugin file that loaded)",
+                "Activity types the task list serves (one per plugin file that loaded).",
                 loaded,
             ),
             (
                 "plugin_files_rejected",
-                "Files of the task list's plugin dir that do not serve (not a component, no @version in the name, failed the load check...), until they load or go; /status says why",
+                "Files of the task list's plugin dir that do not serve (not a component, no @version in the name, failed the load check...), until they load or go; /status says why.",
                 rejected,
             ),
         ] {
@@ -751,6 +753,35 @@ impl Collector for PluginCounters {
     }
 }
 
+/// What each of the registry's counters counts, for its HELP line.
+fn plugin_counter_help(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "loads" => {
+            "Activity types that started being served, at start or when their file was added to a plugin dir."
+        }
+        "swaps" => "Activity types whose code a changed file replaced (hot swaps).",
+        "rejects" => {
+            "Plugin files rejected (not a component, no @version in the name, failed the load check, a symlink leaving the dir...); each rejection counts, the file's previous version (if any) keeps serving."
+        }
+        "retirements" => "Activity types no longer served because their file left the plugin dir.",
+        "compiles" => {
+            "Components compiled: compiled-code cache misses, and Cranelift compiles in the background after a Winch load."
+        }
+        "cache_hits" => "Components loaded from the compiled-code cache instead of compiled.",
+        "winch_loads" => {
+            "Components served from Winch code (quick to compile, slower to run) while their Cranelift code compiles in the background."
+        }
+        "upgrades" => {
+            "Activity types switched from Winch code to the Cranelift code compiled in the background."
+        }
+        "busy" => {
+            "Loads and upgrades put off because every instance slot was taken when their code was to be checked; each is tried again later."
+        }
+        "unreadable" => "Scans that could not read a plugin dir; what it served keeps serving.",
+        _ => return None,
+    })
+}
+
 /// Facts about the process, read at each scrape: `swasm_build_info`,
 /// `swasm_process_resident_memory_bytes`.
 #[derive(Debug)]
@@ -760,7 +791,7 @@ impl Collector for ProcessGauges {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::result::Result<(), std::fmt::Error> {
         let mut metric = encoder.encode_descriptor(
             "build_info",
-            "1, labelled with the version of swasm that runs",
+            "1, labelled with the version of swasm that runs.",
             None,
             MetricType::Gauge,
         )?;
@@ -770,7 +801,7 @@ impl Collector for ProcessGauges {
             let gauge = ConstGauge::new(bytes);
             let metric = encoder.encode_descriptor(
                 "process_resident_memory_bytes",
-                "Resident set size of the host process (/proc/self/statm): host, runtime and the guests' memory in use",
+                "Resident set size of the host process (/proc/self/statm): host, runtime and the guests' memory in use.",
                 None,
                 MetricType::Gauge,
             )?;
@@ -1066,7 +1097,7 @@ mod tests {
             }]
         }
         fn counters(&self) -> Vec<(&'static str, u64)> {
-            vec![("loads", 3)]
+            vec![("loads", 3), ("winch_loads", 1)]
         }
     }
 
@@ -1090,6 +1121,8 @@ mod tests {
             r#"swasm_plugin_files_rejected{task_list="a"} 1"#,
             r#"swasm_plugin_files_rejected{task_list="b"} 0"#,
             r#"swasm_plugin_files_rejected{task_list="c"} 0"#,
+            "swasm_plugin_loads_total 3",
+            "# HELP swasm_plugin_winch_loads Components served from Winch code (quick to compile, slower to run) while their Cranelift code compiles in the background.",
             &format!(
                 r#"swasm_build_info{{version="{}"}} 1"#,
                 env!("CARGO_PKG_VERSION")
