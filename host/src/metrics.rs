@@ -244,8 +244,11 @@ pub struct Metrics {
 /// Guest-chosen failure reasons with a series of their own, per task list.
 pub const MAX_GUEST_REASONS: usize = 64;
 
+/// Task durations: buckets doubling from 1 ms to 1,048.576 s (17.5 min), so a quantile from
+/// them is off by at most a factor of 2, and a 10-minute task is within the last bucket
+/// rather than beyond it.
 fn duration_histogram() -> Histogram {
-    Histogram::new(exponential_buckets(0.001, 4.0, 12))
+    Histogram::new(exponential_buckets(0.001, 2.0, 21))
 }
 
 impl Default for Metrics {
@@ -1138,6 +1141,24 @@ mod tests {
             .unwrap();
         // More than a MiB (this test binary), less than a TiB: bytes, not pages or KiB.
         assert!((1e6..1e12).contains(&rss), "{rss}");
+    }
+
+    #[test]
+    fn duration_buckets_double_from_a_millisecond_past_ten_minutes() {
+        let m = Metrics::new();
+        m.task_list("a").duration.observe(0.5);
+        let text = m.encode();
+        let bounds: Vec<f64> = text
+            .lines()
+            .filter(|l| l.starts_with("swasm_task_duration_seconds_bucket{"))
+            .filter_map(|l| l.split("le=\"").nth(1)?.split('"').next()?.parse().ok())
+            .filter(|b: &f64| b.is_finite())
+            .collect();
+        assert_eq!(bounds.first(), Some(&0.001), "{text}");
+        assert!(bounds.last().is_some_and(|b| *b >= 600.0), "{bounds:?}");
+        for pair in bounds.windows(2) {
+            assert!((pair[1] / pair[0] - 2.0).abs() < 1e-9, "{bounds:?}");
+        }
     }
 
     #[test]
