@@ -14,7 +14,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
 use crate::dispatch::Dispatcher;
-use crate::metrics::{Metrics, TaskListMetrics};
+use crate::metrics::{Metrics, SwfCall, TaskListMetrics};
 use crate::swf::SwfError;
 
 pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -40,7 +40,7 @@ impl TaskList {
             slots: Arc::new(Semaphore::new(max_concurrent)),
             error_streak: AtomicU64::new(0),
             streak_kind: std::sync::Mutex::new(""),
-            metrics: metrics.task_list(name),
+            metrics: metrics.add_task_list(name, max_concurrent),
         })
     }
 }
@@ -86,7 +86,7 @@ pub async fn run_poller(dispatcher: Arc<Dispatcher>, list: Arc<TaskList>, tracke
         }
         match dispatcher.swf.poll(&list.name).await {
             Ok(polled) => {
-                metrics.set_ready(true);
+                metrics.poll_outcome(&list.name, true);
                 delay = BACKOFF_MIN;
                 let errors = list.error_streak.swap(0, Ordering::Relaxed);
                 if errors > 0 {
@@ -114,12 +114,14 @@ pub async fn run_poller(dispatcher: Arc<Dispatcher>, list: Arc<TaskList>, tracke
                     tracing::debug!(task_list = %list.name, error = %e, "poll ended during shutdown");
                     break;
                 }
+                // Not the poll cut short above: a stopping host's own doing, not SWF's.
+                metrics.count_swf_error(&list.name, SwfCall::Poll, &e);
                 // Throttling and a reached poller limit are the account's or the fleet's
                 // state, and polls go on; anything else (down, credentials, IAM, no such
-                // domain) means this host polls nothing, and a rolling deploy must not take
-                // it as the replacement of a host that did.
+                // domain) means this host polls nothing on this list, and a rolling deploy
+                // must not take it as the replacement of a host that did.
                 if !matches!(e, SwfError::Throttled(_) | SwfError::LimitExceeded(_)) {
-                    metrics.set_ready(false);
+                    metrics.poll_outcome(&list.name, false);
                 }
                 let first = list.error_streak.fetch_add(1, Ordering::Relaxed) == 0;
                 let changed = {
@@ -212,6 +214,16 @@ mod tests {
     }
 
     fn dispatcher(fake: &Arc<FakeSwf>, runner: Arc<dyn Runner>) -> Arc<Dispatcher> {
+        dispatcher_with(fake, runner, &Arc::new(Metrics::new()))
+    }
+
+    /// A dispatcher on `fake` that counts in `metrics` (shared by dispatchers of other
+    /// task lists, each on an endpoint of its own), with a shutdown of its own.
+    fn dispatcher_with(
+        fake: &Arc<FakeSwf>,
+        runner: Arc<dyn Runner>,
+        metrics: &Arc<Metrics>,
+    ) -> Arc<Dispatcher> {
         let config = Config::parse(
             "[swf]\ndomain = \"d\"\n[[task_list]]\nname = \"tl\"\nplugin_dir = \"p\"\n",
             std::path::Path::new("/x/s.toml"),
@@ -223,7 +235,7 @@ mod tests {
             swf,
             activities: Arc::new(One(runner)),
             config: Arc::new(config),
-            metrics: Arc::new(Metrics::new()),
+            metrics: metrics.clone(),
             shutdown: Shutdown::new(std::time::Duration::ZERO),
             guests: Arc::new(crate::guests::GuestThreads::inline()),
         })
@@ -249,13 +261,97 @@ mod tests {
                 .unwrap()
                 .extend(std::iter::repeat_n(error.clone(), 3));
             let d = dispatcher(&fake, Arc::new(Gate(Arc::new(tokio::sync::Notify::new()))));
-            d.metrics.set_ready(true);
+            d.metrics.domain_answered();
             let list = TaskList::new("tl", 1, &d.metrics);
             let poller = tokio::spawn(run_poller(d.clone(), list, TaskTracker::new()));
             // The first failure was handled once the second poll is made.
             fake.wait_polls(2).await;
             assert_eq!(d.metrics.is_ready(), ready, "{error:?}");
+            // Counted by kind, whether or not it costs readiness.
+            let errors = d
+                .metrics
+                .swf_errors
+                .get_or_create(&crate::metrics::SwfErrorLabels {
+                    task_list: "tl".into(),
+                    call: "poll",
+                    kind: error.kind(),
+                })
+                .get();
+            assert!(errors >= 1, "{error:?}: {}", d.metrics.encode());
             d.shutdown.initiate();
+            poller.await.unwrap();
+        }
+    }
+
+    /// Readiness is per task list: with one list refused by IAM and another polled fine,
+    /// the host stays not ready (it used to turn ready at each good poll and not ready at
+    /// each refused one) until the refused list's polls succeed too; and it is not ready
+    /// once it shuts down, with polls still fine.
+    #[tokio::test(start_paused = true)]
+    async fn readiness_needs_every_task_list_and_ends_with_the_shutdown() {
+        let metrics = Arc::new(Metrics::new());
+        let runner = Arc::new(Gate(Arc::new(tokio::sync::Notify::new())));
+        let (good, bad) = (Arc::new(FakeSwf::default()), Arc::new(FakeSwf::default()));
+        let refusals = 4;
+        bad.fail_next.lock().unwrap().extend(std::iter::repeat_n(
+            SwfError::NotPermitted("IAM".into()),
+            refusals,
+        ));
+        let on_good = dispatcher_with(&good, runner.clone(), &metrics);
+        let on_bad = dispatcher_with(&bad, runner, &metrics);
+        metrics.watch_shutdown(on_good.shutdown.clone());
+        let lists = [
+            TaskList::new("good", 1, &metrics),
+            TaskList::new("bad", 1, &metrics),
+        ];
+        assert!(!metrics.is_ready(), "ready before the endpoint answered");
+        // DescribeDomain answered: it counts for every list until its polls say more.
+        metrics.domain_answered();
+        assert!(metrics.is_ready());
+        let ready_line = |list: &str| {
+            let text = metrics.encode();
+            let prefix = format!("swasm_ready{{task_list=\"{list}\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str()).map(str::to_string))
+                .unwrap_or_else(|| panic!("no {prefix} in {text}"))
+        };
+
+        let pollers = [
+            tokio::spawn(run_poller(
+                on_good.clone(),
+                lists[0].clone(),
+                TaskTracker::new(),
+            )),
+            tokio::spawn(run_poller(
+                on_bad.clone(),
+                lists[1].clone(),
+                TaskTracker::new(),
+            )),
+        ];
+        // The first refusal was handled once the second poll is made.
+        bad.wait_polls(2).await;
+        for _ in 0..refusals - 1 {
+            // The good list's polls go on meanwhile, and change nothing.
+            let polled = good.polls.load(Ordering::Relaxed);
+            good.wait_polls(polled + 2).await;
+            assert!(
+                !metrics.is_ready(),
+                "a good poll on another list made it ready"
+            );
+            assert_eq!([ready_line("good"), ready_line("bad")], ["1", "0"]);
+            let polled = bad.polls.load(Ordering::Relaxed);
+            bad.wait_polls(polled + 1).await;
+        }
+        // The refusals are over: the poll after the last one succeeded once another is made.
+        bad.wait_polls(refusals + 2).await;
+        assert!(metrics.is_ready());
+        assert_eq!(ready_line("bad"), "1");
+
+        on_good.shutdown.initiate();
+        assert!(!metrics.is_ready(), "ready while shutting down");
+        assert_eq!([ready_line("good"), ready_line("bad")], ["0", "0"]);
+        on_bad.shutdown.initiate();
+        for poller in pollers {
             poller.await.unwrap();
         }
     }

@@ -103,6 +103,8 @@ pub async fn run_with(
     shutdown: Shutdown,
 ) -> Result<()> {
     let metrics = Arc::new(Metrics::new());
+    // Not ready from the signal on: a host that drains polls nothing.
+    metrics.watch_shutdown(shutdown.clone());
     let plugins: Arc<dyn PluginSource> = Arc::new(RegistrySource(registry.clone()));
     metrics.register_plugin_source(plugins.clone());
     if let Some(listen) = &config.metrics.listen {
@@ -269,7 +271,7 @@ async fn probe_domain(config: Arc<Config>, swf: Arc<dyn SwfClient>, metrics: Arc
     loop {
         match swf.describe_domain().await {
             Ok(()) => {
-                metrics.set_ready(true);
+                metrics.domain_answered();
                 return;
             }
             Err(SwfError::TaskGone(msg)) => {

@@ -557,3 +557,101 @@ async fn logs_to_a_file_are_plain_text() {
         "{line}"
     );
 }
+
+/// The `expr` strings of a Prometheus rules file: one-line ones and `|`/`>` blocks (the
+/// lines indented deeper than their `expr:`).
+fn rule_exprs(yaml: &str) -> Vec<String> {
+    let mut exprs = Vec::new();
+    let mut lines = yaml.lines().peekable();
+    while let Some(line) = lines.next() {
+        let indent = line.len() - line.trim_start().len();
+        let Some(rest) = line.trim_start().strip_prefix("expr:") else {
+            continue;
+        };
+        let rest = rest.trim();
+        if !rest.starts_with(['|', '>']) {
+            exprs.push(rest.trim_matches(['"', '\'']).to_string());
+            continue;
+        }
+        let mut block = String::new();
+        while let Some(next) = lines.peek() {
+            let deeper = next.len() - next.trim_start().len() > indent;
+            if !(deeper || next.trim().is_empty()) {
+                break;
+            }
+            block.push_str(next.trim());
+            block.push('\n');
+            lines.next();
+        }
+        exprs.push(block);
+    }
+    exprs
+}
+
+/// The metric names an expression uses: `swasm_[a-z_]+`, not part of a longer word.
+fn swasm_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find("swasm_") {
+        let starts_word = !rest[..at]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+            .unwrap_or(tail.len());
+        if starts_word {
+            names.push(tail[..end].to_string());
+        }
+        rest = &tail[end..];
+    }
+    names
+}
+
+/// Every `swasm_*` metric the example alerting rules use is one a host exports from its
+/// start, with a series (a rule on a name that does not exist never fires, silently). A
+/// histogram's `_bucket`, `_sum` and `_count` are series of their own in the scrape, so
+/// they are matched as they are written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn example_alerts_use_only_exported_metrics() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/alerts.yml");
+    let yaml = std::fs::read_to_string(path).unwrap();
+    let exprs = rule_exprs(&yaml);
+    let used: std::collections::BTreeSet<String> =
+        exprs.iter().flat_map(|e| swasm_names(e)).collect();
+    // The parse found the rules README promises: a regex that found nothing would pass.
+    for name in [
+        "swasm_tasks_failed_total",
+        "swasm_tasks_unconfirmed_total",
+        "swasm_tasks_dropped_total",
+        "swasm_swf_errors_total",
+        "swasm_plugin_files_rejected",
+        "swasm_ready",
+        "swasm_slots_in_use",
+        "swasm_slots_max",
+    ] {
+        assert!(used.contains(name), "{name} not used by {path}: {exprs:#?}");
+    }
+
+    let scenario = Scenario::start("alerts", &[("echo@1", None)]).await;
+    let mut config = scenario.host_config(vec![TaskListSpec::new("main", &["echo@1.wasm"])]);
+    config.serve_metrics();
+    let host = Host::start(&config.write(), &[]);
+    let base = host.metrics_base().await;
+    wait_ready(&base).await;
+    let text = http::get(&format!("{base}/metrics")).await.unwrap();
+    let exported: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    let missing: Vec<&String> = used
+        .iter()
+        .filter(|name| !exported.contains(name.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{path} uses {missing:?}, which the host does not export:\n{text}"
+    );
+}
