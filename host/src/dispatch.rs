@@ -16,7 +16,7 @@ use crate::activity::{ActivityTask, ActivityType, HeartbeatHandle, Outcome, reas
 use crate::config::{ActivitySettings, Config};
 use crate::guests::GuestThreads;
 use crate::heartbeat::{HeartbeatEnd, HeartbeatPump, ThrottlePolicy, truncate_chars};
-use crate::metrics::{Metrics, TaskListMetrics};
+use crate::metrics::{Metrics, SwfCall, TaskListMetrics};
 use crate::shutdown::Shutdown;
 use crate::swf::{PolledTask, SwfClient, SwfError};
 
@@ -164,7 +164,9 @@ impl Dispatcher {
             }
         };
         let mut outcome = limit(outcome);
-        let mut answer = self.respond(&token, &outcome, started).await;
+        let mut answer = self
+            .respond(&token, &task.task_list, &outcome, started)
+            .await;
         if let Answer::Refused(why) = answer {
             // The work is lost either way; the workflow learns it now, and why, instead of
             // at the task's timeout.
@@ -173,7 +175,9 @@ impl Dispatcher {
                 reason::ANSWER_REFUSED,
                 format!("SWF refused the host's answer ({}): {why}", outcome.kind()),
             ));
-            answer = self.respond(&token, &outcome, started).await;
+            answer = self
+                .respond(&token, &task.task_list, &outcome, started)
+                .await;
         }
         if let Answer::Refused(why) = &answer {
             tracing::error!(error = %why, "SWF rejected the response");
@@ -221,7 +225,13 @@ impl Dispatcher {
     /// a deploy, must not discard a finished result. Retries end when SWF says the task is
     /// gone (it timed out meanwhile) or, once the worker is stopping, [`ANSWER_AFTER_GRACE`]
     /// after the task's grace.
-    async fn respond(&self, token: &str, outcome: &Outcome, started: Instant) -> Answer {
+    async fn respond(
+        &self,
+        token: &str,
+        task_list: &str,
+        outcome: &Outcome,
+        started: Instant,
+    ) -> Answer {
         let mut delay = Duration::from_millis(100);
         // An attempt that timed out, lost its connection or got a 5xx may have been taken.
         let mut maybe_taken = false;
@@ -243,6 +253,9 @@ impl Dispatcher {
             let Some(result) = self.unless_given_up(started, call).await else {
                 return Answer::Unconfirmed;
             };
+            if let Err(e) = &result {
+                self.metrics.count_swf_error(task_list, SwfCall::Answer, e);
+            }
             match result {
                 Ok(()) => return Answer::Taken,
                 Err(SwfError::TaskGone(msg)) if maybe_taken => {
@@ -585,6 +598,14 @@ mod tests {
             vec![("tok-echo".into(), Response::Completed(Some("ok".into())))]
         );
         assert_eq!(d.metrics.respond_retries.get(), 2);
+        // Each error under its kind, for alerts that page on some kinds only.
+        let text = d.metrics.encode();
+        for kind in ["unavailable", "throttled"] {
+            let line = format!(
+                "swasm_swf_errors_total{{task_list=\"tl\",call=\"answer\",kind=\"{kind}\"}} 1"
+            );
+            assert!(text.lines().any(|l| l == line), "{line} not in {text}");
+        }
     }
 
     /// An answer SWF refuses as invalid (a limit counted otherwise than the host counts it,

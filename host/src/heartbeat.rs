@@ -22,7 +22,7 @@ use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
 
 use crate::activity::{ActivityType, Heartbeat};
-use crate::metrics::{InFlightGuard, Metrics};
+use crate::metrics::{InFlightGuard, Metrics, SwfCall};
 use crate::swf::{SwfClient, SwfError};
 
 /// How long finishing waits for the last heartbeat details to be recorded before the task
@@ -437,6 +437,9 @@ impl Pump {
                     }
                 }
             };
+            if let Err(e) = &result {
+                self.guard.count_swf_error(SwfCall::Heartbeat, e);
+            }
             match result {
                 Ok(cancel) => {
                     self.metrics.heartbeats_sent.inc();
@@ -839,6 +842,13 @@ pub(crate) mod tests {
             "failed calls are counted"
         );
         assert_eq!(metrics.heartbeats_sent.get(), 1);
+        let text = metrics.encode();
+        for kind in ["throttled", "unavailable"] {
+            let line = format!(
+                "swasm_swf_errors_total{{task_list=\"tl\",call=\"heartbeat\",kind=\"{kind}\"}} 1"
+            );
+            assert!(text.lines().any(|l| l == line), "{line} not in {text}");
+        }
         pump.finish().await;
     }
 }
