@@ -87,8 +87,60 @@ pub(crate) fn list_dir(
     plugin_dir: &Path,
     mapped: &BTreeMap<String, Vec<ActivityType>>,
 ) -> std::io::Result<(PathBuf, Vec<Entry>)> {
-    let dir = plugin_dir.canonicalize()?;
-    let read = std::fs::read_dir(&dir)?;
+    list_dir_with(plugin_dir, mapped, || {})
+}
+
+/// How many times a dir replaced while it was listed is listed again before the scan
+/// gives up (and the registry looks again later, as at a dir it cannot read).
+const LISTING_TRIES: usize = 3;
+
+/// Which directory `path` names now: device and inode.
+fn dir_identity(path: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path)?;
+    Ok((meta.dev(), meta.ino()))
+}
+
+/// [`list_dir`], calling `opened` once the dir is first opened, before its names are looked
+/// up (tests move the dir there).
+///
+/// The names come from the dir as it was opened, but each file is looked up by its path: a
+/// dir renamed away in between (`mv plugins elsewhere`, an unmount) still lists its names
+/// while every lookup finds nothing, which would read as "every file removed" and retire
+/// every type the dir serves, though no file was. So the listing counts only if the path
+/// still names the dir that was opened once every file was looked up; else the dir is
+/// listed again: gone, that fails as a dir that cannot be read; replaced (a release renamed
+/// into place), the new dir is what is listed.
+pub(crate) fn list_dir_with(
+    plugin_dir: &Path,
+    mapped: &BTreeMap<String, Vec<ActivityType>>,
+    opened: impl FnOnce(),
+) -> std::io::Result<(PathBuf, Vec<Entry>)> {
+    let mut opened = Some(opened);
+    for _ in 0..LISTING_TRIES {
+        let dir = plugin_dir.canonicalize()?;
+        let identity = dir_identity(&dir)?;
+        let entries = list_entries(&dir, mapped, opened.take())?;
+        if dir_identity(&dir).ok() == Some(identity) {
+            return Ok((dir, entries));
+        }
+    }
+    Err(std::io::Error::other(format!(
+        "{}: replaced again while it was listed, {LISTING_TRIES} times in a row",
+        plugin_dir.display()
+    )))
+}
+
+/// The `.wasm` files of `dir`, sorted by name; `opened` is called once the dir is open.
+fn list_entries(
+    dir: &Path,
+    mapped: &BTreeMap<String, Vec<ActivityType>>,
+    opened: Option<impl FnOnce()>,
+) -> std::io::Result<Vec<Entry>> {
+    let read = std::fs::read_dir(dir)?;
+    if let Some(opened) = opened {
+        opened();
+    }
     let mut entries = Vec::new();
     for item in read {
         let item = item?;
@@ -106,7 +158,7 @@ pub(crate) fn list_dir(
             .unwrap_or(false);
         if is_link {
             match path.canonicalize() {
-                Ok(target) if target.starts_with(&dir) => source = target,
+                Ok(target) if target.starts_with(dir) => source = target,
                 Ok(target) => {
                     problem = Some(format!(
                         "symlink leads outside the plugin dir (to {}); only links inside it are followed",
@@ -186,7 +238,7 @@ pub(crate) fn list_dir(
         });
     }
     entries.sort_by(|a, b| a.file_name.cmp(&b.file_name));
-    Ok((dir, entries))
+    Ok(entries)
 }
 
 /// Why a name in a plugin dir is never looked at as a plugin, if it is not: only visible
@@ -443,6 +495,36 @@ mod tests {
         // SAFETY: capset reads two CapData for version 3; pid 0 is this thread.
         let set = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
         assert_eq!(set, 0, "capset: {}", std::io::Error::last_os_error());
+    }
+
+    /// A dir moved away (renamed, unmounted) after it was opened still lists its names, but
+    /// its files are no longer found at their paths: that is a dir that cannot be read, not
+    /// one whose files were all removed (which would retire every type it serves; the
+    /// watcher's first scan raced a test's `mv plugins elsewhere` so). A dir replaced while
+    /// listed is listed again: its files are the new dir's.
+    #[test]
+    fn a_dir_moved_away_while_listed_is_unreadable_not_empty() {
+        let root = std::env::temp_dir().join(format!("swasm-scan-moved-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let (dir, elsewhere) = (root.join("plugins"), root.join("elsewhere"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("echo@1.wasm"), b"not looked at").unwrap();
+        let mapped = BTreeMap::new();
+
+        let moved = list_dir_with(&dir, &mapped, || std::fs::rename(&dir, &elsewhere).unwrap());
+        let replaced = list_dir_with(&elsewhere, &mapped, || {
+            std::fs::rename(&elsewhere, &dir).unwrap();
+            std::fs::create_dir(&elsewhere).unwrap();
+            std::fs::write(elsewhere.join("countdown@1.wasm"), b"new").unwrap();
+        });
+        std::fs::remove_dir_all(&root).unwrap();
+        match moved {
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "{e}"),
+            Ok((_, entries)) => panic!("listed as {} files", entries.len()),
+        }
+        let (_, entries) = replaced.unwrap();
+        let names: Vec<_> = entries.iter().map(|e| e.file_name.as_str()).collect();
+        assert_eq!(names, ["countdown@1.wasm"], "the new dir's files");
     }
 
     /// A dir whose names can be listed but whose files cannot be looked at (`chmod 644` on
