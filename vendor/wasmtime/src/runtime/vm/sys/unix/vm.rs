@@ -162,12 +162,30 @@ impl MemoryImageSource {
         // extra-super-sure that it never changes, and because
         // this costs very little, we use the kernel's "seal" API
         // to make the memfd image permanently read-only.
-        memfd.add_seals(&[
+        //
+        // swasm: F_SEAL_WRITE waits for the kernel to drop extra references to the pages
+        // just written and fails with EBUSY if they stay (a page still in another CPU's
+        // LRU batch, under load): the module then could not be instantiated at all, for a
+        // passing kernel state. F_SEAL_FUTURE_WRITE (Linux 5.1) forbids the same future
+        // writes and writable shared mappings without that wait; nothing maps this memfd
+        // writable, so it is the same seal here. The first try stays F_SEAL_WRITE.
+        let sealed = memfd.add_seals(&[
             memfd::FileSeal::SealGrow,
             memfd::FileSeal::SealShrink,
             memfd::FileSeal::SealWrite,
             memfd::FileSeal::SealSeal,
-        ])?;
+        ]);
+        match sealed {
+            Err(memfd::Error::AddSeals(e)) if e.kind() == ErrorKind::ResourceBusy => {
+                memfd.add_seals(&[
+                    memfd::FileSeal::SealGrow,
+                    memfd::FileSeal::SealShrink,
+                    memfd::FileSeal::SealFutureWrite,
+                    memfd::FileSeal::SealSeal,
+                ])?;
+            }
+            other => other?,
+        }
 
         Ok(Some(MemoryImageSource::Memfd(memfd)))
     }
