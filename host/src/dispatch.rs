@@ -235,10 +235,11 @@ impl Dispatcher {
         let mut delay = Duration::from_millis(100);
         // An attempt that timed out, lost its connection or got a 5xx may have been taken.
         let mut maybe_taken = false;
-        // The first retry is logged at warn (IAM refusals at error), later ones at debug:
-        // 64 tasks retrying through an outage must not flood the log; the retries are
-        // counted in respond_retries_total.
-        let mut logged = false;
+        // A retry is logged at warn (IAM refusals at error) when its kind of error is new
+        // for this answer, else at debug: 64 tasks retrying through an outage must not
+        // flood the log, and throttling first must not hide an IAM refusal after it. The
+        // retries are counted in respond_retries_total and swf_errors_total.
+        let mut logged: Option<&'static str> = None;
         loop {
             let call = async {
                 match outcome {
@@ -271,14 +272,15 @@ impl Dispatcher {
                     maybe_taken |= matches!(e, SwfError::Unavailable(_));
                     self.metrics.respond_retries.inc();
                     let jittered = crate::swf::jittered(delay);
-                    match (&e, std::mem::replace(&mut logged, true)) {
-                        (SwfError::NotPermitted(_), false) => {
+                    let new_kind = logged.replace(e.kind()) != Some(e.kind());
+                    match (&e, new_kind) {
+                        (SwfError::NotPermitted(_), true) => {
                             tracing::error!(error = %e, "SWF refuses this identity the response (IAM: swf:RespondActivityTask*); retrying with backoff until it is allowed or the task times out")
                         }
-                        (_, false) => {
+                        (_, true) => {
                             tracing::warn!(error = %e, "response not accepted; retrying with backoff")
                         }
-                        (_, true) => {
+                        (_, false) => {
                             tracing::debug!(error = %e, "response not accepted; retrying in {jittered:?}")
                         }
                     }

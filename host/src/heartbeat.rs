@@ -329,11 +329,16 @@ impl HeartbeatPump {
 /// would keep a task nobody runs in `/status`.
 impl Drop for HeartbeatPump {
     fn drop(&mut self) {
-        let state = std::mem::replace(
-            &mut *self.beat.shared.pump.lock().unwrap(),
-            PumpState::Finished,
-        );
-        if let PumpState::Running { task, stop } = state {
+        // Poisoned or not: a panic while dropping during an unwind would abort the process.
+        let mut pump = self
+            .beat
+            .shared
+            .pump
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let PumpState::Running { task, stop } =
+            std::mem::replace(&mut *pump, PumpState::Finished)
+        {
             stop.cancel();
             task.abort();
         }

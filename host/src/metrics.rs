@@ -356,7 +356,7 @@ impl Metrics {
             );
             r.register(
                 "swf_errors",
-                "Errors SWF calls got, by call (poll, heartbeat, answer) and kind (throttled, limit_exceeded, unavailable, no_credentials, credentials_refused, unknown_resource, not_permitted, already_exists, validation, other); each attempt of a retried call counts",
+                "Errors SWF calls got, by call (poll, heartbeat, answer) and kind (throttled, limit_exceeded, unavailable, no_credentials, credentials_refused, unknown_resource, not_permitted, already_exists, validation, other); each of the host's attempts counts (a heartbeat's one SDK retry inside an attempt does not)",
                 m.swf_errors.clone(),
             );
             r.register_collector(Box::new(ReadyGauges(m.readiness.clone())));
@@ -401,7 +401,7 @@ impl Metrics {
     /// way that means this host polls nothing (throttling does not say so: the caller does
     /// not report it).
     pub fn poll_outcome(&self, task_list: &str, ok: bool) {
-        // Most polls change nothing: no lock for writing then, and no line.
+        // Most polls change nothing: a look under the lock, no update and no line.
         if self.readiness.state.lock().unwrap().lists.get(task_list) == Some(&Some(ok)) {
             return;
         }

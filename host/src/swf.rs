@@ -287,8 +287,11 @@ impl AwsSwf {
         if loaded.elapsed() < self.reload_every {
             return;
         }
+        // Stamped once the load is done: a load cut off with its call (a heartbeat's stop,
+        // an answer given up) leaves the next failing call free to load again.
+        let load = (self.load)().await;
         *loaded = tokio::time::Instant::now();
-        match (self.load)().await {
+        match load {
             Ok(sdk) => {
                 self.clients.store(Arc::new(Clients::new(&sdk)));
                 // Debug: while no credentials exist at all, this is once a minute for ever;
@@ -781,11 +784,12 @@ pub(crate) mod testing {
                 changed.await;
             }
         }
-        /// Waits until `n` heartbeats were attempted (recorded or not).
+        /// Waits until `n` polls were made (answered or failed).
         pub async fn wait_polls(&self, n: usize) {
             self.wait_until(|f| f.polls.load(Ordering::Relaxed) >= n)
                 .await
         }
+        /// Waits until `n` heartbeats were attempted (recorded or not).
         pub async fn wait_heartbeat_attempts(&self, n: usize) {
             self.wait_until(|f| f.heartbeat_attempts() >= n).await
         }
