@@ -24,6 +24,12 @@ struct Fixture {
 
 impl Fixture {
     fn new(name: &str, extra: &str) -> Fixture {
+        // The registry's log lines (loads, swaps, rejects and why, retirements), shown with
+        // a failing test's output: a count that is off says which file and why.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("swasm=debug")
+            .with_test_writer()
+            .try_init();
         let root = scratch_root("swasm-reg", name);
         let dir = root.join("plugins");
         std::fs::create_dir_all(&dir).unwrap();
