@@ -108,13 +108,18 @@ impl Faults {
         self.rules.lock().unwrap().clone()
     }
 
-    /// The fault to apply to one request of `operation` signed with `access_key_id`, if any
-    /// (uses up one count).
-    pub fn take(&self, operation: &str, access_key_id: Option<&str>) -> Option<FaultKind> {
+    /// The fault to apply to one request of `operation` signed with the key `access_key_id`
+    /// gives (asked only while there are rules), if any (uses up one count).
+    pub fn take<'a>(
+        &self,
+        operation: &str,
+        access_key_id: impl FnOnce() -> Option<&'a str>,
+    ) -> Option<FaultKind> {
         let mut rules = self.rules.lock().unwrap();
         if rules.is_empty() {
             return None;
         }
+        let access_key_id = access_key_id();
         let i = rules.iter().position(|r| {
             r.operation.as_deref().is_none_or(|o| o == operation)
                 && r.access_key_id

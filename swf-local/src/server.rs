@@ -192,7 +192,7 @@ async fn serve_one(
     let mut late = None;
     if let Some(op) = operation(req.headers()) {
         ctx.state.count_call(op);
-        if let Some(fault) = ctx.faults.take(op, access_key_id(req.headers())) {
+        if let Some(fault) = ctx.faults.take(op, || access_key_id(req.headers())) {
             let as_error = |kind, msg: &str| {
                 Ok(error_response(&SwfError::new(
                     kind,
