@@ -460,9 +460,9 @@ mod tests {
             })
         }
     }
-    /// Never beats (so errors queued in the fake reach the answer); answers its outcome, or
-    /// runs until dropped if it has none.
-    struct Silent(Option<Outcome>);
+    /// Never beats (so errors queued in the fake reach the answer); runs for its time, then
+    /// answers its outcome, or runs until dropped if it has none.
+    struct Silent(Duration, Option<Outcome>);
     impl Runner for Silent {
         fn run(
             self: Arc<Self>,
@@ -470,19 +470,27 @@ mod tests {
             _s: Arc<ActivitySettings>,
             _hb: HeartbeatHandle,
         ) -> BoxFuture<'static, Outcome> {
-            match self.0.clone() {
-                Some(outcome) => Box::pin(async move { outcome }),
-                None => Box::pin(futures::future::pending()),
-            }
+            Box::pin(async move {
+                if !self.0.is_zero() {
+                    tokio::time::sleep(self.0).await;
+                }
+                match self.1.clone() {
+                    Some(outcome) => outcome,
+                    None => futures::future::pending().await,
+                }
+            })
         }
     }
     /// Completes with "ok".
     fn quiet() -> Arc<dyn Runner> {
-        Arc::new(Silent(Some(Outcome::Completed(Some("ok".into())))))
+        Arc::new(Silent(
+            Duration::ZERO,
+            Some(Outcome::Completed(Some("ok".into()))),
+        ))
     }
     /// Runs until dropped.
     fn forever() -> Arc<dyn Runner> {
-        Arc::new(Silent(None))
+        Arc::new(Silent(Duration::ZERO, None))
     }
 
     struct Table(HashMap<String, Arc<dyn Runner>>);
@@ -742,22 +750,6 @@ mod tests {
         }
     }
 
-    /// Runs for its time, then completes with "done".
-    struct Takes(Duration);
-    impl Runner for Takes {
-        fn run(
-            self: Arc<Self>,
-            _t: ActivityTask,
-            _s: Arc<ActivitySettings>,
-            _hb: HeartbeatHandle,
-        ) -> BoxFuture<'static, Outcome> {
-            Box::pin(async move {
-                tokio::time::sleep(self.0).await;
-                Outcome::Completed(Some("done".into()))
-            })
-        }
-    }
-
     /// A task that finishes at the very instant its shutdown grace ends is answered with its
     /// result, every time: the work is done, and failing it would have its workflow schedule
     /// it again.
@@ -766,7 +758,8 @@ mod tests {
         let grace = Duration::from_secs(10);
         for _ in 0..32 {
             let fake = Arc::new(FakeSwf::default());
-            let d = dispatcher_with_grace(&fake, vec![("work@1", Arc::new(Takes(grace)))], grace);
+            let done = Silent(grace, Some(Outcome::Completed(Some("done".into()))));
+            let d = dispatcher_with_grace(&fake, vec![("work@1", Arc::new(done))], grace);
             d.shutdown.initiate();
             handle(&d, "work").await;
             let r = fake.responses();
