@@ -439,6 +439,31 @@ fn cut(what: &str, s: String, max: usize) -> String {
     }
 }
 
+/// A dispatcher for unit tests (here and the poller's): task list "tl" on `swf`, guest code
+/// run inline, `grace` for the shutdown.
+#[cfg(test)]
+pub(crate) fn test_dispatcher(
+    swf: Arc<dyn SwfClient>,
+    activities: Arc<dyn Activities>,
+    metrics: Arc<Metrics>,
+    grace: Duration,
+) -> Arc<Dispatcher> {
+    let config = Config::parse(
+        "[swf]\ndomain = \"d\"\n[[task_list]]\nname = \"tl\"\nplugin_dir = \"p\"\n",
+        std::path::Path::new("/tmp/swasm.toml"),
+    )
+    .unwrap();
+    Arc::new(Dispatcher {
+        policy: Arc::new(ThrottlePolicy::new(swf.clone())),
+        swf,
+        activities,
+        config: Arc::new(config),
+        metrics,
+        shutdown: Shutdown::new(grace),
+        guests: Arc::new(GuestThreads::inline()),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -518,23 +543,13 @@ mod tests {
         table: Vec<(&str, Arc<dyn Runner>)>,
         grace: Duration,
     ) -> Arc<Dispatcher> {
-        let config = Config::parse(
-            "[swf]\ndomain = \"d\"\n[[task_list]]\nname = \"tl\"\nplugin_dir = \"p\"\n",
-            std::path::Path::new("/tmp/swasm.toml"),
+        let table = table.into_iter().map(|(k, v)| (k.to_string(), v));
+        test_dispatcher(
+            fake.clone(),
+            Arc::new(Table(table.collect())),
+            Arc::new(Metrics::new()),
+            grace,
         )
-        .unwrap();
-        let swf: Arc<dyn SwfClient> = fake.clone();
-        Arc::new(Dispatcher {
-            policy: Arc::new(ThrottlePolicy::new(swf.clone())),
-            swf,
-            activities: Arc::new(Table(
-                table.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
-            )),
-            config: Arc::new(config),
-            metrics: Arc::new(Metrics::new()),
-            shutdown: Shutdown::new(grace),
-            guests: Arc::new(GuestThreads::inline()),
-        })
     }
 
     /// Handles one task of type `name@1` on task list "tl".

@@ -180,13 +180,11 @@ mod tests {
 
     use super::*;
     use crate::activity::{ActivityTask, ActivityType, HeartbeatHandle, Outcome};
-    use crate::config::{ActivitySettings, Config};
+    use crate::config::ActivitySettings;
     use crate::dispatch::{Activities, Runner};
-    use crate::heartbeat::ThrottlePolicy;
     use crate::metrics::Metrics;
-    use crate::shutdown::Shutdown;
+    use crate::swf::PolledTask;
     use crate::swf::testing::{FakeSwf, task};
-    use crate::swf::{PolledTask, SwfClient};
 
     /// Runs until released.
     struct Gate(Arc<tokio::sync::Notify>);
@@ -224,21 +222,12 @@ mod tests {
         runner: Arc<dyn Runner>,
         metrics: &Arc<Metrics>,
     ) -> Arc<Dispatcher> {
-        let config = Config::parse(
-            "[swf]\ndomain = \"d\"\n[[task_list]]\nname = \"tl\"\nplugin_dir = \"p\"\n",
-            std::path::Path::new("/x/s.toml"),
+        crate::dispatch::test_dispatcher(
+            fake.clone(),
+            Arc::new(One(runner)),
+            metrics.clone(),
+            Duration::ZERO,
         )
-        .unwrap();
-        let swf: Arc<dyn SwfClient> = fake.clone();
-        Arc::new(Dispatcher {
-            policy: Arc::new(ThrottlePolicy::new(swf.clone())),
-            swf,
-            activities: Arc::new(One(runner)),
-            config: Arc::new(config),
-            metrics: metrics.clone(),
-            shutdown: Shutdown::new(std::time::Duration::ZERO),
-            guests: Arc::new(crate::guests::GuestThreads::inline()),
-        })
     }
 
     /// A host whose polls fail is not ready, whatever the failure, unless SWF throttles it or
