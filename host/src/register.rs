@@ -292,29 +292,22 @@ pub async fn register_type(
             Status::Conflict(diffs)
         }
     };
-    let describe = || async {
-        swf.describe_activity_type(ty)
-            .await
-            .with_context(|| format!("DescribeActivityType {ty} in domain {domain:?}"))
-    };
+    let call = |name: &str| format!("{name} {ty} in domain {domain:?}");
     let status = match swf.describe_activity_type(ty).await {
         Ok(have) => compare(have),
         Err(SwfError::TaskGone(_)) => {
             match swf.register_activity_type(ty, task_list, wanted).await {
                 Ok(()) => Status::Registered,
                 // Another host registered it since.
-                Err(SwfError::AlreadyExists(_)) => compare(describe().await?),
-                Err(e) => {
-                    return Err(e).with_context(|| {
-                        format!("RegisterActivityType {ty} in domain {domain:?}")
-                    });
-                }
+                Err(SwfError::AlreadyExists(_)) => compare(
+                    swf.describe_activity_type(ty)
+                        .await
+                        .with_context(|| call("DescribeActivityType"))?,
+                ),
+                Err(e) => return Err(e).with_context(|| call("RegisterActivityType")),
             }
         }
-        Err(e) => {
-            return Err(e)
-                .with_context(|| format!("DescribeActivityType {ty} in domain {domain:?}"));
-        }
+        Err(e) => return Err(e).with_context(|| call("DescribeActivityType")),
     };
     match &status {
         Status::Registered if never_times_out(wanted) => {
