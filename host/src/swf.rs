@@ -254,11 +254,6 @@ impl AwsSwf {
         })
     }
 
-    /// The underlying client for short calls (the register command's listing).
-    pub fn sdk(&self) -> aws_sdk_swf::Client {
-        self.clients.load().call.clone()
-    }
-
     /// One call, boxed; when it fails for want of credentials (none found, or refused), the
     /// AWS configuration may be loaded again for the calls after it ([`AwsSwf::reload`]).
     fn call<'a, T: Send + 'a>(
