@@ -204,7 +204,7 @@ impl Dispatcher {
                 self.metrics.count_failed(&task.task_list, reason);
                 let details = details.as_deref().unwrap_or("");
                 // The log gets the start of long details; SWF's history has them whole.
-                let logged = match crate::heartbeat::truncate_chars(details, LOGGED_DETAILS) {
+                let logged = match truncate_chars(details, LOGGED_DETAILS) {
                     Some(cut) => std::borrow::Cow::Owned(format!(
                         "{cut}… ({} characters, whole in the task's history)",
                         details.chars().count()
@@ -370,7 +370,7 @@ fn with_checkpoint(outcome: Outcome, checkpoint: impl FnOnce() -> Option<String>
             let tail = format!("\n\n{CHECKPOINT_HEADER}\n{checkpoint}");
             let mut head = details.unwrap_or_default();
             let room = MAX_DETAILS.saturating_sub(tail.chars().count());
-            if let Some(cut) = crate::heartbeat::truncate_chars(&head, room) {
+            if let Some(cut) = truncate_chars(&head, room) {
                 head = cut.to_string();
             }
             Outcome::Failed {
