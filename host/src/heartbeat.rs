@@ -568,32 +568,23 @@ pub(crate) mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_pump_dropped_unfinished_stops_and_releases_its_task() {
         let fake = Arc::new(FakeSwf::default());
-        let metrics = Arc::new(Metrics::new());
-        let swf: Arc<dyn SwfClient> = fake.clone();
-        let task = crate::swf::testing::task("t1", "echo", "1");
-        let guard = Arc::new(metrics.track(Arc::new(task.clone())));
-        let weak = Arc::downgrade(&guard);
-        let pump = HeartbeatPump::start(
-            swf.clone(),
-            Arc::new(ThrottlePolicy::new(swf)),
-            metrics.clone(),
-            guard,
-            "tok-t1".into(),
-            task.activity_type,
-            30,
-        );
+        // The task's in-flight entry lives as long as the pump holds its guard.
+        let (pump, metrics) = start(&fake, 30);
+        assert_eq!(metrics.in_flight().len(), 1);
         let hb = pump.handle();
         hb.beat(Some("1".into()));
         fake.wait_heartbeats(1).await;
         drop(pump);
         for _ in 0..100 {
-            if weak.upgrade().is_none() {
+            if metrics.in_flight().is_empty() {
                 break;
             }
             tokio::task::yield_now().await;
         }
-        assert!(weak.upgrade().is_none(), "the pump still holds its task");
-        assert!(metrics.in_flight().is_empty());
+        assert!(
+            metrics.in_flight().is_empty(),
+            "the pump still holds its task"
+        );
         // The guest's handle outlives the pump harmlessly: a beat starts nothing.
         hb.beat(Some("2".into()));
         tokio::time::sleep(Duration::from_secs(60)).await;
