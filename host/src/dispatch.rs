@@ -18,7 +18,7 @@ use crate::guests::GuestThreads;
 use crate::heartbeat::{HeartbeatEnd, HeartbeatPump, ThrottlePolicy, truncate_chars};
 use crate::metrics::{Metrics, SwfCall, TaskListMetrics};
 use crate::shutdown::Shutdown;
-use crate::swf::{PolledTask, SwfClient, SwfError};
+use crate::swf::{Backoff, PolledTask, SwfClient, SwfError};
 
 /// SWF's limits, in characters.
 pub const MAX_RESULT: usize = 32768;
@@ -232,7 +232,7 @@ impl Dispatcher {
         outcome: &Outcome,
         started: Instant,
     ) -> Answer {
-        let mut delay = Duration::from_millis(100);
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
         // An attempt that timed out, lost its connection or got a 5xx may have been taken.
         let mut maybe_taken = false;
         // A retry is logged at warn (IAM refusals at error) when its kind of error is new
@@ -271,7 +271,7 @@ impl Dispatcher {
                 Err(e) if e.is_retryable() || matches!(e, SwfError::NotPermitted(_)) => {
                     maybe_taken |= matches!(e, SwfError::Unavailable(_));
                     self.metrics.respond_retries.inc();
-                    let jittered = crate::swf::jittered(delay);
+                    let wait = backoff.next_wait();
                     let new_kind = logged.replace(e.kind()) != Some(e.kind());
                     match (&e, new_kind) {
                         (SwfError::NotPermitted(_), true) => {
@@ -281,11 +281,11 @@ impl Dispatcher {
                             tracing::warn!(error = %e, "response not accepted; retrying with backoff")
                         }
                         (_, false) => {
-                            tracing::debug!(error = %e, "response not accepted; retrying in {jittered:?}")
+                            tracing::debug!(error = %e, "response not accepted; retrying in {wait:?}")
                         }
                     }
                     if self
-                        .unless_given_up(started, tokio::time::sleep(jittered))
+                        .unless_given_up(started, tokio::time::sleep(wait))
                         .await
                         .is_none()
                     {
@@ -295,7 +295,6 @@ impl Dispatcher {
                             Answer::Dropped
                         };
                     }
-                    delay = (delay * 2).min(Duration::from_secs(10));
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "SWF rejected the response");

@@ -23,7 +23,7 @@ use tracing::Instrument;
 
 use crate::activity::{ActivityType, Heartbeat};
 use crate::metrics::{InFlightGuard, Metrics, SwfCall};
-use crate::swf::{SwfClient, SwfError};
+use crate::swf::{Backoff, SwfClient, SwfError};
 
 /// How long finishing waits for the last heartbeat details to be recorded before the task
 /// answers anyway. The answer matters more: a task near its timeout must not time out while
@@ -421,7 +421,7 @@ impl Pump {
     /// Sends one heartbeat, retrying throttling and 5xx with backoff; while finishing, gives
     /// up after a few attempts so a response is never held up for long.
     async fn send(&self, shared: &Shared, mut details: Option<String>, finishing: bool) -> Sent {
-        let mut delay = Duration::from_millis(100);
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -466,7 +466,7 @@ impl Pump {
                 }
                 Err(e) if e.is_retryable() && !(finishing && attempts >= 3) => {
                     self.metrics.heartbeat_errors.inc();
-                    let wait = crate::swf::jittered(delay);
+                    let wait = backoff.next_wait();
                     // Failing heartbeats end in HEARTBEAT timeouts if they last: worth a line.
                     if !self.failing.swap(true, Ordering::Relaxed) {
                         tracing::warn!(error = %e, "heartbeat failed; retrying in {wait:?} (logged once until one is recorded)");
@@ -491,7 +491,6 @@ impl Pump {
                     if let Some(newer) = shared.take_pending() {
                         details = newer;
                     }
-                    delay = (delay * 2).min(Duration::from_secs(5));
                 }
                 Err(e) => {
                     self.metrics.heartbeat_errors.inc();

@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::dispatch::Dispatcher;
 use crate::metrics::{Metrics, SwfCall, TaskListMetrics};
-use crate::swf::SwfError;
+use crate::swf::{Backoff, SwfError};
 
 pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
@@ -74,7 +74,7 @@ pub async fn run_poller(dispatcher: Arc<Dispatcher>, list: Arc<TaskList>, tracke
     let shutdown = dispatcher.shutdown.clone();
     let metrics = dispatcher.metrics.clone();
     let counts = &list.metrics;
-    let mut delay = BACKOFF_MIN;
+    let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
     loop {
         let permit = tokio::select! {
             biased;
@@ -87,7 +87,7 @@ pub async fn run_poller(dispatcher: Arc<Dispatcher>, list: Arc<TaskList>, tracke
         match dispatcher.swf.poll(&list.name).await {
             Ok(polled) => {
                 metrics.poll_outcome(&list.name, true);
-                delay = BACKOFF_MIN;
+                backoff.reset();
                 let errors = list.error_streak.swap(0, Ordering::Relaxed);
                 if errors > 0 {
                     *list.streak_kind.lock().expect("streak kind lock") = "";
@@ -131,12 +131,11 @@ pub async fn run_poller(dispatcher: Arc<Dispatcher>, list: Arc<TaskList>, tracke
                 if first || changed {
                     log_streak_start(&dispatcher.config.swf.domain, &list.name, &e);
                 }
-                let wait = crate::swf::jittered(delay);
+                let wait = backoff.next_wait();
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = shutdown.stopping() => break,
                 }
-                delay = (delay * 2).min(BACKOFF_MAX);
             }
         }
     }

@@ -68,12 +68,36 @@ pub enum SwfError {
     Other(String),
 }
 
-/// How long to wait before a retry: `delay` (which the caller doubles up to its cap) times a
-/// random factor in [0.5, 1), so callers that failed together (every poller and every task
-/// when SWF throttles the account) do not retry together.
-pub fn jittered(delay: Duration) -> Duration {
-    use rand::Rng;
-    delay.mul_f64(rand::rng().random_range(0.5..1.0))
+/// Waits before retries: a delay that starts at `first` and doubles up to `max`, each wait
+/// that delay times a random factor in [0.5, 1), so callers that failed together (every
+/// poller and every task when SWF throttles the account) do not retry together.
+pub struct Backoff {
+    first: Duration,
+    max: Duration,
+    delay: Duration,
+}
+
+impl Backoff {
+    pub fn new(first: Duration, max: Duration) -> Backoff {
+        Backoff {
+            first,
+            max,
+            delay: first,
+        }
+    }
+
+    /// The wait before the next try; the one after it will be twice as long (up to `max`).
+    pub fn next_wait(&mut self) -> Duration {
+        use rand::Rng;
+        let wait = self.delay.mul_f64(rand::rng().random_range(0.5..1.0));
+        self.delay = (self.delay * 2).min(self.max);
+        wait
+    }
+
+    /// After a success: the next failure waits from `first` again.
+    pub fn reset(&mut self) {
+        self.delay = self.first;
+    }
 }
 
 impl SwfError {
@@ -925,10 +949,20 @@ mod tests {
     #[test]
     fn a_jittered_delay_is_between_half_and_all_of_it() {
         let d = Duration::from_millis(800);
+        let mut at_cap = Backoff::new(d, d);
         for _ in 0..1000 {
-            let j = jittered(d);
+            let j = at_cap.next_wait();
             assert!(j >= d / 2 && j < d, "{j:?}");
         }
+        // The delay doubles up to its cap, and starts again after a reset.
+        let mut b = Backoff::new(d, 3 * d);
+        for delay in [d, 2 * d, 3 * d, 3 * d] {
+            let j = b.next_wait();
+            assert!(j >= delay / 2 && j < delay, "{j:?} for {delay:?}");
+        }
+        b.reset();
+        let j = b.next_wait();
+        assert!(j >= d / 2 && j < d, "{j:?}");
     }
 
     #[test]

@@ -28,7 +28,7 @@ use crate::register::Report;
 use crate::registry::Registry;
 use crate::runtime::{Plugin, Runtime};
 use crate::shutdown::Shutdown;
-use crate::swf::{SwfClient, SwfError};
+use crate::swf::{Backoff, SwfClient, SwfError};
 
 /// Flags of `swasm run` that are not in the config file.
 #[derive(Debug, Clone, Default)]
@@ -179,6 +179,11 @@ pub async fn run_with(
     Ok(())
 }
 
+/// The waits of registration and of the domain probe: 200 ms doubling up to 30 s.
+fn registration_backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(200), Duration::from_secs(30))
+}
+
 /// Registers the domain and the types the registry serves, before polling; an unreachable
 /// endpoint is retried (the worker is not ready meanwhile), anything else is fatal. A file
 /// the registry rejected serves nothing, so its type is not registered.
@@ -187,7 +192,7 @@ async fn register_with_retry(
     swf: &dyn SwfClient,
     registry: &Registry,
 ) -> Result<Report> {
-    let mut delay = Duration::from_millis(200);
+    let mut backoff = registration_backoff();
     // What is done stays done: a retry goes on from the item that failed.
     let mut report = Report::default();
     loop {
@@ -202,10 +207,9 @@ async fn register_with_retry(
             Err(e) if swf_may_recover(&e) => {
                 // Jittered: hosts of a fleet started together, throttled together, must
                 // not retry together.
-                let wait = crate::swf::jittered(delay);
+                let wait = backoff.next_wait();
                 tracing::warn!(error = %format!("{e:#}"), "registration failed; retrying in {wait:?}");
                 tokio::time::sleep(wait).await;
-                delay = (delay * 2).min(Duration::from_secs(30));
             }
             Err(e) => return Err(e.context("--register")),
         }
@@ -231,7 +235,7 @@ async fn register_new_types(
     mut loads: tokio::sync::watch::Receiver<()>,
     mut registered: HashSet<ActivityType>,
 ) {
-    let mut delay = Duration::from_millis(200);
+    let mut backoff = registration_backoff();
     loop {
         let mut retry = false;
         for (task_list, ty) in crate::register::served_types(&config, &registry.plugins()) {
@@ -253,11 +257,10 @@ async fn register_new_types(
             }
         }
         if retry {
-            tokio::time::sleep(crate::swf::jittered(delay)).await;
-            delay = (delay * 2).min(Duration::from_secs(30));
+            tokio::time::sleep(backoff.next_wait()).await;
             continue;
         }
-        delay = Duration::from_millis(200);
+        backoff.reset();
         if loads.changed().await.is_err() {
             return;
         }
@@ -266,7 +269,7 @@ async fn register_new_types(
 
 /// DescribeDomain until it answers, for readiness and an early, clear error about the domain.
 async fn probe_domain(config: Arc<Config>, swf: Arc<dyn SwfClient>, metrics: Arc<Metrics>) {
-    let mut delay = Duration::from_millis(200);
+    let mut backoff = registration_backoff();
     let mut logged = false;
     loop {
         match swf.describe_domain().await {
@@ -288,8 +291,7 @@ async fn probe_domain(config: Arc<Config>, swf: Arc<dyn SwfClient>, metrics: Arc
                     tracing::warn!(domain = %config.swf.domain, error = %e, "{what}; retrying with backoff");
                     logged = true;
                 }
-                tokio::time::sleep(crate::swf::jittered(delay)).await;
-                delay = (delay * 2).min(Duration::from_secs(30));
+                tokio::time::sleep(backoff.next_wait()).await;
             }
             Err(e) => {
                 tracing::error!(domain = %config.swf.domain, error = %e, "DescribeDomain failed");
