@@ -205,6 +205,7 @@ pub struct TaskListMetrics {
     pub dropped: Counter,
     pub unconfirmed: Counter,
     pub duration: Histogram,
+    pub poller_panics: Counter,
 }
 
 /// Every counter the worker keeps, plus readiness and the in-flight table.
@@ -221,6 +222,8 @@ pub struct Metrics {
     /// the first attempt was probably taken.
     pub tasks_unconfirmed: Family<TaskListLabels, Counter>,
     pub task_duration: Family<TaskListLabels, Histogram, fn() -> Histogram>,
+    /// Pollers that panicked and were replaced (a bug in swasm).
+    pub poller_panics: Family<TaskListLabels, Counter>,
     pub heartbeats_sent: Counter,
     pub heartbeat_errors: Counter,
     pub heartbeats_skipped_throttled: Counter,
@@ -269,6 +272,7 @@ impl Metrics {
             tasks_dropped: Family::default(),
             tasks_unconfirmed: Family::default(),
             task_duration: Family::new_with_constructor(duration_histogram),
+            poller_panics: Family::default(),
             heartbeats_sent: Counter::default(),
             heartbeat_errors: Counter::default(),
             heartbeats_skipped_throttled: Counter::default(),
@@ -323,6 +327,11 @@ impl Metrics {
                 "task_duration_seconds",
                 "Run time of a task, poll to response",
                 m.task_duration.clone(),
+            );
+            r.register(
+                "poller_panics",
+                "Pollers that panicked and were replaced after a backoff: a bug in swasm (the log has the panic); 0 in a healthy host",
+                m.poller_panics.clone(),
             );
             r.register(
                 "heartbeats_sent",
@@ -512,6 +521,7 @@ impl Metrics {
             dropped: self.tasks_dropped.get_or_create(&tl).clone(),
             unconfirmed: self.tasks_unconfirmed.get_or_create(&tl).clone(),
             duration: self.task_duration.get_or_create(&tl).clone(),
+            poller_panics: self.poller_panics.get_or_create(&tl).clone(),
         }
     }
 

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
 use tokio_util::task::TaskTracker;
 
 use crate::dispatch::Dispatcher;
@@ -68,7 +69,47 @@ impl Drop for Slot {
     }
 }
 
-/// One poller; `run_poller` is spawned `pollers` times per task list. Dispatched tasks are
+/// The `count` pollers of one task list, kept at `count` until shutdown: a poller that
+/// panics (a bug; nothing in its path is meant to) is logged, counted
+/// (`swasm_poller_panics_total`) and replaced after a backoff, so the list does not go on
+/// with fewer pollers, or none, unseen until shutdown. Returns once shutdown began and
+/// every poller returned.
+pub async fn run_pollers(
+    dispatcher: Arc<Dispatcher>,
+    list: Arc<TaskList>,
+    count: usize,
+    tracker: TaskTracker,
+) {
+    let shutdown = dispatcher.shutdown.clone();
+    let start = || run_poller(dispatcher.clone(), list.clone(), tracker.clone());
+    let mut pollers = JoinSet::new();
+    for _ in 0..count {
+        pollers.spawn(start());
+    }
+    let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
+    while let Some(ended) = pollers.join_next().await {
+        // A poller returns only once shutdown began.
+        let Err(e) = ended else { continue };
+        list.metrics.poller_panics.inc();
+        if shutdown.is_stopping() {
+            tracing::error!(task_list = %list.name, error = %e, "a poller panicked while shutting down");
+            continue;
+        }
+        let wait = backoff.next_wait();
+        tracing::error!(
+            task_list = %list.name,
+            error = %e,
+            "a poller of task list {:?} panicked (a bug in swasm: please report it with this log); a new one polls in {wait:?}",
+            list.name,
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => { pollers.spawn(start()); }
+            _ = shutdown.stopping() => {}
+        }
+    }
+}
+
+/// One poller; [`run_pollers`] runs `pollers` of them per task list. Dispatched tasks are
 /// spawned on `tracker` so shutdown can wait for them. Returns when shutdown begins.
 pub async fn run_poller(dispatcher: Arc<Dispatcher>, list: Arc<TaskList>, tracker: TaskTracker) {
     let shutdown = dispatcher.shutdown.clone();
@@ -343,6 +384,49 @@ mod tests {
         for poller in pollers {
             poller.await.unwrap();
         }
+    }
+
+    /// A poller that panics is replaced after a backoff: the task list keeps its two
+    /// pollers, a queued task is served, and each panic is counted.
+    #[tokio::test(start_paused = true)]
+    async fn a_poller_that_panics_is_replaced() {
+        let fake = Arc::new(FakeSwf::default());
+        fake.polls_panic.store(3, Ordering::Relaxed);
+        fake.tasks.lock().unwrap().push_back(PolledTask {
+            token: "t0".into(),
+            task: task("a0", "g", "1"),
+        });
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let d = dispatcher(&fake, Arc::new(Gate(gate.clone())));
+        let list = TaskList::new("tl", 2, &d.metrics);
+        let tracker = TaskTracker::new();
+        let pollers = tokio::spawn(run_pollers(d.clone(), list.clone(), 2, tracker.clone()));
+        // Lets the task finish whenever it is polled.
+        gate.notify_one();
+        tokio::time::timeout(Duration::from_secs(60), fake.wait_responses(1))
+            .await
+            .expect("the task was never served: no poller left");
+        assert_eq!(list.metrics.poller_panics.get(), 3);
+        assert!(
+            d.metrics
+                .encode()
+                .contains("swasm_poller_panics_total{task_list=\"tl\"} 3"),
+            "{}",
+            d.metrics.encode()
+        );
+        // Past the three backoffs (at most 100 + 200 + 400 ms; time is paused, so this is
+        // exact), both pollers poll again: an empty poll takes 50 ms, so one poller makes
+        // about 20 in a second, and two about 40.
+        tokio::time::sleep(BACKOFF_MIN * 7).await;
+        let before = fake.polls.load(Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let made = fake.polls.load(Ordering::Relaxed) - before;
+        assert!((36..=44).contains(&made), "{made} polls in 1 s");
+
+        d.shutdown.initiate();
+        pollers.await.unwrap();
+        tracker.close();
+        tracker.wait().await;
     }
 
     #[tokio::test(start_paused = true)]

@@ -756,6 +756,8 @@ pub(crate) mod testing {
         pub fail_next: Mutex<VecDeque<SwfError>>,
         pub tasks: Mutex<VecDeque<PolledTask>>,
         pub polls: AtomicUsize,
+        /// How many of the next polls panic (a bug in the poll path).
+        pub polls_panic: AtomicUsize,
         heartbeats: Mutex<Vec<Option<String>>>,
         heartbeat_attempts: AtomicUsize,
         pub responses: Mutex<Vec<(String, Response)>>,
@@ -847,6 +849,11 @@ pub(crate) mod testing {
             Box::pin(async move {
                 self.polls.fetch_add(1, Ordering::Relaxed);
                 self.changed.notify_waiters();
+                let panics = self.polls_panic.load(Ordering::Relaxed);
+                if panics > 0 {
+                    self.polls_panic.store(panics - 1, Ordering::Relaxed);
+                    panic!("a poll that panics");
+                }
                 if let Some(e) = self.next_error() {
                     return Err(e);
                 }

@@ -23,7 +23,7 @@ use crate::dispatch::{Activities, Dispatcher, Runner};
 use crate::guests::GuestThreads;
 use crate::heartbeat::ThrottlePolicy;
 use crate::metrics::{Metrics, PluginSource, PluginStatus, RejectedStatus};
-use crate::poller::{TaskList, run_poller};
+use crate::poller::{TaskList, run_pollers};
 use crate::register::Report;
 use crate::registry::Registry;
 use crate::runtime::{Plugin, Runtime};
@@ -153,13 +153,12 @@ pub async fn run_with(
     let mut pollers = JoinSet::new();
     for tl in &config.task_lists {
         let list = TaskList::new(&tl.name, tl.max_concurrent, &metrics);
-        for _ in 0..tl.pollers {
-            pollers.spawn(run_poller(
-                dispatcher.clone(),
-                list.clone(),
-                tracker.clone(),
-            ));
-        }
+        pollers.spawn(run_pollers(
+            dispatcher.clone(),
+            list,
+            tl.pollers,
+            tracker.clone(),
+        ));
         tracing::info!(domain = %config.swf.domain, task_list = %tl.name, pollers = tl.pollers, max_concurrent = tl.max_concurrent, "polling");
     }
 
