@@ -32,6 +32,24 @@ pub fn init(format: LogFormat) {
     if let Err(e) = result {
         eprintln!("logging already set up: {e}");
     }
+    log_panics();
+}
+
+/// Panics become error events of the log, in its format, carrying the span they happened
+/// in: a JSON log stays one object per line, and a panic while a task runs names the task
+/// (`activity_id`, `workflow_id`, ...). The default hook's plain stderr text had neither.
+/// A backtrace comes with `RUST_BACKTRACE=1`, as with the default hook. Where the log
+/// would not show the event (`RUST_LOG=swasm=debug` names no other target, a thread with no
+/// subscriber), the hook that was set before (Rust's default) reports it instead.
+pub fn log_panics() {
+    let before = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if tracing::enabled!(target: "tracing_panic", tracing::Level::ERROR) {
+            tracing_panic::panic_hook(info);
+        } else {
+            before(info);
+        }
+    }));
 }
 
 /// Colours only on a terminal, and not when `NO_COLOR` is set (no-color.org): a log file,
