@@ -108,6 +108,9 @@ impl Dispatcher {
         let guard = Arc::new(self.metrics.track(task.clone()));
         tracing::info!("task started");
 
+        // Types no plugin serves are named by the decider, not by the plugin dirs: they get
+        // no series of their own (`tasks_failed{reason="swasm.UnknownActivityType"}`).
+        let served = runner.is_some();
         let outcome = match runner {
             None => unknown_type(&task, self.activities.served(&task.task_list)),
             Some(runner) => {
@@ -192,6 +195,14 @@ impl Dispatcher {
         if let Some(counter) = unanswered {
             counter.inc();
             return;
+        }
+        if served {
+            self.metrics.count_activity(
+                &task.task_list,
+                &task.activity_type,
+                outcome.kind(),
+                elapsed,
+            );
         }
         // A number, so log tools can sum and sort it.
         let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
@@ -575,12 +586,22 @@ mod tests {
             ],
         );
         handle(&d, "nope").await;
+        handle(&d, "echo").await;
         let r = fake.responses();
         let (_, Response::Failed(reason, Some(details))) = &r[0] else {
             panic!("{r:?}")
         };
         assert_eq!(reason, "swasm.UnknownActivityType");
         assert!(details.contains("b@2, echo@1"), "{details}");
+        // A type no plugin serves gets no series of its own; a served one does.
+        let text = d.metrics.encode();
+        assert!(!text.contains("nope"), "{text}");
+        assert!(
+            text.contains(
+                r#"swasm_activity_tasks_total{task_list="tl",activity_type="echo@1",outcome="completed"} 1"#
+            ),
+            "{text}"
+        );
     }
 
     #[tokio::test]

@@ -43,6 +43,12 @@ impl From<&str> for LabelValue {
     }
 }
 
+impl From<String> for LabelValue {
+    fn from(s: String) -> Self {
+        LabelValue(s)
+    }
+}
+
 impl EncodeLabelValue for LabelValue {
     fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
         use std::fmt::Write;
@@ -75,6 +81,24 @@ pub struct FailedLabels {
     pub task_list: LabelValue,
     pub reason: LabelValue,
 }
+
+/// A task's series by its activity type (`name@version`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActivityTypeLabels {
+    pub task_list: LabelValue,
+    pub activity_type: LabelValue,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActivityOutcomeLabels {
+    pub task_list: LabelValue,
+    pub activity_type: LabelValue,
+    /// [`Outcome::kind`](crate::activity::Outcome::kind).
+    pub outcome: &'static str,
+}
+
+/// The values of the `outcome` label, each with a series at 0 per served type.
+const OUTCOMES: [&str; 3] = ["completed", "failed", "canceled"];
 
 /// The SWF call an error came from, the `call` label of `swasm_swf_errors_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -222,6 +246,11 @@ pub struct Metrics {
     /// the first attempt was probably taken.
     pub tasks_unconfirmed: Family<TaskListLabels, Counter>,
     pub task_duration: Family<TaskListLabels, Histogram, fn() -> Histogram>,
+    /// Tasks answered, by task list, activity type and outcome (types a plugin serves).
+    pub activity_tasks: Family<ActivityOutcomeLabels, Counter>,
+    pub activity_task_duration: Family<ActivityTypeLabels, Histogram, fn() -> Histogram>,
+    /// Where the served types are learnt at each scrape, to give them series at 0.
+    plugin_source: OnceLock<Arc<dyn PluginSource>>,
     /// Pollers that panicked and were replaced (a bug in swasm).
     pub poller_panics: Family<TaskListLabels, Counter>,
     pub heartbeats_sent: Counter,
@@ -272,6 +301,9 @@ impl Metrics {
             tasks_dropped: Family::default(),
             tasks_unconfirmed: Family::default(),
             task_duration: Family::new_with_constructor(duration_histogram),
+            activity_tasks: Family::default(),
+            activity_task_duration: Family::new_with_constructor(duration_histogram),
+            plugin_source: OnceLock::new(),
             poller_panics: Family::default(),
             heartbeats_sent: Counter::default(),
             heartbeat_errors: Counter::default(),
@@ -329,6 +361,16 @@ impl Metrics {
                 m.task_duration.clone(),
             );
             r.register(
+                "activity_tasks",
+                "Tasks answered, by activity type (name@version, the types plugins serve) and outcome (completed, failed, canceled); the failure reasons are in tasks_failed, by task list",
+                m.activity_tasks.clone(),
+            );
+            r.register(
+                "activity_task_duration_seconds",
+                "Run time of a task, poll to response, by activity type (the types plugins serve)",
+                m.activity_task_duration.clone(),
+            );
+            r.register(
                 "poller_panics",
                 "Pollers that panicked and were replaced after a backoff: a bug in swasm (the log has the panic); 0 in a healthy host",
                 m.poller_panics.clone(),
@@ -377,6 +419,8 @@ impl Metrics {
     /// Adds the registry's plugin counters (`swasm_plugin_<name>_total`) and its per-list
     /// gauges (`swasm_plugins_loaded`, `swasm_plugin_files_rejected`) to `/metrics`.
     pub fn register_plugin_source(&self, source: Arc<dyn PluginSource>) {
+        // Set once; a second source (none is registered twice) keeps the first's types.
+        let _ = self.plugin_source.set(source.clone());
         self.registry
             .lock()
             .unwrap()
@@ -432,6 +476,29 @@ impl Metrics {
 
     /// Prometheus text exposition of everything.
     pub fn encode(&self) -> String {
+        // Each served type's series exist, at 0, before its first task: `increase()` does
+        // not see the first task of a series that starts at 1.
+        if let Some(source) = self.plugin_source.get() {
+            for p in source.plugins() {
+                let activity_type = format!("{}@{}", p.name, p.version);
+                for outcome in OUTCOMES {
+                    self.activity_tasks
+                        .get_or_create(&ActivityOutcomeLabels {
+                            task_list: p.task_list.as_str().into(),
+                            activity_type: activity_type.as_str().into(),
+                            outcome,
+                        })
+                        .inc_by(0);
+                }
+                drop(
+                    self.activity_task_duration
+                        .get_or_create(&ActivityTypeLabels {
+                            task_list: p.task_list.into(),
+                            activity_type: activity_type.into(),
+                        }),
+                );
+            }
+        }
         let mut out = String::new();
         let r = self.registry.lock().unwrap();
         prometheus_client::encoding::text::encode(&mut out, &r)
@@ -462,6 +529,31 @@ impl Metrics {
             reason: if kept { reason } else { "other" }.into(),
         };
         self.tasks_failed.get_or_create(&labels).inc();
+    }
+
+    /// Counts a task of a served type that SWF took the answer of, `outcome` being
+    /// [`Outcome::kind`](crate::activity::Outcome::kind), after `elapsed` from its poll.
+    pub fn count_activity(
+        &self,
+        task_list: &str,
+        activity_type: &ActivityType,
+        outcome: &'static str,
+        elapsed: std::time::Duration,
+    ) {
+        let activity_type = activity_type.to_string();
+        self.activity_tasks
+            .get_or_create(&ActivityOutcomeLabels {
+                task_list: task_list.into(),
+                activity_type: activity_type.as_str().into(),
+                outcome,
+            })
+            .inc();
+        self.activity_task_duration
+            .get_or_create(&ActivityTypeLabels {
+                task_list: task_list.into(),
+                activity_type: activity_type.into(),
+            })
+            .observe(elapsed.as_secs_f64());
     }
 
     /// Counts an error a call for a task of `task_list` (or a poll of it) got.

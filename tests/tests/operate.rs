@@ -344,6 +344,16 @@ async fn metrics_and_status_match_the_history() {
     let host = Host::start(&config.write(), &["--register"]);
     let base = host.metrics_base().await;
     wait_ready(&base).await;
+    // Each served type has its series at 0 before its first task.
+    let text = http::get(&format!("{base}/metrics")).await.unwrap();
+    for ty in ["echo@1", "validate@1", "countdown@1"] {
+        for outcome in ["completed", "failed", "canceled"] {
+            let series = format!(
+                r#"swasm_activity_tasks_total{{task_list="main",activity_type="{ty}",outcome="{outcome}"}}"#
+            );
+            assert_eq!(metric(&text, &series), Some(0.0), "{series} in {text}");
+        }
+    }
 
     let mut acts: Vec<_> = (0..3)
         .map(|i| Activity::new(&format!("e{i}"), "echo@1", "main", Some("x")))
@@ -440,6 +450,26 @@ async fn metrics_and_status_match_the_history() {
             r#"swasm_task_duration_seconds_count{task_list="main"}"#
         ),
         Some(6.0),
+        "{text}"
+    );
+    // The same, by activity type.
+    for (ty, outcome, n) in [
+        ("echo@1", "completed", completed),
+        ("validate@1", "failed", failed),
+        ("countdown@1", "canceled", canceled),
+        ("echo@1", "failed", 0.0),
+    ] {
+        let series = format!(
+            r#"swasm_activity_tasks_total{{task_list="main",activity_type="{ty}",outcome="{outcome}"}}"#
+        );
+        assert_eq!(metric(&text, &series), Some(n), "{series} in {text}");
+    }
+    assert_eq!(
+        metric(
+            &text,
+            r#"swasm_activity_task_duration_seconds_count{task_list="main",activity_type="validate@1"}"#
+        ),
+        Some(failed),
         "{text}"
     );
     let beats = swf_local.calls("RecordActivityTaskHeartbeat").await as f64;
@@ -630,6 +660,8 @@ async fn example_alerts_use_only_exported_metrics() {
         "swasm_ready",
         "swasm_slots_in_use",
         "swasm_slots_max",
+        "swasm_activity_tasks_total",
+        "swasm_poller_panics_total",
     ] {
         assert!(used.contains(name), "{name} not used by {path}: {exprs:#?}");
     }
