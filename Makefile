@@ -32,7 +32,7 @@ COMPONENTIZE_C := $(GUEST_TARGET)/release/componentize-c
 export SWASM_CACHE := $(CACHE)
 export SWASM_GUEST_TARGET := $(GUEST_TARGET)
 export COMPONENTIZE_C
-WIT := wit/world.wit
+WIT := wit/world.wit $(wildcard wit/deps/*.wit)
 PLUGIN_DIST := plugins/dist
 GUEST_DIST := tests/guests/dist
 
@@ -63,18 +63,23 @@ $(RUST_DIST) &: $(call sources,plugins/rust)
 	@$(foreach p,$(RUST_PLUGINS),cp $(WASM_OUT)/$(p).wasm $(PLUGIN_DIST)/$(p)@1.wasm;)
 
 # ---- Python examples: componentize-py, one component per directory ----------------------
-PY_PLUGINS := echo countdown
+PY_PLUGINS := echo countdown fetch
 PY_DIST := $(foreach p,$(PY_PLUGINS),$(PLUGIN_DIST)/$(p)-py@1.wasm)
+# Examples that call HTTP: the plugin-http world, with the swasm_http helper of
+# plugins/python/lib bundled too.
+PY_HTTP := fetch
+py_http = $(filter $(1),$(PY_HTTP))
 
 # Every file of the example's directory (-p bundles the modules next to app.py); $$* is the
 # example's name, expanded a second time once the pattern matched (.SECONDEXPANSION).
 .SECONDEXPANSION:
-$(PLUGIN_DIST)/%-py@1.wasm: $$(call sources,plugins/python/$$*) plugins/python/requirements.txt
+$(PLUGIN_DIST)/%-py@1.wasm: $$(call sources,plugins/python/$$*) plugins/python/requirements.txt \
+		$$(if $$(call py_http,$$*),$$(call sources,plugins/python/lib))
 	@echo "plugins: python $*"
 	@$(call need,$(VENV)/bin/componentize-py)
 	@mkdir -p $(PLUGIN_DIST)
-	@$(VENV)/bin/componentize-py -d wit -w plugin componentize app \
-		-p plugins/python/$* -o $@.tmp >/dev/null
+	@$(VENV)/bin/componentize-py -d wit -w plugin$(if $(call py_http,$*),-http) componentize app \
+		-p plugins/python/$* $(if $(call py_http,$*),-p plugins/python/lib) -o $@.tmp >/dev/null
 	@mv $@.tmp $@
 
 # ---- JavaScript examples: componentize-js CLI (not `jco componentize`, see docs) -------

@@ -96,6 +96,158 @@ async fn hostile_guest_is_refused_everything() {
     );
 }
 
+/// An HTTP server on 127.0.0.1 that answers every request with JSON of its method, path
+/// and body, and counts the requests.
+async fn echo_http_server() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counted = requests.clone();
+    let app = axum::Router::new().fallback(
+        move |method: axum::http::Method, uri: axum::http::Uri, body: String| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                axum::Json(serde_json::json!({
+                    "method": method.as_str(),
+                    "path": uri.to_string(),
+                    "body": body,
+                }))
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (port, requests)
+}
+
+/// A Python activity (`fetch-py@1`, the plugin-http world and `swasm_http`) sends GET and
+/// POST requests to an authority in its `allowed_hosts` and gets the responses; a request to
+/// another authority fails the task `HttpError` with `HTTP-request-denied` and never reaches
+/// it; an allowed authority where nothing listens fails with `connection-refused`; a
+/// request wasi:http cannot carry fails `BadInput`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_activity_calls_http_only_where_allowed() {
+    let (port, requests) = echo_http_server().await;
+    let other = Listener::new();
+    let closed_port = Listener::new().port();
+    let scenario = Scenario::start("pyhttp", &[("fetch-py@1", None)]).await;
+    let swf = &scenario.swf;
+    let mut config = scenario.host_config(vec![TaskListSpec::new("main", &["fetch-py@1.wasm"])]);
+    // Python takes seconds to compile: keep its code across runs, as the language tests do.
+    config.cache_dir = Some(
+        std::env::var_os("HOME")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir)
+            .join(".cache/swasm/test-cache"),
+    );
+    config.extra = format!(
+        "[activity.\"fetch-py@1\"]\nallowed_hosts = [\"127.0.0.1:{port}\", \"127.0.0.1:{closed_port}\"]\n"
+    );
+    let _host = Host::start(&config.write(), &[]);
+
+    let input = |v: Value| Some(v.to_string());
+    let acts = [
+        Activity::new(
+            "get",
+            "fetch-py@1",
+            "main",
+            input(serde_json::json!({"url": format!("http://127.0.0.1:{port}/items?page=2")}))
+                .as_deref(),
+        ),
+        Activity::new(
+            "post",
+            "fetch-py@1",
+            "main",
+            input(serde_json::json!({
+                "url": format!("http://127.0.0.1:{port}/items"),
+                "method": "POST",
+                "body": "x".repeat(10_000),
+            }))
+            .as_deref(),
+        ),
+        Activity::new(
+            "denied",
+            "fetch-py@1",
+            "main",
+            input(serde_json::json!({"url": format!("http://127.0.0.1:{}/", other.port())}))
+                .as_deref(),
+        ),
+        Activity::new(
+            "refused",
+            "fetch-py@1",
+            "main",
+            input(serde_json::json!({"url": format!("http://127.0.0.1:{closed_port}/")}))
+                .as_deref(),
+        ),
+        Activity::new("bad", "fetch-py@1", "main", Some("not json")),
+        Activity::new(
+            "bad-method",
+            "fetch-py@1",
+            "main",
+            input(serde_json::json!({
+                "url": format!("http://127.0.0.1:{port}/"),
+                "method": "NOT A METHOD",
+            }))
+            .as_deref(),
+        ),
+    ];
+    swf.start("w-pyhttp", &acts, false).await.unwrap();
+    let closed = swf.wait_closed("w-pyhttp", acts.len(), MINUTE).await;
+    let one = |id: &str| match &closed[id][..] {
+        [c] => c.clone(),
+        other => panic!("{id}: {other:?}"),
+    };
+    let response = |id: &str| -> Value {
+        let Closed::Completed(Some(result)) = one(id) else {
+            panic!("{id}: {:?}", one(id));
+        };
+        let result: Value = serde_json::from_str(&result).unwrap();
+        assert_eq!(result["status"], 200, "{id}: {result}");
+        assert_eq!(result["content_type"], "application/json", "{id}: {result}");
+        serde_json::from_str(result["body"].as_str().unwrap()).unwrap()
+    };
+    let get = response("get");
+    assert_eq!(
+        (
+            get["method"].as_str(),
+            get["path"].as_str(),
+            get["body"].as_str()
+        ),
+        (Some("GET"), Some("/items?page=2"), Some("")),
+        "{get}"
+    );
+    let post = response("post");
+    assert_eq!(post["method"], "POST", "{post}");
+    assert_eq!(post["body"], "x".repeat(10_000), "the body arrived whole");
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 2);
+
+    for (id, code) in [
+        ("denied", "HTTP-request-denied"),
+        ("refused", "connection-refused"),
+    ] {
+        let Closed::Failed { reason, details } = one(id) else {
+            panic!("{id}: {:?}", one(id));
+        };
+        assert_eq!(reason, "HttpError", "{id}: {details}");
+        assert!(details.starts_with(code), "{id}: {details}");
+    }
+    assert_eq!(
+        other.connections(),
+        0,
+        "the authority not allowed got a connection"
+    );
+    // Input the helper cannot make a request of fails as the activity chose, not as a trap.
+    for (id, why) in [("bad", "input:"), ("bad-method", "invalid method")] {
+        let Closed::Failed { reason, details } = one(id) else {
+            panic!("{id}: {:?}", one(id));
+        };
+        assert_eq!(reason, "BadInput", "{id}: {details}");
+        assert!(details.contains(why), "{id}: {details}");
+    }
+}
+
 /// 10 spin, 10 hog and 10 recurse guests at once next to 20 echo tasks: every echo
 /// completes, each bad guest fails with its own reason, the host stays up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
