@@ -91,6 +91,9 @@ pub mod reason {
     /// SWF refused the answer itself (ValidationException): the task is failed with why,
     /// rather than left to time out.
     pub const ANSWER_REFUSED: &str = "swasm.AnswerRefused";
+    /// The host panicked while handling the task (a bug in swasm, not the guest's doing):
+    /// failed now, so the workflow need not wait for the task's timeout.
+    pub const HOST_ERROR: &str = "swasm.HostError";
 
     /// Every reason the host gives (a guest may give one that starts with `swasm.` too).
     pub const ALL: &[&str] = &[
@@ -102,6 +105,7 @@ pub mod reason {
         SHUTDOWN,
         INSTANTIATE,
         ANSWER_REFUSED,
+        HOST_ERROR,
     ];
 }
 

@@ -5,9 +5,11 @@
 //! Everything the host decides on the guest's behalf (unknown type, oversized result,
 //! shutdown) is decided here, so that `poller` only moves tasks and `runtime` only runs them.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -71,7 +73,9 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// Runs and answers one polled task, counting it in `counts` (its task list's series);
-    /// never fails (errors are logged inside its span).
+    /// never fails (errors are logged inside its span). A panic while handling it (a bug)
+    /// answers it failed `swasm.HostError`, rather than leaving its workflow to wait for
+    /// the task's timeout.
     pub async fn handle(self: Arc<Self>, polled: PolledTask, counts: &TaskListMetrics) {
         let t = &polled.task;
         let runner = self.activities.lookup(&t.task_list, &t.activity_type);
@@ -90,9 +94,46 @@ impl Dispatcher {
             // a field recorded later costs the JSON log format a re-encoding of the span.
             plugin_sha256 = runner.as_ref().and_then(|r| r.build()).map(tracing::field::display),
         );
-        self.handle_inner(polled, runner, counts)
-            .instrument(span)
-            .await
+        let (token, task_list, started) =
+            (polled.token.clone(), t.task_list.clone(), Instant::now());
+        async move {
+            let handled = AssertUnwindSafe(self.clone().handle_inner(polled, runner, counts))
+                .catch_unwind()
+                .await;
+            if let Err(panic) = handled {
+                let message = panic_message(panic.as_ref());
+                self.answer_after_panic(&token, &task_list, started, &message)
+                    .await;
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// After a panic in [`Self::handle_inner`] (the panic hook has logged it): fails the
+    /// task `swasm.HostError`. If the panic came after the task was answered, SWF refuses
+    /// this second answer as for a task it no longer knows, and nothing changes.
+    async fn answer_after_panic(
+        &self,
+        token: &str,
+        task_list: &str,
+        started: Instant,
+        message: &str,
+    ) {
+        tracing::error!(
+            panic = message,
+            "the host panicked while handling the task (a bug in swasm: please report it with this log); answering it failed {}",
+            reason::HOST_ERROR
+        );
+        let outcome = limit(Outcome::failed(
+            reason::HOST_ERROR,
+            format!(
+                "the host panicked while handling the task (a bug in swasm; its log has the panic): {message}"
+            ),
+        ));
+        if let Answer::Taken = self.respond(token, task_list, &outcome, started).await {
+            self.metrics.count_failed(task_list, reason::HOST_ERROR);
+        }
     }
 
     async fn handle_inner(
@@ -392,6 +433,15 @@ fn with_checkpoint(outcome: Outcome, checkpoint: impl FnOnce() -> Option<String>
     }
 }
 
+/// A panic's message, as the default hook prints it.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}
+
 /// The answer for a type this host has no plugin for.
 fn unknown_type(task: &ActivityTask, served: Vec<ActivityType>) -> Outcome {
     let list = if served.is_empty() {
@@ -573,6 +623,44 @@ mod tests {
             token: format!("tok-{name}"),
             task: task("a1", name, "1"),
         }
+    }
+
+    /// Panics before its run exists: a bug in the host, not the guest's doing.
+    struct Panics;
+    impl Runner for Panics {
+        fn run(
+            self: Arc<Self>,
+            _t: ActivityTask,
+            _s: Arc<ActivitySettings>,
+            _hb: HeartbeatHandle,
+        ) -> BoxFuture<'static, Outcome> {
+            panic!("a bug in the host")
+        }
+    }
+
+    /// A panic while the host handles a task fails the task `swasm.HostError` at once,
+    /// instead of leaving its workflow to wait for the task's timeout, and the task leaves
+    /// `/status`.
+    #[tokio::test]
+    async fn a_panic_while_handling_a_task_fails_it_at_once() {
+        let fake = Arc::new(FakeSwf::default());
+        let d = dispatcher(&fake, vec![("bug@1", Arc::new(Panics))]);
+        handle(&d, "bug").await;
+        let r = fake.responses();
+        let [(token, Response::Failed(reason, Some(details)))] = &r[..] else {
+            panic!("{r:?}")
+        };
+        assert_eq!(
+            (token.as_str(), reason.as_str()),
+            ("tok-bug", "swasm.HostError")
+        );
+        assert!(details.contains("a bug in the host"), "{details}");
+        let text = d.metrics.encode();
+        assert!(
+            text.contains(r#"swasm_tasks_failed_total{task_list="tl",reason="swasm.HostError"} 1"#),
+            "{text}"
+        );
+        assert!(d.metrics.in_flight().is_empty());
     }
 
     #[tokio::test]

@@ -106,7 +106,7 @@ impl GuestThreads {
             match handle.await {
                 Ok(outcome) => outcome,
                 Err(e) if e.is_panic() => Outcome::failed(
-                    reason::TRAP,
+                    reason::HOST_ERROR,
                     format!("the host failed while running the guest (a panic): {e}"),
                 ),
                 Err(e) => Outcome::failed(
@@ -454,7 +454,7 @@ mod tests {
             .await;
         match outcome {
             Outcome::Failed { reason: r, details } => {
-                assert_eq!(r, reason::TRAP);
+                assert_eq!(r, reason::HOST_ERROR);
                 assert!(details.unwrap_or_default().contains("panic"));
             }
             other => panic!("{other:?}"),
