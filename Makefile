@@ -83,7 +83,7 @@ $(PLUGIN_DIST)/%-py@1.wasm: $$(call sources,plugins/python/$$*) plugins/python/r
 	@mv $@.tmp $@
 
 # ---- JavaScript examples: componentize-js CLI (not `jco componentize`, see docs) -------
-JS_PLUGINS := echo countdown
+JS_PLUGINS := echo countdown fetch
 JS_DIST := $(foreach p,$(JS_PLUGINS),$(PLUGIN_DIST)/$(p)-js@1.wasm)
 
 $(PLUGIN_DIST)/%-js@1.wasm: plugins/js/%/app.js plugins/js/package-lock.json $(WIT)

@@ -122,130 +122,163 @@ async fn echo_http_server() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsi
     (port, requests)
 }
 
-/// A Python activity (`fetch-py@1`, the plugin-http world and `swasm_http`) sends GET and
-/// POST requests to an authority in its `allowed_hosts` and gets the responses; a request to
-/// another authority fails the task `HttpError` with `HTTP-request-denied` and never reaches
-/// it; an allowed authority where nothing listens fails with `connection-refused`; a
-/// request wasi:http cannot carry fails `BadInput`.
+/// The `fetch` examples of Python (`fetch-py@1`: the plugin-http world and `swasm_http`) and
+/// JavaScript (`fetch-js@1`: componentize-js's `fetch`) send GET and POST requests to an
+/// authority in their `allowed_hosts` and get the responses; a request to another authority
+/// fails the task `HttpError` and never reaches it, as does one to an allowed authority where
+/// nothing listens (Python names wasi:http's error codes, `HTTP-request-denied` and
+/// `connection-refused`; JavaScript's `fetch` says `NetworkError` for both); a method that is
+/// not an HTTP token fails `BadInput` and is not sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_python_activity_calls_http_only_where_allowed() {
+async fn activities_call_http_only_where_allowed() {
     let (port, requests) = echo_http_server().await;
     let other = Listener::new();
     let closed_port = Listener::new().port();
-    let scenario = Scenario::start("pyhttp", &[("fetch-py@1", None)]).await;
+    let types = ["fetch-py@1", "fetch-js@1"];
+    let scenario = Scenario::start("http", &types.map(|t| (t, None))).await;
     let swf = &scenario.swf;
-    let mut config = scenario.host_config(vec![TaskListSpec::new("main", &["fetch-py@1.wasm"])]);
-    // Python takes seconds to compile: keep its code across runs, as the language tests do.
+    let mut config = scenario.host_config(vec![TaskListSpec::new(
+        "main",
+        &["fetch-py@1.wasm", "fetch-js@1.wasm"],
+    )]);
+    // Python and JavaScript take seconds to compile: keep their code across runs, as the
+    // language tests do.
     config.cache_dir = Some(
         std::env::var_os("HOME")
             .map(std::path::PathBuf::from)
             .unwrap_or_else(std::env::temp_dir)
             .join(".cache/swasm/test-cache"),
     );
-    config.extra = format!(
-        "[activity.\"fetch-py@1\"]\nallowed_hosts = [\"127.0.0.1:{port}\", \"127.0.0.1:{closed_port}\"]\n"
-    );
+    config.extra = types
+        .map(|t| {
+            format!(
+                "[activity.\"{t}\"]\nallowed_hosts = [\"127.0.0.1:{port}\", \"127.0.0.1:{closed_port}\"]\n\n"
+            )
+        })
+        .concat();
     let _host = Host::start(&config.write(), &[]);
 
-    let input = |v: Value| Some(v.to_string());
-    let acts = [
-        Activity::new(
+    let request = |url: String, more: Value| {
+        let mut spec = serde_json::json!({ "url": url });
+        spec.as_object_mut()
+            .unwrap()
+            .extend(more.as_object().unwrap().clone());
+        spec.to_string()
+    };
+    let inputs = [
+        (
             "get",
-            "fetch-py@1",
-            "main",
-            input(serde_json::json!({"url": format!("http://127.0.0.1:{port}/items?page=2")}))
-                .as_deref(),
+            request(
+                format!("http://127.0.0.1:{port}/items?page=2"),
+                serde_json::json!({}),
+            ),
         ),
-        Activity::new(
+        (
             "post",
-            "fetch-py@1",
-            "main",
-            input(serde_json::json!({
-                "url": format!("http://127.0.0.1:{port}/items"),
-                "method": "POST",
-                "body": "x".repeat(10_000),
-            }))
-            .as_deref(),
+            request(
+                format!("http://127.0.0.1:{port}/items"),
+                serde_json::json!({"method": "POST", "body": "x".repeat(10_000)}),
+            ),
         ),
-        Activity::new(
+        (
             "denied",
-            "fetch-py@1",
-            "main",
-            input(serde_json::json!({"url": format!("http://127.0.0.1:{}/", other.port())}))
-                .as_deref(),
+            request(
+                format!("http://127.0.0.1:{}/", other.port()),
+                serde_json::json!({}),
+            ),
         ),
-        Activity::new(
+        (
             "refused",
-            "fetch-py@1",
-            "main",
-            input(serde_json::json!({"url": format!("http://127.0.0.1:{closed_port}/")}))
-                .as_deref(),
+            request(
+                format!("http://127.0.0.1:{closed_port}/"),
+                serde_json::json!({}),
+            ),
         ),
-        Activity::new("bad", "fetch-py@1", "main", Some("not json")),
-        Activity::new(
+        (
             "bad-method",
-            "fetch-py@1",
-            "main",
-            input(serde_json::json!({
-                "url": format!("http://127.0.0.1:{port}/"),
-                "method": "NOT A METHOD",
-            }))
-            .as_deref(),
+            request(
+                format!("http://127.0.0.1:{port}/"),
+                serde_json::json!({"method": "NOT A METHOD"}),
+            ),
         ),
+        ("bad", "not json".to_string()),
     ];
-    swf.start("w-pyhttp", &acts, false).await.unwrap();
-    let closed = swf.wait_closed("w-pyhttp", acts.len(), MINUTE).await;
+    // SWF's ids take no `/`, `:` or `|`: "fetch-py@1" and "get" make "py-get".
+    let act_id = |ty: &str, id: &str| {
+        let lang = ty.trim_start_matches("fetch-").trim_end_matches("@1");
+        format!("{lang}-{id}")
+    };
+    let acts: Vec<Activity> = types
+        .iter()
+        .flat_map(|ty| {
+            inputs
+                .iter()
+                .map(move |(id, input)| Activity::new(&act_id(ty, id), ty, "main", Some(input)))
+        })
+        .collect();
+    swf.start("w-http", &acts, false).await.unwrap();
+    let closed = swf.wait_closed("w-http", acts.len(), MINUTE).await;
     let one = |id: &str| match &closed[id][..] {
         [c] => c.clone(),
         other => panic!("{id}: {other:?}"),
     };
-    let response = |id: &str| -> Value {
-        let Closed::Completed(Some(result)) = one(id) else {
-            panic!("{id}: {:?}", one(id));
-        };
-        let result: Value = serde_json::from_str(&result).unwrap();
-        assert_eq!(result["status"], 200, "{id}: {result}");
-        assert_eq!(result["content_type"], "application/json", "{id}: {result}");
-        serde_json::from_str(result["body"].as_str().unwrap()).unwrap()
+    let failure = |id: &str| match one(id) {
+        Closed::Failed { reason, details } => (reason, details),
+        other => panic!("{id}: {other:?}"),
     };
-    let get = response("get");
-    assert_eq!(
-        (
-            get["method"].as_str(),
-            get["path"].as_str(),
-            get["body"].as_str()
-        ),
-        (Some("GET"), Some("/items?page=2"), Some("")),
-        "{get}"
-    );
-    let post = response("post");
-    assert_eq!(post["method"], "POST", "{post}");
-    assert_eq!(post["body"], "x".repeat(10_000), "the body arrived whole");
-    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 2);
 
-    for (id, code) in [
-        ("denied", "HTTP-request-denied"),
-        ("refused", "connection-refused"),
-    ] {
-        let Closed::Failed { reason, details } = one(id) else {
-            panic!("{id}: {:?}", one(id));
+    for ty in types {
+        let response = |id: &str| -> Value {
+            let id = act_id(ty, id);
+            let Closed::Completed(Some(result)) = one(&id) else {
+                panic!("{id}: {:?}", one(&id));
+            };
+            let result: Value = serde_json::from_str(&result).unwrap();
+            assert_eq!(result["status"], 200, "{id}: {result}");
+            assert_eq!(result["content_type"], "application/json", "{id}: {result}");
+            serde_json::from_str(result["body"].as_str().unwrap()).unwrap()
         };
-        assert_eq!(reason, "HttpError", "{id}: {details}");
-        assert!(details.starts_with(code), "{id}: {details}");
+        let get = response("get");
+        assert_eq!(
+            (
+                get["method"].as_str(),
+                get["path"].as_str(),
+                get["body"].as_str()
+            ),
+            (Some("GET"), Some("/items?page=2"), Some("")),
+            "{ty}: {get}"
+        );
+        let post = response("post");
+        assert_eq!(post["method"], "POST", "{ty}: {post}");
+        assert_eq!(
+            post["body"],
+            "x".repeat(10_000),
+            "{ty}: the body arrived whole"
+        );
+
+        let (denied, refused) = if ty == "fetch-py@1" {
+            ("HTTP-request-denied", "connection-refused")
+        } else {
+            ("NetworkError", "NetworkError")
+        };
+        for (id, reason, why) in [
+            ("denied", "HttpError", denied),
+            ("refused", "HttpError", refused),
+            ("bad-method", "BadInput", "invalid method"),
+            ("bad", "BadInput", "input:"),
+        ] {
+            let (got, details) = failure(&act_id(ty, id));
+            assert_eq!(got, reason, "{ty}/{id}: {details}");
+            assert!(details.contains(why), "{ty}/{id}: {details}");
+        }
     }
+    // GET and POST of each language, and nothing else: not the bad method.
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 4);
     assert_eq!(
         other.connections(),
         0,
         "the authority not allowed got a connection"
     );
-    // Input the helper cannot make a request of fails as the activity chose, not as a trap.
-    for (id, why) in [("bad", "input:"), ("bad-method", "invalid method")] {
-        let Closed::Failed { reason, details } = one(id) else {
-            panic!("{id}: {:?}", one(id));
-        };
-        assert_eq!(reason, "BadInput", "{id}: {details}");
-        assert!(details.contains(why), "{id}: {details}");
-    }
 }
 
 /// 10 spin, 10 hog and 10 recurse guests at once next to 20 echo tasks: every echo
