@@ -1,6 +1,7 @@
 """fetch-py@1: sends the HTTP request its input describes and completes with the response.
 
-Input: {"url": "http://host:port/path", "method": "GET" (default), "body": "..." (optional)}.
+Input: {"url": "http://host:port/path", "method": "GET" (default), "body": "..." (optional),
+"headers": {"name": "value"} (optional)}.
 Result: {"status": 200, "content_type": "...", "body": "..."}. An authority not in the
 activity's `allowed_hosts`, or any request that gets no response, fails the task with
 reason HttpError and wasi:http's error code (`HTTP-request-denied: ...`). Built with the
@@ -17,7 +18,7 @@ from wit_world.imports.swasm_activity_types import (
     Failure,
 )
 
-USAGE = 'input: {"url": "http://host:port/path", "method": "GET", "body": "..."}'
+USAGE = 'input: {"url": "http://host:port/path", "method": "GET", "body": "...", "headers": {}}'
 
 
 def failed(reason: str, details: str) -> Err:
@@ -32,8 +33,8 @@ class Activity(exports.Activity):
         except (ValueError, TypeError, KeyError):
             raise failed("BadInput", USAGE)
         try:
-            r = swasm_http.request(spec.get("method", "GET"), url,
-                                   body=spec.get("body"), timeout_s=10)
+            r = swasm_http.request(spec.get("method", "GET"), url, body=spec.get("body"),
+                                   headers=spec.get("headers"), timeout_s=10)
         except ValueError as e:
             raise failed("BadInput", f"{e}; {USAGE}")
         except swasm_http.HttpError as e:

@@ -97,16 +97,17 @@ def request(
         raise ValueError(f"{url!r}: only http:// and https:// URLs")
     if not parts.netloc:
         raise ValueError(f"{url!r}: no host")
-    if isinstance(headers, dict):
-        headers = list(headers.items())
+    entries = _header_entries(headers)
     if isinstance(body, str):
         body = body.encode("utf-8")
+    if body is not None and not isinstance(body, (bytes, bytearray)):
+        raise ValueError(f"body: bytes or str, not {type(body).__name__}")
+    if timeout_s is not None and not timeout_s > 0:
+        raise ValueError(f"timeout_s: more than 0, not {timeout_s!r}")
     path = parts.path or "/"
     step = "headers"
     try:
-        fields = http.Fields.from_list(
-            [(k, v.encode("latin-1") if isinstance(v, str) else v) for k, v in (headers or [])]
-        )
+        fields = http.Fields.from_list(entries)
         req = http.OutgoingRequest(fields)
         step = "method"
         verb = _METHODS.get(method.upper())
@@ -136,10 +137,11 @@ def request(
     except Err as e:
         outgoing.__exit__(None, None, None)
         raise _error(e.value) from None
-    # A body that could not be sent whole (the connection broke) leaves the response to
-    # say why.
-    _send_body(outgoing, body)
     with future:
+        # A body that could not be written whole (the connection broke) leaves the
+        # response to say why; one refused at its end (shorter or longer than its
+        # content-length) says so itself.
+        _send_body(outgoing, body)
         with future.subscribe() as ready:
             ready.block()
         result = future.get()
@@ -157,30 +159,76 @@ def request(
     return Response(status, headers, data)
 
 
+def _header_entries(headers) -> list[tuple[str, bytes]]:
+    """`headers` (a dict, or (name, value) pairs, values str or bytes) as wasi:http takes
+    them, or ValueError."""
+    if headers is None:
+        return []
+    pairs = list(headers.items()) if isinstance(headers, dict) else list(headers)
+    entries = []
+    for pair in pairs:
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and isinstance(pair[0], str)):
+            raise ValueError(f"headers: a dict or (name, value) pairs, not {pair!r}")
+        name, value = pair
+        if isinstance(value, str):
+            value = value.encode("latin-1", errors="strict")
+        elif not isinstance(value, (bytes, bytearray)):
+            raise ValueError(f"header {name}: a str or bytes value, not {type(value).__name__}")
+        entries.append((name, bytes(value)))
+    return entries
+
+
 def _send_body(outgoing: "http.OutgoingBody", body: bytes | None) -> None:
-    try:
-        if body:
+    if body:
+        try:
             with outgoing.write() as stream:
                 for i in range(0, len(body), _WRITE_CHUNK):
                     stream.blocking_write_and_flush(body[i : i + _WRITE_CHUNK])
+        except Err as e:
+            _drop_stream_error(e.value)
+            # Dropped unfinished: the request fails, and its response names the error.
+            outgoing.__exit__(None, None, None)
+            return
+    try:
+        # Takes `outgoing` whether it succeeds or not.
         http.OutgoingBody.finish(outgoing, None)
-    except Err:
-        # Dropped unfinished: the request fails, and its response future names the error.
-        outgoing.__exit__(None, None, None)
+    except Err as e:
+        raise _error(e.value) from None
 
 
 def _read_body(incoming: "http.IncomingBody") -> bytes:
     chunks = []
+    failed = None
     with incoming.stream() as stream:
         while True:
             try:
                 chunks.append(stream.blocking_read(_READ_CHUNK))
             except Err as e:
-                if isinstance(e.value, StreamError_Closed):
-                    break
-                raise HttpError("HTTP-protocol-error", "the response body broke off") from None
+                if not isinstance(e.value, StreamError_Closed):
+                    failed = _stream_failure(e.value)
+                break
+    if failed is not None:
+        incoming.__exit__(None, None, None)
+        raise failed
     http.IncomingBody.finish(incoming).__exit__(None, None, None)
     return b"".join(chunks)
+
+
+def _stream_failure(stream_error) -> HttpError:
+    """The HttpError of a body stream that failed: wasi:http's error code when the stream's
+    error carries one (a timeout between bytes, a reset connection)."""
+    code = http.http_error_code(stream_error.value)
+    _drop_stream_error(stream_error)
+    if code is None:
+        return HttpError("HTTP-protocol-error", "the response body broke off")
+    return _error(code)
+
+
+def _drop_stream_error(stream_error) -> None:
+    # last-operation-failed holds a wasi:io error resource; closed holds nothing.
+    error = getattr(stream_error, "value", None)
+    if error is not None:
+        error.__exit__(None, None, None)
 
 
 def _error(code) -> HttpError:
@@ -193,6 +241,6 @@ def _error(code) -> HttpError:
             word = ""
         word += c
     words.append(word)
-    spelled = "-".join(w.upper() if w in ("Http", "Dns", "Tls", "Ip") else w.lower() for w in words)
+    spelled = "-".join(w.upper() if w in ("Http", "Dns", "Tls", "Ip", "Uri") else w.lower() for w in words)
     detail = getattr(code, "value", None)
     return HttpError(spelled, "" if detail is None else str(detail))
