@@ -7,6 +7,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -94,29 +95,47 @@ impl Dispatcher {
             // a field recorded later costs the JSON log format a re-encoding of the span.
             plugin_sha256 = runner.as_ref().and_then(|r| r.build()).map(tracing::field::display),
         );
-        let (token, task_list, started) =
-            (polled.token.clone(), t.task_list.clone(), Instant::now());
-        async move {
-            let handled = AssertUnwindSafe(self.clone().handle_inner(polled, runner, counts))
-                .catch_unwind()
-                .await;
+        let PolledTask { token, task } = polled;
+        let task = Arc::new(task);
+        // Types no plugin serves are named by the decider, not by the plugin dirs: they get
+        // no series of their own (`tasks_failed{reason="swasm.UnknownActivityType"}`).
+        let served = runner.is_some();
+        let started = Instant::now();
+        let answering = AtomicBool::new(false);
+        async {
+            let handled = AssertUnwindSafe(self.clone().handle_inner(
+                &token,
+                task.clone(),
+                runner,
+                counts,
+                started,
+                &answering,
+            ))
+            .catch_unwind()
+            .await;
             if let Err(panic) = handled {
                 let message = panic_message(panic.as_ref());
-                self.answer_after_panic(&token, &task_list, started, &message)
-                    .await;
+                if answering.load(Ordering::Relaxed) {
+                    // SWF would refuse a second answer as for a task it no longer knows.
+                    tracing::error!(panic = message, "the host panicked after answering the task (a bug in swasm: please report it with this log)");
+                } else {
+                    self.answer_after_panic(&token, &task, served, counts, started, &message)
+                        .await;
+                }
             }
         }
         .instrument(span)
         .await
     }
 
-    /// After a panic in [`Self::handle_inner`] (the panic hook has logged it): fails the
-    /// task `swasm.HostError`. If the panic came after the task was answered, SWF refuses
-    /// this second answer as for a task it no longer knows, and nothing changes.
+    /// After a panic in [`Self::handle_inner`] before it answered (the panic hook has logged
+    /// the panic): fails the task `swasm.HostError`, counted as any answer is.
     async fn answer_after_panic(
         &self,
         token: &str,
-        task_list: &str,
+        task: &ActivityTask,
+        served: bool,
+        counts: &TaskListMetrics,
         started: Instant,
         message: &str,
     ) {
@@ -131,26 +150,25 @@ impl Dispatcher {
                 "the host panicked while handling the task (a bug in swasm; its log has the panic): {message}"
             ),
         ));
-        if let Answer::Taken = self.respond(token, task_list, &outcome, started).await {
-            self.metrics.count_failed(task_list, reason::HOST_ERROR);
-        }
+        let answer = self
+            .respond(token, &task.task_list, &outcome, started)
+            .await;
+        self.count_answer(task, served, &outcome, answer, started, counts);
     }
 
     async fn handle_inner(
         self: Arc<Self>,
-        polled: PolledTask,
+        token: &str,
+        task: Arc<ActivityTask>,
         runner: Option<Arc<dyn Runner>>,
         counts: &TaskListMetrics,
+        started: Instant,
+        answering: &AtomicBool,
     ) {
-        let PolledTask { token, task } = polled;
-        let started = Instant::now();
         counts.started.inc();
-        let task = Arc::new(task);
         let guard = Arc::new(self.metrics.track(task.clone()));
         tracing::info!("task started");
 
-        // Types no plugin serves are named by the decider, not by the plugin dirs: they get
-        // no series of their own (`tasks_failed{reason="swasm.UnknownActivityType"}`).
         let served = runner.is_some();
         let outcome = match runner {
             None => unknown_type(&task, self.activities.served(&task.task_list)),
@@ -161,7 +179,7 @@ impl Dispatcher {
                     self.policy.clone(),
                     self.metrics.clone(),
                     guard.clone(),
-                    token.clone(),
+                    token.to_string(),
                     task.activity_type.clone(),
                     settings.heartbeat_interval_s,
                 );
@@ -208,8 +226,9 @@ impl Dispatcher {
             }
         };
         let mut outcome = limit(outcome);
+        answering.store(true, Ordering::Relaxed);
         let mut answer = self
-            .respond(&token, &task.task_list, &outcome, started)
+            .respond(token, &task.task_list, &outcome, started)
             .await;
         if let Answer::Refused(why) = answer {
             // The work is lost either way; the workflow learns it now, and why, instead of
@@ -220,9 +239,22 @@ impl Dispatcher {
                 format!("SWF refused the host's answer ({}): {why}", outcome.kind()),
             ));
             answer = self
-                .respond(&token, &task.task_list, &outcome, started)
+                .respond(token, &task.task_list, &outcome, started)
                 .await;
         }
+        self.count_answer(&task, served, &outcome, answer, started, counts);
+    }
+
+    /// Counts and logs what became of a task's answer (`served`: a plugin serves its type).
+    fn count_answer(
+        &self,
+        task: &ActivityTask,
+        served: bool,
+        outcome: &Outcome,
+        answer: Answer,
+        started: Instant,
+        counts: &TaskListMetrics,
+    ) {
         if let Answer::Refused(why) = &answer {
             tracing::error!(error = %why, "SWF rejected the response");
         }
@@ -247,7 +279,7 @@ impl Dispatcher {
         }
         // A number, so log tools can sum and sort it.
         let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
-        match &outcome {
+        match outcome {
             Outcome::Completed(_) => {
                 counts.completed.inc();
                 tracing::info!(elapsed_ms, "task completed");
@@ -413,7 +445,13 @@ const LOGGED_DETAILS: usize = 1024;
 fn with_checkpoint(outcome: Outcome, checkpoint: impl FnOnce() -> Option<String>) -> Outcome {
     match outcome {
         Outcome::Failed { reason, details }
-            if [reason::TIMEOUT, reason::TRAP, reason::MEMORY_LIMIT].contains(&reason.as_str()) =>
+            if [
+                reason::TIMEOUT,
+                reason::TRAP,
+                reason::MEMORY_LIMIT,
+                reason::HOST_ERROR,
+            ]
+            .contains(&reason.as_str()) =>
         {
             let Some(checkpoint) = checkpoint() else {
                 return Outcome::Failed { reason, details };
@@ -655,11 +693,15 @@ mod tests {
             ("tok-bug", "swasm.HostError")
         );
         assert!(details.contains("a bug in the host"), "{details}");
+        // Counted as any answer: by reason, by type, and its run time.
         let text = d.metrics.encode();
-        assert!(
-            text.contains(r#"swasm_tasks_failed_total{task_list="tl",reason="swasm.HostError"} 1"#),
-            "{text}"
-        );
+        for series in [
+            r#"swasm_tasks_failed_total{task_list="tl",reason="swasm.HostError"} 1"#,
+            r#"swasm_activity_tasks_total{task_list="tl",activity_type="bug@1",outcome="failed"} 1"#,
+            r#"swasm_task_duration_seconds_count{task_list="tl"} 1"#,
+        ] {
+            assert!(text.contains(series), "{series} in {text}");
+        }
         assert!(d.metrics.in_flight().is_empty());
     }
 
@@ -826,7 +868,7 @@ mod tests {
         }
     }
 
-    /// A task the host ended (timeout, trap, memory limit) keeps the guest's latest heartbeat
+    /// A task the host ended (timeout, trap, memory limit, its own panic) keeps the guest's latest heartbeat
     /// details at the end of its failure details, within SWF's limit; a failure the guest
     /// chose is sent as the guest wrote it.
     #[tokio::test(start_paused = true)]
@@ -842,6 +884,13 @@ mod tests {
                 true,
             ),
             (Outcome::failed(reason::TRAP, "x".repeat(MAX_DETAILS)), true),
+            (
+                Outcome::failed(
+                    reason::HOST_ERROR,
+                    "a panic on the guest thread".to_string(),
+                ),
+                true,
+            ),
             (
                 Outcome::failed("BadInput", "the guest's own words".to_string()),
                 false,

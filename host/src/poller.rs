@@ -87,6 +87,7 @@ pub async fn run_pollers(
         pollers.spawn(start());
     }
     let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
+    let mut last_panic: Option<tokio::time::Instant> = None;
     while let Some(ended) = pollers.join_next().await {
         // A poller returns only once shutdown began.
         let Err(e) = ended else { continue };
@@ -95,6 +96,12 @@ pub async fn run_pollers(
             tracing::error!(task_list = %list.name, error = %e, "a poller panicked while shutting down");
             continue;
         }
+        // Panics in a row back off further; one long after the last starts again at the
+        // shortest wait.
+        if last_panic.is_some_and(|at| at.elapsed() > BACKOFF_MAX * 2) {
+            backoff.reset();
+        }
+        last_panic = Some(tokio::time::Instant::now());
         let wait = backoff.next_wait();
         tracing::error!(
             task_list = %list.name,
