@@ -52,7 +52,7 @@ setup:
 	@scripts/setup.sh
 
 # ---- Rust examples: one cargo workspace, one build for all of them ----------------------
-RUST_PLUGINS := echo countdown validate
+RUST_PLUGINS := echo countdown validate fetch
 RUST_DIST := $(foreach p,$(RUST_PLUGINS),$(PLUGIN_DIST)/$(p)@1.wasm)
 
 $(RUST_DIST) &: $(call sources,plugins/rust)

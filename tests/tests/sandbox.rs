@@ -122,13 +122,44 @@ async fn echo_http_server() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsi
     (port, requests)
 }
 
-/// The `fetch` examples of Python (`fetch-py@1`: the plugin-http world and `swasm_http`) and
-/// JavaScript (`fetch-js@1`: componentize-js's `fetch`) send GET and POST requests to an
-/// authority in their `allowed_hosts` and get the responses; a request to another authority
-/// fails the task `HttpError` and never reaches it, as does one to an allowed authority where
-/// nothing listens (Python names wasi:http's error codes, `HTTP-request-denied` and
-/// `connection-refused`; JavaScript's `fetch` says `NetworkError` for both); a method that is
-/// not an HTTP token fails `BadInput` and is not sent.
+/// What a `fetch` example answers for a body that falls short of its content-length and for
+/// a body that is not text: (reason, a part of the details) each.
+type BodyChecks = Option<[(&'static str, &'static str); 2]>;
+
+/// A `fetch` example of each language that calls HTTP: (type, activity id prefix, what its
+/// details say for a denied authority and for a refused connection, its body checks).
+const FETCHES: [(&str, &str, &str, &str, BodyChecks); 3] = [
+    (
+        "fetch@1",
+        "rust",
+        "HttpRequestDenied",
+        "ConnectionRefused",
+        Some([
+            ("HttpError", "HttpRequestBodySize"),
+            ("BadInput", "invalid type"),
+        ]),
+    ),
+    (
+        "fetch-py@1",
+        "py",
+        "HTTP-request-denied",
+        "connection-refused",
+        Some([
+            ("HttpError", "HTTP-request-body-size"),
+            ("BadInput", "body: bytes or str"),
+        ]),
+    ),
+    // componentize-js's fetch says NetworkError for both, and sends a body whatever its
+    // content-length or type.
+    ("fetch-js@1", "js", "NetworkError", "NetworkError", None),
+];
+
+/// The `fetch` examples of Rust (`fetch@1`: the `wasi` crate), Python (`fetch-py@1`: the
+/// plugin-http world and `swasm_http`) and JavaScript (`fetch-js@1`: componentize-js's
+/// `fetch`) send GET and POST requests to an authority in their `allowed_hosts` and get the
+/// responses; a request to another authority fails the task `HttpError` and never reaches
+/// it, as does one to an allowed authority where nothing listens, each saying why in its
+/// language's words; a method that is not an HTTP token fails `BadInput` and is not sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn activities_call_http_only_where_allowed() {
     let (port, requests) = echo_http_server().await;
@@ -138,12 +169,13 @@ async fn activities_call_http_only_where_allowed() {
     let refusing = tokio::net::TcpSocket::new_v4().unwrap();
     refusing.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let closed_port = refusing.local_addr().unwrap().port();
-    let types = ["fetch-py@1", "fetch-js@1"];
+    let types = FETCHES.map(|(ty, ..)| ty);
     let scenario = Scenario::start("http", &types.map(|t| (t, None))).await;
     let swf = &scenario.swf;
+    let files = types.map(|t| format!("{t}.wasm"));
     let mut config = scenario.host_config(vec![TaskListSpec::new(
         "main",
-        &["fetch-py@1.wasm", "fetch-js@1.wasm"],
+        &files.each_ref().map(String::as_str),
     )]);
     // Python and JavaScript take seconds to compile: keep their code across runs, as the
     // language tests do.
@@ -181,7 +213,9 @@ async fn activities_call_http_only_where_allowed() {
             "post",
             request(
                 format!("http://127.0.0.1:{port}/items"),
-                serde_json::json!({"method": "POST", "body": "x".repeat(10_000)}),
+                // Over one 4 KiB write; the three languages' inputs together stay under
+                // SWF's 32,768 characters of workflow input.
+                serde_json::json!({"method": "POST", "body": "x".repeat(6_000)}),
             ),
         ),
         (
@@ -206,8 +240,8 @@ async fn activities_call_http_only_where_allowed() {
             ),
         ),
         ("bad", "not json".to_string()),
-        // Python only (swasm_http's checks; JavaScript's fetch sends these anyway): a
-        // content-length the body falls short of, and a body that is not text.
+        // Not for JavaScript (see FETCHES): a content-length the body falls short of, and
+        // a body that is not text.
         (
             "short-body",
             request(
@@ -223,18 +257,18 @@ async fn activities_call_http_only_where_allowed() {
             ),
         ),
     ];
-    let python_only = ["short-body", "bad-body"];
+    let body_checks = ["short-body", "bad-body"];
     // SWF's ids take no `/`, `:` or `|`: "fetch-py@1" and "get" make "py-get".
     let act_id = |ty: &str, id: &str| {
-        let lang = ty.trim_start_matches("fetch-").trim_end_matches("@1");
-        format!("{lang}-{id}")
+        let (_, prefix, ..) = FETCHES.iter().find(|f| f.0 == ty).unwrap();
+        format!("{prefix}-{id}")
     };
-    let acts: Vec<Activity> = types
+    let acts: Vec<Activity> = FETCHES
         .iter()
-        .flat_map(|ty| {
+        .flat_map(|&(ty, _, _, _, checks_bodies)| {
             inputs
                 .iter()
-                .filter(move |(id, _)| *ty == "fetch-py@1" || !python_only.contains(id))
+                .filter(move |(id, _)| checks_bodies.is_some() || !body_checks.contains(id))
                 .map(move |(id, input)| Activity::new(&act_id(ty, id), ty, "main", Some(input)))
         })
         .collect();
@@ -249,7 +283,7 @@ async fn activities_call_http_only_where_allowed() {
         other => panic!("{id}: {other:?}"),
     };
 
-    for ty in types {
+    for (ty, _, denied, refused, body_checks) in FETCHES {
         let response = |id: &str| -> Value {
             let id = act_id(ty, id);
             let Closed::Completed(Some(result)) = one(&id) else {
@@ -274,25 +308,20 @@ async fn activities_call_http_only_where_allowed() {
         assert_eq!(post["method"], "POST", "{ty}: {post}");
         assert_eq!(
             post["body"],
-            "x".repeat(10_000),
+            "x".repeat(6_000),
             "{ty}: the body arrived whole"
         );
 
-        let (denied, refused) = if ty == "fetch-py@1" {
-            ("HTTP-request-denied", "connection-refused")
-        } else {
-            ("NetworkError", "NetworkError")
-        };
         let mut expected = vec![
             ("denied", "HttpError", denied),
             ("refused", "HttpError", refused),
             ("bad-method", "BadInput", "invalid method"),
             ("bad", "BadInput", "input:"),
         ];
-        if ty == "fetch-py@1" {
+        if let Some([(short_reason, short), (bad_reason, bad)]) = body_checks {
             expected.extend([
-                ("short-body", "HttpError", "HTTP-request-body-size"),
-                ("bad-body", "BadInput", "body: bytes or str"),
+                ("short-body", short_reason, short),
+                ("bad-body", bad_reason, bad),
             ]);
         }
         for (id, reason, why) in expected {
@@ -301,8 +330,12 @@ async fn activities_call_http_only_where_allowed() {
             assert!(details.contains(why), "{ty}/{id}: {details}");
         }
     }
-    // GET and POST of each language, and nothing else: not the bad method.
-    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 4);
+    // GET and POST of each language, and nothing else: not the bad method, nor a body
+    // refused before its end.
+    assert_eq!(
+        requests.load(std::sync::atomic::Ordering::SeqCst),
+        2 * FETCHES.len()
+    );
     assert_eq!(
         other.connections(),
         0,
