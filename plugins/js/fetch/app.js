@@ -1,7 +1,7 @@
 // fetch-js@1: sends the HTTP request its input describes and completes with the response.
 //
 // Input: {"url": "http://host:port/path", "method": "GET" (default), "body": "..." (optional)}.
-// Result: {"status": 200, "content_type": "...", "body": "..."}. An authority not in the
+// Result: {"status": 200, "body": "...", "content_type": "..."}. An authority not in the
 // activity's `allowed_hosts`, or any request that gets no response, fails the task with reason
 // HttpError. `fetch` is componentize-js's, built on wasi:http: no build flags, no extra world.
 
@@ -36,10 +36,11 @@ export const activity = {
       // A request the host denies, or one that gets no response: a TypeError from fetch.
       throw failed('HttpError', `${e}`);
     }
+    const body = await response.text();
     return JSON.stringify({
       status: response.status,
+      body,
       content_type: response.headers.get('content-type'),
-      body: await response.text(),
     });
   },
 };

@@ -2,7 +2,7 @@
 
 Input: {"url": "http://host:port/path", "method": "GET" (default), "body": "..." (optional),
 "headers": {"name": "value"} (optional)}.
-Result: {"status": 200, "content_type": "...", "body": "..."}. An authority not in the
+Result: {"status": 200, "body": "...", "content_type": "..."}. An authority not in the
 activity's `allowed_hosts`, or any request that gets no response, fails the task with
 reason HttpError and wasi:http's error code (`HTTP-request-denied: ...`). Built with the
 `plugin-http` world and the swasm_http helper (see docs/guides/python.md, "HTTP")."""
@@ -39,5 +39,5 @@ class Activity(exports.Activity):
             raise failed("BadInput", f"{e}; {USAGE}")
         except swasm_http.HttpError as e:
             raise failed("HttpError", str(e))
-        return json.dumps({"status": r.status, "content_type": r.header("content-type"),
-                           "body": r.text()})
+        return json.dumps({"status": r.status, "body": r.text(),
+                           "content_type": r.header("content-type")}, separators=(",", ":"))

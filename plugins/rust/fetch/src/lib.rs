@@ -2,7 +2,7 @@
 //!
 //! Input: `{"url": "http://host:port/path", "method": "GET" (default), "body": "..."
 //! (optional), "headers": {"name": "value"} (optional)}`. Result: `{"status": 200,
-//! "content_type": "...", "body": "..."}`. An authority not in the activity's
+//! "body": "...", "content_type": "..."}`. An authority not in the activity's
 //! `allowed_hosts`, or any request that gets no response, fails the task with reason
 //! `HttpError` and wasi:http's error code (`HttpRequestDenied`, `ConnectionRefused`, ...).
 //! Outgoing HTTP is wasi:http's client through the `wasi` crate: the `plugin` world is
@@ -13,7 +13,7 @@ wit_bindgen::generate!({ path: "../../../wit", world: "plugin" });
 use std::collections::BTreeMap;
 
 use exports::swasm::activity::activity::{ActivityError, ActivityTask, Guest};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use swasm::activity::types::Failure;
 use wasi::http::outgoing_handler;
 use wasi::http::types::{
@@ -37,6 +37,14 @@ struct Spec {
     body: Option<String>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
+}
+
+/// The result, in this order (the fields a reader looks at first, first).
+#[derive(Serialize)]
+struct Answer {
+    status: u16,
+    body: String,
+    content_type: Option<String>,
 }
 
 fn get() -> String {
@@ -65,12 +73,14 @@ impl Guest for Fetch {
         let spec: Spec = serde_json::from_str(task.input.as_deref().unwrap_or(""))
             .map_err(|e| bad_input(&e.to_string()))?;
         let (status, content_type, body) = send(&spec)?;
-        let result = serde_json::json!({
-            "status": status,
-            "content_type": content_type,
-            "body": String::from_utf8_lossy(&body),
-        });
-        Ok(Some(result.to_string()))
+        let answer = Answer {
+            status,
+            body: String::from_utf8_lossy(&body).into_owned(),
+            content_type,
+        };
+        Ok(Some(
+            serde_json::to_string(&answer).expect("an Answer serialises"),
+        ))
     }
 }
 
