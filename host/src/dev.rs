@@ -90,7 +90,14 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
         );
     }
 
-    let config = Arc::new(dev_config(&url, &plugin_dir, args.metrics.as_deref())?);
+    // What the demo's fetch activities are granted (and nothing else is): a web server of
+    // its own on loopback.
+    let web = if args.no_demo {
+        None
+    } else {
+        Some(demo_web_server().await?)
+    };
+    let config = Arc::new(dev_config(&url, &plugin_dir, args.metrics.as_deref(), web)?);
 
     // Load (compile, or take from the cache) every plugin before any workflow starts, so no
     // demo task waits in the queue for a host that is still compiling, and before
@@ -122,6 +129,7 @@ pub async fn dev(args: DevArgs) -> Result<ExitCode> {
             &registry.rejected(),
             &unsettled(&registry, &plugin_dir),
             &plugin_dir,
+            web.map(|a| a.to_string()).as_deref(),
         )?
     };
     let swf: Arc<dyn crate::swf::SwfClient> = Arc::new(crate::swf::connect(&config).await?);
@@ -283,13 +291,54 @@ fn connect_url(bound: SocketAddr) -> String {
     format!("http://{}", SocketAddr::new(ip, bound.port()))
 }
 
-/// The configuration `swasm dev` runs the worker with.
-fn dev_config(url: &str, plugin_dir: &Path, metrics: Option<&str>) -> Result<Config> {
+/// A web server on loopback for the demo's `fetch` activities, the one host they are
+/// granted: it answers every request with a line of text.
+async fn demo_web_server() -> Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("the demo's web server cannot listen on 127.0.0.1")?;
+    let bound = listener.local_addr()?;
+    let app = axum::Router::new().fallback(|| async { "hello from the demo's web server\n" });
+    // Ends with the process.
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(bound)
+}
+
+/// The configuration `swasm dev` runs the worker with. `web`: the demo's web server, which
+/// the `fetch*` types in `plugin_dir` are granted (`allowed_hosts`).
+fn dev_config(
+    url: &str,
+    plugin_dir: &Path,
+    metrics: Option<&str>,
+    web: Option<SocketAddr>,
+) -> Result<Config> {
     // Values from outside go in as TOML strings written by toml itself: Rust's `{:?}`
     // escapes (`\u{301}`) are not TOML's, and a path may hold any character.
     let quote = |text: &str| toml::Value::String(text.to_string()).to_string();
     let metrics = metrics
         .map(|m| format!("\n[metrics]\nlisten = {}\n", quote(m)))
+        .unwrap_or_default();
+    // Tables by name (every version), only for names the dir holds: a table for a type no
+    // file serves is warned about.
+    let mut fetches: Vec<String> = plugin_files(plugin_dir)
+        .iter()
+        .filter_map(|f| f.split_once('@').map(|(name, _)| name.to_string()))
+        .filter(|name| name.starts_with("fetch"))
+        .collect();
+    fetches.dedup();
+    let grants: String = web
+        .map(|web| {
+            fetches
+                .iter()
+                .map(|name| {
+                    format!(
+                        "\n[activity.{}]\nallowed_hosts = [{}]\n",
+                        quote(name),
+                        quote(&web.to_string())
+                    )
+                })
+                .collect()
+        })
         .unwrap_or_default();
     let text = format!(
         r#"shutdown_grace_s = 5
@@ -313,7 +362,7 @@ schedule_to_start_timeout_s = 60
 start_to_close_timeout_s = 120
 schedule_to_close_timeout_s = 180
 heartbeat_timeout_s = 30
-{metrics}"#,
+{metrics}{grants}"#,
         url = quote(url),
         dir = quote(&plugin_dir.to_string_lossy()),
     );
@@ -374,6 +423,7 @@ fn jobs_to_run(
     rejected: &[crate::registry::RejectedFile],
     unsettled: &[String],
     dir: &Path,
+    web: Option<&str>,
 ) -> Result<Vec<Job>> {
     if served.is_empty() {
         let mut files: Vec<String> = rejected
@@ -391,10 +441,10 @@ fn jobs_to_run(
             files.join("\n")
         );
     }
-    let jobs = demo_jobs(served, TASK_LIST)?;
+    let jobs = demo_jobs(served, TASK_LIST, web)?;
     if jobs.is_empty() {
         bail!(
-            "the demo has no workflow for {}: it runs echo*, countdown* and validate types (`--serve --no-demo` serves any, for workflows you start)",
+            "the demo has no workflow for {}: it runs echo*, countdown*, fetch* and validate types (`--serve --no-demo` serves any, for workflows you start)",
             served.join(", ")
         );
     }
@@ -431,7 +481,8 @@ mod tests {
         let mut name = b"plugins \x07 e\xcc\x81 \" \\ ".to_vec();
         name.push(0xff);
         let dir = Path::new("/tmp").join(std::ffi::OsStr::from_bytes(&name));
-        let config = dev_config("http://127.0.0.1:8700", &dir, Some("127.0.0.1:9464")).unwrap();
+        let config =
+            dev_config("http://127.0.0.1:8700", &dir, Some("127.0.0.1:9464"), None).unwrap();
         assert_eq!(config.task_lists[0].plugin_dir, dir);
         assert_eq!(config.metrics.listen.as_deref(), Some("127.0.0.1:9464"));
         assert_eq!(
@@ -439,10 +490,46 @@ mod tests {
             Some("http://127.0.0.1:8700")
         );
         // A value the config refuses is named as such, not as broken TOML.
-        let err = dev_config("http://127.0.0.1:8700", &dir, Some("nowhere\u{301}"))
+        let err = dev_config("http://127.0.0.1:8700", &dir, Some("nowhere\u{301}"), None)
             .unwrap_err()
             .to_string();
         assert!(err.contains("metrics.listen"), "{err}");
+    }
+
+    /// The fetch types of the dir, every version, are granted the demo's web server, and
+    /// nothing else is.
+    #[test]
+    fn the_fetch_types_are_granted_the_demo_web_server() {
+        let dir = std::env::temp_dir().join(format!("swasm-dev-grants-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in [
+            "fetch@1.wasm",
+            "fetch@2.wasm",
+            "fetch-py@1.wasm",
+            "echo@1.wasm",
+        ] {
+            std::fs::write(dir.join(f), b"").unwrap();
+        }
+        let web: SocketAddr = "127.0.0.1:4242".parse().unwrap();
+        let config = dev_config("http://127.0.0.1:8700", &dir, None, Some(web)).unwrap();
+        let hosts = |name: &str, version: &str| {
+            config
+                .settings_for(&crate::activity::ActivityType::new(name, version))
+                .allowed_hosts
+                .clone()
+        };
+        for (name, version) in [("fetch", "1"), ("fetch", "2"), ("fetch-py", "1")] {
+            assert_eq!(hosts(name, version), ["127.0.0.1:4242"], "{name}@{version}");
+        }
+        assert!(hosts("echo", "1").is_empty());
+        let without = dev_config("http://127.0.0.1:8700", &dir, None, None).unwrap();
+        assert!(
+            without
+                .settings_for(&crate::activity::ActivityType::new("fetch", "1"))
+                .allowed_hosts
+                .is_empty()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// `--listen 0.0.0.0:P` (or `[::]:P`) serves every interface; this process connects

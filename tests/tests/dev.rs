@@ -65,6 +65,20 @@ fn swasm_dev_runs_the_demo_to_a_summary() {
         stdout.contains("BadInput"),
         "failures should carry the guest's reason:\n{stdout}"
     );
+    // Each fetch reaches the demo's web server, the one host it is granted; its GET of a
+    // host it is not granted is refused by the sandbox.
+    for fetch in ["fetch@1", "fetch-py@1", "fetch-js@1"] {
+        assert!(
+            stdout.lines().any(|l| l.contains(fetch)
+                && l.contains("COMPLETED")
+                && l.contains("hello from the demo's web server")),
+            "{fetch} did not reach the demo's web server:\n{stdout}"
+        );
+    }
+    assert!(
+        row("fetch-py@1", "FAILED") && stdout.contains("HttpError: HTTP-request-denied"),
+        "a host not granted was not refused:\n{stdout}"
+    );
     let summary = stdout
         .lines()
         .find(|l| l.starts_with("summary:"))

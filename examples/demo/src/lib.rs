@@ -683,10 +683,17 @@ impl Demo {
 
 /// The demo's jobs for the activity types a host serves on `task_list`: for each language's
 /// echo a success and a failure, for each countdown a completed run, and one countdown
-/// cancelled half-way.
-pub fn demo_jobs(served: &[String], task_list: &str) -> Result<Vec<Job>> {
+/// cancelled half-way; with `web` (`host:port` of a web server the fetch types are granted),
+/// for each fetch a GET of it, and one GET of a host not granted, which the sandbox refuses.
+pub fn demo_jobs(served: &[String], task_list: &str, web: Option<&str>) -> Result<Vec<Job>> {
     let mut jobs = Vec::new();
     let mut cancel_done = false;
+    // The refused GET goes to the Python fetch, whose error names wasi:http's code most
+    // plainly, or else to the first fetch.
+    let refused_by = served
+        .iter()
+        .find(|t| t.starts_with("fetch-py@"))
+        .or_else(|| served.iter().find(|t| t.starts_with("fetch")));
     for ty in served {
         let name = ty.split('@').next().unwrap_or_default();
         if name.starts_with("echo") {
@@ -710,6 +717,21 @@ pub fn demo_jobs(served: &[String], task_list: &str) -> Result<Vec<Job>> {
                 task_list,
                 Some(r#"{"email":" Ada@Example.COM "}"#),
             )?);
+        } else if name.starts_with("fetch")
+            && let Some(web) = web
+        {
+            jobs.push(Job::new(
+                ty,
+                task_list,
+                Some(&format!(r#"{{"url":"http://{web}/"}}"#)),
+            )?);
+            if refused_by == Some(ty) {
+                jobs.push(Job::new(
+                    ty,
+                    task_list,
+                    Some(r#"{"url":"http://example.com/"}"#),
+                )?);
+            }
         }
     }
     Ok(jobs)
@@ -877,12 +899,37 @@ mod tests {
             "countdown-py@1".to_string(),
             "echo@1".to_string(),
         ];
-        let jobs = demo_jobs(&served, "demo").unwrap();
+        let jobs = demo_jobs(&served, "demo", None).unwrap();
         assert_eq!(
             jobs.iter().filter(|j| j.cancel_after_s.is_some()).count(),
             1
         );
         assert!(jobs.iter().any(|j| j.input.as_deref() == Some("fail")));
         assert_eq!(jobs.len(), 5);
+    }
+
+    /// With a web server, each fetch GETs it, and the Python one also GETs a host it was
+    /// not granted; without one, no fetch runs.
+    #[test]
+    fn demo_jobs_fetch_the_granted_server_and_one_host_not_granted() {
+        let served = ["fetch-js@1", "fetch-py@1", "fetch@1"].map(String::from);
+        assert!(demo_jobs(&served, "demo", None).unwrap().is_empty());
+        let inputs: Vec<(String, String)> = demo_jobs(&served, "demo", Some("127.0.0.1:9"))
+            .unwrap()
+            .into_iter()
+            .map(|j| (j.activity_name, j.input.unwrap()))
+            .collect();
+        let granted = r#"{"url":"http://127.0.0.1:9/"}"#;
+        let refused = r#"{"url":"http://example.com/"}"#;
+        assert_eq!(
+            inputs,
+            [
+                ("fetch-js", granted),
+                ("fetch-py", granted),
+                ("fetch-py", refused),
+                ("fetch", granted),
+            ]
+            .map(|(n, i)| (n.to_string(), i.to_string()))
+        );
     }
 }
