@@ -320,12 +320,11 @@ fn dev_config(
         .unwrap_or_default();
     // Tables by name (every version), only for names the dir holds: a table for a type no
     // file serves is warned about.
-    let mut fetches: Vec<String> = plugin_files(plugin_dir)
+    let fetches: std::collections::BTreeSet<String> = plugin_files(plugin_dir)
         .iter()
         .filter_map(|f| f.split_once('@').map(|(name, _)| name.to_string()))
         .filter(|name| name.starts_with("fetch"))
         .collect();
-    fetches.dedup();
     let grants: String = web
         .map(|web| {
             fetches
