@@ -102,7 +102,9 @@ def request(
         body = body.encode("utf-8")
     if body is not None and not isinstance(body, (bytes, bytearray)):
         raise ValueError(f"body: bytes or str, not {type(body).__name__}")
-    if timeout_s is not None and not timeout_s > 0:
+    if not isinstance(method, str):
+        raise ValueError(f"method: a str, not {type(method).__name__}")
+    if timeout_s is not None and not (isinstance(timeout_s, (int, float)) and timeout_s > 0):
         raise ValueError(f"timeout_s: more than 0, not {timeout_s!r}")
     path = parts.path or "/"
     step = "headers"
