@@ -20,6 +20,7 @@ use aws_sdk_swf::config::{Credentials, Region, StalledStreamProtectionConfig};
 use swasm_demo::{Decider, Demo, Job, demo_jobs};
 use tokio::sync::oneshot;
 
+use crate::activity::ActivityType;
 use crate::config::Config;
 use crate::shutdown::Shutdown;
 
@@ -320,9 +321,11 @@ fn dev_config(
         .unwrap_or_default();
     // Tables by name (every version), only for names the dir holds: a table for a type no
     // file serves is warned about.
+    // Named as the registry names them: the version follows the last `@`.
     let fetches: std::collections::BTreeSet<String> = plugin_files(plugin_dir)
         .iter()
-        .filter_map(|f| f.split_once('@').map(|(name, _)| name.to_string()))
+        .filter_map(|f| ActivityType::parse(f.strip_suffix(".wasm")?))
+        .map(|ty| ty.name)
         .filter(|name| name.starts_with("fetch"))
         .collect();
     let grants: String = web
@@ -513,7 +516,7 @@ mod tests {
         let config = dev_config("http://127.0.0.1:8700", &dir, None, Some(web)).unwrap();
         let hosts = |name: &str, version: &str| {
             config
-                .settings_for(&crate::activity::ActivityType::new(name, version))
+                .settings_for(&ActivityType::new(name, version))
                 .allowed_hosts
                 .clone()
         };
@@ -524,7 +527,7 @@ mod tests {
         let without = dev_config("http://127.0.0.1:8700", &dir, None, None).unwrap();
         assert!(
             without
-                .settings_for(&crate::activity::ActivityType::new("fetch", "1"))
+                .settings_for(&ActivityType::new("fetch", "1"))
                 .allowed_hosts
                 .is_empty()
         );
