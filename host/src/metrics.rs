@@ -43,12 +43,6 @@ impl From<&str> for LabelValue {
     }
 }
 
-impl From<String> for LabelValue {
-    fn from(s: String) -> Self {
-        LabelValue(s)
-    }
-}
-
 impl EncodeLabelValue for LabelValue {
     fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
         use std::fmt::Write;
@@ -480,23 +474,12 @@ impl Metrics {
         // not see the first task of a series that starts at 1.
         if let Some(source) = self.plugin_source.get() {
             for p in source.plugins() {
-                let activity_type = format!("{}@{}", p.name, p.version);
+                let activity_type = ActivityType::new(p.name, p.version).to_string();
                 for outcome in OUTCOMES {
-                    self.activity_tasks
-                        .get_or_create(&ActivityOutcomeLabels {
-                            task_list: p.task_list.as_str().into(),
-                            activity_type: activity_type.as_str().into(),
-                            outcome,
-                        })
+                    self.activity_outcome(&p.task_list, &activity_type, outcome)
                         .inc_by(0);
                 }
-                drop(
-                    self.activity_task_duration
-                        .get_or_create(&ActivityTypeLabels {
-                            task_list: p.task_list.into(),
-                            activity_type: activity_type.into(),
-                        }),
-                );
+                self.activity_duration(&p.task_list, &activity_type);
             }
         }
         let mut out = String::new();
@@ -541,19 +524,37 @@ impl Metrics {
         elapsed: std::time::Duration,
     ) {
         let activity_type = activity_type.to_string();
+        self.activity_outcome(task_list, &activity_type, outcome)
+            .inc();
+        self.activity_duration(task_list, &activity_type)
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The `activity_tasks` series of a type (`name@version`, as [`ActivityType`] writes
+    /// it) and outcome, created at 0 if new.
+    fn activity_outcome(
+        &self,
+        task_list: &str,
+        activity_type: &str,
+        outcome: &'static str,
+    ) -> Counter {
         self.activity_tasks
             .get_or_create(&ActivityOutcomeLabels {
                 task_list: task_list.into(),
-                activity_type: activity_type.as_str().into(),
+                activity_type: activity_type.into(),
                 outcome,
             })
-            .inc();
+            .clone()
+    }
+
+    /// The `activity_task_duration_seconds` series of a type, created empty if new.
+    fn activity_duration(&self, task_list: &str, activity_type: &str) -> Histogram {
         self.activity_task_duration
             .get_or_create(&ActivityTypeLabels {
                 task_list: task_list.into(),
                 activity_type: activity_type.into(),
             })
-            .observe(elapsed.as_secs_f64());
+            .clone()
     }
 
     /// Counts an error a call for a task of `task_list` (or a poll of it) got.
